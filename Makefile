@@ -1,0 +1,47 @@
+# Both entry points bootstrap their own virtual environment: a fresh machine
+# needs only Python 3.11+ and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: demo test install bench-engine bench-pipeline dev-up dev-down lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/seatflow demo
+
+test: $(STAMP)
+	$(BIN)/python tests/run.py
+
+bench-engine: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python bench/engine.py
+
+bench-pipeline: $(STAMP)
+	$(BIN)/python bench/pipeline.py
+
+dev-up: $(STAMP)
+	$(BIN)/seatflow dev up
+
+dev-down: $(STAMP)
+	$(BIN)/seatflow dev down
+
+lint: $(STAMP)
+	$(BIN)/python -m pip install --quiet ruff mypy
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy src
+
+clean:
+	-$(BIN)/seatflow dev down
+	rm -rf $(VENV) var
