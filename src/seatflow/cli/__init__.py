@@ -1,0 +1,32 @@
+"""The `seatflow` command line (DESIGN.md section 8).
+
+Exit codes: 0 success, 1 the operation was refused (validation, conflict, not
+found), 2 usage error, 3 `bookings wait` timed out.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from seatflow.cli import bookings, db, dev, restaurants
+
+app = typer.Typer(
+    name="seatflow",
+    help="Assign restaurant bookings to tables with durable Temporal workflows.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(dev.app, name="dev")
+app.add_typer(db.app, name="db")
+app.add_typer(restaurants.app, name="restaurants")
+app.add_typer(bookings.app, name="bookings")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,7 @@
+"""`seatflow dev`: placeholder, being built."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="dev commands", no_args_is_help=True)

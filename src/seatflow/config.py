@@ -1,0 +1,132 @@
+"""Configuration from the environment (and an optional .env file).
+
+Names are part of the contract (DESIGN.md sections 6 and 8). A bad value
+stops start-up with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigError(RuntimeError):
+    """A configuration value is invalid; the message names the variable."""
+
+
+def project_root() -> Path:
+    """The directory holding var/: SEATFLOW_HOME, else the current directory."""
+    import os
+
+    return Path(os.environ.get("SEATFLOW_HOME", os.getcwd())).resolve()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_prefix="")
+
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    temporal_address: str = Field(default="localhost:7233", alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")
+    task_queue: str = Field(default="seatflow", alias="SEATFLOW_TASK_QUEUE")
+    shadow_task_queue: str = Field(default="seatflow-shadow", alias="SEATFLOW_SHADOW_TASK_QUEUE")
+    retry_base_seconds: float = Field(default=1.0, ge=0, alias="SEATFLOW_RETRY_BASE_SECONDS")
+    retry_cap_seconds: float = Field(default=30.0, ge=0, alias="SEATFLOW_RETRY_CAP_SECONDS")
+    max_attempts: int = Field(default=5, ge=1, le=50, alias="SEATFLOW_MAX_ATTEMPTS")
+    max_tables: int = Field(default=3, ge=1, le=5, alias="SEATFLOW_MAX_TABLES")
+    max_overage: int = Field(default=4, ge=0, alias="SEATFLOW_MAX_OVERAGE")
+    adjacency_mode: str = Field(default="connected", alias="SEATFLOW_ADJACENCY_MODE")
+    mailbox_dir: str | None = Field(default=None, alias="SEATFLOW_MAILBOX_DIR")
+    mail_transport: str = Field(default="file", alias="SEATFLOW_MAIL_TRANSPORT")
+    smtp_host: str = Field(default="localhost", alias="SEATFLOW_SMTP_HOST")
+    smtp_port: int = Field(default=25, alias="SEATFLOW_SMTP_PORT")
+    mail_from: str = Field(default="bookings@seatflow.local", alias="SEATFLOW_MAIL_FROM")
+    metrics_address: str = Field(default="127.0.0.1:9464", alias="SEATFLOW_METRICS_ADDRESS")
+    permit_lease_seconds: float = Field(default=30.0, gt=0, alias="SEATFLOW_PERMIT_LEASE_SECONDS")
+    breaker_threshold: int = Field(default=5, ge=1, alias="SEATFLOW_BREAKER_THRESHOLD")
+    breaker_cooldown_seconds: float = Field(
+        default=15.0, ge=0, alias="SEATFLOW_BREAKER_COOLDOWN_SECONDS"
+    )
+    log_format: str = Field(default="json", alias="SEATFLOW_LOG_FORMAT")
+
+    @field_validator("adjacency_mode")
+    @classmethod
+    def _mode(cls, v: str) -> str:
+        if v not in ("connected", "pairwise", "neighbors"):
+            raise ValueError("must be one of connected, pairwise, neighbors")
+        return v
+
+    @field_validator("mail_transport")
+    @classmethod
+    def _transport(cls, v: str) -> str:
+        if v not in ("file", "smtp"):
+            raise ValueError("must be file or smtp")
+        return v
+
+    def mailbox_path(self) -> Path:
+        return Path(self.mailbox_dir) if self.mailbox_dir else project_root() / "var" / "mailbox"
+
+
+class Flags(BaseSettings):
+    """Feature flags of DESIGN.md section 6, read fresh on every decision."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    v3: bool = Field(default=False, alias="FEATURE_ASSIGNMENT_PIPELINE_V3")
+    shadow: bool = Field(default=False, alias="FEATURE_ASSIGNMENT_PIPELINE_V3_SHADOW")
+    max_parallel: int = Field(
+        default=3, ge=1, le=20, alias="FEATURE_ASSIGNMENT_PIPELINE_V3_MAX_PARALLEL"
+    )
+    rollout_percent: int = Field(
+        default=100, ge=0, le=100, alias="FEATURE_ASSIGNMENT_PIPELINE_V3_ROLLOUT_PERCENT"
+    )
+    restaurants: str = Field(default="", alias="FEATURE_ASSIGNMENT_PIPELINE_V3_RESTAURANTS")
+
+    @property
+    def restaurant_allowlist(self) -> frozenset[str]:
+        return frozenset(r.strip() for r in self.restaurants.split(",") if r.strip())
+
+    def v3_enabled_for(self, restaurant_id: str) -> bool:
+        if not self.v3:
+            return False
+        allow = self.restaurant_allowlist
+        if allow:
+            return restaurant_id in allow
+        return rollout_bucket(restaurant_id) < self.rollout_percent
+
+
+def rollout_bucket(restaurant_id: str) -> int:
+    """A stable bucket 0..99 per restaurant: a restaurant in at 10% stays in at 50%."""
+    digest = hashlib.sha256(restaurant_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 100
+
+
+def _friendly(exc: ValidationError) -> ConfigError:
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        problems.append(f"{loc}={err.get('input')!r}: {err.get('msg')}")
+    return ConfigError("invalid configuration: " + "; ".join(problems))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise _friendly(exc) from None
+
+
+def load_flags(**overrides: Any) -> Flags:
+    try:
+        return Flags(**overrides)
+    except ValidationError as exc:
+        raise _friendly(exc) from None
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,1 @@
+"""Pure domain: states, policies and models. Nothing here does I/O."""

@@ -1,0 +1,159 @@
+"""Inputs and outputs of the table-search engine (DESIGN.md sections 2 and 3).
+
+Everything here is a frozen dataclass of plain values so that it crosses the
+Temporal boundary with the default data converter and is safe to import from
+workflow code. Times are timezone-aware datetimes; windows are half-open
+[start, end).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Mobility(StrEnum):
+    MOVABLE = "movable"
+    FIXED = "fixed"
+
+
+class TableStatus(StrEnum):
+    AVAILABLE = "available"
+    OUT_OF_SERVICE = "out_of_service"
+
+
+class AdjacencyMode(StrEnum):
+    CONNECTED = "connected"  # the tables form one connected group
+    PAIRWISE = "pairwise"  # every pair of tables is adjacent
+    NEIGHBORS = "neighbors"  # one table is adjacent to all the others
+
+
+@dataclass(frozen=True)
+class Table:
+    id: str  # the floor-plan name, e.g. "T12"
+    capacity: int
+    zone: str
+    min_party: int = 1
+    max_party: int | None = None
+    mobility: Mobility = Mobility.MOVABLE
+    category: str = "dining"
+    active: bool = True
+    status: TableStatus = TableStatus.AVAILABLE
+
+    @property
+    def in_service(self) -> bool:
+        return self.active and self.status == TableStatus.AVAILABLE
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """A table held by a booking over its occupied window [start, end)."""
+
+    booking_id: str
+    table_id: str
+    start: datetime
+    end: datetime
+    party_size: int = 0
+    # When the held booking's meal starts (not its occupied window); re-packing
+    # never moves a booking that has started.
+    booking_start: datetime | None = None
+
+
+@dataclass(frozen=True)
+class KnownBooking:
+    """A later booking the engine knows about but that has no tables yet (lookahead)."""
+
+    booking_id: str
+    party_size: int
+    start: datetime
+    end: datetime
+    zone_preference: str | None = None
+
+
+@dataclass(frozen=True)
+class RestaurantSnapshot:
+    restaurant_id: str
+    tables: tuple[Table, ...]
+    adjacency: tuple[tuple[str, str], ...]  # undirected edges by table id
+    allocations: tuple[Allocation, ...] = ()
+    known_bookings: tuple[KnownBooking, ...] = ()
+    zones_active: tuple[str, ...] = ()  # empty means every zone is active
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    booking_id: str
+    party_size: int
+    start: datetime  # start of the occupied window (the meal's start)
+    end: datetime  # end of the occupied window (meal end + buffer), exclusive
+    zone_preference: str | None = None
+
+
+@dataclass(frozen=True)
+class ScoreWeights:
+    """Weights of the one ranking score; lower scores rank first.
+
+    score = overage * w_overage + (tables - 1) * w_extra_table
+          + diameter * w_diameter + fragmentation * w_fragmentation
+          + zone_load * w_zone_load + lookahead * w_lookahead
+          + scarcity * w_scarcity + (not preferred zone) * w_zone_miss
+    """
+
+    overage: float = 10.0
+    extra_table: float = 4.0
+    diameter: float = 1.0
+    fragmentation: float = 0.5
+    zone_load: float = 0.5
+    lookahead: float = 6.0
+    scarcity: float = 1.5
+    zone_miss: float = 1000.0
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    max_tables: int = 3
+    max_overage: int = 4
+    adjacency_mode: AdjacencyMode = AdjacencyMode.CONNECTED
+    weights: ScoreWeights = field(default_factory=ScoreWeights)
+    max_plans: int = 20  # how many ranked plans the result carries (all are still searched)
+    repack: bool = True
+    max_moves: int = 3
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_tables <= 5:
+            raise ValueError(f"max_tables must be between 1 and 5, got {self.max_tables}")
+        if self.max_overage < 0:
+            raise ValueError(f"max_overage must be >= 0, got {self.max_overage}")
+
+
+@dataclass(frozen=True)
+class Plan:
+    tables: tuple[str, ...]  # sorted table ids
+    score: float
+    strategy: str  # optimal_fit | adjacency | load_balancing | repack | legacy | manual
+    breakdown: dict[str, float] = field(default_factory=dict)
+    zone: str = ""
+    capacity: int = 0
+
+
+@dataclass(frozen=True)
+class Move:
+    """Re-packing: move an already confirmed booking from some tables to others."""
+
+    booking_id: str
+    from_tables: tuple[str, ...]
+    to_tables: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    plans: tuple[Plan, ...]
+    reason: str | None = None  # why there is no plan, for people
+    moves: tuple[Move, ...] = ()  # re-packing moves that free plans[0]
+    evaluated: int = 0  # candidate combinations looked at
+    truncated: bool = False  # an explicit limit was hit (never silently)
+
+    @property
+    def found(self) -> bool:
+        return bool(self.plans)

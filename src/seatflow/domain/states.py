@@ -1,0 +1,77 @@
+"""The assignment state machine of DESIGN.md section 4, as data and pure checks."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AssignmentState(StrEnum):
+    CREATED = "created"
+    CAPACITY_VERIFIED = "capacity_verified"
+    ASSIGNMENT_PENDING = "assignment_pending"
+    ASSIGNMENT_IN_PROGRESS = "assignment_in_progress"
+    ASSIGNED = "assigned"
+    CONFIRMED = "confirmed"
+    MANUAL_REVIEW = "manual_review"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class BookingStatus(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+
+
+S = AssignmentState
+
+ALLOWED_TRANSITIONS: dict[AssignmentState, frozenset[AssignmentState]] = {
+    S.CREATED: frozenset({S.CAPACITY_VERIFIED, S.FAILED, S.CANCELLED}),
+    S.CAPACITY_VERIFIED: frozenset({S.ASSIGNMENT_PENDING, S.FAILED, S.CANCELLED}),
+    S.ASSIGNMENT_PENDING: frozenset({S.ASSIGNMENT_IN_PROGRESS, S.FAILED, S.CANCELLED}),
+    S.ASSIGNMENT_IN_PROGRESS: frozenset(
+        {S.ASSIGNED, S.ASSIGNMENT_PENDING, S.MANUAL_REVIEW, S.CANCELLED}
+    ),
+    S.ASSIGNED: frozenset({S.CONFIRMED, S.CANCELLED}),
+    S.CONFIRMED: frozenset({S.CANCELLED}),
+    S.MANUAL_REVIEW: frozenset({S.ASSIGNMENT_PENDING, S.ASSIGNED, S.FAILED, S.CANCELLED}),
+    S.FAILED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+TERMINAL_STATES = frozenset({S.CONFIRMED, S.FAILED, S.CANCELLED})
+# States in which `bookings wait` considers a booking settled.
+SETTLED_STATES = frozenset({S.CONFIRMED, S.MANUAL_REVIEW, S.FAILED, S.CANCELLED})
+
+
+class IllegalTransition(ValueError):
+    def __init__(self, booking_id: str, current: AssignmentState, target: AssignmentState):
+        super().__init__(
+            f"booking {booking_id}: cannot move from {current.value} to {target.value}"
+        )
+        self.booking_id = booking_id
+        self.current = current
+        self.target = target
+
+
+def can_transition(current: AssignmentState, target: AssignmentState) -> bool:
+    return target in ALLOWED_TRANSITIONS[current]
+
+
+def check_transition(booking_id: str, current: AssignmentState, target: AssignmentState) -> None:
+    if not can_transition(current, target):
+        raise IllegalTransition(booking_id, current, target)
+
+
+def backoff_seconds(failed_attempts: int, base: float, cap: float, jitter: float) -> float:
+    """Delay after the n-th failed attempt: base * 2^(n-1), capped, minus up to 20% jitter.
+
+    `jitter` is a number in [0, 1) supplied by the caller (the workflow's
+    deterministic random), so this stays a pure function.
+    """
+    if failed_attempts < 1:
+        return 0.0
+    raw = min(cap, base * (2 ** (failed_attempts - 1)))
+    # Jitter only shortens the delay, so the cap is a true upper bound and
+    # consecutive delays still grow until the cap (0.8 * 2x > 1x).
+    return max(0.0, raw * (0.8 + 0.2 * jitter))

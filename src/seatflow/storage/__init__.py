@@ -1,0 +1,1 @@
+"""PostgreSQL storage: schema, engine factory, migrations, units of work."""
