@@ -1,7 +1,144 @@
-"""`seatflow restaurants`: placeholder, being built."""
+"""`seatflow restaurants`: import floor plans, list and show restaurants."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
 import typer
 
-app = typer.Typer(help="restaurants commands", no_args_is_help=True)
+from seatflow.cli.common import EXIT_REFUSED, print_json, refuse, run
+
+app = typer.Typer(help="Restaurants and their floor plans.", no_args_is_help=True)
+
+T = TypeVar("T")
+
+JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON.")
+
+
+def _with_engine(work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run `work(engine)` against DATABASE_URL (or the embedded server)."""
+    from seatflow.storage.db import make_engine
+    from seatflow.storage.embedded import resolve_database_url
+
+    async def main() -> T:
+        engine = make_engine(resolve_database_url(), pool_size=2, max_overflow=0)
+        try:
+            return await work(engine)
+        finally:
+            await engine.dispose()
+
+    return run(main())
+
+
+def _columns(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
+    return "\n".join(lines)
+
+
+@app.command("import")
+def import_cmd(
+    file: Path = typer.Argument(..., help="Floor-plan JSON file (format: docs/floorplan.md)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Validate a floor plan and create or update its restaurant (all or nothing)."""
+    from seatflow.floorplan import FloorPlanError, import_floorplan, load_floorplan
+
+    try:
+        plan = load_floorplan(file)
+    except FloorPlanError as exc:
+        if as_json:
+            print(json.dumps({"error": f"floor plan {exc.source} is invalid",
+                              "problems": exc.problems}))
+        else:
+            typer.echo(f"error: {exc}", err=True)
+            typer.echo("nothing was imported", err=True)
+        raise typer.Exit(EXIT_REFUSED) from None
+
+    summary = _with_engine(lambda engine: import_floorplan(engine, plan))
+    if as_json:
+        print_json(summary.as_dict())
+        return
+    verb = "created" if summary.restaurant_created else "updated"
+    typer.echo(
+        f"restaurant {summary.restaurant_id} {verb}: "
+        f"{summary.services} services, {summary.zones} zones, "
+        f"tables {summary.tables_created} created / {summary.tables_updated} updated / "
+        f"{summary.tables_unchanged} unchanged / {summary.tables_deactivated} deactivated, "
+        f"{summary.edges} adjacency edges, total capacity {summary.total_capacity}"
+    )
+
+
+@app.command("list")
+def list_cmd(as_json: bool = JSON_OPTION) -> None:
+    """List restaurants with their active tables and capacity."""
+    from dataclasses import asdict
+
+    from seatflow.floorplan import list_restaurants
+
+    restaurants = _with_engine(list_restaurants)
+    if as_json:
+        print_json([asdict(r) for r in restaurants])
+        return
+    if not restaurants:
+        typer.echo("no restaurants; import one with `seatflow restaurants import FILE.json`")
+        return
+    typer.echo(_columns(
+        [[r.id, r.name, r.timezone, str(r.zones), str(r.tables), str(r.total_capacity)]
+         for r in restaurants],
+        ["ID", "NAME", "TIMEZONE", "ZONES", "TABLES", "CAPACITY"],
+    ))
+
+
+@app.command("show")
+def show_cmd(
+    restaurant_id: str = typer.Argument(..., metavar="ID"),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show a restaurant: services, zones, tables and adjacency."""
+    from seatflow.floorplan import export_floorplan
+
+    plan = _with_engine(lambda engine: export_floorplan(engine, restaurant_id))
+    if plan is None:
+        refuse(f"restaurant {restaurant_id!r} not found", as_json=as_json)
+    data = plan.model_dump(mode="json")
+    data["restaurant"]["total_capacity"] = plan.total_capacity
+    if as_json:
+        print_json(data)
+        return
+    r = plan.restaurant
+    typer.echo(f"{r.name} ({r.id})  timezone {r.timezone}  buffer {r.buffer_minutes} min  "
+               f"capacity {plan.total_capacity}")
+    typer.echo("\nservices")
+    for s in data["restaurant"]["services"]:
+        bands = ", ".join(
+            f"{'<=' + str(b['max_party']) if b['max_party'] is not None else 'larger'}: "
+            f"{b['minutes']} min" for b in s["turn_times"]
+        )
+        typer.echo(f"  {s['name']:<10} {s['start']}-{s['end']}  turn times {bands}")
+    typer.echo("\nzones")
+    for z in plan.zones:
+        typer.echo(f"  {z.id:<10} {z.name}" + ("" if z.active else "  (inactive)"))
+    typer.echo("\ntables")
+    typer.echo("\n".join("  " + line for line in _columns(
+        [[t.id, str(t.capacity), f"{t.min_party}-{t.max_party or t.capacity}", t.zone,
+          t.mobility, t.category,
+          "active" if t.active else "inactive", t.status] for t in plan.tables],
+        ["ID", "CAP", "PARTY", "ZONE", "MOBILITY", "CATEGORY", "ACTIVE", "STATUS"],
+    ).splitlines()))
+    typer.echo("\nadjacency")
+    typer.echo("  " + (", ".join(f"{a}-{b}" for a, b in plan.edges) or "(none)"))
+
+
+@app.command("export")
+def export_cmd(restaurant_id: str = typer.Argument(..., metavar="ID")) -> None:
+    """Print a stored restaurant as a floor-plan file, ready to edit and re-import."""
+    from seatflow.floorplan import export_floorplan
+
+    plan = _with_engine(lambda engine: export_floorplan(engine, restaurant_id))
+    if plan is None:
+        refuse(f"restaurant {restaurant_id!r} not found")
+    print_json(plan.model_dump(mode="json"))

@@ -1,0 +1,564 @@
+"""Floor plans: the JSON file format (DESIGN.md section 8, docs/floorplan.md),
+its validation, and the all-or-nothing import into PostgreSQL.
+
+A bad file raises `FloorPlanError`, whose problems each name the field by its
+path in the file (`tables[3].capacity: must be greater than 0`), so an
+operator can fix the file without reading a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import asdict, dataclass
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from seatflow.storage.db import session_factory
+from seatflow.storage.schema import (
+    DiningTable,
+    Restaurant,
+    Service,
+    TableAdjacency,
+    TurnTime,
+    Zone,
+)
+
+RESTAURANT_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+# Table and zone ids appear in comma lists on the command line (`--tables T1,T2`),
+# so they hold no commas or spaces.
+CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+RestaurantId = Annotated[str, Field(pattern=RESTAURANT_ID_PATTERN, max_length=63)]
+Code = Annotated[str, Field(pattern=CODE_PATTERN, max_length=32)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Mobility = Literal["movable", "fixed"]
+Category = Literal["dining", "bar", "patio", "lounge", "private"]
+TableStatus = Literal["available", "out_of_service"]
+
+
+class FloorPlanError(ValueError):
+    """A floor-plan file cannot be used; `problems` lists `path: message` lines."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        listing = "\n".join(f"  {p}" for p in problems)
+        super().__init__(f"floor plan {source} is invalid:\n{listing}")
+
+
+def _problems(items: list[tuple[str, str]]) -> PydanticCustomError:
+    """Several problems found by one validator, each at a path relative to it."""
+    summary = "; ".join(f"{path}: {msg}" if path else msg for path, msg in items)
+    return PydanticCustomError("floorplan", "{summary}", {"summary": summary, "problems": items})
+
+
+class _Strict(BaseModel):
+    # strict: "4" is not a capacity and 1 is not `true`; forbid: typos are caught.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class TurnTimeBand(_Strict):
+    max_party: Annotated[int, Field(ge=1)] | None
+    minutes: Annotated[int, Field(gt=0, le=24 * 60)]
+
+
+def _parse_clock(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            hours, minutes = value.split(":")
+            if len(hours) == 2 and len(minutes) == 2:
+                return time(int(hours), int(minutes))
+        except ValueError:
+            pass
+    if isinstance(value, time):
+        return value
+    raise PydanticCustomError("clock", 'must be a local time "HH:MM", got {value!r}', {"value": value})
+
+
+class ServiceSpec(_Strict):
+    name: Code
+    start: time
+    end: time
+    turn_times: Annotated[list[TurnTimeBand], Field(min_length=1)]
+
+    _clock = field_validator("start", "end", mode="before")(_parse_clock)
+
+    @field_serializer("start", "end")
+    def _clock_text(self, value: time) -> str:
+        return value.strftime("%H:%M")
+
+    @field_validator("end")
+    @classmethod
+    def _after_start(cls, end: time, info: ValidationInfo) -> time:
+        start = info.data.get("start")
+        if start is not None and end <= start:
+            raise PydanticCustomError(
+                "clock", "must be after start ({start}); a service cannot cross midnight",
+                {"start": start.strftime("%H:%M")},
+            )
+        return end
+
+    @field_validator("turn_times")
+    @classmethod
+    def _bands_ascending(cls, bands: list[TurnTimeBand]) -> list[TurnTimeBand]:
+        found: list[tuple[str, str]] = []
+        previous: int | None = None
+        for i, band in enumerate(bands):
+            if band.max_party is None:
+                if i != len(bands) - 1:
+                    found.append((f"[{i}].max_party", "null (any larger party) must be the last band"))
+            elif previous is not None and band.max_party <= previous:
+                found.append((f"[{i}].max_party", f"must be greater than the previous band's ({previous})"))
+            if band.max_party is not None:
+                previous = band.max_party
+        if found:
+            raise _problems(found)
+        return bands
+
+    def turn_minutes(self, party_size: int) -> int | None:
+        """The first band whose max_party is null or >= the party (DESIGN.md section 8)."""
+        for band in self.turn_times:
+            if band.max_party is None or band.max_party >= party_size:
+                return band.minutes
+        return None
+
+
+class RestaurantSpec(_Strict):
+    id: RestaurantId
+    name: Name
+    timezone: str
+    buffer_minutes: Annotated[int, Field(ge=0, le=240)] = 5
+    services: Annotated[list[ServiceSpec], Field(min_length=1)]
+
+    @field_validator("timezone")
+    @classmethod
+    def _iana_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise PydanticCustomError(
+                "timezone", "unknown IANA time zone {value!r} (e.g. Europe/London)", {"value": value}
+            ) from None
+        return value
+
+    @field_validator("services")
+    @classmethod
+    def _distinct_services(cls, services: list[ServiceSpec]) -> list[ServiceSpec]:
+        found: list[tuple[str, str]] = []
+        for i, service in enumerate(services):
+            for j, other in enumerate(services[:i]):
+                if other.name == service.name:
+                    found.append((f"[{i}].name", f"duplicate service name {service.name!r} (see [{j}])"))
+                elif service.start < other.end and other.start < service.end:
+                    found.append((f"[{i}].start", f"overlaps service {other.name!r}"))
+        if found:
+            raise _problems(found)
+        return services
+
+
+class ZoneSpec(_Strict):
+    id: Code
+    name: Name
+    active: bool = True
+
+
+class TableSpec(_Strict):
+    id: Code
+    capacity: Annotated[int, Field(gt=0, le=100)]
+    min_party: Annotated[int, Field(ge=1)] = 1
+    max_party: Annotated[int, Field(ge=1)] | None = None
+    zone: Code
+    mobility: Mobility = "movable"
+    category: Category = "dining"
+    active: bool = True
+    status: TableStatus = "available"
+
+    @field_validator("min_party")
+    @classmethod
+    def _min_fits(cls, min_party: int, info: ValidationInfo) -> int:
+        capacity = info.data.get("capacity")
+        if capacity is not None and min_party > capacity:
+            raise PydanticCustomError(
+                "party", "must not exceed capacity ({capacity})", {"capacity": capacity}
+            )
+        return min_party
+
+    @field_validator("max_party")
+    @classmethod
+    def _max_in_range(cls, max_party: int | None, info: ValidationInfo) -> int | None:
+        if max_party is None:
+            return None
+        min_party, capacity = info.data.get("min_party"), info.data.get("capacity")
+        if min_party is not None and max_party < min_party:
+            raise PydanticCustomError(
+                "party", "must be null or >= min_party ({min_party})", {"min_party": min_party}
+            )
+        if capacity is not None and max_party > capacity:
+            raise PydanticCustomError(
+                "party", "must not exceed capacity ({capacity})", {"capacity": capacity}
+            )
+        return max_party
+
+
+Edge = Annotated[list[Code], Field(min_length=2, max_length=2)]
+
+
+class FloorPlan(_Strict):
+    restaurant: RestaurantSpec
+    zones: Annotated[list[ZoneSpec], Field(min_length=1)]
+    tables: Annotated[list[TableSpec], Field(min_length=1)]
+    adjacency: list[Edge] = []
+
+    @model_validator(mode="after")
+    def _references(self) -> FloorPlan:
+        found: list[tuple[str, str]] = []
+        zone_ids: set[str] = set()
+        for i, zone in enumerate(self.zones):
+            if zone.id in zone_ids:
+                found.append((f"zones[{i}].id", f"duplicate zone id {zone.id!r}"))
+            zone_ids.add(zone.id)
+        table_ids: set[str] = set()
+        for i, table in enumerate(self.tables):
+            if table.id in table_ids:
+                found.append((f"tables[{i}].id", f"duplicate table id {table.id!r}"))
+            table_ids.add(table.id)
+            if table.zone not in zone_ids:
+                found.append((f"tables[{i}].zone", f"unknown zone {table.zone!r}"))
+        for i, (a, b) in enumerate(self.adjacency):
+            for j, code in enumerate((a, b)):
+                if code not in table_ids:
+                    found.append((f"adjacency[{i}][{j}]", f"unknown table {code!r}"))
+            if a == b:
+                found.append((f"adjacency[{i}]", f"table {a!r} cannot be adjacent to itself"))
+        if found:
+            raise _problems(found)
+        return self
+
+    @property
+    def edges(self) -> list[tuple[str, str]]:
+        """Adjacency as sorted, distinct undirected pairs (duplicates in either
+        orientation collapse into one edge)."""
+        return sorted({(min(a, b), max(a, b)) for a, b in self.adjacency})
+
+    @property
+    def total_capacity(self) -> int:
+        return sum(t.capacity for t in self.tables if t.active)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _path_text(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _join(base: str, relative: str) -> str:
+    if not relative:
+        return base
+    if relative.startswith("[") or not base:
+        return base + relative
+    return f"{base}.{relative}"
+
+
+_KNOWN_FIELDS = sorted(
+    {name for model in (FloorPlan, RestaurantSpec, ServiceSpec, TurnTimeBand, ZoneSpec, TableSpec)
+     for name in model.model_fields}
+)
+
+
+def _message(error: Any) -> str:
+    kind, loc = error["type"], error["loc"]
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        hint = difflib.get_close_matches(str(loc[-1]), _KNOWN_FIELDS, n=1)
+        return "unknown field" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+    if kind == "literal_error":
+        return f"must be one of {error['ctx']['expected']}, got {error['input']!r}"
+    if kind == "string_pattern_mismatch":
+        return f"{error['input']!r} is not a valid id (letters, digits, '_', '-', no spaces)"
+    msg = str(error["msg"])
+    for prefix in ("Input should be", "Value should be"):
+        if msg.startswith(prefix):
+            msg = "must be" + msg[len(prefix):]
+    return msg
+
+
+def _validation_problems(exc: ValidationError) -> list[str]:
+    problems: list[str] = []
+    for error in exc.errors():
+        base = _path_text(tuple(error["loc"]))
+        if error["type"] == "floorplan":
+            for relative, msg in error["ctx"]["problems"]:
+                problems.append(f"{_join(base, relative) or '(file)'}: {msg}")
+        else:
+            problems.append(f"{base or '(file)'}: {_message(error)}")
+    return problems
+
+
+def parse_floorplan(data: Any, source: str = "<data>") -> FloorPlan:
+    """Validate already-decoded JSON data; raises FloorPlanError."""
+    if not isinstance(data, dict):
+        raise FloorPlanError(source, ["(file): must be a JSON object"])
+    try:
+        return FloorPlan.model_validate(data)
+    except ValidationError as exc:
+        raise FloorPlanError(source, _validation_problems(exc)) from None
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r} in one object")
+        result[key] = value
+    return result
+
+
+def load_floorplan(path: str | Path) -> FloorPlan:
+    """Read and validate a floor-plan file; raises FloorPlanError."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FloorPlanError(source, ["(file): not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FloorPlanError(source, [f"(file): cannot be read: {exc}"]) from None
+    try:
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except json.JSONDecodeError as exc:
+        raise FloorPlanError(
+            source, [f"(file): not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]
+        ) from None
+    except ValueError as exc:
+        raise FloorPlanError(source, [f"(file): not valid JSON: {exc}"]) from None
+    return parse_floorplan(data, source)
+
+
+# ---------------------------------------------------------------- importing
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    restaurant_id: str
+    restaurant_created: bool
+    services: int
+    zones: int
+    zones_deactivated: int
+    tables_created: int
+    tables_updated: int
+    tables_unchanged: int
+    tables_deactivated: int
+    edges: int
+    total_capacity: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_TABLE_FIELDS = ("capacity", "min_party", "max_party", "zone_id", "mobility", "category",
+                 "active", "status")
+
+
+def _table_row(table: TableSpec) -> dict[str, Any]:
+    return {
+        "capacity": table.capacity, "min_party": table.min_party, "max_party": table.max_party,
+        "zone_id": table.zone, "mobility": table.mobility, "category": table.category,
+        "active": table.active, "status": table.status,
+    }
+
+
+async def import_floorplan(engine: AsyncEngine, plan: FloorPlan) -> ImportSummary:
+    """Create or update one restaurant from `plan` in a single transaction.
+
+    Tables are matched by code and keep their surrogate ids (allocations
+    reference them); tables missing from the plan become inactive rather than
+    deleted. Services, turn times and adjacency are replaced. Importing the
+    same plan twice changes nothing the second time.
+    """
+    async with session_factory(engine)() as session, session.begin():
+        return await _import(session, plan)
+
+
+async def _import(session: AsyncSession, plan: FloorPlan) -> ImportSummary:
+    spec = plan.restaurant
+    rid = spec.id
+    # The upsert locks the restaurant row, so concurrent imports of one
+    # restaurant run one after the other.
+    upsert = insert(Restaurant).values(
+        id=rid, name=spec.name, timezone=spec.timezone, buffer_minutes=spec.buffer_minutes,
+        total_capacity=plan.total_capacity,
+    )
+    upsert = upsert.on_conflict_do_update(
+        index_elements=[Restaurant.id],
+        set_={"name": spec.name, "timezone": spec.timezone, "buffer_minutes": spec.buffer_minutes,
+              "total_capacity": plan.total_capacity, "updated_at": func.now()},
+    ).returning(Restaurant.created_at == Restaurant.updated_at)
+    created = bool((await session.execute(upsert)).scalar_one())
+
+    await session.execute(delete(Service).where(Service.restaurant_id == rid))
+    for service in spec.services:
+        service_id = (await session.execute(
+            insert(Service).values(restaurant_id=rid, name=service.name,
+                                   start_time=service.start, end_time=service.end)
+            .returning(Service.id)
+        )).scalar_one()
+        await session.execute(insert(TurnTime), [
+            {"service_id": service_id, "max_party": band.max_party, "minutes": band.minutes}
+            for band in service.turn_times
+        ])
+
+    for zone in plan.zones:
+        stmt = insert(Zone).values(restaurant_id=rid, id=zone.id, name=zone.name, active=zone.active)
+        await session.execute(stmt.on_conflict_do_update(
+            index_elements=[Zone.restaurant_id, Zone.id],
+            set_={"name": zone.name, "active": zone.active},
+        ))
+    zone_ids = [z.id for z in plan.zones]
+    zones_deactivated = (await session.execute(
+        update(Zone).where(Zone.restaurant_id == rid, Zone.id.not_in(zone_ids), Zone.active)
+        .values(active=False)
+    )).rowcount
+
+    existing = {
+        row.code: row for row in (await session.execute(
+            select(DiningTable).where(DiningTable.restaurant_id == rid).with_for_update()
+        )).scalars()
+    }
+    ids: dict[str, int] = {}
+    tables_created = tables_updated = tables_unchanged = 0
+    for table in plan.tables:
+        values = _table_row(table)
+        current = existing.get(table.id)
+        if current is None:
+            ids[table.id] = (await session.execute(
+                insert(DiningTable).values(restaurant_id=rid, code=table.id, **values)
+                .returning(DiningTable.id)
+            )).scalar_one()
+            tables_created += 1
+            continue
+        ids[table.id] = current.id
+        if all(getattr(current, name) == values[name] for name in _TABLE_FIELDS):
+            tables_unchanged += 1
+        else:
+            await session.execute(
+                update(DiningTable).where(DiningTable.id == current.id).values(**values)
+            )
+            tables_updated += 1
+    missing = [row.id for code, row in existing.items() if code not in ids and row.active]
+    if missing:
+        await session.execute(
+            update(DiningTable).where(DiningTable.id.in_(missing)).values(active=False)
+        )
+
+    await session.execute(delete(TableAdjacency).where(TableAdjacency.restaurant_id == rid))
+    edges = sorted({(min(ids[a], ids[b]), max(ids[a], ids[b])) for a, b in plan.edges})
+    if edges:
+        await session.execute(insert(TableAdjacency), [
+            {"restaurant_id": rid, "table_a": a, "table_b": b} for a, b in edges
+        ])
+
+    return ImportSummary(
+        restaurant_id=rid, restaurant_created=created, services=len(spec.services),
+        zones=len(plan.zones), zones_deactivated=zones_deactivated,
+        tables_created=tables_created, tables_updated=tables_updated,
+        tables_unchanged=tables_unchanged, tables_deactivated=len(missing), edges=len(edges),
+        total_capacity=plan.total_capacity,
+    )
+
+
+# ---------------------------------------------------------------- reading back
+
+
+@dataclass(frozen=True)
+class RestaurantListing:
+    id: str
+    name: str
+    timezone: str
+    zones: int
+    tables: int  # active tables
+    total_capacity: int
+
+
+async def list_restaurants(engine: AsyncEngine) -> list[RestaurantListing]:
+    active_tables = (
+        select(func.count()).where(DiningTable.restaurant_id == Restaurant.id, DiningTable.active)
+        .scalar_subquery()
+    )
+    zones = select(func.count()).where(Zone.restaurant_id == Restaurant.id).scalar_subquery()
+    async with session_factory(engine)() as session:
+        rows = await session.execute(
+            select(Restaurant.id, Restaurant.name, Restaurant.timezone, zones, active_tables,
+                   Restaurant.total_capacity).order_by(Restaurant.id)
+        )
+        return [RestaurantListing(*row) for row in rows]
+
+
+async def export_floorplan(engine: AsyncEngine, restaurant_id: str) -> FloorPlan | None:
+    """The stored restaurant as a floor plan (re-importable); None when unknown.
+
+    Deactivated tables and zones are included with `active: false`.
+    """
+    async with session_factory(engine)() as session:
+        restaurant = await session.get(Restaurant, restaurant_id)
+        if restaurant is None:
+            return None
+        services = (await session.execute(
+            select(Service).where(Service.restaurant_id == restaurant_id).order_by(Service.start_time)
+        )).scalars().all()
+        bands = (await session.execute(
+            select(TurnTime).where(TurnTime.service_id.in_([s.id for s in services]))
+            .order_by(TurnTime.max_party.asc().nulls_last())
+        )).scalars().all()
+        zones = (await session.execute(
+            select(Zone).where(Zone.restaurant_id == restaurant_id).order_by(Zone.id)
+        )).scalars().all()
+        tables = (await session.execute(
+            select(DiningTable).where(DiningTable.restaurant_id == restaurant_id)
+            .order_by(DiningTable.id)
+        )).scalars().all()
+        edges = (await session.execute(
+            select(TableAdjacency).where(TableAdjacency.restaurant_id == restaurant_id)
+        )).scalars().all()
+    code = {t.id: t.code for t in tables}
+    return FloorPlan.model_validate({
+        "restaurant": {
+            "id": restaurant.id, "name": restaurant.name, "timezone": restaurant.timezone,
+            "buffer_minutes": restaurant.buffer_minutes,
+            "services": [
+                {"name": s.name, "start": s.start_time, "end": s.end_time,
+                 "turn_times": [{"max_party": b.max_party, "minutes": b.minutes}
+                                for b in bands if b.service_id == s.id]}
+                for s in services
+            ],
+        },
+        "zones": [{"id": z.id, "name": z.name, "active": z.active} for z in zones],
+        "tables": [
+            {"id": t.code, "capacity": t.capacity, "min_party": t.min_party,
+             "max_party": t.max_party, "zone": t.zone_id, "mobility": t.mobility,
+             "category": t.category, "active": t.active, "status": t.status}
+            for t in tables
+        ],
+        "adjacency": sorted([code[e.table_a], code[e.table_b]] for e in edges),
+    })
