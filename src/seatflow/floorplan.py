@@ -90,7 +90,9 @@ def _parse_clock(value: Any) -> Any:
             pass
     if isinstance(value, time):
         return value
-    raise PydanticCustomError("clock", 'must be a local time "HH:MM", got {value!r}', {"value": value})
+    raise PydanticCustomError(
+        "clock", 'must be a local time "HH:MM", got {value}', {"value": json.dumps(value, default=str)}
+    )
 
 
 class ServiceSpec(_Strict):
@@ -155,7 +157,7 @@ class RestaurantSpec(_Strict):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise PydanticCustomError(
-                "timezone", "unknown IANA time zone {value!r} (e.g. Europe/London)", {"value": value}
+                "timezone", "unknown IANA time zone '{value}' (e.g. Europe/London)", {"value": value}
             ) from None
         return value
 
@@ -229,25 +231,7 @@ class FloorPlan(_Strict):
 
     @model_validator(mode="after")
     def _references(self) -> FloorPlan:
-        found: list[tuple[str, str]] = []
-        zone_ids: set[str] = set()
-        for i, zone in enumerate(self.zones):
-            if zone.id in zone_ids:
-                found.append((f"zones[{i}].id", f"duplicate zone id {zone.id!r}"))
-            zone_ids.add(zone.id)
-        table_ids: set[str] = set()
-        for i, table in enumerate(self.tables):
-            if table.id in table_ids:
-                found.append((f"tables[{i}].id", f"duplicate table id {table.id!r}"))
-            table_ids.add(table.id)
-            if table.zone not in zone_ids:
-                found.append((f"tables[{i}].zone", f"unknown zone {table.zone!r}"))
-        for i, (a, b) in enumerate(self.adjacency):
-            for j, code in enumerate((a, b)):
-                if code not in table_ids:
-                    found.append((f"adjacency[{i}][{j}]", f"unknown table {code!r}"))
-            if a == b:
-                found.append((f"adjacency[{i}]", f"table {a!r} cannot be adjacent to itself"))
+        found = _cross_references(self.model_dump())
         if found:
             raise _problems(found)
         return self
@@ -261,6 +245,45 @@ class FloorPlan(_Strict):
     @property
     def total_capacity(self) -> int:
         return sum(t.capacity for t in self.tables if t.active)
+
+
+def _cross_references(data: Any) -> list[tuple[str, str]]:
+    """Duplicate ids and references to unknown zones or tables.
+
+    Works on raw decoded JSON too, so that a file with both a bad field and a
+    dangling reference reports both at once.
+    """
+    def items(key: str) -> list[Any]:
+        value = data.get(key) if isinstance(data, dict) else None
+        return value if isinstance(value, list) else []
+
+    def field(item: Any, name: str) -> Any:
+        return item.get(name) if isinstance(item, dict) else None
+
+    found: list[tuple[str, str]] = []
+    zone_ids: set[Any] = set()
+    for i, zone in enumerate(items("zones")):
+        zone_id = field(zone, "id")
+        if isinstance(zone_id, str) and zone_id in zone_ids:
+            found.append((f"zones[{i}].id", f"duplicate zone id {zone_id!r}"))
+        zone_ids.add(zone_id)
+    table_ids: set[Any] = set()
+    for i, table in enumerate(items("tables")):
+        table_id, zone = field(table, "id"), field(table, "zone")
+        if isinstance(table_id, str) and table_id in table_ids:
+            found.append((f"tables[{i}].id", f"duplicate table id {table_id!r}"))
+        table_ids.add(table_id)
+        if isinstance(zone, str) and zone not in zone_ids:
+            found.append((f"tables[{i}].zone", f"unknown zone {zone!r}"))
+    for i, edge in enumerate(items("adjacency")):
+        if not (isinstance(edge, list) and len(edge) == 2):
+            continue
+        for j, code in enumerate(edge):
+            if isinstance(code, str) and code not in table_ids:
+                found.append((f"adjacency[{i}][{j}]", f"unknown table {code!r}"))
+        if isinstance(edge[0], str) and edge[0] == edge[1]:
+            found.append((f"adjacency[{i}]", f"table {edge[0]!r} cannot be adjacent to itself"))
+    return found
 
 
 # ---------------------------------------------------------------- loading
@@ -324,7 +347,13 @@ def parse_floorplan(data: Any, source: str = "<data>") -> FloorPlan:
     try:
         return FloorPlan.model_validate(data)
     except ValidationError as exc:
-        raise FloorPlanError(source, _validation_problems(exc)) from None
+        problems = _validation_problems(exc)
+        # The model's reference check runs only once every field is valid; run
+        # it on the raw data too so one pass reports everything.
+        for path, msg in _cross_references(data):
+            if f"{path}: {msg}" not in problems:
+                problems.append(f"{path}: {msg}")
+        raise FloorPlanError(source, problems) from None
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -560,5 +589,5 @@ async def export_floorplan(engine: AsyncEngine, restaurant_id: str) -> FloorPlan
              "category": t.category, "active": t.active, "status": t.status}
             for t in tables
         ],
-        "adjacency": sorted([code[e.table_a], code[e.table_b]] for e in edges),
+        "adjacency": sorted(sorted([code[e.table_a], code[e.table_b]]) for e in edges),
     })
