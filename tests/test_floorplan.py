@@ -51,28 +51,41 @@ def write(tmp_path: Path, data: Any, name: str = "plan.json") -> Path:
 
 async def row_counts(engine: AsyncEngine, restaurant_id: str) -> dict[str, int]:
     async with engine.connect() as conn:
+
         async def count(stmt: Any) -> int:
             return int((await conn.execute(stmt)).scalar_one())
 
         return {
-            "restaurants": await count(select(func.count()).select_from(Restaurant)
-                                       .where(Restaurant.id == restaurant_id)),
-            "services": await count(select(func.count()).select_from(Service)
-                                    .where(Service.restaurant_id == restaurant_id)),
-            "zones": await count(select(func.count()).select_from(Zone)
-                                 .where(Zone.restaurant_id == restaurant_id)),
-            "tables": await count(select(func.count()).select_from(DiningTable)
-                                  .where(DiningTable.restaurant_id == restaurant_id)),
-            "edges": await count(select(func.count()).select_from(TableAdjacency)
-                                 .where(TableAdjacency.restaurant_id == restaurant_id)),
+            "restaurants": await count(
+                select(func.count()).select_from(Restaurant).where(Restaurant.id == restaurant_id)
+            ),
+            "services": await count(
+                select(func.count())
+                .select_from(Service)
+                .where(Service.restaurant_id == restaurant_id)
+            ),
+            "zones": await count(
+                select(func.count()).select_from(Zone).where(Zone.restaurant_id == restaurant_id)
+            ),
+            "tables": await count(
+                select(func.count())
+                .select_from(DiningTable)
+                .where(DiningTable.restaurant_id == restaurant_id)
+            ),
+            "edges": await count(
+                select(func.count())
+                .select_from(TableAdjacency)
+                .where(TableAdjacency.restaurant_id == restaurant_id)
+            ),
         }
 
 
 async def table_ids(engine: AsyncEngine, restaurant_id: str) -> dict[str, tuple[int, bool]]:
     async with engine.connect() as conn:
         rows = await conn.execute(
-            select(DiningTable.code, DiningTable.id, DiningTable.active)
-            .where(DiningTable.restaurant_id == restaurant_id)
+            select(DiningTable.code, DiningTable.id, DiningTable.active).where(
+                DiningTable.restaurant_id == restaurant_id
+            )
         )
         return {code: (id_, active) for code, id_, active in rows}
 
@@ -82,10 +95,12 @@ def normalized(plan: FloorPlan | None) -> FloorPlan | None:
     zones by id, adjacency as sorted pairs (tables keep the file's order)."""
     if plan is None:
         return None
-    return plan.model_copy(update={
-        "zones": sorted(plan.zones, key=lambda zone: zone.id),
-        "adjacency": [list(edge) for edge in plan.edges],
-    })
+    return plan.model_copy(
+        update={
+            "zones": sorted(plan.zones, key=lambda zone: zone.id),
+            "adjacency": [list(edge) for edge in plan.edges],
+        }
+    )
 
 
 # ------------------------------------------------------------ the shipped examples
@@ -101,16 +116,18 @@ def test_harbour_kitchen_is_a_realistic_forty_table_restaurant() -> None:
     assert {t.capacity for t in plan.tables} >= {2, 4, 6, 8}
     assert len({t.zone for t in plan.tables}) >= 4
     assert any(t.mobility == "fixed" for t in plan.tables)
-    assert [(s.name, s.start.isoformat("minutes"), s.end.isoformat("minutes"))
-            for s in plan.restaurant.services] == [("lunch", "12:00", "15:00"),
-                                                  ("dinner", "17:00", "23:00")]
+    assert [
+        (s.name, s.start.isoformat("minutes"), s.end.isoformat("minutes"))
+        for s in plan.restaurant.services
+    ] == [("lunch", "12:00", "15:00"), ("dinner", "17:00", "23:00")]
     lunch, dinner = plan.restaurant.services
     assert [lunch.turn_minutes(p) for p in (2, 4, 6, 9)] == [60, 75, 85, 90]
     assert [dinner.turn_minutes(p) for p in (1, 3, 5)] == [90, 105, 120]
 
 
-def test_harbour_kitchen_seats_parties_of_five_to_twelve_by_combining_adjacent_movable_tables(
-) -> None:
+def test_harbour_kitchen_seats_parties_of_five_to_twelve_by_combining_adjacent_movable_tables() -> (
+    None
+):
     plan = load_floorplan(EXAMPLES / "harbour-kitchen.json")
     by_id = {t.id: t for t in plan.tables}
     neighbours: dict[str, set[str]] = {}
@@ -124,7 +141,10 @@ def test_harbour_kitchen_seats_parties_of_five_to_twelve_by_combining_adjacent_m
             for c in neighbours.get(a, set()) | neighbours.get(b, set()):
                 group = {a, b, c}
                 tables = [by_id[x] for x in group]
-                if all(t.mobility == "movable" for t in tables) and len({t.zone for t in tables}) == 1:
+                if (
+                    all(t.mobility == "movable" for t in tables)
+                    and len({t.zone for t in tables}) == 1
+                ):
                     best = max(best, sum(t.capacity for t in tables))
     assert best >= 12
 
@@ -147,14 +167,25 @@ async def test_shipped_example_imports(db_engine: AsyncEngine, unique_id: str, n
     assert summary.tables_created == len(plan.tables)
     assert summary.edges == len(plan.edges)
     counts = await row_counts(db_engine, rid)
-    assert counts == {"restaurants": 1, "services": 2, "zones": len(plan.zones),
-                      "tables": len(plan.tables), "edges": len(plan.edges)}
+    assert counts == {
+        "restaurants": 1,
+        "services": 2,
+        "zones": len(plan.zones),
+        "tables": len(plan.tables),
+        "edges": len(plan.edges),
+    }
     async with db_engine.connect() as conn:
-        total = (await conn.execute(
-            select(Restaurant.total_capacity).where(Restaurant.id == rid))).scalar_one()
-        bands = (await conn.execute(
-            select(func.count()).select_from(TurnTime).join(Service)
-            .where(Service.restaurant_id == rid))).scalar_one()
+        total = (
+            await conn.execute(select(Restaurant.total_capacity).where(Restaurant.id == rid))
+        ).scalar_one()
+        bands = (
+            await conn.execute(
+                select(func.count())
+                .select_from(TurnTime)
+                .join(Service)
+                .where(Service.restaurant_id == rid)
+            )
+        ).scalar_one()
     assert total == plan.total_capacity
     assert bands == sum(len(s.turn_times) for s in plan.restaurant.services)
     assert normalized(await export_floorplan(db_engine, rid)) == normalized(plan)
@@ -209,49 +240,97 @@ def _bands_descending(d: dict[str, Any]) -> None:
 
 BAD_FILES = [
     ("missing field", _missing_capacity, "tables[2].capacity: is required"),
-    ("capacity 0", lambda d: _set(d, ["tables", 3, "capacity"], 0),
-     "tables[3].capacity: must be greater than 0"),
+    (
+        "capacity 0",
+        lambda d: _set(d, ["tables", 3, "capacity"], 0),
+        "tables[3].capacity: must be greater than 0",
+    ),
     ("duplicate table ids", _duplicate_table, "tables[5].id: duplicate table id 'S2'"),
     ("adjacency to unknown table", _unknown_adjacency, "adjacency[6][1]: unknown table 'T99'"),
     ("self edge", _self_edge, "adjacency[6]: table 'S2' cannot be adjacent to itself"),
-    ("table in unknown zone", lambda d: _set(d, ["tables", 4, "zone"], "cellar"),
-     "tables[4].zone: unknown zone 'cellar'"),
-    ("bad timezone", lambda d: _set(d, ["restaurant", "timezone"], "Europe/Atlantis"),
-     "restaurant.timezone: unknown IANA time zone 'Europe/Atlantis'"),
-    ("max_party < min_party", lambda d: _set(d, ["tables", 8, "max_party"], 1),
-     "tables[8].max_party: must be null or >= min_party (3)"),
-    ("max_party > capacity", lambda d: _set(d, ["tables", 4, "max_party"], 6),
-     "tables[4].max_party: must not exceed capacity (4)"),
-    ("unknown field", _unknown_field, "tables[0].capactiy: unknown field (did you mean 'capacity'?)"),
-    ("bad restaurant id", lambda d: _set(d, ["restaurant", "id"], "Small Bistro"),
-     "restaurant.id: 'Small Bistro' is not a valid id"),
-    ("bad mobility", lambda d: _set(d, ["tables", 1, "mobility"], "wheels"),
-     "tables[1].mobility: must be one of 'movable' or 'fixed', got 'wheels'"),
-    ("capacity as text", lambda d: _set(d, ["tables", 1, "capacity"], "4"),
-     "tables[1].capacity: must be a valid integer"),
-    ("bad service time", lambda d: _set(d, ["restaurant", "services", 0, "start"], "noon"),
-     'restaurant.services[0].start: must be a local time "HH:MM"'),
-    ("service ends before it starts",
-     lambda d: _set(d, ["restaurant", "services", 0, "end"], "11:00"),
-     "restaurant.services[0].end: must be after start (12:00)"),
+    (
+        "table in unknown zone",
+        lambda d: _set(d, ["tables", 4, "zone"], "cellar"),
+        "tables[4].zone: unknown zone 'cellar'",
+    ),
+    (
+        "bad timezone",
+        lambda d: _set(d, ["restaurant", "timezone"], "Europe/Atlantis"),
+        "restaurant.timezone: unknown IANA time zone 'Europe/Atlantis'",
+    ),
+    (
+        "max_party < min_party",
+        lambda d: _set(d, ["tables", 8, "max_party"], 1),
+        "tables[8].max_party: must be null or >= min_party (3)",
+    ),
+    (
+        "max_party > capacity",
+        lambda d: _set(d, ["tables", 4, "max_party"], 6),
+        "tables[4].max_party: must not exceed capacity (4)",
+    ),
+    (
+        "unknown field",
+        _unknown_field,
+        "tables[0].capactiy: unknown field (did you mean 'capacity'?)",
+    ),
+    (
+        "bad restaurant id",
+        lambda d: _set(d, ["restaurant", "id"], "Small Bistro"),
+        "restaurant.id: 'Small Bistro' is not a valid id",
+    ),
+    (
+        "bad mobility",
+        lambda d: _set(d, ["tables", 1, "mobility"], "wheels"),
+        "tables[1].mobility: must be one of 'movable' or 'fixed', got 'wheels'",
+    ),
+    (
+        "capacity as text",
+        lambda d: _set(d, ["tables", 1, "capacity"], "4"),
+        "tables[1].capacity: must be a valid integer",
+    ),
+    (
+        "bad service time",
+        lambda d: _set(d, ["restaurant", "services", 0, "start"], "noon"),
+        'restaurant.services[0].start: must be a local time "HH:MM"',
+    ),
+    (
+        "service ends before it starts",
+        lambda d: _set(d, ["restaurant", "services", 0, "end"], "11:00"),
+        "restaurant.services[0].end: must be after start (12:00)",
+    ),
     ("duplicate zone ids", _duplicate_zone, "zones[1].id: duplicate zone id 'main'"),
-    ("duplicate service names", _duplicate_service,
-     "restaurant.services[1].name: duplicate service name 'lunch'"),
-    ("turn time minutes 0",
-     lambda d: _set(d, ["restaurant", "services", 0, "turn_times", 0, "minutes"], 0),
-     "restaurant.services[0].turn_times[0].minutes: must be greater than 0"),
-    ("null band not last", _null_band_not_last,
-     "restaurant.services[0].turn_times[1].max_party: null (any larger party) must be the last"),
-    ("bands not ascending", _bands_descending,
-     "restaurant.services[1].turn_times[1].max_party: must be greater than the previous band's (2)"),
+    (
+        "duplicate service names",
+        _duplicate_service,
+        "restaurant.services[1].name: duplicate service name 'lunch'",
+    ),
+    (
+        "turn time minutes 0",
+        lambda d: _set(d, ["restaurant", "services", 0, "turn_times", 0, "minutes"], 0),
+        "restaurant.services[0].turn_times[0].minutes: must be greater than 0",
+    ),
+    (
+        "null band not last",
+        _null_band_not_last,
+        "restaurant.services[0].turn_times[1].max_party: null (any larger party) must be the last",
+    ),
+    (
+        "bands not ascending",
+        _bands_descending,
+        "restaurant.services[1].turn_times[1].max_party: must be greater than the previous band's (2)",
+    ),
     ("no tables", lambda d: _set(d, ["tables"], []), "tables: "),
 ]
 
 
 @pytest.mark.parametrize(("case", "break_it", "expected"), BAD_FILES, ids=[c[0] for c in BAD_FILES])
 async def test_bad_file_names_the_field_and_imports_nothing(
-    db_engine: AsyncEngine, unique_id: str, tmp_path: Path,
-    case: str, break_it: Any, expected: str,
+    db_engine: AsyncEngine,
+    unique_id: str,
+    tmp_path: Path,
+    case: str,
+    break_it: Any,
+    expected: str,
 ) -> None:
     rid = f"bad-{unique_id}"
     data = example("small-bistro", rid)
@@ -261,7 +340,8 @@ async def test_bad_file_names_the_field_and_imports_nothing(
     assert any(p.startswith(expected) for p in caught.value.problems), caught.value.problems
     assert expected.split(":")[0] in str(caught.value)
     assert await row_counts(db_engine, rid) == dict.fromkeys(
-        ["restaurants", "services", "zones", "tables", "edges"], 0)
+        ["restaurants", "services", "zones", "tables", "edges"], 0
+    )
 
 
 def test_every_problem_in_a_file_is_reported_at_once(unique_id: str) -> None:
@@ -273,14 +353,21 @@ def test_every_problem_in_a_file_is_reported_at_once(unique_id: str) -> None:
     with pytest.raises(FloorPlanError) as caught:
         parse_floorplan(data)
     fields = [p.split(":")[0] for p in caught.value.problems]
-    assert fields == ["restaurant.timezone", "tables[1].capacity", "tables[6].category",
-                      "tables[2].zone"]
+    assert fields == [
+        "restaurant.timezone",
+        "tables[1].capacity",
+        "tables[6].category",
+        "tables[2].zone",
+    ]
 
 
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        ('{"restaurant": {"id": "x",\n  "name": }', "(file): not valid JSON: Expecting value at line 2 column 11"),
+        (
+            '{"restaurant": {"id": "x",\n  "name": }',
+            "(file): not valid JSON: Expecting value at line 2 column 11",
+        ),
         ("[1, 2]", "(file): must be a JSON object"),
         ('{"zones": [], "zones": []}', "(file): not valid JSON: duplicate key 'zones'"),
         ("", "(file): not valid JSON"),
@@ -308,8 +395,14 @@ def test_optional_fields_take_their_documented_defaults(unique_id: str) -> None:
     plan = parse_floorplan(data)
     table = plan.tables[0]
     assert plan.restaurant.buffer_minutes == 5
-    assert (table.min_party, table.max_party, table.mobility, table.category, table.active,
-            table.status) == (1, None, "movable", "dining", True, "available")
+    assert (
+        table.min_party,
+        table.max_party,
+        table.mobility,
+        table.category,
+        table.active,
+        table.status,
+    ) == (1, None, "movable", "dining", True, "available")
     assert plan.zones[0].active is True
 
 
@@ -332,8 +425,12 @@ async def test_reimporting_the_same_file_changes_nothing(
     before_counts = await row_counts(db_engine, rid)
     summary = await import_floorplan(db_engine, plan)
     assert not summary.restaurant_created
-    assert (summary.tables_created, summary.tables_updated, summary.tables_deactivated,
-            summary.tables_unchanged) == (0, 0, 0, 40)
+    assert (
+        summary.tables_created,
+        summary.tables_updated,
+        summary.tables_deactivated,
+        summary.tables_unchanged,
+    ) == (0, 0, 0, 40)
     assert await table_ids(db_engine, rid) == before_ids
     assert await row_counts(db_engine, rid) == before_counts
     assert normalized(await export_floorplan(db_engine, rid)) == normalized(plan)
@@ -359,8 +456,13 @@ async def test_reimport_updates_in_place_keeps_ids_and_deactivates_missing_table
     edited["restaurant"]["services"] = edited["restaurant"]["services"][1:]
     summary = await import_floorplan(db_engine, parse_floorplan(edited))
 
-    assert (summary.tables_created, summary.tables_updated, summary.tables_unchanged,
-            summary.tables_deactivated, summary.edges) == (1, 2, 7, 1, 2)
+    assert (
+        summary.tables_created,
+        summary.tables_updated,
+        summary.tables_unchanged,
+        summary.tables_deactivated,
+        summary.edges,
+    ) == (1, 2, 7, 1, 2)
     after = await table_ids(db_engine, rid)
     assert {code: id_ for code, (id_, _) in after.items() if code in before} == {
         code: id_ for code, (id_, _) in before.items()
@@ -375,8 +477,9 @@ async def test_reimport_updates_in_place_keeps_ids_and_deactivates_missing_table
     by_id = {t.id: t for t in stored.tables}
     assert by_id["S5"].capacity == 6 and by_id["S6"].zone == "patio"
     async with db_engine.connect() as conn:
-        total = (await conn.execute(
-            select(Restaurant.total_capacity).where(Restaurant.id == rid))).scalar_one()
+        total = (
+            await conn.execute(select(Restaurant.total_capacity).where(Restaurant.id == rid))
+        ).scalar_one()
     assert total == 32 + 2 + 4 - 2  # S5 +2, S11 +4, S10 -2
 
     # Bringing the table back reactivates the same row.
@@ -400,13 +503,19 @@ async def test_import_is_all_or_nothing_when_the_database_refuses(
     edited["tables"].append({"id": "BOOM", "capacity": 2, "zone": "main"})
     fn, trigger = f"refuse_boom_{unique_id}", f"refuse_boom_{unique_id}"
     async with db_engine.begin() as conn:
-        await conn.execute(text(
-            f"CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-            f"IF NEW.code = 'BOOM' AND NEW.restaurant_id = '{rid}' THEN "
-            f"RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$"))
-        await conn.execute(text(
-            f"CREATE TRIGGER {trigger} BEFORE INSERT ON dining_tables "
-            f"FOR EACH ROW EXECUTE FUNCTION {fn}()"))
+        await conn.execute(
+            text(
+                f"CREATE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                f"IF NEW.code = 'BOOM' AND NEW.restaurant_id = '{rid}' THEN "
+                f"RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$"
+            )
+        )
+        await conn.execute(
+            text(
+                f"CREATE TRIGGER {trigger} BEFORE INSERT ON dining_tables "
+                f"FOR EACH ROW EXECUTE FUNCTION {fn}()"
+            )
+        )
     try:
         with pytest.raises(Exception, match="refused"):
             await import_floorplan(db_engine, parse_floorplan(edited))
@@ -430,7 +539,12 @@ def seatflow(pg_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, DATABASE_URL=pg_url)
     return subprocess.run(
         [str(Path(sys.executable).parent / "seatflow"), *args],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120,
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
     )
 
 
@@ -452,8 +566,16 @@ async def test_cli_import_list_show(
     listed = seatflow(pg_url, "restaurants", "list", "--json")
     assert listed.returncode == 0, listed.stderr
     mine = [r for r in json.loads(listed.stdout) if r["id"] == rid]
-    assert mine == [{"id": rid, "name": "Harbour Kitchen", "timezone": "Europe/London",
-                     "zones": 5, "tables": 40, "total_capacity": 142}]
+    assert mine == [
+        {
+            "id": rid,
+            "name": "Harbour Kitchen",
+            "timezone": "Europe/London",
+            "zones": 5,
+            "tables": 40,
+            "total_capacity": 142,
+        }
+    ]
 
     shown = seatflow(pg_url, "restaurants", "show", rid, "--json")
     assert shown.returncode == 0, shown.stderr
@@ -469,7 +591,8 @@ async def test_cli_import_list_show(
     exported = seatflow(pg_url, "restaurants", "export", rid)
     assert exported.returncode == 0, exported.stderr
     assert normalized(parse_floorplan(json.loads(exported.stdout))) == normalized(
-        load_floorplan(path))
+        load_floorplan(path)
+    )
 
 
 async def test_cli_refuses_a_bad_file_with_exit_1_and_imports_nothing(
@@ -493,7 +616,8 @@ async def test_cli_refuses_a_bad_file_with_exit_1_and_imports_nothing(
         "adjacency[6][1]: unknown table 'X9'",
     ]
     assert await row_counts(db_engine, rid) == dict.fromkeys(
-        ["restaurants", "services", "zones", "tables", "edges"], 0)
+        ["restaurants", "services", "zones", "tables", "edges"], 0
+    )
 
     missing = seatflow(pg_url, "restaurants", "import", str(tmp_path / "absent.json"))
     assert missing.returncode == 1 and "not found" in missing.stderr

@@ -91,7 +91,9 @@ def _parse_clock(value: Any) -> Any:
     if isinstance(value, time):
         return value
     raise PydanticCustomError(
-        "clock", 'must be a local time "HH:MM", got {value}', {"value": json.dumps(value, default=str)}
+        "clock",
+        'must be a local time "HH:MM", got {value}',
+        {"value": json.dumps(value, default=str)},
     )
 
 
@@ -113,7 +115,8 @@ class ServiceSpec(_Strict):
         start = info.data.get("start")
         if start is not None and end <= start:
             raise PydanticCustomError(
-                "clock", "must be after start ({start}); a service cannot cross midnight",
+                "clock",
+                "must be after start ({start}); a service cannot cross midnight",
                 {"start": start.strftime("%H:%M")},
             )
         return end
@@ -126,9 +129,13 @@ class ServiceSpec(_Strict):
         for i, band in enumerate(bands):
             if band.max_party is None:
                 if i != len(bands) - 1:
-                    found.append((f"[{i}].max_party", "null (any larger party) must be the last band"))
+                    found.append(
+                        (f"[{i}].max_party", "null (any larger party) must be the last band")
+                    )
             elif previous is not None and band.max_party <= previous:
-                found.append((f"[{i}].max_party", f"must be greater than the previous band's ({previous})"))
+                found.append(
+                    (f"[{i}].max_party", f"must be greater than the previous band's ({previous})")
+                )
             if band.max_party is not None:
                 previous = band.max_party
         if found:
@@ -157,7 +164,9 @@ class RestaurantSpec(_Strict):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise PydanticCustomError(
-                "timezone", "unknown IANA time zone '{value}' (e.g. Europe/London)", {"value": value}
+                "timezone",
+                "unknown IANA time zone '{value}' (e.g. Europe/London)",
+                {"value": value},
             ) from None
         return value
 
@@ -168,7 +177,9 @@ class RestaurantSpec(_Strict):
         for i, service in enumerate(services):
             for j, other in enumerate(services[:i]):
                 if other.name == service.name:
-                    found.append((f"[{i}].name", f"duplicate service name {service.name!r} (see [{j}])"))
+                    found.append(
+                        (f"[{i}].name", f"duplicate service name {service.name!r} (see [{j}])")
+                    )
                 elif service.start < other.end and other.start < service.end:
                     found.append((f"[{i}].start", f"overlaps service {other.name!r}"))
         if found:
@@ -253,6 +264,7 @@ def _cross_references(data: Any) -> list[tuple[str, str]]:
     Works on raw decoded JSON too, so that a file with both a bad field and a
     dangling reference reports both at once.
     """
+
     def items(key: str) -> list[Any]:
         value = data.get(key) if isinstance(data, dict) else None
         return value if isinstance(value, list) else []
@@ -305,8 +317,11 @@ def _join(base: str, relative: str) -> str:
 
 
 _KNOWN_FIELDS = sorted(
-    {name for model in (FloorPlan, RestaurantSpec, ServiceSpec, TurnTimeBand, ZoneSpec, TableSpec)
-     for name in model.model_fields}
+    {
+        name
+        for model in (FloorPlan, RestaurantSpec, ServiceSpec, TurnTimeBand, ZoneSpec, TableSpec)
+        for name in model.model_fields
+    }
 )
 
 
@@ -324,7 +339,7 @@ def _message(error: Any) -> str:
     msg = str(error["msg"])
     for prefix in ("Input should be", "Value should be"):
         if msg.startswith(prefix):
-            msg = "must be" + msg[len(prefix):]
+            msg = "must be" + msg[len(prefix) :]
     return msg
 
 
@@ -406,15 +421,28 @@ class ImportSummary:
         return asdict(self)
 
 
-_TABLE_FIELDS = ("capacity", "min_party", "max_party", "zone_id", "mobility", "category",
-                 "active", "status")
+_TABLE_FIELDS = (
+    "capacity",
+    "min_party",
+    "max_party",
+    "zone_id",
+    "mobility",
+    "category",
+    "active",
+    "status",
+)
 
 
 def _table_row(table: TableSpec) -> dict[str, Any]:
     return {
-        "capacity": table.capacity, "min_party": table.min_party, "max_party": table.max_party,
-        "zone_id": table.zone, "mobility": table.mobility, "category": table.category,
-        "active": table.active, "status": table.status,
+        "capacity": table.capacity,
+        "min_party": table.min_party,
+        "max_party": table.max_party,
+        "zone_id": table.zone,
+        "mobility": table.mobility,
+        "category": table.category,
+        "active": table.active,
+        "status": table.status,
     }
 
 
@@ -436,44 +464,75 @@ async def _import(session: AsyncSession, plan: FloorPlan) -> ImportSummary:
     # The upsert locks the restaurant row, so concurrent imports of one
     # restaurant run one after the other.
     upsert = insert(Restaurant).values(
-        id=rid, name=spec.name, timezone=spec.timezone, buffer_minutes=spec.buffer_minutes,
+        id=rid,
+        name=spec.name,
+        timezone=spec.timezone,
+        buffer_minutes=spec.buffer_minutes,
         total_capacity=plan.total_capacity,
     )
-    upsert = upsert.on_conflict_do_update(
+    upserted = upsert.on_conflict_do_update(
         index_elements=[Restaurant.id],
-        set_={"name": spec.name, "timezone": spec.timezone, "buffer_minutes": spec.buffer_minutes,
-              "total_capacity": plan.total_capacity, "updated_at": func.now()},
+        set_={
+            "name": spec.name,
+            "timezone": spec.timezone,
+            "buffer_minutes": spec.buffer_minutes,
+            "total_capacity": plan.total_capacity,
+            "updated_at": func.now(),
+        },
     ).returning(Restaurant.created_at == Restaurant.updated_at)
-    created = bool((await session.execute(upsert)).scalar_one())
+    created = bool((await session.execute(upserted)).scalar_one())
 
     await session.execute(delete(Service).where(Service.restaurant_id == rid))
     for service in spec.services:
-        service_id = (await session.execute(
-            insert(Service).values(restaurant_id=rid, name=service.name,
-                                   start_time=service.start, end_time=service.end)
-            .returning(Service.id)
-        )).scalar_one()
-        await session.execute(insert(TurnTime), [
-            {"service_id": service_id, "max_party": band.max_party, "minutes": band.minutes}
-            for band in service.turn_times
-        ])
+        service_id = (
+            await session.execute(
+                insert(Service)
+                .values(
+                    restaurant_id=rid,
+                    name=service.name,
+                    start_time=service.start,
+                    end_time=service.end,
+                )
+                .returning(Service.id)
+            )
+        ).scalar_one()
+        await session.execute(
+            insert(TurnTime),
+            [
+                {"service_id": service_id, "max_party": band.max_party, "minutes": band.minutes}
+                for band in service.turn_times
+            ],
+        )
 
     for zone in plan.zones:
-        stmt = insert(Zone).values(restaurant_id=rid, id=zone.id, name=zone.name, active=zone.active)
-        await session.execute(stmt.on_conflict_do_update(
-            index_elements=[Zone.restaurant_id, Zone.id],
-            set_={"name": zone.name, "active": zone.active},
-        ))
+        stmt = insert(Zone).values(
+            restaurant_id=rid, id=zone.id, name=zone.name, active=zone.active
+        )
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[Zone.restaurant_id, Zone.id],
+                set_={"name": zone.name, "active": zone.active},
+            )
+        )
     zone_ids = [z.id for z in plan.zones]
-    zones_deactivated = (await session.execute(
-        update(Zone).where(Zone.restaurant_id == rid, Zone.id.not_in(zone_ids), Zone.active)
-        .values(active=False)
-    )).rowcount
+    zones_deactivated = len(
+        (
+            await session.execute(
+                update(Zone)
+                .where(Zone.restaurant_id == rid, Zone.id.not_in(zone_ids), Zone.active)
+                .values(active=False)
+                .returning(Zone.id)
+            )
+        ).all()
+    )
 
     existing = {
-        row.code: row for row in (await session.execute(
-            select(DiningTable).where(DiningTable.restaurant_id == rid).with_for_update()
-        )).scalars()
+        row.code: row
+        for row in (
+            await session.execute(
+                select(DiningTable).where(DiningTable.restaurant_id == rid).with_for_update()
+            )
+        ).scalars()
     }
     ids: dict[str, int] = {}
     tables_created = tables_updated = tables_unchanged = 0
@@ -481,10 +540,13 @@ async def _import(session: AsyncSession, plan: FloorPlan) -> ImportSummary:
         values = _table_row(table)
         current = existing.get(table.id)
         if current is None:
-            ids[table.id] = (await session.execute(
-                insert(DiningTable).values(restaurant_id=rid, code=table.id, **values)
-                .returning(DiningTable.id)
-            )).scalar_one()
+            ids[table.id] = (
+                await session.execute(
+                    insert(DiningTable)
+                    .values(restaurant_id=rid, code=table.id, **values)
+                    .returning(DiningTable.id)
+                )
+            ).scalar_one()
             tables_created += 1
             continue
         ids[table.id] = current.id
@@ -504,15 +566,22 @@ async def _import(session: AsyncSession, plan: FloorPlan) -> ImportSummary:
     await session.execute(delete(TableAdjacency).where(TableAdjacency.restaurant_id == rid))
     edges = sorted({(min(ids[a], ids[b]), max(ids[a], ids[b])) for a, b in plan.edges})
     if edges:
-        await session.execute(insert(TableAdjacency), [
-            {"restaurant_id": rid, "table_a": a, "table_b": b} for a, b in edges
-        ])
+        await session.execute(
+            insert(TableAdjacency),
+            [{"restaurant_id": rid, "table_a": a, "table_b": b} for a, b in edges],
+        )
 
     return ImportSummary(
-        restaurant_id=rid, restaurant_created=created, services=len(spec.services),
-        zones=len(plan.zones), zones_deactivated=zones_deactivated,
-        tables_created=tables_created, tables_updated=tables_updated,
-        tables_unchanged=tables_unchanged, tables_deactivated=len(missing), edges=len(edges),
+        restaurant_id=rid,
+        restaurant_created=created,
+        services=len(spec.services),
+        zones=len(plan.zones),
+        zones_deactivated=zones_deactivated,
+        tables_created=tables_created,
+        tables_updated=tables_updated,
+        tables_unchanged=tables_unchanged,
+        tables_deactivated=len(missing),
+        edges=len(edges),
         total_capacity=plan.total_capacity,
     )
 
@@ -532,14 +601,21 @@ class RestaurantListing:
 
 async def list_restaurants(engine: AsyncEngine) -> list[RestaurantListing]:
     active_tables = (
-        select(func.count()).where(DiningTable.restaurant_id == Restaurant.id, DiningTable.active)
+        select(func.count())
+        .where(DiningTable.restaurant_id == Restaurant.id, DiningTable.active)
         .scalar_subquery()
     )
     zones = select(func.count()).where(Zone.restaurant_id == Restaurant.id).scalar_subquery()
     async with session_factory(engine)() as session:
         rows = await session.execute(
-            select(Restaurant.id, Restaurant.name, Restaurant.timezone, zones, active_tables,
-                   Restaurant.total_capacity).order_by(Restaurant.id)
+            select(
+                Restaurant.id,
+                Restaurant.name,
+                Restaurant.timezone,
+                zones,
+                active_tables,
+                Restaurant.total_capacity,
+            ).order_by(Restaurant.id)
         )
         return [RestaurantListing(*row) for row in rows]
 
@@ -553,41 +629,94 @@ async def export_floorplan(engine: AsyncEngine, restaurant_id: str) -> FloorPlan
         restaurant = await session.get(Restaurant, restaurant_id)
         if restaurant is None:
             return None
-        services = (await session.execute(
-            select(Service).where(Service.restaurant_id == restaurant_id).order_by(Service.start_time)
-        )).scalars().all()
-        bands = (await session.execute(
-            select(TurnTime).where(TurnTime.service_id.in_([s.id for s in services]))
-            .order_by(TurnTime.max_party.asc().nulls_last())
-        )).scalars().all()
-        zones = (await session.execute(
-            select(Zone).where(Zone.restaurant_id == restaurant_id).order_by(Zone.id)
-        )).scalars().all()
-        tables = (await session.execute(
-            select(DiningTable).where(DiningTable.restaurant_id == restaurant_id)
-            .order_by(DiningTable.id)
-        )).scalars().all()
-        edges = (await session.execute(
-            select(TableAdjacency).where(TableAdjacency.restaurant_id == restaurant_id)
-        )).scalars().all()
+        services = (
+            (
+                await session.execute(
+                    select(Service)
+                    .where(Service.restaurant_id == restaurant_id)
+                    .order_by(Service.start_time)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        bands = (
+            (
+                await session.execute(
+                    select(TurnTime)
+                    .where(TurnTime.service_id.in_([s.id for s in services]))
+                    .order_by(TurnTime.max_party.asc().nulls_last())
+                )
+            )
+            .scalars()
+            .all()
+        )
+        zones = (
+            (
+                await session.execute(
+                    select(Zone).where(Zone.restaurant_id == restaurant_id).order_by(Zone.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        tables = (
+            (
+                await session.execute(
+                    select(DiningTable)
+                    .where(DiningTable.restaurant_id == restaurant_id)
+                    .order_by(DiningTable.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        edges = (
+            (
+                await session.execute(
+                    select(TableAdjacency).where(TableAdjacency.restaurant_id == restaurant_id)
+                )
+            )
+            .scalars()
+            .all()
+        )
     code = {t.id: t.code for t in tables}
-    return FloorPlan.model_validate({
-        "restaurant": {
-            "id": restaurant.id, "name": restaurant.name, "timezone": restaurant.timezone,
-            "buffer_minutes": restaurant.buffer_minutes,
-            "services": [
-                {"name": s.name, "start": s.start_time, "end": s.end_time,
-                 "turn_times": [{"max_party": b.max_party, "minutes": b.minutes}
-                                for b in bands if b.service_id == s.id]}
-                for s in services
+    return FloorPlan.model_validate(
+        {
+            "restaurant": {
+                "id": restaurant.id,
+                "name": restaurant.name,
+                "timezone": restaurant.timezone,
+                "buffer_minutes": restaurant.buffer_minutes,
+                "services": [
+                    {
+                        "name": s.name,
+                        "start": s.start_time,
+                        "end": s.end_time,
+                        "turn_times": [
+                            {"max_party": b.max_party, "minutes": b.minutes}
+                            for b in bands
+                            if b.service_id == s.id
+                        ],
+                    }
+                    for s in services
+                ],
+            },
+            "zones": [{"id": z.id, "name": z.name, "active": z.active} for z in zones],
+            "tables": [
+                {
+                    "id": t.code,
+                    "capacity": t.capacity,
+                    "min_party": t.min_party,
+                    "max_party": t.max_party,
+                    "zone": t.zone_id,
+                    "mobility": t.mobility,
+                    "category": t.category,
+                    "active": t.active,
+                    "status": t.status,
+                }
+                for t in tables
             ],
-        },
-        "zones": [{"id": z.id, "name": z.name, "active": z.active} for z in zones],
-        "tables": [
-            {"id": t.code, "capacity": t.capacity, "min_party": t.min_party,
-             "max_party": t.max_party, "zone": t.zone_id, "mobility": t.mobility,
-             "category": t.category, "active": t.active, "status": t.status}
-            for t in tables
-        ],
-        "adjacency": sorted(sorted([code[e.table_a], code[e.table_b]]) for e in edges),
-    })
+            "adjacency": sorted(sorted([code[e.table_a], code[e.table_b]]) for e in edges),
+        }
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -15,7 +15,10 @@ app = typer.Typer(help="Restaurants and their floor plans.", no_args_is_help=Tru
 
 T = TypeVar("T")
 
-JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON.")
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+RestaurantId = Annotated[
+    str, typer.Argument(metavar="ID", help="The restaurant id, e.g. harbour-kitchen.")
+]
 
 
 def _with_engine(work: Callable[[Any], Awaitable[T]]) -> T:
@@ -35,14 +38,16 @@ def _with_engine(work: Callable[[Any], Awaitable[T]]) -> T:
 
 def _columns(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]
+    ]
     return "\n".join(lines)
 
 
 @app.command("import")
 def import_cmd(
-    file: Path = typer.Argument(..., help="Floor-plan JSON file (format: docs/floorplan.md)."),
-    as_json: bool = JSON_OPTION,
+    file: Annotated[Path, typer.Argument(help="Floor-plan JSON file (format: docs/floorplan.md).")],
+    as_json: JsonFlag = False,
 ) -> None:
     """Validate a floor plan and create or update its restaurant (all or nothing)."""
     from seatflow.floorplan import FloorPlanError, import_floorplan, load_floorplan
@@ -51,8 +56,11 @@ def import_cmd(
         plan = load_floorplan(file)
     except FloorPlanError as exc:
         if as_json:
-            print(json.dumps({"error": f"floor plan {exc.source} is invalid",
-                              "problems": exc.problems}))
+            print(
+                json.dumps(
+                    {"error": f"floor plan {exc.source} is invalid", "problems": exc.problems}
+                )
+            )
         else:
             typer.echo(f"error: {exc}", err=True)
             typer.echo("nothing was imported", err=True)
@@ -73,7 +81,7 @@ def import_cmd(
 
 
 @app.command("list")
-def list_cmd(as_json: bool = JSON_OPTION) -> None:
+def list_cmd(as_json: JsonFlag = False) -> None:
     """List restaurants with their active tables and capacity."""
     from dataclasses import asdict
 
@@ -86,17 +94,21 @@ def list_cmd(as_json: bool = JSON_OPTION) -> None:
     if not restaurants:
         typer.echo("no restaurants; import one with `seatflow restaurants import FILE.json`")
         return
-    typer.echo(_columns(
-        [[r.id, r.name, r.timezone, str(r.zones), str(r.tables), str(r.total_capacity)]
-         for r in restaurants],
-        ["ID", "NAME", "TIMEZONE", "ZONES", "TABLES", "CAPACITY"],
-    ))
+    typer.echo(
+        _columns(
+            [
+                [r.id, r.name, r.timezone, str(r.zones), str(r.tables), str(r.total_capacity)]
+                for r in restaurants
+            ],
+            ["ID", "NAME", "TIMEZONE", "ZONES", "TABLES", "CAPACITY"],
+        )
+    )
 
 
 @app.command("show")
 def show_cmd(
-    restaurant_id: str = typer.Argument(..., metavar="ID"),
-    as_json: bool = JSON_OPTION,
+    restaurant_id: RestaurantId,
+    as_json: JsonFlag = False,
 ) -> None:
     """Show a restaurant: services, zones, tables and adjacency."""
     from seatflow.floorplan import export_floorplan
@@ -110,31 +122,49 @@ def show_cmd(
         print_json(data)
         return
     r = plan.restaurant
-    typer.echo(f"{r.name} ({r.id})  timezone {r.timezone}  buffer {r.buffer_minutes} min  "
-               f"capacity {plan.total_capacity}")
+    typer.echo(
+        f"{r.name} ({r.id})  timezone {r.timezone}  buffer {r.buffer_minutes} min  "
+        f"capacity {plan.total_capacity}"
+    )
     typer.echo("\nservices")
     for s in data["restaurant"]["services"]:
         bands = ", ".join(
             f"{'<=' + str(b['max_party']) if b['max_party'] is not None else 'larger'}: "
-            f"{b['minutes']} min" for b in s["turn_times"]
+            f"{b['minutes']} min"
+            for b in s["turn_times"]
         )
         typer.echo(f"  {s['name']:<10} {s['start']}-{s['end']}  turn times {bands}")
     typer.echo("\nzones")
     for z in plan.zones:
         typer.echo(f"  {z.id:<10} {z.name}" + ("" if z.active else "  (inactive)"))
     typer.echo("\ntables")
-    typer.echo("\n".join("  " + line for line in _columns(
-        [[t.id, str(t.capacity), f"{t.min_party}-{t.max_party or t.capacity}", t.zone,
-          t.mobility, t.category,
-          "active" if t.active else "inactive", t.status] for t in plan.tables],
-        ["ID", "CAP", "PARTY", "ZONE", "MOBILITY", "CATEGORY", "ACTIVE", "STATUS"],
-    ).splitlines()))
+    typer.echo(
+        "\n".join(
+            "  " + line
+            for line in _columns(
+                [
+                    [
+                        t.id,
+                        str(t.capacity),
+                        f"{t.min_party}-{t.max_party or t.capacity}",
+                        t.zone,
+                        t.mobility,
+                        t.category,
+                        "active" if t.active else "inactive",
+                        t.status,
+                    ]
+                    for t in plan.tables
+                ],
+                ["ID", "CAP", "PARTY", "ZONE", "MOBILITY", "CATEGORY", "ACTIVE", "STATUS"],
+            ).splitlines()
+        )
+    )
     typer.echo("\nadjacency")
     typer.echo("  " + (", ".join(f"{a}-{b}" for a, b in plan.edges) or "(none)"))
 
 
 @app.command("export")
-def export_cmd(restaurant_id: str = typer.Argument(..., metavar="ID")) -> None:
+def export_cmd(restaurant_id: RestaurantId) -> None:
     """Print a stored restaurant as a floor-plan file, ready to edit and re-import."""
     from seatflow.floorplan import export_floorplan
 
