@@ -627,3 +627,11 @@ async def test_cli_show_unknown_restaurant_exits_1(pg_url: str, unique_id: str) 
     result = seatflow(pg_url, "restaurants", "show", f"nobody-{unique_id}", "--json")
     assert result.returncode == 1
     assert "not found" in json.loads(result.stdout)["error"]
+
+
+def test_the_example_in_the_documentation_is_valid() -> None:
+    doc = (ROOT / "docs" / "floorplan.md").read_text()
+    block = doc.split("## Example", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    plan = parse_floorplan(json.loads(block))
+    assert plan.restaurant.id == "harbour-kitchen"
+    assert plan.edges == [("T1", "T2"), ("T2", "T3")]
