@@ -90,3 +90,28 @@ def test_taken_tables_give_a_reason_with_the_window() -> None:
     snapshot = floor(table("T4", 4), allocations=(held("other", "T4", -30),))
     result = search(snapshot, booking(4, start=0, minutes=105), EngineConfig(repack=False))
     assert result.reason == "all fitting tables are taken 19:00-20:45"
+
+
+def test_party_of_six_gets_the_six_top_by_moving_a_party_of_four_to_a_free_four_top() -> None:
+    snapshot = floor(
+        table("T6", 6),
+        table("T4", 4),
+        allocations=(held("four", "T6", -15, minutes=120, party=4),),
+    )
+    result = search(snapshot, booking(6), now=at(-60))
+    assert result.plans[0].tables == ("T6",)
+    assert result.plans[0].strategy == "repack"
+    assert [(m.booking_id, m.from_tables, m.to_tables) for m in result.moves] == [
+        ("four", ("T6",), ("T4",))
+    ]
+
+
+def test_a_booking_that_has_started_is_never_moved() -> None:
+    snapshot = floor(
+        table("T6", 6),
+        table("T4", 4),
+        allocations=(held("four", "T6", -15, minutes=120, party=4),),
+    )
+    result = search(snapshot, booking(6), now=at(-5))
+    assert result.plans == () and result.moves == ()
+    assert result.reason == "all fitting tables are taken 19:00-21:00"

@@ -119,6 +119,9 @@ class EngineConfig:
     max_plans: int = 20  # how many ranked plans the result carries (all are still searched)
     repack: bool = True
     max_moves: int = 3
+    # Explicit bound on the re-packing search (booking placements tried); hitting
+    # it is reported as SearchResult.truncated, never silent.
+    max_repack_steps: int = 20000
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_tables <= 5:

@@ -1,4 +1,16 @@
-"""Re-packing (placeholder until the full search lands)."""
+"""Re-packing: free a plan for a booking by moving bookings that have not started.
+
+When no valid plan is free, look for a target plan whose tables are held only
+by movable bookings (held, not started by `now`, overlapping the new booking's
+window), and re-seat each displaced booking elsewhere: same window, same party,
+same zone, a valid plan of its own. A displaced booking may in turn displace
+another movable one (a chain), as long as the whole set stays within
+`max_moves`. Budgets grow 1, 2, ..., max_moves, so the answer uses the fewest
+moves; among those, target plans are tried best fit first, all in id order.
+
+The search is bounded by `max_repack_steps` placements; hitting that bound is
+reported (`truncated`), never silent.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +19,243 @@ from datetime import datetime
 
 from seatflow.domain.planning import BookingRequest, EngineConfig, Move, Plan
 
-from .floor import Floor
+from .combinations import Candidate, enumerate_candidates
+from .floor import Floor, overlaps
+from .scoring import REPACK, score_candidate, window_view
 
 
 @dataclass(frozen=True)
 class Repacked:
-    plan: Plan
+    """The outcome: a plan and the moves that free it, or None when there is none."""
+
+    plan: Plan | None
     moves: tuple[Move, ...]
     evaluated: int
     truncated: bool
 
 
+@dataclass(frozen=True)
+class HeldBooking:
+    """An allocated booking as re-packing sees it: all its tables, one window."""
+
+    booking_id: str
+    party: int
+    start: datetime
+    end: datetime
+    tables: tuple[str, ...]
+    zone: str
+
+
+@dataclass(frozen=True)
+class _Interval:
+    table_id: str
+    start: datetime
+    end: datetime
+
+
+class _OutOfSteps(Exception):
+    pass
+
+
+def movable_bookings(
+    floor: Floor, request: BookingRequest, now: datetime | None
+) -> dict[str, HeldBooking]:
+    """Held bookings overlapping the request that have not started and may move."""
+    grouped: dict[str, list] = {}
+    for allocation in floor.snapshot.allocations:
+        grouped.setdefault(allocation.booking_id, []).append(allocation)
+    movable: dict[str, HeldBooking] = {}
+    for booking_id in sorted(grouped):
+        allocations = grouped[booking_id]
+        if booking_id == request.booking_id:
+            continue
+        if any(not _not_started(a.booking_start, now) for a in allocations):
+            continue
+        party = max(a.party_size for a in allocations)
+        start = min(a.start for a in allocations)
+        end = max(a.end for a in allocations)
+        if party < 1 or not overlaps(start, end, request.start, request.end):
+            continue
+        tables = tuple(sorted({a.table_id for a in allocations}))
+        if any(t not in floor.tables for t in tables):
+            continue
+        zones = {floor.tables[t].zone for t in tables}
+        if len(zones) != 1:
+            continue
+        movable[booking_id] = HeldBooking(booking_id, party, start, end, tables, zones.pop())
+    return movable
+
+
+def _not_started(booking_start: datetime | None, now: datetime | None) -> bool:
+    if booking_start is None:
+        return False  # unknown start: treat as started, never move it
+    return now is None or booking_start > now
+
+
+class _Reseater:
+    """Depth-first placement of displaced bookings under a move budget."""
+
+    def __init__(self, floor: Floor, config: EngineConfig, movable: dict[str, HeldBooking]) -> None:
+        self.floor = floor
+        self.config = config
+        self.movable = movable
+        self.steps = 0
+        self.evaluated = 0
+
+    def blockers(
+        self, table_id: str, start: datetime, end: datetime, removed: set[str], added: list[_Interval]
+    ) -> set[str] | None:
+        """Bookings holding the table in the window; None when it cannot be freed."""
+        for interval in added:
+            if interval.table_id == table_id and overlaps(interval.start, interval.end, start, end):
+                return None
+        found: set[str] = set()
+        for allocation in self.floor.allocations_by_table.get(table_id, ()):
+            if allocation.booking_id in removed:
+                continue
+            if overlaps(allocation.start, allocation.end, start, end):
+                if allocation.booking_id not in self.movable:
+                    return None
+                found.add(allocation.booking_id)
+        return found
+
+    def place(
+        self,
+        pending: list[str],
+        removed: set[str],
+        added: list[_Interval],
+        moves: list[Move],
+        budget: int,
+    ) -> list[Move] | None:
+        if not pending:
+            return moves
+        self.steps += 1
+        if self.steps > self.config.max_repack_steps:
+            raise _OutOfSteps
+        booking = self.movable[pending[0]]
+        rest = pending[1:]
+        spare = budget - len(moves) - len(pending)  # extra bookings this one may displace
+        blocked_by: dict[str, set[str]] = {}
+        for table_id in self.floor.usable:
+            if self.floor.tables[table_id].zone != booking.zone:
+                continue
+            found = self.blockers(table_id, booking.start, booking.end, removed, added)
+            if found is not None and len(found) <= spare:
+                blocked_by[table_id] = found
+        enumeration = enumerate_candidates(
+            self.floor,
+            booking.party,
+            tuple(blocked_by),
+            max_tables=self.config.max_tables,
+            max_overage=self.config.max_overage,
+            mode=self.config.adjacency_mode,
+            zone=booking.zone,
+        )
+        self.evaluated += enumeration.evaluated
+        options: list[tuple[tuple[str, ...], Candidate]] = []
+        for candidate in enumeration.candidates:
+            if candidate.tables == booking.tables:
+                continue
+            displaced: set[str] = set()
+            for table_id in candidate.tables:
+                displaced |= blocked_by[table_id]
+            if len(displaced) <= spare:
+                options.append((tuple(sorted(displaced)), candidate))
+        options.sort(
+            key=lambda o: (len(o[0]), o[1].capacity - booking.party, len(o[1].tables), o[1].tables)
+        )
+        for displaced, candidate in options:
+            seated = [_Interval(t, booking.start, booking.end) for t in candidate.tables]
+            move = Move(booking.booking_id, booking.tables, candidate.tables)
+            found = self.place(
+                rest + list(displaced),
+                removed | set(displaced),
+                added + seated,
+                moves + [move],
+                budget,
+            )
+            if found is not None:
+                return found
+        return None
+
+
 def repack(
     floor: Floor, request: BookingRequest, config: EngineConfig, *, now: datetime | None
-) -> Repacked | None:
-    return None
+) -> Repacked:
+    nothing = Repacked(None, (), 0, truncated=False)
+    if config.max_moves < 1:
+        return nothing
+    movable = movable_bookings(floor, request, now)
+    if not movable:
+        return nothing
+    relaxed_free = floor.free_tables(
+        request.start, request.end, ignore_bookings={request.booking_id, *movable}
+    )
+    enumeration = enumerate_candidates(
+        floor,
+        request.party_size,
+        relaxed_free,
+        max_tables=config.max_tables,
+        max_overage=config.max_overage,
+        mode=config.adjacency_mode,
+    )
+    targets: list[tuple[tuple[str, ...], Candidate]] = []
+    for candidate in enumeration.candidates:
+        displaced = sorted(
+            {
+                a.booking_id
+                for t in candidate.tables
+                for a in floor.allocations_by_table.get(t, ())
+                if a.booking_id in movable and overlaps(a.start, a.end, request.start, request.end)
+            }
+        )
+        if 0 < len(displaced) <= config.max_moves:
+            targets.append((tuple(displaced), candidate))
+    preferred = request.zone_preference
+    targets.sort(
+        key=lambda t: (
+            preferred is not None and t[1].zone != preferred,
+            len(t[0]),
+            t[1].capacity - request.party_size,
+            len(t[1].tables),
+            t[1].tables,
+        )
+    )
+    reseater = _Reseater(floor, config, movable)
+    try:
+        for budget in range(1, config.max_moves + 1):
+            for displaced, candidate in targets:
+                if len(displaced) > budget:
+                    continue
+                request_seat = [_Interval(t, request.start, request.end) for t in candidate.tables]
+                # The largest displaced parties are hardest to re-seat: place them first.
+                order = sorted(displaced, key=lambda b: (-movable[b].party, b))
+                moves = reseater.place(order, set(displaced), request_seat, [], budget)
+                if moves is not None:
+                    plan = _repack_plan(floor, request, config, candidate, relaxed_free, len(moves))
+                    ordered = tuple(sorted(moves, key=lambda m: m.booking_id))
+                    evaluated = reseater.evaluated + enumeration.evaluated
+                    return Repacked(plan, ordered, evaluated, truncated=False)
+    except _OutOfSteps:
+        return Repacked(None, (), reseater.evaluated + enumeration.evaluated, truncated=True)
+    return Repacked(None, (), reseater.evaluated + enumeration.evaluated, truncated=False)
+
+
+def _repack_plan(
+    floor: Floor,
+    request: BookingRequest,
+    config: EngineConfig,
+    candidate: Candidate,
+    relaxed_free: tuple[str, ...],
+    moves: int,
+) -> Plan:
+    view = window_view(floor, relaxed_free, [])
+    scored = score_candidate(floor, request, candidate, view, config.weights)
+    return Plan(
+        tables=scored.tables,
+        score=scored.score,
+        strategy=REPACK,
+        breakdown=dict(scored.breakdown, moves=float(moves)),
+        zone=scored.zone,
+        capacity=scored.capacity,
+    )

@@ -14,6 +14,7 @@ from seatflow.domain.planning import (
 
 from .combinations import enumerate_candidates
 from .floor import Floor, overlaps
+from .repack import repack
 from .scoring import credit_strategies, rank, score_candidate, window_view
 
 
@@ -43,16 +44,19 @@ def search(
 
     reason = no_plan_reason(floor, request, config)
     if config.repack:
-        from .repack import repack
-
         repacked = repack(floor, request, config, now=now)
-        if repacked is not None:
+        if repacked.plan is not None:
             return SearchResult(
                 plans=(repacked.plan,),
                 moves=repacked.moves,
                 evaluated=evaluated + repacked.evaluated,
-                truncated=repacked.truncated,
             )
+        return SearchResult(
+            plans=(),
+            reason=reason,
+            evaluated=evaluated + repacked.evaluated,
+            truncated=repacked.truncated,
+        )
     return SearchResult(plans=(), reason=reason, evaluated=evaluated)
 
 
