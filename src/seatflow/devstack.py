@@ -467,8 +467,9 @@ def up(workers: int = 1, *, temporal_port: int | None = None, ui_port: int | Non
     """Start whatever of the stack is not running yet; returns its status.
 
     Idempotent: running pieces are detected and kept. `workers=0` starts none
-    (tests). `worker_env` adds variables to the environment of workers started
-    now. A worker that exits at once is reported as exited, not raised.
+    (tests). `worker_env` adds variables to the workers' environment; a running
+    worker started without them is restarted. A worker that exits at once is
+    reported as exited, not raised.
     """
     if workers < 0:
         raise DevStackError("workers must be >= 0")
@@ -637,9 +638,13 @@ def _up_workers(paths: Paths, plan: _Plan, env: Mapping[str, str], count: int,
         if int(rec["index"]) > count and _live_process(rec) is None:
             paths.record(str(rec["name"])).unlink(missing_ok=True)
     for index in range(1, count + 1):
-        name = f"worker-{index}"
-        if _live_process(_read_json(paths.record(name))) is not None:
-            continue
+        rec = _read_json(paths.record(f"worker-{index}"))
+        if _live_process(rec) is not None:
+            had = (rec or {}).get("env") or {}
+            if all(had.get(k) == v for k, v in overrides.items()):
+                continue
+            # Asked for an environment this worker lacks (the demo's V3 flag): restart it.
+            _stop_process(rec or {})
         started.append(_start_worker(paths, env, index, base_metrics, overrides))
     return started
 
