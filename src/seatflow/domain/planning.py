@@ -98,6 +98,7 @@ class ScoreWeights:
           + diameter * w_diameter + fragmentation * w_fragmentation
           + zone_load * w_zone_load + lookahead * w_lookahead
           + scarcity * w_scarcity + (not preferred zone) * w_zone_miss
+          + idle_gap * w_idle_gap
     """
 
     overage: float = 10.0
@@ -108,6 +109,8 @@ class ScoreWeights:
     lookahead: float = 6.0
     scarcity: float = 1.5
     zone_miss: float = 1000.0
+    # hours a table is left idle in gaps too short for another booking of this length
+    idle_gap: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -119,9 +122,9 @@ class EngineConfig:
     max_plans: int = 20  # how many ranked plans the result carries (all are still searched)
     repack: bool = True
     max_moves: int = 3
-    # Explicit bound on the re-packing search (booking placements tried); hitting
-    # it is reported as SearchResult.truncated, never silent.
-    max_repack_steps: int = 20000
+    # Explicit bound on the re-packing search (placements tried plus table
+    # combinations evaluated); hitting it is reported as SearchResult.truncated.
+    max_repack_steps: int = 3000
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_tables <= 5:

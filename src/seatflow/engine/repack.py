@@ -8,8 +8,9 @@ another movable one (a chain), as long as the whole set stays within
 `max_moves`. Budgets grow 1, 2, ..., max_moves, so the answer uses the fewest
 moves; among those, target plans are tried best fit first, all in id order.
 
-The search is bounded by `max_repack_steps` placements; hitting that bound is
-reported (`truncated`), never silent.
+The search is bounded by `max_repack_steps` (placements tried plus table
+combinations evaluated); hitting that bound is reported (`truncated`), never
+silent.
 """
 
 from __future__ import annotations
@@ -93,7 +94,12 @@ def _not_started(booking_start: datetime | None, now: datetime | None) -> bool:
 
 
 class _Reseater:
-    """Depth-first placement of displaced bookings under a move budget."""
+    """Depth-first placement of displaced bookings under a move budget.
+
+    A booking's possible new seats depend only on which bookings have been
+    lifted off the floor, so they are enumerated once per (booking, lifted set)
+    and then filtered with bitmasks against the seats placed so far.
+    """
 
     def __init__(self, floor: Floor, config: EngineConfig, movable: dict[str, HeldBooking]) -> None:
         self.floor = floor
@@ -101,29 +107,72 @@ class _Reseater:
         self.movable = movable
         self.steps = 0
         self.evaluated = 0
+        self._holders: dict[tuple[datetime, datetime], dict[str, frozenset[str]]] = {}
+        self._options: dict[
+            tuple[str, frozenset[str], int], list[tuple[int, frozenset[str], Candidate]]
+        ] = {}
 
-    def blockers(
-        self, table_id: str, start: datetime, end: datetime, removed: set[str], added: list[_Interval]
-    ) -> set[str] | None:
-        """Bookings holding the table in the window; None when it cannot be freed."""
-        for interval in added:
-            if interval.table_id == table_id and overlaps(interval.start, interval.end, start, end):
-                return None
-        found: set[str] = set()
-        for allocation in self.floor.allocations_by_table.get(table_id, ()):
-            if allocation.booking_id in removed:
+    def holders(self, start: datetime, end: datetime) -> dict[str, frozenset[str]]:
+        """For each table, the bookings holding it somewhere in [start, end)."""
+        key = (start, end)
+        found = self._holders.get(key)
+        if found is None:
+            collected: dict[str, set[str]] = {}
+            for allocation in self.floor.snapshot.allocations:
+                if overlaps(allocation.start, allocation.end, start, end):
+                    collected.setdefault(allocation.table_id, set()).add(allocation.booking_id)
+            found = {t: frozenset(ids) for t, ids in collected.items()}
+            self._holders[key] = found
+        return found
+
+    def options(
+        self, booking: HeldBooking, lifted: frozenset[str], spare: int
+    ) -> list[tuple[int, frozenset[str], Candidate]]:
+        """Every valid new seat for `booking` that displaces at most `spare` more
+        bookings, all movable, besides those already `lifted`."""
+        key = (booking.booking_id, lifted, spare)
+        found = self._options.get(key)
+        if found is not None:
+            return found
+        holders = self.holders(booking.start, booking.end)
+        blocked_by: dict[str, frozenset[str]] = {}
+        for table_id in self.floor.usable:
+            if self.floor.tables[table_id].zone != booking.zone:
                 continue
-            if overlaps(allocation.start, allocation.end, start, end):
-                if allocation.booking_id not in self.movable:
-                    return None
-                found.add(allocation.booking_id)
+            held_by = holders.get(table_id, frozenset()) - lifted
+            if len(held_by) <= spare and all(other in self.movable for other in held_by):
+                blocked_by[table_id] = held_by
+        enumeration = enumerate_candidates(
+            self.floor,
+            booking.party,
+            tuple(blocked_by),
+            max_tables=self.config.max_tables,
+            max_overage=self.config.max_overage,
+            mode=self.config.adjacency_mode,
+            zone=booking.zone,
+        )
+        self.evaluated += enumeration.evaluated
+        self.steps += enumeration.evaluated
+        if self.steps > self.config.max_repack_steps:
+            raise _OutOfSteps
+        found = []
+        for candidate in enumeration.candidates:
+            if candidate.tables == booking.tables:
+                continue
+            displaced: frozenset[str] = frozenset().union(*(blocked_by[t] for t in candidate.tables))
+            if len(displaced) <= spare:
+                found.append((self.floor.mask(candidate.tables), displaced, candidate))
+        found.sort(
+            key=lambda o: (len(o[1]), o[2].capacity - booking.party, len(o[2].tables), o[2].tables)
+        )
+        self._options[key] = found
         return found
 
     def place(
         self,
         pending: list[str],
-        removed: set[str],
-        added: list[_Interval],
+        lifted: frozenset[str],
+        placed: list[_Interval],
         moves: list[Move],
         budget: int,
     ) -> list[Move] | None:
@@ -135,44 +184,18 @@ class _Reseater:
         booking = self.movable[pending[0]]
         rest = pending[1:]
         spare = budget - len(moves) - len(pending)  # extra bookings this one may displace
-        blocked_by: dict[str, set[str]] = {}
-        for table_id in self.floor.usable:
-            if self.floor.tables[table_id].zone != booking.zone:
+        taken = 0  # tables already promised to someone during this booking's window
+        for interval in placed:
+            if overlaps(interval.start, interval.end, booking.start, booking.end):
+                taken |= self.floor.bit[interval.table_id]
+        for mask, displaced, candidate in self.options(booking, lifted, spare):
+            if mask & taken:
                 continue
-            found = self.blockers(table_id, booking.start, booking.end, removed, added)
-            if found is not None and len(found) <= spare:
-                blocked_by[table_id] = found
-        enumeration = enumerate_candidates(
-            self.floor,
-            booking.party,
-            tuple(blocked_by),
-            max_tables=self.config.max_tables,
-            max_overage=self.config.max_overage,
-            mode=self.config.adjacency_mode,
-            zone=booking.zone,
-        )
-        self.evaluated += enumeration.evaluated
-        options: list[tuple[tuple[str, ...], Candidate]] = []
-        for candidate in enumeration.candidates:
-            if candidate.tables == booking.tables:
-                continue
-            displaced: set[str] = set()
-            for table_id in candidate.tables:
-                displaced |= blocked_by[table_id]
-            if len(displaced) <= spare:
-                options.append((tuple(sorted(displaced)), candidate))
-        options.sort(
-            key=lambda o: (len(o[0]), o[1].capacity - booking.party, len(o[1].tables), o[1].tables)
-        )
-        for displaced, candidate in options:
             seated = [_Interval(t, booking.start, booking.end) for t in candidate.tables]
             move = Move(booking.booking_id, booking.tables, candidate.tables)
+            ordered = sorted(displaced, key=lambda b: (-self.movable[b].party, b))
             found = self.place(
-                rest + list(displaced),
-                removed | set(displaced),
-                added + seated,
-                moves + [move],
-                budget,
+                rest + ordered, lifted | displaced, placed + seated, moves + [move], budget
             )
             if found is not None:
                 return found
@@ -230,7 +253,7 @@ def repack(
                 request_seat = [_Interval(t, request.start, request.end) for t in candidate.tables]
                 # The largest displaced parties are hardest to re-seat: place them first.
                 order = sorted(displaced, key=lambda b: (-movable[b].party, b))
-                moves = reseater.place(order, set(displaced), request_seat, [], budget)
+                moves = reseater.place(order, frozenset(displaced), request_seat, [], budget)
                 if moves is not None:
                     plan = _repack_plan(floor, request, config, candidate, relaxed_free, len(moves))
                     ordered = tuple(sorted(moves, key=lambda m: m.booking_id))

@@ -10,10 +10,14 @@ Lower is better. With the weights w_* of `ScoreWeights`:
           + lookahead     * w_lookahead      known bookings this plan would strand
           + scarcity      * w_scarcity       how rare the plan's table sizes are
           + zone_miss     * w_zone_miss      1 outside the preferred zone
+          + idle_gap      * w_idle_gap       hours left idle between this booking and
+                                             its neighbours on the same tables, in gaps
+                                             shorter than this booking (nobody fits)
 
 The strategies are the families of terms: `optimal_fit` is overage and table
 count, `adjacency` is diameter and fragmentation (only groups have them),
-`load_balancing` is zone load. Lookahead and scarcity act on every plan.
+`load_balancing` is zone load. Lookahead, scarcity and idle gaps act on every
+plan.
 """
 
 from __future__ import annotations
@@ -104,6 +108,25 @@ def lookahead(mask: int, view: WindowView) -> int:
     return stranded
 
 
+def idle_gap(floor: Floor, request: BookingRequest, tables: Sequence[str]) -> float:
+    """Hours of unusable idle time the booking leaves next to it on its tables."""
+    length = request.end - request.start
+    idle = 0.0
+    for table_id in tables:
+        before = after = None
+        for allocation in floor.allocations_by_table.get(table_id, ()):
+            if allocation.end <= request.start:
+                gap = request.start - allocation.end
+                before = gap if before is None else min(before, gap)
+            elif allocation.start >= request.end:
+                gap = allocation.start - request.end
+                after = gap if after is None else min(after, gap)
+        for gap in (before, after):
+            if gap is not None and gap < length:
+                idle += gap.total_seconds() / 3600
+    return idle
+
+
 def score_candidate(
     floor: Floor,
     request: BookingRequest,
@@ -125,6 +148,7 @@ def score_candidate(
         "zone_miss": float(
             request.zone_preference is not None and candidate.zone != request.zone_preference
         ),
+        "idle_gap": round(idle_gap(floor, request, tables), 6),
     }
     score = (
         terms["overage"] * weights.overage
@@ -135,6 +159,7 @@ def score_candidate(
         + terms["lookahead"] * weights.lookahead
         + terms["scarcity"] * weights.scarcity
         + terms["zone_miss"] * weights.zone_miss
+        + terms["idle_gap"] * weights.idle_gap
     )
     return Plan(
         tables=tables,
