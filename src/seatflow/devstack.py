@@ -29,12 +29,12 @@ import time
 import warnings
 from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-import psutil  # shipped with pgserver, which the stack needs anyway
+import psutil  # type: ignore[import-untyped]  # shipped with pgserver, which we need anyway
 
 from seatflow.config import Settings, load_settings, project_root
 
@@ -245,7 +245,7 @@ def _spawn(name: str, cmd: list[str], paths: Paths, env: Mapping[str, str],
     """Start `cmd` in its own session, output appended to var/log/{name}.log."""
     log_path = paths.log(name)
     with open(log_path, "ab") as log:
-        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
         log.write(f"\n=== {stamp} seatflow dev: starting {name}: {' '.join(cmd)}\n".encode())
         log.flush()
         proc = subprocess.Popen(
@@ -259,7 +259,7 @@ def _spawn(name: str, cmd: list[str], paths: Paths, env: Mapping[str, str],
         create_time = 0.0
     record = {
         "name": name, "pid": proc.pid, "create_time": create_time, "cmdline": cmd,
-        "log": str(log_path), "started_at": datetime.now(timezone.utc).isoformat(),
+        "log": str(log_path), "started_at": datetime.now(UTC).isoformat(),
         "env": dict(env_overrides), **extra,
     }
     _write_json(paths.record(name), record)
@@ -390,7 +390,7 @@ async def _pollers(address: str, namespace: str, task_queue: str) -> set[str]:
 
 
 async def _database_reachable(url: str, timeout: float) -> None:
-    import asyncpg
+    import asyncpg  # type: ignore[import-untyped]
 
     from seatflow.storage.db import libpq_url
 
@@ -483,7 +483,7 @@ def up(workers: int = 1, *, temporal_port: int | None = None, ui_port: int | Non
 
         try:
             upgrade(database_url)
-        except Exception as exc:  # noqa: BLE001 - reported with where to look
+        except Exception as exc:
             raise DevStackError(f"migrations failed on {mask_password(database_url)}: "
                                 f"{exc}") from exc
         ui_url = _up_temporal(paths, plan, timeout)
@@ -510,12 +510,12 @@ def _up_postgres(paths: Paths, plan: _Plan, timeout: float) -> str:
     if plan.external_db:
         try:
             _run_async(_database_reachable(plan.external_db, timeout=min(timeout, 15)))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise DevStackError(f"DATABASE_URL {mask_password(plan.external_db)} is not "
                                 f"reachable: {exc}") from exc
         paths.record("postgres").unlink(missing_ok=True)
         return plan.external_db
-    import pgserver
+    from pgserver.postgres_server import get_server
     from pgserver.utils import PostmasterInfo
 
     from seatflow.storage.embedded import start_embedded_postgres
@@ -524,13 +524,13 @@ def _up_postgres(paths: Paths, plan: _Plan, timeout: float) -> str:
     was_running = before is not None and before.is_running()
     try:
         url = start_embedded_postgres(paths.pg_data, persistent=True)
-        server = pgserver.get_server(paths.pg_data, cleanup_mode=None)
+        server = get_server(paths.pg_data, cleanup_mode=None)
         # pgserver caches one handle per data dir and process; after `down` in
         # the same process that handle still believes the server runs.
         with server._lock:
             server.ensure_postgres_running()
         url = server.get_uri()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise DevStackError(f"PostgreSQL did not start: {exc}; see "
                             f"{_relative(paths.pg_data / 'log', paths)}") from exc
     info = PostmasterInfo.read_from_pgdata(paths.pg_data)
@@ -543,7 +543,7 @@ def _up_postgres(paths: Paths, plan: _Plan, timeout: float) -> str:
         _write_json(paths.record("postgres"), {
             "name": "postgres", "pid": info.pid, "create_time": info.process.create_time(),
             "data_dir": str(paths.pg_data), "url": url, "log": str(paths.pg_data / "log"),
-            "adopted": adopted, "started_at": datetime.now(timezone.utc).isoformat(),
+            "adopted": adopted, "started_at": datetime.now(UTC).isoformat(),
         })
     return url
 
@@ -561,7 +561,7 @@ def _up_temporal(paths: Paths, plan: _Plan, timeout: float) -> str | None:
         # Something else listens there: use it if it is Temporal, never own it.
         try:
             _run_async(_ensure_search_attributes(address, ns, 5))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise DevStackError(
                 f"port {plan.temporal_port} is in use by something that is not a Temporal "
                 f"server ({exc}); free it or choose another with --port") from exc
@@ -602,7 +602,7 @@ def _ensure_attributes_or_fail(address: str, ns: str, timeout: float, paths: Pat
         try:
             _run_async(_ensure_search_attributes(address, ns, 5))
             return
-        except Exception as exc:  # noqa: BLE001 - the server may still be starting
+        except Exception as exc:
             if time.monotonic() > deadline:
                 raise DevStackError(
                     f"Temporal at {address} is not usable (namespace {ns!r}): {exc}; see "
@@ -633,10 +633,10 @@ def _up_workers(paths: Paths, plan: _Plan, env: Mapping[str, str], count: int,
                 metrics_port: int | None, overrides: Mapping[str, str]) -> list[dict[str, Any]]:
     started = []
     base_metrics = metrics_port or _metrics_port(plan.settings)
-    for rec in _worker_records(paths):
+    for old in _worker_records(paths):
         # Forget workers beyond `count` that already exited; running ones stay.
-        if int(rec["index"]) > count and _live_process(rec) is None:
-            paths.record(str(rec["name"])).unlink(missing_ok=True)
+        if int(old["index"]) > count and _live_process(old) is None:
+            paths.record(str(old["name"])).unlink(missing_ok=True)
     for index in range(1, count + 1):
         rec = _read_json(paths.record(f"worker-{index}"))
         if _live_process(rec) is not None:

@@ -7,7 +7,7 @@ developer's running stack is never touched.
 from __future__ import annotations
 
 import asyncio
-import os
+import json
 import shutil
 import socket
 import subprocess
@@ -79,8 +79,6 @@ def stack(isolated_env: Path) -> Iterator[Stack]:
 
 
 def recorded_pids(home: Path) -> dict[str, int]:
-    import json
-
     pids = {}
     for path in (home / "var" / "run").glob("*.json"):
         data = json.loads(path.read_text())
@@ -129,9 +127,10 @@ def test_up_starts_postgres_and_temporal_and_status_says_where(stack: Stack) -> 
     assert (stack.home / "var" / "log" / "temporal.log").exists()
     assert devstack.status().to_dict() == result.to_dict()
 
-    cli = subprocess.run([sys.executable, "-m", "seatflow.cli", "dev", "status", "--json"],
-                         capture_output=True, text=True, timeout=60, env=os.environ.copy())
-    assert f'"ui_url": "http://localhost:{stack.ui_port}"' in cli.stdout or cli.returncode
+    seatflow = Path(sys.executable).parent / "seatflow"
+    cli = subprocess.run([str(seatflow), "dev", "status", "--json"], check=True,
+                         capture_output=True, text=True, timeout=60)
+    assert json.loads(cli.stdout)["ui_url"] == f"http://localhost:{stack.ui_port}"
 
 
 def test_search_attributes_are_registered(stack: Stack) -> None:
@@ -228,8 +227,6 @@ def test_restart_workers_starts_new_processes(stack: Stack) -> None:
 
 
 def test_down_never_signals_a_process_that_reused_a_recorded_pid(stack: Stack) -> None:
-    import json
-
     bystander = subprocess.Popen(["sleep", "30"], start_new_session=True)
     try:
         run_dir = stack.home / "var" / "run"

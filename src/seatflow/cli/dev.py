@@ -7,7 +7,7 @@ call directly.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -31,8 +31,8 @@ UI_PORT_OPTION = typer.Option(
 @app.command("up")
 def up_cmd(
     workers: int = typer.Option(1, "--workers", min=0, help="Worker processes to run."),
-    port: Optional[int] = PORT_OPTION,  # noqa: UP007 - typer needs Optional on 3.11
-    ui_port: Optional[int] = UI_PORT_OPTION,  # noqa: UP007
+    port: int | None = PORT_OPTION,
+    ui_port: int | None = UI_PORT_OPTION,
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for each piece."),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -88,7 +88,7 @@ def status_cmd(as_json: bool = JSON_OPTION) -> None:
 
 @app.command("restart-worker")
 def restart_worker_cmd(
-    workers: Optional[int] = typer.Option(  # noqa: UP007
+    workers: int | None = typer.Option(
         None, "--workers", min=1, help="How many to run afterwards (default: as before)."
     ),
     as_json: bool = JSON_OPTION,
