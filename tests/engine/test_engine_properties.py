@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import combinations
 
 from engine_floors import at
@@ -13,6 +14,7 @@ from seatflow.domain.planning import (
     Allocation,
     BookingRequest,
     EngineConfig,
+    KnownBooking,
     Mobility,
     RestaurantSnapshot,
     Table,
@@ -75,11 +77,16 @@ def evenings(
                     booking_start=at(start),
                 )
             )
+    known = tuple(
+        KnownBooking(f"k{j}", draw(st.integers(1, 8)), at(s := draw(st.integers(-60, 120))), at(s + 105))
+        for j in range(draw(st.integers(0, 2)))
+    )
     snapshot = RestaurantSnapshot(
         restaurant_id="r",
         tables=tuple(tables),
         adjacency=tuple(edges),
         allocations=tuple(allocations),
+        known_bookings=known,
         zones_active=() if crowded else draw(st.sampled_from([(), ("main",), ("main", "patio")])),
     )
     start = draw(st.integers(-60, 120)) // 15 * 15
@@ -201,6 +208,7 @@ def test_results_are_identical_across_runs_and_input_order(case: tuple, rng) -> 
             for a, b in rng.sample(snapshot.adjacency, len(snapshot.adjacency))
         ),
         allocations=tuple(rng.sample(snapshot.allocations, len(snapshot.allocations))),
+        known_bookings=tuple(rng.sample(snapshot.known_bookings, len(snapshot.known_bookings))),
         zones_active=snapshot.zones_active,
     )
     assert search(snapshot, request, config) == first
@@ -265,3 +273,12 @@ def test_repacking_never_overlaps_and_never_moves_a_started_booking(
         tuple(a for a in after if a.booking_id != request.booking_id), (), snapshot.zones_active,
     )
     assert result.plans[0].tables in reference_valid_plans(final, request, config)
+
+
+@SETTINGS
+@given(evenings(), st.integers(1, 4))
+def test_top_plans_are_the_same_whether_or_not_the_rest_are_scored(case: tuple, keep: int) -> None:
+    snapshot, request, config = case
+    everything = search(snapshot, request, config)
+    top = search(snapshot, request, replace(config, max_plans=keep))
+    assert top.plans == everything.plans[:keep]

@@ -127,6 +127,28 @@ def idle_gap(floor: Floor, request: BookingRequest, tables: Sequence[str]) -> fl
     return idle
 
 
+def lower_bound(
+    floor: Floor,
+    request: BookingRequest,
+    candidate: Candidate,
+    view: WindowView,
+    weights: ScoreWeights,
+) -> float:
+    """The cheap terms of the score; the full score is never below this."""
+    tables = candidate.tables
+    scarcity = round(sum(view.scarcity_of.get(floor.tables[t].capacity, 1.0) for t in tables), 6)
+    zone_miss = request.zone_preference is not None and candidate.zone != request.zone_preference
+    bound = (
+        (candidate.capacity - request.party_size) * weights.overage
+        + (len(tables) - 1) * weights.extra_table
+        + (1 if len(tables) > 1 else 0) * weights.diameter
+        + round(view.zone_load.get(candidate.zone, 1.0), 6) * weights.zone_load
+        + scarcity * weights.scarcity
+        + zone_miss * weights.zone_miss
+    )
+    return round(bound, 6) - 1e-6
+
+
 def score_candidate(
     floor: Floor,
     request: BookingRequest,
@@ -175,16 +197,17 @@ def rank(plans: list[Plan]) -> list[Plan]:
     return sorted(plans, key=lambda plan: (plan.score, len(plan.tables), plan.tables))
 
 
-def credit_strategies(ranked: list[Plan]) -> list[Plan]:
+def credit_strategies(ranked: list[Plan], left_out: dict[float, float]) -> list[Plan]:
     """Name the strategy that contributed each plan.
 
     A group of tables is the adjacency strategy's proposal. A single table is
     `load_balancing` when it ranks above an equally fitting single table (same
     overage) in a busier zone, i.e. zone load is what put it ahead; otherwise
-    it is `optimal_fit`.
+    it is `optimal_fit`. `left_out` gives, per overage, the busiest zone load of
+    single tables that rank below every plan in `ranked` but were cut off.
     """
     # Walk from the worst plan up, remembering the busiest zone seen below.
-    busiest_below: dict[float, float] = {}
+    busiest_below: dict[float, float] = dict(left_out)
     strategies: list[str] = []
     for plan in reversed(ranked):
         overage = plan.breakdown["overage"]

@@ -12,10 +12,10 @@ from seatflow.domain.planning import (
     SearchResult,
 )
 
-from .combinations import enumerate_candidates
+from .combinations import enumerate_candidates, single_fits
 from .floor import Floor, overlaps
 from .repack import repack
-from .scoring import credit_strategies, rank, score_candidate, window_view
+from .scoring import credit_strategies, lower_bound, rank, score_candidate, window_view
 
 
 def search(
@@ -65,8 +65,17 @@ def rank_plans(
     request: BookingRequest,
     free: tuple[str, ...],
     config: EngineConfig,
+    *,
+    limit: int | None = None,
 ) -> tuple[list[Plan], int]:
-    """All valid plans among `free`, scored, ranked and credited to a strategy."""
+    """The best `limit` valid plans among `free` (all when None), scored, ranked
+    and credited to a strategy.
+
+    Every valid plan is enumerated. Scoring is lazy but exact: candidates are
+    visited by a lower bound of their score (the cheap terms, plus one hop of
+    diameter for groups), and the visit stops once that bound is strictly worse
+    than the limit-th best full score, since every remaining term is >= 0.
+    """
     enumeration = enumerate_candidates(
         floor,
         request.party_size,
@@ -75,14 +84,36 @@ def rank_plans(
         max_overage=config.max_overage,
         mode=config.adjacency_mode,
     )
-    if not enumeration.candidates:
+    candidates = enumeration.candidates
+    if not candidates:
         return [], enumeration.evaluated
+    limit = config.max_plans if limit is None else limit
+    weights = config.weights
     view = window_view(floor, free, _lookahead_plans(floor, request, config))
-    scored = [
-        score_candidate(floor, request, candidate, view, config.weights)
-        for candidate in enumeration.candidates
-    ]
-    return credit_strategies(rank(scored)), enumeration.evaluated
+    if limit >= len(candidates) or min(vars(weights).values()) < 0:
+        scored = [score_candidate(floor, request, c, view, weights) for c in candidates]
+        return credit_strategies(rank(scored)[:limit], {}), enumeration.evaluated
+    bounded = sorted(
+        ((lower_bound(floor, request, c, view, weights), c) for c in candidates),
+        key=lambda pair: (pair[0], len(pair[1].tables), pair[1].tables),
+    )
+    best: list[Plan] = []  # ranked whenever it holds `limit` plans
+    for bound, candidate in bounded:
+        if len(best) >= limit and bound > best[-1].score:
+            break
+        best.append(score_candidate(floor, request, candidate, view, weights))
+        if len(best) >= limit:
+            best = rank(best)[:limit]
+    best = rank(best)
+    returned = {plan.tables for plan in best}
+    # Singles left out still matter for naming load_balancing wins over them.
+    left_out: dict[float, float] = {}
+    for candidate in candidates:
+        if len(candidate.tables) == 1 and candidate.tables not in returned:
+            overage = float(candidate.capacity - request.party_size)
+            load = round(view.zone_load.get(candidate.zone, 1.0), 6)
+            left_out[overage] = max(left_out.get(overage, load), load)
+    return credit_strategies(best, left_out), enumeration.evaluated
 
 
 def _lookahead_plans(floor: Floor, request: BookingRequest, config: EngineConfig) -> list[list[int]]:
@@ -95,6 +126,11 @@ def _lookahead_plans(floor: Floor, request: BookingRequest, config: EngineConfig
         if not overlaps(booking.start, booking.end, request.start, request.end):
             continue
         free = floor.free_tables(booking.start, booking.end, ignore_bookings=(booking.booking_id,))
+        singles = sum(
+            1 for t in free if single_fits(floor.tables[t], booking.party_size, config.max_overage)
+        )
+        if singles > config.max_tables:
+            continue  # no plan of max_tables tables can take all of its single tables
         enumeration = enumerate_candidates(
             floor,
             booking.party_size,
