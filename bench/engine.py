@@ -28,12 +28,13 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from seatflow.domain.planning import (  # noqa: E402
+from seatflow.domain.planning import (
     Allocation,
     BookingRequest,
     EngineConfig,
@@ -43,9 +44,9 @@ from seatflow.domain.planning import (  # noqa: E402
     RestaurantSnapshot,
     Table,
 )
-from seatflow.engine import quote_tables, search  # noqa: E402
+from seatflow.engine import quote_tables, search
 
-DAY = datetime(2026, 6, 12, tzinfo=timezone.utc)
+DAY = datetime(2026, 6, 12, tzinfo=UTC)
 BUFFER = timedelta(minutes=5)
 # party size -> probability (mean about 2.56: mostly 2s, some 3-4, few 5-8, rare 9-10)
 PARTY_MIX = {1: 10, 2: 60, 3: 11, 4: 12, 5: 2, 6: 2.5, 7: 1, 8: 0.8, 9: 0.4, 10: 0.3}
@@ -69,7 +70,7 @@ def row(prefix: str, count: int, capacity: int, zone: str, mobility: Mobility) -
 
 
 def chain(tables: list[Table]) -> list[tuple[str, str]]:
-    return [(a.id, b.id) for a, b in zip(tables, tables[1:], strict=False)]
+    return [(a.id, b.id) for a, b in pairwise(tables)]
 
 
 def evening_floor() -> RestaurantSnapshot:
@@ -114,7 +115,7 @@ def latency_floor(n_tables: int, rng: random.Random) -> RestaurantSnapshot:
             tables.append(table)
             grid[-1].append(table.id)
         for r, ids in enumerate(grid):
-            edges += list(zip(ids, ids[1:], strict=False))
+            edges += list(pairwise(ids))
             if r > 0:
                 edges += list(zip(grid[r - 1], ids, strict=False))
     return RestaurantSnapshot(f"bench-{n_tables}", tuple(tables), tuple(edges))
@@ -151,7 +152,9 @@ def fill(floor: RestaurantSnapshot, target: int, rng: random.Random) -> Restaura
         if not result.plans:
             continue
         plan = result.plans[rng.randrange(len(result.plans))]
-        allocations += [Allocation(request.booking_id, t, start, end, party, start) for t in plan.tables]
+        allocations += [
+            Allocation(request.booking_id, t, start, end, party, start) for t in plan.tables
+        ]
         held += 1
     return replace(floor, allocations=tuple(allocations))
 
@@ -263,7 +266,9 @@ def simulate(
     allocations: dict[str, list[Allocation]] = {}
     accepted = covers = moves = 0
     for req in requests:  # in the order they arrive
-        snapshot = replace(floor, allocations=tuple(a for held in allocations.values() for a in held))
+        snapshot = replace(
+            floor, allocations=tuple(a for held in allocations.values() for a in held)
+        )
         request = BookingRequest(req.booking_id, req.party, req.start, req.end)
         tables: tuple[str, ...] | None = None
         if policy in ("engine_repack", "engine"):
@@ -274,7 +279,9 @@ def simulate(
                 for move in result.moves:
                     old = allocations[move.booking_id]
                     first = old[0]
-                    allocations[move.booking_id] = [replace(first, table_id=t) for t in move.to_tables]
+                    allocations[move.booking_id] = [
+                        replace(first, table_id=t) for t in move.to_tables
+                    ]
                     moves += 1
         elif policy == "legacy":
             quotes = quote_tables(snapshot, request)
@@ -284,7 +291,8 @@ def simulate(
             tables = rng.choice(result.plans).tables if result.plans else None
         if tables is not None:
             allocations[req.booking_id] = [
-                Allocation(req.booking_id, t, req.start, req.end, req.party, req.start) for t in tables
+                Allocation(req.booking_id, t, req.start, req.end, req.party, req.start)
+                for t in tables
             ]
             accepted += 1
             covers += req.party
@@ -310,7 +318,9 @@ def optimum(
     choices: dict[str, list[tuple[cp_model.IntVar, Plan]]] = {}
     uses: dict[str, list[tuple[Request, cp_model.IntVar]]] = {}
     for req in requests:
-        plans = search(floor, BookingRequest(req.booking_id, req.party, req.start, req.end), config).plans
+        plans = search(
+            floor, BookingRequest(req.booking_id, req.party, req.start, req.end), config
+        ).plans
         options = [(model.NewBoolVar(f"{req.booking_id}:{'+'.join(p.tables)}"), p) for p in plans]
         choices[req.booking_id] = options
         if options:
@@ -371,7 +381,9 @@ def bench_quality(quick: bool) -> dict[str, object]:
     report: dict[str, object] = {
         "floor": {"tables": len(floor.tables), "seats": sum(t.capacity for t in floor.tables)},
         "seeds": seeds,
-        "optimum": "cp-sat" if have_optimum else "skipped: ortools not installed (pip install '.[bench]')",
+        "optimum": "cp-sat"
+        if have_optimum
+        else "skipped: ortools not installed (pip install '.[bench]')",
     }
     per_volume: dict[str, object] = {}
     for volume in volumes:
@@ -396,7 +408,8 @@ def bench_quality(quick: bool) -> dict[str, object]:
                 "accepted": statistics.mean(float(r["accepted"]) for r in runs),  # type: ignore[arg-type]
                 "covers": statistics.mean(float(r["covers"]) for r in runs),  # type: ignore[arg-type]
                 "ms_per_request": round(
-                    1000 * statistics.mean(float(r["seconds"]) for r in runs) / volume, 3  # type: ignore[arg-type]
+                    1000 * statistics.mean(float(r["seconds"]) for r in runs) / volume,
+                    3,  # type: ignore[arg-type]
                 ),
             }
             if have_optimum:
@@ -449,12 +462,14 @@ def targets(latency: dict[str, object], quality: dict[str, object]) -> dict[str,
     volumes = quality["volumes"]
     if isinstance(quality.get("optimum"), str) and quality["optimum"] == "cp-sat":
         checks["repack_accepts_98pct_of_optimum_at_every_volume"] = all(
-            cell["engine_repack"]["accepted_ratio"] >= 0.98 for cell in volumes.values()  # type: ignore[union-attr,index]
+            cell["engine_repack"]["accepted_ratio"] >= 0.98
+            for cell in volumes.values()  # type: ignore[union-attr,index]
         )
     else:
         checks["repack_accepts_98pct_of_optimum_at_every_volume"] = "skipped"
     checks["repack_beats_legacy_by_5_points_at_160_and_200"] = all(
-        _points(volumes[v]) >= 5.0 for v in ("160", "200")  # type: ignore[index]
+        _points(volumes[v]) >= 5.0
+        for v in ("160", "200")  # type: ignore[index]
     )
     return checks
 
@@ -474,7 +489,9 @@ def main() -> int:
     args = parser.parse_args()
     began = time.perf_counter()
     latency = bench_latency(args.quick)
-    quality = bench_quality(args.quick) if not args.skip_quality else {"skipped": True, "volumes": {}}
+    quality = (
+        bench_quality(args.quick) if not args.skip_quality else {"skipped": True, "volumes": {}}
+    )
     document = {
         "benchmark": "seatflow.engine",
         "quick": args.quick,
@@ -486,7 +503,8 @@ def main() -> int:
         document["targets"] = targets(latency, quality)
         for key in [k for k in document["targets"] if str(k).startswith("repack_beats")]:
             document["targets"][key + "_points"] = {  # type: ignore[index]
-                v: round(_points(quality["volumes"][v]), 2) for v in ("160", "200")  # type: ignore[index]
+                v: round(_points(quality["volumes"][v]), 2)
+                for v in ("160", "200")  # type: ignore[index]
             }
     document["seconds"] = round(time.perf_counter() - began, 1)
     print(json.dumps(document, indent=2))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from seatflow.domain.planning import (
     Allocation,
@@ -13,7 +13,7 @@ from seatflow.domain.planning import (
     Table,
 )
 
-EVENING = datetime(2026, 6, 12, 19, 0, tzinfo=timezone.utc)
+EVENING = datetime(2026, 6, 12, 19, 0, tzinfo=UTC)
 
 
 def at(minutes: int) -> datetime:
@@ -57,7 +57,9 @@ def floor(
     )
 
 
-def booking(party: int, start: int = 0, minutes: int = 120, zone: str | None = None, booking_id: str = "new") -> BookingRequest:
+def booking(
+    party: int, start: int = 0, minutes: int = 120, zone: str | None = None, booking_id: str = "new"
+) -> BookingRequest:
     return BookingRequest(
         booking_id=booking_id,
         party_size=party,

@@ -7,6 +7,7 @@ from engine_floors import at, booking, floor, held, table
 from seatflow.domain.planning import AdjacencyMode, EngineConfig, KnownBooking
 from seatflow.engine import search
 
+
 def test_party_of_five_takes_the_fixed_six_top_over_two_adjacent_three_tops() -> None:
     snapshot = floor(
         table("T6", 6, fixed=True), table("A3", 3), table("B3", 3), edges=(("A3", "B3"),)
@@ -61,9 +62,7 @@ def test_party_of_two_never_takes_a_ten_top_when_max_overage_is_four() -> None:
 
 
 def test_pairwise_rejects_a_chain_that_connected_accepts() -> None:
-    snapshot = floor(
-        table("A", 4), table("B", 4), table("C", 4), edges=(("A", "B"), ("B", "C"))
-    )
+    snapshot = floor(table("A", 4), table("B", 4), table("C", 4), edges=(("A", "B"), ("B", "C")))
     connected = search(snapshot, booking(12), EngineConfig(adjacency_mode=AdjacencyMode.CONNECTED))
     pairwise = search(snapshot, booking(12), EngineConfig(adjacency_mode=AdjacencyMode.PAIRWISE))
     assert connected.plans[0].tables == ("A", "B", "C")

@@ -44,16 +44,24 @@ def evenings(
                 zone=draw(st.sampled_from(["main", "main", "patio"])),
                 min_party=min_party,
                 max_party=max_party,
-                mobility=draw(st.sampled_from([Mobility.MOVABLE, Mobility.MOVABLE, Mobility.FIXED])),
+                mobility=draw(
+                    st.sampled_from([Mobility.MOVABLE, Mobility.MOVABLE, Mobility.FIXED])
+                ),
                 active=crowded or draw(st.sampled_from([True] * 5 + [False])),
                 status=TableStatus.AVAILABLE
                 if crowded
-                else draw(st.sampled_from([TableStatus.AVAILABLE] * 5 + [TableStatus.OUT_OF_SERVICE])),
+                else draw(
+                    st.sampled_from([TableStatus.AVAILABLE] * 5 + [TableStatus.OUT_OF_SERVICE])
+                ),
             )
         )
     ids = [t.id for t in tables]
     pairs = [(a, b) for a, b in combinations(ids, 2)]
-    edges = draw(st.lists(st.sampled_from(pairs), max_size=20 if crowded else 12, unique=True)) if pairs else []
+    edges = (
+        draw(st.lists(st.sampled_from(pairs), max_size=20 if crowded else 12, unique=True))
+        if pairs
+        else []
+    )
     allocations = []
     for j in range(draw(st.integers(2, 10) if crowded else st.integers(0, 7))):
         start = draw(st.integers(-60, 60) if crowded else st.integers(-120, 180)) // 15 * 15
@@ -78,7 +86,9 @@ def evenings(
                 )
             )
     known = tuple(
-        KnownBooking(f"k{j}", draw(st.integers(1, 8)), at(s := draw(st.integers(-60, 120))), at(s + 105))
+        KnownBooking(
+            f"k{j}", draw(st.integers(1, 8)), at(s := draw(st.integers(-60, 120))), at(s + 105)
+        )
         for j in range(draw(st.integers(0, 2)))
     )
     snapshot = RestaurantSnapshot(
@@ -251,16 +261,22 @@ def test_repacking_never_overlaps_and_never_moves_a_started_booking(
         zones = {t.zone for t in snapshot.tables if t.id in move.to_tables}
         assert zones == {t.zone for t in snapshot.tables if t.id in move.from_tables}
         after.extend(
-            Allocation(move.booking_id, t, first.start, first.end, first.party_size, first.booking_start)
+            Allocation(
+                move.booking_id, t, first.start, first.end, first.party_size, first.booking_start
+            )
             for t in move.to_tables
         )
         # the moved booking's new tables are a valid plan for it, given everything else
         others = tuple(a for a in after if a.booking_id != move.booking_id)
         moved_request = BookingRequest(move.booking_id, first.party_size, first.start, first.end)
-        moved_snapshot = RestaurantSnapshot("r", snapshot.tables, snapshot.adjacency, others, (), snapshot.zones_active)
+        moved_snapshot = RestaurantSnapshot(
+            "r", snapshot.tables, snapshot.adjacency, others, (), snapshot.zones_active
+        )
         assert move.to_tables in reference_valid_plans(moved_snapshot, moved_request, config)
     after.extend(
-        Allocation(request.booking_id, t, request.start, request.end, request.party_size, request.start)
+        Allocation(
+            request.booking_id, t, request.start, request.end, request.party_size, request.start
+        )
         for t in result.plans[0].tables
     )
     for i, a in enumerate(after):
@@ -269,8 +285,12 @@ def test_repacking_never_overlaps_and_never_moves_a_started_booking(
                 assert not (a.start < b.end and b.start < a.end), (a, b)
     # and the freed plan is valid for the new booking once the moves are applied
     final = RestaurantSnapshot(
-        "r", snapshot.tables, snapshot.adjacency,
-        tuple(a for a in after if a.booking_id != request.booking_id), (), snapshot.zones_active,
+        "r",
+        snapshot.tables,
+        snapshot.adjacency,
+        tuple(a for a in after if a.booking_id != request.booking_id),
+        (),
+        snapshot.zones_active,
     )
     assert result.plans[0].tables in reference_valid_plans(final, request, config)
 

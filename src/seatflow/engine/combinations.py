@@ -55,13 +55,9 @@ def mode_accepts(
     if len(tables) <= 2 or mode == AdjacencyMode.CONNECTED:
         return True
     if mode == AdjacencyMode.PAIRWISE:
-        return all(
-            b in neighbours[a] for i, a in enumerate(tables) for b in tables[i + 1 :]
-        )
+        return all(b in neighbours[a] for i, a in enumerate(tables) for b in tables[i + 1 :])
     # NEIGHBORS: one table is adjacent to every other one.
-    return any(
-        all(other == hub or other in neighbours[hub] for other in tables) for hub in tables
-    )
+    return any(all(other == hub or other in neighbours[hub] for other in tables) for hub in tables)
 
 
 def is_connected(tables: Sequence[str], neighbours: dict[str, frozenset[str]]) -> bool:
@@ -157,7 +153,9 @@ def _groups_in_zone(
     neighbours = floor.neighbours
     visited = 0
 
-    def extend(group: list[int], total: int, extension: list[int], closed: frozenset[int], root: int) -> None:
+    def extend(
+        group: list[int], total: int, extension: list[int], closed: frozenset[int], root: int
+    ) -> None:
         nonlocal visited
         remaining = list(extension)
         size = len(group) + 1

@@ -11,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from datetime import datetime
 
-from seatflow.domain.planning import Allocation, Mobility, RestaurantSnapshot, Table
+from seatflow.domain.planning import Allocation, EngineConfig, Mobility, RestaurantSnapshot, Table
+
+# The default configuration (frozen, so one shared instance is safe as a default).
+DEFAULT_CONFIG = EngineConfig()
 
 
 def overlaps(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datetime) -> bool:

@@ -7,17 +7,23 @@ capacity (then ids). Every plan it returns is still valid (DESIGN.md section 2).
 
 from __future__ import annotations
 
-from seatflow.domain.planning import BookingRequest, EngineConfig, Mobility, Plan, RestaurantSnapshot
+from seatflow.domain.planning import (
+    BookingRequest,
+    EngineConfig,
+    Mobility,
+    Plan,
+    RestaurantSnapshot,
+)
 
 from .combinations import single_fits
-from .floor import Floor
+from .floor import DEFAULT_CONFIG, Floor
 from .scoring import LEGACY
 
 
 def quote_tables(
     snapshot: RestaurantSnapshot,
     request: BookingRequest,
-    config: EngineConfig = EngineConfig(),
+    config: EngineConfig = DEFAULT_CONFIG,
 ) -> list[Plan]:
     party = request.party_size
     if party < 1:
@@ -29,10 +35,10 @@ def quote_tables(
         (t for t in free if single_fits(tables[t], party, config.max_overage)),
         key=lambda t: (tables[t].capacity, t),
     )
-    quotes = [(tables[t].capacity, (t,)) for t in singles]
+    quotes: list[tuple[int, tuple[str, ...]]] = [(tables[t].capacity, (t,)) for t in singles]
     if config.max_tables >= 2:
         free_set = set(free)
-        pairs = []
+        pairs: list[tuple[int, tuple[str, ...]]] = []
         for a in free:
             for b in floor.neighbours[a]:
                 if b <= a or b not in free_set:

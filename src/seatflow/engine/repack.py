@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from seatflow.domain.planning import BookingRequest, EngineConfig, Move, Plan
+from seatflow.domain.planning import Allocation, BookingRequest, EngineConfig, Move, Plan
 
 from .combinations import Candidate, enumerate_candidates
 from .floor import Floor, overlaps
@@ -62,7 +62,7 @@ def movable_bookings(
     floor: Floor, request: BookingRequest, now: datetime | None
 ) -> dict[str, HeldBooking]:
     """Held bookings overlapping the request that have not started and may move."""
-    grouped: dict[str, list] = {}
+    grouped: dict[str, list[Allocation]] = {}
     for allocation in floor.snapshot.allocations:
         grouped.setdefault(allocation.booking_id, []).append(allocation)
     movable: dict[str, HeldBooking] = {}
@@ -159,7 +159,9 @@ class _Reseater:
         for candidate in enumeration.candidates:
             if candidate.tables == booking.tables:
                 continue
-            displaced: frozenset[str] = frozenset().union(*(blocked_by[t] for t in candidate.tables))
+            displaced: frozenset[str] = frozenset().union(
+                *(blocked_by[t] for t in candidate.tables)
+            )
             if len(displaced) <= spare:
                 found.append((self.floor.mask(candidate.tables), displaced, candidate))
         found.sort(
@@ -224,7 +226,7 @@ def repack(
     )
     targets: list[tuple[tuple[str, ...], Candidate]] = []
     for candidate in enumeration.candidates:
-        displaced = sorted(
+        holders = sorted(
             {
                 a.booking_id
                 for t in candidate.tables
@@ -232,8 +234,8 @@ def repack(
                 if a.booking_id in movable and overlaps(a.start, a.end, request.start, request.end)
             }
         )
-        if 0 < len(displaced) <= config.max_moves:
-            targets.append((tuple(displaced), candidate))
+        if 0 < len(holders) <= config.max_moves:
+            targets.append((tuple(holders), candidate))
     preferred = request.zone_preference
     targets.sort(
         key=lambda t: (

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from seatflow.domain.planning import BookingRequest, Mobility, Plan, ScoreWeights
 
@@ -113,7 +114,8 @@ def idle_gap(floor: Floor, request: BookingRequest, tables: Sequence[str]) -> fl
     length = request.end - request.start
     idle = 0.0
     for table_id in tables:
-        before = after = None
+        before: timedelta | None = None
+        after: timedelta | None = None
         for allocation in floor.allocations_by_table.get(table_id, ()):
             if allocation.end <= request.start:
                 gap = request.start - allocation.end
@@ -121,9 +123,9 @@ def idle_gap(floor: Floor, request: BookingRequest, tables: Sequence[str]) -> fl
             elif allocation.start >= request.end:
                 gap = allocation.start - request.end
                 after = gap if after is None else min(after, gap)
-        for gap in (before, after):
-            if gap is not None and gap < length:
-                idle += gap.total_seconds() / 3600
+        for side in (before, after):
+            if side is not None and side < length:
+                idle += side.total_seconds() / 3600
     return idle
 
 

@@ -13,7 +13,7 @@ from seatflow.domain.planning import (
 )
 
 from .combinations import enumerate_candidates, single_fits
-from .floor import Floor, overlaps
+from .floor import DEFAULT_CONFIG, Floor, overlaps
 from .repack import repack
 from .scoring import credit_strategies, lower_bound, rank, score_candidate, window_view
 
@@ -21,7 +21,7 @@ from .scoring import credit_strategies, lower_bound, rank, score_candidate, wind
 def search(
     snapshot: RestaurantSnapshot,
     request: BookingRequest,
-    config: EngineConfig = EngineConfig(),
+    config: EngineConfig = DEFAULT_CONFIG,
     *,
     now: datetime | None = None,
 ) -> SearchResult:
@@ -33,7 +33,9 @@ def search(
     booking counts as started except those whose `booking_start` is unknown.
     """
     if request.party_size < 1:
-        return SearchResult(plans=(), reason=f"party size must be at least 1, got {request.party_size}")
+        return SearchResult(
+            plans=(), reason=f"party size must be at least 1, got {request.party_size}"
+        )
     if request.end <= request.start:
         return SearchResult(plans=(), reason="the booking's window ends before it starts")
     floor = Floor(snapshot)
@@ -116,7 +118,9 @@ def rank_plans(
     return credit_strategies(best, left_out), enumeration.evaluated
 
 
-def _lookahead_plans(floor: Floor, request: BookingRequest, config: EngineConfig) -> list[list[int]]:
+def _lookahead_plans(
+    floor: Floor, request: BookingRequest, config: EngineConfig
+) -> list[list[int]]:
     """For each known booking overlapping this one, the table sets it could use now."""
     found: list[list[int]] = []
     known = sorted(floor.snapshot.known_bookings, key=lambda k: (k.start, k.booking_id))

@@ -12,14 +12,14 @@ from collections.abc import Sequence
 from seatflow.domain.planning import BookingRequest, EngineConfig, Mobility, RestaurantSnapshot
 
 from .combinations import is_connected, mode_accepts
-from .floor import Floor
+from .floor import DEFAULT_CONFIG, Floor
 
 
 def validate_plan(
     snapshot: RestaurantSnapshot,
     request: BookingRequest,
     tables: Sequence[str],
-    config: EngineConfig = EngineConfig(),
+    config: EngineConfig = DEFAULT_CONFIG,
     *,
     allow_overage_override: bool = False,
     allow_zone_override: bool = False,
@@ -84,7 +84,9 @@ def plan_problem(
         if table.max_party is not None and party > table.max_party:
             return f"booking {booking}: table {table.id} takes at most {table.max_party} guests"
         if not allow_overage_override and party < table.min_party:
-            return f"booking {booking}: table {table.id} needs a party of at least {table.min_party}"
+            return (
+                f"booking {booking}: table {table.id} needs a party of at least {table.min_party}"
+            )
     if not allow_overage_override and capacity - party > config.max_overage:
         return (
             f"booking {booking}: {capacity} seats for a party of {party} leaves "
@@ -98,7 +100,9 @@ def plan_problem(
             return f"booking {booking}: fixed tables cannot be joined: {', '.join(fixed)}"
         zones = sorted({table.zone for table in chosen})
         if len(zones) > 1:
-            return f"booking {booking}: tables in different zones cannot be joined: {', '.join(zones)}"
+            return (
+                f"booking {booking}: tables in different zones cannot be joined: {', '.join(zones)}"
+            )
         sorted_ids = [table.id for table in chosen]
         if not is_connected(sorted_ids, floor.neighbours) or not mode_accepts(
             sorted_ids, floor.neighbours, config.adjacency_mode
