@@ -52,6 +52,25 @@ class Settings(BaseSettings):
         default=15.0, ge=0, alias="SEATFLOW_BREAKER_COOLDOWN_SECONDS"
     )
     log_format: str = Field(default="json", alias="SEATFLOW_LOG_FORMAT")
+    manual_review_timeout_seconds: float | None = Field(
+        default=None, gt=0, alias="SEATFLOW_MANUAL_REVIEW_TIMEOUT_SECONDS"
+    )
+    legacy_delays_seconds: str = Field(default="5,15,45", alias="SEATFLOW_LEGACY_DELAYS_SECONDS")
+
+    @field_validator("legacy_delays_seconds")
+    @classmethod
+    def _delays(cls, v: str) -> str:
+        try:
+            values = [float(x) for x in v.split(",") if x.strip()]
+        except ValueError:
+            raise ValueError("must be a comma list of seconds, e.g. 5,15,45") from None
+        if any(x < 0 for x in values):
+            raise ValueError("delays must be >= 0")
+        return v
+
+    @property
+    def legacy_delays(self) -> tuple[float, ...]:
+        return tuple(float(x) for x in self.legacy_delays_seconds.split(",") if x.strip())
 
     @field_validator("adjacency_mode")
     @classmethod

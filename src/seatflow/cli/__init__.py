@@ -11,6 +11,7 @@ import sys
 import typer
 
 from seatflow.cli import bookings, db, dev, restaurants
+from seatflow.demo import demo_command
 
 app = typer.Typer(
     name="seatflow",
@@ -23,6 +24,7 @@ app.add_typer(dev.app, name="dev")
 app.add_typer(db.app, name="db")
 app.add_typer(restaurants.app, name="restaurants")
 app.add_typer(bookings.app, name="bookings")
+app.command("demo")(demo_command)
 
 
 def main() -> None:

@@ -1,0 +1,201 @@
+"""Booking intake and read models for host applications and the CLI.
+
+`create_booking` writes the booking and its intake row in one transaction,
+then starts the workflow. If Temporal is unreachable the booking is kept and
+the intake relay starts its workflow later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import (
+    SearchAttributeKey,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from seatflow.domain.messages import BookingOutcome, BookingWorkflowInput
+from seatflow.storage.bookings import NewBooking, insert_booking, mark_intake_started, workflow_id_for
+from seatflow.storage.transitions import BookingNotFound
+
+WORKFLOW_NAME = "BookingAssignmentWorkflow"
+
+
+@dataclass(frozen=True)
+class CreatedBooking:
+    booking_id: str
+    workflow_id: str
+    workflow_started: bool = True
+
+
+async def start_booking_workflow(
+    client: Client,
+    *,
+    booking_id: str,
+    restaurant_id: str,
+    party_size: int,
+    start: datetime,
+    task_queue: str,
+) -> WorkflowHandle[Any, Any]:
+    """Start the booking's workflow; a second start joins the first."""
+    workflow_id = workflow_id_for(booking_id)
+    try:
+        return await client.start_workflow(
+            WORKFLOW_NAME,
+            BookingWorkflowInput(
+                booking_id=booking_id, restaurant_id=restaurant_id, party_size=party_size,
+                start=start.isoformat(),
+            ),
+            id=workflow_id,
+            task_queue=task_queue,
+            result_type=BookingOutcome,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            # No guest name or email: Temporal stores these unencrypted.
+            static_summary=f"{restaurant_id}: party of {party_size} at {start.isoformat()}",
+            search_attributes=TypedSearchAttributes([
+                SearchAttributePair(SearchAttributeKey.for_keyword("AssignmentState"), "created"),
+                SearchAttributePair(SearchAttributeKey.for_keyword("RestaurantId"), restaurant_id),
+            ]),
+        )
+    except WorkflowAlreadyStartedError:
+        return client.get_workflow_handle(workflow_id, result_type=BookingOutcome)
+
+
+async def create_booking(
+    engine: AsyncEngine,
+    client: Client | None,
+    new: NewBooking,
+    *,
+    task_queue: str,
+    now: datetime | None = None,
+) -> CreatedBooking:
+    """Insert a booking and start its workflow. Raises InvalidBooking when it
+    can never be seated as asked (nothing is written then)."""
+    booking_id = await insert_booking(engine, new, now=now or datetime.now(timezone.utc))
+    workflow_id = workflow_id_for(booking_id)
+    if client is None:
+        return CreatedBooking(booking_id, workflow_id, workflow_started=False)
+    row = (await _fetch(engine, "SELECT start_at FROM bookings WHERE id = CAST(:id AS uuid)",
+                        id=booking_id))[0]
+    start = row.start_at
+    try:
+        await start_booking_workflow(
+            client, booking_id=booking_id, restaurant_id=new.restaurant_id,
+            party_size=new.party_size, start=start, task_queue=task_queue,
+        )
+    except Exception as exc:  # noqa: BLE001 - kept for the intake relay, reported to the caller
+        await mark_intake_started(engine, booking_id, error=f"{type(exc).__name__}: {exc}")
+        return CreatedBooking(booking_id, workflow_id, workflow_started=False)
+    await mark_intake_started(engine, booking_id)
+    return CreatedBooking(booking_id, workflow_id)
+
+
+async def _fetch(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(text(sql), params)).all())
+
+
+async def booking_view(engine: AsyncEngine, booking_id: str) -> dict[str, Any]:
+    """Everything an operator needs to answer "why is booking X not confirmed?"
+
+    Fields are the contract of `bookings show --json` (DESIGN.md section 8).
+    """
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT id::text AS id, restaurant_id, party_size, start_at, end_at, "
+                    "occupied_until, status, assignment_state, assignment_state_version, "
+                    "assignment_strategy, assignment_pipeline, last_reason, zone_preference, "
+                    "created_at, confirmed_at FROM bookings WHERE id = CAST(:id AS uuid)"
+                ),
+                {"id": booking_id},
+            )
+        ).one_or_none()
+        if row is None:
+            raise BookingNotFound(booking_id)
+        tables = (
+            await conn.execute(
+                text(
+                    "SELECT t.code FROM allocations a JOIN dining_tables t ON t.id = a.table_id "
+                    "WHERE a.booking_id = CAST(:id AS uuid) ORDER BY t.code"
+                ),
+                {"id": booking_id},
+            )
+        ).scalars().all()
+        attempts = (
+            await conn.execute(
+                text(
+                    "SELECT attempt_no, pipeline, result, reason, strategy, plans_tried, "
+                    "permit_wait_ms, created_at FROM booking_assignment_attempts "
+                    "WHERE booking_id = CAST(:id AS uuid) ORDER BY created_at, attempt_no"
+                ),
+                {"id": booking_id},
+            )
+        ).all()
+        history = (
+            await conn.execute(
+                text(
+                    "SELECT from_state, to_state, version, reason, actor, created_at "
+                    "FROM booking_assignment_state_history WHERE booking_id = CAST(:id AS uuid) "
+                    "ORDER BY id"
+                ),
+                {"id": booking_id},
+            )
+        ).all()
+        email = (
+            await conn.execute(
+                text(
+                    "SELECT status, sent_at, duplicates_suppressed FROM email_outbox "
+                    "WHERE booking_id = CAST(:id AS uuid) AND kind = 'confirmation'"
+                ),
+                {"id": booking_id},
+            )
+        ).one_or_none()
+    sent = email is not None and email.status == "sent"
+    return {
+        "booking_id": row.id,
+        "restaurant_id": row.restaurant_id,
+        "party_size": row.party_size,
+        "start": row.start_at.isoformat(),
+        "end": row.end_at.isoformat(),
+        "occupied_until": row.occupied_until.isoformat(),
+        "zone_preference": row.zone_preference,
+        "status": row.status,
+        "assignment_state": row.assignment_state,
+        "assignment_state_version": row.assignment_state_version,
+        "assignment_strategy": row.assignment_strategy,
+        "assignment_pipeline": row.assignment_pipeline,
+        "last_reason": row.last_reason,
+        "created_at": row.created_at.isoformat(),
+        "confirmed_at": row.confirmed_at.isoformat() if row.confirmed_at else None,
+        "tables": list(tables),
+        "attempts": [
+            {"attempt_no": a.attempt_no, "pipeline": a.pipeline, "result": a.result,
+             "reason": a.reason, "strategy": a.strategy,
+             "plans_tried": a.plans_tried, "permit_wait_ms": a.permit_wait_ms,
+             "at": a.created_at.isoformat()}
+            for a in attempts
+        ],
+        "history": [
+            {"from": h.from_state, "to": h.to_state, "version": h.version, "reason": h.reason,
+             "actor": h.actor, "at": h.created_at.isoformat()}
+            for h in history
+        ],
+        "email": {
+            "sent": sent,
+            "count": 1 if sent else 0,
+            "sent_at": email.sent_at.isoformat() if email is not None and email.sent_at else None,
+            "duplicates_suppressed": email.duplicates_suppressed if email is not None else 0,
+        },
+    }

@@ -1,0 +1,201 @@
+"""Inputs and outputs of the booking workflow and its activities.
+
+One dataclass per input and output, so fields can be added (with defaults)
+without breaking running workflows. Plain values only: these cross the
+Temporal boundary and are imported by workflow code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from seatflow.domain.planning import Move, Plan
+
+
+@dataclass(frozen=True)
+class BookingWorkflowInput:
+    booking_id: str
+    restaurant_id: str = ""
+    party_size: int = 0
+    start: str = ""  # ISO 8601, for the static summary only
+
+
+@dataclass(frozen=True)
+class BookingOutcome:
+    booking_id: str
+    state: str
+    version: int
+    tables: tuple[str, ...] = ()
+    strategy: str | None = None
+    reason: str | None = None
+    attempts: int = 0
+    pipeline: str = "v3"
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    booking_id: str
+
+
+@dataclass(frozen=True)
+class BookingContext:
+    booking_id: str
+    restaurant_id: str
+    party_size: int
+    state: str
+    version: int
+    status: str
+    start: str
+    table_ids: tuple[str, ...] = ()  # every table of the restaurant, for update validation
+    reason: str | None = None  # why the booking failed verification, if it did
+    attempts_used: int = 0
+    manual_review_deadline: str | None = None  # ISO 8601; default the booking's start
+
+
+@dataclass(frozen=True)
+class TransitionRequest:
+    booking_id: str
+    expected_version: int
+    to_state: str
+    reason: str | None = None
+    actor: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TransitionResult:
+    ok: bool
+    state: str
+    version: int
+    conflict: bool = False
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class FindPlansRequest:
+    booking_id: str
+    attempt_no: int
+
+
+@dataclass(frozen=True)
+class FindPlansResult:
+    plans: tuple[Plan, ...]
+    moves: tuple[Move, ...] = ()
+    reason: str | None = None
+    evaluated: int = 0
+    search_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class ConfirmRequest:
+    booking_id: str
+    expected_version: int
+    attempt_no: int
+    plans: tuple[Plan, ...]
+    moves: tuple[Move, ...] = ()
+    pipeline: str = "v3"
+    max_attempts: int = 5
+    actor: str | None = None  # set for an operator's manual assignment
+    note: str | None = None
+    permit_wait_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class ConfirmResult:
+    confirmed: bool
+    state: str
+    version: int
+    tables: tuple[str, ...] = ()
+    strategy: str | None = None
+    reason: str | None = None
+    plans_tried: tuple[tuple[str, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class FailedAttemptRequest:
+    booking_id: str
+    expected_version: int
+    attempt_no: int
+    reason: str
+    max_attempts: int = 5
+    pipeline: str = "v3"
+    strategy: str | None = None
+    plans_tried: tuple[tuple[str, ...], ...] = ()
+    permit_wait_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class EmailRequest:
+    booking_id: str
+    kind: str = "confirmation"
+
+
+@dataclass(frozen=True)
+class EmailResult:
+    sent: bool
+    duplicate: bool = False
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    booking_id: str
+    expected_version: int
+    actor: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class BookingStatus:
+    """What the `status` query returns."""
+
+    booking_id: str
+    state: str
+    version: int
+    attempts: int
+    last_reason: str | None
+    tables: list[str]
+    strategy: str | None
+    pipeline: str = "v3"
+
+
+@dataclass(frozen=True)
+class DecisionRequest:
+    booking_id: str
+    restaurant_id: str
+
+
+@dataclass(frozen=True)
+class PipelineDecision:
+    """The flags and retry policy in force, read by an activity at the start and
+    before every attempt, so a flag change reaches bookings in flight."""
+
+    pipeline: str  # "v3" | "legacy"
+    shadow: bool = False
+    max_parallel: int = 3
+    max_attempts: int = 5
+    retry_base_seconds: float = 1.0
+    retry_cap_seconds: float = 30.0
+    manual_review_timeout_seconds: float | None = None  # None: until the booking's start
+    legacy_delays_seconds: tuple[float, ...] = (5.0, 15.0, 45.0)
+    inputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ManualReviewDecision:
+    action: str  # assign | retry | reject
+    actor: str
+    table_ids: tuple[str, ...] = ()
+    note: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ManualReviewResult:
+    booking_id: str
+    action: str
+    state: str
+    version: int
+    tables: tuple[str, ...] = ()
+    message: str = ""

@@ -1,0 +1,56 @@
+"""Parsing an operator's manual-review decision (pure; used by the workflow's
+update validator and signal handler, and by the CLI)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from seatflow.domain.messages import ManualReviewDecision
+
+ACTIONS = ("assign", "retry", "reject")
+_ALLOWED_FIELDS = {
+    "assign": {"action", "table_ids", "actor", "note"},
+    "retry": {"action", "actor", "note"},
+    "reject": {"action", "actor", "reason", "note"},
+}
+
+
+class InvalidDecision(ValueError):
+    pass
+
+
+def parse_decision(payload: Any) -> ManualReviewDecision:
+    """Validate the JSON payload of DESIGN.md section 4; raise InvalidDecision."""
+    if isinstance(payload, ManualReviewDecision):
+        return payload
+    if not isinstance(payload, dict):
+        raise InvalidDecision(f"decision must be a JSON object, got {type(payload).__name__}")
+    action = payload.get("action")
+    if action not in ACTIONS:
+        raise InvalidDecision(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
+    extra = sorted(set(payload) - _ALLOWED_FIELDS[action])
+    if extra:
+        raise InvalidDecision(f"unexpected field(s) for {action}: {', '.join(extra)}")
+    actor = payload.get("actor")
+    if not isinstance(actor, str) or not actor.strip():
+        raise InvalidDecision("actor is required: who is making this decision")
+    note = payload.get("note")
+    if note is not None and not isinstance(note, str):
+        raise InvalidDecision("note must be a string")
+    if action == "assign":
+        tables = payload.get("table_ids")
+        if not isinstance(tables, list) or not tables:
+            raise InvalidDecision("assign needs table_ids: a non-empty list of table ids")
+        if not all(isinstance(t, str) and t.strip() for t in tables):
+            raise InvalidDecision("table_ids must be table ids as strings, e.g. [\"T4\", \"T5\"]")
+        clean = tuple(t.strip() for t in tables)
+        if len(set(clean)) != len(clean):
+            raise InvalidDecision("table_ids lists a table twice")
+        return ManualReviewDecision(action="assign", actor=actor.strip(), table_ids=clean, note=note)
+    if action == "reject":
+        reason = payload.get("reason")
+        if not isinstance(reason, str) or not reason.strip():
+            raise InvalidDecision("reject needs a reason")
+        return ManualReviewDecision(action="reject", actor=actor.strip(), reason=reason.strip(),
+                                    note=note)
+    return ManualReviewDecision(action="retry", actor=actor.strip(), note=note)

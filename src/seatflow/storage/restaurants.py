@@ -1,0 +1,167 @@
+"""Reading restaurants: the policy (services, turn times) and the floor snapshot."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from seatflow.domain.planning import (
+    Allocation,
+    KnownBooking,
+    Mobility,
+    RestaurantSnapshot,
+    Table,
+    TableStatus,
+)
+from seatflow.domain.restaurant import RestaurantPolicy, ServicePeriod, TurnBand
+
+
+async def load_policy(conn: AsyncConnection, restaurant_id: str) -> RestaurantPolicy | None:
+    row = (
+        await conn.execute(
+            text(
+                "SELECT id, name, timezone, buffer_minutes, total_capacity "
+                "FROM restaurants WHERE id = :id"
+            ),
+            {"id": restaurant_id},
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    services = (
+        await conn.execute(
+            text(
+                "SELECT s.id, s.name, s.start_time, s.end_time, t.max_party, t.minutes "
+                "FROM restaurant_services s LEFT JOIN service_turn_times t ON t.service_id = s.id "
+                "WHERE s.restaurant_id = :id "
+                "ORDER BY s.start_time, s.id, t.max_party NULLS LAST"
+            ),
+            {"id": restaurant_id},
+        )
+    ).all()
+    by_service: dict[int, tuple[str, object, object, list[TurnBand]]] = {}
+    for sid, name, start, end, max_party, minutes in services:
+        entry = by_service.setdefault(sid, (name, start, end, []))
+        if minutes is not None:
+            entry[3].append(TurnBand(max_party=max_party, minutes=minutes))
+    periods = tuple(
+        ServicePeriod(name=name, start=start, end=end, turn_times=tuple(bands))  # type: ignore[arg-type]
+        for name, start, end, bands in by_service.values()
+    )
+    return RestaurantPolicy(
+        id=row.id,
+        name=row.name,
+        timezone=row.timezone,
+        buffer_minutes=row.buffer_minutes,
+        total_capacity=row.total_capacity,
+        services=periods,
+    )
+
+
+async def load_tables(conn: AsyncConnection, restaurant_id: str) -> tuple[Table, ...]:
+    rows = (
+        await conn.execute(
+            text(
+                "SELECT t.code, t.capacity, t.zone_id, t.min_party, t.max_party, t.mobility, "
+                "t.category, t.active AND z.active AS active, t.status "
+                "FROM dining_tables t JOIN zones z "
+                "ON z.restaurant_id = t.restaurant_id AND z.id = t.zone_id "
+                "WHERE t.restaurant_id = :id ORDER BY t.code"
+            ),
+            {"id": restaurant_id},
+        )
+    ).all()
+    return tuple(
+        Table(
+            id=r.code,
+            capacity=r.capacity,
+            zone=r.zone_id,
+            min_party=r.min_party,
+            max_party=r.max_party,
+            mobility=Mobility(r.mobility),
+            category=r.category,
+            active=bool(r.active),
+            status=TableStatus(r.status),
+        )
+        for r in rows
+    )
+
+
+async def load_snapshot(
+    conn: AsyncConnection,
+    restaurant_id: str,
+    window_start: datetime,
+    window_end: datetime,
+    *,
+    exclude_booking: str | None = None,
+    lookahead: timedelta = timedelta(hours=3),
+) -> RestaurantSnapshot:
+    """Tables, adjacency, and allocations and unseated bookings near a window."""
+    tables = await load_tables(conn, restaurant_id)
+    edges = (
+        await conn.execute(
+            text(
+                "SELECT a.code, b.code FROM table_adjacency e "
+                "JOIN dining_tables a ON a.id = e.table_a JOIN dining_tables b ON b.id = e.table_b "
+                "WHERE e.restaurant_id = :id ORDER BY a.code, b.code"
+            ),
+            {"id": restaurant_id},
+        )
+    ).all()
+    lo, hi = window_start - lookahead, window_end + lookahead
+    allocs = (
+        await conn.execute(
+            text(
+                "SELECT al.booking_id::text AS booking_id, t.code, lower(al.occupied) AS s, "
+                "upper(al.occupied) AS e, b.party_size, b.start_at "
+                "FROM allocations al JOIN dining_tables t ON t.id = al.table_id "
+                "JOIN bookings b ON b.id = al.booking_id "
+                "WHERE al.restaurant_id = :id AND al.occupied && tstzrange(:lo, :hi, '[)') "
+                "AND al.booking_id <> CAST(:exclude AS uuid) "
+                "ORDER BY t.code, lower(al.occupied)"
+            ),
+            {"id": restaurant_id, "lo": lo, "hi": hi,
+             "exclude": exclude_booking or "00000000-0000-0000-0000-000000000000"},
+        )
+    ).all()
+    known = (
+        await conn.execute(
+            text(
+                "SELECT id::text AS id, party_size, start_at, occupied_until, zone_preference "
+                "FROM bookings WHERE restaurant_id = :id AND start_at >= :s AND start_at < :hi "
+                "AND assignment_state IN ('created', 'capacity_verified', 'assignment_pending', "
+                "'assignment_in_progress', 'manual_review') "
+                "AND id <> CAST(:exclude AS uuid) ORDER BY start_at, id"
+            ),
+            {"id": restaurant_id, "s": window_start, "hi": hi,
+             "exclude": exclude_booking or "00000000-0000-0000-0000-000000000000"},
+        )
+    ).all()
+    zones = (
+        await conn.execute(
+            text("SELECT id FROM zones WHERE restaurant_id = :id AND active ORDER BY id"),
+            {"id": restaurant_id},
+        )
+    ).scalars().all()
+    return RestaurantSnapshot(
+        restaurant_id=restaurant_id,
+        tables=tables,
+        adjacency=tuple((a, b) for a, b in edges),
+        allocations=tuple(
+            Allocation(
+                booking_id=r.booking_id, table_id=r.code, start=r.s, end=r.e,
+                party_size=r.party_size, booking_start=r.start_at,
+            )
+            for r in allocs
+        ),
+        known_bookings=tuple(
+            KnownBooking(
+                booking_id=r.id, party_size=r.party_size, start=r.start_at,
+                end=r.occupied_until, zone_preference=r.zone_preference,
+            )
+            for r in known
+        ),
+        zones_active=tuple(zones),
+    )

@@ -1,0 +1,85 @@
+"""The seatflow worker process: registers workflows and activities.
+
+Run it with `python -m worker` (the dev stack does). It reads its
+configuration from the environment; invalid flags stop it at start with a
+message naming the variable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.booking import BookingActivities
+from activities.flags import FlagActivities
+from seatflow.config import ConfigError, Settings, load_flags, load_settings
+from seatflow.mail import FileMailbox, MailTransport, SmtpTransport
+from workflows.booking import BookingAssignmentWorkflow
+
+WORKFLOWS = [BookingAssignmentWorkflow]
+
+
+def mail_transport(settings: Settings) -> MailTransport:
+    if settings.mail_transport == "smtp":
+        return SmtpTransport(settings.smtp_host, settings.smtp_port)
+    return FileMailbox(settings.mailbox_path())
+
+
+def build_worker(
+    client: Client,
+    engine: AsyncEngine,
+    settings: Settings,
+    *,
+    task_queue: str | None = None,
+    transport: MailTransport | None = None,
+) -> Worker:
+    """The production worker, also used by the tests with their own queue."""
+    booking = BookingActivities(engine, transport or mail_transport(settings), settings)
+    flags = FlagActivities(settings)
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=[*booking.all(), flags.decide_pipeline],
+        max_concurrent_activities=100,
+        max_concurrent_workflow_tasks=100,
+    )
+
+
+async def serve(settings: Settings) -> None:
+    from seatflow.storage.db import make_engine
+    from seatflow.storage.embedded import resolve_database_url
+
+    engine = make_engine(resolve_database_url(settings.database_url))
+    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    worker = build_worker(client, engine, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(
+        f"seatflow worker: task queue {settings.task_queue} on {settings.temporal_address}",
+        flush=True,
+    )
+    async with worker:
+        await stop.wait()
+    await engine.dispose()
+
+
+def main() -> None:
+    try:
+        settings = load_settings()
+        load_flags()  # fail fast on a bad flag, naming the variable
+    except ConfigError as exc:
+        print(f"seatflow worker: {exc}", file=sys.stderr)
+        sys.exit(2)
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()

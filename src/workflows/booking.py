@@ -1,0 +1,454 @@
+"""BookingAssignmentWorkflow: one durable workflow per booking.
+
+It reads like the state diagram of DESIGN.md section 4:
+
+    created -> capacity_verified -> assignment_pending -> assignment_in_progress
+    assignment_in_progress -> assigned -> confirmed            (success)
+    assignment_in_progress -> assignment_pending               (retry, attempts < max)
+    assignment_in_progress -> manual_review                    (max attempts used)
+    manual_review -> assignment_pending | assigned | failed    (operator decision)
+    any state but failed/cancelled -> cancelled                (booking cancelled)
+
+Every state change happens in an activity that writes it to PostgreSQL with an
+optimistic version check; this class only decides what comes next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.booking import BookingActivities
+    from activities.flags import FlagActivities
+    from seatflow.domain.messages import (
+        BookingContext,
+        BookingOutcome,
+        BookingStatus,
+        BookingWorkflowInput,
+        CancelRequest,
+        ConfirmRequest,
+        ConfirmResult,
+        DecisionRequest,
+        EmailRequest,
+        FailedAttemptRequest,
+        FindPlansRequest,
+        FindPlansResult,
+        ManualReviewDecision,
+        ManualReviewResult,
+        PipelineDecision,
+        TransitionRequest,
+        TransitionResult,
+        VerifyRequest,
+    )
+    from seatflow.domain.planning import Plan
+    from seatflow.domain.review import InvalidDecision, parse_decision
+    from seatflow.domain.states import backoff_seconds
+    from workflows import search_attributes as sa
+
+# Infrastructure errors (database down, timeouts) retry here, forever, and
+# never consume an assignment attempt; business errors are return values.
+INFRA_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    non_retryable_error_types=["BookingNotFound", "IllegalTransition"],
+)
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+
+SETTLED = ("confirmed", "failed", "cancelled")
+
+
+@workflow.defn(name="BookingAssignmentWorkflow")
+class BookingAssignmentWorkflow:
+    def __init__(self) -> None:
+        self._booking_id = ""
+        self._restaurant_id = ""
+        self._state = "created"
+        self._version = 0
+        self._attempts = 0  # attempts used in total
+        self._round_start = 0  # attempts used before the current round (operator retry)
+        self._last_reason: str | None = None
+        self._tables: tuple[str, ...] = ()
+        self._strategy: str | None = None
+        self._pipeline = "v3"
+        self._table_ids: frozenset[str] = frozenset()
+        self._cancel_requested: tuple[str | None, str | None] | None = None
+        self._pending_signals: list[ManualReviewDecision] = []
+        self._lock = asyncio.Lock()
+        self._decision = PipelineDecision(pipeline="v3")
+
+    # ----------------------------------------------------------------- run
+
+    @workflow.run
+    async def run(self, inp: BookingWorkflowInput) -> BookingOutcome:
+        self._booking_id = inp.booking_id
+        ctx = await self._verify()
+        self._restaurant_id = ctx.restaurant_id
+        self._table_ids = frozenset(ctx.table_ids)
+        self._attempts = self._round_start = ctx.attempts_used
+        self._apply(ctx.state, ctx.version, ctx.reason)
+        await self._decide()
+        if ctx.state in SETTLED:
+            reason = ctx.reason if ctx.state == "failed" else "terminal_state"
+            self._last_reason = reason
+            self._publish()
+            return self._outcome()
+
+        deadline = self._manual_review_deadline(ctx)
+        while True:
+            if self._cancel_requested:
+                return await self._cancel()
+            if self._state in ("assignment_pending", "assignment_in_progress"):
+                await self._assign_automatically()
+            elif self._state == "manual_review":
+                await self._await_operator(deadline)
+            if self._cancel_requested:
+                return await self._cancel()
+            if self._state == "confirmed":
+                await self._send_confirmation()
+                return self._outcome()
+            if self._state in ("failed", "cancelled"):
+                return self._outcome()
+
+    async def _assign_automatically(self) -> None:
+        """Attempts until confirmed, manual review, or cancellation."""
+        while self._state in ("assignment_pending", "assignment_in_progress"):
+            if self._cancel_requested:
+                return
+            await self._decide()
+            attempt_no = self._attempts + 1
+            if self._state == "assignment_pending":
+                moved = await self._transition("assignment_in_progress",
+                                               metadata={"attempt_no": attempt_no})
+                if not moved:
+                    continue
+            found = await workflow.execute_activity_method(
+                BookingActivities.find_plans,
+                FindPlansRequest(self._booking_id, attempt_no),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=INFRA_RETRY,
+            )
+            max_attempts = self._round_start + self._decision.max_attempts
+            if found.plans:
+                result = await self._confirm(found, attempt_no, max_attempts)
+                self._attempts = attempt_no
+                self._apply(result.state, result.version, result.reason)
+                if result.confirmed:
+                    self._tables = result.tables
+                    self._strategy = result.strategy
+                    self._publish()
+                    return
+            else:
+                outcome = await workflow.execute_activity_method(
+                    BookingActivities.record_failed_attempt,
+                    FailedAttemptRequest(
+                        booking_id=self._booking_id,
+                        expected_version=self._version,
+                        attempt_no=attempt_no,
+                        reason=found.reason or "no valid plan",
+                        max_attempts=max_attempts,
+                        pipeline=self._pipeline,
+                    ),
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    retry_policy=INFRA_RETRY,
+                )
+                self._attempts = attempt_no
+                self._apply(outcome.state, outcome.version, found.reason)
+                if outcome.conflict:
+                    await self._reload()
+            self._publish()
+            if self._state == "assignment_pending":
+                failed_in_round = self._attempts - self._round_start
+                delay = backoff_seconds(
+                    failed_in_round,
+                    self._decision.retry_base_seconds,
+                    self._decision.retry_cap_seconds,
+                    workflow.random().random(),
+                )
+                workflow.logger.info(
+                    "attempt %s failed (%s); next in %.2fs", attempt_no, self._last_reason, delay
+                )
+                await self._sleep_unless_cancelled(delay)
+
+    async def _confirm(
+        self, found: FindPlansResult, attempt_no: int, max_attempts: int
+    ) -> ConfirmResult:
+        return await workflow.execute_activity_method(
+            BookingActivities.confirm_plan,
+            ConfirmRequest(
+                booking_id=self._booking_id,
+                expected_version=self._version,
+                attempt_no=attempt_no,
+                plans=found.plans,
+                moves=found.moves,
+                pipeline=self._pipeline,
+                max_attempts=max_attempts,
+            ),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=INFRA_RETRY,
+        )
+
+    # ------------------------------------------------------- manual review
+
+    def _manual_review_deadline(self, ctx: BookingContext) -> datetime | None:
+        if self._decision.manual_review_timeout_seconds is not None:
+            return None  # relative timeout, measured from entering manual review
+        try:
+            return datetime.fromisoformat(ctx.start)
+        except ValueError:
+            return None
+
+    async def _await_operator(self, deadline: datetime | None) -> None:
+        if self._decision.manual_review_timeout_seconds is not None:
+            timeout = self._decision.manual_review_timeout_seconds
+        elif deadline is not None:
+            timeout = max(0.0, (deadline - workflow.now()).total_seconds())
+        else:
+            timeout = 24 * 3600.0
+        try:
+            await workflow.wait_condition(
+                lambda: self._state != "manual_review"
+                or bool(self._pending_signals)
+                or self._cancel_requested is not None,
+                timeout=timedelta(seconds=timeout) if timeout > 0 else timedelta(milliseconds=1),
+            )
+        except asyncio.TimeoutError:
+            async with self._lock:
+                if self._state == "manual_review":
+                    await self._transition("failed", reason="manual_review_expired")
+            return
+        while self._pending_signals and self._state == "manual_review":
+            decision = self._pending_signals.pop(0)
+            try:
+                await self._resolve(decision)
+            except ApplicationError as err:
+                workflow.logger.warning("manual-review signal not applied: %s", err.message)
+
+    @workflow.update(name="resolve_manual_review_update")
+    async def resolve_manual_review_update(self, payload: dict[str, Any]) -> ManualReviewResult:
+        return await self._resolve(parse_decision(payload))
+
+    @resolve_manual_review_update.validator
+    def _validate_resolution(self, payload: dict[str, Any]) -> None:
+        try:
+            decision = parse_decision(payload)
+        except InvalidDecision as err:
+            raise ValueError(str(err)) from None
+        self._check_resolvable(decision)
+
+    @workflow.signal(name="resolve_manual_review")
+    def resolve_manual_review(self, payload: Any) -> None:
+        try:
+            decision = parse_decision(payload)
+            self._check_resolvable(decision)
+        except (InvalidDecision, ValueError) as err:
+            workflow.logger.warning("ignoring resolve_manual_review signal: %s", err)
+            return
+        self._pending_signals.append(decision)
+
+    def _check_resolvable(self, decision: ManualReviewDecision) -> None:
+        if self._state != "manual_review":
+            raise ValueError(
+                f"booking {self._booking_id} is {self._state}, not in manual_review"
+            )
+        if decision.action == "assign":
+            unknown = [t for t in decision.table_ids if t not in self._table_ids]
+            if unknown:
+                raise ValueError(
+                    f"unknown table(s) for restaurant {self._restaurant_id}: {', '.join(unknown)}"
+                )
+
+    async def _resolve(self, decision: ManualReviewDecision) -> ManualReviewResult:
+        async with self._lock:
+            self._check_resolvable(decision)
+            if decision.action == "assign":
+                plan = Plan(tables=tuple(sorted(decision.table_ids)), score=0.0, strategy="manual")
+                result = await workflow.execute_activity_method(
+                    BookingActivities.confirm_plan,
+                    ConfirmRequest(
+                        booking_id=self._booking_id,
+                        expected_version=self._version,
+                        attempt_no=self._attempts + 1,
+                        plans=(plan,),
+                        pipeline=self._pipeline,
+                        actor=decision.actor,
+                        note=decision.note,
+                    ),
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    retry_policy=INFRA_RETRY,
+                )
+                if not result.confirmed:
+                    raise ApplicationError(
+                        f"cannot assign {', '.join(plan.tables)}: {result.reason}",
+                        type="AssignmentRefused",
+                    )
+                self._attempts += 1
+                self._tables, self._strategy = result.tables, result.strategy
+                self._apply(result.state, result.version, f"assigned by {decision.actor}")
+            elif decision.action == "retry":
+                await self._transition(
+                    "assignment_pending", reason=f"retry requested by {decision.actor}",
+                    actor=decision.actor, metadata={"note": decision.note},
+                )
+                self._round_start = self._attempts
+            else:
+                await self._transition(
+                    "failed", reason=f"rejected by {decision.actor}: {decision.reason}",
+                    actor=decision.actor, metadata={"note": decision.note},
+                )
+            self._publish()
+            return ManualReviewResult(
+                booking_id=self._booking_id, action=decision.action, state=self._state,
+                version=self._version, tables=self._tables,
+                message=self._last_reason or "",
+            )
+
+    # ------------------------------------------------------- cancellation
+
+    @workflow.signal(name="cancel_booking")
+    def cancel_booking(self, payload: Any = None) -> None:
+        actor = payload.get("actor") if isinstance(payload, dict) else None
+        reason = payload.get("reason") if isinstance(payload, dict) else None
+        self._cancel_requested = (actor, reason)
+
+    async def _cancel(self) -> BookingOutcome:
+        actor, reason = self._cancel_requested or (None, None)
+        async with self._lock:
+            result = await workflow.execute_activity_method(
+                BookingActivities.cancel_booking,
+                CancelRequest(self._booking_id, self._version, actor=actor, reason=reason),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=INFRA_RETRY,
+            )
+            self._tables = ()
+            self._apply(result.state, result.version, reason or "booking cancelled")
+            self._publish()
+        return self._outcome()
+
+    # ------------------------------------------------------------- queries
+
+    @workflow.query(name="status")
+    def status(self) -> BookingStatus:
+        return BookingStatus(
+            booking_id=self._booking_id,
+            state=self._state,
+            version=self._version,
+            attempts=self._attempts,
+            last_reason=self._last_reason,
+            tables=list(self._tables),
+            strategy=self._strategy,
+            pipeline=self._pipeline,
+        )
+
+    # ------------------------------------------------------------- helpers
+
+    async def _verify(self) -> BookingContext:
+        return await workflow.execute_activity_method(
+            BookingActivities.verify_booking,
+            VerifyRequest(self._booking_id),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=INFRA_RETRY,
+        )
+
+    async def _reload(self) -> None:
+        """A version mismatch aborts the step: reload and continue from the truth."""
+        ctx = await self._verify()
+        self._apply(ctx.state, ctx.version, ctx.reason)
+
+    async def _decide(self) -> None:
+        self._decision = await workflow.execute_activity_method(
+            FlagActivities.decide_pipeline,
+            DecisionRequest(self._booking_id, self._restaurant_id),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=INFRA_RETRY,
+        )
+        self._pipeline = self._decision.pipeline
+
+    async def _transition(
+        self,
+        to_state: str,
+        *,
+        reason: str | None = None,
+        actor: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> bool:
+        result: TransitionResult = await workflow.execute_activity_method(
+            BookingActivities.transition_state,
+            TransitionRequest(
+                booking_id=self._booking_id,
+                expected_version=self._version,
+                to_state=to_state,
+                reason=reason,
+                actor=actor,
+                metadata=metadata or {},
+            ),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=INFRA_RETRY,
+        )
+        if result.conflict:
+            workflow.logger.warning("transition to %s lost a race: %s", to_state, result.reason)
+            await self._reload()
+            return False
+        self._apply(result.state, result.version, reason)
+        self._publish()
+        return True
+
+    async def _send_confirmation(self) -> None:
+        await workflow.execute_activity_method(
+            BookingActivities.send_confirmation_email,
+            EmailRequest(self._booking_id),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=INFRA_RETRY,
+        )
+
+    async def _sleep_unless_cancelled(self, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        try:
+            await workflow.wait_condition(
+                lambda: self._cancel_requested is not None,
+                timeout=timedelta(seconds=seconds),
+            )
+        except asyncio.TimeoutError:
+            pass
+
+    def _apply(self, state: str, version: int, reason: str | None) -> None:
+        self._state = state
+        self._version = version
+        if reason:
+            self._last_reason = reason
+
+    def _publish(self) -> None:
+        """Keep the Temporal UI current: search attributes and details."""
+        workflow.upsert_search_attributes(
+            [
+                sa.ASSIGNMENT_STATE.value_set(self._state),
+                sa.RESTAURANT_ID.value_set(self._restaurant_id),
+                sa.ASSIGNMENT_ATTEMPTS.value_set(self._attempts),
+                sa.ASSIGNMENT_PIPELINE.value_set(self._pipeline),
+            ]
+        )
+        details = f"{self._state} (v{self._version}), attempts {self._attempts}"
+        if self._tables:
+            details += f", tables {', '.join(self._tables)}"
+        if self._last_reason and self._state != "confirmed":
+            details += f": {self._last_reason}"
+        workflow.set_current_details(details)
+
+    def _outcome(self) -> BookingOutcome:
+        return BookingOutcome(
+            booking_id=self._booking_id,
+            state=self._state,
+            version=self._version,
+            tables=self._tables,
+            strategy=self._strategy,
+            reason=self._last_reason,
+            attempts=self._attempts,
+            pipeline=self._pipeline,
+        )

@@ -1,0 +1,96 @@
+"""Test helpers: small floor plans, booking creation, database reads."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from seatflow.floorplan import import_floorplan, parse_floorplan
+from seatflow.storage.bookings import NewBooking, insert_booking
+
+TURN_TIMES = [
+    {"max_party": 2, "minutes": 90},
+    {"max_party": 4, "minutes": 105},
+    {"max_party": None, "minutes": 120},
+]
+
+
+def floorplan(
+    restaurant_id: str,
+    tables: list[dict[str, Any]],
+    adjacency: list[list[str]] | None = None,
+    zones: list[str] | None = None,
+) -> dict[str, Any]:
+    zone_ids = zones or sorted({t.get("zone", "main") for t in tables})
+    return {
+        "restaurant": {
+            "id": restaurant_id,
+            "name": f"Test {restaurant_id}",
+            "timezone": "UTC",
+            "buffer_minutes": 5,
+            # All-day service, so tests can book any time in the future.
+            "services": [{"name": "all-day", "start": "00:00", "end": "23:59",
+                          "turn_times": TURN_TIMES}],
+        },
+        "zones": [{"id": z, "name": z.title()} for z in zone_ids],
+        "tables": [{"zone": "main", **t} for t in tables],
+        "adjacency": adjacency or [],
+    }
+
+
+async def import_plan(engine: AsyncEngine, data: dict[str, Any]) -> None:
+    await import_floorplan(engine, parse_floorplan(data))
+
+
+def slot(days: int = 2, hour: int = 19, minute: int = 0) -> datetime:
+    base = datetime.now(timezone.utc).replace(hour=hour, minute=minute, second=0, microsecond=0)
+    return base + timedelta(days=days)
+
+
+async def new_booking(
+    engine: AsyncEngine, restaurant_id: str, party: int, start: datetime | None = None,
+    zone: str | None = None, email: str | None = None,
+) -> str:
+    return await insert_booking(
+        engine,
+        NewBooking(restaurant_id=restaurant_id, party_size=party, start=start or slot(),
+                   zone_preference=zone, guest_name="Test Guest",
+                   guest_email=email or f"guest-{uuid.uuid4().hex[:6]}@example.com"),
+        now=datetime.now(timezone.utc),
+    )
+
+
+async def fetch(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
+    async with engine.connect() as conn:
+        return list((await conn.execute(text(sql), params)).all())
+
+
+async def scalar(engine: AsyncEngine, sql: str, **params: Any) -> Any:
+    async with engine.connect() as conn:
+        return (await conn.execute(text(sql), params)).scalar()
+
+
+async def booking_tables(engine: AsyncEngine, booking_id: str) -> list[str]:
+    rows = await fetch(
+        engine,
+        "SELECT t.code FROM allocations a JOIN dining_tables t ON t.id = a.table_id "
+        "WHERE a.booking_id = CAST(:id AS uuid) ORDER BY t.code",
+        id=booking_id,
+    )
+    return [r[0] for r in rows]
+
+
+async def double_booked_minutes(engine: AsyncEngine, restaurant_id: str) -> float:
+    value = await scalar(
+        engine,
+        "SELECT COALESCE(sum(EXTRACT(EPOCH FROM (LEAST(upper(a.occupied), upper(b.occupied)) - "
+        "GREATEST(lower(a.occupied), lower(b.occupied)))) / 60), 0) FROM allocations a "
+        "JOIN allocations b ON a.table_id = b.table_id AND a.id < b.id "
+        "AND a.occupied && b.occupied WHERE a.restaurant_id = :r",
+        r=restaurant_id,
+    )
+    return float(value)
