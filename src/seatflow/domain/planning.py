@@ -109,8 +109,9 @@ class ScoreWeights:
     lookahead: float = 6.0
     scarcity: float = 1.5
     zone_miss: float = 1000.0
-    # hours a table is left idle in gaps too short for another booking of this length
-    idle_gap: float = 4.0
+    # hours a table is left idle in gaps too short for another booking of this
+    # length; off by default: neutral on the synthetic evenings of bench/engine.py
+    idle_gap: float = 0.0
 
 
 @dataclass(frozen=True)
