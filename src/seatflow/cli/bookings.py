@@ -1,7 +1,307 @@
-"""`seatflow bookings`: create, show and wait for bookings."""
+"""`seatflow bookings`: create, show, wait for, cancel and find stuck bookings."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any, TypeVar
+
 import typer
 
-app = typer.Typer(help="Booking commands.", no_args_is_help=True)
+from seatflow.cli.common import (
+    EXIT_TIMEOUT,
+    print_json,
+    refuse,
+    run,
+    usage,
+)
+
+app = typer.Typer(help="Create, inspect and cancel bookings.", no_args_is_help=True)
+
+T = TypeVar("T")
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+BookingId = Annotated[str, typer.Argument(metavar="ID", help="The booking id (a UUID).")]
+
+
+def check_uuid(value: str) -> str:
+    import uuid
+
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        usage(f"{value!r} is not a booking id (expected a UUID)")
+
+
+def with_stack(work: Callable[[Any, Any], Awaitable[T]], *, temporal: bool = True) -> T:
+    """Run `work(engine, client)` against the configured database and Temporal."""
+    from temporalio.client import Client
+
+    from seatflow.config import settings
+    from seatflow.storage.db import make_engine
+    from seatflow.storage.embedded import resolve_database_url
+
+    cfg = settings()
+
+    async def main() -> T:
+        engine = make_engine(resolve_database_url(cfg.database_url), pool_size=2, max_overflow=2)
+        try:
+            client = None
+            if temporal:
+                try:
+                    client = await Client.connect(
+                        cfg.temporal_address, namespace=cfg.temporal_namespace
+                    )
+                except Exception as exc:  # noqa: BLE001 - reported to the person
+                    refuse(
+                        f"cannot reach Temporal at {cfg.temporal_address} ({exc}); "
+                        "is the stack up? try `seatflow dev up`"
+                    )
+            return await work(engine, client)
+        finally:
+            await engine.dispose()
+
+    return run(main())
+
+
+@app.command("create")
+def create_cmd(
+    restaurant: Annotated[str, typer.Option("--restaurant", help="Restaurant id.")],
+    party: Annotated[int, typer.Option("--party", help="Party size.")],
+    start: Annotated[str, typer.Option("--start", help="ISO 8601; local time if no offset.")],
+    zone: Annotated[str | None, typer.Option("--zone", help="Preferred zone (soft).")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Guest name.")] = None,
+    email: Annotated[str | None, typer.Option("--email", help="Guest email.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Insert a booking and start its assignment workflow; prints the booking id."""
+    from seatflow.bookings_service import create_booking
+    from seatflow.config import settings
+    from seatflow.domain.restaurant import InvalidBooking, parse_start
+    from seatflow.storage.bookings import NewBooking
+    from seatflow.storage.restaurants import load_policy
+
+    if email is not None and ("@" not in email or email.startswith("@") or email.endswith("@")):
+        refuse(f"email {email!r} is not an email address", as_json=as_json)
+
+    async def work(engine: Any, client: Any) -> Any:
+        async with engine.connect() as conn:
+            policy = await load_policy(conn, restaurant)
+        if policy is None:
+            raise InvalidBooking("unknown_restaurant", f"unknown restaurant {restaurant!r}")
+        when = parse_start(start, policy.timezone)
+        return await create_booking(
+            engine, client,
+            NewBooking(restaurant_id=restaurant, party_size=party, start=when,
+                       zone_preference=zone, guest_name=name, guest_email=email),
+            task_queue=settings().task_queue,
+        )
+
+    try:
+        created = with_stack(work)
+    except InvalidBooking as exc:
+        refuse(exc.message, as_json=as_json)
+    if as_json:
+        print_json({"booking_id": created.booking_id, "workflow_id": created.workflow_id,
+                    "workflow_started": created.workflow_started})
+    else:
+        typer.echo(created.booking_id)
+        if not created.workflow_started:
+            typer.echo(
+                "note: Temporal was unreachable; the booking is kept and its workflow will be "
+                "started by the intake relay", err=True,
+            )
+
+
+def _render(view: dict[str, Any]) -> str:
+    lines = [
+        f"booking     {view['booking_id']}",
+        f"restaurant  {view['restaurant_id']}   party {view['party_size']}",
+        f"time        {view['start']} -> {view['end']}",
+        f"status      {view['status']}   state {view['assignment_state']} "
+        f"(v{view['assignment_state_version']})   pipeline {view['assignment_pipeline'] or '-'}",
+        f"tables      {', '.join(view['tables']) or '-'}   strategy "
+        f"{view['assignment_strategy'] or '-'}",
+    ]
+    if view["assignment_state"] != "confirmed" and view["last_reason"]:
+        lines.append(f"why         {view['last_reason']}")
+    email = view["email"]
+    lines.append(
+        f"email       {'sent ' + str(email['sent_at']) if email['sent'] else 'not sent'}"
+        + (f" ({email['duplicates_suppressed']} duplicate sends suppressed)"
+           if email["duplicates_suppressed"] else "")
+    )
+    if view["attempts"]:
+        lines.append("attempts")
+        for a in view["attempts"]:
+            lines.append(
+                f"  #{a['attempt_no']} {a['pipeline']:<6} {a['result']:<16} "
+                f"{a['strategy'] or '':<14} {a['reason'] or ''}"
+            )
+    lines.append("history")
+    for h in view["history"]:
+        who = f" by {h['actor']}" if h["actor"] else ""
+        why = f": {h['reason']}" if h["reason"] else ""
+        lines.append(f"  {h['at'][:19]}  v{h['version']:<3} {h['from'] or '-'} -> {h['to']}{who}{why}")
+    return "\n".join(lines)
+
+
+@app.command("show")
+def show_cmd(booking_id: BookingId, as_json: JsonFlag = False) -> None:
+    """Everything about one booking: state, tables, attempts, history, email."""
+    from seatflow.bookings_service import booking_view
+    from seatflow.storage.transitions import BookingNotFound
+
+    booking_id = check_uuid(booking_id)
+    try:
+        view = with_stack(lambda engine, _c: booking_view(engine, booking_id), temporal=False)
+    except BookingNotFound as exc:
+        refuse(str(exc), as_json=as_json)
+    if as_json:
+        print_json(view)
+    else:
+        typer.echo(_render(view))
+
+
+@app.command("wait")
+def wait_cmd(
+    booking_id: BookingId,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait.")] = 60.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Wait until the booking is confirmed, in manual review, failed or cancelled.
+    Exits 0 when settled, 3 on timeout."""
+    from seatflow.bookings_service import booking_view
+    from seatflow.domain.states import SETTLED_STATES
+    from seatflow.storage.transitions import BookingNotFound
+
+    booking_id = check_uuid(booking_id)
+    if timeout < 0:
+        usage("--timeout must be >= 0")
+
+    async def work(engine: Any, _client: Any) -> tuple[bool, dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            view = await booking_view(engine, booking_id)
+            if view["assignment_state"] in SETTLED_STATES:
+                return True, view
+            if time.monotonic() >= deadline:
+                return False, view
+            await asyncio.sleep(0.2)
+
+    try:
+        settled, view = with_stack(work, temporal=False)
+    except BookingNotFound as exc:
+        refuse(str(exc), as_json=as_json)
+    if as_json:
+        print_json(view)
+    else:
+        typer.echo(_render(view))
+    if not settled:
+        typer.echo(f"timed out after {timeout:g}s in state {view['assignment_state']}", err=True)
+        raise typer.Exit(EXIT_TIMEOUT)
+
+
+@app.command("cancel")
+def cancel_cmd(
+    booking_id: BookingId,
+    actor: Annotated[str, typer.Option("--actor", help="Who cancels.")] = "cli",
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Cancel a booking: releases its tables and ends its workflow."""
+    from temporalio.client import WorkflowExecutionStatus
+
+    from seatflow.bookings_service import booking_view
+    from seatflow.storage.bookings import cancel_booking, workflow_id_for
+    from seatflow.storage.transitions import BookingNotFound
+
+    booking_id = check_uuid(booking_id)
+
+    async def work(engine: Any, client: Any) -> dict[str, Any]:
+        view = await booking_view(engine, booking_id)
+        if view["assignment_state"] in ("cancelled", "failed"):
+            raise _Refused(f"booking {booking_id} is already {view['assignment_state']}")
+        handle = client.get_workflow_handle(workflow_id_for(booking_id))
+        running = False
+        try:
+            running = (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        except Exception:  # noqa: BLE001 - no workflow: cancel in the database directly
+            running = False
+        if running:
+            await handle.signal("cancel_booking", {"actor": actor, "reason": reason})
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                view = await booking_view(engine, booking_id)
+                if view["assignment_state"] == "cancelled":
+                    return view
+                await asyncio.sleep(0.2)
+            raise _Refused(f"booking {booking_id}: cancellation requested but not yet applied")
+        await cancel_booking(engine, booking_id, actor=actor, reason=reason)
+        return await booking_view(engine, booking_id)
+
+    try:
+        view = with_stack(work)
+    except (BookingNotFound, _Refused) as exc:
+        refuse(str(exc), as_json=as_json)
+    if as_json:
+        print_json(view)
+    else:
+        typer.echo(f"booking {booking_id} cancelled; tables released")
+
+
+class _Refused(Exception):
+    pass
+
+
+def parse_age(text: str) -> timedelta:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+    except (KeyError, ValueError, IndexError):
+        usage(f"--older-than {text!r}: use a number with s, m, h or d, e.g. 10m")
+
+
+@app.command("stuck")
+def stuck_cmd(
+    older_than: Annotated[str, typer.Option("--older-than", help="e.g. 10m, 1h")] = "10m",
+    ui: Annotated[str, typer.Option("--ui", help="Temporal UI base URL.")] = "http://localhost:8233",
+    as_json: JsonFlag = False,
+) -> None:
+    """Bookings whose workflow is still open and not settled, older than a threshold,
+    from the Temporal visibility API, with the UI link of each."""
+    from seatflow.config import settings
+
+    age = parse_age(older_than)
+    cutoff = (datetime.now(timezone.utc) - age).strftime("%Y-%m-%dT%H:%M:%SZ")
+    query = (
+        "WorkflowType = 'BookingAssignmentWorkflow' AND ExecutionStatus = 'Running' "
+        f"AND StartTime < '{cutoff}' AND AssignmentState != 'confirmed'"
+    )
+    ns = settings().temporal_namespace
+
+    async def work(_engine: Any, client: Any) -> list[dict[str, Any]]:
+        found = []
+        async for wf in client.list_workflows(query):
+            attrs = wf.search_attributes
+            found.append({
+                "workflow_id": wf.id,
+                "booking_id": wf.id.removeprefix("booking-assignment-"),
+                "state": (attrs.get("AssignmentState") or ["?"])[0],
+                "restaurant_id": (attrs.get("RestaurantId") or ["?"])[0],
+                "attempts": (attrs.get("AssignmentAttempts") or [0])[0],
+                "started": wf.start_time.isoformat() if wf.start_time else None,
+                "ui": f"{ui.rstrip('/')}/namespaces/{ns}/workflows/{wf.id}",
+            })
+        return found
+
+    rows = with_stack(work)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        typer.echo(f"no open booking workflow older than {older_than}")
+    for r in rows:
+        typer.echo(f"{r['booking_id']}  {r['restaurant_id']:<18} {r['state']:<24} "
+                   f"attempts {r['attempts']}  {r['ui']}")
