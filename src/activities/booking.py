@@ -9,7 +9,9 @@ and is retried by the activity retry policy without consuming an attempt.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -27,17 +29,24 @@ from seatflow.domain.messages import (
     FailedAttemptRequest,
     FindPlansRequest,
     FindPlansResult,
+    LegacySummaryRequest,
+    PermitRequest,
+    PermitResult,
     TransitionRequest,
     TransitionResult,
     VerifyRequest,
 )
 from seatflow.domain.planning import AdjacencyMode, BookingRequest, EngineConfig
 from seatflow.domain.states import IllegalTransition
-from seatflow.engine import search
+from seatflow.breaker import CircuitBreaker, is_infrastructure_error
+from seatflow.engine import quote_tables, search
 from seatflow.mail import MailTransport, send_outbox_email
 from seatflow.storage import bookings as store
+from seatflow.storage import permits
 from seatflow.storage.restaurants import load_snapshot
-from seatflow.storage.transitions import BookingNotFound
+from seatflow.storage.transitions import BookingNotFound, record_event
+
+T = TypeVar("T")
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -55,33 +64,85 @@ def _non_retryable(exc: Exception) -> ApplicationError:
 class BookingActivities:
     """Given its dependencies once, at worker start (STYLE.md)."""
 
-    def __init__(self, engine: AsyncEngine, transport: MailTransport, settings: Settings):
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        transport: MailTransport,
+        settings: Settings,
+        breaker: CircuitBreaker | None = None,
+    ):
         self.engine = engine
         self.transport = transport
         self.settings = settings
         self.config = engine_config(settings)
+        self.breaker = breaker or CircuitBreaker(
+            threshold=settings.breaker_threshold, cooldown=settings.breaker_cooldown_seconds
+        )
+
+    async def _guard(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run database work behind the circuit breaker. While it is open the
+        activity fails fast with a retryable error whose retry delay is the
+        rest of the cooldown: the workflow waits, no attempt is consumed."""
+        wait = self.breaker.remaining()
+        if wait > 0:
+            raise ApplicationError(
+                f"circuit breaker open for {wait:.1f}s more: database unavailable",
+                type="CircuitOpen",
+                next_retry_delay=timedelta(seconds=wait),
+            )
+        try:
+            result = await work()
+        except ApplicationError:
+            raise
+        except Exception as exc:
+            if is_infrastructure_error(exc):
+                self.breaker.record_failure(exc)
+            raise
+        self.breaker.record_success()
+        if self.breaker.pending_events:
+            await self._flush_breaker_events()
+        return result
+
+    async def _flush_breaker_events(self) -> None:
+        events = self.breaker.take_events()
+        try:
+            async with self.engine.begin() as conn:
+                for event in events:
+                    await record_event(
+                        conn, source="assignment.coordinator", event_type=event.event_type,
+                        context={**event.context, "at": event.at.isoformat()},
+                    )
+                await conn.execute(
+                    text(
+                        "INSERT INTO circuit_breakers (name, state, consecutive_failures) "
+                        "VALUES (:n, :s, :f) ON CONFLICT (name) DO UPDATE SET state = :s, "
+                        "consecutive_failures = :f"
+                    ),
+                    {"n": self.breaker.name, "s": self.breaker.state, "f": self.breaker.failures},
+                )
+        except Exception:  # noqa: BLE001 - best effort; keep them for the next success
+            self.breaker.pending_events[:0] = events
 
     @activity.defn(name="verify_booking")
     async def verify_booking(self, req: VerifyRequest) -> BookingContext:
         try:
-            return await store.verify_booking(
+            return await self._guard(lambda: store.verify_booking(
                 self.engine, req.booking_id, now=datetime.now(timezone.utc)
-            )
+            ))
         except (BookingNotFound, IllegalTransition) as exc:
             raise _non_retryable(exc) from exc
 
     @activity.defn(name="transition_state")
     async def transition_state(self, req: TransitionRequest) -> TransitionResult:
         try:
-            return await store.apply_transition(
+            return await self._guard(lambda: store.apply_transition(
                 self.engine, req.booking_id, req.expected_version, req.to_state,
                 reason=req.reason, actor=req.actor, metadata=req.metadata,
-            )
+            ))
         except (BookingNotFound, IllegalTransition) as exc:
             raise _non_retryable(exc) from exc
 
-    @activity.defn(name="find_plans")
-    async def find_plans(self, req: FindPlansRequest) -> FindPlansResult:
+    async def _load(self, booking_id: str) -> tuple[Any, Any, str]:
         async with self.engine.connect() as conn:
             row = (
                 await conn.execute(
@@ -89,15 +150,21 @@ class BookingActivities:
                         "SELECT restaurant_id, party_size, start_at, occupied_until, "
                         "zone_preference FROM bookings WHERE id = CAST(:id AS uuid)"
                     ),
-                    {"id": req.booking_id},
+                    {"id": booking_id},
                 )
             ).one_or_none()
             if row is None:
-                raise _non_retryable(BookingNotFound(req.booking_id))
+                raise _non_retryable(BookingNotFound(booking_id))
+            as_of = (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()
             snapshot = await load_snapshot(
                 conn, row.restaurant_id, row.start_at, row.occupied_until,
-                exclude_booking=req.booking_id,
+                exclude_booking=booking_id,
             )
+        return row, snapshot, as_of.isoformat()
+
+    @activity.defn(name="find_plans")
+    async def find_plans(self, req: FindPlansRequest) -> FindPlansResult:
+        row, snapshot, as_of = await self._guard(lambda: self._load(req.booking_id))
         request = BookingRequest(
             booking_id=req.booking_id,
             party_size=row.party_size,
@@ -110,35 +177,93 @@ class BookingActivities:
         elapsed_ms = (time.perf_counter() - started) * 1000
         return FindPlansResult(
             plans=result.plans, moves=result.moves, reason=result.reason,
-            evaluated=result.evaluated, search_ms=round(elapsed_ms, 3),
+            evaluated=result.evaluated, search_ms=round(elapsed_ms, 3), as_of=as_of,
         )
+
+    @activity.defn(name="legacy_quote")
+    async def legacy_quote(self, req: FindPlansRequest) -> FindPlansResult:
+        """The legacy planner: first fit with `quote_tables`, recorded as an
+        `auto_assign.quote` event."""
+        row, snapshot, as_of = await self._guard(lambda: self._load(req.booking_id))
+        request = BookingRequest(
+            booking_id=req.booking_id, party_size=row.party_size, start=row.start_at,
+            end=row.occupied_until, zone_preference=row.zone_preference,
+        )
+        plans = tuple(quote_tables(snapshot, request, self.config))
+        reason = None if plans else f"legacy planner found no tables for a party of {row.party_size}"
+
+        async def record() -> None:
+            async with self.engine.begin() as conn:
+                await record_event(
+                    conn, booking_id=req.booking_id, restaurant_id=row.restaurant_id,
+                    source="auto_assign", event_type="auto_assign.quote",
+                    context={"try": req.attempt_no, "plans": [list(p.tables) for p in plans[:5]],
+                             "as_of": as_of, "reason": reason},
+                )
+
+        await self._guard(record)
+        return FindPlansResult(plans=plans, reason=reason, as_of=as_of)
+
+    @activity.defn(name="record_legacy_summary")
+    async def record_legacy_summary(self, req: LegacySummaryRequest) -> None:
+        """One `auto_assign.summary` event per booking: the legacy outcome the
+        shadow compares against."""
+
+        async def record() -> None:
+            async with self.engine.begin() as conn:
+                exists = (await conn.execute(
+                    text("SELECT 1 FROM observability_events WHERE booking_id = CAST(:b AS uuid) "
+                         "AND event_type = 'auto_assign.summary'"), {"b": req.booking_id},
+                )).first()
+                if exists is None:
+                    await record_event(
+                        conn, booking_id=req.booking_id, source="auto_assign",
+                        event_type="auto_assign.summary",
+                        context={"outcome": req.outcome, "tries": req.tries,
+                                 "tables": list(req.tables), "reason": req.reason,
+                                 "as_of": req.as_of},
+                    )
+
+        await self._guard(record)
+
+    @activity.defn(name="acquire_permit")
+    async def acquire_permit(self, req: PermitRequest) -> PermitResult:
+        """Wait (briefly, heartbeating) for one of the restaurant's permits."""
+        grant = await self._guard(lambda: permits.acquire(
+            self.engine, req.restaurant_id, req.booking_id,
+            max_parallel=req.max_parallel,
+            lease_seconds=self.settings.permit_lease_seconds,
+            wait_seconds=req.wait_seconds,
+            heartbeat=activity.heartbeat,
+        ))
+        return PermitResult(granted=grant.granted, slot=grant.slot, wait_ms=grant.wait_ms)
 
     @activity.defn(name="confirm_plan")
     async def confirm_plan(self, req: ConfirmRequest) -> ConfirmResult:
         try:
-            return await store.confirm_plan(self.engine, req)
+            return await self._guard(lambda: store.confirm_plan(self.engine, req))
         except (BookingNotFound, IllegalTransition) as exc:
             raise _non_retryable(exc) from exc
 
     @activity.defn(name="record_failed_attempt")
     async def record_failed_attempt(self, req: FailedAttemptRequest) -> TransitionResult:
         try:
-            return await store.record_failed_attempt(self.engine, req)
+            return await self._guard(lambda: store.record_failed_attempt(self.engine, req))
         except (BookingNotFound, IllegalTransition) as exc:
             raise _non_retryable(exc) from exc
 
     @activity.defn(name="send_confirmation_email")
     async def send_confirmation_email(self, req: EmailRequest) -> EmailResult:
-        return await send_outbox_email(
+        return await self._guard(lambda: send_outbox_email(
             self.engine, self.transport, req.booking_id, req.kind, self.settings.mail_from
-        )
+        ))
 
     @activity.defn(name="cancel_booking")
     async def cancel_booking(self, req: CancelRequest) -> TransitionResult:
         try:
-            return await store.cancel_booking(
+            return await self._guard(lambda: store.cancel_booking(
                 self.engine, req.booking_id, actor=req.actor, reason=req.reason
-            )
+            ))
         except BookingNotFound as exc:
             raise _non_retryable(exc) from exc
 
@@ -147,6 +272,9 @@ class BookingActivities:
             self.verify_booking,
             self.transition_state,
             self.find_plans,
+            self.legacy_quote,
+            self.record_legacy_summary,
+            self.acquire_permit,
             self.confirm_plan,
             self.record_failed_attempt,
             self.send_confirmation_email,

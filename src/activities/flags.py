@@ -26,6 +26,7 @@ class FlagActivities:
             retry_cap_seconds=self.settings.retry_cap_seconds,
             manual_review_timeout_seconds=self.settings.manual_review_timeout_seconds,
             legacy_delays_seconds=self.settings.legacy_delays,
+            shadow_task_queue=self.settings.shadow_task_queue,
             inputs={
                 "v3": flags.v3,
                 "rollout_percent": flags.rollout_percent,

@@ -22,6 +22,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.booking import BookingActivities
@@ -39,8 +40,10 @@ with workflow.unsafe.imports_passed_through():
         FailedAttemptRequest,
         FindPlansRequest,
         FindPlansResult,
+        LegacySummaryRequest,
         ManualReviewDecision,
         ManualReviewResult,
+        PermitRequest,
         PipelineDecision,
         TransitionRequest,
         TransitionResult,
@@ -48,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from seatflow.domain.planning import Plan
     from seatflow.domain.review import InvalidDecision, parse_decision
+    from seatflow.domain.shadow import NOT_SEATED, SEATED, ShadowInput
     from seatflow.domain.states import backoff_seconds
     from workflows import search_attributes as sa
 
@@ -122,7 +126,16 @@ class BookingAssignmentWorkflow:
             if self._cancel_requested:
                 return
             await self._decide()
+            if self._pipeline == "legacy":
+                # Kill switch or rollout gate: this booking continues on the
+                # legacy planner from here, with no deploy.
+                await self._legacy_path()
+                return
             attempt_no = self._attempts + 1
+            # Waiting for a permit never consumes an attempt.
+            permit_wait_ms = await self._acquire_permit()
+            if self._cancel_requested:
+                return
             if self._state == "assignment_pending":
                 moved = await self._transition("assignment_in_progress",
                                                metadata={"attempt_no": attempt_no})
@@ -135,34 +148,7 @@ class BookingAssignmentWorkflow:
                 retry_policy=INFRA_RETRY,
             )
             max_attempts = self._round_start + self._decision.max_attempts
-            if found.plans:
-                result = await self._confirm(found, attempt_no, max_attempts)
-                self._attempts = attempt_no
-                self._apply(result.state, result.version, result.reason)
-                if result.confirmed:
-                    self._tables = result.tables
-                    self._strategy = result.strategy
-                    self._publish()
-                    return
-            else:
-                outcome = await workflow.execute_activity_method(
-                    BookingActivities.record_failed_attempt,
-                    FailedAttemptRequest(
-                        booking_id=self._booking_id,
-                        expected_version=self._version,
-                        attempt_no=attempt_no,
-                        reason=found.reason or "no valid plan",
-                        max_attempts=max_attempts,
-                        pipeline=self._pipeline,
-                    ),
-                    start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=INFRA_RETRY,
-                )
-                self._attempts = attempt_no
-                self._apply(outcome.state, outcome.version, found.reason)
-                if outcome.conflict:
-                    await self._reload()
-            self._publish()
+            await self._finish_attempt(found, attempt_no, max_attempts, permit_wait_ms)
             if self._state == "assignment_pending":
                 failed_in_round = self._attempts - self._round_start
                 delay = backoff_seconds(
@@ -176,8 +162,137 @@ class BookingAssignmentWorkflow:
                 )
                 await self._sleep_unless_cancelled(delay)
 
+    async def _finish_attempt(
+        self, found: FindPlansResult, attempt_no: int, max_attempts: int,
+        permit_wait_ms: float | None = None,
+    ) -> None:
+        """Confirm the best plan still free, or record the failed attempt."""
+        if found.plans:
+            result = await self._confirm(found, attempt_no, max_attempts, permit_wait_ms)
+            self._attempts = attempt_no
+            self._apply(result.state, result.version, result.reason)
+            if result.confirmed:
+                self._tables = result.tables
+                self._strategy = result.strategy
+        else:
+            outcome = await workflow.execute_activity_method(
+                BookingActivities.record_failed_attempt,
+                FailedAttemptRequest(
+                    booking_id=self._booking_id,
+                    expected_version=self._version,
+                    attempt_no=attempt_no,
+                    reason=found.reason or "no valid plan",
+                    max_attempts=max_attempts,
+                    pipeline=self._pipeline,
+                    permit_wait_ms=permit_wait_ms,
+                ),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=INFRA_RETRY,
+            )
+            self._attempts = attempt_no
+            self._apply(outcome.state, outcome.version, found.reason)
+            if outcome.conflict:
+                await self._reload()
+        self._publish()
+
+    async def _acquire_permit(self) -> float:
+        waited = 0.0
+        while not self._cancel_requested:
+            grant = await workflow.execute_activity_method(
+                BookingActivities.acquire_permit,
+                PermitRequest(
+                    booking_id=self._booking_id,
+                    restaurant_id=self._restaurant_id,
+                    max_parallel=self._decision.max_parallel,
+                    wait_seconds=self._decision.permit_wait_seconds,
+                ),
+                start_to_close_timeout=timedelta(
+                    seconds=self._decision.permit_wait_seconds + 30
+                ),
+                heartbeat_timeout=timedelta(seconds=10),
+                retry_policy=INFRA_RETRY,
+            )
+            waited += grant.wait_ms
+            if grant.granted:
+                break
+        return waited
+
+    # --------------------------------------------------------- legacy path
+
+    async def _legacy_path(self) -> None:
+        """The legacy planner loop: first fit with `quote_tables`, up to
+        len(delays) + 1 tries with fixed delays, the same atomic confirm and
+        the same one-time email; then the shadow, when it is on."""
+        delays = self._decision.legacy_delays_seconds
+        max_tries = len(delays) + 1
+        tries = 0
+        as_of = ""
+        while self._state in ("assignment_pending", "assignment_in_progress"):
+            if self._cancel_requested:
+                return
+            tries += 1
+            attempt_no = self._attempts + 1
+            if self._state == "assignment_pending":
+                moved = await self._transition(
+                    "assignment_in_progress",
+                    metadata={"attempt_no": attempt_no, "pipeline": "legacy",
+                              "decision": self._decision.inputs},
+                )
+                if not moved:
+                    continue
+            quote = await workflow.execute_activity_method(
+                BookingActivities.legacy_quote,
+                FindPlansRequest(self._booking_id, attempt_no),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=INFRA_RETRY,
+            )
+            as_of = quote.as_of or as_of
+            final = tries >= max_tries
+            await self._finish_attempt(quote, attempt_no, attempt_no if final else attempt_no + 1)
+            if self._state != "assignment_pending":
+                break
+            await self._sleep_unless_cancelled(delays[min(tries, len(delays)) - 1])
+            await self._decide()
+            if self._pipeline != "legacy":
+                return  # rolled forward to V3: the outer loop continues there
+        seated = self._state == "confirmed"
+        await workflow.execute_activity_method(
+            BookingActivities.record_legacy_summary,
+            LegacySummaryRequest(
+                booking_id=self._booking_id, outcome=SEATED if seated else NOT_SEATED,
+                tries=tries, tables=self._tables, reason=None if seated else self._last_reason,
+                as_of=as_of,
+            ),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=INFRA_RETRY,
+        )
+        if self._decision.shadow and self._state in ("confirmed", "manual_review"):
+            await self._start_shadow(seated, as_of)
+
+    async def _start_shadow(self, seated: bool, as_of: str) -> None:
+        """Fire and forget: the shadow's failure never affects the booking."""
+        try:
+            await workflow.start_child_workflow(
+                "ShadowAssignmentWorkflow",
+                ShadowInput(
+                    booking_id=self._booking_id,
+                    restaurant_id=self._restaurant_id,
+                    legacy_outcome=SEATED if seated else NOT_SEATED,
+                    legacy_tables=self._tables,
+                    legacy_reason=None if seated else self._last_reason,
+                    as_of=as_of,
+                ),
+                id=f"shadow-{self._booking_id}",
+                task_queue=self._decision.shadow_task_queue,
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                execution_timeout=timedelta(minutes=10),
+            )
+        except Exception as err:  # noqa: BLE001 - e.g. already started by a previous run
+            workflow.logger.warning("shadow not started: %s", err)
+
     async def _confirm(
-        self, found: FindPlansResult, attempt_no: int, max_attempts: int
+        self, found: FindPlansResult, attempt_no: int, max_attempts: int,
+        permit_wait_ms: float | None = None,
     ) -> ConfirmResult:
         return await workflow.execute_activity_method(
             BookingActivities.confirm_plan,
@@ -189,6 +304,7 @@ class BookingAssignmentWorkflow:
                 moves=found.moves,
                 pipeline=self._pipeline,
                 max_attempts=max_attempts,
+                permit_wait_ms=permit_wait_ms,
             ),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=INFRA_RETRY,

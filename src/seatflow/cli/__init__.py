@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from seatflow.cli import bookings, db, dev, restaurants
+from seatflow.cli import bookings, db, dev, restaurants, review
 from seatflow.demo import demo_command
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.add_typer(dev.app, name="dev")
 app.add_typer(db.app, name="db")
 app.add_typer(restaurants.app, name="restaurants")
 app.add_typer(bookings.app, name="bookings")
+app.add_typer(review.app, name="review")
 app.command("demo")(demo_command)
 
 

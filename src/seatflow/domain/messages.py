@@ -85,6 +85,7 @@ class FindPlansResult:
     reason: str | None = None
     evaluated: int = 0
     search_ms: float = 0.0
+    as_of: str = ""  # database time of the snapshot the plans were computed on
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,8 @@ class PipelineDecision:
     manual_review_timeout_seconds: float | None = None  # None: until the booking's start
     legacy_delays_seconds: tuple[float, ...] = (5.0, 15.0, 45.0)
     inputs: dict[str, Any] = field(default_factory=dict)
+    shadow_task_queue: str = "seatflow-shadow"
+    permit_wait_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -199,3 +202,28 @@ class ManualReviewResult:
     version: int
     tables: tuple[str, ...] = ()
     message: str = ""
+
+
+@dataclass(frozen=True)
+class PermitRequest:
+    booking_id: str
+    restaurant_id: str
+    max_parallel: int
+    wait_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class PermitResult:
+    granted: bool
+    slot: int | None = None
+    wait_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class LegacySummaryRequest:
+    booking_id: str
+    outcome: str  # seated | not_seated
+    tries: int
+    tables: tuple[str, ...] = ()
+    reason: str | None = None
+    as_of: str = ""

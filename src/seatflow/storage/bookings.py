@@ -23,6 +23,7 @@ from seatflow.domain.messages import (
 from seatflow.domain.planning import Move, Plan
 from seatflow.domain.restaurant import InvalidBooking, booking_window
 from seatflow.domain.states import TERMINAL_STATES, AssignmentState
+from seatflow.storage.permits import release as release_permit
 from seatflow.storage.restaurants import load_policy
 from seatflow.storage.transitions import (
     BookingNotFound,
@@ -244,9 +245,22 @@ async def apply_transition(
                 conn, booking_id, expected_version, to_state
             ):
                 return TransitionResult(ok=True, state=to_state, version=exc.actual)
+            await record_version_conflict(conn, booking_id, expected_version, exc, to_state)
             return TransitionResult(
                 ok=False, state=exc.state, version=exc.actual, conflict=True, reason=str(exc)
             )
+
+
+async def record_version_conflict(
+    conn: AsyncConnection, booking_id: str, expected: int, exc: VersionConflict, to_state: str
+) -> None:
+    """Counted by `seatflow report` as the transition error rate."""
+    await record_event(
+        conn, booking_id=booking_id, source="assignment.state_machine",
+        event_type="booking.assignment_version_conflict",
+        context={"expected_version": expected, "actual_version": exc.actual,
+                 "state": exc.state, "to": to_state},
+    )
 
 
 async def _record_attempt(
@@ -297,6 +311,7 @@ async def record_failed_attempt(engine: AsyncEngine, req: FailedAttemptRequest) 
             result="no_plan" if not req.plans_tried else "all_plans_taken", reason=req.reason,
             strategy=req.strategy, plans_tried=req.plans_tried, permit_wait_ms=req.permit_wait_ms,
         )
+        await release_permit(conn, req.booking_id)
         return TransitionResult(ok=True, state=to_state.value, version=version)
 
 
@@ -465,6 +480,7 @@ async def confirm_plan(engine: AsyncEngine, req: ConfirmRequest) -> ConfirmResul
                 result="all_plans_taken", reason=reason, strategy=None,
                 plans_tried=tuple(tried), permit_wait_ms=req.permit_wait_ms,
             )
+            await release_permit(conn, req.booking_id)
             return ConfirmResult(
                 False, to_state.value, new_version, reason=reason, plans_tried=tuple(tried)
             )
@@ -500,6 +516,7 @@ async def confirm_plan(engine: AsyncEngine, req: ConfirmRequest) -> ConfirmResul
                      "actor": req.actor, "moves": len(req.moves)},
         )
         await _enqueue_confirmation_email(conn, req.booking_id, row, tables)
+        await release_permit(conn, req.booking_id)
         return ConfirmResult(
             True, S.CONFIRMED.value, version, tables=tables, strategy=chosen.strategy,
             plans_tried=tuple(tried),
@@ -550,6 +567,7 @@ async def cancel_booking(
         await conn.execute(
             text("DELETE FROM allocations WHERE booking_id = CAST(:id AS uuid)"), {"id": booking_id}
         )
+        await release_permit(conn, booking_id)
         version = await transition(
             conn, booking_id, version, S.CANCELLED, reason=reason or "booking cancelled",
             actor=actor, set_columns={"status": "cancelled"},

@@ -1,0 +1,150 @@
+"""`seatflow review`: the manual-review queue and operator decisions.
+
+Decisions go to the booking's workflow through the validated Update
+`resolve_manual_review_update`, so a bad request is refused by the validator
+(exit 1, nothing recorded) and a good one returns the result.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Any
+
+import typer
+
+from seatflow.cli.bookings import check_uuid, with_stack
+from seatflow.cli.common import print_json, refuse, usage
+
+app = typer.Typer(help="The manual-review queue and operator decisions.", no_args_is_help=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+BookingId = Annotated[str, typer.Argument(metavar="ID", help="The booking id (a UUID).")]
+Actor = Annotated[str, typer.Option("--actor", help="Who decides (recorded with the decision).")]
+
+
+async def review_queue(engine: Any, restaurant: str | None = None) -> list[dict[str, Any]]:
+    from sqlalchemy import text
+
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT b.id::text AS id, b.restaurant_id, b.party_size, b.start_at, "
+                    "b.last_reason, (SELECT count(*) FROM booking_assignment_attempts a "
+                    "WHERE a.booking_id = b.id AND a.result <> 'confirmed') AS attempts, "
+                    "(SELECT max(h.created_at) FROM booking_assignment_state_history h "
+                    "WHERE h.booking_id = b.id AND h.to_state = 'manual_review') AS since "
+                    "FROM bookings b WHERE b.assignment_state = 'manual_review' "
+                    "AND (CAST(:r AS text) IS NULL OR b.restaurant_id = :r) "
+                    "ORDER BY b.start_at, b.id"
+                ),
+                {"r": restaurant},
+            )
+        ).all()
+    return [
+        {"booking_id": r.id, "restaurant_id": r.restaurant_id, "party_size": r.party_size,
+         "start": r.start_at.isoformat(), "attempts": int(r.attempts),
+         "last_reason": r.last_reason, "since": r.since.isoformat() if r.since else None}
+        for r in rows
+    ]
+
+
+def _age(since: str | None) -> str:
+    if not since:
+        return "-"
+    seconds = (datetime.now(timezone.utc) - datetime.fromisoformat(since)).total_seconds()
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+@app.command("list")
+def list_cmd(
+    restaurant: Annotated[str | None, typer.Option("--restaurant", help="Only this one.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Bookings waiting for an operator, oldest service first, with age and last reason."""
+    rows = with_stack(lambda engine, _c: review_queue(engine, restaurant), temporal=False)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        typer.echo("manual-review queue is empty")
+        return
+    for r in rows:
+        typer.echo(
+            f"{r['booking_id']}  {r['restaurant_id']:<18} party {r['party_size']:<3} "
+            f"{r['start'][:16]}  attempts {r['attempts']}  waiting {_age(r['since'])}  "
+            f"{r['last_reason'] or ''}"
+        )
+
+
+def _decide(booking_id: str, payload: dict[str, Any], as_json: bool) -> None:
+    from temporalio.client import WorkflowUpdateFailedError
+    from temporalio.service import RPCError
+
+    from seatflow.storage.bookings import workflow_id_for
+
+    booking_id = check_uuid(booking_id)
+
+    async def work(_engine: Any, client: Any) -> Any:
+        handle = client.get_workflow_handle(workflow_id_for(booking_id))
+        return await handle.execute_update("resolve_manual_review_update", payload)
+
+    try:
+        result = with_stack(work)
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        message = getattr(cause, "message", None) or str(cause or exc)
+        refuse(f"booking {booking_id}: {message}", as_json=as_json)
+    except RPCError as exc:
+        if "not found" in str(exc).lower() or "already completed" in str(exc).lower():
+            refuse(f"booking {booking_id}: no open workflow ({exc})", as_json=as_json)
+        raise
+    if as_json:
+        print_json(result)
+        return
+    tables = ", ".join(result.get("tables") or [])
+    typer.echo(
+        f"booking {booking_id}: {payload['action']} accepted, now {result['state']}"
+        + (f" at {tables}" if tables and result["state"] == "confirmed" else "")
+    )
+
+
+@app.command("assign")
+def assign_cmd(
+    booking_id: BookingId,
+    tables: Annotated[str, typer.Option("--tables", help="Comma list of table ids, e.g. T4,T5.")],
+    actor: Actor,
+    note: Annotated[str | None, typer.Option("--note")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Seat a manual-review booking at these tables (same atomic confirm)."""
+    table_ids = [t.strip() for t in tables.split(",")]
+    if not tables.strip() or any(not t for t in table_ids):
+        usage(f"--tables {tables!r}: give table ids separated by commas, e.g. T4,T5")
+    payload: dict[str, Any] = {"action": "assign", "table_ids": table_ids, "actor": actor}
+    if note:
+        payload["note"] = note
+    _decide(booking_id, payload, as_json)
+
+
+@app.command("retry")
+def retry_cmd(booking_id: BookingId, actor: Actor, as_json: JsonFlag = False) -> None:
+    """Give the booking a fresh set of automatic attempts."""
+    _decide(booking_id, {"action": "retry", "actor": actor}, as_json)
+
+
+@app.command("reject")
+def reject_cmd(
+    booking_id: BookingId,
+    reason: Annotated[str, typer.Option("--reason", help="Why (recorded, shown to operators).")],
+    actor: Actor,
+    as_json: JsonFlag = False,
+) -> None:
+    """Fail the booking with the operator's reason."""
+    if not reason.strip():
+        usage("--reason must not be empty")
+    _decide(booking_id, {"action": "reject", "actor": actor, "reason": reason}, as_json)
