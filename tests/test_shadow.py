@@ -1,0 +1,282 @@
+"""Shadow mode (DESIGN.md section 6) on real PostgreSQL and real Temporal servers.
+
+The shadow workflow is started directly on its own queue, served by the worker
+from `build_shadow_worker`, after a legacy path simulated through the same
+storage functions the booking workflow uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio import activity
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.worker import Worker
+
+from activities.shadow import ShadowActivities
+from seatflow.domain.messages import ConfirmRequest
+from seatflow.domain.planning import BookingRequest
+from seatflow.domain.shadow import (
+    COMPARISON_EVENT,
+    ERROR_EVENT,
+    NOT_SEATED,
+    SEATED,
+    ShadowComparison,
+    ShadowInput,
+    ShadowSearch,
+)
+from seatflow.engine import quote_tables
+from seatflow.storage import bookings as store
+from seatflow.storage.restaurants import load_snapshot
+from shadow_worker import build_shadow_worker
+from tests.support import booking_tables, fetch, floorplan, import_plan, new_booking, scalar, slot
+from workflows.shadow import ShadowAssignmentWorkflow, shadow_workflow_id
+
+
+@pytest.fixture
+def shadow_queue() -> str:
+    return f"shadow-test-{uuid.uuid4().hex[:8]}"
+
+
+# ------------------------------------------------------------------ helpers
+
+
+async def legacy_seat(engine: AsyncEngine, booking_id: str) -> tuple[tuple[str, ...], str]:
+    """The legacy path in miniature: verify, quote first fit, confirm atomically.
+    Returns the tables and the time of the quote (the shadow's as_of)."""
+    ctx = await store.verify_booking(engine, booking_id, now=datetime.now(timezone.utc))
+    moved = await store.apply_transition(
+        engine, booking_id, ctx.version, "assignment_in_progress", metadata={"attempt_no": 1}
+    )
+    async with engine.connect() as conn:
+        row = (await conn.execute(
+            text("SELECT party_size, start_at, occupied_until FROM bookings "
+                 "WHERE id = CAST(:id AS uuid)"), {"id": booking_id})).one()
+        snapshot = await load_snapshot(conn, ctx.restaurant_id, row.start_at,
+                                       row.occupied_until, exclude_booking=booking_id)
+    as_of = datetime.now(timezone.utc).isoformat()
+    plans = quote_tables(snapshot, BookingRequest(booking_id, row.party_size, row.start_at,
+                                                  row.occupied_until))
+    assert plans, "the simulated legacy path expects to seat this booking"
+    result = await store.confirm_plan(engine, ConfirmRequest(
+        booking_id=booking_id, expected_version=moved.version, attempt_no=1,
+        plans=tuple(plans), pipeline="legacy",
+    ))
+    assert result.confirmed, result.reason
+    return result.tables, as_of
+
+
+async def dump_application_tables(engine: AsyncEngine) -> dict[str, list[str]]:
+    """Every row of every application table except observability_events."""
+    async with engine.connect() as conn:
+        names = (await conn.execute(text(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
+            "AND table_type = 'BASE TABLE' AND table_name <> 'observability_events' "
+            "ORDER BY table_name"))).scalars().all()
+        dump: dict[str, list[str]] = {}
+        for name in names:
+            rows = (await conn.execute(text(f'SELECT t::text FROM "{name}" t'))).scalars().all()
+            dump[name] = sorted(rows)
+    assert "bookings" in dump and "allocations" in dump
+    return dump
+
+
+async def shadow_events(engine: AsyncEngine, booking_id: str, event_type: str) -> list[Any]:
+    rows = await fetch(
+        engine,
+        "SELECT source, restaurant_id, context FROM observability_events "
+        "WHERE booking_id = CAST(:id AS uuid) AND event_type = :t ORDER BY id",
+        id=booking_id, t=event_type,
+    )
+    return [(r[0], r[1], r[2] if isinstance(r[2], dict) else json.loads(r[2])) for r in rows]
+
+
+async def run_shadow(client: Client, queue: str, inp: ShadowInput, *,
+                     workflow_id: str | None = None) -> ShadowComparison:
+    return await client.execute_workflow(
+        ShadowAssignmentWorkflow.run, inp,
+        id=workflow_id or shadow_workflow_id(inp.booking_id), task_queue=queue,
+    )
+
+
+# -------------------------------------------------------------------- tests
+
+
+async def test_shadow_agrees_with_a_legacy_two_top_and_records_one_comparison(time_skipping_env, db_engine, test_settings, unique_id, shadow_queue):  # type: ignore[no-untyped-def]
+    rid = f"shadow-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, [
+        {"id": "T1", "capacity": 2}, {"id": "T2", "capacity": 4}, {"id": "T3", "capacity": 6},
+    ]))
+    booking = await new_booking(db_engine, rid, 2)
+    tables, as_of = await legacy_seat(db_engine, booking)
+    assert tables == ("T1",)
+    inp = ShadowInput(booking, rid, SEATED, legacy_tables=tables, as_of=as_of)
+
+    before = await dump_application_tables(db_engine)
+    client = time_skipping_env.client
+    async with build_shadow_worker(client, db_engine, test_settings, task_queue=shadow_queue):
+        comparison = await run_shadow(client, shadow_queue, inp)
+        # A re-run child (or a retried activity) finds the comparison and adds none.
+        again = await run_shadow(client, shadow_queue, inp,
+                                 workflow_id=f"shadow-rerun-{booking}")
+    after = await dump_application_tables(db_engine)
+
+    assert comparison.agree_outcome and comparison.agree_tables and comparison.why is None
+    assert comparison.v3_tables == ("T1",) and comparison.v3_strategy
+    assert again.agree
+    assert before == after  # no side effects outside observability_events
+    events = await shadow_events(db_engine, booking, COMPARISON_EVENT)
+    assert len(events) == 1
+    source, restaurant, context = events[0]
+    assert (source, restaurant) == ("assignment.shadow", rid)
+    assert context["legacy"] == {"outcome": "seated", "tables": ["T1"]}
+    assert context["v3"]["outcome"] == "seated" and context["v3"]["tables"] == ["T1"]
+    assert context["agree_outcome"] is context["agree_tables"] is context["agree"] is True
+    assert context["why"] is None
+    assert context["v3_states"] == [
+        "created", "capacity_verified", "assignment_pending", "assignment_in_progress",
+        "assigned", "confirmed",
+    ]
+    # Only the comparison: the shadow's walk wrote no state-machine event.
+    assert await scalar(db_engine, "SELECT count(*) FROM observability_events WHERE "
+                        "booking_id = CAST(:id AS uuid) AND source = 'assignment.shadow'",
+                        id=booking) == 1
+    assert await booking_tables(db_engine, booking) == ["T1"]
+
+
+async def test_shadow_sees_the_floor_as_of_the_legacy_quote(time_skipping_env, db_engine, test_settings, unique_id, shadow_queue):  # type: ignore[no-untyped-def]
+    rid = f"shadow-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, [
+        {"id": "T1", "capacity": 2}, {"id": "T2", "capacity": 2}, {"id": "T3", "capacity": 4},
+    ]))
+    start = slot()
+    earlier = await new_booking(db_engine, rid, 2, start=start)
+    assert (await legacy_seat(db_engine, earlier))[0] == ("T1",)
+    booking = await new_booking(db_engine, rid, 2, start=start)
+    tables, as_of = await legacy_seat(db_engine, booking)
+    assert tables == ("T2",)
+    # Seated after the legacy quote: the shadow must not see this one.
+    later = await new_booking(db_engine, rid, 2, start=start)
+    await asyncio.sleep(0.01)
+    assert (await legacy_seat(db_engine, later))[0] == ("T3",)
+
+    client = time_skipping_env.client
+    async with build_shadow_worker(client, db_engine, test_settings, task_queue=shadow_queue):
+        comparison = await run_shadow(
+            client, shadow_queue, ShadowInput(booking, rid, SEATED, tables, as_of=as_of))
+    assert comparison.v3_tables == ("T2",), comparison.why
+    assert comparison.agree
+    (_, _, context), = await shadow_events(db_engine, booking, COMPARISON_EVENT)
+    assert context["allocations_seen"] == 1  # T1 of the earlier booking; not its own, not later
+    assert context["as_of"] == as_of
+
+
+async def test_v3_seats_a_party_of_nine_that_legacy_pairs_cannot(time_skipping_env, db_engine, test_settings, unique_id, shadow_queue):  # type: ignore[no-untyped-def]
+    rid = f"shadow-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, [
+        {"id": "A1", "capacity": 4}, {"id": "A2", "capacity": 4}, {"id": "A3", "capacity": 4},
+    ], adjacency=[["A1", "A2"], ["A2", "A3"]]))
+    booking = await new_booking(db_engine, rid, 9)
+    as_of = datetime.now(timezone.utc).isoformat()
+    inp = ShadowInput(booking, rid, NOT_SEATED, legacy_reason="no table fits a party of 9",
+                      as_of=as_of)
+    before = await dump_application_tables(db_engine)
+    client = time_skipping_env.client
+    async with build_shadow_worker(client, db_engine, test_settings, task_queue=shadow_queue):
+        comparison = await run_shadow(client, shadow_queue, inp)
+    assert await dump_application_tables(db_engine) == before
+    assert comparison.v3_outcome == SEATED and comparison.v3_tables == ("A1", "A2", "A3")
+    assert not comparison.agree_outcome and not comparison.agree_tables
+    assert comparison.why and "legacy did not seat" in comparison.why
+    (_, _, context), = await shadow_events(db_engine, booking, COMPARISON_EVENT)
+    assert context["agree"] is False and context["v3"]["strategy"] == comparison.v3_strategy
+
+
+async def test_shadow_walks_to_manual_review_when_v3_finds_nothing(time_skipping_env, db_engine, test_settings, unique_id, shadow_queue):  # type: ignore[no-untyped-def]
+    rid = f"shadow-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
+    start = slot()
+    first = await new_booking(db_engine, rid, 2, start=start)
+    await legacy_seat(db_engine, first)
+    booking = await new_booking(db_engine, rid, 2, start=start)
+    inp = ShadowInput(booking, rid, NOT_SEATED, legacy_reason="all tables taken",
+                      as_of=datetime.now(timezone.utc).isoformat())
+    client = time_skipping_env.client
+    async with build_shadow_worker(client, db_engine, test_settings, task_queue=shadow_queue):
+        comparison = await run_shadow(client, shadow_queue, inp)
+    assert comparison.agree and comparison.v3_outcome == NOT_SEATED
+    (_, _, context), = await shadow_events(db_engine, booking, COMPARISON_EVENT)
+    states = context["v3_states"]
+    assert states[-1] == "manual_review"
+    assert states.count("assignment_in_progress") == test_settings.max_attempts
+    assert "taken" in context["v3_reason"]
+    state = await scalar(db_engine, "SELECT assignment_state FROM bookings "
+                         "WHERE id = CAST(:id AS uuid)", id=booking)
+    assert state == "created"  # the shadow's walk is in memory only
+
+
+async def test_a_failing_shadow_activity_records_an_error_and_leaves_the_booking_untouched(time_skipping_env, db_engine, test_settings, unique_id, shadow_queue):  # type: ignore[no-untyped-def]
+    rid = f"shadow-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
+    booking = await new_booking(db_engine, rid, 2)
+    tables, as_of = await legacy_seat(db_engine, booking)
+    real = ShadowActivities(db_engine, test_settings)
+    calls = 0
+
+    @activity.defn(name="shadow_search")
+    async def broken_search(inp: ShadowInput) -> ShadowSearch:
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("engine exploded")
+
+    before = await dump_application_tables(db_engine)
+    client = time_skipping_env.client
+    worker = Worker(
+        client, task_queue=shadow_queue, workflows=[ShadowAssignmentWorkflow],
+        activities=[broken_search, real.record_shadow_comparison, real.record_shadow_error],
+    )
+    async with worker:
+        with pytest.raises(WorkflowFailureError) as failure:
+            await run_shadow(client, shadow_queue, ShadowInput(booking, rid, SEATED, tables,
+                                                               as_of=as_of))
+    assert "engine exploded" in str(failure.value.cause)
+    assert calls == 4  # a few tries, then the shadow gives up
+    assert await dump_application_tables(db_engine) == before
+    assert await shadow_events(db_engine, booking, COMPARISON_EVENT) == []
+    (source, restaurant, context), = await shadow_events(db_engine, booking, ERROR_EVENT)
+    assert (source, restaurant) == ("assignment.shadow", rid)
+    assert context["stage"] == "search" and "engine exploded" in context["error"]
+    assert await booking_tables(db_engine, booking) == ["T1"]
+
+
+async def test_a_shadow_of_an_unknown_booking_fails_fast_with_an_error_event(time_skipping_env, db_engine, test_settings, unique_id, shadow_queue):  # type: ignore[no-untyped-def]
+    missing = str(uuid.uuid4())
+    client = time_skipping_env.client
+    async with build_shadow_worker(client, db_engine, test_settings, task_queue=shadow_queue):
+        with pytest.raises(WorkflowFailureError):
+            await run_shadow(client, shadow_queue,
+                             ShadowInput(missing, f"shadow-{unique_id}", NOT_SEATED))
+        with pytest.raises(WorkflowFailureError):
+            await run_shadow(client, shadow_queue,
+                             ShadowInput(missing, f"shadow-{unique_id}", "maybe"),
+                             workflow_id=f"shadow-bad-{missing}")
+    rows = await fetch(db_engine, "SELECT context FROM observability_events WHERE "
+                       "booking_id = CAST(:id AS uuid) AND event_type = :t ORDER BY id",
+                       id=missing, t=ERROR_EVENT)
+    stages = [(r[0] if isinstance(r[0], dict) else json.loads(r[0]))["stage"] for r in rows]
+    assert stages == ["search", "input"]
+
+
+def test_the_shadow_worker_registers_read_only_activities_only() -> None:
+    from seatflow.config import load_settings
+
+    activities = ShadowActivities(None, load_settings()).all()  # type: ignore[arg-type]
+    registered = {a.__temporal_activity_definition.name for a in activities}  # type: ignore[attr-defined]
+    assert registered == {"shadow_search", "record_shadow_comparison", "record_shadow_error"}
