@@ -15,12 +15,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.worker import Worker
 
-from activities.shadow import ShadowActivities
+from activities.shadow import ShadowActivities, read_only
 from seatflow.domain.messages import ConfirmRequest
 from seatflow.domain.planning import BookingRequest
 from seatflow.domain.shadow import (
@@ -280,3 +281,17 @@ def test_the_shadow_worker_registers_read_only_activities_only() -> None:
     activities = ShadowActivities(None, load_settings()).all()  # type: ignore[arg-type]
     registered = {a.__temporal_activity_definition.name for a in activities}  # type: ignore[attr-defined]
     assert registered == {"shadow_search", "record_shadow_comparison", "record_shadow_error"}
+
+
+async def test_the_snapshot_is_read_in_a_transaction_postgresql_keeps_read_only(db_engine, unique_id):  # type: ignore[no-untyped-def]
+    async with db_engine.connect() as raw:
+        conn = await read_only(raw)
+        assert (await conn.execute(text("SHOW transaction_read_only"))).scalar() == "on"
+        with pytest.raises(DBAPIError, match="read-only"):
+            await conn.execute(text(
+                "INSERT INTO observability_events (source, event_type) VALUES ('x', :t)"),
+                {"t": f"never-{unique_id}"})
+        await conn.rollback()
+    # The pooled connection is reset: ordinary transactions write again.
+    async with db_engine.connect() as conn:
+        assert (await conn.execute(text("SHOW transaction_read_only"))).scalar() == "off"

@@ -67,11 +67,8 @@ class ShadowActivities:
     async def shadow_search(self, inp: ShadowInput) -> ShadowSearch:
         """Rebuild the floor the legacy path saw and ask the V3 engine for plans."""
         as_of = _parse_as_of(inp.booking_id, inp.as_of)
-        async with self.engine.connect() as conn:
-            # Consistent and read-only: PostgreSQL itself refuses any write here.
-            conn = await conn.execution_options(
-                isolation_level="REPEATABLE READ", postgresql_readonly=True
-            )
+        async with self.engine.connect() as raw:
+            conn = await read_only(raw)
             try:
                 booking, snapshot, capacity_reason = await _snapshot_as_of(
                     conn, inp.booking_id, as_of
@@ -168,6 +165,13 @@ class ShadowActivities:
 
 
 # ----------------------------------------------------------- the snapshot
+
+
+async def read_only(conn: AsyncConnection) -> AsyncConnection:
+    """One consistent, read-only transaction: PostgreSQL itself refuses writes."""
+    return await conn.execution_options(
+        isolation_level="REPEATABLE READ", postgresql_readonly=True
+    )
 
 
 @dataclasses.dataclass(frozen=True)
