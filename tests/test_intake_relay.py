@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -71,7 +71,7 @@ async def book_while_temporal_is_down(engine, restaurant: str, client: Client | 
         engine, client,
         NewBooking(restaurant_id=restaurant, party_size=party, start=slot(),
                    guest_name="Ada", guest_email=f"ada-{uuid.uuid4().hex[:6]}@example.com"),
-        task_queue="unused-while-down", now=datetime.now(timezone.utc),
+        task_queue="unused-while-down", now=datetime.now(UTC),
     )
     assert not created.workflow_started
     return created.booking_id
