@@ -94,3 +94,24 @@ async def double_booked_minutes(engine: AsyncEngine, restaurant_id: str) -> floa
         r=restaurant_id,
     )
     return float(value)
+
+
+async def wait_for_state(engine: AsyncEngine, booking_id: str, wanted: set[str] | str,
+                         timeout: float = 60.0) -> str:
+    """Poll the database until the booking reaches one of `wanted` (or time runs out)."""
+    import asyncio
+
+    targets = {wanted} if isinstance(wanted, str) else wanted
+    state = ""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        state = await scalar(engine, "SELECT assignment_state FROM bookings WHERE id = "
+                             "CAST(:id AS uuid)", id=booking_id)
+        if state in targets:
+            return str(state)
+        await asyncio.sleep(0.05)
+    return str(state)
+
+
+SETTLED = {"confirmed", "manual_review", "failed", "cancelled"}
