@@ -31,7 +31,7 @@ ASSIGNMENT_LATENCY = "seatflow_assignment_latency_seconds"
 ASSIGNMENT_OUTCOMES = "seatflow_assignment_outcomes_total"
 ASSIGNMENT_ATTEMPTS = "seatflow_assignment_attempts"
 PERMIT_WAIT = "seatflow_permit_wait_seconds"
-CIRCUIT_BREAKER_OPEN = "seatflow_circuit_breaker_open"
+CIRCUIT_BREAKER_STATE = "seatflow_circuit_breaker_state"
 CIRCUIT_BREAKER_OPENS = "seatflow_circuit_breaker_opens_total"
 EMAILS_SENT = "seatflow_emails_sent_total"
 EMAIL_DUPLICATES = "seatflow_email_duplicates_suppressed_total"
@@ -61,7 +61,7 @@ _DESCRIPTIONS = {
     ASSIGNMENT_OUTCOMES: "Bookings settled by the automatic pipeline, by pipeline and outcome",
     ASSIGNMENT_ATTEMPTS: "Assignment attempts a booking used before its outcome",
     PERMIT_WAIT: "Time waited for a per-restaurant permit before searching, seconds",
-    CIRCUIT_BREAKER_OPEN: "1 while the circuit breaker is open in this worker, else 0",
+    CIRCUIT_BREAKER_STATE: "Circuit breaker state in this worker: 0 closed, 1 half-open, 2 open",
     CIRCUIT_BREAKER_OPENS: "Times the circuit breaker opened",
     EMAILS_SENT: "Confirmation emails handed to the mail transport",
     EMAIL_DUPLICATES: "Email sends skipped because the message was already sent",
@@ -149,24 +149,32 @@ def record_version_conflict(meter: MetricMeter) -> None:
     meter.create_counter(VERSION_CONFLICTS, _DESCRIPTIONS[VERSION_CONFLICTS]).add(1)
 
 
+BREAKER_STATE_VALUES = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
+
+
 def set_circuit_breaker_state(breaker: str, state: str, meter: MetricMeter | None = None) -> None:
-    """The breaker moved to `state` (closed, open, half_open) in this process.
+    """The breaker is now `state` (closed, half_open, open) in this process.
 
     Uses the process meter unless one is given; a no-op when neither exists
-    (a unit test without a Runtime). Call it on every transition; an
-    `opened` transition also counts one open.
+    (a unit test without a Runtime). Safe to call often: it sets a gauge.
     """
     meter = meter or _process_meter
     if meter is None:
         return
-    is_open = state == "open"
-    meter.create_gauge_float(CIRCUIT_BREAKER_OPEN, _DESCRIPTIONS[CIRCUIT_BREAKER_OPEN]).set(
-        1.0 if is_open else 0.0, {"breaker": breaker}
+    meter.create_gauge_float(CIRCUIT_BREAKER_STATE, _DESCRIPTIONS[CIRCUIT_BREAKER_STATE]).set(
+        BREAKER_STATE_VALUES.get(state, 2.0), {"breaker": breaker}
     )
-    if is_open:
-        meter.create_counter(CIRCUIT_BREAKER_OPENS, _DESCRIPTIONS[CIRCUIT_BREAKER_OPENS]).add(
-            1, {"breaker": breaker}
-        )
+
+
+def record_circuit_breaker_opened(breaker: str, meter: MetricMeter | None = None) -> None:
+    """The breaker opened from closed (a re-open after a failed probe is not a new open)."""
+    meter = meter or _process_meter
+    if meter is None:
+        return
+    meter.create_counter(CIRCUIT_BREAKER_OPENS, _DESCRIPTIONS[CIRCUIT_BREAKER_OPENS]).add(
+        1, {"breaker": breaker}
+    )
+    set_circuit_breaker_state(breaker, "open", meter)
 
 
 def set_bookings_in_state(meter: MetricMeter, counts: Mapping[str, int]) -> None:
@@ -196,7 +204,7 @@ def prime(meter: MetricMeter, breakers: Iterable[str] = ("database",)) -> None:
     for agree in ("true", "false"):
         shadow.add(0, {"agree": agree})
     meter.create_counter(VERSION_CONFLICTS, _DESCRIPTIONS[VERSION_CONFLICTS]).add(0)
-    gauge = meter.create_gauge_float(CIRCUIT_BREAKER_OPEN, _DESCRIPTIONS[CIRCUIT_BREAKER_OPEN])
+    gauge = meter.create_gauge_float(CIRCUIT_BREAKER_STATE, _DESCRIPTIONS[CIRCUIT_BREAKER_STATE])
     opens = meter.create_counter(CIRCUIT_BREAKER_OPENS, _DESCRIPTIONS[CIRCUIT_BREAKER_OPENS])
     for breaker in breakers:
         gauge.set(0.0, {"breaker": breaker})
@@ -206,10 +214,10 @@ def prime(meter: MetricMeter, breakers: Iterable[str] = ("database",)) -> None:
 
 __all__ = [
     "ACTIVE_STATES", "ASSIGNMENT_ATTEMPTS", "ASSIGNMENT_LATENCY", "ASSIGNMENT_OUTCOMES",
-    "BOOKINGS_IN_STATE", "CIRCUIT_BREAKER_OPEN", "CIRCUIT_BREAKER_OPENS", "EMAILS_SENT",
+    "BOOKINGS_IN_STATE", "BREAKER_STATE_VALUES", "CIRCUIT_BREAKER_OPENS", "CIRCUIT_BREAKER_STATE", "EMAILS_SENT",
     "EMAIL_DUPLICATES", "HISTOGRAM_BUCKETS", "OUTCOMES", "PERMIT_WAIT", "PIPELINES",
     "SHADOW_COMPARISONS", "VERSION_CONFLICTS", "prime", "process_meter", "record_attempts",
-    "record_email", "record_latency", "record_outcome", "record_permit_wait",
+    "record_circuit_breaker_opened", "record_email", "record_latency", "record_outcome", "record_permit_wait",
     "record_settled", "record_shadow_comparison", "record_version_conflict",
     "set_bookings_in_state", "set_circuit_breaker_state", "use_process_meter",
 ]
