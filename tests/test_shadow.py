@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -52,7 +52,7 @@ def shadow_queue() -> str:
 async def legacy_seat(engine: AsyncEngine, booking_id: str) -> tuple[tuple[str, ...], str]:
     """The legacy path in miniature: verify, quote first fit, confirm atomically.
     Returns the tables and the time of the quote (the shadow's as_of)."""
-    ctx = await store.verify_booking(engine, booking_id, now=datetime.now(timezone.utc))
+    ctx = await store.verify_booking(engine, booking_id, now=datetime.now(UTC))
     moved = await store.apply_transition(
         engine, booking_id, ctx.version, "assignment_in_progress", metadata={"attempt_no": 1}
     )
@@ -62,7 +62,7 @@ async def legacy_seat(engine: AsyncEngine, booking_id: str) -> tuple[tuple[str, 
                  "WHERE id = CAST(:id AS uuid)"), {"id": booking_id})).one()
         snapshot = await load_snapshot(conn, ctx.restaurant_id, row.start_at,
                                        row.occupied_until, exclude_booking=booking_id)
-    as_of = datetime.now(timezone.utc).isoformat()
+    as_of = datetime.now(UTC).isoformat()
     plans = quote_tables(snapshot, BookingRequest(booking_id, row.party_size, row.start_at,
                                                   row.occupied_until))
     assert plans, "the simulated legacy path expects to seat this booking"
@@ -185,7 +185,7 @@ async def test_v3_seats_a_party_of_nine_that_legacy_pairs_cannot(time_skipping_e
         {"id": "A1", "capacity": 4}, {"id": "A2", "capacity": 4}, {"id": "A3", "capacity": 4},
     ], adjacency=[["A1", "A2"], ["A2", "A3"]]))
     booking = await new_booking(db_engine, rid, 9)
-    as_of = datetime.now(timezone.utc).isoformat()
+    as_of = datetime.now(UTC).isoformat()
     inp = ShadowInput(booking, rid, NOT_SEATED, legacy_reason="no table fits a party of 9",
                       as_of=as_of)
     before = await dump_application_tables(db_engine)
@@ -208,7 +208,7 @@ async def test_shadow_walks_to_manual_review_when_v3_finds_nothing(time_skipping
     await legacy_seat(db_engine, first)
     booking = await new_booking(db_engine, rid, 2, start=start)
     inp = ShadowInput(booking, rid, NOT_SEATED, legacy_reason="all tables taken",
-                      as_of=datetime.now(timezone.utc).isoformat())
+                      as_of=datetime.now(UTC).isoformat())
     client = time_skipping_env.client
     async with build_shadow_worker(client, db_engine, test_settings, task_queue=shadow_queue):
         comparison = await run_shadow(client, shadow_queue, inp)
@@ -295,3 +295,130 @@ async def test_the_snapshot_is_read_in_a_transaction_postgresql_keeps_read_only(
     # The pooled connection is reset: ordinary transactions write again.
     async with db_engine.connect() as conn:
         assert (await conn.execute(text("SHOW transaction_read_only"))).scalar() == "off"
+
+
+# ------------------------------------------- end to end with the legacy path
+
+VOLATILE_KEYS = {
+    "id", "table_id", "table_a", "table_b", "service_id", "lease_until", "open_until",
+    "wait_ms", "permit_wait_ms", "holder", "bucket", "search_ms",
+}
+
+
+def _normalise(value: Any, names: dict[str, str]) -> Any:
+    """Rows of two restaurants made comparable: their ids named by position,
+    surrogate keys, timings and clock times dropped."""
+    if isinstance(value, dict):
+        return {k: _normalise(v, names) for k, v in sorted(value.items())
+                if k not in VOLATILE_KEYS and not k.endswith("_at") and k != "as_of"}
+    if isinstance(value, list):
+        return [_normalise(v, names) for v in value]
+    if isinstance(value, str):
+        for old, new in names.items():
+            value = value.replace(old, new)
+        return value
+    return value
+
+
+async def restaurant_dump(engine: AsyncEngine, rid: str, bookings: list[str]) -> dict[str, Any]:
+    """Every application table except observability_events, as far as it
+    concerns one restaurant, normalised (see `_normalise`)."""
+    names = {b: f"<booking {i}>" for i, b in enumerate(bookings)} | {rid: "<restaurant>"}
+    dump: dict[str, Any] = {}
+    async with engine.connect() as conn:
+        tables = (await conn.execute(text(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
+            "AND table_type = 'BASE TABLE' AND table_name NOT IN "
+            "('observability_events', 'alembic_version') ORDER BY table_name"))).scalars().all()
+        for name in tables:
+            columns = set((await conn.execute(text(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = :t"),
+                {"t": name})).scalars().all())
+            if "restaurant_id" in columns:
+                where, params = "restaurant_id = :r", {"r": rid}
+            elif "booking_id" in columns:
+                where, params = "booking_id::text = ANY(:b)", {"b": bookings}
+            elif name == "restaurants":
+                where, params = "id = :r", {"r": rid}
+            elif name == "service_turn_times":
+                where, params = ("service_id IN (SELECT id FROM restaurant_services "
+                                 "WHERE restaurant_id = :r)"), {"r": rid}
+            else:
+                continue  # global state (circuit breakers): not the booking's
+            rows = (await conn.execute(
+                text(f'SELECT row_to_json(t)::text FROM "{name}" t WHERE {where}'), params,
+            )).scalars().all()
+            dump[name] = sorted(json.dumps(_normalise(json.loads(r), names), sort_keys=True)
+                                for r in rows)
+        seated = (await conn.execute(text(
+            "SELECT a.booking_id::text, t.code, lower(a.occupied)::text FROM allocations a "
+            "JOIN dining_tables t ON t.id = a.table_id WHERE a.restaurant_id = :r"),
+            {"r": rid})).all()
+    dump["allocated tables"] = sorted(f"{names[b]} {code} {start}" for b, code, start in seated)
+    return dump
+
+
+async def run_legacy_batch(client: Client, engine: AsyncEngine, settings: Any, rid: str,
+                           queue: str) -> list[str]:
+    from seatflow.bookings_service import start_booking_workflow
+    from worker import build_worker
+
+    await import_plan(engine, floorplan(rid, [
+        {"id": "T1", "capacity": 2}, {"id": "T2", "capacity": 4},
+        {"id": "A1", "capacity": 4}, {"id": "A2", "capacity": 4}, {"id": "A3", "capacity": 4},
+    ], adjacency=[["A1", "A2"], ["A2", "A3"]]))
+    start = slot(days=3)
+    bookings = []
+    async with build_worker(client, engine, settings, task_queue=queue):
+        # One at a time, so both batches take the same decisions in the same order.
+        for i, party in enumerate([2, 2, 4, 9, 2, 6]):
+            booking = await new_booking(engine, rid, party, start=start,
+                                        email=f"guest-{i}@example.com")
+            handle = await start_booking_workflow(
+                client, booking_id=booking, restaurant_id=rid, party_size=party, start=start,
+                task_queue=queue)
+            await handle.result()
+            bookings.append(booking)
+    return bookings
+
+
+async def test_a_batch_in_shadow_mode_leaves_the_same_tables_as_with_shadow_off(time_skipping_env, db_engine, test_settings, unique_id, shadow_queue, monkeypatch):  # type: ignore[no-untyped-def]
+    settings = test_settings.model_copy(update={
+        "shadow_task_queue": shadow_queue, "legacy_delays_seconds": "0.01,0.01,0.01",
+        "manual_review_timeout_seconds": 1.0,
+    })
+    monkeypatch.setenv("FEATURE_ASSIGNMENT_PIPELINE_V3", "false")
+    client = time_skipping_env.client
+    shadowed, plain = f"shadow-on-{unique_id}", f"shadow-off-{unique_id}"
+
+    monkeypatch.setenv("FEATURE_ASSIGNMENT_PIPELINE_V3_SHADOW", "true")
+    async with build_shadow_worker(client, db_engine, settings, task_queue=shadow_queue):
+        on = await run_legacy_batch(client, db_engine, settings, shadowed,
+                                    f"booking-{uuid.uuid4().hex[:8]}")
+        compared = 0
+        for _ in range(200):
+            compared = await scalar(
+                db_engine, "SELECT count(*) FROM observability_events WHERE restaurant_id = :r "
+                "AND event_type = :t", r=shadowed, t=COMPARISON_EVENT)
+            if compared >= len(on):
+                break
+            await asyncio.sleep(0.05)
+    monkeypatch.setenv("FEATURE_ASSIGNMENT_PIPELINE_V3_SHADOW", "false")
+    off = await run_legacy_batch(client, db_engine, settings, plain,
+                                 f"booking-{uuid.uuid4().hex[:8]}")
+
+    with_shadow = await restaurant_dump(db_engine, shadowed, on)
+    without = await restaurant_dump(db_engine, plain, off)
+    assert with_shadow["allocated tables"], "the batch seated nobody"
+    assert with_shadow == without
+    # Exactly one comparison per booking, none for the batch with shadow off.
+    per_booking = await fetch(
+        db_engine, "SELECT booking_id::text, count(*) FROM observability_events "
+        "WHERE event_type = :t AND restaurant_id = ANY(:r) GROUP BY booking_id",
+        t=COMPARISON_EVENT, r=[shadowed, plain])
+    assert sorted(b for b, _ in per_booking) == sorted(on)
+    assert all(n == 1 for _, n in per_booking)
+    assert await scalar(db_engine, "SELECT count(*) FROM observability_events WHERE "
+                        "restaurant_id = :r AND source = 'assignment.shadow'", r=plain) == 0
+    assert await scalar(db_engine, "SELECT count(*) FROM observability_events WHERE "
+                        "restaurant_id = :r AND event_type = :t", r=shadowed, t=ERROR_EVENT) == 0

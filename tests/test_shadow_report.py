@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -154,11 +154,11 @@ async def test_no_comparisons_is_no_data_not_a_pass(db_engine, unique_id):  # ty
 
 async def test_since_leaves_out_older_comparisons_and_errors(db_engine, unique_id):  # type: ignore[no-untyped-def]
     rid = f"report-{unique_id}"
-    old = datetime.now(timezone.utc) - timedelta(days=3)
+    old = datetime.now(UTC) - timedelta(days=3)
     await comparison(db_engine, rid, ["T1"], None, at=old)
     await shadow_error(db_engine, rid, at=old)
     recent = await comparison(db_engine, rid, ["T2"], ["T2"])
-    since = datetime.now(timezone.utc) - timedelta(days=1)
+    since = datetime.now(UTC) - timedelta(days=1)
     data = (await load_report(db_engine, restaurant=rid, since=since)).to_dict()
     assert data["compared"] == 1 and data["shadow_errors"]["count"] == 0
     assert data["gate"]["verdict"] == "pass"
@@ -203,11 +203,11 @@ def test_cli_rejects_a_bad_since_as_a_usage_error() -> None:
 
 
 def test_since_accepts_iso_times_and_look_backs() -> None:
-    now = datetime(2025, 6, 1, 12, tzinfo=timezone.utc)
+    now = datetime(2025, 6, 1, 12, tzinfo=UTC)
     assert parse_since("24h", now=now) == now - timedelta(hours=24)
     assert parse_since("7d", now=now) == now - timedelta(days=7)
     assert parse_since("90m", now=now) == now - timedelta(minutes=90)
-    assert parse_since("2025-05-30") == datetime(2025, 5, 30, tzinfo=timezone.utc)
-    assert parse_since("2025-05-30T18:00+01:00") == datetime(2025, 5, 30, 17, tzinfo=timezone.utc)
+    assert parse_since("2025-05-30") == datetime(2025, 5, 30, tzinfo=UTC)
+    assert parse_since("2025-05-30T18:00+01:00") == datetime(2025, 5, 30, 17, tzinfo=UTC)
     with pytest.raises(ValueError, match="look-back"):
         parse_since("yesterday")

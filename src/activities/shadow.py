@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -160,7 +162,7 @@ class ShadowActivities:
                 restaurant_id=error.restaurant_id or None,
             )
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         return [self.shadow_search, self.record_shadow_comparison, self.record_shadow_error]
 
 
@@ -279,7 +281,7 @@ async def _snapshot_as_of(
 
 def _parse_as_of(booking_id: str, value: str) -> datetime:
     if not value:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
@@ -287,7 +289,7 @@ def _parse_as_of(booking_id: str, value: str) -> datetime:
             f"booking {booking_id}: as_of {value!r} is not an ISO 8601 timestamp",
             type="InvalidShadowInput", non_retryable=True,
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _is_uuid(value: str) -> bool:

@@ -250,8 +250,9 @@ class ShadowReport:
             lines += [f"  {e.booking_id or '-'}  [{e.stage}] {e.error}"
                       for e in self.errors[:EXAMPLES]]
         verdict, reasons = self.verdict()
-        lines += ["", f"Rollout gate (V3 within {self.max_gap_points:g} points of legacy, "
-                      f"{self.max_errors} shadow errors): {verdict.upper()}"]
+        gate = (f"Rollout gate (V3 within {self.max_gap_points:g} points of legacy, "
+                f"{self.max_errors} shadow errors): {verdict.upper()}")
+        lines += ["", gate]
         lines += [f"  - {r}" for r in reasons]
         return "\n".join(lines)
 

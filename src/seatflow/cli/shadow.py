@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -20,7 +20,7 @@ def parse_since(value: str, *, now: datetime | None = None) -> datetime:
     match = _RELATIVE.match(value)
     if match:
         amount, unit = float(match.group(1)), match.group(2)
-        return (now or datetime.now(timezone.utc)) - timedelta(**{_UNITS[unit]: amount})
+        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[unit]: amount})
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
@@ -28,7 +28,7 @@ def parse_since(value: str, *, now: datetime | None = None) -> datetime:
             f"--since {value!r}: expected an ISO 8601 time (2025-06-01, 2025-06-01T18:00+01:00) "
             "or a look-back like 90m, 24h, 7d"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def shadow_report_command(
