@@ -1,0 +1,145 @@
+"""The worker's Prometheus endpoint exports every metric that the alert rules
+and the Grafana dashboard use, after one booking ran through it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from temporalio.client import Client
+
+from seatflow import metrics
+from seatflow.bookings_service import start_booking_workflow
+from seatflow.telemetry import BookingStateSampler, MetricsAddressError, make_runtime
+from tests.support import floorplan, import_plan, new_booking, slot
+from worker import build_worker
+
+ROOT = Path(__file__).resolve().parent.parent
+ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
+DASHBOARD = ROOT / "deploy" / "grafana" / "seatflow.json"
+# A metric name in PromQL: our own and the SDK's.
+METRIC_NAME = re.compile(r"\b((?:seatflow|temporal)_[a-z0-9_]+)\b")
+# Exposition-format sample lines: name{labels} value  or  name value
+SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)", re.M)
+
+
+def alert_expressions() -> list[str]:
+    data = yaml.safe_load(ALERTS.read_text())
+    return [rule["expr"] for group in data["groups"] for rule in group["rules"]]
+
+
+def dashboard_expressions() -> list[str]:
+    data = json.loads(DASHBOARD.read_text())
+    exprs = []
+    for panel in data["panels"]:
+        for target in panel.get("targets", []):
+            exprs.append(target["expr"])
+    return exprs
+
+
+def metric_names(expressions: list[str]) -> set[str]:
+    return {name for expr in expressions for name in METRIC_NAME.findall(expr)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        return str(response.read().decode())
+
+
+def sample_value(exposition: str, name: str, **labels: str) -> float:
+    """Sum of the samples of `name` whose labels include `labels`."""
+    total = 0.0
+    for match in SAMPLE.finditer(exposition):
+        if match.group(1) != name:
+            continue
+        label_text = match.group(2) or ""
+        if all(f'{k}="{v}"' in label_text for k, v in labels.items()):
+            total += float(match.group(3))
+    return total
+
+
+@pytest.fixture
+def process_meter_reset() -> Iterator[None]:
+    yield
+    metrics.use_process_meter(None)
+
+
+def test_rules_and_dashboard_use_our_metrics() -> None:
+    """Every rule of DESIGN.md section 7 is there, and both files name metrics."""
+    data = yaml.safe_load(ALERTS.read_text())
+    rules = {r["alert"]: r["labels"]["severity"] for g in data["groups"] for r in g["rules"]}
+    assert rules == {
+        "SeatflowAssignmentErrorRateHigh": "P1",
+        "SeatflowCircuitBreakerOpen": "P2",
+        "SeatflowManualReviewRateHigh": "P2",
+        "SeatflowAssignmentLatencyP95High": "P3",
+    }
+    assert metric_names(alert_expressions()) >= {
+        metrics.ASSIGNMENT_OUTCOMES, metrics.CIRCUIT_BREAKER_STATE,
+        metrics.ASSIGNMENT_LATENCY + "_bucket",
+    }
+    assert metric_names(dashboard_expressions()) >= {
+        metrics.PERMIT_WAIT + "_bucket", metrics.BOOKINGS_IN_STATE,
+        metrics.CIRCUIT_BREAKER_STATE,
+    }
+
+
+def test_a_taken_metrics_port_is_reported_with_the_variable_name(test_settings, process_meter_reset) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        settings = test_settings.model_copy(update={"metrics_address": f"127.0.0.1:{port}"})
+        with pytest.raises(MetricsAddressError, match="SEATFLOW_METRICS_ADDRESS"):
+            make_runtime(settings)
+
+
+async def test_worker_exports_every_metric_of_the_rules_and_dashboard(dev_env, db_engine, test_settings, unique_id, process_meter_reset) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+    port = free_port()
+    settings = test_settings.model_copy(update={"metrics_address": f"127.0.0.1:{port}"})
+    runtime = make_runtime(settings)
+    client = await Client.connect(
+        dev_env.client.service_client.config.target_host,
+        namespace=dev_env.client.namespace,
+        runtime=runtime,
+    )
+    rid = f"m-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2},
+                                                 {"id": "T2", "capacity": 4}]))
+    booking = await new_booking(db_engine, rid, 2)
+    queue = f"metrics-{uuid.uuid4().hex[:8]}"
+    async with BookingStateSampler(db_engine, interval=0.2):
+        async with build_worker(client, db_engine, settings, task_queue=queue):
+            handle = await start_booking_workflow(
+                client, booking_id=booking, restaurant_id=rid, party_size=2, start=slot(),
+                task_queue=queue)
+            outcome = await handle.result()
+            await asyncio.sleep(0.5)  # one more sample of the state gauge
+            exposition = await asyncio.to_thread(scrape, port)
+    assert outcome.state == "confirmed"
+    exported = {m.group(1) for m in SAMPLE.finditer(exposition)}
+    used = metric_names(alert_expressions()) | metric_names(dashboard_expressions())
+    missing = sorted(used - exported)
+    assert not missing, (
+        f"used in alerts.yml or the dashboard but not exported: {missing}\n"
+        f"exported: {sorted(n for n in exported if n.startswith(('seatflow', 'temporal')))}"
+    )
+    # The booking itself was counted, by pipeline and outcome.
+    assert sample_value(exposition, metrics.ASSIGNMENT_OUTCOMES,
+                        pipeline="v3", outcome="confirmed") >= 1
+    assert sample_value(exposition, metrics.ASSIGNMENT_LATENCY + "_count", pipeline="v3") >= 1
+    assert sample_value(exposition, metrics.EMAILS_SENT) >= 1
