@@ -19,6 +19,7 @@ from activities.booking import BookingActivities
 from activities.flags import FlagActivities
 from seatflow.config import ConfigError, Settings, load_flags, load_settings
 from seatflow.mail import FileMailbox, MailTransport, SmtpTransport
+from shadow_worker import build_shadow_worker
 from workflows.booking import BookingAssignmentWorkflow
 
 WORKFLOWS = [BookingAssignmentWorkflow]
@@ -58,6 +59,9 @@ async def serve(settings: Settings) -> None:
     engine = make_engine(resolve_database_url(settings.database_url))
     client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
     worker = build_worker(client, engine, settings)
+    # The shadow worker always runs, so turning shadow mode on needs no restart;
+    # it registers read-only activities only.
+    shadow = build_shadow_worker(client, engine, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -66,7 +70,7 @@ async def serve(settings: Settings) -> None:
         f"seatflow worker: task queue {settings.task_queue} on {settings.temporal_address}",
         flush=True,
     )
-    async with worker:
+    async with worker, shadow:
         await stop.wait()
     await engine.dispose()
 

@@ -115,3 +115,22 @@ async def wait_for_state(engine: AsyncEngine, booking_id: str, wanted: set[str] 
 
 
 SETTLED = {"confirmed", "manual_review", "failed", "cancelled"}
+
+
+HISTORIES = __import__("pathlib").Path(__file__).resolve().parent / "histories"
+
+
+async def save_history(handle: Any, name: str) -> None:
+    """Record a workflow path for the replay test, when SEATFLOW_RECORD_HISTORIES=1.
+
+    Run `SEATFLOW_RECORD_HISTORIES=1 make test` after a deliberate workflow
+    change (with `workflow.patched` where running workflows must keep going)
+    and commit the new files under tests/histories/.
+    """
+    import os
+
+    if os.environ.get("SEATFLOW_RECORD_HISTORIES") != "1":
+        return
+    history = await handle.fetch_history()
+    HISTORIES.mkdir(exist_ok=True)
+    (HISTORIES / f"{name}.json").write_text(history.to_json())

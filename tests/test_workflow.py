@@ -18,6 +18,7 @@ from tests.support import (
     floorplan,
     import_plan,
     new_booking,
+    save_history,
     scalar,
     slot,
 )
@@ -58,6 +59,7 @@ async def test_party_of_two_gets_a_two_top(time_skipping_env, db_engine, test_se
     client = time_skipping_env.client
     async with build_worker(client, db_engine, test_settings, task_queue=queue):
         outcome = await run_booking(client, db_engine, rid, booking, queue)
+        await save_history(client.get_workflow_handle(workflow_id_for(booking)), "happy_path")
     assert outcome.state == "confirmed"
     assert await booking_tables(db_engine, booking) == ["T1"]
     history = await fetch(

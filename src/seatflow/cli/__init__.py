@@ -11,6 +11,7 @@ import sys
 import typer
 
 from seatflow.cli import bookings, db, dev, restaurants, review
+from seatflow.cli.shadow import shadow_report_command
 from seatflow.demo import demo_command
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app.add_typer(restaurants.app, name="restaurants")
 app.add_typer(bookings.app, name="bookings")
 app.add_typer(review.app, name="review")
 app.command("demo")(demo_command)
+app.command("shadow-report")(shadow_report_command)
 
 
 def main() -> None:
