@@ -137,8 +137,12 @@ class BookingAssignmentWorkflow:
             if self._cancel_requested:
                 return
             if self._state == "assignment_pending":
-                moved = await self._transition("assignment_in_progress",
-                                               metadata={"attempt_no": attempt_no})
+                moved = await self._transition(
+                    "assignment_in_progress",
+                    metadata={"attempt_no": attempt_no, "pipeline": "v3",
+                              "decision": self._decision.inputs,
+                              "permit_wait_ms": permit_wait_ms},
+                )
                 if not moved:
                     continue
             found = await workflow.execute_activity_method(

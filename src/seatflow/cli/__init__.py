@@ -11,6 +11,7 @@ import sys
 import typer
 
 from seatflow.cli import bookings, db, dev, restaurants, review
+from seatflow.cli.flags import flags_command
 from seatflow.cli.shadow import shadow_report_command
 from seatflow.demo import demo_command
 
@@ -28,6 +29,7 @@ app.add_typer(bookings.app, name="bookings")
 app.add_typer(review.app, name="review")
 app.command("demo")(demo_command)
 app.command("shadow-report")(shadow_report_command)
+app.command("flags")(flags_command)
 
 
 def main() -> None:
