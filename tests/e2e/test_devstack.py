@@ -121,8 +121,10 @@ def test_up_starts_postgres_and_temporal_and_status_says_where(stack: Stack) -> 
     assert result.ui_url == f"http://localhost:{stack.ui_port}"
     assert result.temporal_address == stack.address
     assert result.database_url and "postgres" in result.database_url
+    # The intake relay runs beside the worker (it starts workflows of bookings
+    # accepted while Temporal was down).
     assert {c.name: c.state for c in result.components} == {
-        "postgres": "running", "temporal": "running"}
+        "postgres": "running", "temporal": "running", "intake-relay": "running"}
     assert (stack.home / "var" / "temporal.db").exists()
     assert (stack.home / "var" / "log" / "temporal.log").exists()
     assert devstack.status().to_dict() == result.to_dict()
