@@ -42,6 +42,7 @@ from seatflow.domain.planning import (
     KnownBooking,
     Mobility,
     RestaurantSnapshot,
+    SearchResult,
     Table,
 )
 from seatflow.engine import quote_tables, search
@@ -177,15 +178,15 @@ def bench_latency(quick: bool) -> dict[str, object]:
     out: dict[str, object] = {}
     for n in sizes:
         rng = random.Random(1000 + n)
-        everything: list[float] = []
-        plain_everything: list[float] = []
+        everything: list[tuple[float, float]] = []
+        plain_everything: list[tuple[float, float]] = []
         by_load: dict[str, object] = {}
         for load in loads:
             floor = latency_floor(n, rng)
             snapshot = fill(floor, load, rng)
             held = len({a.booking_id for a in snapshot.allocations})
-            samples: list[float] = []
-            plain_samples: list[float] = []
+            samples: list[tuple[float, float]] = []
+            plain_samples: list[tuple[float, float]] = []
             repacked = failed = 0
             for i in range(per_cell):
                 party = draw_party(rng)
@@ -196,12 +197,9 @@ def bench_latency(quick: bool) -> dict[str, object]:
                 )
                 request = BookingRequest(f"q{i}", party, start, end)
                 with_known = replace(snapshot, known_bookings=known)
-                began = time.perf_counter()
-                result = search(with_known, request, config)
-                samples.append((time.perf_counter() - began) * 1000)
-                began = time.perf_counter()
-                search(with_known, request, plain)
-                plain_samples.append((time.perf_counter() - began) * 1000)
+                result, took = timed(with_known, request, config)
+                samples.append(took)
+                plain_samples.append(timed(with_known, request, plain)[1])
                 repacked += bool(result.moves)
                 failed += not result.plans
             everything += samples
@@ -221,11 +219,27 @@ def bench_latency(quick: bool) -> dict[str, object]:
     return out
 
 
-def summary(samples: list[float]) -> dict[str, float | int]:
+def timed(
+    snapshot: RestaurantSnapshot, request: BookingRequest, config: EngineConfig
+) -> tuple[SearchResult, tuple[float, float]]:
+    """The result with its wall-clock and CPU milliseconds."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = search(snapshot, request, config)
+    return result, ((time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000)
+
+
+def summary(samples: list[tuple[float, float]]) -> dict[str, float | int]:
+    """Wall-clock percentiles, and CPU-time ones: on a busy shared machine the
+    wall clock also measures the scheduler; CPU time measures the engine."""
+    wall = [w for w, _ in samples]
+    cpu = [c for _, c in samples]
     return {
-        "p50_ms": round(percentile(samples, 50), 3),
-        "p95_ms": round(percentile(samples, 95), 3),
-        "p99_ms": round(percentile(samples, 99), 3),
+        "p50_ms": round(percentile(wall, 50), 3),
+        "p95_ms": round(percentile(wall, 95), 3),
+        "p99_ms": round(percentile(wall, 99), 3),
+        "cpu_p50_ms": round(percentile(cpu, 50), 3),
+        "cpu_p95_ms": round(percentile(cpu, 95), 3),
+        "cpu_p99_ms": round(percentile(cpu, 99), 3),
         "samples": len(samples),
     }
 
@@ -427,12 +441,14 @@ def bench_quality(quick: bool) -> dict[str, object]:
 
 
 def targets(latency: dict[str, object], quality: dict[str, object]) -> dict[str, object]:
-    checks: dict[str, object] = {
-        "latency_p95_40_tables_under_5ms": latency["40"]["p95_ms"] < 5.0,  # type: ignore[index]
-        "latency_p95_200_tables_under_25ms": latency["200"]["p95_ms"] < 25.0,  # type: ignore[index]
-        "search_only_p95_40_tables_under_5ms": latency["40"]["search_only"]["p95_ms"] < 5.0,  # type: ignore[index]
-        "search_only_p95_200_tables_under_25ms": latency["200"]["search_only"]["p95_ms"] < 25.0,  # type: ignore[index]
-    }
+    checks: dict[str, object] = {}
+    for clock in ("p95_ms", "cpu_p95_ms"):
+        for n, limit in (("40", 5.0), ("200", 25.0)):
+            cell = latency[n]
+            checks[f"{clock}_{n}_tables_under_{limit:g}ms"] = cell[clock] < limit  # type: ignore[index]
+            checks[f"search_only_{clock}_{n}_tables_under_{limit:g}ms"] = (
+                cell["search_only"][clock] < limit  # type: ignore[index]
+            )
     volumes = quality["volumes"]
     if str(quality.get("optimum", "")).startswith("scip"):
         checks["repack_accepts_98pct_of_optimum_at_every_volume"] = all(

@@ -125,7 +125,7 @@ class EngineConfig:
     max_moves: int = 3
     # Explicit bound on the re-packing search (placements tried plus table
     # combinations evaluated); hitting it is reported as SearchResult.truncated.
-    max_repack_steps: int = 3000
+    max_repack_steps: int = 400
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_tables <= 5:
