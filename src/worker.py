@@ -55,9 +55,13 @@ def build_worker(
 async def serve(settings: Settings) -> None:
     from seatflow.storage.db import make_engine
     from seatflow.storage.embedded import resolve_database_url
+    from seatflow.telemetry import BookingStateSampler, make_runtime
 
+    runtime = make_runtime(settings)  # Prometheus on SEATFLOW_METRICS_ADDRESS
     engine = make_engine(resolve_database_url(settings.database_url))
-    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    client = await Client.connect(
+        settings.temporal_address, namespace=settings.temporal_namespace, runtime=runtime
+    )
     worker = build_worker(client, engine, settings)
     # The shadow worker always runs, so turning shadow mode on needs no restart;
     # it registers read-only activities only.
@@ -67,10 +71,11 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     print(
-        f"seatflow worker: task queue {settings.task_queue} on {settings.temporal_address}",
+        f"seatflow worker: task queue {settings.task_queue} on {settings.temporal_address}, "
+        f"metrics on {settings.metrics_address or 'off'}",
         flush=True,
     )
-    async with worker, shadow:
+    async with BookingStateSampler(engine), worker, shadow:
         await stop.wait()
     await engine.dispose()
 
@@ -82,7 +87,14 @@ def main() -> None:
     except ConfigError as exc:
         print(f"seatflow worker: {exc}", file=sys.stderr)
         sys.exit(2)
-    asyncio.run(serve(settings))
+    from seatflow.logging import configure_logging
+
+    configure_logging(settings.log_format)
+    try:
+        asyncio.run(serve(settings))
+    except ConfigError as exc:  # e.g. the metrics port is taken
+        print(f"seatflow worker: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ def main() -> int:
         status_file = Path(tmp) / "pytest-status"
         env = dict(os.environ, SEATFLOW_PYTEST_STATUS_FILE=str(status_file))
         args = [sys.executable, "-m", "pytest", *sys.argv[1:]]
-        proc = subprocess.run(args, cwd=root, env=env)
+        proc = subprocess.run(args, cwd=root, env=env, check=False)
         code = proc.returncode
         recorded = status_file.read_text().strip() if status_file.exists() else None
     if code < 0 or code in (134, 139):

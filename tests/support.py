@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -47,7 +47,7 @@ async def import_plan(engine: AsyncEngine, data: dict[str, Any]) -> None:
 
 
 def slot(days: int = 2, hour: int = 19, minute: int = 0) -> datetime:
-    base = datetime.now(timezone.utc).replace(hour=hour, minute=minute, second=0, microsecond=0)
+    base = datetime.now(UTC).replace(hour=hour, minute=minute, second=0, microsecond=0)
     return base + timedelta(days=days)
 
 
@@ -60,7 +60,7 @@ async def new_booking(
         NewBooking(restaurant_id=restaurant_id, party_size=party, start=start or slot(),
                    zone_preference=zone, guest_name="Test Guest",
                    guest_email=email or f"guest-{uuid.uuid4().hex[:6]}@example.com"),
-        now=datetime.now(timezone.utc),
+        now=datetime.now(UTC),
     )
 
 

@@ -28,7 +28,7 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "seatflow.json"
 # A metric name in PromQL: our own and the SDK's.
 METRIC_NAME = re.compile(r"\b((?:seatflow|temporal)_[a-z0-9_]+)\b")
 # Exposition-format sample lines: name{labels} value  or  name value
-SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)", re.M)
+SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)", re.MULTILINE)
 
 
 def alert_expressions() -> list[str]:
@@ -98,7 +98,7 @@ def test_rules_and_dashboard_use_our_metrics() -> None:
     }
 
 
-def test_a_taken_metrics_port_is_reported_with_the_variable_name(test_settings, process_meter_reset) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+def test_a_taken_metrics_port_is_reported_with_the_variable_name(test_settings, process_meter_reset) -> None:  # type: ignore[no-untyped-def]
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -108,7 +108,7 @@ def test_a_taken_metrics_port_is_reported_with_the_variable_name(test_settings, 
             make_runtime(settings)
 
 
-async def test_worker_exports_every_metric_of_the_rules_and_dashboard(dev_env, db_engine, test_settings, unique_id, process_meter_reset) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+async def test_worker_exports_every_metric_of_the_rules_and_dashboard(dev_env, db_engine, test_settings, unique_id, process_meter_reset) -> None:  # type: ignore[no-untyped-def]
     port = free_port()
     settings = test_settings.model_copy(update={"metrics_address": f"127.0.0.1:{port}"})
     runtime = make_runtime(settings)
@@ -122,14 +122,14 @@ async def test_worker_exports_every_metric_of_the_rules_and_dashboard(dev_env, d
                                                  {"id": "T2", "capacity": 4}]))
     booking = await new_booking(db_engine, rid, 2)
     queue = f"metrics-{uuid.uuid4().hex[:8]}"
-    async with BookingStateSampler(db_engine, interval=0.2):
-        async with build_worker(client, db_engine, settings, task_queue=queue):
-            handle = await start_booking_workflow(
-                client, booking_id=booking, restaurant_id=rid, party_size=2, start=slot(),
-                task_queue=queue)
-            outcome = await handle.result()
-            await asyncio.sleep(0.5)  # one more sample of the state gauge
-            exposition = await asyncio.to_thread(scrape, port)
+    async with (BookingStateSampler(db_engine, interval=0.2),
+                build_worker(client, db_engine, settings, task_queue=queue)):
+        handle = await start_booking_workflow(
+            client, booking_id=booking, restaurant_id=rid, party_size=2, start=slot(),
+            task_queue=queue)
+        outcome = await handle.result()
+        await asyncio.sleep(0.5)  # one more sample of the state gauge
+        exposition = await asyncio.to_thread(scrape, port)
     assert outcome.state == "confirmed"
     exported = {m.group(1) for m in SAMPLE.finditer(exposition)}
     used = metric_names(alert_expressions()) | metric_names(dashboard_expressions())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,8 +13,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
 
 from seatflow.bookings_service import start_booking_workflow
-from seatflow.storage.bookings import insert_raw_booking, workflow_id_for
-from seatflow.storage.db import make_engine
+from seatflow.storage.bookings import insert_raw_booking
 from seatflow.storage.permits import acquire
 from tests.support import (
     SETTLED,
@@ -24,9 +23,9 @@ from tests.support import (
     floorplan,
     import_plan,
     new_booking,
+    save_history,
     scalar,
     slot,
-    save_history,
     wait_for_state,
 )
 from worker import build_worker
@@ -169,7 +168,7 @@ async def test_malformed_signal_is_ignored_and_a_good_one_still_works(dev_env, d
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, TWO_TWO_TOPS))
     async with build_worker(dev_env.client, db_engine, test_settings, task_queue=queue):
-        booking, handle = await to_manual_review(dev_env, db_engine, rid, queue)
+        _booking, handle = await to_manual_review(dev_env, db_engine, rid, queue)
         for bad in ("not json object", {"action": "assign"}, {"action": 3, "actor": "x"},
                     {"action": "retry", "actor": "ops", "extra": 1}):
             await handle.signal("resolve_manual_review", bad)
@@ -210,7 +209,7 @@ async def test_invalid_bookings_fail_at_once_without_attempts(dev_env, db_engine
     plan = floorplan(rid, TWO_TWO_TOPS)
     plan["restaurant"]["services"][0].update(start="11:00", end="23:00")
     await import_plan(db_engine, plan)
-    start_at = (datetime.now(timezone.utc) + start_delta).replace(hour=hour, minute=0)
+    start_at = (datetime.now(UTC) + start_delta).replace(hour=hour, minute=0)
     booking = await insert_raw_booking(
         db_engine, restaurant_id=rid, party_size=party, start=start_at,
         end=start_at + timedelta(hours=2), occupied_until=start_at + timedelta(hours=2),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import text
@@ -18,6 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from seatflow import metrics
+from seatflow.breaker import CircuitBreaker, is_infrastructure_error
 from seatflow.config import Settings
 from seatflow.domain.messages import (
     BookingContext,
@@ -38,7 +40,6 @@ from seatflow.domain.messages import (
 )
 from seatflow.domain.planning import AdjacencyMode, BookingRequest, EngineConfig
 from seatflow.domain.states import IllegalTransition
-from seatflow.breaker import CircuitBreaker, is_infrastructure_error
 from seatflow.engine import quote_tables, search
 from seatflow.mail import MailTransport, send_outbox_email
 from seatflow.storage import bookings as store
@@ -83,7 +84,9 @@ class BookingActivities:
         """Run database work behind the circuit breaker. While it is open the
         activity fails fast with a retryable error whose retry delay is the
         rest of the cooldown: the workflow waits, no attempt is consumed."""
+        before = self.breaker.state
         wait = self.breaker.remaining()
+        self._publish_breaker(before)
         if wait > 0:
             raise ApplicationError(
                 f"circuit breaker open for {wait:.1f}s more: database unavailable",
@@ -91,17 +94,32 @@ class BookingActivities:
                 next_retry_delay=timedelta(seconds=wait),
             )
         try:
-            result = await work()
+            with permits.announce_releases():
+                result = await work()
         except ApplicationError:
             raise
         except Exception as exc:
             if is_infrastructure_error(exc):
+                before = self.breaker.state
                 self.breaker.record_failure(exc)
+                self._publish_breaker(before)
             raise
+        before = self.breaker.state
         self.breaker.record_success()
+        self._publish_breaker(before)
         if self.breaker.pending_events:
             await self._flush_breaker_events()
         return result
+
+    def _publish_breaker(self, before: str) -> None:
+        """Breaker state to the metrics (process-wide gauge, opens counter)."""
+        after = self.breaker.state
+        if after == before:
+            return
+        if before == "closed" and after == "open":
+            metrics.record_circuit_breaker_opened(self.breaker.name)
+        else:
+            metrics.set_circuit_breaker_state(self.breaker.name, after)
 
     async def _flush_breaker_events(self) -> None:
         events = self.breaker.take_events()
@@ -127,7 +145,7 @@ class BookingActivities:
     async def verify_booking(self, req: VerifyRequest) -> BookingContext:
         try:
             return await self._guard(lambda: store.verify_booking(
-                self.engine, req.booking_id, now=datetime.now(timezone.utc)
+                self.engine, req.booking_id, now=datetime.now(UTC)
             ))
         except (BookingNotFound, IllegalTransition) as exc:
             raise _non_retryable(exc) from exc
@@ -173,7 +191,7 @@ class BookingActivities:
             zone_preference=row.zone_preference,
         )
         started = time.perf_counter()
-        result = search(snapshot, request, self.config, now=datetime.now(timezone.utc))
+        result = search(snapshot, request, self.config, now=datetime.now(UTC))
         elapsed_ms = (time.perf_counter() - started) * 1000
         return FindPlansResult(
             plans=result.plans, moves=result.moves, reason=result.reason,
@@ -234,7 +252,7 @@ class BookingActivities:
             max_parallel=req.max_parallel,
             lease_seconds=self.settings.permit_lease_seconds,
             wait_seconds=req.wait_seconds,
-            heartbeat=activity.heartbeat,
+            heartbeat=None if activity.info().is_local else activity.heartbeat,
         ))
         return PermitResult(granted=grant.granted, slot=grant.slot, wait_ms=grant.wait_ms)
 
@@ -254,9 +272,12 @@ class BookingActivities:
 
     @activity.defn(name="send_confirmation_email")
     async def send_confirmation_email(self, req: EmailRequest) -> EmailResult:
-        return await self._guard(lambda: send_outbox_email(
+        result = await self._guard(lambda: send_outbox_email(
             self.engine, self.transport, req.booking_id, req.kind, self.settings.mail_from
         ))
+        metrics.record_email(activity.metric_meter(), sent=result.sent,
+                             duplicate=result.duplicate, kind=req.kind)
+        return result
 
     @activity.defn(name="cancel_booking")
     async def cancel_booking(self, req: CancelRequest) -> TransitionResult:

@@ -8,7 +8,7 @@ the intake relay starts its workflow later.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -24,7 +24,12 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from seatflow.domain.messages import BookingOutcome, BookingWorkflowInput
-from seatflow.storage.bookings import NewBooking, insert_booking, mark_intake_started, workflow_id_for
+from seatflow.storage.bookings import (
+    NewBooking,
+    insert_booking,
+    mark_intake_started,
+    workflow_id_for,
+)
 from seatflow.storage.transitions import BookingNotFound
 
 WORKFLOW_NAME = "BookingAssignmentWorkflow"
@@ -81,7 +86,7 @@ async def create_booking(
 ) -> CreatedBooking:
     """Insert a booking and start its workflow. Raises InvalidBooking when it
     can never be seated as asked (nothing is written then)."""
-    booking_id = await insert_booking(engine, new, now=now or datetime.now(timezone.utc))
+    booking_id = await insert_booking(engine, new, now=now or datetime.now(UTC))
     workflow_id = workflow_id_for(booking_id)
     if client is None:
         return CreatedBooking(booking_id, workflow_id, workflow_started=False)

@@ -21,7 +21,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -84,7 +84,7 @@ class CircuitBreaker:
                 self.clock() - self.opened_at if self.opened_at is not None else 0.0
             )
             self.pending_events.append(BreakerEvent(
-                "circuit_breaker.closed", datetime.now(timezone.utc),
+                "circuit_breaker.closed", datetime.now(UTC),
                 {"breaker": self.name, "open_seconds": round(open_seconds, 3),
                  "opened_at": self._opened_wall.isoformat() if self._opened_wall else None},
             ))
@@ -97,7 +97,7 @@ class CircuitBreaker:
         if self.state == "half_open" or (self.state == "closed" and self.failures >= self.threshold):
             if self.state == "closed":
                 self.opens += 1
-                self._opened_wall = datetime.now(timezone.utc)
+                self._opened_wall = datetime.now(UTC)
                 self.pending_events.append(BreakerEvent(
                     "circuit_breaker.opened", self._opened_wall,
                     {"breaker": self.name, "consecutive_failures": self.failures,

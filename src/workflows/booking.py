@@ -27,6 +27,7 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from activities.booking import BookingActivities
     from activities.flags import FlagActivities
+    from seatflow import metrics
     from seatflow.domain.messages import (
         BookingContext,
         BookingOutcome,
@@ -63,7 +64,12 @@ INFRA_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=10),
     non_retryable_error_types=["BookingNotFound", "IllegalTransition"],
 )
-ACTIVITY_TIMEOUT = timedelta(seconds=30)
+ACTIVITY_TIMEOUT = timedelta(seconds=10)
+# Short database steps run as local activities: in the worker that runs the
+# workflow, with no task-queue round trip per step (several per workflow task).
+# They are retried like activities and recorded as markers in the history.
+# Waiting for a permit and sending email stay regular activities: one waits
+# (heartbeating) and the other talks to an outside system.
 
 SETTLED = ("confirmed", "failed", "cancelled")
 
@@ -86,6 +92,8 @@ class BookingAssignmentWorkflow:
         self._pending_signals: list[ManualReviewDecision] = []
         self._lock = asyncio.Lock()
         self._decision = PipelineDecision(pipeline="v3")
+        self._fresh_decision = False
+        self._outcome_recorded = False
 
     # ----------------------------------------------------------------- run
 
@@ -102,6 +110,9 @@ class BookingAssignmentWorkflow:
             reason = ctx.reason if ctx.state == "failed" else "terminal_state"
             self._last_reason = reason
             self._publish()
+            # failed here: verification found the booking invalid; otherwise
+            # the booking was settled before this workflow started.
+            self._record_outcome("failed" if ctx.state == "failed" else "noop")
             return self._outcome()
 
         deadline = self._manual_review_deadline(ctx)
@@ -110,6 +121,8 @@ class BookingAssignmentWorkflow:
                 return await self._cancel()
             if self._state in ("assignment_pending", "assignment_in_progress"):
                 await self._assign_automatically()
+                if self._state in ("confirmed", "manual_review", "failed"):
+                    self._record_outcome(self._state)
             elif self._state == "manual_review":
                 await self._await_operator(deadline)
             if self._cancel_requested:
@@ -125,7 +138,9 @@ class BookingAssignmentWorkflow:
         while self._state in ("assignment_pending", "assignment_in_progress"):
             if self._cancel_requested:
                 return
-            await self._decide()
+            if not self._fresh_decision:  # run() may have just decided
+                await self._decide()
+            self._fresh_decision = False
             if self._pipeline == "legacy":
                 # Kill switch or rollout gate: this booking continues on the
                 # legacy planner from here, with no deploy.
@@ -145,7 +160,7 @@ class BookingAssignmentWorkflow:
                 )
                 if not moved:
                     continue
-            found = await workflow.execute_activity_method(
+            found = await workflow.execute_local_activity_method(
                 BookingActivities.find_plans,
                 FindPlansRequest(self._booking_id, attempt_no),
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
@@ -179,7 +194,7 @@ class BookingAssignmentWorkflow:
                 self._tables = result.tables
                 self._strategy = result.strategy
         else:
-            outcome = await workflow.execute_activity_method(
+            outcome = await workflow.execute_local_activity_method(
                 BookingActivities.record_failed_attempt,
                 FailedAttemptRequest(
                     booking_id=self._booking_id,
@@ -196,13 +211,17 @@ class BookingAssignmentWorkflow:
             self._attempts = attempt_no
             self._apply(outcome.state, outcome.version, found.reason)
             if outcome.conflict:
+                metrics.record_version_conflict(workflow.metric_meter())
                 await self._reload()
         self._publish()
 
     async def _acquire_permit(self) -> float:
         waited = 0.0
         while not self._cancel_requested:
-            grant = await workflow.execute_activity_method(
+            # A local activity: acquiring, searching and confirming then run in
+            # one workflow task, so a permit is held for milliseconds, not for
+            # several task-queue round trips.
+            grant = await workflow.execute_local_activity_method(
                 BookingActivities.acquire_permit,
                 PermitRequest(
                     booking_id=self._booking_id,
@@ -211,13 +230,13 @@ class BookingAssignmentWorkflow:
                     wait_seconds=self._decision.permit_wait_seconds,
                 ),
                 start_to_close_timeout=timedelta(
-                    seconds=self._decision.permit_wait_seconds + 30
+                    seconds=self._decision.permit_wait_seconds + 10
                 ),
-                heartbeat_timeout=timedelta(seconds=10),
                 retry_policy=INFRA_RETRY,
             )
             waited += grant.wait_ms
             if grant.granted:
+                metrics.record_permit_wait(workflow.metric_meter(), waited / 1000)
                 break
         return waited
 
@@ -244,7 +263,7 @@ class BookingAssignmentWorkflow:
                 )
                 if not moved:
                     continue
-            quote = await workflow.execute_activity_method(
+            quote = await workflow.execute_local_activity_method(
                 BookingActivities.legacy_quote,
                 FindPlansRequest(self._booking_id, attempt_no),
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
@@ -260,7 +279,7 @@ class BookingAssignmentWorkflow:
             if self._pipeline != "legacy":
                 return  # rolled forward to V3: the outer loop continues there
         seated = self._state == "confirmed"
-        await workflow.execute_activity_method(
+        await workflow.execute_local_activity_method(
             BookingActivities.record_legacy_summary,
             LegacySummaryRequest(
                 booking_id=self._booking_id, outcome=SEATED if seated else NOT_SEATED,
@@ -298,7 +317,7 @@ class BookingAssignmentWorkflow:
         self, found: FindPlansResult, attempt_no: int, max_attempts: int,
         permit_wait_ms: float | None = None,
     ) -> ConfirmResult:
-        return await workflow.execute_activity_method(
+        return await workflow.execute_local_activity_method(
             BookingActivities.confirm_plan,
             ConfirmRequest(
                 booking_id=self._booking_id,
@@ -338,7 +357,7 @@ class BookingAssignmentWorkflow:
                 or self._cancel_requested is not None,
                 timeout=timedelta(seconds=timeout) if timeout > 0 else timedelta(milliseconds=1),
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             async with self._lock:
                 if self._state == "manual_review":
                     await self._transition("failed", reason="manual_review_expired")
@@ -389,7 +408,7 @@ class BookingAssignmentWorkflow:
             self._check_resolvable(decision)
             if decision.action == "assign":
                 plan = Plan(tables=tuple(sorted(decision.table_ids)), score=0.0, strategy="manual")
-                result = await workflow.execute_activity_method(
+                result = await workflow.execute_local_activity_method(
                     BookingActivities.confirm_plan,
                     ConfirmRequest(
                         booking_id=self._booking_id,
@@ -440,7 +459,7 @@ class BookingAssignmentWorkflow:
     async def _cancel(self) -> BookingOutcome:
         actor, reason = self._cancel_requested or (None, None)
         async with self._lock:
-            result = await workflow.execute_activity_method(
+            result = await workflow.execute_local_activity_method(
                 BookingActivities.cancel_booking,
                 CancelRequest(self._booking_id, self._version, actor=actor, reason=reason),
                 start_to_close_timeout=ACTIVITY_TIMEOUT,
@@ -469,7 +488,7 @@ class BookingAssignmentWorkflow:
     # ------------------------------------------------------------- helpers
 
     async def _verify(self) -> BookingContext:
-        return await workflow.execute_activity_method(
+        return await workflow.execute_local_activity_method(
             BookingActivities.verify_booking,
             VerifyRequest(self._booking_id),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
@@ -482,13 +501,14 @@ class BookingAssignmentWorkflow:
         self._apply(ctx.state, ctx.version, ctx.reason)
 
     async def _decide(self) -> None:
-        self._decision = await workflow.execute_activity_method(
+        self._decision = await workflow.execute_local_activity_method(
             FlagActivities.decide_pipeline,
             DecisionRequest(self._booking_id, self._restaurant_id),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=INFRA_RETRY,
         )
         self._pipeline = self._decision.pipeline
+        self._fresh_decision = True
 
     async def _transition(
         self,
@@ -498,7 +518,7 @@ class BookingAssignmentWorkflow:
         actor: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> bool:
-        result: TransitionResult = await workflow.execute_activity_method(
+        result: TransitionResult = await workflow.execute_local_activity_method(
             BookingActivities.transition_state,
             TransitionRequest(
                 booking_id=self._booking_id,
@@ -512,6 +532,7 @@ class BookingAssignmentWorkflow:
             retry_policy=INFRA_RETRY,
         )
         if result.conflict:
+            metrics.record_version_conflict(workflow.metric_meter())
             workflow.logger.warning("transition to %s lost a race: %s", to_state, result.reason)
             await self._reload()
             return False
@@ -535,7 +556,7 @@ class BookingAssignmentWorkflow:
                 lambda: self._cancel_requested is not None,
                 timeout=timedelta(seconds=seconds),
             )
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
 
     def _apply(self, state: str, version: int, reason: str | None) -> None:
@@ -560,6 +581,18 @@ class BookingAssignmentWorkflow:
         if self._last_reason and self._state != "confirmed":
             details += f": {self._last_reason}"
         workflow.set_current_details(details)
+
+    def _record_outcome(self, outcome: str) -> None:
+        """Metrics for the automatic pipeline's first outcome (once per workflow;
+        the SDK's workflow meter drops recordings during replay)."""
+        if self._outcome_recorded:
+            return
+        self._outcome_recorded = True
+        latency = (workflow.now() - workflow.info().start_time).total_seconds()
+        metrics.record_settled(
+            workflow.metric_meter(), self._pipeline, outcome, self._attempts,
+            latency_seconds=latency if outcome == "confirmed" else None,
+        )
 
     def _outcome(self) -> BookingOutcome:
         return BookingOutcome(

@@ -22,6 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.shadow import ShadowActivities
+    from seatflow import metrics
     from seatflow.domain.shadow import (
         ShadowComparison,
         ShadowError,
@@ -89,6 +90,7 @@ class ShadowAssignmentWorkflow:
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=SHADOW_RETRY,
         )
+        metrics.record_shadow_comparison(workflow.metric_meter(), comparison.agree)
         workflow.set_current_details(
             f"legacy {comparison.legacy_outcome}, V3 {comparison.v3_outcome}: "
             + ("agree" if comparison.agree else f"disagree ({comparison.why})")

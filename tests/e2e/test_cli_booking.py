@@ -25,7 +25,7 @@ SEATFLOW = str(Path(sys.executable).parent / "seatflow")
 def cli(stack: Stack, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:  # noqa: F811
     env = dict(os.environ, SEATFLOW_HOME=str(stack.home), TEMPORAL_ADDRESS=stack.address)
     return subprocess.run([SEATFLOW, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, check=False)
 
 
 async def visible(address: str, query: str, expected: str, timeout: float = 20) -> list[str]:

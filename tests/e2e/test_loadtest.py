@@ -18,7 +18,7 @@ from worker import build_worker
 pytestmark = pytest.mark.e2e
 
 
-async def test_fifty_bookings_over_five_restaurants_keep_the_invariants(dev_env, db_engine, test_settings, mailbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+async def test_fifty_bookings_over_five_restaurants_keep_the_invariants(dev_env, db_engine, test_settings, mailbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     # Restaurants of their own, so earlier runs and other tests never share tables.
     monkeypatch.setattr("seatflow.loadtest.RESTAURANT_PREFIX", f"lt{uuid.uuid4().hex[:6]}-")
     queue = f"loadtest-{uuid.uuid4().hex[:8]}"

@@ -12,6 +12,8 @@ import typer
 
 from seatflow.cli import bookings, db, dev, restaurants, review
 from seatflow.cli.flags import flags_command
+from seatflow.cli.loadtest import loadtest_command
+from seatflow.cli.report import report_command
 from seatflow.cli.shadow import shadow_report_command
 from seatflow.demo import demo_command
 
@@ -30,6 +32,8 @@ app.add_typer(review.app, name="review")
 app.command("demo")(demo_command)
 app.command("shadow-report")(shadow_report_command)
 app.command("flags")(flags_command)
+app.command("report")(report_command)
+app.command("loadtest")(loadtest_command)
 
 
 def main() -> None:

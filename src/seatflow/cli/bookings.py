@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -119,10 +119,15 @@ def _render(view: dict[str, Any]) -> str:
         f"booking     {view['booking_id']}",
         f"restaurant  {view['restaurant_id']}   party {view['party_size']}",
         f"time        {view['start']} -> {view['end']}",
-        f"status      {view['status']}   state {view['assignment_state']} "
-        f"(v{view['assignment_state_version']})   pipeline {view['assignment_pipeline'] or '-'}",
-        f"tables      {', '.join(view['tables']) or '-'}   strategy "
-        f"{view['assignment_strategy'] or '-'}",
+        (
+            f"status      {view['status']}   state {view['assignment_state']} "
+            f"(v{view['assignment_state_version']})   pipeline "
+            f"{view['assignment_pipeline'] or '-'}"
+        ),
+        (
+            f"tables      {', '.join(view['tables']) or '-'}   strategy "
+            f"{view['assignment_strategy'] or '-'}"
+        ),
     ]
     if view["assignment_state"] != "confirmed" and view["last_reason"]:
         lines.append(f"why         {view['last_reason']}")
@@ -274,7 +279,7 @@ def stuck_cmd(
     from seatflow.config import settings
 
     age = parse_age(older_than)
-    cutoff = (datetime.now(timezone.utc) - age).strftime("%Y-%m-%dT%H:%M:%SZ")
+    cutoff = (datetime.now(UTC) - age).strftime("%Y-%m-%dT%H:%M:%SZ")
     query = (
         "WorkflowType = 'BookingAssignmentWorkflow' AND ExecutionStatus = 'Running' "
         f"AND StartTime < '{cutoff}' AND AssignmentState != 'confirmed'"

@@ -7,7 +7,7 @@ Decisions go to the booking's workflow through the validated Update
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -52,7 +52,7 @@ async def review_queue(engine: Any, restaurant: str | None = None) -> list[dict[
 def _age(since: str | None) -> str:
     if not since:
         return "-"
-    seconds = (datetime.now(timezone.utc) - datetime.fromisoformat(since)).total_seconds()
+    seconds = (datetime.now(UTC) - datetime.fromisoformat(since)).total_seconds()
     if seconds < 120:
         return f"{seconds:.0f}s"
     if seconds < 7200:

@@ -182,7 +182,7 @@ class PipelineDecision:
     legacy_delays_seconds: tuple[float, ...] = (5.0, 15.0, 45.0)
     inputs: dict[str, Any] = field(default_factory=dict)
     shadow_task_queue: str = "seatflow-shadow"
-    permit_wait_seconds: float = 10.0
+    permit_wait_seconds: float = 2.0
 
 
 @dataclass(frozen=True)

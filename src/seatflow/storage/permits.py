@@ -11,10 +11,55 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+
+class _Handoff:
+    """Wakes waiters in this process the moment a permit of their restaurant is
+    released here (the usual case: one worker process runs both). Waiters for
+    permits released by other processes fall back to polling, slowly, so that
+    a queue of waiting bookings does not turn into a stream of queries."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def event(self, restaurant_id: str) -> asyncio.Event:
+        event = self._events.get(restaurant_id)
+        if event is None:
+            event = self._events[restaurant_id] = asyncio.Event()
+        return event
+
+    def released(self, restaurant_id: str) -> None:
+        event = self._events.pop(restaurant_id, None)
+        if event is not None:
+            event.set()
+
+
+handoff = _Handoff()
+POLL_SECONDS = 0.25
+
+# Restaurants whose permits the current unit of work released: announced to
+# local waiters only after it committed (a waiter woken earlier would find the
+# row still locked and go back to sleep).
+_released_here: ContextVar[list[str] | None] = ContextVar("released_here", default=None)
+
+
+@contextmanager
+def announce_releases() -> Iterator[None]:
+    """Wrap a unit of work that may release permits; wakes waiters after it."""
+    token = _released_here.set([])
+    try:
+        yield
+        for restaurant_id in _released_here.get() or []:
+            handoff.released(restaurant_id)
+    finally:
+        _released_here.reset(token)
 
 
 @dataclass(frozen=True)
@@ -87,10 +132,11 @@ async def acquire(
     wait_seconds: float,
     heartbeat: object = None,
 ) -> PermitGrant:
-    """Wait up to `wait_seconds` for a permit, polling with short sleeps."""
+    """Wait up to `wait_seconds` for a permit: woken at once by a release in
+    this process, otherwise re-checking every POLL_SECONDS."""
     started = time.perf_counter()
-    delay = 0.005
     while True:
+        released = handoff.event(restaurant_id)
         async with engine.begin() as conn:
             slot = await try_acquire(conn, restaurant_id, booking_id, max_parallel, lease_seconds)
             waited = (time.perf_counter() - started) * 1000
@@ -110,13 +156,18 @@ async def acquire(
             return PermitGrant(False, None, round(waited, 3))
         if callable(heartbeat):
             heartbeat()
-        await asyncio.sleep(delay)
-        delay = min(delay * 1.5, 0.05)
+        left = wait_seconds - waited / 1000
+        try:
+            await asyncio.wait_for(released.wait(), timeout=max(0.001, min(POLL_SECONDS, left)))
+        except TimeoutError:
+            pass
 
 
-async def release(conn: AsyncConnection, booking_id: str) -> None:
+async def release(conn: AsyncConnection, booking_id: str) -> str | None:
     """Release whatever permit the booking holds (inside the caller's transaction,
-    so the permit is free exactly when the attempt's outcome is committed)."""
+    so the permit is free exactly when the attempt's outcome is committed).
+    Returns the restaurant whose permit was freed: call `handoff.released()`
+    with it after the commit."""
     await conn.execute(
         text(
             "UPDATE permit_intervals SET released_at = clock_timestamp() WHERE "
@@ -124,10 +175,15 @@ async def release(conn: AsyncConnection, booking_id: str) -> None:
         ),
         {"b": booking_id},
     )
-    await conn.execute(
+    freed = await conn.execute(
         text(
             "UPDATE restaurant_permits SET booking_id = NULL, holder = NULL, acquired_at = NULL, "
-            "lease_until = NULL WHERE booking_id = CAST(:b AS uuid)"
+            "lease_until = NULL WHERE booking_id = CAST(:b AS uuid) RETURNING restaurant_id"
         ),
         {"b": booking_id},
     )
+    restaurant_id = freed.scalar()
+    pending = _released_here.get()
+    if restaurant_id is not None and pending is not None:
+        pending.append(restaurant_id)
+    return restaurant_id
