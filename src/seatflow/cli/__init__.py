@@ -1,7 +1,8 @@
 """The `seatflow` command line (DESIGN.md section 8).
 
 Exit codes: 0 success, 1 the operation was refused (validation, conflict, not
-found), 2 usage error, 3 `bookings wait` timed out.
+found), 2 usage error (including invalid configuration), 3 `bookings wait`
+timed out, 4 `report` found a P1 alert firing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from seatflow.cli.flags import flags_command
 from seatflow.cli.loadtest import loadtest_command
 from seatflow.cli.report import report_command
 from seatflow.cli.shadow import shadow_report_command
+from seatflow.config import ConfigError
 from seatflow.demo import demo_command
+from seatflow.intake_relay import intake_command
 
 app = typer.Typer(
     name="seatflow",
@@ -34,6 +37,7 @@ app.command("shadow-report")(shadow_report_command)
 app.command("flags")(flags_command)
 app.command("report")(report_command)
 app.command("loadtest")(loadtest_command)
+app.command("intake")(intake_command)
 
 
 def main() -> None:
@@ -41,3 +45,6 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except ConfigError as exc:
+        print(f"usage error: {exc}", file=sys.stderr)
+        sys.exit(2)
