@@ -1,0 +1,81 @@
+"""Re-packing through the workflow and the atomic confirm, on real PostgreSQL:
+a party of 6 arrives when the only 6-top holds a party of 4 that a free 4-top
+could also seat; the 4 moves and the 6 is seated, in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from seatflow.bookings_service import start_booking_workflow
+from seatflow.domain.messages import ConfirmRequest
+from seatflow.domain.planning import Plan
+from seatflow.storage.bookings import apply_transition, confirm_plan, verify_booking
+from tests.support import booking_tables, fetch, floorplan, import_plan, new_booking, scalar, slot
+from worker import build_worker
+
+
+async def seat_at(engine, booking_id: str, tables: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+    """Confirm a booking on chosen tables (as an earlier, less clever assignment did)."""
+    ctx = await verify_booking(engine, booking_id, now=datetime.now(timezone.utc))
+    moved = await apply_transition(engine, booking_id, ctx.version, "assignment_in_progress")
+    result = await confirm_plan(engine, ConfirmRequest(
+        booking_id=booking_id, expected_version=moved.version, attempt_no=1,
+        plans=(Plan(tables=tables, score=0.0, strategy="optimal_fit"),)))
+    assert result.confirmed
+
+
+async def test_party_of_six_repacks_a_four_off_the_only_six_top(dev_env, db_engine, test_settings, unique_id, mailbox: Path):  # type: ignore[no-untyped-def]
+    rid = f"r-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, [
+        {"id": "SIX", "capacity": 6, "mobility": "fixed"},
+        {"id": "FOUR", "capacity": 4, "mobility": "fixed"},
+    ]))
+    start = slot()
+    four = await new_booking(db_engine, rid, 4, start=start)
+    await seat_at(db_engine, four, ("SIX",))
+    six = await new_booking(db_engine, rid, 6, start=start)
+    queue = f"repack-{uuid.uuid4().hex[:8]}"
+    async with build_worker(dev_env.client, db_engine, test_settings, task_queue=queue):
+        handle = await start_booking_workflow(dev_env.client, booking_id=six, restaurant_id=rid,
+                                              party_size=6, start=start, task_queue=queue)
+        outcome = await handle.result()
+    assert outcome.state == "confirmed" and outcome.strategy == "repack"
+    assert await booking_tables(db_engine, six) == ["SIX"]
+    assert await booking_tables(db_engine, four) == ["FOUR"]
+    moved = await fetch(db_engine, "SELECT reason, metadata->'to_tables' FROM "
+                        "booking_assignment_state_history WHERE booking_id = CAST(:id AS uuid) "
+                        "AND reason LIKE 'repacked_for:%'", id=four)
+    assert moved == [(f"repacked_for:{six}", ["FOUR"])]
+    assert await scalar(db_engine, "SELECT assignment_state FROM bookings WHERE id = "
+                        "CAST(:id AS uuid)", id=four) == "confirmed"
+    # The moved guest is not re-emailed: still one outbox row, never a second.
+    assert await scalar(db_engine, "SELECT count(*) FROM email_outbox WHERE booking_id = "
+                        "CAST(:id AS uuid)", id=four) == 1
+    assert [p.name for p in mailbox.glob("*.eml")] == [f"{six}-confirmation.eml"]
+
+
+async def test_a_move_that_lost_its_race_aborts_the_whole_set(db_engine, unique_id):  # type: ignore[no-untyped-def]
+    from seatflow.domain.planning import Move
+
+    rid = f"r-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, [
+        {"id": "SIX", "capacity": 6, "mobility": "fixed"},
+        {"id": "FOUR", "capacity": 4, "mobility": "fixed"},
+    ]))
+    start = slot()
+    four = await new_booking(db_engine, rid, 4, start=start)
+    await seat_at(db_engine, four, ("SIX",))
+    rival = await new_booking(db_engine, rid, 4, start=start)
+    await seat_at(db_engine, rival, ("FOUR",))  # took the 4-top meanwhile
+    six = await new_booking(db_engine, rid, 6, start=start)
+    ctx = await verify_booking(db_engine, six, now=datetime.now(timezone.utc))
+    moved = await apply_transition(db_engine, six, ctx.version, "assignment_in_progress")
+    result = await confirm_plan(db_engine, ConfirmRequest(
+        booking_id=six, expected_version=moved.version, attempt_no=1,
+        plans=(Plan(tables=("SIX",), score=0.0, strategy="repack"),),
+        moves=(Move(booking_id=four, from_tables=("SIX",), to_tables=("FOUR",)),)))
+    assert not result.confirmed
+    assert await booking_tables(db_engine, four) == ["SIX"]  # nothing moved
+    assert await booking_tables(db_engine, six) == []
