@@ -5,7 +5,7 @@ could also seat; the 4 moves and the 6 is seated, in one transaction."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from seatflow.bookings_service import start_booking_workflow
@@ -18,7 +18,7 @@ from worker import build_worker
 
 async def seat_at(engine, booking_id: str, tables: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
     """Confirm a booking on chosen tables (as an earlier, less clever assignment did)."""
-    ctx = await verify_booking(engine, booking_id, now=datetime.now(timezone.utc))
+    ctx = await verify_booking(engine, booking_id, now=datetime.now(UTC))
     moved = await apply_transition(engine, booking_id, ctx.version, "assignment_in_progress")
     result = await confirm_plan(engine, ConfirmRequest(
         booking_id=booking_id, expected_version=moved.version, attempt_no=1,
@@ -70,7 +70,7 @@ async def test_a_move_that_lost_its_race_aborts_the_whole_set(db_engine, unique_
     rival = await new_booking(db_engine, rid, 4, start=start)
     await seat_at(db_engine, rival, ("FOUR",))  # took the 4-top meanwhile
     six = await new_booking(db_engine, rid, 6, start=start)
-    ctx = await verify_booking(db_engine, six, now=datetime.now(timezone.utc))
+    ctx = await verify_booking(db_engine, six, now=datetime.now(UTC))
     moved = await apply_transition(db_engine, six, ctx.version, "assignment_in_progress")
     result = await confirm_plan(db_engine, ConfirmRequest(
         booking_id=six, expected_version=moved.version, attempt_no=1,
