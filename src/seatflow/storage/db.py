@@ -33,7 +33,10 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Asy
         async_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per transaction. A connection that
+        # died with the server fails its statement; SQLAlchemy invalidates the
+        # pool and the activity retry (behind the circuit breaker) runs again.
+        pool_pre_ping=False,
         pool_recycle=300,
     )
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from seatflow.domain.states import AssignmentState, check_transition
+from seatflow.domain.states import ALLOWED_TRANSITIONS, AssignmentState, check_transition
 
 TERMINAL_SETTLED = ("confirmed", "failed", "cancelled", "manual_review")
 
@@ -90,57 +90,57 @@ async def transition(
     Must run inside the caller's transaction.
     """
     target = AssignmentState(to_state)
-    state, version = await current_state(conn, booking_id)
-    if version != expected_version:
-        raise VersionConflict(booking_id, expected_version, version, state)
-    check_transition(booking_id, AssignmentState(state), target)
-    new_version = version + 1
+    allowed_from = sorted(s.value for s, targets in ALLOWED_TRANSITIONS.items() if target in targets)
+    new_version = expected_version + 1
     extra = dict(set_columns or {})
     assignments = "".join(f", {col} = :c_{col}" for col in extra)
     params: dict[str, Any] = {f"c_{col}": val for col, val in extra.items()}
     settled = ", settled_at = clock_timestamp()" if target.value in TERMINAL_SETTLED else ""
-    result = await conn.execute(
-        text(
-            "UPDATE bookings SET assignment_state = :to, assignment_state_version = :nv, "
-            "last_reason = COALESCE(:reason, last_reason), updated_at = clock_timestamp()"
-            f"{settled}{assignments} "
-            "WHERE id = CAST(:id AS uuid) AND assignment_state_version = :v"
-        ),
-        {"to": target.value, "nv": new_version, "reason": reason, "id": booking_id,
-         "v": expected_version, **params},
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        state, version = await current_state(conn, booking_id)
-        raise VersionConflict(booking_id, expected_version, version, state)
     meta = dict(metadata or {})
-    await conn.execute(
-        text(
-            "INSERT INTO booking_assignment_state_history "
-            "(booking_id, from_state, to_state, version, reason, actor, metadata) "
-            "VALUES (CAST(:id AS uuid), :f, :t, :v, :reason, :actor, CAST(:m AS jsonb))"
-        ),
-        {"id": booking_id, "f": state, "t": target.value, "v": new_version, "reason": reason,
-         "actor": actor, "m": json.dumps(meta, default=str)},
-    )
-    await record_event(
-        conn,
-        booking_id=booking_id,
-        source="assignment.state_machine",
-        event_type="booking.assignment_state_transition",
-        context={"from": state, "to": target.value, "version": new_version,
-                 "metadata": {**meta, "reason": reason, "actor": actor}},
-    )
-    await conn.execute(
-        text(
-            "INSERT INTO state_event_outbox (booking_id, topic, dedupe_key, payload) "
-            "VALUES (CAST(:id AS uuid), :topic, :key, CAST(:p AS jsonb)) "
-            "ON CONFLICT (dedupe_key) DO NOTHING"
-        ),
-        {"id": booking_id, "topic": f"booking.assignment_state.{target.value}",
-         "key": f"{booking_id}:{new_version}",
-         "p": json.dumps({"booking_id": booking_id, "from": state, "to": target.value,
-                          "version": new_version, "reason": reason}, default=str)},
-    )
+    # One statement: the optimistic check, the legality check, the update, and
+    # the history, event and outbox rows. Nothing is written unless all apply.
+    row = (
+        await conn.execute(
+            text(
+                "WITH prev AS (SELECT assignment_state AS s, restaurant_id AS r FROM bookings "
+                "  WHERE id = CAST(:id AS uuid) AND assignment_state_version = :v "
+                "  AND assignment_state = ANY(CAST(:allowed AS text[])) FOR UPDATE), "
+                "upd AS (UPDATE bookings b SET assignment_state = :to, "
+                "  assignment_state_version = :nv, last_reason = COALESCE(:reason, last_reason), "
+                f"  updated_at = clock_timestamp(){settled}{assignments} FROM prev "
+                "  WHERE b.id = CAST(:id AS uuid) AND b.assignment_state_version = :v "
+                "  RETURNING b.id), "
+                "hist AS (INSERT INTO booking_assignment_state_history "
+                "  (booking_id, from_state, to_state, version, reason, actor, metadata) "
+                "  SELECT CAST(:id AS uuid), prev.s, :to, :nv, :reason, :actor, "
+                "  CAST(:meta AS jsonb) FROM prev, upd), "
+                "ev AS (INSERT INTO observability_events (booking_id, restaurant_id, source, "
+                "  event_type, context) SELECT CAST(:id AS uuid), prev.r, "
+                "  'assignment.state_machine', 'booking.assignment_state_transition', "
+                "  jsonb_build_object('from', prev.s, 'to', CAST(:to AS text), "
+                "  'version', CAST(:nv AS integer), 'metadata', CAST(:evmeta AS jsonb)) "
+                "  FROM prev, upd), "
+                "ob AS (INSERT INTO state_event_outbox (booking_id, topic, dedupe_key, payload) "
+                "  SELECT CAST(:id AS uuid), :topic, :key, jsonb_build_object("
+                "  'booking_id', CAST(:id AS text), 'from', prev.s, 'to', CAST(:to AS text), "
+                "  'version', CAST(:nv AS integer), 'reason', CAST(:reason AS text)) "
+                "  FROM prev, upd ON CONFLICT (dedupe_key) DO NOTHING) "
+                "SELECT prev.s FROM prev, upd"
+            ),
+            {"id": booking_id, "v": expected_version, "allowed": allowed_from,
+             "to": target.value, "nv": new_version, "reason": reason, "actor": actor,
+             "meta": json.dumps(meta, default=str),
+             "evmeta": json.dumps({**meta, "reason": reason, "actor": actor}, default=str),
+             "topic": f"booking.assignment_state.{target.value}",
+             "key": f"{booking_id}:{new_version}", **params},
+        )
+    ).one_or_none()
+    if row is None:
+        state, version = await current_state(conn, booking_id)
+        if version != expected_version:
+            raise VersionConflict(booking_id, expected_version, version, state)
+        check_transition(booking_id, AssignmentState(state), target)
+        raise VersionConflict(booking_id, expected_version, version, state)  # raced
     return new_version
 
 

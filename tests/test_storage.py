@@ -1,0 +1,124 @@
+"""The schema and the storage guarantees on real PostgreSQL."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from seatflow.domain.states import IllegalTransition
+from seatflow.storage.db import downgrade, make_engine, upgrade
+from seatflow.storage.transitions import VersionConflict, transition
+from tests.support import fetch, floorplan, import_plan, new_booking, scalar, slot
+
+APP_TABLES = {
+    "restaurants", "restaurant_services", "service_turn_times", "zones", "dining_tables",
+    "table_adjacency", "bookings", "allocations", "booking_assignment_state_history",
+    "booking_assignment_attempts", "observability_events", "state_event_outbox", "email_outbox",
+    "restaurant_permits", "permit_intervals", "intake_outbox", "circuit_breakers",
+}
+
+
+async def test_migrations_apply_to_an_empty_database_and_downgrade_cleanly() -> None:
+    from seatflow.storage.embedded import start_embedded_postgres
+
+    home = Path(tempfile.mkdtemp(prefix="seatflow-migrate-"))
+    url = start_embedded_postgres(home / "pg", persistent=False)
+    engine = make_engine(url, pool_size=1, max_overflow=0)
+
+    async def tables() -> set[str]:
+        async with engine.connect() as conn:
+            rows = await conn.execute(text(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"))
+            return {r[0] for r in rows} - {"alembic_version"}
+
+    try:
+        assert await tables() == set()
+        upgrade(url)
+        assert await tables() == APP_TABLES
+        downgrade(url, "base")
+        assert await tables() == set()
+        upgrade(url)  # and up again: the downgrade left nothing behind
+        assert await tables() == APP_TABLES
+    finally:
+        await engine.dispose()
+        import pgserver
+
+        pgserver.get_server(home / "pg").cleanup()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+async def _table_id(engine, rid: str, code: str) -> int:  # type: ignore[no-untyped-def]
+    return int(await scalar(engine, "SELECT id FROM dining_tables WHERE restaurant_id = :r "
+                            "AND code = :c", r=rid, c=code))
+
+
+async def test_exclusion_constraint_rejects_an_overlap_written_in_sql_and_accepts_back_to_back(db_engine, unique_id):  # type: ignore[no-untyped-def]
+    rid = f"r-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2},
+                                                 {"id": "T2", "capacity": 2}]))
+    bookings = [await new_booking(db_engine, rid, 2) for _ in range(4)]
+    t1, t2 = await _table_id(db_engine, rid, "T1"), await _table_id(db_engine, rid, "T2")
+    start = slot()
+    insert = text("INSERT INTO allocations (booking_id, restaurant_id, table_id, occupied) "
+                  "VALUES (CAST(:b AS uuid), :r, :t, tstzrange(:s, :e, '[)'))")
+    async with db_engine.begin() as conn:
+        await conn.execute(insert, {"b": bookings[0], "r": rid, "t": t1, "s": start,
+                                    "e": start + timedelta(hours=2)})
+        # Back to back: [19:00, 21:00) then [21:00, 22:00) on the same table.
+        await conn.execute(insert, {"b": bookings[1], "r": rid, "t": t1,
+                                    "s": start + timedelta(hours=2), "e": start + timedelta(hours=3)})
+        # The same window on another table.
+        await conn.execute(insert, {"b": bookings[2], "r": rid, "t": t2, "s": start,
+                                    "e": start + timedelta(hours=2)})
+    with pytest.raises(IntegrityError, match="allocations_no_double_booking"):
+        async with db_engine.begin() as conn:
+            await conn.execute(insert, {"b": bookings[3], "r": rid, "t": t1,
+                                        "s": start + timedelta(minutes=119),
+                                        "e": start + timedelta(hours=4)})
+    assert await scalar(db_engine, "SELECT count(*) FROM allocations WHERE restaurant_id = :r",
+                        r=rid) == 3
+
+
+async def test_a_transition_naming_a_stale_version_fails_and_changes_nothing(db_engine, unique_id):  # type: ignore[no-untyped-def]
+    rid = f"r-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
+    booking = await new_booking(db_engine, rid, 2)
+
+    async def snapshot() -> tuple[object, ...]:
+        return (
+            tuple(await fetch(db_engine, "SELECT assignment_state, assignment_state_version, "
+                              "last_reason FROM bookings WHERE id = CAST(:id AS uuid)", id=booking)),
+            await scalar(db_engine, "SELECT count(*) FROM booking_assignment_state_history "
+                         "WHERE booking_id = CAST(:id AS uuid)", id=booking),
+            await scalar(db_engine, "SELECT count(*) FROM observability_events "
+                         "WHERE booking_id = CAST(:id AS uuid)", id=booking),
+            await scalar(db_engine, "SELECT count(*) FROM state_event_outbox "
+                         "WHERE booking_id = CAST(:id AS uuid)", id=booking),
+        )
+
+    async with db_engine.begin() as conn:
+        assert await transition(conn, booking, 0, "capacity_verified") == 1
+    before = await snapshot()
+    with pytest.raises(VersionConflict, match="expected 0, found 1"):
+        async with db_engine.begin() as conn:
+            await transition(conn, booking, 0, "assignment_pending", reason="stale")
+    with pytest.raises(IllegalTransition, match="capacity_verified to confirmed"):
+        async with db_engine.begin() as conn:
+            await transition(conn, booking, 1, "confirmed")
+    assert await snapshot() == before
+    async with db_engine.begin() as conn:
+        assert await transition(conn, booking, 1, "assignment_pending") == 2
+    outbox = await fetch(db_engine, "SELECT topic, dedupe_key FROM state_event_outbox WHERE "
+                         "booking_id = CAST(:id AS uuid) ORDER BY id", id=booking)
+    assert outbox == [("booking.assignment_state.capacity_verified", f"{booking}:1"),
+                      ("booking.assignment_state.assignment_pending", f"{booking}:2")]
+    event = await fetch(db_engine, "SELECT source, context->>'from', context->>'to', "
+                        "(context->>'version')::int FROM observability_events WHERE booking_id = "
+                        "CAST(:id AS uuid) ORDER BY id DESC LIMIT 1", id=booking)
+    assert event == [("assignment.state_machine", "capacity_verified", "assignment_pending", 2)]
