@@ -48,7 +48,12 @@ def build_worker(
         workflows=WORKFLOWS,
         activities=[*booking.all(), flags.decide_pipeline],
         max_concurrent_activities=100,
-        max_concurrent_workflow_tasks=100,
+        # A workflow task stays open while its local activities run, including a
+        # booking waiting (up to 2 s) for its restaurant's permit. Those are
+        # coroutines waiting on PostgreSQL: slots cost nothing, and too few of
+        # them made ready bookings queue behind waiting ones.
+        max_concurrent_workflow_tasks=1000,
+        max_concurrent_local_activities=1000,
     )
 
 
