@@ -183,3 +183,23 @@ async def wait_for_settled(engine, booking_id: str, timeout: float = 60.0) -> st
             return state
         await asyncio.sleep(0.1)
     return state
+
+
+async def test_a_booking_confirmed_before_its_workflow_ran_still_gets_its_one_email(time_skipping_env, db_engine, test_settings, unique_id, queue, mailbox: Path):  # type: ignore[no-untyped-def]
+    """A workflow task retried after its local activities committed the confirm
+    (a worker overloaded or killed) finds the booking confirmed: it must still
+    deliver the pending email from the outbox, once."""
+    from tests.test_repack import seat_at
+
+    rid = f"r-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
+    booking = await new_booking(db_engine, rid, 2)
+    await seat_at(db_engine, booking, ("T1",))
+    assert not list(mailbox.glob("*.eml"))
+    client = time_skipping_env.client
+    async with build_worker(client, db_engine, test_settings, task_queue=queue):
+        first = await run_booking(client, db_engine, rid, booking, queue)
+    assert first.state == "confirmed" and first.reason == "terminal_state"
+    assert [p.name for p in mailbox.glob("*.eml")] == [f"{booking}-confirmation.eml"]
+    assert await scalar(db_engine, "SELECT status FROM email_outbox WHERE booking_id = "
+                        "CAST(:id AS uuid)", id=booking) == "sent"

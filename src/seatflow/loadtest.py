@@ -344,6 +344,7 @@ async def run_loadtest(
             await asyncio.sleep(0.25)
         await sending
     result.seconds = round(time.monotonic() - started, 2)
+    await _drain_email_outbox(engine, created, deadline=min(deadline, time.monotonic() + 60))
     result.booking_ids = created
     result.created = len(created)
     states = await states_of(engine, created)
@@ -358,6 +359,19 @@ async def run_loadtest(
     (result.duplicate_emails, result.duplicates_suppressed,
      result.missing_emails) = await email_figures(engine, mailbox, created)
     return result
+
+
+async def _drain_email_outbox(engine: AsyncEngine, ids: list[str], deadline: float) -> None:
+    """Confirmation emails go out just after the state settles: wait for the
+    outbox to drain before counting them."""
+    while time.monotonic() < deadline:
+        async with engine.connect() as conn:
+            pending = (await conn.execute(text(
+                "SELECT count(*) FROM email_outbox WHERE status = 'pending' "
+                "AND booking_id = ANY(CAST(:ids AS uuid[]))"), {"ids": ids})).scalar_one()
+        if not pending:
+            return
+        await asyncio.sleep(0.25)
 
 
 def _short(states: Counter[str]) -> str:

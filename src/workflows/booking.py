@@ -109,6 +109,11 @@ class BookingAssignmentWorkflow:
         if ctx.state in SETTLED:
             reason = ctx.reason if ctx.state == "failed" else "terminal_state"
             self._last_reason = reason
+            if ctx.state == "confirmed":
+                # Confirmed already: by another path, or by this workflow before
+                # its task was retried. Its email may still be in the outbox; the
+                # send is a no-op when it went out already.
+                await self._send_confirmation()
             self._publish()
             # failed here: verification found the booking invalid; otherwise
             # the booking was settled before this workflow started.
@@ -544,7 +549,9 @@ class BookingAssignmentWorkflow:
         await workflow.execute_activity_method(
             BookingActivities.send_confirmation_email,
             EmailRequest(self._booking_id),
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            # An outside system (SMTP) may be slow; the outbox row makes a retry
+            # after a timeout harmless.
+            start_to_close_timeout=timedelta(seconds=30),
             retry_policy=INFRA_RETRY,
         )
 
