@@ -207,8 +207,13 @@ async def _book_evening(stack: devstack.StackStatus, path: Path, count: int, see
                     ids.append(created.booking_id)
                 progress.advance(created_task)
 
+        flags = load_flags(_env_file=project_root() / ".env")
+        pipeline = "the V3 pipeline" if flags.v3_enabled_for(plan.restaurant.id) or \
+            "v3" not in flags.model_fields_set else "the legacy planner"
+        if flags.shadow and pipeline == "the legacy planner":
+            pipeline += " with V3 in shadow mode"
         console.print(f"booking {count} dinners for {evening:%A %d %B} "
-                      f"({plan.restaurant.timezone}) through the V3 pipeline")
+                      f"({plan.restaurant.timezone}) through {pipeline}")
         with Progress(TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
                       TextColumn("{task.fields[states]}"), TimeElapsedColumn(),
                       console=console) as progress:
