@@ -22,10 +22,8 @@ from temporalio.exceptions import ApplicationError
 from seatflow.config import Settings
 from seatflow.domain.planning import (
     AdjacencyMode,
-    Allocation,
     BookingRequest,
     EngineConfig,
-    KnownBooking,
     RestaurantSnapshot,
 )
 from seatflow.domain.restaurant import InvalidBooking, booking_window
@@ -39,7 +37,12 @@ from seatflow.domain.shadow import (
     ShadowSearch,
 )
 from seatflow.engine import search
-from seatflow.storage.restaurants import load_policy, load_snapshot
+from seatflow.storage.restaurants import (
+    allocation_from_row,
+    known_booking_from_row,
+    load_policy,
+    load_snapshot,
+)
 from seatflow.storage.transitions import record_event
 
 LOOKAHEAD = timedelta(hours=3)  # as load_snapshot
@@ -261,20 +264,8 @@ async def _snapshot_as_of(
     ).all()
     snapshot = dataclasses.replace(
         floor,
-        allocations=tuple(
-            Allocation(
-                booking_id=r.booking_id, table_id=r.code, start=r.s, end=r.e,
-                party_size=r.party_size, booking_start=r.start_at,
-            )
-            for r in allocs
-        ),
-        known_bookings=tuple(
-            KnownBooking(
-                booking_id=r.id, party_size=r.party_size, start=r.start_at,
-                end=r.occupied_until, zone_preference=r.zone_preference,
-            )
-            for r in known
-        ),
+        allocations=tuple(allocation_from_row(r) for r in allocs),
+        known_bookings=tuple(known_booking_from_row(r) for r in known),
     )
     return booking, snapshot, capacity_reason
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -149,19 +150,23 @@ async def load_snapshot(
         restaurant_id=restaurant_id,
         tables=tables,
         adjacency=tuple((a, b) for a, b in edges),
-        allocations=tuple(
-            Allocation(
-                booking_id=r.booking_id, table_id=r.code, start=r.s, end=r.e,
-                party_size=r.party_size, booking_start=r.start_at,
-            )
-            for r in allocs
-        ),
-        known_bookings=tuple(
-            KnownBooking(
-                booking_id=r.id, party_size=r.party_size, start=r.start_at,
-                end=r.occupied_until, zone_preference=r.zone_preference,
-            )
-            for r in known
-        ),
+        allocations=tuple(allocation_from_row(r) for r in allocs),
+        known_bookings=tuple(known_booking_from_row(r) for r in known),
         zones_active=tuple(zones),
+    )
+
+
+def allocation_from_row(r: Any) -> Allocation:
+    """A row with booking_id, code, s, e, party_size, start_at."""
+    return Allocation(
+        booking_id=r.booking_id, table_id=r.code, start=r.s, end=r.e,
+        party_size=r.party_size, booking_start=r.start_at,
+    )
+
+
+def known_booking_from_row(r: Any) -> KnownBooking:
+    """A row with id, party_size, start_at, occupied_until, zone_preference."""
+    return KnownBooking(
+        booking_id=r.id, party_size=r.party_size, start=r.start_at,
+        end=r.occupied_until, zone_preference=r.zone_preference,
     )
