@@ -110,6 +110,13 @@ async def _fetch(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
         return list((await conn.execute(text(sql), params)).all())
 
 
+def table_order(code: str) -> tuple[str, int, str]:
+    """T2 before T10: the order a floor plan reads in."""
+    digits = "".join(ch for ch in code if ch.isdigit())
+    prefix = code.rstrip("0123456789")
+    return (prefix, int(digits) if digits and code.endswith(digits) else -1, code)
+
+
 async def booking_view(engine: AsyncEngine, booking_id: str) -> dict[str, Any]:
     """Everything an operator needs to answer "why is booking X not confirmed?"
 
@@ -122,7 +129,9 @@ async def booking_view(engine: AsyncEngine, booking_id: str) -> dict[str, Any]:
                     "SELECT id::text AS id, restaurant_id, party_size, start_at, end_at, "
                     "occupied_until, status, assignment_state, assignment_state_version, "
                     "assignment_strategy, assignment_pipeline, last_reason, zone_preference, "
-                    "created_at, confirmed_at FROM bookings WHERE id = CAST(:id AS uuid)"
+                    "created_at, confirmed_at, (SELECT timezone FROM restaurants r WHERE "
+                    "r.id = bookings.restaurant_id) AS timezone FROM bookings "
+                    "WHERE id = CAST(:id AS uuid)"
                 ),
                 {"id": booking_id},
             )
@@ -171,6 +180,7 @@ async def booking_view(engine: AsyncEngine, booking_id: str) -> dict[str, Any]:
     return {
         "booking_id": row.id,
         "restaurant_id": row.restaurant_id,
+        "timezone": row.timezone,
         "party_size": row.party_size,
         "start": row.start_at.isoformat(),
         "end": row.end_at.isoformat(),
@@ -184,7 +194,7 @@ async def booking_view(engine: AsyncEngine, booking_id: str) -> dict[str, Any]:
         "last_reason": row.last_reason,
         "created_at": row.created_at.isoformat(),
         "confirmed_at": row.confirmed_at.isoformat() if row.confirmed_at else None,
-        "tables": list(tables),
+        "tables": sorted(tables, key=table_order),
         "attempts": [
             {"attempt_no": a.attempt_no, "pipeline": a.pipeline, "result": a.result,
              "reason": a.reason, "strategy": a.strategy,

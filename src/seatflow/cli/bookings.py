@@ -114,11 +114,21 @@ def create_cmd(
             )
 
 
+def _local(view: dict[str, Any], key: str) -> str:
+    """The restaurant's local time, as the floor staff read it."""
+    from zoneinfo import ZoneInfo
+
+    value = datetime.fromisoformat(view[key])
+    if view.get("timezone"):
+        value = value.astimezone(ZoneInfo(view["timezone"]))
+    return value.strftime("%Y-%m-%d %H:%M %Z")
+
+
 def _render(view: dict[str, Any]) -> str:
     lines = [
         f"booking     {view['booking_id']}",
         f"restaurant  {view['restaurant_id']}   party {view['party_size']}",
-        f"time        {view['start']} -> {view['end']}",
+        f"time        {_local(view, 'start')} -> {_local(view, 'end')[11:]}",
         (
             f"status      {view['status']}   state {view['assignment_state']} "
             f"(v{view['assignment_state_version']})   pipeline "

@@ -1,0 +1,32 @@
+"""How `seatflow bookings show` reads to an operator."""
+
+from __future__ import annotations
+
+from seatflow.bookings_service import table_order
+from seatflow.cli.bookings import _render
+
+
+def test_tables_read_in_floor_plan_order() -> None:
+    assert sorted(["S10", "S2", "S1", "T12", "T3", "BAR"], key=table_order) == [
+        "BAR", "S1", "S2", "S10", "T3", "T12"]
+
+
+def test_show_prints_local_time_the_reason_and_every_step() -> None:
+    view = {
+        "booking_id": "b1", "restaurant_id": "harbour-kitchen", "timezone": "Europe/Paris",
+        "party_size": 9, "start": "2026-12-01T18:30:00+00:00", "end": "2026-12-01T20:30:00+00:00",
+        "status": "pending", "assignment_state": "manual_review", "assignment_state_version": 12,
+        "assignment_pipeline": "v3", "tables": [], "assignment_strategy": None,
+        "last_reason": "no table fits a party of 9",
+        "email": {"sent": False, "sent_at": None, "duplicates_suppressed": 0},
+        "attempts": [{"attempt_no": 1, "pipeline": "v3", "result": "no_plan",
+                      "strategy": None, "reason": "no table fits a party of 9"}],
+        "history": [{"from": "assignment_in_progress", "to": "manual_review", "version": 12,
+                     "actor": None, "reason": "no table fits a party of 9",
+                     "at": "2026-11-28T21:55:49+00:00"}],
+    }
+    text = _render(view)
+    assert "2026-12-01 19:30 CET -> 21:30 CET" in text
+    assert "why         no table fits a party of 9" in text
+    assert "#1 v3     no_plan" in text
+    assert "assignment_in_progress -> manual_review: no table fits a party of 9" in text
