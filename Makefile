@@ -38,9 +38,8 @@ dev-down: $(STAMP)
 	$(BIN)/seatflow dev down
 
 lint: $(STAMP)
-	$(BIN)/python -m pip install --quiet ruff mypy
 	$(BIN)/ruff check src tests bench
-	$(BIN)/mypy src
+	$(BIN)/mypy --strict src
 
 clean:
 	-$(BIN)/seatflow dev down

@@ -288,7 +288,7 @@ class BookingActivities:
         except BookingNotFound as exc:
             raise _non_retryable(exc) from exc
 
-    def all(self) -> list[object]:
+    def all(self) -> list[Callable[..., Any]]:
         return [
             self.verify_booking,
             self.transition_state,

@@ -245,7 +245,8 @@ async def first_free_evening(engine: AsyncEngine, ids: list[str], tz: ZoneInfo) 
     tomorrow = datetime.now(tz).date() + timedelta(days=1)
     if latest is None:
         return tomorrow
-    return max(tomorrow, latest.astimezone(tz).date() + timedelta(days=1))
+    last: date = latest.astimezone(tz).date()
+    return max(tomorrow, last + timedelta(days=1))
 
 
 def plan_bookings(

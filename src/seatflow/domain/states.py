@@ -71,7 +71,7 @@ def backoff_seconds(failed_attempts: int, base: float, cap: float, jitter: float
     """
     if failed_attempts < 1:
         return 0.0
-    raw = min(cap, base * (2 ** (failed_attempts - 1)))
+    raw = min(cap, base * float(2 ** (failed_attempts - 1)))
     # Jitter only shortens the delay, so the cap is a true upper bound and
     # consecutive delays still grow until the cap (0.8 * 2x > 1x).
     return max(0.0, raw * (0.8 + 0.2 * jitter))

@@ -334,7 +334,7 @@ async def _allocate(
                 {"b": booking_id, "r": restaurant_id, "s": start, "e": until,
                  "codes": list(tables)},
             )
-            if result.rowcount != len(tables):  # type: ignore[attr-defined]
+            if result.rowcount != len(tables):
                 raise _PlanUnavailable(
                     f"tables {','.join(tables)}: unknown, inactive or out of service"
                 )

@@ -17,7 +17,9 @@ def start_embedded_postgres(data_dir: Path, *, persistent: bool = True) -> str:
     import pgserver  # imported lazily: it is only needed for the embedded stack
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data_dir, cleanup_mode=None if persistent else "stop")
+    server = pgserver.get_server(  # type: ignore[attr-defined]
+        data_dir, cleanup_mode=None if persistent else "stop"
+    )
     return str(server.get_uri())
 
 
