@@ -41,6 +41,7 @@ from seatflow.domain.messages import (
 from seatflow.domain.planning import AdjacencyMode, BookingRequest, EngineConfig
 from seatflow.domain.states import IllegalTransition
 from seatflow.engine import quote_tables, search
+from seatflow.logging import bind_booking, get_logger
 from seatflow.mail import MailTransport, send_outbox_email
 from seatflow.storage import bookings as store
 from seatflow.storage import permits
@@ -48,6 +49,7 @@ from seatflow.storage.restaurants import load_snapshot
 from seatflow.storage.transitions import BookingNotFound, record_event
 
 T = TypeVar("T")
+log = get_logger("seatflow.activities")
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -258,17 +260,30 @@ class BookingActivities:
 
     @activity.defn(name="confirm_plan")
     async def confirm_plan(self, req: ConfirmRequest) -> ConfirmResult:
-        try:
-            return await self._guard(lambda: store.confirm_plan(self.engine, req))
-        except (BookingNotFound, IllegalTransition) as exc:
-            raise _non_retryable(exc) from exc
+        with bind_booking(req.booking_id, attempt=req.attempt_no, pipeline=req.pipeline):
+            try:
+                result = await self._guard(lambda: store.confirm_plan(self.engine, req))
+            except (BookingNotFound, IllegalTransition) as exc:
+                log.warning("confirm refused", error=str(exc))
+                raise _non_retryable(exc) from exc
+            if result.confirmed:
+                log.info("booking confirmed", tables=list(result.tables),
+                         strategy=result.strategy, actor=req.actor)
+            else:
+                log.info("confirm found no free plan", reason=result.reason,
+                         state=result.state, plans_tried=len(result.plans_tried))
+            return result
 
     @activity.defn(name="record_failed_attempt")
     async def record_failed_attempt(self, req: FailedAttemptRequest) -> TransitionResult:
-        try:
-            return await self._guard(lambda: store.record_failed_attempt(self.engine, req))
-        except (BookingNotFound, IllegalTransition) as exc:
-            raise _non_retryable(exc) from exc
+        with bind_booking(req.booking_id, attempt=req.attempt_no, pipeline=req.pipeline):
+            try:
+                result = await self._guard(
+                    lambda: store.record_failed_attempt(self.engine, req))
+            except (BookingNotFound, IllegalTransition) as exc:
+                raise _non_retryable(exc) from exc
+            log.info("attempt failed", reason=req.reason, next_state=result.state)
+            return result
 
     @activity.defn(name="send_confirmation_email")
     async def send_confirmation_email(self, req: EmailRequest) -> EmailResult:
@@ -277,6 +292,11 @@ class BookingActivities:
         ))
         metrics.record_email(activity.metric_meter(), sent=result.sent,
                              duplicate=result.duplicate, kind=req.kind)
+        with bind_booking(req.booking_id):
+            if result.duplicate:
+                log.info("duplicate email suppressed", kind=req.kind)
+            elif result.sent:
+                log.info("email sent", kind=req.kind, to=result.path)
         return result
 
     @activity.defn(name="cancel_booking")

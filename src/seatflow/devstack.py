@@ -620,6 +620,8 @@ def _child_env(paths: Paths, plan: _Plan, database_url: str) -> dict[str, str]:
         "SEATFLOW_HOME": str(paths.home),
         "PYTHONUNBUFFERED": "1",
     })
+    # People read the dev stack's logs: console lines unless JSON was asked for.
+    env.setdefault("SEATFLOW_LOG_FORMAT", "console")
     return env
 
 
