@@ -145,7 +145,7 @@ def _demo_worker_env() -> dict[str, str]:
 
 def run_demo(bookings: int = 120, *, floorplan: Path | None = None, seed: int | None = None,
              workers: int = 1, timeout: float = 300.0, console: Console | None = None,
-             concurrency: int = 8) -> DemoSummary:
+             concurrency: int = 8, rate: float = 8.0) -> DemoSummary:
     """Bring the stack up, import the sample restaurant, book an evening, summarise."""
     console = console or Console()
     started = time.monotonic()
@@ -159,7 +159,7 @@ def run_demo(bookings: int = 120, *, floorplan: Path | None = None, seed: int | 
     console.print(f"stack up in {time.monotonic() - started:.1f} s - "
                   f"Temporal UI {stack.ui_url or stack.temporal_address}")
     summary = asyncio.run(_book_evening(stack, path, bookings, seed, timeout, console,
-                                        concurrency))
+                                        concurrency, rate))
     summary.seconds = time.monotonic() - started
     summary.ui_url = stack.ui_url
     summary.namespace = stack.namespace
@@ -167,7 +167,8 @@ def run_demo(bookings: int = 120, *, floorplan: Path | None = None, seed: int | 
 
 
 async def _book_evening(stack: devstack.StackStatus, path: Path, count: int, seed: int | None,
-                        timeout: float, console: Console, concurrency: int) -> DemoSummary:
+                        timeout: float, console: Console, concurrency: int,
+                        rate: float = 0.0) -> DemoSummary:
     from temporalio.client import Client
 
     from seatflow.bookings_service import create_booking
@@ -193,7 +194,12 @@ async def _book_evening(stack: devstack.StackStatus, path: Path, count: int, see
         ids: list[str] = []
         gate = asyncio.Semaphore(concurrency)
 
-        async def book(b: DemoBooking) -> None:
+
+        async def book(index: int, b: DemoBooking) -> None:
+            # Guests book one after another, not all in the same instant: `rate`
+            # bookings per second (0: one burst, to see the queueing).
+            if rate > 0:
+                await asyncio.sleep(max(0.0, first_at + index / rate - time.monotonic()))
             async with gate:
                 try:
                     created = await create_booking(engine, client, NewBooking(
@@ -219,7 +225,8 @@ async def _book_evening(stack: devstack.StackStatus, path: Path, count: int, see
                       console=console) as progress:
             created_task = progress.add_task("created", total=count, states="")
             settled_task = progress.add_task("settled", total=count, states="")
-            creating = asyncio.gather(*(book(b) for b in wanted))
+            first_at = time.monotonic()
+            creating = asyncio.gather(*(book(i, b) for i, b in enumerate(wanted)))
             deadline = time.monotonic() + timeout
             while True:
                 states = await _states(engine, ids)
@@ -334,12 +341,14 @@ def demo_command(
     floorplan: Annotated[Path | None, typer.Option(help="Floor plan to import instead of "
                                                         "the sample restaurant.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    rate: Annotated[float, typer.Option(
+        min=0, help="Bookings made per second (0: all at once).")] = 8.0,
 ) -> None:
     """Bring the local stack up and book a realistic evening through the pipeline."""
     console = Console(stderr=as_json)
     try:
         summary = run_demo(bookings, floorplan=floorplan, seed=seed, workers=workers,
-                           timeout=timeout, console=console)
+                           timeout=timeout, console=console, rate=rate)
     except (DemoError, devstack.DevStackError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
