@@ -168,19 +168,19 @@ class BookingActivities:
                 await conn.execute(
                     text(
                         "SELECT restaurant_id, party_size, start_at, occupied_until, "
-                        "zone_preference FROM bookings WHERE id = CAST(:id AS uuid)"
+                        "zone_preference, clock_timestamp() AS as_of FROM bookings "
+                        "WHERE id = CAST(:id AS uuid)"
                     ),
                     {"id": booking_id},
                 )
             ).one_or_none()
             if row is None:
                 raise _non_retryable(BookingNotFound(booking_id))
-            as_of = (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()
             snapshot = await load_snapshot(
                 conn, row.restaurant_id, row.start_at, row.occupied_until,
                 exclude_booking=booking_id,
             )
-        return row, snapshot, as_of.isoformat()
+        return row, snapshot, row.as_of.isoformat()
 
     @activity.defn(name="find_plans")
     async def find_plans(self, req: FindPlansRequest) -> FindPlansResult:

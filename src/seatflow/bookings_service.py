@@ -90,9 +90,11 @@ async def create_booking(
     workflow_id = workflow_id_for(booking_id)
     if client is None:
         return CreatedBooking(booking_id, workflow_id, workflow_started=False)
-    row = (await _fetch(engine, "SELECT start_at FROM bookings WHERE id = CAST(:id AS uuid)",
-                        id=booking_id))[0]
-    start = row.start_at
+    start = new.start
+    if start.tzinfo is None:  # stored in the restaurant's local time: read it back
+        row = (await _fetch(engine, "SELECT start_at FROM bookings WHERE id = CAST(:id AS uuid)",
+                            id=booking_id))[0]
+        start = row.start_at
     try:
         await start_booking_workflow(
             client, booking_id=booking_id, restaurant_id=new.restaurant_id,

@@ -28,9 +28,9 @@ from rich.table import Table
 
 from seatflow import devstack
 from seatflow.config import load_flags, project_root
+from seatflow.domain.states import SETTLED_STATES
 
 SAMPLE_FLOORPLAN = Path("examples") / "floorplans" / "harbour-kitchen.json"
-SETTLED_STATES = ("confirmed", "manual_review", "failed", "cancelled")
 V3_FLAG = "FEATURE_ASSIGNMENT_PIPELINE_V3"
 MANUAL_REVIEW_QUERY = 'AssignmentState="manual_review"'
 
@@ -174,6 +174,7 @@ async def _book_evening(stack: devstack.StackStatus, path: Path, count: int, see
     from seatflow.bookings_service import create_booking
     from seatflow.domain.restaurant import InvalidBooking
     from seatflow.floorplan import import_floorplan, load_floorplan
+    from seatflow.loadtest import states_of, wait_until_settled
     from seatflow.storage.bookings import NewBooking
     from seatflow.storage.db import make_engine
 
@@ -227,19 +228,11 @@ async def _book_evening(stack: devstack.StackStatus, path: Path, count: int, see
             settled_task = progress.add_task("settled", total=count, states="")
             first_at = time.monotonic()
             creating = asyncio.gather(*(book(i, b) for i, b in enumerate(wanted)))
-            deadline = time.monotonic() + timeout
-            while True:
-                states = await _states(engine, ids)
-                settled = sum(states[s] for s in SETTLED_STATES) + summary.rejected
-                progress.update(settled_task, completed=settled, states=_short(states))
-                if creating.done() and settled >= count:
-                    break
-                if time.monotonic() > deadline:
-                    console.print(f"[yellow]stopped waiting after {timeout:.0f} s[/]")
-                    break
-                await asyncio.sleep(0.4)
-            await creating
-        summary.states = await _states(engine, ids)
+            await wait_until_settled(
+                engine, ids, total=count, rejected=lambda: summary.rejected,
+                creating=creating, progress=progress, task=settled_task,
+                deadline=time.monotonic() + timeout, console=console, poll=0.4)
+        summary.states = await states_of(engine, ids)
         summary.latencies = await _latencies(engine, ids)
         return summary
     finally:
@@ -265,19 +258,6 @@ async def _free_evening(engine: Any, restaurant_id: str, tz: ZoneInfo) -> date:
     return evening
 
 
-async def _states(engine: Any, ids: list[str]) -> Counter[str]:
-    from sqlalchemy import text
-
-    if not ids:
-        return Counter()
-    async with engine.connect() as conn:
-        rows = (await conn.execute(text(
-            "SELECT assignment_state, count(*) FROM bookings "
-            "WHERE id = ANY(CAST(:ids AS uuid[])) GROUP BY assignment_state"),
-            {"ids": list(ids)})).all()
-    return Counter({state: n for state, n in rows})
-
-
 async def _latencies(engine: Any, ids: list[str]) -> list[float]:
     from sqlalchemy import text
 
@@ -289,15 +269,6 @@ async def _latencies(engine: Any, ids: list[str]) -> list[float]:
             "WHERE id = ANY(CAST(:ids AS uuid[])) AND confirmed_at IS NOT NULL"),
             {"ids": list(ids)})).scalars().all()
     return [float(x) for x in rows]
-
-
-def _short(states: Counter[str]) -> str:
-    order = ("confirmed", "manual_review", "failed")
-    shown = [f"{s} {states[s]}" for s in order if states[s]]
-    busy = sum(n for s, n in states.items() if s not in SETTLED_STATES)
-    if busy:
-        shown.append(f"in flight {busy}")
-    return ", ".join(shown)
 
 
 def print_summary(summary: DemoSummary, console: Console) -> None:

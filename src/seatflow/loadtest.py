@@ -21,6 +21,7 @@ import json
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -33,7 +34,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-SETTLED_STATES = ("confirmed", "manual_review", "failed", "cancelled")
+from seatflow.domain.states import SETTLED_STATES
+
 DEFAULT_FLOORPLAN = Path("examples") / "floorplans" / "harbour-kitchen.json"
 RESTAURANT_PREFIX = "loadtest-"
 DINNER_SLOTS = tuple(f"{h:02d}:{m:02d}" for h in range(17, 21) for m in (0, 15, 30, 45)) + (
@@ -333,17 +335,10 @@ async def run_loadtest(
         sending = asyncio.gather(*(book(k, b, progress, created_task)
                                    for k, b in enumerate(planned)))
         deadline = started + timeout
-        while True:
-            states = await states_of(engine, list(created))
-            settled = sum(states[s] for s in SETTLED_STATES) + result.rejected
-            progress.update(settled_task, completed=settled, states=_short(states))
-            if sending.done() and settled >= bookings:
-                break
-            if time.monotonic() > deadline:
-                console.print(f"[yellow]stopped waiting after {timeout:.0f} s[/]")
-                break
-            await asyncio.sleep(0.25)
-        await sending
+        await wait_until_settled(
+            engine, created, total=bookings, rejected=lambda: result.rejected,
+            creating=sending, progress=progress, task=settled_task, deadline=deadline,
+            console=console, poll=0.25)
     result.seconds = round(time.monotonic() - started, 2)
     await _drain_email_outbox(engine, created, deadline=min(deadline, time.monotonic() + 60))
     result.booking_ids = created
@@ -375,7 +370,36 @@ async def _drain_email_outbox(engine: AsyncEngine, ids: list[str], deadline: flo
         await asyncio.sleep(0.25)
 
 
-def _short(states: Counter[str]) -> str:
+async def wait_until_settled(
+    engine: AsyncEngine,
+    ids: list[str],
+    *,
+    total: int,
+    rejected: Callable[[], int],
+    creating: asyncio.Future[Any],
+    progress: Progress,
+    task: Any,
+    deadline: float,
+    console: Console,
+    poll: float,
+) -> None:
+    """Show bookings settling (while `creating` still adds to `ids`) until all
+    `total` are settled or refused, or the deadline passes. Shared by the load
+    test and the demo."""
+    while True:
+        states = await states_of(engine, list(ids))
+        settled = sum(states[s] for s in SETTLED_STATES) + rejected()
+        progress.update(task, completed=settled, states=short_states(states))
+        if creating.done() and settled >= total:
+            break
+        if time.monotonic() > deadline:
+            console.print("[yellow]stopped waiting: the timeout passed[/]")
+            break
+        await asyncio.sleep(poll)
+    await creating
+
+
+def short_states(states: Counter[str]) -> str:
     shown = [f"{s} {states[s]}" for s in ("confirmed", "manual_review", "failed") if states[s]]
     busy = sum(n for s, n in states.items() if s not in SETTLED_STATES)
     if busy:
