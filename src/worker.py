@@ -48,12 +48,11 @@ def build_worker(
         workflows=WORKFLOWS,
         activities=[*booking.all(), flags.decide_pipeline],
         max_concurrent_activities=100,
-        # A workflow task stays open while its local activities run, including a
-        # booking waiting (up to 2 s) for its restaurant's permit. Those are
-        # coroutines waiting on PostgreSQL: slots cost nothing, and too few of
-        # them made ready bookings queue behind waiting ones.
-        max_concurrent_workflow_tasks=1000,
-        max_concurrent_local_activities=1000,
+        # Bounded on purpose: with 1000 slots a burst of 500 bookings let every
+        # workflow task start at once on one saturated core, tasks outlived their
+        # 10 s timeout, were retried with their local activities, and throughput
+        # fell from 7.9 to 0.85 bookings/s (bench/pipeline.py).
+        max_concurrent_workflow_tasks=100,
     )
 
 
