@@ -127,11 +127,14 @@ async def main() -> dict[str, Any]:
         permit_wait_p95_ms,
         states_of,
     )
+    from seatflow.logging import configure_logging
     from seatflow.storage.db import make_engine, upgrade
     from seatflow.storage.embedded import start_embedded_postgres
     from worker import build_worker
     from workflows.search_attributes import ALL
 
+    # Log lines go to stderr: stdout carries only the JSON document.
+    configure_logging("json", level="WARNING")
     tmp = Path(tempfile.mkdtemp(prefix="seatflow-bench-"))
     url = start_embedded_postgres(tmp / "pg", persistent=False)
     upgrade(url)
