@@ -21,6 +21,7 @@ from seatflow.config import ConfigError, Settings, load_flags, load_settings
 from seatflow.mail import FileMailbox, MailTransport, SmtpTransport
 from shadow_worker import build_shadow_worker
 from workflows.booking import BookingAssignmentWorkflow
+from workflows.runner import workflow_runner
 
 WORKFLOWS = [BookingAssignmentWorkflow]
 
@@ -46,6 +47,7 @@ def build_worker(
         client,
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
+        workflow_runner=workflow_runner(),
         activities=[*booking.all(), flags.decide_pipeline],
         max_concurrent_activities=100,
         # Bounded on purpose: with 1000 slots a burst of 500 bookings let every

@@ -18,10 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.flags import decide
 from seatflow import metrics
 from seatflow.breaker import CircuitBreaker, is_infrastructure_error
 from seatflow.config import Settings
 from seatflow.domain.messages import (
+    AttemptRequest,
+    AttemptResult,
+    BeginResult,
     BookingContext,
     CancelRequest,
     ConfirmRequest,
@@ -38,13 +42,18 @@ from seatflow.domain.messages import (
     TransitionResult,
     VerifyRequest,
 )
-from seatflow.domain.planning import AdjacencyMode, BookingRequest, EngineConfig
-from seatflow.domain.states import IllegalTransition
+from seatflow.domain.planning import (
+    AdjacencyMode,
+    BookingRequest,
+    EngineConfig,
+    RestaurantSnapshot,
+)
+from seatflow.domain.states import AssignmentState, IllegalTransition
 from seatflow.engine import quote_tables, search
 from seatflow.logging import bind_booking, get_logger
 from seatflow.mail import MailTransport, send_outbox_email
+from seatflow.storage import attempts, permits
 from seatflow.storage import bookings as store
-from seatflow.storage import permits
 from seatflow.storage.restaurants import load_snapshot
 from seatflow.storage.transitions import BookingNotFound, record_event
 
@@ -151,6 +160,47 @@ class BookingActivities:
             ))
         except (BookingNotFound, IllegalTransition) as exc:
             raise _non_retryable(exc) from exc
+
+    @activity.defn(name="begin_booking")
+    async def begin_booking(self, req: VerifyRequest) -> BeginResult:
+        """verify_booking and decide_pipeline in one local activity: the
+        booking's first activation does both."""
+        ctx = await self.verify_booking(req)
+        return BeginResult(context=ctx, decision=decide(self.settings, ctx.restaurant_id))
+
+    @activity.defn(name="run_attempt")
+    async def run_attempt(self, req: AttemptRequest) -> AttemptResult:
+        """One automatic attempt in one transaction (see storage.attempts)."""
+        spec = attempts.AttemptSpec(
+            booking_id=req.booking_id, restaurant_id=req.restaurant_id,
+            expected_version=req.expected_version, attempt_no=req.attempt_no,
+            on_failure=AssignmentState(req.on_failure), max_parallel=req.max_parallel,
+            slot_wait_seconds=req.slot_wait_seconds, waited_ms=req.waited_ms,
+            decision_inputs=req.decision_inputs,
+        )
+        now = datetime.now(UTC)
+
+        def plan(snapshot: RestaurantSnapshot, request: BookingRequest) -> attempts.SearchOutcome:
+            found = search(snapshot, request, self.config, now=now)
+            return attempts.SearchOutcome(found.plans, found.moves, found.reason)
+
+        with bind_booking(req.booking_id, attempt=req.attempt_no, pipeline="v3"):
+            try:
+                rec = await self._guard(lambda: attempts.run_attempt(
+                    self.engine, spec, plan, now=now))
+            except (BookingNotFound, IllegalTransition) as exc:
+                log.warning("attempt refused", error=str(exc))
+                raise _non_retryable(exc) from exc
+            if rec.outcome == "confirmed":
+                log.info("booking confirmed", tables=list(rec.tables), strategy=rec.strategy,
+                         wait_ms=rec.wait_ms, hold_ms=rec.hold_ms)
+            elif rec.outcome == "failed":
+                log.info("attempt failed", reason=rec.reason, next_state=rec.state)
+            return AttemptResult(
+                outcome=rec.outcome, state=rec.state, version=rec.version, tables=rec.tables,
+                strategy=rec.strategy, reason=rec.reason, wait_ms=rec.wait_ms,
+                hold_ms=rec.hold_ms, search_ms=rec.search_ms,
+            )
 
     @activity.defn(name="transition_state")
     async def transition_state(self, req: TransitionRequest) -> TransitionResult:
@@ -310,6 +360,8 @@ class BookingActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         return [
+            self.begin_booking,
+            self.run_attempt,
             self.verify_booking,
             self.transition_state,
             self.find_plans,

@@ -15,22 +15,27 @@ class FlagActivities:
 
     @activity.defn(name="decide_pipeline")
     async def decide_pipeline(self, req: DecisionRequest) -> PipelineDecision:
-        flags = load_flags()
-        v3 = flags.v3_enabled_for(req.restaurant_id)
-        return PipelineDecision(
-            pipeline="v3" if v3 else "legacy",
-            shadow=flags.shadow and not v3,
-            max_parallel=flags.max_parallel,
-            max_attempts=self.settings.max_attempts,
-            retry_base_seconds=self.settings.retry_base_seconds,
-            retry_cap_seconds=self.settings.retry_cap_seconds,
-            manual_review_timeout_seconds=self.settings.manual_review_timeout_seconds,
-            legacy_delays_seconds=self.settings.legacy_delays,
-            shadow_task_queue=self.settings.shadow_task_queue,
-            inputs={
-                "v3": flags.v3,
-                "rollout_percent": flags.rollout_percent,
-                "bucket": rollout_bucket(req.restaurant_id),
-                "allowlist": sorted(flags.restaurant_allowlist),
-            },
-        )
+        return decide(self.settings, req.restaurant_id)
+
+
+def decide(settings: Settings, restaurant_id: str) -> PipelineDecision:
+    """The flags and retry policy in force for a restaurant, read now."""
+    flags = load_flags()
+    v3 = flags.v3_enabled_for(restaurant_id)
+    return PipelineDecision(
+        pipeline="v3" if v3 else "legacy",
+        shadow=flags.shadow and not v3,
+        max_parallel=flags.max_parallel,
+        max_attempts=settings.max_attempts,
+        retry_base_seconds=settings.retry_base_seconds,
+        retry_cap_seconds=settings.retry_cap_seconds,
+        manual_review_timeout_seconds=settings.manual_review_timeout_seconds,
+        legacy_delays_seconds=settings.legacy_delays,
+        shadow_task_queue=settings.shadow_task_queue,
+        inputs={
+            "v3": flags.v3,
+            "rollout_percent": flags.rollout_percent,
+            "bucket": rollout_bucket(restaurant_id),
+            "allowlist": sorted(flags.restaurant_allowlist),
+        },
+    )

@@ -29,6 +29,9 @@ with workflow.unsafe.imports_passed_through():
     from activities.flags import FlagActivities
     from seatflow import metrics
     from seatflow.domain.messages import (
+        AttemptRequest,
+        AttemptResult,
+        BeginResult,
         BookingContext,
         BookingOutcome,
         BookingStatus,
@@ -53,7 +56,11 @@ with workflow.unsafe.imports_passed_through():
     from seatflow.domain.planning import Plan
     from seatflow.domain.review import InvalidDecision, parse_decision
     from seatflow.domain.shadow import NOT_SEATED, SEATED, ShadowInput
-    from seatflow.domain.states import backoff_seconds
+    from seatflow.domain.states import (
+        after_failed_attempt,
+        backoff_seconds,
+        slot_retry_seconds,
+    )
     from workflows import search_attributes as sa
 
 # Infrastructure errors (database down, timeouts) retry here, forever, and
@@ -72,6 +79,15 @@ ACTIVITY_TIMEOUT = timedelta(seconds=10)
 # (heartbeating) and the other talks to an outside system.
 
 SETTLED = ("confirmed", "failed", "cancelled")
+
+# Patch ids (workflow.patched): workflows started before a change keep the
+# command sequence they were started with; see docs/architecture.md.
+# one-hop-attempt: verify + decide in one local activity, and each automatic
+# attempt (slot, in_progress, search, confirm or failed attempt) in one.
+ONE_HOP_PATCH = "one-hop-attempt"
+# How long an attempt waits for a restaurant slot inside its local activity
+# before handing the wait to a durable workflow timer.
+SLOT_WAIT_SECONDS = 0.5
 
 
 @workflow.defn(name="BookingAssignmentWorkflow")
@@ -94,18 +110,31 @@ class BookingAssignmentWorkflow:
         self._decision = PipelineDecision(pipeline="v3")
         self._fresh_decision = False
         self._outcome_recorded = False
+        self._one_hop = False
 
     # ----------------------------------------------------------------- run
 
     @workflow.run
     async def run(self, inp: BookingWorkflowInput) -> BookingOutcome:
         self._booking_id = inp.booking_id
-        ctx = await self._verify()
+        self._one_hop = workflow.patched(ONE_HOP_PATCH)
+        if self._one_hop:
+            begun: BeginResult = await workflow.execute_local_activity_method(
+                BookingActivities.begin_booking,
+                VerifyRequest(self._booking_id),
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=INFRA_RETRY,
+            )
+            ctx = begun.context
+            self._set_decision(begun.decision)
+        else:
+            ctx = await self._verify()
         self._restaurant_id = ctx.restaurant_id
         self._table_ids = frozenset(ctx.table_ids)
         self._attempts = self._round_start = ctx.attempts_used
         self._apply(ctx.state, ctx.version, ctx.reason)
-        await self._decide()
+        if not self._one_hop:
+            await self._decide()
         if ctx.state in SETTLED:
             reason = ctx.reason if ctx.state == "failed" else "terminal_state"
             self._last_reason = reason
@@ -151,6 +180,11 @@ class BookingAssignmentWorkflow:
                 # legacy planner from here, with no deploy.
                 await self._legacy_path()
                 return
+            if self._one_hop:
+                await self._attempt()
+                if self._state == "assignment_pending":
+                    await self._back_off()
+                continue
             attempt_no = self._attempts + 1
             # Waiting for a permit never consumes an attempt.
             permit_wait_ms = await self._acquire_permit()
@@ -174,17 +208,68 @@ class BookingAssignmentWorkflow:
             max_attempts = self._round_start + self._decision.max_attempts
             await self._finish_attempt(found, attempt_no, max_attempts, permit_wait_ms)
             if self._state == "assignment_pending":
-                failed_in_round = self._attempts - self._round_start
-                delay = backoff_seconds(
-                    failed_in_round,
-                    self._decision.retry_base_seconds,
-                    self._decision.retry_cap_seconds,
-                    workflow.random().random(),
-                )
-                workflow.logger.info(
-                    "attempt %s failed (%s); next in %.2fs", attempt_no, self._last_reason, delay
-                )
-                await self._sleep_unless_cancelled(delay)
+                await self._back_off()
+
+    async def _attempt(self) -> None:
+        """One automatic attempt as one local activity. The policy for a failed
+        attempt is decided here, before the call; waiting for a restaurant slot
+        beyond the activity's short bounded wait is a durable timer and never
+        consumes an attempt."""
+        attempt_no = self._attempts + 1
+        on_failure = after_failed_attempt(
+            attempt_no, self._round_start + self._decision.max_attempts
+        )
+        waited_ms = 0.0
+        while True:
+            result: AttemptResult = await workflow.execute_local_activity_method(
+                BookingActivities.run_attempt,
+                AttemptRequest(
+                    booking_id=self._booking_id,
+                    restaurant_id=self._restaurant_id,
+                    expected_version=self._version,
+                    attempt_no=attempt_no,
+                    on_failure=on_failure.value,
+                    max_parallel=self._decision.max_parallel,
+                    slot_wait_seconds=SLOT_WAIT_SECONDS,
+                    waited_ms=waited_ms,
+                    decision_inputs=self._decision.inputs,
+                ),
+                start_to_close_timeout=ACTIVITY_TIMEOUT + timedelta(seconds=SLOT_WAIT_SECONDS),
+                retry_policy=INFRA_RETRY,
+            )
+            if result.outcome != "busy":
+                break
+            delay = slot_retry_seconds(workflow.random().random())
+            waited_ms = result.wait_ms + delay * 1000
+            await self._sleep_unless_cancelled(delay)
+            if self._cancel_requested:
+                return
+        if result.outcome == "conflict":
+            metrics.record_version_conflict(workflow.metric_meter())
+            workflow.logger.warning("attempt %s lost a race: %s", attempt_no, result.reason)
+            await self._reload()
+            return
+        metrics.record_permit_wait(workflow.metric_meter(), result.wait_ms / 1000)
+        self._attempts = attempt_no
+        self._apply(result.state, result.version, result.reason)
+        if result.outcome == "confirmed":
+            self._tables = result.tables
+            self._strategy = result.strategy
+        self._publish()
+
+    async def _back_off(self) -> None:
+        """The delay after a failed attempt (exponential, capped, jittered)."""
+        failed_in_round = self._attempts - self._round_start
+        delay = backoff_seconds(
+            failed_in_round,
+            self._decision.retry_base_seconds,
+            self._decision.retry_cap_seconds,
+            workflow.random().random(),
+        )
+        workflow.logger.info(
+            "attempt %s failed (%s); next in %.2fs", self._attempts, self._last_reason, delay
+        )
+        await self._sleep_unless_cancelled(delay)
 
     async def _finish_attempt(
         self, found: FindPlansResult, attempt_no: int, max_attempts: int,
@@ -506,13 +591,16 @@ class BookingAssignmentWorkflow:
         self._apply(ctx.state, ctx.version, ctx.reason)
 
     async def _decide(self) -> None:
-        self._decision = await workflow.execute_local_activity_method(
+        self._set_decision(await workflow.execute_local_activity_method(
             FlagActivities.decide_pipeline,
             DecisionRequest(self._booking_id, self._restaurant_id),
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=INFRA_RETRY,
-        )
-        self._pipeline = self._decision.pipeline
+        ))
+
+    def _set_decision(self, decision: PipelineDecision) -> None:
+        self._decision = decision
+        self._pipeline = decision.pipeline
         self._fresh_decision = True
 
     async def _transition(

@@ -227,3 +227,49 @@ class LegacySummaryRequest:
     tables: tuple[str, ...] = ()
     reason: str | None = None
     as_of: str = ""
+
+
+@dataclass(frozen=True)
+class BeginResult:
+    """What the workflow needs at start: the verified booking and the flags."""
+
+    context: BookingContext
+    decision: PipelineDecision
+
+
+@dataclass(frozen=True)
+class AttemptRequest:
+    """One automatic assignment attempt, run as ONE local activity: take a
+    restaurant slot, move to assignment_in_progress, read the snapshot, search,
+    confirm the best plan still free or record the failed attempt, release.
+
+    `on_failure` is the workflow's policy decision, made before the call:
+    the state a failed attempt moves to (assignment_pending, or manual_review
+    when this is the last attempt of the round)."""
+
+    booking_id: str
+    restaurant_id: str
+    expected_version: int
+    attempt_no: int
+    on_failure: str
+    max_parallel: int = 3
+    slot_wait_seconds: float = 0.5
+    waited_ms: float = 0.0  # slot wait already spent in earlier busy tries
+    decision_inputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    """`outcome` is confirmed | failed (a failed attempt, recorded) | busy (no
+    slot within the wait: nothing written, no attempt used) | conflict (the
+    version moved: nothing written, reload)."""
+
+    outcome: str
+    state: str
+    version: int
+    tables: tuple[str, ...] = ()
+    strategy: str | None = None
+    reason: str | None = None
+    wait_ms: float = 0.0
+    hold_ms: float = 0.0
+    search_ms: float = 0.0

@@ -75,3 +75,21 @@ def backoff_seconds(failed_attempts: int, base: float, cap: float, jitter: float
     # Jitter only shortens the delay, so the cap is a true upper bound and
     # consecutive delays still grow until the cap (0.8 * 2x > 1x).
     return max(0.0, raw * (0.8 + 0.2 * jitter))
+
+
+def after_failed_attempt(attempt_no: int, last_attempt_of_round: int) -> AssignmentState:
+    """The workflow's policy for a failed attempt, decided before the attempt
+    runs: wait and retry, or hand the booking to an operator when this was the
+    last attempt of the round (five by default; an operator's retry starts a
+    new round)."""
+    if attempt_no >= last_attempt_of_round:
+        return AssignmentState.MANUAL_REVIEW
+    return AssignmentState.ASSIGNMENT_PENDING
+
+
+def slot_retry_seconds(jitter: float, base: float = 0.25) -> float:
+    """Durable wait before trying again when every slot of the restaurant
+    stayed busy for the attempt's bounded wait: base to 2x base, jittered (a
+    number in [0, 1) from the workflow's deterministic random) so that
+    waiting bookings do not come back in lockstep."""
+    return base * (1.0 + jitter)

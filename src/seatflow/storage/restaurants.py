@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -170,3 +171,98 @@ def known_booking_from_row(r: Any) -> KnownBooking:
         booking_id=r.id, party_size=r.party_size, start=r.start_at,
         end=r.occupied_until, zone_preference=r.zone_preference,
     )
+
+
+# ---------------------------------------------------------------------------
+# The attempt's read: the booking (locked) and its floor snapshot in ONE round
+# trip. Each part of the snapshot comes back as a JSON array (decoded in C by
+# asyncpg's json codec -> Python's json module), so a busy worker pays one
+# network wait per attempt instead of six.
+
+ATTEMPT_INPUTS = text(
+    "WITH b AS (SELECT id, restaurant_id, party_size, start_at, occupied_until, "
+    "  zone_preference, assignment_state, assignment_state_version, guest_name, guest_email "
+    "  FROM bookings WHERE id = CAST(:id AS uuid) FOR UPDATE) "
+    "SELECT b.restaurant_id, b.party_size, b.start_at, b.occupied_until, b.zone_preference, "
+    " b.assignment_state, b.assignment_state_version, b.guest_name, b.guest_email, "
+    " clock_timestamp() AS as_of, "
+    " (SELECT s FROM generate_series(1, CAST(:n AS integer)) AS s WHERE "
+    "   pg_try_advisory_xact_lock(hashtext('seatflow.slot:' || b.restaurant_id), s) LIMIT 1"
+    " ) AS slot, "
+    " (SELECT coalesce(json_agg(json_build_array(t.code, t.capacity, t.zone_id, t.min_party, "
+    "   t.max_party, t.mobility, t.category, t.active AND z.active, t.status) ORDER BY t.code), "
+    "   '[]') FROM dining_tables t JOIN zones z ON z.restaurant_id = t.restaurant_id "
+    "   AND z.id = t.zone_id WHERE t.restaurant_id = b.restaurant_id) AS tables, "
+    " (SELECT coalesce(json_agg(json_build_array(ta.code, tb.code) ORDER BY ta.code, tb.code), "
+    "   '[]') FROM table_adjacency e JOIN dining_tables ta ON ta.id = e.table_a "
+    "   JOIN dining_tables tb ON tb.id = e.table_b WHERE e.restaurant_id = b.restaurant_id"
+    " ) AS adjacency, "
+    " (SELECT coalesce(json_agg(json_build_array(al.booking_id::text, t.code, "
+    "   lower(al.occupied), upper(al.occupied), ob.party_size, ob.start_at) "
+    "   ORDER BY t.code, lower(al.occupied)), '[]') "
+    "   FROM allocations al JOIN dining_tables t ON t.id = al.table_id "
+    "   JOIN bookings ob ON ob.id = al.booking_id "
+    "   WHERE al.restaurant_id = b.restaurant_id AND al.occupied && "
+    "   tstzrange(b.start_at - make_interval(secs => :look), "
+    "   b.occupied_until + make_interval(secs => :look), '[)') AND al.booking_id <> b.id"
+    " ) AS allocs, "
+    " (SELECT coalesce(json_agg(json_build_array(k.id::text, k.party_size, k.start_at, "
+    "   k.occupied_until, k.zone_preference) ORDER BY k.start_at, k.id), '[]') "
+    "   FROM bookings k WHERE k.restaurant_id = b.restaurant_id AND k.start_at >= b.start_at "
+    "   AND k.start_at < b.occupied_until + make_interval(secs => :look) "
+    "   AND k.assignment_state IN ('created', 'capacity_verified', 'assignment_pending', "
+    "   'assignment_in_progress', 'manual_review') AND k.id <> b.id) AS known, "
+    " (SELECT coalesce(json_agg(zz.id ORDER BY zz.id), '[]') FROM zones zz "
+    "   WHERE zz.restaurant_id = b.restaurant_id AND zz.active) AS zones "
+    "FROM b"
+)
+
+
+def _ts(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def snapshot_from_json(restaurant_id: str, row: Any) -> RestaurantSnapshot:
+    """The snapshot from ATTEMPT_INPUTS' JSON columns (same content and order
+    as `load_snapshot` reads with six queries)."""
+    return RestaurantSnapshot(
+        restaurant_id=restaurant_id,
+        tables=tuple(
+            Table(id=c, capacity=cap, zone=z, min_party=lo, max_party=hi,
+                  mobility=Mobility(mob), category=cat, active=bool(act),
+                  status=TableStatus(st))
+            for c, cap, z, lo, hi, mob, cat, act, st in _json(row.tables)
+        ),
+        adjacency=tuple((a, b) for a, b in _json(row.adjacency)),
+        allocations=tuple(
+            Allocation(booking_id=bid, table_id=code, start=_ts(s), end=_ts(e),
+                       party_size=p, booking_start=_ts(bs))
+            for bid, code, s, e, p, bs in _json(row.allocs)
+        ),
+        known_bookings=tuple(
+            KnownBooking(booking_id=bid, party_size=p, start=_ts(s), end=_ts(e),
+                         zone_preference=zp)
+            for bid, p, s, e, zp in _json(row.known)
+        ),
+        zones_active=tuple(_json(row.zones)),
+    )
+
+
+async def load_attempt_inputs(
+    conn: AsyncConnection, booking_id: str, max_parallel: int,
+    lookahead: timedelta = timedelta(hours=3),
+) -> Any:
+    """Lock the booking row, try to take a restaurant slot (see
+    `storage.slots`) and read the floor snapshot, in one statement. Returns
+    the row (None when the booking does not exist); `row.slot` is None when
+    every slot is taken."""
+    return (
+        await conn.execute(
+            ATTEMPT_INPUTS,
+            {"id": booking_id, "n": max_parallel, "look": lookahead.total_seconds()},
+        )
+    ).one_or_none()
