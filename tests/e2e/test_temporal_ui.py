@@ -4,10 +4,11 @@ A Temporal dev server with its Web UI on (own free ports), a real worker with
 fast retries, and a booking for a table that is already taken: it uses its
 five attempts and waits in manual review. The browser then loads the workflow
 list filtered by `AssignmentState="manual_review"`, finds the booking's row,
-opens it, and reads the workflow's summary (restaurant, party, time; set when
-the workflow starts) and current details (state and last reason; set by the
-workflow). The guest's name and email were stored with the booking in
-PostgreSQL but must appear nowhere on either page.
+opens it, and reads the workflow's summary and details (restaurant, party,
+time; set when the workflow starts) and current details (state, attempts and
+last reason; set by the workflow). The guest's name and email were stored
+with the booking in PostgreSQL but must appear nowhere on either page, nor
+anywhere in the workflow's history.
 
 The screenshot of the opened workflow is saved to var/temporal-ui/ (the one
 in docs/ was taken from it).
@@ -165,13 +166,20 @@ async def test_operator_finds_a_manual_review_booking_in_the_temporal_ui(  # typ
             # Summary (set at start): restaurant, party and time. Current
             # details (set by the workflow): state, attempts and last reason.
             await wait_for_text(page, re.escape(f"{rid}: party of 3 at "))
+            # Details (set at start): booking, party, restaurant, and where the guest is.
+            await wait_for_text(page, re.escape(f"party of 3 at restaurant {rid}, "))
+            await wait_for_text(page, re.escape(f"seatflow bookings show {booking_id}"))
             detail_text = await wait_for_text(page, r"manual_review \(v\d+\), attempts 5: \S")
             await page.screenshot(path=str(SCREENSHOTS / "manual-review-workflow.png"))
         finally:
             await browser.close()
 
     assert workflow_id in list_text
+    history = [str(event) async for event in
+               env.client.get_workflow_handle(workflow_id).fetch_history_events()]
+    assert len(history) > 10 and any(rid in event for event in history)
+    texts = [list_text, detail_text, "\n".join(history)]
     assert "all fitting tables are taken" in detail_text  # the last reason, in words
-    for text in (list_text, detail_text):
+    for text in texts:
         for secret in (GUEST_NAME, GUEST_EMAIL, "Ingrid", "Vandersloot", "example.org"):
             assert secret.lower() not in text.lower(), f"{secret!r} is shown in the Temporal UI"
