@@ -21,7 +21,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/seatflow demo
 
+# As root (CI, a fresh machine) the Debian tools the tests drive are installed
+# first: chromium (Temporal Web UI test) and promtool (alert rules).
 test: $(STAMP)
+	@if [ "$$(id -u)" -eq 0 ]; then bash scripts/ensure-system-deps.sh; fi
 	$(BIN)/python tests/run.py
 
 bench-engine: $(STAMP)

@@ -24,11 +24,18 @@ from worker import build_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
+ALERTS_TEST = ROOT / "deploy" / "prometheus" / "alerts_test.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "seatflow.json"
 # A metric name in PromQL: our own and the SDK's.
 METRIC_NAME = re.compile(r"\b((?:seatflow|temporal)_[a-z0-9_]+)\b")
 # Exposition-format sample lines: name{labels} value  or  name value
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)", re.MULTILINE)
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"')
+SERIES = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?$")
+# Added by the Prometheus scrape, not by the worker.
+SCRAPE_LABELS = frozenset({"job", "instance"})
+# Labels whose value is the same on every worker; others (task_queue) vary.
+FIXED_LABELS = ("service", "service_name", "namespace", "workflow_type")
 
 
 def alert_expressions() -> list[str]:
@@ -43,6 +50,18 @@ def dashboard_expressions() -> list[str]:
         for target in panel.get("targets", []):
             exprs.append(target["expr"])
     return exprs
+
+
+def unit_test_series() -> list[tuple[str, dict[str, str]]]:
+    """The synthetic input series of alerts_test.yml: (name, labels)."""
+    data = yaml.safe_load(ALERTS_TEST.read_text())
+    series = []
+    for case in data["tests"]:
+        for item in case["input_series"]:
+            match = SERIES.match(item["series"])
+            assert match, f"unparsable series in alerts_test.yml: {item['series']}"
+            series.append((match.group(1), dict(LABEL.findall(match.group(2) or ""))))
+    return series
 
 
 def metric_names(expressions: list[str]) -> set[str]:
@@ -79,7 +98,7 @@ def process_meter_reset() -> Iterator[None]:
 
 
 def test_rules_and_dashboard_use_our_metrics() -> None:
-    """Every rule of DESIGN.md section 7 is there, and both files name metrics."""
+    """Every alert rule is there, and both files name metrics."""
     data = yaml.safe_load(ALERTS.read_text())
     rules = {r["alert"]: r["labels"]["severity"] for g in data["groups"] for r in g["rules"]}
     assert rules == {
@@ -137,6 +156,21 @@ async def test_worker_exports_every_metric_of_the_rules_and_dashboard(dev_env, d
     assert not missing, (
         f"used in alerts.yml or the dashboard but not exported: {missing}\n"
         f"exported: {sorted(n for n in exported if n.startswith(('seatflow', 'temporal')))}"
+    )
+    # The alert rules' unit tests feed series named and labelled as exported:
+    # same name, same label names (beyond the scrape's), same fixed values.
+    exported_labels: dict[str, list[dict[str, str]]] = {}
+    for m in SAMPLE.finditer(exposition):
+        exported_labels.setdefault(m.group(1), []).append(dict(LABEL.findall(m.group(2) or "")))
+    unmatched = []
+    for name, labels in unit_test_series():
+        own = {k: v for k, v in labels.items() if k not in SCRAPE_LABELS}
+        if not any(set(own) == set(got) and all(own.get(k) == got.get(k) for k in FIXED_LABELS)
+                   for got in exported_labels.get(name, [])):
+            unmatched.append(f"{name}{sorted(own)}")
+    assert not unmatched, (
+        f"alerts_test.yml feeds series no worker exports: {sorted(set(unmatched))}\n"
+        f"exported: {sorted((n, sorted(ls[0])) for n, ls in exported_labels.items() if n.startswith('seatflow'))}"
     )
     # The booking itself was counted, by pipeline and outcome.
     assert sample_value(exposition, metrics.ASSIGNMENT_OUTCOMES,

@@ -42,6 +42,17 @@ class CreatedBooking:
     workflow_started: bool = True
 
 
+def static_details(booking_id: str, restaurant_id: str, party_size: int, start: datetime) -> str:
+    """The workflow's details in the Temporal UI (markdown): what the booking
+    asks for and where the guest's details are. Never the guest's name or email."""
+    return (
+        f"Booking `{booking_id}`: party of {party_size} at restaurant `{restaurant_id}`, "
+        f"{start.isoformat()}.\n\n"
+        "State, attempts and last reason: *Current Details*. The guest's name and email "
+        f"stay in PostgreSQL: `seatflow bookings show {booking_id}`."
+    )
+
+
 async def start_booking_workflow(
     client: Client,
     *,
@@ -67,6 +78,7 @@ async def start_booking_workflow(
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             # No guest name or email: Temporal stores these unencrypted.
             static_summary=f"{restaurant_id}: party of {party_size} at {start.isoformat()}",
+            static_details=static_details(booking_id, restaurant_id, party_size, start),
             search_attributes=TypedSearchAttributes([
                 SearchAttributePair(SearchAttributeKey.for_keyword("AssignmentState"), "created"),
                 SearchAttributePair(SearchAttributeKey.for_keyword("RestaurantId"), restaurant_id),
