@@ -24,6 +24,12 @@ from workflows.booking import BookingAssignmentWorkflow
 from workflows.runner import workflow_runner
 
 WORKFLOWS = [BookingAssignmentWorkflow]
+MAX_CONCURRENT_ACTIVITIES = 100
+# Bounded on purpose: with 1000 slots a burst of 500 bookings let every
+# workflow task start at once on one saturated core, tasks outlived their
+# 10 s timeout, were retried with their local activities, and throughput
+# fell from 7.9 to 0.85 bookings/s (bench/pipeline.py).
+MAX_CONCURRENT_WORKFLOW_TASKS = 100
 
 
 def mail_transport(settings: Settings) -> MailTransport:
@@ -49,12 +55,8 @@ def build_worker(
         workflows=WORKFLOWS,
         workflow_runner=workflow_runner(),
         activities=[*booking.all(), flags.decide_pipeline],
-        max_concurrent_activities=100,
-        # Bounded on purpose: with 1000 slots a burst of 500 bookings let every
-        # workflow task start at once on one saturated core, tasks outlived their
-        # 10 s timeout, were retried with their local activities, and throughput
-        # fell from 7.9 to 0.85 bookings/s (bench/pipeline.py).
-        max_concurrent_workflow_tasks=100,
+        max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
+        max_concurrent_workflow_tasks=MAX_CONCURRENT_WORKFLOW_TASKS,
     )
 
 

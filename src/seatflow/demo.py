@@ -144,7 +144,7 @@ def _demo_worker_env() -> dict[str, str]:
 
 
 def run_demo(bookings: int = 120, *, floorplan: Path | None = None, seed: int | None = None,
-             workers: int = 1, timeout: float = 300.0, console: Console | None = None,
+             workers: int | None = None, timeout: float = 300.0, console: Console | None = None,
              concurrency: int = 8, rate: float = 8.0) -> DemoSummary:
     """Bring the stack up, import the sample restaurant, book an evening, summarise."""
     console = console or Console()
@@ -306,7 +306,8 @@ def print_summary(summary: DemoSummary, console: Console) -> None:
 def demo_command(
     bookings: Annotated[int, typer.Option(min=1, help="How many bookings to make.")] = 120,
     seed: Annotated[int | None, typer.Option(help="Random seed (default: the date).")] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes to run.")] = 1,
+    workers: Annotated[int | None, typer.Option(
+        min=1, help="Worker processes to run (default: one per core).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for bookings to settle.")]
     = 300.0,
     floorplan: Annotated[Path | None, typer.Option(help="Floor plan to import instead of "

@@ -461,16 +461,24 @@ def _env_int(name: str) -> int | None:
 # --- up ----------------------------------------------------------------------
 
 
-def up(workers: int = 1, *, temporal_port: int | None = None, ui_port: int | None = None,
+def default_workers() -> int:
+    """One worker process per core: a worker is one Python process (one core
+    at most), so a single one leaves the other cores idle under load."""
+    return max(1, os.cpu_count() or 1)
+
+
+def up(workers: int | None = None, *, temporal_port: int | None = None, ui_port: int | None = None,
        metrics_port: int | None = None, worker_env: Mapping[str, str] | None = None,
        timeout: float = 60.0, worker_ready_timeout: float = 20.0) -> StackStatus:
     """Start whatever of the stack is not running yet; returns its status.
 
-    Idempotent: running pieces are detected and kept. `workers=0` starts none
-    (tests). `worker_env` adds variables to the workers' environment; a running
+    Idempotent: running pieces are detected and kept. `workers=None` starts
+    one per core (`default_workers`), `workers=0` none (tests). `worker_env` adds variables to the workers' environment; a running
     worker started without them is restarted. A worker that exits at once is
     reported as exited, not raised.
     """
+    if workers is None:
+        workers = default_workers()
     if workers < 0:
         raise DevStackError("workers must be >= 0")
     paths = _paths()

@@ -30,7 +30,8 @@ UI_PORT_OPTION = typer.Option(
 
 @app.command("up")
 def up_cmd(
-    workers: int = typer.Option(1, "--workers", min=0, help="Worker processes to run."),
+    workers: int | None = typer.Option(
+        None, "--workers", min=0, help="Worker processes to run (default: one per core)."),
     port: int | None = PORT_OPTION,
     ui_port: int | None = UI_PORT_OPTION,
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for each piece."),
