@@ -113,15 +113,25 @@ def busy_loops(count: int) -> list[subprocess.Popen[bytes]]:
 
 
 async def ceiling(client: Client, queue: str, count: int) -> dict[str, Any]:
+    """`count` trivial workflows started at once: throughput, and each one's
+    start -> result latency (the floor under any booking's latency)."""
     started = time.perf_counter()
-    handles = await asyncio.gather(*(
-        client.start_workflow("BenchNoopWorkflow", id=f"bench-noop-{uuid.uuid4()}",
-                              task_queue=queue)
-        for _ in range(count)))
-    await asyncio.gather(*(h.result() for h in handles))
+    latencies: list[float] = []
+
+    async def one() -> None:
+        t0 = time.perf_counter()
+        handle = await client.start_workflow("BenchNoopWorkflow", id=f"bench-noop-{uuid.uuid4()}",
+                                             task_queue=queue)
+        await handle.result()
+        latencies.append(time.perf_counter() - t0)
+
+    await asyncio.gather(*(one() for _ in range(count)))
     seconds = time.perf_counter() - started
+    ordered = sorted(latencies)
     return {"workflows": count, "seconds": round(seconds, 3),
-            "per_second": round(count / seconds, 2)}
+            "per_second": round(count / seconds, 2),
+            "latency_seconds": {"p50": round(ordered[len(ordered) // 2], 3),
+                                "p95": round(ordered[int(len(ordered) * 0.95) - 1], 3)}}
 
 
 async def book(engine: Any, client: Client, queue: str, prefix: str, bookings: int,
@@ -201,6 +211,7 @@ async def run_with(procs: int, *, url: str, client: Client, address: str, engine
         await ceiling(client, noop_queue, 20)  # warm-up: connections, sticky caches
         await book(engine, client, queue, f"bw{tag}", 10, 5, seed=1)
         a = await ceiling(client, noop_queue, CEILING_WORKFLOWS)
+        a100 = await ceiling(client, noop_queue, LATENCY_BOOKINGS)
         ids_b, rids_b, seconds_b = await book(engine, client, queue, f"bt{tag}",
                                               THROUGHPUT_BOOKINGS, THROUGHPUT_RESTAURANTS, seed=2)
         ids_c, rids_c, seconds_c = await book(engine, client, queue, f"bl{tag}",
@@ -224,6 +235,9 @@ async def run_with(procs: int, *, url: str, client: Client, address: str, engine
     return {
         "worker_processes": procs,
         "ceiling": a,
+        # The same burst size as (c) and (d), of trivial workflows: what the
+        # server and worker alone cost a burst of 100.
+        "ceiling_burst_100": a100,
         "throughput": b,
         "ratio": round(b["per_second"] / a["per_second"], 3),
         "latency": {"bookings": LATENCY_BOOKINGS, "restaurants": LATENCY_RESTAURANTS,

@@ -217,3 +217,27 @@ async def test_the_one_statement_snapshot_matches_the_six_query_one(db_engine, u
                                   exclude_booking=booking_id)
     assert one == six
     assert one.allocations and one.known_bookings and one.adjacency
+
+
+async def test_a_plan_partly_taken_leaves_no_partial_allocation(db_engine, unique_id):  # type: ignore[no-untyped-def]
+    from seatflow.storage.attempts import _allocate_fast
+
+    rid = f"r-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2},
+                                                 {"id": "T2", "capacity": 2}],
+                                           adjacency=[["T1", "T2"]]))
+    taken, version = await pending_booking(db_engine, rid, 2)
+    rec = await run_attempt(db_engine, spec(taken, rid, version), planner, now=datetime.now(UTC))
+    held = rec.tables[0]
+    booking_id, _ = await pending_booking(db_engine, rid, 2)
+    row = (await fetch(db_engine, "SELECT start_at, occupied_until FROM bookings WHERE "
+                       "id = CAST(:b AS uuid)", b=booking_id))[0]
+    async with db_engine.begin() as conn:
+        why = await _allocate_fast(conn, booking_id, rid, ("T1", "T2"), row[0], row[1])
+        assert why is not None and "taken" in why
+        left = (await conn.execute(text("SELECT count(*) FROM allocations WHERE booking_id = "
+                                        "CAST(:b AS uuid)"), {"b": booking_id})).scalar()
+        assert left == 0
+        free = "T2" if held == "T1" else "T1"
+        assert await _allocate_fast(conn, booking_id, rid, (free,), row[0], row[1]) is None
+    assert await booking_tables(db_engine, booking_id) == [free]

@@ -103,6 +103,20 @@ CONFIRM_BOOKKEEPING = text(
     "SELECT 1"
 )
 
+# A plan's tables in one statement, without a savepoint: the exclusion
+# constraint's conflicts are skipped (ON CONFLICT DO NOTHING applies to
+# exclusion constraints too), and a plan that got fewer rows than tables is
+# removed again before the next plan is tried.
+ALLOCATE = text(
+    "INSERT INTO allocations (booking_id, restaurant_id, table_id, occupied) "
+    "SELECT CAST(:b AS uuid), :r, t.id, tstzrange(:s, :e, '[)') "
+    "FROM dining_tables t JOIN zones z ON z.restaurant_id = t.restaurant_id "
+    "AND z.id = t.zone_id WHERE t.restaurant_id = :r AND t.code = ANY(:codes) "
+    "AND t.active AND z.active AND t.status = 'available' "
+    "ON CONFLICT DO NOTHING RETURNING table_id"
+)
+UNDO_ALLOCATION = text("DELETE FROM allocations WHERE booking_id = CAST(:b AS uuid)")
+
 FAILED_BOOKKEEPING = text(
     "WITH att AS (INSERT INTO booking_assignment_attempts (booking_id, attempt_no, pipeline, "
     "  strategy, result, reason, plans_tried, permit_wait_ms) VALUES (CAST(:id AS uuid), :n, "
@@ -234,7 +248,10 @@ async def _place(conn: AsyncConnection, booking_id: str, restaurant_id: str,
     for candidate in found.plans:
         tables = tuple(sorted(candidate.tables))
         tried.append(tables)
-        why = await _allocate(conn, booking_id, restaurant_id, tables, start, until)
+        if savepoint is None:
+            why = await _allocate_fast(conn, booking_id, restaurant_id, tables, start, until)
+        else:
+            why = await _allocate(conn, booking_id, restaurant_id, tables, start, until)
         if why is None:
             if savepoint is not None:
                 await savepoint.commit()
@@ -243,6 +260,17 @@ async def _place(conn: AsyncConnection, booking_id: str, restaurant_id: str,
     if savepoint is not None:
         await savepoint.rollback()  # no plan fits: the moves were for nothing
     return None, tried, reasons
+
+
+async def _allocate_fast(conn: AsyncConnection, booking_id: str, restaurant_id: str,
+                         tables: tuple[str, ...], start: datetime, until: datetime) -> str | None:
+    got = (await conn.execute(ALLOCATE, {"b": booking_id, "r": restaurant_id, "s": start,
+                                         "e": until, "codes": list(tables)})).all()
+    if len(got) == len(tables):
+        return None
+    if got:
+        await conn.execute(UNDO_ALLOCATION, {"b": booking_id})
+    return f"tables {','.join(tables)} taken by a concurrent booking or out of service"
 
 
 async def _already_done_or_conflict(conn: AsyncConnection, spec: AttemptSpec, state: str,

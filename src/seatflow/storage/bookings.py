@@ -146,25 +146,6 @@ async def mark_intake_started(engine: AsyncEngine, booking_id: str, error: str |
             )
 
 
-async def _table_ids(conn: AsyncConnection, restaurant_id: str) -> tuple[str, ...]:
-    rows = await conn.execute(
-        text("SELECT code FROM dining_tables WHERE restaurant_id = :r ORDER BY code"),
-        {"r": restaurant_id},
-    )
-    return tuple(rows.scalars().all())
-
-
-async def _attempts_used(conn: AsyncConnection, booking_id: str) -> int:
-    value = (
-        await conn.execute(
-            text("SELECT count(*) FROM booking_assignment_attempts "
-                 "WHERE booking_id = CAST(:id AS uuid) AND result <> 'confirmed'"),
-            {"id": booking_id},
-        )
-    ).scalar_one()
-    return int(value)
-
-
 async def verify_booking(engine: AsyncEngine, booking_id: str, *, now: datetime) -> BookingContext:
     """Load the booking and walk created -> capacity_verified -> assignment_pending,
     or -> failed with a reason when it can never be seated. Resumes where a
@@ -173,9 +154,14 @@ async def verify_booking(engine: AsyncEngine, booking_id: str, *, now: datetime)
         row = (
             await conn.execute(
                 text(
-                    "SELECT restaurant_id, party_size, start_at, assignment_state, "
-                    "assignment_state_version, status, last_reason FROM bookings "
-                    "WHERE id = CAST(:id AS uuid) FOR UPDATE"
+                    "SELECT b.restaurant_id, b.party_size, b.start_at, b.assignment_state, "
+                    "b.assignment_state_version, b.status, b.last_reason, "
+                    # What the workflow needs besides, in the same round trip.
+                    "ARRAY(SELECT t.code FROM dining_tables t WHERE t.restaurant_id = "
+                    "b.restaurant_id ORDER BY t.code) AS table_ids, "
+                    "(SELECT count(*) FROM booking_assignment_attempts a WHERE a.booking_id = "
+                    "b.id AND a.result <> 'confirmed') AS attempts_used "
+                    "FROM bookings b WHERE b.id = CAST(:id AS uuid) FOR UPDATE OF b"
                 ),
                 {"id": booking_id},
             )
@@ -216,9 +202,9 @@ async def verify_booking(engine: AsyncEngine, booking_id: str, *, now: datetime)
             version=version,
             status=row.status,
             start=row.start_at.isoformat(),
-            table_ids=await _table_ids(conn, row.restaurant_id),
+            table_ids=tuple(row.table_ids),
             reason=reason,
-            attempts_used=await _attempts_used(conn, booking_id),
+            attempts_used=int(row.attempts_used),
         )
 
 
