@@ -79,7 +79,7 @@ def process_meter_reset() -> Iterator[None]:
 
 
 def test_rules_and_dashboard_use_our_metrics() -> None:
-    """Every rule of DESIGN.md section 7 is there, and both files name metrics."""
+    """Every alert rule of docs/runbook.md is there, and both files name metrics."""
     data = yaml.safe_load(ALERTS.read_text())
     rules = {r["alert"]: r["labels"]["severity"] for g in data["groups"] for r in g["rules"]}
     assert rules == {

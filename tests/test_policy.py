@@ -1,4 +1,4 @@
-"""The assignment policy (DESIGN.md sections 4 and 5): attempts and backoff,
+"""The assignment policy (docs/architecture.md): attempts and backoff,
 manual review by update and signal, cancellation, invalid bookings, permits."""
 
 from __future__ import annotations

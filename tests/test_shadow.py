@@ -1,4 +1,4 @@
-"""Shadow mode (DESIGN.md section 6) on real PostgreSQL and real Temporal servers.
+"""Shadow mode (docs/deploy.md) on real PostgreSQL and real Temporal servers.
 
 The shadow workflow is started directly on its own queue, served by the worker
 from `build_shadow_worker`, after a legacy path simulated through the same

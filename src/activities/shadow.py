@@ -1,7 +1,7 @@
 """Activities of the shadow workflow: read-only, except observability events.
 
 The shadow worker registers these and nothing else, so the shadow cannot
-allocate a table, move a state or send an email (DESIGN.md section 6). The
+allocate a table, move a state or send an email (docs/architecture.md, guarantees). The
 snapshot is read in a READ ONLY transaction, so PostgreSQL refuses any write
 there too; the two writers insert into `observability_events` only.
 """
@@ -57,7 +57,7 @@ class ShadowBookingNotFound(LookupError):
 
 
 class ShadowActivities:
-    """Given its dependencies once, at worker start (STYLE.md)."""
+    """Given its dependencies once, at worker start."""
 
     def __init__(self, engine: AsyncEngine, settings: Settings):
         self.engine = engine

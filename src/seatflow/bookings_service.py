@@ -122,7 +122,7 @@ def table_order(code: str) -> tuple[str, int, str]:
 async def booking_view(engine: AsyncEngine, booking_id: str) -> dict[str, Any]:
     """Everything an operator needs to answer "why is booking X not confirmed?"
 
-    Fields are the contract of `bookings show --json` (DESIGN.md section 8).
+    Fields are the contract of `bookings show --json`.
     """
     async with engine.connect() as conn:
         row = (

@@ -47,8 +47,8 @@ ACTIVE_STATES = (
     "assigned", "manual_review",
 )
 
-# Prometheus histogram buckets, chosen around the targets of DESIGN.md
-# section 9 (P95 latency < 3 s, alert at 5 s; permit wait P95 < 100 ms).
+# Prometheus histogram buckets, chosen around the service's targets
+# (docs/runbook.md: P95 latency < 3 s, alert at 5 s; permit wait P95 < 100 ms).
 HISTOGRAM_BUCKETS: Mapping[str, Sequence[float]] = {
     ASSIGNMENT_LATENCY: (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0,
                          60.0, 300.0, 3600.0),

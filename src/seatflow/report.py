@@ -1,4 +1,4 @@
-"""The operations dashboard (DESIGN.md section 9), computed from PostgreSQL.
+"""The operations dashboard, computed from PostgreSQL (docs/runbook.md explains each figure).
 
 Scope: the bookings created in [since, until), optionally of one restaurant;
 everything booking-related (attempts, transitions, emails, permits, shadow
@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-# Targets of DESIGN.md section 9.
+# The service's targets; docs/runbook.md says what to do when one is missed.
 TARGETS = {
     "confirmation_rate": ">= 95%",
     "manual_review_rate": "< 10%",
@@ -53,7 +53,7 @@ SHADOW_COMPARISON = "assignment.shadow.comparison"
 
 @dataclass(frozen=True)
 class AlertRule:
-    """One rule of DESIGN.md section 7, as deploy/prometheus/alerts.yml names it."""
+    """One alert rule, as deploy/prometheus/alerts.yml names it (docs/runbook.md)."""
 
     name: str
     severity: str

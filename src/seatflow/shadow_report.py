@@ -1,7 +1,7 @@
 """`seatflow shadow-report`: legacy vs V3 from the shadow's comparison events.
 
 Reads `assignment.shadow.comparison` and `assignment.shadow.error` events
-(DESIGN.md section 6) and judges them against the rollout gate: the shadow's
+(docs/deploy.md, the rollout) and judges them against the rollout gate: the shadow's
 success rate no more than 5 points below legacy's, and zero shadow errors.
 The gate is one-sided on purpose: a shadow that seats more guests than the
 legacy planner (re-packing does) is the point of the rollout, not a reason to

@@ -1,4 +1,4 @@
-"""Search attributes the booking workflow keeps current (DESIGN.md section 4).
+"""Search attributes the booking workflow keeps current (README, Operating it).
 
 No guest name or email ever goes here: Temporal stores these unencrypted.
 """

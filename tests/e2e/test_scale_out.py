@@ -1,4 +1,4 @@
-"""Scaling out (issue 7 item 2, DESIGN.md sections 5 and 10): `seatflow dev up
+"""Scaling out (issue 7 item 2, docs/deploy.md): `seatflow dev up
 --workers 3` runs three worker processes on one task queue, and 100 bookings
 over 4 restaurants, created through the real intake (`run_loadtest`), are each
 settled exactly once: one BookingAssignmentWorkflow execution per booking (from

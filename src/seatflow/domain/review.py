@@ -20,7 +20,7 @@ class InvalidDecision(ValueError):
 
 
 def parse_decision(payload: Any) -> ManualReviewDecision:
-    """Validate the JSON payload of DESIGN.md section 4; raise InvalidDecision."""
+    """Validate an operator's manual-review payload (README, Manual review); raise InvalidDecision."""
     if isinstance(payload, ManualReviewDecision):
         return payload
     if not isinstance(payload, dict):

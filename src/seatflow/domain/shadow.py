@@ -1,4 +1,4 @@
-"""Shadow mode (DESIGN.md section 6): the V3 pipeline replayed in memory beside
+"""Shadow mode (docs/deploy.md, the rollout): the V3 pipeline replayed in memory beside
 the legacy path, and its comparison with what the legacy path did.
 
 Pure values and functions only: these cross the Temporal boundary and are

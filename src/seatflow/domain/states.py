@@ -1,4 +1,4 @@
-"""The assignment state machine of DESIGN.md section 4, as data and pure checks."""
+"""The assignment state machine (docs/architecture.md), as data and pure checks."""
 
 from __future__ import annotations
 

@@ -414,7 +414,7 @@ async def _apply_moves(
 
 
 async def confirm_plan(engine: AsyncEngine, req: ConfirmRequest) -> ConfirmResult:
-    """The atomic confirm (DESIGN.md section 4): in one transaction, check the
+    """The atomic confirm (docs/architecture.md): in one transaction, check the
     version, allocate the first plan that is still free, move the state to
     assigned then confirmed, record the attempt, the `booking.confirmed`
     event and the confirmation email in the outbox. When every plan was taken

@@ -3,7 +3,7 @@
 Every transition names the version it read and bumps it (optimistic check),
 and in the same transaction writes a state-history row, an
 `observability_events` row and a state outbox row with dedupe key
-`{booking_id}:{version}` (DESIGN.md section 4).
+`{booking_id}:{version}` (docs/architecture.md, the state machine).
 """
 
 from __future__ import annotations
