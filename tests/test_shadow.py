@@ -21,7 +21,7 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.worker import Worker
 
-from activities.shadow import ShadowActivities, read_only
+from activities.shadow import ShadowActivities
 from seatflow.domain.messages import ConfirmRequest
 from seatflow.domain.planning import BookingRequest
 from seatflow.domain.shadow import (
@@ -36,6 +36,7 @@ from seatflow.domain.shadow import (
 from seatflow.engine import quote_tables
 from seatflow.storage import bookings as store
 from seatflow.storage.restaurants import load_snapshot
+from seatflow.storage.shadow import read_only
 from shadow_worker import build_shadow_worker
 from tests.support import booking_tables, fetch, floorplan, import_plan, new_booking, scalar, slot
 from workflows.shadow import ShadowAssignmentWorkflow, shadow_workflow_id
