@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from seatflow.domain.figures import EmailOutboxFigures
 
 
 async def latency_percentiles(engine: AsyncEngine, ids: list[str]) -> dict[str, float | None]:
@@ -111,15 +112,6 @@ async def settled_throughput(engine: AsyncEngine, ids: list[str]) -> float | Non
     if not row.n or not row.span:
         return None
     return round(int(row.n) / float(row.span), 2)
-
-
-@dataclass(frozen=True)
-class EmailOutboxFigures:
-    """The email outbox of a set of bookings."""
-
-    duplicates_suppressed: int  # sends the outbox lock turned away
-    extra_sends: int  # sends beyond the first per message
-    confirmed_ids: frozenset[str]  # bookings confirmed (ever): each owes one email
 
 
 async def email_outbox_figures(engine: AsyncEngine, ids: list[str]) -> EmailOutboxFigures:
