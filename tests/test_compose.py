@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from workflows.search_attributes import ALL, REGISTRATION
+from seatflow.domain.search_attributes import ALL, REGISTRATION
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.temporal.yml"

@@ -13,7 +13,6 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
 
 from seatflow.bookings_service import start_booking_workflow
-from seatflow.storage.bookings import insert_raw_booking
 from seatflow.storage.permits import acquire
 from tests.support import (
     SETTLED,
@@ -22,6 +21,7 @@ from tests.support import (
     fetch,
     floorplan,
     import_plan,
+    insert_raw_booking,
     new_booking,
     save_history,
     scalar,

@@ -33,13 +33,14 @@ from seatflow.domain.shadow import (
     ShadowInput,
     ShadowSearch,
 )
+from seatflow.domain.workflow_ids import shadow_workflow_id
 from seatflow.engine import quote_tables
 from seatflow.storage import bookings as store
 from seatflow.storage.restaurants import load_snapshot
 from seatflow.storage.shadow import read_only
 from shadow_worker import build_shadow_worker
 from tests.support import booking_tables, fetch, floorplan, import_plan, new_booking, scalar, slot
-from workflows.shadow import ShadowAssignmentWorkflow, shadow_workflow_id
+from workflows.shadow import ShadowAssignmentWorkflow
 
 
 @pytest.fixture

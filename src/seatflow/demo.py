@@ -28,7 +28,7 @@ from rich.table import Table
 
 from seatflow import devstack
 from seatflow.config import load_flags, project_root
-from seatflow.domain.states import SETTLED_STATES
+from seatflow.domain.states import SETTLED
 
 SAMPLE_FLOORPLAN = Path("examples") / "floorplans" / "harbour-kitchen.json"
 V3_FLAG = "FEATURE_ASSIGNMENT_PIPELINE_V3"
@@ -78,7 +78,7 @@ class DemoSummary:
 
     @property
     def unsettled(self) -> int:
-        return self.bookings - sum(self.states[s] for s in SETTLED_STATES)
+        return self.bookings - sum(self.states[s] for s in SETTLED)
 
     def percentile(self, p: float) -> float | None:
         if not self.latencies:

@@ -32,6 +32,7 @@ from temporalio.client import Client
 
 from seatflow.bookings_service import start_booking_workflow
 from seatflow.config import ConfigError, Settings, load_settings
+from seatflow.domain.workflow_ids import booking_workflow_id
 from seatflow.logging import configure_logging, get_logger
 from seatflow.storage.bookings import mark_intake_started
 from seatflow.storage.intake import pending_intake
@@ -91,7 +92,7 @@ async def relay_once(
         await mark_intake_started(engine, item.booking_id)
         started += 1
         log.info("intake.workflow_started", booking_id=item.booking_id,
-                 workflow_id=f"booking-assignment-{item.booking_id}",
+                 workflow_id=booking_workflow_id(item.booking_id),
                  restaurant_id=item.restaurant_id)
     return started
 

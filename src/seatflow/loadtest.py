@@ -33,7 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from seatflow.domain.states import SETTLED_STATES
+from seatflow.domain.states import SETTLED
 from seatflow.storage.stats import (
     double_booked_table_minutes,
     email_outbox_figures,
@@ -270,7 +270,7 @@ async def run_loadtest(
     result.created = len(created)
     states = await states_of(engine, created)
     result.outcomes = dict(sorted(states.items()))
-    result.unsettled = result.created - sum(states[s] for s in SETTLED_STATES)
+    result.unsettled = result.created - sum(states[s] for s in SETTLED)
     result.throughput_per_second = await settled_throughput(engine, created)
     result.latency_seconds = await latency_percentiles(engine, created)
     result.permit_wait_p95_ms = await permit_wait_p95_ms(engine, created)
@@ -309,7 +309,7 @@ async def wait_until_settled(
     test and the demo."""
     while True:
         states = await states_of(engine, list(ids))
-        settled = sum(states[s] for s in SETTLED_STATES) + rejected()
+        settled = sum(states[s] for s in SETTLED) + rejected()
         progress.update(task, completed=settled, states=short_states(states))
         if creating.done() and settled >= total:
             break
@@ -322,7 +322,7 @@ async def wait_until_settled(
 
 def short_states(states: Counter[str]) -> str:
     shown = [f"{s} {states[s]}" for s in ("confirmed", "manual_review", "failed") if states[s]]
-    busy = sum(n for s, n in states.items() if s not in SETTLED_STATES)
+    busy = sum(n for s, n in states.items() if s not in SETTLED)
     if busy:
         shown.append(f"in flight {busy}")
     return ", ".join(shown)

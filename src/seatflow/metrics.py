@@ -25,6 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from temporalio.common import MetricMeter
 
+from seatflow.domain.states import ACTIVE
+
 # -- names ---------------------------------------------------------------
 
 ASSIGNMENT_LATENCY = "seatflow_assignment_latency_seconds"
@@ -42,10 +44,8 @@ BOOKINGS_IN_STATE = "seatflow_bookings_in_state"
 PIPELINES = ("v3", "legacy")
 OUTCOMES = ("confirmed", "manual_review", "failed", "noop")
 # States a booking passes through on its way to an outcome, sampled as a gauge.
-ACTIVE_STATES = (
-    "created", "capacity_verified", "assignment_pending", "assignment_in_progress",
-    "assigned", "manual_review",
-)
+# Every non-terminal state, as the bookings-in-state gauge labels them.
+ACTIVE_STATES = tuple(s.value for s in ACTIVE)
 
 # Prometheus histogram buckets, chosen around the service's targets
 # (docs/runbook.md: P95 latency < 3 s, alert at 5 s; permit wait P95 < 100 ms).

@@ -69,12 +69,12 @@ def _decide(booking_id: str, payload: dict[str, Any], as_json: bool) -> None:
     from temporalio.client import WorkflowUpdateFailedError
     from temporalio.service import RPCError
 
-    from seatflow.storage.bookings import workflow_id_for
+    from seatflow.domain.workflow_ids import booking_workflow_id
 
     booking_id = check_uuid(booking_id)
 
     async def work(_engine: Any, client: Any) -> Any:
-        handle = client.get_workflow_handle(workflow_id_for(booking_id))
+        handle = client.get_workflow_handle(booking_workflow_id(booking_id))
         return await handle.execute_update("resolve_manual_review_update", payload)
 
     try:

@@ -6,7 +6,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatflow.domain.review import ReviewItem
-from seatflow.domain.states import AssignmentState
 
 
 async def manual_review_queue(engine: AsyncEngine, restaurant: str | None = None) -> list[ReviewItem]:
@@ -19,12 +18,12 @@ async def manual_review_queue(engine: AsyncEngine, restaurant: str | None = None
                     "b.last_reason, (SELECT count(*) FROM booking_assignment_attempts a "
                     "WHERE a.booking_id = b.id AND a.result <> 'confirmed') AS attempts, "
                     "(SELECT max(h.created_at) FROM booking_assignment_state_history h "
-                    "WHERE h.booking_id = b.id AND h.to_state = :state) AS since "
-                    "FROM bookings b WHERE b.assignment_state = :state "
+                    "WHERE h.booking_id = b.id AND h.to_state = 'manual_review') AS since "
+                    "FROM bookings b WHERE b.assignment_state = 'manual_review' "
                     "AND (CAST(:r AS text) IS NULL OR b.restaurant_id = :r) "
                     "ORDER BY b.start_at, b.id"
                 ),
-                {"r": restaurant, "state": AssignmentState.MANUAL_REVIEW.value},
+                {"r": restaurant},
             )
         ).all()
     return [

@@ -14,9 +14,12 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from seatflow.domain.states import ALLOWED_TRANSITIONS, AssignmentState, check_transition
-
-TERMINAL_SETTLED = ("confirmed", "failed", "cancelled", "manual_review")
+from seatflow.domain.states import (
+    ALLOWED_TRANSITIONS,
+    SETTLED,
+    AssignmentState,
+    check_transition,
+)
 
 
 class VersionConflict(RuntimeError):
@@ -95,7 +98,7 @@ async def transition(
     extra = dict(set_columns or {})
     assignments = "".join(f", {col} = :c_{col}" for col in extra)
     params: dict[str, Any] = {f"c_{col}": val for col, val in extra.items()}
-    settled = ", settled_at = clock_timestamp()" if target.value in TERMINAL_SETTLED else ""
+    settled = ", settled_at = clock_timestamp()" if target in SETTLED else ""
     meta = dict(metadata or {})
     # One statement: the optimistic check, the legality check, the update, and
     # the history, event and outbox rows. Nothing is written unless all apply.
