@@ -3,7 +3,7 @@
 It serves its own task queue (`SEATFLOW_SHADOW_TASK_QUEUE`, default
 `seatflow-shadow`) and registers no activity that can allocate a table, change
 a booking's state or send an email, so a shadow cannot have side effects by
-construction (DESIGN.md section 6).
+construction (docs/architecture.md, guarantees).
 """
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ async def register_search_attributes(client) -> None:  # type: ignore[no-untyped
     from temporalio.api.enums.v1 import IndexedValueType
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 
-    from workflows.search_attributes import REGISTRATION
+    from seatflow.domain.search_attributes import REGISTRATION
 
     types = {"Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
              "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT}
@@ -109,7 +109,7 @@ async def dev_env():  # type: ignore[no-untyped-def]
     """The Temporal dev server (real time, visibility, search attributes)."""
     from temporalio.testing import WorkflowEnvironment
 
-    from workflows.search_attributes import ALL
+    from seatflow.domain.search_attributes import ALL
 
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"),

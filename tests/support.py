@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from seatflow.domain import states as domain_states
 from seatflow.floorplan import import_floorplan, parse_floorplan
 from seatflow.storage.bookings import NewBooking, insert_booking
 
@@ -64,6 +65,32 @@ async def new_booking(
     )
 
 
+async def insert_raw_booking(
+    engine: AsyncEngine,
+    *,
+    restaurant_id: str,
+    party_size: int,
+    start: datetime,
+    end: datetime,
+    occupied_until: datetime,
+    booking_id: str | None = None,
+    zone_preference: str | None = None,
+) -> str:
+    """Insert a booking without validation: for tests of invalid bookings that
+    reach the workflow some other way (a host application, an old row)."""
+    booking_id = booking_id or str(uuid.uuid4())
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO bookings (id, restaurant_id, party_size, start_at, end_at, "
+                "occupied_until, zone_preference) VALUES (CAST(:id AS uuid), :r, :p, :s, :e, :o, :z)"
+            ),
+            {"id": booking_id, "r": restaurant_id, "p": party_size, "s": start, "e": end,
+             "o": occupied_until, "z": zone_preference},
+        )
+    return booking_id
+
+
 async def fetch(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
     async with engine.connect() as conn:
         return list((await conn.execute(text(sql), params)).all())
@@ -114,7 +141,7 @@ async def wait_for_state(engine: AsyncEngine, booking_id: str, wanted: set[str] 
     return str(state)
 
 
-SETTLED = {"confirmed", "manual_review", "failed", "cancelled"}
+SETTLED = {s.value for s in domain_states.SETTLED}
 
 
 HISTORIES = __import__("pathlib").Path(__file__).resolve().parent / "histories"

@@ -1,7 +1,7 @@
 """docker-compose.temporal.yml and deploy/: what can be checked without a Docker engine.
 
-The compose file is parsed and held to the production shape of DESIGN.md
-section 10; the search-attribute registration script runs for real against a
+The compose file is parsed and held to the production shape of docs/deploy.md;
+the search-attribute registration script runs for real against a
 fresh Temporal dev server.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from workflows.search_attributes import ALL, REGISTRATION
+from seatflow.domain.search_attributes import ALL, REGISTRATION
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.temporal.yml"

@@ -21,6 +21,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RetryConfig
 
 from seatflow.bookings_service import create_booking, start_booking_workflow
+from seatflow.domain.workflow_ids import booking_workflow_id
 from seatflow.intake_relay import (
     BACKOFF_CAP_SECONDS,
     IntakeStartFailed,
@@ -29,7 +30,7 @@ from seatflow.intake_relay import (
     relay_once,
     run_relay,
 )
-from seatflow.storage.bookings import NewBooking, workflow_id_for
+from seatflow.storage.bookings import NewBooking
 from tests.support import fetch, floorplan, import_plan, scalar, slot
 from worker import build_worker
 
@@ -86,7 +87,7 @@ async def intake_row(engine, booking_id: str):  # type: ignore[no-untyped-def]
 
 async def executions(client: Client, booking_id: str) -> list[str]:
     """Run ids of every execution with the booking's workflow id (visibility can lag)."""
-    query = f'WorkflowId = "{workflow_id_for(booking_id)}"'
+    query = f'WorkflowId = "{booking_workflow_id(booking_id)}"'
     runs: list[str] = []
     for _ in range(50):
         runs = [wf.run_id async for wf in client.list_workflows(query)]
@@ -104,7 +105,7 @@ async def test_booking_made_while_temporal_is_down_keeps_its_row_and_intake_row(
                          "WHERE id = CAST(:id AS uuid)", id=booking_id)
     assert state == "created"
     row = await intake_row(db_engine, booking_id)
-    assert row.workflow_id == workflow_id_for(booking_id)
+    assert row.workflow_id == booking_workflow_id(booking_id)
     assert row.started_at is None
     pending = await pending_intake(db_engine, restaurant_ids=[restaurant])
     assert [p.booking_id for p in pending] == [booking_id]
@@ -139,7 +140,7 @@ async def test_relay_starts_the_workflow_exactly_once_and_the_booking_confirms(
     assert len(await executions(client, booking_id)) == 1
 
     async with build_worker(client, db_engine, test_settings, task_queue=queue):
-        handle = client.get_workflow_handle(workflow_id_for(booking_id))
+        handle = client.get_workflow_handle(booking_workflow_id(booking_id))
         await asyncio.wait_for(handle.result(), timeout=30)
     state = await scalar(db_engine, "SELECT assignment_state FROM bookings "
                          "WHERE id = CAST(:id AS uuid)", id=booking_id)
@@ -162,9 +163,9 @@ async def test_relay_after_a_crash_between_start_and_mark_joins_the_running_work
     assert await relay_once(db_engine, client, queue, restaurant_ids=[restaurant]) == 0
     runs = await executions(client, booking_id)
     assert runs == [first.result_run_id]
-    description = await client.get_workflow_handle(workflow_id_for(booking_id)).describe()
+    description = await client.get_workflow_handle(booking_workflow_id(booking_id)).describe()
     assert description.status == WorkflowExecutionStatus.RUNNING  # no worker on `queue`
-    await client.get_workflow_handle(workflow_id_for(booking_id)).terminate("test cleanup")
+    await client.get_workflow_handle(booking_workflow_id(booking_id)).terminate("test cleanup")
 
 
 async def test_relay_loop_backs_off_while_temporal_is_down_then_starts_the_backlog(
@@ -195,7 +196,7 @@ async def test_relay_loop_backs_off_while_temporal_is_down_then_starts_the_backl
     for booking_id in booking_ids:
         assert (await intake_row(db_engine, booking_id)).started_at is not None
         assert len(await executions(dev_env.client, booking_id)) == 1
-        await dev_env.client.get_workflow_handle(workflow_id_for(booking_id)).terminate("cleanup")
+        await dev_env.client.get_workflow_handle(booking_workflow_id(booking_id)).terminate("cleanup")
 
 
 def test_backoff_doubles_from_one_second_up_to_the_cap() -> None:
@@ -227,7 +228,7 @@ async def test_intake_command_once_starts_pending_workflows_and_reports_json(
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1])["started"] == 1
     assert (await intake_row(db_engine, booking_id)).started_at is not None
-    await dev_env.client.get_workflow_handle(workflow_id_for(booking_id)).terminate("cleanup")
+    await dev_env.client.get_workflow_handle(booking_workflow_id(booking_id)).terminate("cleanup")
 
     down = {**env, "TEMPORAL_ADDRESS": f"127.0.0.1:{closed_port()}"}
     await book_while_temporal_is_down(db_engine, restaurant)

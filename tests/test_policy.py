@@ -1,4 +1,4 @@
-"""The assignment policy (DESIGN.md sections 4 and 5): attempts and backoff,
+"""The assignment policy (docs/architecture.md): attempts and backoff,
 manual review by update and signal, cancellation, invalid bookings, permits."""
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowUpdateFailedError
 
 from seatflow.bookings_service import start_booking_workflow
-from seatflow.storage.bookings import insert_raw_booking
 from seatflow.storage.permits import acquire
 from tests.support import (
     SETTLED,
@@ -22,6 +21,7 @@ from tests.support import (
     fetch,
     floorplan,
     import_plan,
+    insert_raw_booking,
     new_booking,
     save_history,
     scalar,

@@ -1,4 +1,4 @@
-"""Safe rollout (DESIGN.md section 6): flags, cohorts, the legacy path and the
+"""Safe rollout (docs/deploy.md): flags, cohorts, the legacy path and the
 kill switch that moves bookings in flight to the legacy path with no deploy."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Shadow mode (DESIGN.md section 6) on real PostgreSQL and real Temporal servers.
+"""Shadow mode (docs/deploy.md) on real PostgreSQL and real Temporal servers.
 
 The shadow workflow is started directly on its own queue, served by the worker
 from `build_shadow_worker`, after a legacy path simulated through the same
@@ -21,7 +21,7 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.worker import Worker
 
-from activities.shadow import ShadowActivities, read_only
+from activities.shadow import ShadowActivities
 from seatflow.domain.messages import ConfirmRequest
 from seatflow.domain.planning import BookingRequest
 from seatflow.domain.shadow import (
@@ -33,12 +33,14 @@ from seatflow.domain.shadow import (
     ShadowInput,
     ShadowSearch,
 )
+from seatflow.domain.workflow_ids import shadow_workflow_id
 from seatflow.engine import quote_tables
 from seatflow.storage import bookings as store
 from seatflow.storage.restaurants import load_snapshot
+from seatflow.storage.shadow import read_only
 from shadow_worker import build_shadow_worker
 from tests.support import booking_tables, fetch, floorplan, import_plan, new_booking, scalar, slot
-from workflows.shadow import ShadowAssignmentWorkflow, shadow_workflow_id
+from workflows.shadow import ShadowAssignmentWorkflow
 
 
 @pytest.fixture

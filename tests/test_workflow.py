@@ -10,7 +10,7 @@ import pytest
 from temporalio.client import Client
 
 from seatflow.bookings_service import start_booking_workflow
-from seatflow.storage.bookings import workflow_id_for
+from seatflow.domain.workflow_ids import booking_workflow_id
 from tests.support import (
     booking_tables,
     double_booked_minutes,
@@ -59,7 +59,7 @@ async def test_party_of_two_gets_a_two_top(time_skipping_env, db_engine, test_se
     client = time_skipping_env.client
     async with build_worker(client, db_engine, test_settings, task_queue=queue):
         outcome = await run_booking(client, db_engine, rid, booking, queue)
-        await save_history(client.get_workflow_handle(workflow_id_for(booking)), "happy_path")
+        await save_history(client.get_workflow_handle(booking_workflow_id(booking)), "happy_path")
     assert outcome.state == "confirmed"
     assert await booking_tables(db_engine, booking) == ["T1"]
     history = await fetch(
@@ -138,7 +138,7 @@ async def test_starting_the_workflow_twice_runs_it_once(time_skipping_env, db_en
                                           party_size=2, start=slot(), task_queue=queue)
         h2 = await start_booking_workflow(client, booking_id=booking, restaurant_id=rid,
                                           party_size=2, start=slot(), task_queue=queue)
-        assert h1.id == h2.id == workflow_id_for(booking)
+        assert h1.id == h2.id == booking_workflow_id(booking)
         r1, r2 = await h1.result(), await h2.result()
         # After completion a third start joins the closed run instead of starting anew.
         h3 = await start_booking_workflow(client, booking_id=booking, restaurant_id=rid,

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Registers the search attributes the booking workflow upserts
-# (src/workflows/search_attributes.py). Runs in temporalio/admin-tools once the
+# (src/seatflow/domain/search_attributes.py). Runs in temporalio/admin-tools once the
 # server is healthy; safe to run again (existing attributes are kept).
 #
 # SEATFLOW_SEARCH_ATTRIBUTES is a comma list of NAME=TYPE pairs.

@@ -74,7 +74,7 @@ def _non_retryable(exc: Exception) -> ApplicationError:
 
 
 class BookingActivities:
-    """Given its dependencies once, at worker start (STYLE.md)."""
+    """Given its dependencies once, at worker start."""
 
     def __init__(
         self,

@@ -15,7 +15,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
-    SearchAttributeKey,
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
@@ -23,12 +22,14 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from seatflow.domain import search_attributes as sa
 from seatflow.domain.messages import BookingOutcome, BookingWorkflowInput
+from seatflow.domain.states import AssignmentState
+from seatflow.domain.workflow_ids import booking_workflow_id
 from seatflow.storage.bookings import (
     NewBooking,
     insert_booking,
     mark_intake_started,
-    workflow_id_for,
 )
 from seatflow.storage.transitions import BookingNotFound
 
@@ -63,7 +64,7 @@ async def start_booking_workflow(
     task_queue: str,
 ) -> WorkflowHandle[Any, Any]:
     """Start the booking's workflow; a second start joins the first."""
-    workflow_id = workflow_id_for(booking_id)
+    workflow_id = booking_workflow_id(booking_id)
     try:
         return await client.start_workflow(
             WORKFLOW_NAME,
@@ -80,8 +81,8 @@ async def start_booking_workflow(
             static_summary=f"{restaurant_id}: party of {party_size} at {start.isoformat()}",
             static_details=static_details(booking_id, restaurant_id, party_size, start),
             search_attributes=TypedSearchAttributes([
-                SearchAttributePair(SearchAttributeKey.for_keyword("AssignmentState"), "created"),
-                SearchAttributePair(SearchAttributeKey.for_keyword("RestaurantId"), restaurant_id),
+                SearchAttributePair(sa.ASSIGNMENT_STATE, AssignmentState.CREATED.value),
+                SearchAttributePair(sa.RESTAURANT_ID, restaurant_id),
             ]),
         )
     except WorkflowAlreadyStartedError:
@@ -99,7 +100,7 @@ async def create_booking(
     """Insert a booking and start its workflow. Raises InvalidBooking when it
     can never be seated as asked (nothing is written then)."""
     booking_id = await insert_booking(engine, new, now=now or datetime.now(UTC))
-    workflow_id = workflow_id_for(booking_id)
+    workflow_id = booking_workflow_id(booking_id)
     if client is None:
         return CreatedBooking(booking_id, workflow_id, workflow_started=False)
     start = new.start
@@ -134,7 +135,7 @@ def table_order(code: str) -> tuple[str, int, str]:
 async def booking_view(engine: AsyncEngine, booking_id: str) -> dict[str, Any]:
     """Everything an operator needs to answer "why is booking X not confirmed?"
 
-    Fields are the contract of `bookings show --json` (DESIGN.md section 8).
+    Fields are the contract of `bookings show --json`.
     """
     async with engine.connect() as conn:
         row = (

@@ -1,4 +1,4 @@
-"""A circuit breaker for infrastructure failures (DESIGN.md section 5).
+"""A circuit breaker for infrastructure failures (docs/architecture.md, guarantees).
 
 After `threshold` consecutive infrastructure failures (database unreachable,
 timeouts) it opens for `cooldown` seconds. While open, callers do not touch

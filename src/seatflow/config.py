@@ -1,6 +1,6 @@
 """Configuration from the environment (and an optional .env file).
 
-Names are part of the contract (DESIGN.md sections 6 and 8). A bad value
+Names are part of the contract (README, Configuration). A bad value
 stops start-up with a message naming the variable.
 """
 
@@ -91,7 +91,7 @@ class Settings(BaseSettings):
 
 
 class Flags(BaseSettings):
-    """Feature flags of DESIGN.md section 6, read fresh on every decision."""
+    """The V3 rollout flags (docs/deploy.md), read fresh on every decision."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 

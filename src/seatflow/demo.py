@@ -28,7 +28,7 @@ from rich.table import Table
 
 from seatflow import devstack
 from seatflow.config import load_flags, project_root
-from seatflow.domain.states import SETTLED_STATES
+from seatflow.domain.states import SETTLED
 
 SAMPLE_FLOORPLAN = Path("examples") / "floorplans" / "harbour-kitchen.json"
 V3_FLAG = "FEATURE_ASSIGNMENT_PIPELINE_V3"
@@ -81,7 +81,7 @@ class DemoSummary:
 
     @property
     def unsettled(self) -> int:
-        return self.bookings - sum(self.states[s] for s in SETTLED_STATES)
+        return self.bookings - sum(self.states[s] for s in SETTLED)
 
     def percentile(self, p: float) -> float | None:
         if not self.latencies:
@@ -192,6 +192,7 @@ async def _book_evening(stack: devstack.StackStatus, path: Path, count: int, see
     from seatflow.loadtest import permit_wait_p95_ms, states_of, wait_until_settled
     from seatflow.storage.bookings import NewBooking
     from seatflow.storage.db import make_engine
+    from seatflow.storage.stats import confirm_latencies
 
     assert stack.database_url and stack.temporal_address
     plan = load_floorplan(path)
@@ -248,7 +249,7 @@ async def _book_evening(stack: devstack.StackStatus, path: Path, count: int, see
                 creating=creating, progress=progress, task=settled_task,
                 deadline=time.monotonic() + timeout, console=console, poll=0.4)
         summary.states = await states_of(engine, ids)
-        summary.latencies = await _latencies(engine, ids)
+        summary.latencies = await confirm_latencies(engine, ids)
         summary.slot_wait_p95_ms = await permit_wait_p95_ms(engine, ids)
         return summary
     finally:
@@ -257,34 +258,17 @@ async def _book_evening(stack: devstack.StackStatus, path: Path, count: int, see
 
 async def _free_evening(engine: Any, restaurant_id: str, tz: ZoneInfo) -> date:
     """Tonight if dinner is still ahead, else the next evening no earlier demo has booked."""
-    from sqlalchemy import text
+    from seatflow.storage.stats import bookings_starting_between
 
     now = datetime.now(tz)
     evening = now.date() if now.hour < 16 else now.date() + timedelta(days=1)
-    async with engine.connect() as conn:
-        for _ in range(60):
-            begin = datetime(evening.year, evening.month, evening.day, 17, tzinfo=tz)
-            booked = (await conn.execute(text(
-                "SELECT count(*) FROM bookings WHERE restaurant_id = :r "
-                "AND start_at >= :b AND start_at < :e"),
-                {"r": restaurant_id, "b": begin, "e": begin + timedelta(hours=6)})).scalar_one()
-            if not booked:
-                return evening
-            evening += timedelta(days=1)
+    for _ in range(60):
+        begin = datetime(evening.year, evening.month, evening.day, 17, tzinfo=tz)
+        if not await bookings_starting_between(engine, restaurant_id, begin,
+                                               begin + timedelta(hours=6)):
+            return evening
+        evening += timedelta(days=1)
     return evening
-
-
-async def _latencies(engine: Any, ids: list[str]) -> list[float]:
-    from sqlalchemy import text
-
-    if not ids:
-        return []
-    async with engine.connect() as conn:
-        rows = (await conn.execute(text(
-            "SELECT EXTRACT(EPOCH FROM confirmed_at - created_at) FROM bookings "
-            "WHERE id = ANY(CAST(:ids AS uuid[])) AND confirmed_at IS NOT NULL"),
-            {"ids": list(ids)})).scalars().all()
-    return [float(x) for x in rows]
 
 
 def print_summary(summary: DemoSummary, console: Console) -> None:

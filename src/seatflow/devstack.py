@@ -37,18 +37,13 @@ from urllib.parse import urlsplit, urlunsplit
 import psutil  # type: ignore[import-untyped]  # shipped with pgserver, which we need anyway
 
 from seatflow.config import Settings, load_settings, project_root
+from seatflow.domain.search_attributes import REGISTRATION
 
 T = TypeVar("T")
 
 # pgserver asks platformdirs for a runtime dir; the fallback to /tmp is fine.
 warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
-SEARCH_ATTRIBUTES: dict[str, str] = {
-    "AssignmentState": "Keyword",
-    "RestaurantId": "Keyword",
-    "AssignmentAttempts": "Int",
-    "AssignmentPipeline": "Keyword",
-}
 DEFAULT_TEMPORAL_PORT = 7233
 WORKER_MODULE = "worker"
 INTAKE_RELAY_MODULE = "seatflow.intake_relay"
@@ -362,7 +357,7 @@ async def _ensure_search_attributes(address: str, namespace: str, timeout: float
     listed = await ops.list_search_attributes(ListSearchAttributesRequest(namespace=namespace))
     missing = {
         name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{kind.upper()}")
-        for name, kind in SEARCH_ATTRIBUTES.items()
+        for name, kind in REGISTRATION.items()
         if name not in listed.custom_attributes
     }
     if missing:
@@ -581,7 +576,7 @@ def _up_temporal(paths: Paths, plan: _Plan, timeout: float) -> str | None:
            "--db-filename", str(paths.temporal_db),
            "--port", str(plan.temporal_port), "--ui-port", str(plan.ui_port),
            "--log-level", "warn"]
-    for name, kind in SEARCH_ATTRIBUTES.items():
+    for name, kind in REGISTRATION.items():
         cmd += ["--search-attribute", f"{name}={kind}"]
     if ns != "default":
         cmd += ["--namespace", ns]

@@ -1,4 +1,4 @@
-"""Floor plans: the JSON file format (DESIGN.md section 8, docs/floorplan.md),
+"""Floor plans: the JSON file format (docs/floorplan.md),
 its validation, and the all-or-nothing import into PostgreSQL.
 
 A bad file raises `FloorPlanError`, whose problems each name the field by its
@@ -143,7 +143,7 @@ class ServiceSpec(_Strict):
         return bands
 
     def turn_minutes(self, party_size: int) -> int | None:
-        """The first band whose max_party is null or >= the party (DESIGN.md section 8)."""
+        """The first band whose max_party is null or >= the party (docs/floorplan.md)."""
         for band in self.turn_times:
             if band.max_party is None or band.max_party >= party_size:
                 return band.minutes

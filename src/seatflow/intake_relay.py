@@ -24,21 +24,20 @@ import signal
 import sys
 import time
 from collections.abc import Collection
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Annotated
 
 import typer
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from seatflow.bookings_service import start_booking_workflow
 from seatflow.config import ConfigError, Settings, load_settings
+from seatflow.domain.workflow_ids import booking_workflow_id
 from seatflow.logging import configure_logging, get_logger
 from seatflow.storage.bookings import mark_intake_started
+from seatflow.storage.intake import pending_intake
 
-BATCH_SIZE = 100
+BATCH_SIZE = 100  # rows per pass
 POLL_SECONDS = 1.0
 # Rows younger than this are left to `create_booking`, which is about to start them.
 SETTLE_SECONDS = 1.0
@@ -59,40 +58,6 @@ class IntakeStartFailed(RuntimeError):
             f"could not start the workflow of booking {booking_id} "
             f"({type(cause).__name__}: {cause}); {started} started before it"
         )
-
-
-@dataclass(frozen=True)
-class PendingIntake:
-    booking_id: str
-    restaurant_id: str
-    party_size: int
-    start: datetime
-
-
-async def pending_intake(
-    engine: AsyncEngine,
-    *,
-    limit: int = BATCH_SIZE,
-    min_age_seconds: float = 0.0,
-    restaurant_ids: Collection[str] | None = None,
-) -> list[PendingIntake]:
-    """Bookings whose workflow has not been started, oldest first; only those
-    of `restaurant_ids` when given."""
-    scope = "AND b.restaurant_id = ANY(:restaurants) " if restaurant_ids else ""
-    async with engine.connect() as conn:
-        rows = await conn.execute(
-            text(
-                "SELECT o.booking_id::text AS booking_id, b.restaurant_id, b.party_size, "
-                "b.start_at FROM intake_outbox o JOIN bookings b ON b.id = o.booking_id "
-                "WHERE o.started_at IS NULL "
-                "AND o.created_at <= clock_timestamp() - make_interval(secs => :age) "
-                f"{scope}ORDER BY o.created_at LIMIT :limit"
-            ),
-            {"age": min_age_seconds, "limit": limit,
-             **({"restaurants": list(restaurant_ids)} if restaurant_ids else {})},
-        )
-        return [PendingIntake(r.booking_id, r.restaurant_id, r.party_size, r.start_at)
-                for r in rows]
 
 
 async def relay_once(
@@ -127,7 +92,7 @@ async def relay_once(
         await mark_intake_started(engine, item.booking_id)
         started += 1
         log.info("intake.workflow_started", booking_id=item.booking_id,
-                 workflow_id=f"booking-assignment-{item.booking_id}",
+                 workflow_id=booking_workflow_id(item.booking_id),
                  restaurant_id=item.restaurant_id)
     return started
 

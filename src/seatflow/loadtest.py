@@ -30,11 +30,22 @@ from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from seatflow.domain.states import SETTLED_STATES
+from seatflow.domain.states import SETTLED
+from seatflow.storage.stats import (
+    double_booked_table_minutes,
+    email_outbox_figures,
+    existing_restaurants,
+    latency_percentiles,
+    latest_booking_start,
+    max_concurrency_per_restaurant,
+    pending_emails,
+    permit_wait_p95_ms,
+    settled_throughput,
+    states_of,
+)
 
 DEFAULT_FLOORPLAN = Path("examples") / "floorplans" / "harbour-kitchen.json"
 RESTAURANT_PREFIX = "loadtest-"
@@ -92,78 +103,7 @@ class LoadtestResult:
 # -- measurements shared with bench/pipeline.py ---------------------------
 
 
-async def latency_percentiles(engine: AsyncEngine, ids: list[str]) -> dict[str, float | None]:
-    """created -> confirmed over the given bookings (nearest-rank-free: percentile_cont)."""
-    async with engine.connect() as conn:
-        row = (await conn.execute(text(
-            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) AS p50, "
-            "percentile_cont(0.95) WITHIN GROUP (ORDER BY x) AS p95, "
-            "percentile_cont(0.99) WITHIN GROUP (ORDER BY x) AS p99, max(x) AS max "
-            "FROM (SELECT EXTRACT(EPOCH FROM confirmed_at - created_at) AS x FROM bookings "
-            "WHERE id = ANY(CAST(:ids AS uuid[])) AND confirmed_at IS NOT NULL) l"),
-            {"ids": ids})).one()
-    return {k: None if v is None else round(float(v), 3)
-            for k, v in (("p50", row.p50), ("p95", row.p95), ("p99", row.p99),
-                         ("max", row.max))}
-
-
-async def permit_wait_p95_ms(engine: AsyncEngine, ids: list[str]) -> float | None:
-    async with engine.connect() as conn:
-        value = (await conn.execute(text(
-            "SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY wait_ms) FROM permit_intervals "
-            "WHERE booking_id = ANY(CAST(:ids AS uuid[]))"), {"ids": ids})).scalar()
-    return None if value is None else round(float(value), 3)
-
-
-async def max_concurrency_per_restaurant(engine: AsyncEngine, ids: list[str]) -> dict[str, int]:
-    """The most permits of one restaurant held at once by these bookings: a
-    sweep over acquire (+1) and release (-1); at equal times releases first."""
-    async with engine.connect() as conn:
-        rows = (await conn.execute(text(
-            "WITH ev AS ("
-            " SELECT restaurant_id, acquired_at AS t, 1 AS d FROM permit_intervals "
-            "  WHERE booking_id = ANY(CAST(:ids AS uuid[]))"
-            " UNION ALL"
-            " SELECT restaurant_id, COALESCE(released_at, clock_timestamp()), -1 "
-            "  FROM permit_intervals WHERE booking_id = ANY(CAST(:ids AS uuid[]))) "
-            "SELECT restaurant_id, max(c) FROM ("
-            " SELECT restaurant_id, sum(d) OVER (PARTITION BY restaurant_id ORDER BY t, d) AS c"
-            " FROM ev) s GROUP BY restaurant_id ORDER BY restaurant_id"),
-            {"ids": ids})).all()
-    return {str(r): int(n) for r, n in rows}
-
-
-async def double_booked_table_minutes(engine: AsyncEngine, restaurant_ids: list[str]) -> float:
-    """Minutes two allocations of one table overlap (the exclusion constraint says 0)."""
-    async with engine.connect() as conn:
-        value = (await conn.execute(text(
-            "SELECT COALESCE(sum(EXTRACT(EPOCH FROM (LEAST(upper(a.occupied), upper(b.occupied)) "
-            "- GREATEST(lower(a.occupied), lower(b.occupied)))) / 60), 0) FROM allocations a "
-            "JOIN allocations b ON a.table_id = b.table_id AND a.id < b.id "
-            "AND a.occupied && b.occupied WHERE a.restaurant_id = ANY(:r)"),
-            {"r": restaurant_ids})).scalar()
-    return round(float(value or 0), 3)
-
-
-async def states_of(engine: AsyncEngine, ids: list[str]) -> Counter[str]:
-    if not ids:
-        return Counter()
-    async with engine.connect() as conn:
-        rows = (await conn.execute(text(
-            "SELECT assignment_state, count(*) FROM bookings WHERE id = ANY(CAST(:ids AS uuid[])) "
-            "GROUP BY assignment_state"), {"ids": ids})).all()
-    return Counter({str(s): int(n) for s, n in rows})
-
-
-async def settled_throughput(engine: AsyncEngine, ids: list[str]) -> float | None:
-    """Settled bookings per second, first created -> last settled."""
-    async with engine.connect() as conn:
-        row = (await conn.execute(text(
-            "SELECT count(settled_at) AS n, EXTRACT(EPOCH FROM max(settled_at) - min(created_at)) "
-            "AS span FROM bookings WHERE id = ANY(CAST(:ids AS uuid[]))"), {"ids": ids})).one()
-    if not row.n or not row.span:
-        return None
-    return round(int(row.n) / float(row.span), 2)
+# The figures themselves are read by seatflow.storage.stats (imported above).
 
 
 def mailbox_counts(mailbox: Path, ids: list[str]) -> dict[str, int]:
@@ -181,22 +121,13 @@ async def email_figures(
     engine: AsyncEngine, mailbox: Path | None, ids: list[str]
 ) -> tuple[int, int, int]:
     """(duplicates delivered, duplicate sends suppressed, confirmed bookings without email)."""
-    async with engine.connect() as conn:
-        suppressed = (await conn.execute(text(
-            "SELECT COALESCE(sum(duplicates_suppressed), 0) FROM email_outbox "
-            "WHERE booking_id = ANY(CAST(:ids AS uuid[]))"), {"ids": ids})).scalar_one()
-        confirmed = set((await conn.execute(text(
-            "SELECT id::text FROM bookings WHERE id = ANY(CAST(:ids AS uuid[])) "
-            "AND confirmed_at IS NOT NULL"), {"ids": ids})).scalars().all())
-        outbox_dups = (await conn.execute(text(
-            "SELECT COALESCE(sum(GREATEST(send_attempts - 1, 0)), 0) FROM email_outbox "
-            "WHERE booking_id = ANY(CAST(:ids AS uuid[]))"), {"ids": ids})).scalar_one()
+    outbox = await email_outbox_figures(engine, ids)
     if mailbox is None:  # SMTP: the outbox is the only record
-        return int(outbox_dups), int(suppressed), 0
+        return outbox.extra_sends, outbox.duplicates_suppressed, 0
     counts = mailbox_counts(mailbox, ids)
     duplicates = sum(max(0, n - 1) for n in counts.values())
-    missing = sum(1 for b in confirmed if counts.get(b, 0) == 0)
-    return duplicates, int(suppressed), missing
+    missing = sum(1 for b in outbox.confirmed_ids if counts.get(b, 0) == 0)
+    return duplicates, outbox.duplicates_suppressed, missing
 
 
 # -- setup ---------------------------------------------------------------
@@ -222,10 +153,7 @@ async def ensure_restaurants(engine: AsyncEngine, ids: list[str], template: Path
     from seatflow.floorplan import import_floorplan, parse_floorplan
 
     data = json.loads(template.read_text())
-    async with engine.connect() as conn:
-        existing = set((await conn.execute(
-            text("SELECT id FROM restaurants WHERE id = ANY(:ids)"), {"ids": ids}
-        )).scalars().all())
+    existing = await existing_restaurants(engine, ids)
     imported = 0
     for rid in ids:
         if rid in existing:
@@ -240,10 +168,7 @@ async def ensure_restaurants(engine: AsyncEngine, ids: list[str], template: Path
 
 async def first_free_evening(engine: AsyncEngine, ids: list[str], tz: ZoneInfo) -> date:
     """The first evening after every booking an earlier run made at these restaurants."""
-    async with engine.connect() as conn:
-        latest = (await conn.execute(
-            text("SELECT max(start_at) FROM bookings WHERE restaurant_id = ANY(:ids)"),
-            {"ids": ids})).scalar()
+    latest = await latest_booking_start(engine, ids)
     tomorrow = datetime.now(tz).date() + timedelta(days=1)
     if latest is None:
         return tomorrow
@@ -345,7 +270,7 @@ async def run_loadtest(
     result.created = len(created)
     states = await states_of(engine, created)
     result.outcomes = dict(sorted(states.items()))
-    result.unsettled = result.created - sum(states[s] for s in SETTLED_STATES)
+    result.unsettled = result.created - sum(states[s] for s in SETTLED)
     result.throughput_per_second = await settled_throughput(engine, created)
     result.latency_seconds = await latency_percentiles(engine, created)
     result.permit_wait_p95_ms = await permit_wait_p95_ms(engine, created)
@@ -361,11 +286,7 @@ async def _drain_email_outbox(engine: AsyncEngine, ids: list[str], deadline: flo
     """Confirmation emails go out just after the state settles: wait for the
     outbox to drain before counting them."""
     while time.monotonic() < deadline:
-        async with engine.connect() as conn:
-            pending = (await conn.execute(text(
-                "SELECT count(*) FROM email_outbox WHERE status = 'pending' "
-                "AND booking_id = ANY(CAST(:ids AS uuid[]))"), {"ids": ids})).scalar_one()
-        if not pending:
+        if not await pending_emails(engine, ids):
             return
         await asyncio.sleep(0.25)
 
@@ -388,7 +309,7 @@ async def wait_until_settled(
     test and the demo."""
     while True:
         states = await states_of(engine, list(ids))
-        settled = sum(states[s] for s in SETTLED_STATES) + rejected()
+        settled = sum(states[s] for s in SETTLED) + rejected()
         progress.update(task, completed=settled, states=short_states(states))
         if creating.done() and settled >= total:
             break
@@ -401,7 +322,7 @@ async def wait_until_settled(
 
 def short_states(states: Counter[str]) -> str:
     shown = [f"{s} {states[s]}" for s in ("confirmed", "manual_review", "failed") if states[s]]
-    busy = sum(n for s, n in states.items() if s not in SETTLED_STATES)
+    busy = sum(n for s, n in states.items() if s not in SETTLED)
     if busy:
         shown.append(f"in flight {busy}")
     return ", ".join(shown)

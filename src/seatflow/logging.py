@@ -22,7 +22,8 @@ from typing import Any
 
 import structlog
 
-WORKFLOW_ID_PREFIX = "booking-assignment-"
+from seatflow.domain.workflow_ids import booking_id_of, booking_workflow_id
+
 FORMATS = ("json", "console")
 
 _configured: str | None = None
@@ -47,10 +48,9 @@ def _lift_temporal_context(
                 event[dst] = value[src]
     workflow_id = event.get("workflow_id")
     if isinstance(workflow_id, str) and "booking_id" not in event:
-        for prefix in (WORKFLOW_ID_PREFIX, "shadow-"):
-            if workflow_id.startswith(prefix):
-                event["booking_id"] = workflow_id[len(prefix):]
-                break
+        booking_id = booking_id_of(workflow_id)
+        if booking_id is not None:
+            event["booking_id"] = booking_id
     return event
 
 
@@ -142,7 +142,7 @@ def bind_booking(
     booking's workflow id outside an activity).
     """
     if workflow_id is None:
-        workflow_id = _current_workflow_id() or f"{WORKFLOW_ID_PREFIX}{booking_id}"
+        workflow_id = _current_workflow_id() or booking_workflow_id(booking_id)
     fields: dict[str, Any] = {"booking_id": booking_id, "workflow_id": workflow_id}
     if restaurant_id is not None:
         fields["restaurant_id"] = restaurant_id

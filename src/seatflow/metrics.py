@@ -25,6 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from temporalio.common import MetricMeter
 
+from seatflow.domain.states import ACTIVE
+
 # -- names ---------------------------------------------------------------
 
 ASSIGNMENT_LATENCY = "seatflow_assignment_latency_seconds"
@@ -42,13 +44,11 @@ BOOKINGS_IN_STATE = "seatflow_bookings_in_state"
 PIPELINES = ("v3", "legacy")
 OUTCOMES = ("confirmed", "manual_review", "failed", "noop")
 # States a booking passes through on its way to an outcome, sampled as a gauge.
-ACTIVE_STATES = (
-    "created", "capacity_verified", "assignment_pending", "assignment_in_progress",
-    "assigned", "manual_review",
-)
+# Every non-terminal state, as the bookings-in-state gauge labels them.
+ACTIVE_STATES = tuple(s.value for s in ACTIVE)
 
-# Prometheus histogram buckets, chosen around the targets of DESIGN.md
-# section 9 (P95 latency < 3 s, alert at 5 s; permit wait P95 < 100 ms).
+# Prometheus histogram buckets, chosen around the service's targets
+# (docs/runbook.md: P95 latency < 3 s, alert at 5 s; permit wait P95 < 100 ms).
 HISTOGRAM_BUCKETS: Mapping[str, Sequence[float]] = {
     ASSIGNMENT_LATENCY: (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0,
                          60.0, 300.0, 3600.0),

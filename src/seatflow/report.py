@@ -1,4 +1,4 @@
-"""The operations dashboard (DESIGN.md section 9), computed from PostgreSQL.
+"""The operations dashboard, computed from PostgreSQL (docs/runbook.md explains each figure).
 
 Scope: the bookings created in [since, until), optionally of one restaurant;
 everything booking-related (attempts, transitions, emails, permits, shadow
@@ -32,10 +32,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-# Targets of DESIGN.md section 9.
+from seatflow.domain.figures import BREAKER_OPENED, BreakerEvent
+from seatflow.storage.report import load_report_counts
+
+# The service's targets; docs/runbook.md says what to do when one is missed.
 TARGETS = {
     "confirmation_rate": ">= 95%",
     "manual_review_rate": "< 10%",
@@ -44,16 +46,11 @@ TARGETS = {
     "duplicate_emails": "0",
 }
 
-BREAKER_OPENED = "circuit_breaker.opened"
-BREAKER_CLOSED = "circuit_breaker.closed"
-VERSION_CONFLICT = "booking.assignment_version_conflict"
-STATE_TRANSITION = "booking.assignment_state_transition"
-SHADOW_COMPARISON = "assignment.shadow.comparison"
 
 
 @dataclass(frozen=True)
 class AlertRule:
-    """One rule of DESIGN.md section 7, as deploy/prometheus/alerts.yml names it."""
+    """One alert rule, as deploy/prometheus/alerts.yml names it (docs/runbook.md)."""
 
     name: str
     severity: str
@@ -141,135 +138,11 @@ def _round(value: Any, digits: int = 4) -> float | None:
     return None if math.isnan(number) else round(number, digits)
 
 
-# Bookings in scope; every query below joins on it.
-SCOPE = (
-    "WITH scope AS (SELECT * FROM bookings b WHERE b.created_at >= :since "
-    "AND b.created_at < :until AND (CAST(:r AS text) IS NULL OR b.restaurant_id = CAST(:r AS text))"
-    ") "
-)
-
-
-async def _booking_figures(conn: AsyncConnection, params: dict[str, Any], report: OperationsReport) -> None:
-    rows = (await conn.execute(
-        text(SCOPE + "SELECT assignment_state, count(*) FROM scope GROUP BY assignment_state"),
-        params)).all()
-    report.by_state = {str(s): int(n) for s, n in sorted(rows)}
-    report.bookings = sum(report.by_state.values())
-    row = (await conn.execute(text(
-        SCOPE + """,
-        flagged AS (
-            SELECT s.*, EXISTS (
-                SELECT 1 FROM booking_assignment_state_history h
-                WHERE h.booking_id = s.id AND h.to_state = 'manual_review') AS reviewed
-            FROM scope s),
-        decided AS (
-            SELECT * FROM flagged WHERE assignment_state IN ('confirmed', 'manual_review', 'failed')
-               OR confirmed_at IS NOT NULL)
-        SELECT
-            (SELECT count(*) FROM flagged WHERE assignment_state NOT IN
-                ('confirmed', 'manual_review', 'failed', 'cancelled')) AS in_flight,
-            count(*) AS decided,
-            count(*) FILTER (WHERE confirmed_at IS NOT NULL) AS confirmed,
-            count(*) FILTER (WHERE reviewed) AS reviewed,
-            count(*) FILTER (WHERE assignment_state = 'failed' AND NOT reviewed) AS failed
-        FROM decided
-        """), params)).one()
-    report.in_flight = int(row.in_flight)
-    report.decided = int(row.decided)
-    report.confirmed = int(row.confirmed)
-    report.manual_review_entered = int(row.reviewed)
-    report.pipeline_failed = int(row.failed)
-    report.confirmation_rate = _ratio(report.confirmed, report.decided)
-    report.manual_review_rate = _ratio(report.manual_review_entered, report.decided)
-    report.error_rate = _ratio(report.pipeline_failed, report.decided)
-
-    row = (await conn.execute(text(
-        SCOPE + """,
-        v3 AS (
-            SELECT s.id,
-                   bool_or(a.result = 'confirmed' AND a.strategy IS DISTINCT FROM 'manual') AS ok,
-                   bool_or(s.assignment_state IN ('confirmed', 'manual_review', 'failed')
-                           OR s.confirmed_at IS NOT NULL) AS decided
-            FROM scope s JOIN booking_assignment_attempts a ON a.booking_id = s.id
-            WHERE a.pipeline = 'v3' GROUP BY s.id)
-        SELECT count(*) FILTER (WHERE decided) AS n, count(*) FILTER (WHERE decided AND ok) AS ok
-        FROM v3
-        """), params)).one()
-    report.v3_bookings, report.v3_confirmed = int(row.n), int(row.ok)
-    report.v3_success_rate = _ratio(report.v3_confirmed, report.v3_bookings)
-
-    row = (await conn.execute(text(
-        SCOPE + """
-        SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) AS p50,
-               percentile_cont(0.95) WITHIN GROUP (ORDER BY x) AS p95,
-               percentile_cont(0.99) WITHIN GROUP (ORDER BY x) AS p99,
-               max(x) AS max, count(x) AS n
-        FROM (SELECT EXTRACT(EPOCH FROM confirmed_at - created_at) AS x FROM scope
-              WHERE confirmed_at IS NOT NULL
-                AND assignment_strategy IS DISTINCT FROM 'manual') l
-        """), params)).one()
-    report.latency_seconds = {
-        "p50": _round(row.p50), "p95": _round(row.p95), "p99": _round(row.p99),
-        "max": _round(row.max), "count": int(row.n),
-    }
-
-
-async def _permit_wait_p95(conn: AsyncConnection, params: dict[str, Any]) -> float | None:
-    value = (await conn.execute(text(
-        SCOPE + "SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY p.wait_ms) "
-        "FROM permit_intervals p JOIN scope s ON s.id = p.booking_id"), params)).scalar()
-    if value is None:  # no permits recorded: fall back to the attempts' own figure
-        value = (await conn.execute(text(
-            SCOPE + "SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY a.permit_wait_ms) "
-            "FROM booking_assignment_attempts a JOIN scope s ON s.id = a.booking_id "
-            "WHERE a.permit_wait_ms IS NOT NULL"), params)).scalar()
-    return _round(value, 3)
-
-
-async def _event_figures(conn: AsyncConnection, params: dict[str, Any], report: OperationsReport) -> None:
-    row = (await conn.execute(text(
-        SCOPE + """
-        SELECT count(*) FILTER (WHERE e.event_type = :transition) AS transitions,
-               count(*) FILTER (WHERE e.event_type = :conflict) AS conflicts,
-               count(*) FILTER (WHERE e.event_type = :shadow) AS shadow,
-               count(*) FILTER (WHERE e.event_type = :shadow
-                                AND (e.context->>'agree')::boolean) AS agree
-        FROM observability_events e JOIN scope s ON s.id = e.booking_id
-        WHERE e.event_type IN (:transition, :conflict, :shadow)
-        """), {**params, "transition": STATE_TRANSITION, "conflict": VERSION_CONFLICT,
-               "shadow": SHADOW_COMPARISON})).one()
-    report.transitions, report.version_conflicts = int(row.transitions), int(row.conflicts)
-    report.transition_error_rate = _ratio(report.version_conflicts, report.transitions)
-    report.shadow_comparisons, report.shadow_agreements = int(row.shadow), int(row.agree)
-    report.shadow_agreement_rate = _ratio(report.shadow_agreements, report.shadow_comparisons)
-
-    row = (await conn.execute(text(
-        SCOPE + """
-        SELECT count(*) FILTER (WHERE o.status = 'sent') AS sent,
-               COALESCE(sum(GREATEST(o.send_attempts - 1, 0)) FILTER (WHERE o.status = 'sent'), 0)
-                   AS duplicates,
-               COALESCE(sum(o.duplicates_suppressed), 0) AS suppressed
-        FROM email_outbox o JOIN scope s ON s.id = o.booking_id
-        """), params)).one()
-    report.emails_sent = int(row.sent)
-    report.duplicate_emails = int(row.duplicates)
-    report.duplicates_suppressed = int(row.suppressed)
-    report.duplicate_rate = _ratio(report.duplicate_emails, report.emails_sent)
-
-
-async def _breaker_figures(
-    conn: AsyncConnection, params: dict[str, Any], report: OperationsReport, now: datetime
-) -> None:
-    rows = (await conn.execute(text(
-        "SELECT event_type, context, created_at FROM observability_events "
-        "WHERE event_type IN (:opened, :closed) AND created_at >= :since AND created_at < :until "
-        "AND (CAST(:r AS text) IS NULL OR restaurant_id IS NULL "
-        "OR restaurant_id = CAST(:r AS text)) ORDER BY created_at, id"),
-        {**params, "opened": BREAKER_OPENED, "closed": BREAKER_CLOSED})).all()
+def _fold_breaker(report: OperationsReport, events: tuple[BreakerEvent, ...], now: datetime) -> None:
     longest: float | None = None
     open_since: dict[str, datetime] = {}
-    for event_type, context, at in rows:
-        context = context or {}
+    for event in events:
+        event_type, context, at = event.event_type, event.context, event.at
         key = str(context.get("breaker") or context.get("name") or "breaker")
         if event_type == BREAKER_OPENED:
             report.breaker_opens += 1
@@ -317,13 +190,30 @@ async def build_report(
     now: datetime | None = None,
 ) -> OperationsReport:
     now = now or datetime.now(UTC)
-    report = OperationsReport(since=since, until=until, restaurant_id=restaurant_id)
-    params: dict[str, Any] = {"since": since, "until": until, "r": restaurant_id}
-    async with engine.connect() as conn:
-        await _booking_figures(conn, params, report)
-        report.permit_wait_p95_ms = await _permit_wait_p95(conn, params)
-        await _event_figures(conn, params, report)
-        await _breaker_figures(conn, params, report, now)
+    counts = await load_report_counts(engine, since=since, until=until,
+                                      restaurant_id=restaurant_id)
+    report = OperationsReport(
+        since=since, until=until, restaurant_id=restaurant_id,
+        bookings=sum(counts.by_state.values()), by_state=dict(counts.by_state),
+        in_flight=counts.in_flight, decided=counts.decided, confirmed=counts.confirmed,
+        manual_review_entered=counts.reviewed, pipeline_failed=counts.failed,
+        confirmation_rate=_ratio(counts.confirmed, counts.decided),
+        manual_review_rate=_ratio(counts.reviewed, counts.decided),
+        error_rate=_ratio(counts.failed, counts.decided),
+        v3_bookings=counts.v3_decided, v3_confirmed=counts.v3_confirmed,
+        v3_success_rate=_ratio(counts.v3_confirmed, counts.v3_decided),
+        latency_seconds={**counts.latency_seconds, "count": counts.latency_count},
+        permit_wait_p95_ms=counts.permit_wait_p95_ms,
+        transitions=counts.transitions, version_conflicts=counts.version_conflicts,
+        transition_error_rate=_ratio(counts.version_conflicts, counts.transitions),
+        emails_sent=counts.emails_sent, duplicate_emails=counts.duplicate_emails,
+        duplicates_suppressed=counts.duplicates_suppressed,
+        duplicate_rate=_ratio(counts.duplicate_emails, counts.emails_sent),
+        shadow_comparisons=counts.shadow_comparisons,
+        shadow_agreements=counts.shadow_agreements,
+        shadow_agreement_rate=_ratio(counts.shadow_agreements, counts.shadow_comparisons),
+    )
+    _fold_breaker(report, counts.breaker_events, now)
     report.alerts = evaluate_alerts(report)
     return report
 

@@ -1,7 +1,7 @@
 """`seatflow shadow-report`: legacy vs V3 from the shadow's comparison events.
 
 Reads `assignment.shadow.comparison` and `assignment.shadow.error` events
-(DESIGN.md section 6) and judges them against the rollout gate: the shadow's
+(docs/deploy.md, the rollout) and judges them against the rollout gate: the shadow's
 success rate no more than 5 points below legacy's, and zero shadow errors.
 The gate is one-sided on purpose: a shadow that seats more guests than the
 legacy planner (re-packing does) is the point of the rollout, not a reason to
@@ -10,15 +10,14 @@ stop it; where the two disagree is listed below the gate for a person to read.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from seatflow.domain.shadow import COMPARISON_EVENT, ERROR_EVENT, EVENT_SOURCE, SEATED
+from seatflow.domain.shadow import COMPARISON_EVENT, ERROR_EVENT, SEATED
+from seatflow.storage.shadow import load_events
 
 GATE_MAX_GAP_POINTS = 5.0
 GATE_MAX_ERRORS = 0
@@ -263,57 +262,26 @@ async def load_report(
     engine: AsyncEngine, *, since: datetime | None = None, restaurant: str | None = None
 ) -> ShadowReport:
     """The report over comparison and error events written since `since`."""
-    where = ["source = :source"]
-    params: dict[str, Any] = {"source": EVENT_SOURCE}
-    if since is not None:
-        where.append("created_at >= :since")
-        params["since"] = since
-    if restaurant is not None:
-        where.append("restaurant_id = :restaurant")
-        params["restaurant"] = restaurant
-    scope = " AND ".join(where)
-    async with engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                text(
-                    "SELECT booking_id::text AS booking_id, restaurant_id, context, created_at, "
-                    "count(*) OVER (PARTITION BY booking_id) AS n "
-                    f"FROM observability_events WHERE event_type = :t AND {scope} "
-                    "ORDER BY created_at DESC, id DESC"
-                ),
-                {**params, "t": COMPARISON_EVENT},
-            )
-        ).all()
-        error_rows = (
-            await conn.execute(
-                text(
-                    "SELECT booking_id::text AS booking_id, restaurant_id, context, created_at "
-                    f"FROM observability_events WHERE event_type = :t AND {scope} "
-                    "ORDER BY created_at DESC, id DESC"
-                ),
-                {**params, "t": ERROR_EVENT},
-            )
-        ).all()
+    rows = await load_events(engine, COMPARISON_EVENT, since=since, restaurant=restaurant)
+    error_rows = await load_events(engine, ERROR_EVENT, since=since, restaurant=restaurant)
     seen: set[str] = set()
     comparisons: list[Comparison] = []
     duplicates = 0
     for r in rows:  # newest first: a booking's latest comparison counts
-        if r.booking_id in seen:
+        booking_id = r.booking_id or str(r.context.get("booking_id"))
+        if booking_id in seen:
             duplicates += 1
             continue
-        seen.add(r.booking_id)
-        comparisons.append(
-            Comparison.from_event(r.booking_id, r.restaurant_id, _json(r.context), r.created_at)
-        )
+        seen.add(booking_id)
+        comparisons.append(Comparison.from_event(booking_id, r.restaurant_id, r.context, r.at))
     errors: list[ErrorEvent] = []
     for r in error_rows:
-        ctx = _json(r.context)
         errors.append(ErrorEvent(
-            booking_id=r.booking_id or ctx.get("booking_id"),
+            booking_id=r.booking_id or r.context.get("booking_id"),
             restaurant_id=r.restaurant_id,
-            stage=str(ctx.get("stage", "?")),
-            error=str(ctx.get("error", "")),
-            at=r.created_at,
+            stage=str(r.context.get("stage", "?")),
+            error=str(r.context.get("error", "")),
+            at=r.at,
         ))
     return ShadowReport(
         comparisons=tuple(comparisons),
@@ -346,10 +314,3 @@ def _examples(items: list[Comparison]) -> dict[str, Any]:
             for c in items[:EXAMPLES]
         ],
     }
-
-
-def _json(value: Any) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    loaded = json.loads(value) if value else {}
-    return loaded if isinstance(loaded, dict) else {}

@@ -21,13 +21,13 @@ import socket
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.common import MetricMeter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from seatflow import metrics
 from seatflow.config import ConfigError, Settings
+from seatflow.storage.stats import count_in_states
 
 log = logging.getLogger("seatflow.telemetry")
 
@@ -95,17 +95,7 @@ def make_runtime(settings: Settings, *, service: str = "seatflow-worker") -> Run
 
 async def count_active_states(engine: AsyncEngine) -> dict[str, int]:
     """Bookings per non-terminal state (the partial scan the bookings_state index serves)."""
-    async with engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                text(
-                    "SELECT assignment_state, count(*) FROM bookings "
-                    "WHERE assignment_state = ANY(:states) GROUP BY assignment_state"
-                ),
-                {"states": list(metrics.ACTIVE_STATES)},
-            )
-        ).all()
-    return {str(state): int(n) for state, n in rows}
+    return await count_in_states(engine, metrics.ACTIVE_STATES)
 
 
 class BookingStateSampler:

@@ -1,6 +1,6 @@
 """BookingAssignmentWorkflow: one durable workflow per booking.
 
-It reads like the state diagram of DESIGN.md section 4:
+It reads like the state diagram of docs/architecture.md:
 
     created -> capacity_verified -> assignment_pending -> assignment_in_progress
     assignment_in_progress -> assigned -> confirmed            (success)

@@ -1,22 +1,16 @@
-"""Search attributes the booking workflow keeps current (DESIGN.md section 4).
-
-No guest name or email ever goes here: Temporal stores these unencrypted.
-"""
+"""The booking workflow's search attributes: defined in
+`seatflow.domain.search_attributes`, re-exported here for the workflow module."""
 
 from __future__ import annotations
 
-from temporalio.common import SearchAttributeKey
+from seatflow.domain.search_attributes import (
+    ALL,
+    ASSIGNMENT_ATTEMPTS,
+    ASSIGNMENT_PIPELINE,
+    ASSIGNMENT_STATE,
+    REGISTRATION,
+    RESTAURANT_ID,
+)
 
-ASSIGNMENT_STATE = SearchAttributeKey.for_keyword("AssignmentState")
-RESTAURANT_ID = SearchAttributeKey.for_keyword("RestaurantId")
-ASSIGNMENT_ATTEMPTS = SearchAttributeKey.for_int("AssignmentAttempts")
-ASSIGNMENT_PIPELINE = SearchAttributeKey.for_keyword("AssignmentPipeline")
-
-ALL = (ASSIGNMENT_STATE, RESTAURANT_ID, ASSIGNMENT_ATTEMPTS, ASSIGNMENT_PIPELINE)
-# name -> type, as `temporal server start-dev --search-attribute NAME=TYPE` takes them
-REGISTRATION = {
-    "AssignmentState": "Keyword",
-    "RestaurantId": "Keyword",
-    "AssignmentAttempts": "Int",
-    "AssignmentPipeline": "Keyword",
-}
+__all__ = ["ALL", "ASSIGNMENT_ATTEMPTS", "ASSIGNMENT_PIPELINE", "ASSIGNMENT_STATE",
+           "REGISTRATION", "RESTAURANT_ID"]

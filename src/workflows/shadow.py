@@ -47,10 +47,6 @@ ERROR_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=500), maximum_
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 
 
-def shadow_workflow_id(booking_id: str) -> str:
-    return f"shadow-{booking_id}"
-
-
 @workflow.defn(name=WORKFLOW_NAME)
 class ShadowAssignmentWorkflow:
     def __init__(self) -> None:

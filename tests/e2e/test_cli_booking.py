@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from seatflow.domain.workflow_ids import booking_workflow_id
 from tests.e2e.test_devstack import Stack, isolated_env, stack  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.e2e
@@ -61,7 +62,7 @@ def test_cli_books_a_table_and_the_ui_filter_finds_it(stack: Stack, monkeypatch:
                   "--json")
     assert created.returncode == 0, created.stderr
     ids = json.loads(created.stdout)
-    assert ids["workflow_id"] == f"booking-assignment-{ids['booking_id']}"
+    assert ids["workflow_id"] == booking_workflow_id(ids["booking_id"])
 
     waited = cli(stack, "bookings", "wait", ids["booking_id"], "--timeout", "30", "--json")
     assert waited.returncode == 0, waited.stderr
@@ -86,8 +87,8 @@ def test_cli_books_a_table_and_the_ui_filter_finds_it(stack: Stack, monkeypatch:
     queue = json.loads(cli(stack, "review", "list", "--restaurant", rid, "--json").stdout)
     assert [r["booking_id"] for r in queue] == [big_id]
     found = asyncio.run(visible(stack.address, 'AssignmentState = "manual_review"',
-                                f"booking-assignment-{big_id}"))
-    assert f"booking-assignment-{big_id}" in found
+                                booking_workflow_id(big_id)))
+    assert booking_workflow_id(big_id) in found
     refused = cli(stack, "review", "assign", big_id, "--tables", "NOPE", "--actor", "ops")
     assert refused.returncode == 1 and "unknown table" in refused.stderr
     free = sorted(t["id"] for t in plan["tables"] if t["id"] not in shown["tables"])

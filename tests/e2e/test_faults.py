@@ -39,11 +39,19 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RetryConfig
 
 from seatflow.bookings_service import create_booking, start_booking_workflow
+from seatflow.domain.search_attributes import REGISTRATION
+from seatflow.domain.workflow_ids import booking_workflow_id
 from seatflow.intake_relay import relay_once
-from seatflow.storage.bookings import NewBooking, insert_raw_booking, workflow_id_for
+from seatflow.storage.bookings import NewBooking
 from tests.conftest import binary
-from tests.support import double_booked_minutes, fetch, floorplan, import_plan, new_booking
-from workflows.search_attributes import REGISTRATION
+from tests.support import (
+    double_booked_minutes,
+    fetch,
+    floorplan,
+    import_plan,
+    insert_raw_booking,
+    new_booking,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -308,7 +316,7 @@ async def failed_workflows(client: Client, queue: str) -> int:
 async def executions_per_booking(client: Client, booking_ids: list[str]) -> dict[str, int]:
     runs: dict[str, int] = {}
     for booking_id in booking_ids:
-        query = f'WorkflowId = "{workflow_id_for(booking_id)}"'
+        query = f'WorkflowId = "{booking_workflow_id(booking_id)}"'
         runs[booking_id] = (await client.count_workflows(query)).count
     return runs
 
@@ -558,5 +566,5 @@ async def test_temporal_server_restarted_mid_run_keeps_every_workflow(
     assert_nothing_lost(counts, len(booking_ids))
     assert set((await executions_per_booking(client, booking_ids)).values()) == {1}
     for booking_id in booking_ids[:5]:
-        status = (await client.get_workflow_handle(workflow_id_for(booking_id)).describe()).status
+        status = (await client.get_workflow_handle(booking_workflow_id(booking_id)).describe()).status
         assert status in (WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.RUNNING)

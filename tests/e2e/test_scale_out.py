@@ -1,4 +1,4 @@
-"""Scaling out (issue 7 item 2, DESIGN.md sections 5 and 10): `seatflow dev up
+"""Scaling out (issue 7 item 2, docs/deploy.md): `seatflow dev up
 --workers 3` runs three worker processes on one task queue, and 100 bookings
 over 4 restaurants, created through the real intake (`run_loadtest`), are each
 settled exactly once: one BookingAssignmentWorkflow execution per booking (from
@@ -27,8 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from seatflow import devstack
+from seatflow.domain.workflow_ids import booking_workflow_id
 from seatflow.loadtest import email_figures, mailbox_counts, restaurant_ids, run_loadtest
-from seatflow.storage.bookings import workflow_id_for
 from tests.e2e.test_devstack import Stack, isolated_env, stack  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.e2e
@@ -160,7 +160,7 @@ async def scenario(status: devstack.StackStatus, home: Path, started: float) -> 
         found = await executions(client, len(ids), deadline)
         runs_per_booking = Counter(wf.id for wf in found)
         statuses = Counter(wf.status.name if wf.status else "?" for wf in found)
-        identities = await worker_identities(client, [workflow_id_for(b) for b in ids])
+        identities = await worker_identities(client, [booking_workflow_id(b) for b in ids])
 
         booking_rows = await rows(
             engine,
@@ -177,7 +177,7 @@ async def scenario(status: devstack.StackStatus, home: Path, started: float) -> 
     finally:
         await engine.dispose()
 
-    by_booking = {b: identities.get(workflow_id_for(b), set()) for b in ids}
+    by_booking = {b: identities.get(booking_workflow_id(b), set()) for b in ids}
     per_worker = Counter(i for s in by_booking.values() for i in s)
     restaurant_of = {r.id: r.restaurant_id for r in booking_rows}
     workers_per_restaurant = {
@@ -198,9 +198,9 @@ async def scenario(status: devstack.StackStatus, home: Path, started: float) -> 
         "failed_without_reason": sum(r.state == "failed" and not r.reason for r in booking_rows),
         "unsettled": sum(r.state not in SETTLED for r in booking_rows),
         "workflow_executions": len(found),
-        "bookings_with_one_execution": sum(runs_per_booking[workflow_id_for(b)] == 1 for b in ids),
+        "bookings_with_one_execution": sum(runs_per_booking[booking_workflow_id(b)] == 1 for b in ids),
         "executions_not_of_these_bookings": len(set(runs_per_booking)
-                                                - {workflow_id_for(b) for b in ids}),
+                                                - {booking_workflow_id(b) for b in ids}),
         "execution_statuses": dict(statuses),
         "still_running": still_running,
         "bookings_per_worker": dict(sorted(per_worker.items())),

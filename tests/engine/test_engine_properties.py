@@ -120,7 +120,7 @@ def evenings(
 def reference_valid_plans(
     snapshot: RestaurantSnapshot, request: BookingRequest, config: EngineConfig
 ) -> set[tuple[str, ...]]:
-    """Brute force over every subset, straight from DESIGN.md section 2."""
+    """Brute force over every subset, straight from the plan rules of docs/engine.md."""
     by_id = {t.id: t for t in snapshot.tables}
     edges = {frozenset(e) for e in snapshot.adjacency}
 

@@ -1,4 +1,4 @@
-"""The `seatflow` command line (DESIGN.md section 8).
+"""The `seatflow` command line (the README shows each command).
 
 Exit codes: 0 success, 1 the operation was refused (validation, conflict, not
 found), 2 usage error (including invalid configuration), 3 `bookings wait`

@@ -188,7 +188,7 @@ def wait_cmd(
     """Wait until the booking is confirmed, in manual review, failed or cancelled.
     Exits 0 when settled, 3 on timeout."""
     from seatflow.bookings_service import booking_view
-    from seatflow.domain.states import SETTLED_STATES
+    from seatflow.domain.states import SETTLED
     from seatflow.storage.transitions import BookingNotFound
 
     booking_id = check_uuid(booking_id)
@@ -199,7 +199,7 @@ def wait_cmd(
         deadline = time.monotonic() + timeout
         while True:
             view = await booking_view(engine, booking_id)
-            if view["assignment_state"] in SETTLED_STATES:
+            if view["assignment_state"] in SETTLED:
                 return True, view
             if time.monotonic() >= deadline:
                 return False, view
@@ -229,7 +229,8 @@ def cancel_cmd(
     from temporalio.client import WorkflowExecutionStatus
 
     from seatflow.bookings_service import booking_view
-    from seatflow.storage.bookings import cancel_booking, workflow_id_for
+    from seatflow.domain.workflow_ids import booking_workflow_id
+    from seatflow.storage.bookings import cancel_booking
     from seatflow.storage.transitions import BookingNotFound
 
     booking_id = check_uuid(booking_id)
@@ -238,7 +239,7 @@ def cancel_cmd(
         view = await booking_view(engine, booking_id)
         if view["assignment_state"] in ("cancelled", "failed"):
             raise _Refused(f"booking {booking_id} is already {view['assignment_state']}")
-        handle = client.get_workflow_handle(workflow_id_for(booking_id))
+        handle = client.get_workflow_handle(booking_workflow_id(booking_id))
         running = False
         try:
             running = (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
@@ -287,6 +288,7 @@ def stuck_cmd(
     """Bookings whose workflow is still open and not settled, older than a threshold,
     from the Temporal visibility API, with the UI link of each."""
     from seatflow.config import settings
+    from seatflow.domain.workflow_ids import booking_id_of
 
     age = parse_age(older_than)
     cutoff = (datetime.now(UTC) - age).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -302,7 +304,7 @@ def stuck_cmd(
             attrs = wf.search_attributes
             found.append({
                 "workflow_id": wf.id,
-                "booking_id": wf.id.removeprefix("booking-assignment-"),
+                "booking_id": booking_id_of(wf.id) or wf.id,
                 "state": (attrs.get("AssignmentState") or ["?"])[0],
                 "restaurant_id": (attrs.get("RestaurantId") or ["?"])[0],
                 "attempts": (attrs.get("AssignmentAttempts") or [0])[0],

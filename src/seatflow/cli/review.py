@@ -23,29 +23,13 @@ Actor = Annotated[str, typer.Option("--actor", help="Who decides (recorded with 
 
 
 async def review_queue(engine: Any, restaurant: str | None = None) -> list[dict[str, Any]]:
-    from sqlalchemy import text
+    from seatflow.storage.review import manual_review_queue
 
-    async with engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                text(
-                    "SELECT b.id::text AS id, b.restaurant_id, b.party_size, b.start_at, "
-                    "b.last_reason, (SELECT count(*) FROM booking_assignment_attempts a "
-                    "WHERE a.booking_id = b.id AND a.result <> 'confirmed') AS attempts, "
-                    "(SELECT max(h.created_at) FROM booking_assignment_state_history h "
-                    "WHERE h.booking_id = b.id AND h.to_state = 'manual_review') AS since "
-                    "FROM bookings b WHERE b.assignment_state = 'manual_review' "
-                    "AND (CAST(:r AS text) IS NULL OR b.restaurant_id = :r) "
-                    "ORDER BY b.start_at, b.id"
-                ),
-                {"r": restaurant},
-            )
-        ).all()
     return [
-        {"booking_id": r.id, "restaurant_id": r.restaurant_id, "party_size": r.party_size,
-         "start": r.start_at.isoformat(), "attempts": int(r.attempts),
-         "last_reason": r.last_reason, "since": r.since.isoformat() if r.since else None}
-        for r in rows
+        {"booking_id": i.booking_id, "restaurant_id": i.restaurant_id,
+         "party_size": i.party_size, "start": i.start.isoformat(), "attempts": i.attempts,
+         "last_reason": i.last_reason, "since": i.since.isoformat() if i.since else None}
+        for i in await manual_review_queue(engine, restaurant)
     ]
 
 
@@ -85,12 +69,12 @@ def _decide(booking_id: str, payload: dict[str, Any], as_json: bool) -> None:
     from temporalio.client import WorkflowUpdateFailedError
     from temporalio.service import RPCError
 
-    from seatflow.storage.bookings import workflow_id_for
+    from seatflow.domain.workflow_ids import booking_workflow_id
 
     booking_id = check_uuid(booking_id)
 
     async def work(_engine: Any, client: Any) -> Any:
-        handle = client.get_workflow_handle(workflow_id_for(booking_id))
+        handle = client.get_workflow_handle(booking_workflow_id(booking_id))
         return await handle.execute_update("resolve_manual_review_update", payload)
 
     try:

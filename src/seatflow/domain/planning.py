@@ -1,4 +1,4 @@
-"""Inputs and outputs of the table-search engine (DESIGN.md sections 2 and 3).
+"""Inputs and outputs of the table-search engine (docs/engine.md).
 
 Everything here is a frozen dataclass of plain values so that it crosses the
 Temporal boundary with the default data converter and is safe to import from

@@ -1,8 +1,10 @@
-"""Parsing an operator's manual-review decision (pure; used by the workflow's
-update validator and signal handler, and by the CLI)."""
+"""Manual review: an operator's decision, parsed (pure; used by the workflow's
+update validator and signal handler, and by the CLI), and the queue's items."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from seatflow.domain.messages import ManualReviewDecision
@@ -19,8 +21,21 @@ class InvalidDecision(ValueError):
     pass
 
 
+@dataclass(frozen=True)
+class ReviewItem:
+    """A booking waiting in manual review."""
+
+    booking_id: str
+    restaurant_id: str
+    party_size: int
+    start: datetime
+    attempts: int  # attempts that did not confirm
+    last_reason: str | None
+    since: datetime | None  # when it (last) entered manual review
+
+
 def parse_decision(payload: Any) -> ManualReviewDecision:
-    """Validate the JSON payload of DESIGN.md section 4; raise InvalidDecision."""
+    """Validate an operator's manual-review payload (README, Manual review); raise InvalidDecision."""
     if isinstance(payload, ManualReviewDecision):
         return payload
     if not isinstance(payload, dict):

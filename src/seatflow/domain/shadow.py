@@ -1,4 +1,4 @@
-"""Shadow mode (DESIGN.md section 6): the V3 pipeline replayed in memory beside
+"""Shadow mode (docs/deploy.md, the rollout): the V3 pipeline replayed in memory beside
 the legacy path, and its comparison with what the legacy path did.
 
 Pure values and functions only: these cross the Temporal boundary and are
@@ -8,9 +8,11 @@ imported by workflow code. Nothing here touches the database or the clock.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from seatflow.domain.planning import Move
+from seatflow.domain.planning import Move, RestaurantSnapshot
+from seatflow.domain.restaurant import RestaurantPolicy
 from seatflow.domain.states import AssignmentState, check_transition
 
 SEATED = "seated"
@@ -36,6 +38,29 @@ class ShadowInput:
     # ISO 8601 time of the legacy path's last quote: the snapshot to rebuild is
     # the floor as it was then, the booking's own allocation excluded.
     as_of: str = ""
+
+
+@dataclass(frozen=True)
+class ShadowFloor:
+    """The booking and the floor as the legacy path saw them at `as_of`."""
+
+    restaurant_id: str
+    party_size: int
+    start: datetime
+    end: datetime  # occupied until (end of the turn plus the buffer)
+    zone_preference: str | None
+    policy: RestaurantPolicy | None  # None: the restaurant is unknown
+    snapshot: RestaurantSnapshot
+
+
+@dataclass(frozen=True)
+class ShadowEvent:
+    """A comparison or error event as stored, newest first when listed."""
+
+    booking_id: str | None
+    restaurant_id: str | None
+    context: dict[str, Any]
+    at: datetime
 
 
 @dataclass(frozen=True)

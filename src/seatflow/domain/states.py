@@ -1,4 +1,4 @@
-"""The assignment state machine of DESIGN.md section 4, as data and pure checks."""
+"""The assignment state machine (docs/architecture.md), as data and pure checks."""
 
 from __future__ import annotations
 
@@ -14,12 +14,6 @@ class AssignmentState(StrEnum):
     CONFIRMED = "confirmed"
     MANUAL_REVIEW = "manual_review"
     FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-class BookingStatus(StrEnum):
-    PENDING = "pending"
-    CONFIRMED = "confirmed"
     CANCELLED = "cancelled"
 
 
@@ -39,9 +33,19 @@ ALLOWED_TRANSITIONS: dict[AssignmentState, frozenset[AssignmentState]] = {
     S.CANCELLED: frozenset(),
 }
 
-TERMINAL_STATES = frozenset({S.CONFIRMED, S.FAILED, S.CANCELLED})
-# States in which `bookings wait` considers a booking settled.
-SETTLED_STATES = frozenset({S.CONFIRMED, S.MANUAL_REVIEW, S.FAILED, S.CANCELLED})
+# The named sets of states (docs/architecture.md, the state machine). Each is
+# defined here once; code elsewhere uses these names, never its own list.
+
+# The workflow is trying to seat the booking.
+ASSIGNING = frozenset({S.ASSIGNMENT_PENDING, S.ASSIGNMENT_IN_PROGRESS})
+# Waiting for an operator's decision (review assign / retry / reject).
+AWAITING_OPERATOR = frozenset({S.MANUAL_REVIEW})
+# The workflow has nothing left to do (a confirmed booking can still be cancelled).
+TERMINAL = frozenset({S.CONFIRMED, S.FAILED, S.CANCELLED})
+# No automatic step is pending: `bookings wait` returns, `settled_at` is stamped.
+SETTLED = TERMINAL | AWAITING_OPERATOR
+# Every state but the terminal ones, in the enum's order (the bookings-in-state gauge).
+ACTIVE = tuple(s for s in AssignmentState if s not in TERMINAL)
 
 
 class IllegalTransition(ValueError):

@@ -1,4 +1,4 @@
-"""The table-search engine (DESIGN.md section 3): pure, deterministic, no I/O.
+"""The table-search engine (docs/engine.md): pure, deterministic, no I/O.
 
 - `search`: every valid plan for a booking, ranked by one weighted score, with
   re-packing moves when nothing is free;

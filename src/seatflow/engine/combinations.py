@@ -1,4 +1,4 @@
-"""Exhaustive enumeration of valid table sets for one party (DESIGN.md section 2).
+"""Exhaustive enumeration of valid table sets for one party (docs/engine.md).
 
 Single tables are checked one by one. Groups of 2..k tables are enumerated per
 zone over the free movable tables with the ESU algorithm (Wernicke 2006): each

@@ -2,7 +2,7 @@
 
 It is the baseline the engine is measured against: free single tables by
 ascending capacity (then id), then free adjacent pairs by ascending combined
-capacity (then ids). Every plan it returns is still valid (DESIGN.md section 2).
+capacity (then ids). Every plan it returns is still valid (docs/engine.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`search`: every valid plan for one booking, scored and ranked (DESIGN.md section 3)."""
+"""`search`: every valid plan for one booking, scored and ranked (docs/engine.md)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,8 @@ from seatflow.domain.messages import (
 )
 from seatflow.domain.planning import Move, Plan
 from seatflow.domain.restaurant import InvalidBooking, booking_window
-from seatflow.domain.states import TERMINAL_STATES, AssignmentState
+from seatflow.domain.states import AssignmentState
+from seatflow.domain.workflow_ids import booking_workflow_id
 from seatflow.storage.permits import release as release_permit
 from seatflow.storage.restaurants import load_policy
 from seatflow.storage.transitions import (
@@ -35,11 +36,9 @@ from seatflow.storage.transitions import (
 )
 
 S = AssignmentState
+# The old name of booking_workflow_id, still imported by bench/pipeline.py.
+workflow_id_for = booking_workflow_id
 EXCLUSION_VIOLATION = "23P01"
-
-
-def workflow_id_for(booking_id: str) -> str:
-    return f"booking-assignment-{booking_id}"
 
 
 @dataclass(frozen=True)
@@ -100,33 +99,7 @@ async def insert_booking(engine: AsyncEngine, new: NewBooking, *, now: datetime)
                 "INSERT INTO intake_outbox (booking_id, workflow_id) "
                 "VALUES (CAST(:id AS uuid), :wf)"
             ),
-            {"id": booking_id, "wf": workflow_id_for(booking_id)},
-        )
-    return booking_id
-
-
-async def insert_raw_booking(
-    engine: AsyncEngine,
-    *,
-    restaurant_id: str,
-    party_size: int,
-    start: datetime,
-    end: datetime,
-    occupied_until: datetime,
-    booking_id: str | None = None,
-    zone_preference: str | None = None,
-) -> str:
-    """Insert a booking without validation: for tests of invalid bookings that
-    reach the workflow some other way (a host application, an old row)."""
-    booking_id = booking_id or str(uuid.uuid4())
-    async with engine.begin() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO bookings (id, restaurant_id, party_size, start_at, end_at, "
-                "occupied_until, zone_preference) VALUES (CAST(:id AS uuid), :r, :p, :s, :e, :o, :z)"
-            ),
-            {"id": booking_id, "r": restaurant_id, "p": party_size, "s": start, "e": end,
-             "o": occupied_until, "z": zone_preference},
+            {"id": booking_id, "wf": booking_workflow_id(booking_id)},
         )
     return booking_id
 
@@ -400,7 +373,7 @@ async def _apply_moves(
 
 
 async def confirm_plan(engine: AsyncEngine, req: ConfirmRequest) -> ConfirmResult:
-    """The atomic confirm (DESIGN.md section 4): in one transaction, check the
+    """The atomic confirm (docs/architecture.md): in one transaction, check the
     version, allocate the first plan that is still free, move the state to
     assigned then confirmed, record the attempt, the `booking.confirmed`
     event and the confirmation email in the outbox. When every plan was taken
@@ -559,7 +532,3 @@ async def cancel_booking(
             actor=actor, set_columns={"status": "cancelled"},
         )
         return TransitionResult(ok=True, state=S.CANCELLED.value, version=version)
-
-
-def is_terminal(state: str) -> bool:
-    return AssignmentState(state) in TERMINAL_STATES

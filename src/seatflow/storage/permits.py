@@ -1,4 +1,4 @@
-"""Per-restaurant concurrency permits as leases in PostgreSQL (DESIGN.md section 5).
+"""Per-restaurant concurrency permits as leases in PostgreSQL.
 
 At most `max_parallel` bookings of one restaurant hold a permit (are between
 search and confirm) at once, across every worker process. A permit is a row

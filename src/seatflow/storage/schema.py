@@ -199,7 +199,7 @@ class EmailOutbox(Base):
 
 
 class RestaurantPermit(Base):
-    """Per-restaurant concurrency leases (DESIGN.md section 5)."""
+    """Per-restaurant concurrency leases (docs/architecture.md, the attempt path)."""
 
     __tablename__ = "restaurant_permits"
     restaurant_id: Mapped[str] = mapped_column(Text, primary_key=True)

@@ -3,7 +3,7 @@
 Every transition names the version it read and bumps it (optimistic check),
 and in the same transaction writes a state-history row, an
 `observability_events` row and a state outbox row with dedupe key
-`{booking_id}:{version}` (DESIGN.md section 4).
+`{booking_id}:{version}` (docs/architecture.md, the state machine).
 """
 
 from __future__ import annotations
@@ -14,9 +14,12 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from seatflow.domain.states import ALLOWED_TRANSITIONS, AssignmentState, check_transition
-
-TERMINAL_SETTLED = ("confirmed", "failed", "cancelled", "manual_review")
+from seatflow.domain.states import (
+    ALLOWED_TRANSITIONS,
+    SETTLED,
+    AssignmentState,
+    check_transition,
+)
 
 
 class VersionConflict(RuntimeError):
@@ -95,7 +98,7 @@ async def transition(
     extra = dict(set_columns or {})
     assignments = "".join(f", {col} = :c_{col}" for col in extra)
     params: dict[str, Any] = {f"c_{col}": val for col, val in extra.items()}
-    settled = ", settled_at = clock_timestamp()" if target.value in TERMINAL_SETTLED else ""
+    settled = ", settled_at = clock_timestamp()" if target in SETTLED else ""
     meta = dict(metadata or {})
     # One statement: the optimistic check, the legality check, the update, and
     # the history, event and outbox rows. Nothing is written unless all apply.
