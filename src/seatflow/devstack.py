@@ -456,6 +456,9 @@ def _env_int(name: str) -> int | None:
 # --- up ----------------------------------------------------------------------
 
 
+SQLITE_PRAGMAS = ("--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal")
+
+
 def default_workers() -> int:
     """One worker process per core: a worker is one Python process (one core
     at most), so a single one leaves the other cores idle under load."""
@@ -574,6 +577,10 @@ def _up_temporal(paths: Paths, plan: _Plan, timeout: float) -> str | None:
                             f"choose another with --ui-port")
     cmd = [_binary("temporal"), "server", "start-dev",
            "--db-filename", str(paths.temporal_db),
+           # Write-ahead log, fsync at checkpoints only: a dev store, where the
+           # default (fsync on every commit) made every workflow task wait on
+           # the disk and put seconds before a booking's first step.
+           *SQLITE_PRAGMAS,
            "--port", str(plan.temporal_port), "--ui-port", str(plan.ui_port),
            "--log-level", "warn"]
     for name, kind in REGISTRATION.items():
