@@ -17,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from seatflow.domain.states import ALLOWED_TRANSITIONS, AssignmentState, check_transition
 
 TERMINAL_SETTLED = ("confirmed", "failed", "cancelled", "manual_review")
+# The only booking columns a transition may set beside the state: their names
+# are written into the SQL text, so they come from this list, never a caller.
+SETTABLE_COLUMNS = frozenset({"status", "assignment_strategy", "assignment_pipeline"})
 
 
 class VersionConflict(RuntimeError):
@@ -90,6 +93,12 @@ async def transition(
     Must run inside the caller's transaction.
     """
     target = AssignmentState(to_state)
+    unknown = sorted(set(set_columns or {}) - SETTABLE_COLUMNS)
+    if unknown:
+        raise ValueError(
+            f"transition() cannot set column(s) {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(sorted(SETTABLE_COLUMNS))}"
+        )
     allowed_from = sorted(s.value for s, targets in ALLOWED_TRANSITIONS.items() if target in targets)
     new_version = expected_version + 1
     extra = dict(set_columns or {})
