@@ -147,8 +147,9 @@ def _render(view: dict[str, Any]) -> str:
     if view["assignment_state"] != "confirmed" and view["last_reason"]:
         lines.append(f"why         {view['last_reason']}")
     email = view["email"]
+    unsent = "not sent" + (f" ({email['status']}: {email['error']})" if email.get("error") else "")
     lines.append(
-        f"email       {'sent ' + str(email['sent_at']) if email['sent'] else 'not sent'}"
+        f"email       {'sent ' + str(email['sent_at']) if email['sent'] else unsent}"
         + (f" ({email['duplicates_suppressed']} duplicate sends suppressed)"
            if email["duplicates_suppressed"] else "")
     )

@@ -137,6 +137,8 @@ class EmailResult:
     sent: bool
     duplicate: bool = False
     path: str | None = None
+    failed: bool = False  # given up: permanently undeliverable, or transient errors outlasted
+    reason: str | None = None  # why not sent; redacted (never holds the guest's address)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from seatflow.domain.guest import check_guest_email, check_guest_name
 from seatflow.domain.messages import (
     BookingContext,
     ConfirmRequest,
@@ -57,8 +58,11 @@ async def insert_booking(engine: AsyncEngine, new: NewBooking, *, now: datetime)
     """Validate against the restaurant and insert the booking plus its intake row.
 
     Raises InvalidBooking (nothing written) when the booking can never be
-    seated as asked: unknown restaurant, bad party, past, outside service.
+    seated as asked: unknown restaurant, bad party, past, outside service, or
+    a guest email that is not exactly one address (or a bad name).
     """
+    new = replace(new, guest_email=check_guest_email(new.guest_email),
+                  guest_name=check_guest_name(new.guest_name))
     booking_id = new.booking_id or str(uuid.uuid4())
     async with engine.begin() as conn:
         policy = await load_policy(conn, new.restaurant_id)
