@@ -319,6 +319,10 @@ CASES: list[Case] = [
              "twice"),
     decision("reject_without_reason", {"action": "reject", "actor": "ops"}, "needs a reason"),
     decision("note_wrong_type", {"action": "retry", "actor": "ops", "note": 5}, "note"),
+    decision("force_not_a_boolean", {"action": "assign", "actor": "ops", "table_ids": ["T1"],
+                                     "force": "yes"}, "force must be true or false"),
+    decision("force_on_retry", {"action": "retry", "actor": "ops", "force": True},
+             "unexpected field", "force"),
     # --- environment variables ------------------------------------------------
     variable("flags", "FEATURE_ASSIGNMENT_PIPELINE_V3", "maybe", "boolean"),
     variable("flags", "FEATURE_ASSIGNMENT_PIPELINE_V3_SHADOW", "sometimes", "boolean"),

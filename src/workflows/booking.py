@@ -422,7 +422,7 @@ class BookingAssignmentWorkflow:
                         plans=(plan,),
                         pipeline=self._pipeline,
                         actor=decision.actor,
-                        note=decision.note,
+                        note=decision.note, force=decision.force,
                     ),
                     start_to_close_timeout=ACTIVITY_TIMEOUT,
                     retry_policy=INFRA_RETRY,

@@ -1,4 +1,4 @@
-"""The assignment state machine of DESIGN.md section 4, as data and pure checks."""
+"""The assignment state machine, as data and pure checks."""
 
 from __future__ import annotations
 
@@ -38,6 +38,11 @@ ALLOWED_TRANSITIONS: dict[AssignmentState, frozenset[AssignmentState]] = {
     S.FAILED: frozenset(),
     S.CANCELLED: frozenset(),
 }
+
+# A booking in these states may change tables without changing state (an
+# operator's move, or re-packing for another booking): a versioned
+# `tables_changed` write with history, event and outbox rows, like a transition.
+TABLE_CHANGE_STATES = frozenset({S.CONFIRMED})
 
 TERMINAL_STATES = frozenset({S.CONFIRMED, S.FAILED, S.CANCELLED})
 # States in which `bookings wait` considers a booking settled.
