@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from seatflow.domain.states import IllegalTransition
 from seatflow.storage.db import downgrade, make_engine, upgrade
-from seatflow.storage.transitions import SETTABLE_COLUMNS, VersionConflict, transition
+from seatflow.storage.transitions import VersionConflict, transition
 from tests.support import fetch, floorplan, import_plan, new_booking, scalar, slot
 
 APP_TABLES = {
@@ -127,6 +127,8 @@ async def test_a_transition_naming_a_stale_version_fails_and_changes_nothing(db_
 async def test_transition_sets_only_allowlisted_columns_and_changes_nothing_otherwise(db_engine, unique_id):  # type: ignore[no-untyped-def]
     """Column names are written into the SQL text: a name outside the allowlist
     (a typo, or text from a caller) is refused before anything is written."""
+    from seatflow.storage.transitions import SETTABLE_COLUMNS
+
     rid = f"cols-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
     booking = await new_booking(db_engine, rid, 2)
