@@ -187,8 +187,10 @@ async def test_malformed_signal_is_ignored_and_a_good_one_still_works(dev_env, d
             await handle.signal("resolve_manual_review", bad)
         await asyncio.sleep(0.5)
         assert (await handle.query("status"))["state"] == "manual_review"
+        # T1 and T2 do not touch: the operator forces the adjacency rule.
         await handle.signal("resolve_manual_review",
-                            {"action": "assign", "table_ids": ["T1", "T2"], "actor": "ops"})
+                            {"action": "assign", "table_ids": ["T1", "T2"], "actor": "ops",
+                             "force": True})
         outcome = await handle.result()
         await save_history(handle, "bad_signals_then_signal_assign")
     assert outcome.state == "confirmed"
