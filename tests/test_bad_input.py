@@ -122,6 +122,12 @@ FLOOR_PLAN_FILES: dict[str, dict[str, Any] | str] = {
         NEW_RESTAURANT),
     "not_json": "{\"restaurant\": {\"id\": ",
     "json_array": "[1, 2, 3]",
+    # Beyond the limits: refused before decoding or validating (exit 2).
+    "deeply_nested": "[" * 100_000 + "]" * 100_000,
+    "nested_in_a_field": mutated(_set("restaurant.name", [[[[[[[[[[[[[[[[["x"]]]]]]]]]]]]]]]]])),
+    "huge": json.dumps({**base_plan(), "padding": "x" * (2 * 1024 * 1024)}),
+    "too_many_tables": mutated(lambda p: p["tables"].extend(
+        {"id": f"X{i}", "capacity": 2, "zone": "main"} for i in range(2500))),
 }
 
 
@@ -138,11 +144,14 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)
     payload: Any = None
     xfail: str | None = None
+    absent: tuple[str, ...] = ()  # substrings the output must never contain (secrets)
 
 
 def cli(id: str, *args: str, code: int = REFUSED, expect: tuple[str, ...],
-        env: dict[str, str] | None = None, xfail: str | None = None) -> Case:
-    return Case(id, "cli", expect, args=args, code=code, env=env or {}, xfail=xfail)
+        env: dict[str, str] | None = None, xfail: str | None = None,
+        absent: tuple[str, ...] = ()) -> Case:
+    return Case(id, "cli", expect, args=args, code=code, env=env or {}, xfail=xfail,
+                absent=absent)
 
 
 def create(id: str, *options: str, code: int = REFUSED, expect: tuple[str, ...]) -> Case:
@@ -154,9 +163,17 @@ def create(id: str, *options: str, code: int = REFUSED, expect: tuple[str, ...])
     return cli(id, "bookings", "create", *args, code=code, expect=expect)
 
 
-def plan_import(name: str, *expect: str) -> Case:
+def plan_import(name: str, *expect: str, code: int = REFUSED) -> Case:
     return cli(f"restaurants_import_{name}", "restaurants", "import", f"{{plans}}/{name}.json",
-               expect=expect)
+               expect=expect, code=code)
+
+
+SECRET = "s3cret-pw-Zq7"  # a DATABASE_URL password that must never be printed
+
+
+def database_url(id: str, url: str, *args: str, code: int, expect: tuple[str, ...]) -> Case:
+    return cli(f"database_url_{id}", *args, code=code, expect=expect,
+               env={"DATABASE_URL": url}, absent=(SECRET,))
 
 
 def decision(id: str, payload: Any, *expect: str) -> Case:
@@ -191,6 +208,19 @@ CASES: list[Case] = [
            expect=("not an email address",)),
     create("create_email_without_user", "--email", "@example.com",
            expect=("not an email address",)),
+    create("create_email_list", "--email", "ada@example.com, victim@example.org",
+           expect=("not an email address", "exactly one address")),
+    create("create_email_semicolon_list", "--email", "ada@example.com;victim@example.org",
+           expect=("exactly one address",)),
+    create("create_email_header_injection", "--email", "ada@example.com\r\nBcc: v@example.org",
+           expect=("line break",)),
+    create("create_email_with_display_name", "--email", "Ada <ada@example.com>",
+           expect=("bare address",)),
+    create("create_email_too_long", "--email", "a" * 250 + "@example.com",
+           expect=("longer than 254",)),
+    create("create_name_too_long", "--name", "A" * 101, expect=("name", "at most 100")),
+    create("create_name_with_line_break", "--name", "Ada\nBcc: v@example.org",
+           expect=("name", "one line")),
     create("create_unknown_zone", "--zone", "rooftop", expect=("rooftop",)),
     create("create_missing_start", "--start", None,  # type: ignore[arg-type]
            code=USAGE, expect=("--start",)),
@@ -201,6 +231,21 @@ CASES: list[Case] = [
     cli("wait_not_a_uuid", "bookings", "wait", "42", code=USAGE, expect=("not a booking id",)),
     cli("wait_negative_timeout", "bookings", "wait", UNKNOWN_BOOKING, "--timeout", "-1",
         code=USAGE, expect=("--timeout",)),
+    cli("wait_timeout_nan", "bookings", "wait", UNKNOWN_BOOKING, "--timeout", "nan",
+        code=USAGE, expect=("--timeout", "finite")),
+    cli("wait_timeout_infinite", "bookings", "wait", UNKNOWN_BOOKING, "--timeout", "inf",
+        code=USAGE, expect=("--timeout", "finite")),
+    # --- durations that overflow a date -------------------------------------
+    cli("report_since_before_year_one", "report", "--since", "99999999d", code=USAGE,
+        expect=("--since", "year 1")),
+    cli("report_until_before_year_one", "report", "--until", "9999999999w", code=USAGE,
+        expect=("--until",)),
+    cli("stuck_older_than_infinite", "bookings", "stuck", "--older-than", "infd", code=USAGE,
+        expect=("--older-than", "finite")),
+    cli("stuck_older_than_nan", "bookings", "stuck", "--older-than", "nanm", code=USAGE,
+        expect=("--older-than",)),
+    cli("stuck_older_than_before_year_one", "bookings", "stuck", "--older-than", "1e300d",
+        code=USAGE, expect=("--older-than", "year 1")),
     # --- seatflow review ------------------------------------------------------
     cli("review_assign_malformed_table_list", "review", "assign", UNKNOWN_BOOKING,
         "--tables", "T1,,T2", "--actor", "ops", code=USAGE, expect=("--tables",)),
@@ -228,6 +273,27 @@ CASES: list[Case] = [
     plan_import("json_array", "JSON object"),
     cli("restaurants_import_missing_file", "restaurants", "import", "{plans}/absent.json",
         expect=("not found",)),
+    plan_import("deeply_nested", "nested deeper", code=USAGE),
+    plan_import("nested_in_a_field", "nested deeper", code=USAGE),
+    plan_import("huge", "limit", code=USAGE),
+    plan_import("too_many_tables", "tables", "2503 items", "limit of 2000", code=USAGE),
+    cli("restaurants_import_a_directory", "restaurants", "import", "{plans}", code=USAGE,
+        expect=("is a directory",)),
+    cli("restaurants_import_dev_zero", "restaurants", "import", "/dev/zero", code=USAGE,
+        expect=("not a regular file",)),
+    # --- DATABASE_URL: refused clearly, its password never printed ----------
+    database_url("not_postgres", f"mysql://ops:{SECRET}@db.internal/seatflow",
+                 "bookings", "show", UNKNOWN_BOOKING, code=USAGE,
+                 expect=("DATABASE_URL", "PostgreSQL URL", "ops:***@")),
+    database_url("bad_port", f"postgresql://ops:{SECRET}@127.0.0.1:notaport/seatflow",
+                 "report", code=USAGE, expect=("DATABASE_URL", "notaport")),
+    database_url("malformed_import", f"postgresql://ops:{SECRET}@[::1/seatflow",
+                 "restaurants", "list", code=USAGE, expect=("DATABASE_URL",)),
+    database_url("unreachable", f"postgresql://ops:{SECRET}@127.0.0.1:1/seatflow",
+                 "bookings", "show", UNKNOWN_BOOKING, code=REFUSED,
+                 expect=("database", "unreachable")),
+    database_url("unreachable_report", f"postgresql://ops:{SECRET}@127.0.0.1:1/seatflow",
+                 "report", code=REFUSED, expect=("database",)),
     # --- the CLI with a bad environment -------------------------------------
     cli("cli_env_SEATFLOW_MAX_ATTEMPTS=0", "bookings", "show", UNKNOWN_BOOKING, code=USAGE,
         env={"SEATFLOW_MAX_ATTEMPTS": "0"}, expect=("SEATFLOW_MAX_ATTEMPTS",)),
@@ -253,6 +319,10 @@ CASES: list[Case] = [
              "twice"),
     decision("reject_without_reason", {"action": "reject", "actor": "ops"}, "needs a reason"),
     decision("note_wrong_type", {"action": "retry", "actor": "ops", "note": 5}, "note"),
+    decision("force_not_a_boolean", {"action": "assign", "actor": "ops", "table_ids": ["T1"],
+                                     "force": "yes"}, "force must be true or false"),
+    decision("force_on_retry", {"action": "retry", "actor": "ops", "force": True},
+             "unexpected field", "force"),
     # --- environment variables ------------------------------------------------
     variable("flags", "FEATURE_ASSIGNMENT_PIPELINE_V3", "maybe", "boolean"),
     variable("flags", "FEATURE_ASSIGNMENT_PIPELINE_V3_SHADOW", "sometimes", "boolean"),
@@ -384,6 +454,8 @@ async def test_bad_input_is_refused_clearly_and_changes_nothing(  # type: ignore
         after = await db_counts(db_engine)
     assert outcome.code == case.code, f"exit {outcome.code}, wanted {case.code}: {outcome.output}"
     assert "Traceback" not in outcome.output, outcome.output
+    for secret in case.absent:
+        assert secret not in outcome.output, f"{secret!r} printed: {outcome.output}"
     message = outcome.output.lower()
     for needle in case.expect:
         assert needle.lower() in message, f"{needle!r} not in message: {outcome.output}"

@@ -104,11 +104,12 @@ def test_rules_and_dashboard_use_our_metrics() -> None:
     assert rules == {
         "SeatflowAssignmentErrorRateHigh": "P1",
         "SeatflowCircuitBreakerOpen": "P2",
+        "SeatflowEmailDeliveryFailing": "P2",
         "SeatflowManualReviewRateHigh": "P2",
         "SeatflowAssignmentLatencyP95High": "P3",
     }
     assert metric_names(alert_expressions()) >= {
-        metrics.ASSIGNMENT_OUTCOMES, metrics.CIRCUIT_BREAKER_STATE,
+        metrics.ASSIGNMENT_OUTCOMES, metrics.CIRCUIT_BREAKER_STATE, metrics.EMAIL_FAILURES,
         metrics.ASSIGNMENT_LATENCY + "_bucket",
     }
     assert metric_names(dashboard_expressions()) >= {

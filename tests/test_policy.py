@@ -77,9 +77,17 @@ async def test_operator_assign_confirms_and_sends_one_email(dev_env, db_engine, 
     await import_plan(db_engine, floorplan(rid, TWO_TWO_TOPS))
     async with build_worker(dev_env.client, db_engine, test_settings, task_queue=queue):
         booking, handle = await to_manual_review(dev_env, db_engine, rid, queue)
+        # T1 and T2 do not touch: checked like any plan, refused unless forced.
+        with pytest.raises(WorkflowUpdateFailedError) as not_adjacent:
+            await handle.execute_update(
+                "resolve_manual_review_update",
+                {"action": "assign", "table_ids": ["T1", "T2"], "actor": "maria"})
+        assert "not adjacent" in str(not_adjacent.value.cause)
+        assert "--force" in str(not_adjacent.value.cause)
         result = await handle.execute_update(
             "resolve_manual_review_update",
-            {"action": "assign", "table_ids": ["T1", "T2"], "actor": "maria", "note": "push"},
+            {"action": "assign", "table_ids": ["T1", "T2"], "actor": "maria", "note": "push",
+             "force": True},
         )
         assert result["state"] == "confirmed"
         await handle.result()
@@ -88,6 +96,11 @@ async def test_operator_assign_confirms_and_sends_one_email(dev_env, db_engine, 
     history = await fetch(db_engine, "SELECT to_state, actor FROM booking_assignment_state_history"
                           " WHERE booking_id = CAST(:id AS uuid) ORDER BY id", id=booking)
     assert history[-2:] == [("assigned", "maria"), ("confirmed", "maria")]
+    forced = await fetch(db_engine, "SELECT metadata->>'force', metadata->>'overridden', reason "
+                         "FROM booking_assignment_state_history WHERE booking_id = "
+                         "CAST(:id AS uuid) AND to_state = 'assigned'", id=booking)
+    assert forced[0][0] == "true" and "not adjacent" in forced[0][1]
+    assert "forced over" in forced[0][2] and "maria" in forced[0][2]
     assert len(list(mailbox.glob(f"{booking}*.eml"))) == 1
 
 
@@ -174,8 +187,10 @@ async def test_malformed_signal_is_ignored_and_a_good_one_still_works(dev_env, d
             await handle.signal("resolve_manual_review", bad)
         await asyncio.sleep(0.5)
         assert (await handle.query("status"))["state"] == "manual_review"
+        # T1 and T2 do not touch: the operator forces the adjacency rule.
         await handle.signal("resolve_manual_review",
-                            {"action": "assign", "table_ids": ["T1", "T2"], "actor": "ops"})
+                            {"action": "assign", "table_ids": ["T1", "T2"], "actor": "ops",
+                             "force": True})
         outcome = await handle.result()
         await save_history(handle, "bad_signals_then_signal_assign")
     assert outcome.state == "confirmed"

@@ -79,3 +79,109 @@ async def test_a_move_that_lost_its_race_aborts_the_whole_set(db_engine, unique_
     assert not result.confirmed
     assert await booking_tables(db_engine, four) == ["SIX"]  # nothing moved
     assert await booking_tables(db_engine, six) == []
+
+
+async def in_progress(engine, booking_id: str) -> int:  # type: ignore[no-untyped-def]
+    ctx = await verify_booking(engine, booking_id, now=datetime.now(UTC))
+    return (await apply_transition(engine, booking_id, ctx.version,
+                                   "assignment_in_progress")).version
+
+
+async def version_of(engine, booking_id: str) -> int:  # type: ignore[no-untyped-def]
+    return int(await scalar(engine, "SELECT assignment_state_version FROM bookings "
+                            "WHERE id = CAST(:id AS uuid)", id=booking_id))
+
+
+async def six_and_four(engine, unique_id: str, *, four_strategy: str = "optimal_fit"):  # type: ignore[no-untyped-def]
+    """A 4 seated on the only 6-top; a 6 that needs it; the 4-top free."""
+    rid = f"r-{unique_id}"
+    await import_plan(engine, floorplan(rid, [
+        {"id": "SIX", "capacity": 6, "mobility": "fixed"},
+        {"id": "FOUR", "capacity": 4, "mobility": "fixed"},
+    ]))
+    start = slot()
+    four = await new_booking(engine, rid, 4, start=start)
+    ctx = await verify_booking(engine, four, now=datetime.now(UTC))
+    moved = await apply_transition(engine, four, ctx.version, "assignment_in_progress")
+    seated = await confirm_plan(engine, ConfirmRequest(
+        booking_id=four, expected_version=moved.version, attempt_no=1,
+        plans=(Plan(tables=("SIX",), score=0.0, strategy=four_strategy),)))
+    assert seated.confirmed
+    six = await new_booking(engine, rid, 6, start=start)
+    return rid, four, six
+
+
+def repack_request(six: str, four: str, version: int) -> ConfirmRequest:
+    from seatflow.domain.planning import Move
+
+    return ConfirmRequest(
+        booking_id=six, expected_version=version, attempt_no=1,
+        plans=(Plan(tables=("SIX",), score=0.0, strategy="repack"),),
+        moves=(Move(booking_id=four, from_tables=("SIX",), to_tables=("FOUR",)),))
+
+
+async def test_moves_roll_back_when_the_new_booking_cannot_be_allocated(db_engine, unique_id):  # type: ignore[no-untyped-def]
+    rid, four, six = await six_and_four(db_engine, unique_id)
+    before = await version_of(db_engine, four)
+    version = await in_progress(db_engine, six)
+    async with db_engine.begin() as conn:  # the freed table went out of service meanwhile
+        from sqlalchemy import text
+        await conn.execute(text("UPDATE dining_tables SET status = 'out_of_service' "
+                                "WHERE restaurant_id = :r AND code = 'SIX'"), {"r": rid})
+    result = await confirm_plan(db_engine, repack_request(six, four, version))
+    assert not result.confirmed and result.plans_tried == (("SIX",),)
+    assert await booking_tables(db_engine, four) == ["SIX"]  # the move was rolled back
+    assert await version_of(db_engine, four) == before
+    assert await scalar(db_engine, "SELECT count(*) FROM observability_events WHERE booking_id = "
+                        "CAST(:id AS uuid) AND event_type = 'booking.tables_changed'", id=four) == 0
+    assert await booking_tables(db_engine, six) == []
+
+
+async def test_a_booking_placed_by_hand_is_never_moved(db_engine, unique_id):  # type: ignore[no-untyped-def]
+    _rid, four, six = await six_and_four(db_engine, unique_id, four_strategy="manual")
+    before = await version_of(db_engine, four)
+    version = await in_progress(db_engine, six)
+    result = await confirm_plan(db_engine, repack_request(six, four, version))
+    assert not result.confirmed and "placed by hand" in str(result.reason)
+    assert await booking_tables(db_engine, four) == ["SIX"]
+    assert await version_of(db_engine, four) == before
+
+
+async def test_a_move_is_a_versioned_write_and_the_pending_confirmation_names_the_new_table(db_engine, unique_id):  # type: ignore[no-untyped-def]
+    _rid, four, six = await six_and_four(db_engine, unique_id)
+    before = await version_of(db_engine, four)
+    version = await in_progress(db_engine, six)
+    result = await confirm_plan(db_engine, repack_request(six, four, version))
+    assert result.confirmed and result.notify == ()
+    assert await booking_tables(db_engine, four) == ["FOUR"]
+    assert await version_of(db_engine, four) == before + 1
+    history = await fetch(db_engine, "SELECT from_state, to_state, version, reason, "
+                          "metadata->'to_tables' FROM booking_assignment_state_history "
+                          "WHERE booking_id = CAST(:id AS uuid) AND version = :v",
+                          id=four, v=before + 1)
+    assert history == [("confirmed", "confirmed", before + 1, f"repacked_for:{six}", ["FOUR"])]
+    assert await scalar(db_engine, "SELECT count(*) FROM observability_events WHERE booking_id = "
+                        "CAST(:id AS uuid) AND event_type = 'booking.tables_changed'", id=four) == 1
+    assert await scalar(db_engine, "SELECT topic FROM state_event_outbox WHERE dedupe_key = :k",
+                        k=f"{four}:{before + 1}") == "booking.tables_changed"
+    body = await scalar(db_engine, "SELECT body FROM email_outbox WHERE booking_id = "
+                        "CAST(:id AS uuid) AND kind = 'confirmation'", id=four)
+    assert "Table(s): FOUR" in body and "SIX" not in body
+
+
+async def test_a_moved_guest_already_emailed_gets_a_table_changed_email(db_engine, unique_id, tmp_path: Path):  # type: ignore[no-untyped-def]
+    from seatflow.mail import FileMailbox, send_outbox_email
+
+    _rid, four, six = await six_and_four(db_engine, unique_id)
+    mailbox = FileMailbox(tmp_path)
+    sent = await send_outbox_email(db_engine, mailbox, four, "confirmation", "b@seatflow.local")
+    assert sent.sent
+    version = await in_progress(db_engine, six)
+    result = await confirm_plan(db_engine, repack_request(six, four, version))
+    assert result.confirmed and result.notify == (four,)
+    note = await send_outbox_email(db_engine, mailbox, four, "table_changed", "b@seatflow.local")
+    assert note.sent
+    assert sorted(p.name for p in tmp_path.glob("*.eml")) == sorted(
+        [f"{four}-confirmation.eml", f"{four}-table_changed.eml"])
+    text_of = (tmp_path / f"{four}-table_changed.eml").read_text()
+    assert "Table(s): FOUR" in text_of and "different table" in text_of

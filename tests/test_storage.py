@@ -122,3 +122,22 @@ async def test_a_transition_naming_a_stale_version_fails_and_changes_nothing(db_
                         "(context->>'version')::int FROM observability_events WHERE booking_id = "
                         "CAST(:id AS uuid) ORDER BY id DESC LIMIT 1", id=booking)
     assert event == [("assignment.state_machine", "capacity_verified", "assignment_pending", 2)]
+
+
+async def test_transition_sets_only_allowlisted_columns_and_changes_nothing_otherwise(db_engine, unique_id):  # type: ignore[no-untyped-def]
+    """Column names are written into the SQL text: a name outside the allowlist
+    (a typo, or text from a caller) is refused before anything is written."""
+    from seatflow.storage.transitions import SETTABLE_COLUMNS
+
+    rid = f"cols-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
+    booking = await new_booking(db_engine, rid, 2)
+    for columns in ({"guest_email": "x@example.com"},
+                    {"status = 'cancelled', guest_name": "x"}):
+        async with db_engine.begin() as conn:
+            with pytest.raises(ValueError, match="cannot set column"):
+                await transition(conn, booking, 0, "capacity_verified", set_columns=columns)
+    rows = await fetch(db_engine, "SELECT assignment_state, assignment_state_version, status, "
+                                  "guest_name FROM bookings WHERE id = CAST(:b AS uuid)", b=booking)
+    assert tuple(rows[0]) == ("created", 0, "pending", "Test Guest")
+    assert "status" in SETTABLE_COLUMNS

@@ -51,7 +51,15 @@ from seatflow.domain.planning import (
 from seatflow.domain.states import AssignmentState, IllegalTransition
 from seatflow.engine import quote_tables, search
 from seatflow.logging import bind_booking, get_logger
-from seatflow.mail import MailTransport, send_outbox_email
+from seatflow.mail import (
+    EmailInFlight,
+    MailError,
+    MailTransport,
+    claim_outbox_email,
+    deliver,
+    finish_claim,
+    publish_breaker_change,
+)
 from seatflow.storage import attempts, permits
 from seatflow.storage import bookings as store
 from seatflow.storage.restaurants import load_snapshot
@@ -82,6 +90,7 @@ class BookingActivities:
         transport: MailTransport,
         settings: Settings,
         breaker: CircuitBreaker | None = None,
+        mail_breaker: CircuitBreaker | None = None,
     ):
         self.engine = engine
         self.transport = transport
@@ -89,6 +98,12 @@ class BookingActivities:
         self.config = engine_config(settings)
         self.breaker = breaker or CircuitBreaker(
             threshold=settings.breaker_threshold, cooldown=settings.breaker_cooldown_seconds
+        )
+        # The mail server is an outside system with its own failures: they
+        # never open the database breaker (nor the other way round).
+        self.mail_breaker = mail_breaker or CircuitBreaker(
+            name="mail", threshold=settings.breaker_threshold,
+            cooldown=settings.breaker_cooldown_seconds,
         )
 
     async def _guard(self, work: Callable[[], Awaitable[T]]) -> T:
@@ -199,7 +214,7 @@ class BookingActivities:
             return AttemptResult(
                 outcome=rec.outcome, state=rec.state, version=rec.version, tables=rec.tables,
                 strategy=rec.strategy, reason=rec.reason, wait_ms=rec.wait_ms,
-                hold_ms=rec.hold_ms, search_ms=rec.search_ms,
+                hold_ms=rec.hold_ms, search_ms=rec.search_ms, notify=rec.notify,
             )
 
     @activity.defn(name="transition_state")
@@ -312,7 +327,7 @@ class BookingActivities:
     async def confirm_plan(self, req: ConfirmRequest) -> ConfirmResult:
         with bind_booking(req.booking_id, attempt=req.attempt_no, pipeline=req.pipeline):
             try:
-                result = await self._guard(lambda: store.confirm_plan(self.engine, req))
+                result = await self._guard(lambda: store.confirm_plan(self.engine, req, self.config))
             except (BookingNotFound, IllegalTransition) as exc:
                 log.warning("confirm refused", error=str(exc))
                 raise _non_retryable(exc) from exc
@@ -337,12 +352,65 @@ class BookingActivities:
 
     @activity.defn(name="send_confirmation_email")
     async def send_confirmation_email(self, req: EmailRequest) -> EmailResult:
-        result = await self._guard(lambda: send_outbox_email(
-            self.engine, self.transport, req.booking_id, req.kind, self.settings.mail_from
-        ))
-        metrics.record_email(activity.metric_meter(), sent=result.sent,
-                             duplicate=result.duplicate, kind=req.kind)
+        """The outbox email (see seatflow.mail): claim and commit, deliver off the
+        event loop, mark. A transient mail error retries, behind the mail
+        breaker, for up to SEATFLOW_MAIL_MAX_ATTEMPTS deliveries; a permanent one
+        (or the last transient one) ends the step with an `email.failed` event
+        and a result: the booking stays confirmed. No message raised here
+        carries the guest's address."""
+        meter = activity.metric_meter()
+        mail = self.mail_breaker
         with bind_booking(req.booking_id):
+            wait = mail.remaining()
+            if wait > 0:
+                raise ApplicationError(
+                    f"mail circuit breaker open for {wait:.1f}s more: mail server unavailable",
+                    type="MailCircuitOpen", next_retry_delay=timedelta(seconds=wait),
+                )
+            try:
+                claim = await self._guard(
+                    lambda: claim_outbox_email(self.engine, req.booking_id, req.kind))
+            except EmailInFlight as exc:
+                raise ApplicationError(
+                    str(exc), type="EmailInFlight",
+                    next_retry_delay=timedelta(seconds=exc.wait_seconds),
+                ) from None
+            if isinstance(claim, EmailResult):
+                result = claim
+            else:
+                sending = claim
+                before = mail.state
+                try:
+                    path = await deliver(self.transport, sending, self.settings.mail_from)
+                except MailError as failure:
+                    error = failure
+                    if not error.permanent:
+                        mail.record_failure(str(error))
+                    publish_breaker_change(mail, before)
+                    give_up = sending.attempts >= self.settings.mail_max_attempts
+                    result = await self._guard(lambda: finish_claim(
+                        self.engine, sending, error=error, give_up=give_up, breaker=mail))
+                    metrics.record_email_failure(
+                        meter, kind=req.kind,
+                        error="permanent" if error.permanent else "gave_up" if give_up
+                        else "transient")
+                    if not result.failed:
+                        log.warning("email not delivered; will retry", kind=req.kind,
+                                    attempt=sending.attempts, error=str(error))
+                        wait = mail.remaining()
+                        raise ApplicationError(
+                            str(error), type="MailTransient",
+                            next_retry_delay=timedelta(seconds=wait) if wait > 0 else None,
+                        ) from None
+                    log.warning("email failed", kind=req.kind, attempts=sending.attempts,
+                                reason=result.reason)
+                else:
+                    mail.record_success()
+                    publish_breaker_change(mail, before)
+                    result = await self._guard(lambda: finish_claim(
+                        self.engine, sending, path=path, breaker=mail))
+            metrics.record_email(meter, sent=result.sent, duplicate=result.duplicate,
+                                 kind=req.kind)
             if result.duplicate:
                 log.info("duplicate email suppressed", kind=req.kind)
             elif result.sent:

@@ -185,7 +185,7 @@ async def booking_view(engine: AsyncEngine, booking_id: str) -> dict[str, Any]:
         email = (
             await conn.execute(
                 text(
-                    "SELECT status, sent_at, duplicates_suppressed FROM email_outbox "
+                    "SELECT status, sent_at, duplicates_suppressed, last_error FROM email_outbox "
                     "WHERE booking_id = CAST(:id AS uuid) AND kind = 'confirmation'"
                 ),
                 {"id": booking_id},
@@ -227,5 +227,7 @@ async def booking_view(engine: AsyncEngine, booking_id: str) -> dict[str, Any]:
             "count": 1 if sent else 0,
             "sent_at": email.sent_at.isoformat() if email is not None and email.sent_at else None,
             "duplicates_suppressed": email.duplicates_suppressed if email is not None else 0,
+            "status": email.status if email is not None else None,
+            "error": email.last_error if email is not None else None,  # redacted
         },
     }

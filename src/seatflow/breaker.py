@@ -1,4 +1,4 @@
-"""A circuit breaker for infrastructure failures (docs/architecture.md, guarantees).
+"""A circuit breaker for infrastructure failures.
 
 After `threshold` consecutive infrastructure failures (database unreachable,
 timeouts) it opens for `cooldown` seconds. While open, callers do not touch
@@ -7,8 +7,10 @@ retry delay is the rest of the cooldown, so work waits in Temporal's activity
 retry and consumes no assignment attempt. After the cooldown one probe is let
 through (half-open); its success closes the breaker, its failure re-opens it.
 
-Each worker process has its own breaker (the database is equally unreachable
-from every process). Open and close transitions are written as
+Each worker process has its own breakers, one per outside system: `database`
+(the database is equally unreachable from every process) and `mail` (the
+mail server's failures must never stop booking work). An event's error text
+is redacted: no guest address or database password is ever recorded. Open and close transitions are written as
 `observability_events` rows (source `assignment.coordinator`) as soon as the
 database can take them: an `opened` event cannot be written while the
 database is down, so it is queued and flushed with the `closed` one.
@@ -26,6 +28,8 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from seatflow.redact import redact
 
 
 def is_infrastructure_error(exc: BaseException) -> bool:
@@ -101,7 +105,7 @@ class CircuitBreaker:
                 self.pending_events.append(BreakerEvent(
                     "circuit_breaker.opened", self._opened_wall,
                     {"breaker": self.name, "consecutive_failures": self.failures,
-                     "cooldown_seconds": self.cooldown, "error": str(error)[:300]},
+                     "cooldown_seconds": self.cooldown, "error": redact(str(error))[:300]},
                 ))
             self.state = "open"
             self.opened_at = self.clock()

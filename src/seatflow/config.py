@@ -19,6 +19,37 @@ class ConfigError(RuntimeError):
     """A configuration value is invalid; the message names the variable."""
 
 
+POSTGRES_SCHEMES = ("postgresql+asyncpg://", "postgresql+psycopg://", "postgresql://",
+                    "postgres://")
+
+
+def database_url_problem(url: str) -> str | None:
+    """Why `url` is not a usable PostgreSQL URL, or None. Never quotes the password."""
+    if not url.startswith(POSTGRES_SCHEMES):
+        return "must be a PostgreSQL URL, e.g. postgresql://user@localhost:5432/seatflow"
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url("postgresql://" + url.split("://", 1)[1])
+    except (ArgumentError, ValueError) as exc:
+        from seatflow.redact import redact_secrets, url_password
+
+        detail = redact_secrets(str(exc), (url_password(url),))
+        return f"is not a valid URL ({detail}), e.g. postgresql://user@localhost:5432/seatflow"
+    return None
+
+
+def check_database_url(url: str) -> str:
+    """`url` when usable; else ConfigError naming DATABASE_URL, password masked."""
+    problem = database_url_problem(url)
+    if problem is not None:
+        from seatflow.redact import mask_url
+
+        raise ConfigError(f"invalid configuration: DATABASE_URL={mask_url(url)!r}: {problem}")
+    return url
+
+
 def project_root() -> Path:
     """The directory holding var/: SEATFLOW_HOME, else the current directory."""
     import os
@@ -45,6 +76,7 @@ class Settings(BaseSettings):
     smtp_host: str = Field(default="localhost", alias="SEATFLOW_SMTP_HOST")
     smtp_port: int = Field(default=25, alias="SEATFLOW_SMTP_PORT")
     mail_from: str = Field(default="bookings@seatflow.local", alias="SEATFLOW_MAIL_FROM")
+    mail_max_attempts: int = Field(default=20, ge=1, le=1000, alias="SEATFLOW_MAIL_MAX_ATTEMPTS")
     metrics_address: str = Field(default="127.0.0.1:9464", alias="SEATFLOW_METRICS_ADDRESS")
     permit_lease_seconds: float = Field(default=30.0, gt=0, alias="SEATFLOW_PERMIT_LEASE_SECONDS")
     breaker_threshold: int = Field(default=5, ge=1, alias="SEATFLOW_BREAKER_THRESHOLD")
@@ -67,6 +99,15 @@ class Settings(BaseSettings):
         if any(x < 0 for x in values):
             raise ValueError("delays must be >= 0")
         return v
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, v: str | None) -> str | None:
+        if v is not None and v != "":
+            problem = database_url_problem(v)
+            if problem is not None:
+                raise ValueError(problem)
+        return v or None
 
     @property
     def legacy_delays(self) -> tuple[float, ...]:
@@ -125,10 +166,14 @@ def rollout_bucket(restaurant_id: str) -> int:
 
 
 def _friendly(exc: ValidationError) -> ConfigError:
+    from seatflow.redact import mask_url, redact_secrets
+
     problems = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err.get("loc", ()))
-        problems.append(f"{loc}={err.get('input')!r}: {err.get('msg')}")
+        value = err.get("input")
+        shown = repr(mask_url(value)) if isinstance(value, str) else repr(value)
+        problems.append(redact_secrets(f"{loc}={shown}: {err.get('msg')}"))
     return ConfigError("invalid configuration: " + "; ".join(problems))
 
 

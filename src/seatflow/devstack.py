@@ -32,7 +32,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import psutil  # type: ignore[import-untyped]  # shipped with pgserver, which we need anyway
 
@@ -394,13 +393,16 @@ async def _database_reachable(url: str, timeout: float) -> None:
 
 
 def mask_password(url: str | None) -> str | None:
-    if not url:
-        return url
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+    from seatflow.redact import mask_url
+
+    return mask_url(url)
+
+
+def _scrub(exc: BaseException, url: str | None) -> str:
+    """An error's text without the database password (drivers may quote the URL)."""
+    from seatflow.redact import redact_secrets, url_password
+
+    return redact_secrets(str(exc), (url_password(url),))
 
 
 # --- configuration -----------------------------------------------------------
@@ -489,9 +491,9 @@ def up(workers: int | None = None, *, temporal_port: int | None = None, ui_port:
 
         try:
             upgrade(database_url)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported with the password masked
             raise DevStackError(f"migrations failed on {mask_password(database_url)}: "
-                                f"{exc}") from exc
+                                f"{_scrub(exc, database_url)}") from None
         ui_url = _up_temporal(paths, plan, timeout)
         stack = {
             "database_url": None if plan.external_db else database_url,
@@ -516,9 +518,9 @@ def _up_postgres(paths: Paths, plan: _Plan, timeout: float) -> str:
     if plan.external_db:
         try:
             _run_async(_database_reachable(plan.external_db, timeout=min(timeout, 15)))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - reported with the password masked
             raise DevStackError(f"DATABASE_URL {mask_password(plan.external_db)} is not "
-                                f"reachable: {exc}") from exc
+                                f"reachable: {_scrub(exc, plan.external_db)}") from None
         paths.record("postgres").unlink(missing_ok=True)
         return plan.external_db
     from pgserver.postgres_server import get_server

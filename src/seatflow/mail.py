@@ -1,27 +1,61 @@
-"""Sending the confirmation email exactly once per booking.
+"""Sending booking emails from the outbox: exactly one per booking and kind,
+with the mail server kept outside every database transaction.
 
 The confirm transaction enqueues one `email_outbox` row per booking and kind
-(unique key). Sending locks that row, skips it when already sent (counting a
-suppressed duplicate), hands the message to the transport, and marks it sent
-in the same transaction. The file transport names each message after its
-booking and kind, so even a crash between writing and marking leaves exactly
-one message in the mailbox. SMTP cannot offer that (a crash after the server
-accepted the message and before the commit re-sends it): it is at-least-once
-by nature, and the outbox keeps that window to one message per crash.
+(unique key). Sending it takes three short steps:
+
+1. claim: lock the row, skip it when already `sent` (counting a suppressed
+   duplicate) or `failed`, else mark it `sending` with `claimed_at`, and
+   COMMIT;
+2. deliver: hand the message to the transport in a worker thread (never on
+   the event loop, never inside a transaction);
+3. mark: `sent` (one more `send_attempts`); or, counting one more
+   `delivery_failures`, `failed` with a recorded `email.failed` event when
+   the address is permanently undeliverable (invalid, SMTP 5xx) or transient
+   errors outlasted `mail_max_attempts`, or back to `pending` with the
+   (redacted) error, to be retried.
+
+A second attempt that finds a fresh `sending` claim waits for it (retryable
+`EmailInFlight`); a claim older than `EMAIL_CLAIM_LEASE` is from a dead
+attempt and is sent again, counted in `send_attempts` as a possible duplicate. The file transport names each message after its
+booking and kind and replaces atomically, so the mailbox holds exactly one
+message per row whatever crashes. SMTP cannot offer that: a crash (or a lost
+connection) after the server accepted the message and before step 3 commits
+sends it again when the claim expires. That window is at-least-once by
+nature; the outbox keeps it to one extra message per crash, and both copies
+carry the same Message-ID (`<{booking}-{kind}@seatflow>`), which receiving
+systems use to drop the duplicate.
+
+Mail failures never touch the database circuit breaker; the caller gives them
+a breaker of their own. No guest address leaves this module in an error:
+messages are redacted before they are stored, raised or logged.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import smtplib
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from seatflow import metrics
+from seatflow.breaker import BreakerEvent, CircuitBreaker
+from seatflow.domain.guest import email_problem
+from seatflow.domain.mail import EMAIL_CLAIM_LEASE
 from seatflow.domain.messages import EmailResult
+from seatflow.redact import redact
+from seatflow.storage.transitions import record_event
+
+FALLBACK_RECIPIENT = "guest@example.invalid"  # a booking taken without an address
 
 
 class MailTransport(Protocol):
@@ -44,28 +78,99 @@ class FileMailbox:
 
 
 class SmtpTransport:
-    def __init__(self, host: str, port: int):
+    def __init__(self, host: str, port: int, timeout: float = 10.0):
         self.host = host
         self.port = port
+        self.timeout = timeout
 
     def deliver(self, key: str, message: EmailMessage) -> str:
-        message["Message-ID"] = f"<{key}@seatflow>"
-        with smtplib.SMTP(self.host, self.port, timeout=10) as smtp:
-            smtp.send_message(message)
+        """Blocking: call it from a thread (`deliver` below does)."""
+        if "Message-ID" not in message:
+            message["Message-ID"] = f"<{key}@seatflow>"
+        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+            refused = smtp.send_message(message)
+        if refused:  # some recipients refused, others accepted: we only ever send to one
+            raise smtplib.SMTPRecipientsRefused(refused)
         return f"smtp://{self.host}:{self.port}/{key}"
 
 
-async def send_outbox_email(
-    engine: AsyncEngine, transport: MailTransport, booking_id: str, kind: str, sender: str
-) -> EmailResult:
+# ------------------------------------------------------------- errors
+
+
+class MailError(Exception):
+    """A delivery failed. `permanent`: retrying cannot help (bad address, 5xx).
+    The message is already redacted: no guest address in it."""
+
+    def __init__(self, message: str, *, permanent: bool):
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class EmailInFlight(Exception):
+    """Another attempt claimed this email moments ago and may still be sending it."""
+
+    def __init__(self, booking_id: str, kind: str, wait_seconds: float):
+        super().__init__(f"{kind} email of booking {booking_id} is being sent by another attempt")
+        self.wait_seconds = wait_seconds
+
+
+def _codes(exc: BaseException) -> list[int]:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return [int(code) for code, _ in exc.recipients.values()]
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return [int(exc.smtp_code)]
+    return []
+
+
+def classify(exc: BaseException) -> MailError:
+    """Sort a transport error: a 5xx reply about this message or recipient, or a
+    message that cannot even be formed, is permanent; a 4xx reply, a refused or
+    dropped connection, a timeout, or our own sender refused (a configuration
+    problem, not the guest's) is transient."""
+    codes = _codes(exc)
+    detail = redact(f"{type(exc).__name__}: {exc}")[:300]
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        return MailError(f"mail server refused our sender address: {detail}", permanent=False)
+    if codes and all(500 <= code < 600 for code in codes):
+        return MailError(f"mail server rejected the message permanently: {detail}",
+                         permanent=True)
+    if isinstance(exc, (ValueError, UnicodeError)) and not isinstance(exc, OSError):
+        return MailError(f"message cannot be formed: {detail}", permanent=True)
+    if isinstance(exc, (smtplib.SMTPException, OSError, socket.gaierror, TimeoutError)):
+        return MailError(f"mail server unavailable: {detail}", permanent=False)
+    return MailError(f"unexpected mail error: {detail}", permanent=False)
+
+
+# ------------------------------------------------------------- the steps
+
+
+@dataclass(frozen=True)
+class Claim:
+    outbox_id: int
+    booking_id: str
+    kind: str
+    recipient: str | None
+    subject: str
+    body: str
+    attempts: int  # delivery attempts, this one included (failed ones before it + 1)
+
+
+async def claim_outbox_email(
+    engine: AsyncEngine, booking_id: str, kind: str, *, lease: timedelta = EMAIL_CLAIM_LEASE
+) -> Claim | EmailResult:
+    """Step 1, one short transaction: a Claim to deliver, or the result when
+    there is nothing to send (no row, already sent, already failed)."""
     async with engine.begin() as conn:
         row = (
             await conn.execute(
                 text(
-                    "SELECT id, recipient, subject, body, status FROM email_outbox "
+                    "SELECT id, recipient, subject, body, status, delivery_failures, last_error, "
+                    "claimed_at > clock_timestamp() - make_interval(secs => :lease) AS fresh, "
+                    "EXTRACT(EPOCH FROM claimed_at + make_interval(secs => :lease) "
+                    "- clock_timestamp()) AS wait FROM email_outbox "
                     "WHERE booking_id = CAST(:id AS uuid) AND kind = :kind FOR UPDATE"
                 ),
-                {"id": booking_id, "kind": kind},
+                {"id": booking_id, "kind": kind, "lease": lease.total_seconds()},
             )
         ).one_or_none()
         if row is None:
@@ -77,16 +182,146 @@ async def send_outbox_email(
                 {"id": row.id},
             )
             return EmailResult(sent=False, duplicate=True)
-        message = EmailMessage()
-        message["From"] = sender
-        message["To"] = row.recipient or "guest@example.invalid"
-        message["Subject"] = row.subject
-        message["X-Seatflow-Booking"] = booking_id
-        message.set_content(row.body)
-        path = transport.deliver(f"{booking_id}-{kind}", message)
+        if row.status == "failed":
+            return EmailResult(sent=False, failed=True, reason=row.last_error)
+        if row.status == "sending" and row.fresh:
+            raise EmailInFlight(booking_id, kind, max(1.0, float(row.wait or 0)))
+        # A stale claim's attempt may have delivered before it died: counted as
+        # a possible duplicate, which `seatflow report` shows.
         await conn.execute(
-            text("UPDATE email_outbox SET status = 'sent', sent_at = clock_timestamp(), "
-                 "send_attempts = send_attempts + 1 WHERE id = :id"),
+            text("UPDATE email_outbox SET status = 'sending', claimed_at = clock_timestamp(), "
+                 "send_attempts = send_attempts + CASE WHEN status = 'sending' THEN 1 ELSE 0 END "
+                 "WHERE id = :id"),
             {"id": row.id},
         )
-        return EmailResult(sent=True, duplicate=False, path=path)
+        return Claim(row.id, booking_id, kind, row.recipient, row.subject, row.body,
+                     int(row.delivery_failures) + 1)
+
+
+def build_message(claim: Claim, sender: str) -> EmailMessage:
+    """The message for a claim; MailError(permanent) when the stored address is
+    not exactly one address (a row written before intake checked it)."""
+    recipient = claim.recipient or FALLBACK_RECIPIENT
+    problem = email_problem(recipient)
+    if problem is not None:
+        raise MailError(f"guest address {problem}", permanent=True)
+    try:
+        message = EmailMessage()
+        message["From"] = sender
+        message["To"] = recipient
+        message["Subject"] = claim.subject
+        message["X-Seatflow-Booking"] = claim.booking_id
+        message["Message-ID"] = f"<{claim.booking_id}-{claim.kind}@seatflow>"
+        message.set_content(claim.body)
+    except (ValueError, TypeError) as exc:
+        raise classify(exc) from None
+    return message
+
+
+async def deliver(transport: MailTransport, claim: Claim, sender: str) -> str:
+    """Step 2: off the event loop, outside any transaction. Returns where the
+    message went; raises MailError (redacted) when it did not."""
+    message = build_message(claim, sender)
+    try:
+        return await asyncio.to_thread(transport.deliver, f"{claim.booking_id}-{claim.kind}",
+                                       message)
+    except MailError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every transport error is sorted, none escapes raw
+        raise classify(exc) from None
+
+
+def publish_breaker_change(breaker: CircuitBreaker, before: str) -> None:
+    """The mail breaker's state to the process-wide metrics, when it changed."""
+    after = breaker.state
+    if after == before:
+        return
+    if before == "closed" and after == "open":
+        metrics.record_circuit_breaker_opened(breaker.name)
+    else:
+        metrics.set_circuit_breaker_state(breaker.name, after)
+
+
+async def _write_breaker_events(
+    conn: AsyncConnection, name: str, state: str, failures: int, events: Iterable[BreakerEvent]
+) -> None:
+    for event in events:
+        await record_event(
+            conn, source="mail", event_type=event.event_type,
+            context={**event.context, "at": event.at.isoformat()},
+        )
+    await conn.execute(
+        text(
+            "INSERT INTO circuit_breakers (name, state, consecutive_failures) "
+            "VALUES (:n, :s, :f) ON CONFLICT (name) DO UPDATE SET state = :s, "
+            "consecutive_failures = :f"
+        ),
+        {"n": name, "s": state, "f": failures},
+    )
+
+
+async def finish_claim(
+    engine: AsyncEngine,
+    claim: Claim,
+    *,
+    path: str | None = None,
+    error: MailError | None = None,
+    give_up: bool = False,
+    breaker: CircuitBreaker | None = None,
+) -> EmailResult:
+    """Step 3: sent (path given), failed (permanent error, or `give_up`), or back
+    to pending with the error (transient). Writes the mail breaker's pending
+    events in the same transaction."""
+    async with engine.begin() as conn:
+        if breaker is not None and breaker.pending_events:
+            events = breaker.take_events()
+            await _write_breaker_events(conn, breaker.name, breaker.state, breaker.failures,
+                                        events)
+        if error is None:
+            await conn.execute(
+                text("UPDATE email_outbox SET status = 'sent', sent_at = clock_timestamp(), "
+                     "send_attempts = send_attempts + 1, last_error = NULL WHERE id = :id"),
+                {"id": claim.outbox_id},
+            )
+            return EmailResult(sent=True, duplicate=False, path=path)
+        reason = str(error)
+        if error.permanent or give_up:
+            if not error.permanent:
+                reason = f"gave up after {claim.attempts} attempts: {reason}"
+            await conn.execute(
+                text("UPDATE email_outbox SET status = 'failed', failed_at = clock_timestamp(), "
+                     "delivery_failures = delivery_failures + 1, last_error = :e WHERE id = :id"),
+                {"id": claim.outbox_id, "e": reason[:500]},
+            )
+            await record_event(
+                conn, booking_id=claim.booking_id, source="mail", event_type="email.failed",
+                context={"kind": claim.kind, "reason": reason[:500], "attempts": claim.attempts,
+                         "permanent": error.permanent},
+            )
+            return EmailResult(sent=False, failed=True, reason=reason)
+        await conn.execute(
+            text("UPDATE email_outbox SET status = 'pending', claimed_at = NULL, last_error = :e, "
+                 "delivery_failures = delivery_failures + 1 WHERE id = :id"),
+            {"id": claim.outbox_id, "e": reason[:500]},
+        )
+        return EmailResult(sent=False, reason=reason)
+
+
+async def send_outbox_email(
+    engine: AsyncEngine, transport: MailTransport, booking_id: str, kind: str, sender: str,
+    *, max_attempts: int = 1,
+) -> EmailResult:
+    """Claim, deliver, mark, without a breaker or Temporal: for scripts and tests.
+    A transient failure before `max_attempts` leaves the row pending and raises."""
+    claim = await claim_outbox_email(engine, booking_id, kind)
+    if isinstance(claim, EmailResult):
+        return claim
+    try:
+        path = await deliver(transport, claim, sender)
+    except MailError as error:
+        result = await finish_claim(engine, claim, error=error,
+                                    give_up=claim.attempts >= max_attempts)
+        if not result.failed:
+            raise
+        return result
+    return await finish_claim(engine, claim, path=path)

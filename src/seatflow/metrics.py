@@ -37,6 +37,8 @@ CIRCUIT_BREAKER_STATE = "seatflow_circuit_breaker_state"
 CIRCUIT_BREAKER_OPENS = "seatflow_circuit_breaker_opens_total"
 EMAILS_SENT = "seatflow_emails_sent_total"
 EMAIL_DUPLICATES = "seatflow_email_duplicates_suppressed_total"
+EMAIL_FAILURES = "seatflow_email_send_failures_total"
+EMAIL_ERRORS = ("transient", "permanent", "gave_up")
 SHADOW_COMPARISONS = "seatflow_shadow_comparisons_total"
 VERSION_CONFLICTS = "seatflow_version_conflicts_total"
 BOOKINGS_IN_STATE = "seatflow_bookings_in_state"
@@ -65,6 +67,9 @@ _DESCRIPTIONS = {
     CIRCUIT_BREAKER_OPENS: "Times the circuit breaker opened",
     EMAILS_SENT: "Confirmation emails handed to the mail transport",
     EMAIL_DUPLICATES: "Email sends skipped because the message was already sent",
+    EMAIL_FAILURES: "Email deliveries that failed, by error: transient (retried), permanent "
+                    "(undeliverable, recorded as email.failed) or gave_up (transient errors "
+                    "outlasted SEATFLOW_MAIL_MAX_ATTEMPTS, recorded as email.failed)",
     SHADOW_COMPARISONS: "Shadow comparisons of legacy and V3, by agreement",
     VERSION_CONFLICTS: "State transitions that lost an optimistic version check",
     BOOKINGS_IN_STATE: "Bookings currently in each non-terminal assignment state",
@@ -139,6 +144,13 @@ def record_email(meter: MetricMeter, *, sent: bool, duplicate: bool, kind: str =
         )
 
 
+def record_email_failure(meter: MetricMeter, *, error: str, kind: str = "confirmation") -> None:
+    """One failed delivery: `error` is transient, permanent or gave_up."""
+    meter.create_counter(EMAIL_FAILURES, _DESCRIPTIONS[EMAIL_FAILURES]).add(
+        1, {"kind": kind, "error": error}
+    )
+
+
 def record_shadow_comparison(meter: MetricMeter, agree: bool) -> None:
     meter.create_counter(SHADOW_COMPARISONS, _DESCRIPTIONS[SHADOW_COMPARISONS]).add(
         1, {"agree": "true" if agree else "false"}
@@ -184,7 +196,7 @@ def set_bookings_in_state(meter: MetricMeter, counts: Mapping[str, int]) -> None
         gauge.set(int(counts.get(state, 0)), {"state": state})
 
 
-def prime(meter: MetricMeter, breakers: Iterable[str] = ("database",)) -> None:
+def prime(meter: MetricMeter, breakers: Iterable[str] = ("database", "mail")) -> None:
     """Export every counter and gauge at zero from worker start.
 
     Prometheus only sees a series once it was recorded; `rate()` over a
@@ -200,6 +212,9 @@ def prime(meter: MetricMeter, breakers: Iterable[str] = ("database",)) -> None:
     meter.create_counter(EMAIL_DUPLICATES, _DESCRIPTIONS[EMAIL_DUPLICATES]).add(
         0, {"kind": "confirmation"}
     )
+    failures = meter.create_counter(EMAIL_FAILURES, _DESCRIPTIONS[EMAIL_FAILURES])
+    for error in EMAIL_ERRORS:
+        failures.add(0, {"kind": "confirmation", "error": error})
     shadow = meter.create_counter(SHADOW_COMPARISONS, _DESCRIPTIONS[SHADOW_COMPARISONS])
     for agree in ("true", "false"):
         shadow.add(0, {"agree": agree})
@@ -215,9 +230,9 @@ def prime(meter: MetricMeter, breakers: Iterable[str] = ("database",)) -> None:
 __all__ = [
     "ACTIVE_STATES", "ASSIGNMENT_ATTEMPTS", "ASSIGNMENT_LATENCY", "ASSIGNMENT_OUTCOMES",
     "BOOKINGS_IN_STATE", "BREAKER_STATE_VALUES", "CIRCUIT_BREAKER_OPENS", "CIRCUIT_BREAKER_STATE", "EMAILS_SENT",
-    "EMAIL_DUPLICATES", "HISTOGRAM_BUCKETS", "OUTCOMES", "PERMIT_WAIT", "PIPELINES",
+    "EMAIL_DUPLICATES", "EMAIL_ERRORS", "EMAIL_FAILURES", "HISTOGRAM_BUCKETS", "OUTCOMES", "PERMIT_WAIT", "PIPELINES",
     "SHADOW_COMPARISONS", "VERSION_CONFLICTS", "prime", "process_meter", "record_attempts",
-    "record_circuit_breaker_opened", "record_email", "record_latency", "record_outcome", "record_permit_wait",
+    "record_circuit_breaker_opened", "record_email", "record_email_failure", "record_latency", "record_outcome", "record_permit_wait",
     "record_settled", "record_shadow_comparison", "record_version_conflict",
     "set_bookings_in_state", "set_circuit_breaker_state", "use_process_meter",
 ]

@@ -111,6 +111,7 @@ class BookingAssignmentWorkflow:
         self._fresh_decision = False
         self._outcome_recorded = False
         self._one_hop = False
+        self._notify: tuple[str, ...] = ()
 
     # ----------------------------------------------------------------- run
 
@@ -163,6 +164,7 @@ class BookingAssignmentWorkflow:
                 return await self._cancel()
             if self._state == "confirmed":
                 await self._send_confirmation()
+                await self._tell_moved_guests()
                 return self._outcome()
             if self._state in ("failed", "cancelled"):
                 return self._outcome()
@@ -255,6 +257,7 @@ class BookingAssignmentWorkflow:
         if result.outcome == "confirmed":
             self._tables = result.tables
             self._strategy = result.strategy
+            self._notify = result.notify
         self._publish()
 
     async def _back_off(self) -> None:
@@ -507,7 +510,7 @@ class BookingAssignmentWorkflow:
                         plans=(plan,),
                         pipeline=self._pipeline,
                         actor=decision.actor,
-                        note=decision.note,
+                        note=decision.note, force=decision.force,
                     ),
                     start_to_close_timeout=ACTIVITY_TIMEOUT,
                     retry_policy=INFRA_RETRY,
@@ -632,6 +635,19 @@ class BookingAssignmentWorkflow:
         self._apply(result.state, result.version, reason)
         self._publish()
         return True
+
+    async def _tell_moved_guests(self) -> None:
+        """Guests of bookings re-packed to seat this one, who had their
+        confirmation already: their `table_changed` email (queued in the same
+        transaction as the move). Only the one-hop attempt reports them."""
+        for moved in self._notify:
+            await workflow.execute_activity_method(
+                BookingActivities.send_confirmation_email,
+                EmailRequest(moved, kind="table_changed"),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=INFRA_RETRY,
+            )
+        self._notify = ()
 
     async def _send_confirmation(self) -> None:
         await workflow.execute_activity_method(

@@ -77,9 +77,9 @@ def test_cli_books_a_table_and_the_ui_filter_finds_it(stack: Stack, monkeypatch:
                                 f'RestaurantId = "{rid}"', ids["workflow_id"]))
     assert ids["workflow_id"] in found
 
-    # A party no table combination can seat waits in manual review; the UI
-    # filter lists it and an operator seats it from the CLI.
-    big = cli(stack, "bookings", "create", "--restaurant", rid, "--party", "30",
+    # A party no allowed table combination can seat waits in manual review; the
+    # UI filter lists it and an operator seats it from the CLI.
+    big = cli(stack, "bookings", "create", "--restaurant", rid, "--party", "14",
               "--start", f"{day}T19:00", "--json")
     assert big.returncode == 0, big.stderr
     big_id = json.loads(big.stdout)["booking_id"]
@@ -91,8 +91,15 @@ def test_cli_books_a_table_and_the_ui_filter_finds_it(stack: Stack, monkeypatch:
     assert booking_workflow_id(big_id) in found
     refused = cli(stack, "review", "assign", big_id, "--tables", "NOPE", "--actor", "ops")
     assert refused.returncode == 1 and "unknown table" in refused.stderr
-    free = sorted(t["id"] for t in plan["tables"] if t["id"] not in shown["tables"])
-    assigned = cli(stack, "review", "assign", big_id, "--tables", ",".join(free), "--actor", "ops")
+    # Four movable tables (more than SEATFLOW_MAX_TABLES): checked like any plan,
+    # refused unless the operator forces it; fixed tables are never joined.
+    two_top = next(t["id"] for t in plan["tables"] if t["capacity"] == 2
+                   and t.get("mobility", "movable") == "movable" and t["id"] not in shown["tables"])
+    free = sorted(["S5", "S6", "S7", two_top])
+    unforced = cli(stack, "review", "assign", big_id, "--tables", ",".join(free), "--actor", "ops")
+    assert unforced.returncode == 1 and "--force" in unforced.stderr, unforced.stderr
+    assigned = cli(stack, "review", "assign", big_id, "--tables", ",".join(free), "--actor", "ops",
+                   "--force")
     assert assigned.returncode == 0, assigned.stderr
     final = json.loads(cli(stack, "bookings", "show", big_id, "--json").stdout)
     assert final["assignment_state"] == "confirmed" and sorted(final["tables"]) == free

@@ -7,6 +7,7 @@ timed out, 4 `report` found a P1 alert firing.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import typer
@@ -40,11 +41,55 @@ app.command("loadtest")(loadtest_command)
 app.command("intake")(intake_command)
 
 
+def _known_secrets() -> tuple[str | None, ...]:
+    """The configured database password, to scrub from any text we print."""
+    import os
+
+    from seatflow.redact import url_password
+
+    secrets = [url_password(os.environ.get("DATABASE_URL"))]
+    from seatflow.config import settings
+
+    with contextlib.suppress(Exception):  # a bad configuration has no usable password
+        secrets.append(url_password(settings().database_url))
+    return tuple(secrets)
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    import socket
+
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(exc, (DBAPIError, InterfaceError, OperationalError, ConnectionError,
+                        socket.gaierror, TimeoutError)):
+        return True
+    return type(exc).__module__.startswith("asyncpg")
+
+
 def main() -> None:
+    """Run the CLI. Whatever goes wrong, nothing printed carries the database
+    password: configuration errors exit 2, an unreachable or failing database
+    exits 1 with one line, and anything else (a bug) prints its traceback with
+    secrets masked."""
+    from seatflow.redact import redact_secrets
+
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
     except ConfigError as exc:
-        print(f"usage error: {exc}", file=sys.stderr)
+        print(f"usage error: {redact_secrets(str(exc), _known_secrets())}", file=sys.stderr)
         sys.exit(2)
+    except Exception as exc:  # noqa: BLE001 - reported below, secrets masked
+        secrets = _known_secrets()
+        if _is_database_error(exc):
+            detail = redact_secrets(f"{type(exc).__name__}: {exc}", secrets).splitlines()
+            print(f"error: the database failed or is unreachable ({detail[0] if detail else ''}); "
+                  "check DATABASE_URL and that PostgreSQL is up (`seatflow dev status`)",
+                  file=sys.stderr)
+            sys.exit(1)
+        import traceback
+
+        print(redact_secrets("".join(traceback.format_exception(exc)), secrets), file=sys.stderr,
+              end="")
+        sys.exit(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -78,12 +79,16 @@ def create_cmd(
     """Insert a booking and start its assignment workflow; prints the booking id."""
     from seatflow.bookings_service import create_booking
     from seatflow.config import settings
+    from seatflow.domain.guest import check_guest_email, check_guest_name
     from seatflow.domain.restaurant import InvalidBooking, parse_start
     from seatflow.storage.bookings import NewBooking
     from seatflow.storage.restaurants import load_policy
 
-    if email is not None and ("@" not in email or email.startswith("@") or email.endswith("@")):
-        refuse(f"email {email!r} is not an email address", as_json=as_json)
+    try:
+        email = check_guest_email(email)
+        name = check_guest_name(name)
+    except InvalidBooking as exc:
+        refuse(exc.message, as_json=as_json)
 
     async def work(engine: Any, client: Any) -> Any:
         async with engine.connect() as conn:
@@ -142,8 +147,9 @@ def _render(view: dict[str, Any]) -> str:
     if view["assignment_state"] != "confirmed" and view["last_reason"]:
         lines.append(f"why         {view['last_reason']}")
     email = view["email"]
+    unsent = "not sent" + (f" ({email['status']}: {email['error']})" if email.get("error") else "")
     lines.append(
-        f"email       {'sent ' + str(email['sent_at']) if email['sent'] else 'not sent'}"
+        f"email       {'sent ' + str(email['sent_at']) if email['sent'] else unsent}"
         + (f" ({email['duplicates_suppressed']} duplicate sends suppressed)"
            if email["duplicates_suppressed"] else "")
     )
@@ -192,8 +198,8 @@ def wait_cmd(
     from seatflow.storage.transitions import BookingNotFound
 
     booking_id = check_uuid(booking_id)
-    if timeout < 0:
-        usage("--timeout must be >= 0")
+    if not math.isfinite(timeout) or timeout < 0:
+        usage(f"--timeout {timeout!r}: must be a finite number of seconds >= 0")
 
     async def work(engine: Any, _client: Any) -> tuple[bool, dict[str, Any]]:
         deadline = time.monotonic() + timeout
@@ -271,12 +277,23 @@ class _Refused(Exception):
     pass
 
 
-def parse_age(text: str) -> timedelta:
+def parse_age(text: str, *, now: datetime | None = None) -> timedelta:
+    """A non-negative, finite age such as 10m, whose cutoff (now - age) is a date."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    hint = f"--older-than {text!r}: use a number with s, m, h or d, e.g. 10m"
     try:
-        return timedelta(seconds=float(text[:-1]) * units[text[-1]])
+        amount = float(text[:-1])
+        unit = units[text[-1]]
     except (KeyError, ValueError, IndexError):
-        usage(f"--older-than {text!r}: use a number with s, m, h or d, e.g. 10m")
+        usage(hint)
+    if not math.isfinite(amount) or amount < 0:
+        usage(f"{hint} (a finite number >= 0)")
+    try:
+        age = timedelta(seconds=amount * unit)
+        (now or datetime.now(UTC)) - age
+    except (OverflowError, ValueError):
+        usage(f"--older-than {text!r}: reaches before the year 1; give a shorter age")
+    return age
 
 
 @app.command("stuck")

@@ -27,7 +27,11 @@ def parse_moment(value: str, *, now: datetime, option: str) -> datetime:
     match = _RELATIVE.match(value)
     if match:
         amount, unit = float(match.group(1)), match.group(2)
-        return now - timedelta(**{_UNITS[unit]: amount})
+        try:
+            return now - timedelta(**{_UNITS[unit]: amount})
+        except (OverflowError, ValueError):
+            usage(f"{option} {value!r}: {amount:g}{unit} ago is before the year 1; "
+                  "give a shorter duration or an ISO 8601 time")
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:

@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from seatflow.cli.common import EXIT_REFUSED, print_json, refuse, run
+from seatflow.cli.common import EXIT_REFUSED, EXIT_USAGE, print_json, refuse, run
 
 app = typer.Typer(help="Restaurants and their floor plans.", no_args_is_help=True)
 
@@ -50,11 +50,19 @@ def import_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Validate a floor plan and create or update its restaurant (all or nothing)."""
-    from seatflow.floorplan import FloorPlanError, import_floorplan, load_floorplan
+    from seatflow.floorplan import (
+        FloorPlanError,
+        FloorPlanTooLarge,
+        import_floorplan,
+        load_floorplan,
+    )
 
     try:
         plan = load_floorplan(file)
     except FloorPlanError as exc:
+        # Not a floor-plan file at all (a directory, a device, beyond the
+        # limits) is a usage error; a floor plan with mistakes is refused.
+        code = EXIT_USAGE if isinstance(exc, FloorPlanTooLarge) else EXIT_REFUSED
         if as_json:
             print(
                 json.dumps(
@@ -64,7 +72,7 @@ def import_cmd(
         else:
             typer.echo(f"error: {exc}", err=True)
             typer.echo("nothing was imported", err=True)
-        raise typer.Exit(EXIT_REFUSED) from None
+        raise typer.Exit(code) from None
 
     summary = _with_engine(lambda engine: import_floorplan(engine, plan))
     if as_json:

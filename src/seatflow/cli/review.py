@@ -103,15 +103,22 @@ def assign_cmd(
     tables: Annotated[str, typer.Option("--tables", help="Comma list of table ids, e.g. T4,T5.")],
     actor: Actor,
     note: Annotated[str | None, typer.Option("--note")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Override the overage, zone and adjacency rules (recorded with the "
+                        "actor). Never overrides capacity, fixed tables, or a taken or "
+                        "inactive table.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Seat a manual-review booking at these tables (same atomic confirm)."""
+    """Seat a manual-review booking at these tables, checked like any plan
+    (same atomic confirm)."""
     table_ids = [t.strip() for t in tables.split(",")]
     if not tables.strip() or any(not t for t in table_ids):
         usage(f"--tables {tables!r}: give table ids separated by commas, e.g. T4,T5")
     payload: dict[str, Any] = {"action": "assign", "table_ids": table_ids, "actor": actor}
     if note:
         payload["note"] = note
+    if force:
+        payload["force"] = True
     _decide(booking_id, payload, as_json)
 
 

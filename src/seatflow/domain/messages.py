@@ -100,6 +100,9 @@ class ConfirmRequest:
     actor: str | None = None  # set for an operator's manual assignment
     note: str | None = None
     permit_wait_ms: float | None = None
+    # An operator's explicit override of the overage, zone and adjacency rules
+    # (never capacity, fixed tables, or a taken or inactive table).
+    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,9 @@ class ConfirmResult:
     strategy: str | None = None
     reason: str | None = None
     plans_tried: tuple[tuple[str, ...], ...] = ()
+    # Bookings moved by re-packing whose guests already had their confirmation:
+    # each has a `table_changed` email queued for `send_confirmation_email`.
+    notify: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,8 @@ class EmailResult:
     sent: bool
     duplicate: bool = False
     path: str | None = None
+    failed: bool = False  # given up: permanently undeliverable, or transient errors outlasted
+    reason: str | None = None  # why not sent; redacted (never holds the guest's address)
 
 
 @dataclass(frozen=True)
@@ -192,6 +200,7 @@ class ManualReviewDecision:
     table_ids: tuple[str, ...] = ()
     note: str | None = None
     reason: str | None = None
+    force: bool = False  # assign: override overage, zone and adjacency rules
 
 
 @dataclass(frozen=True)
@@ -273,3 +282,5 @@ class AttemptResult:
     wait_ms: float = 0.0
     hold_ms: float = 0.0
     search_ms: float = 0.0
+    # Re-packed bookings whose guest must get a `table_changed` email.
+    notify: tuple[str, ...] = ()

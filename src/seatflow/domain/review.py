@@ -1,5 +1,10 @@
-"""Manual review: an operator's decision, parsed (pure; used by the workflow's
-update validator and signal handler, and by the CLI), and the queue's items."""
+"""Parsing an operator's manual-review decision (pure; used by the workflow's
+update validator and signal handler, and by the CLI).
+
+`assign` may carry `"force": true`: the operator overrides the overage, zone
+and adjacency rules for this plan (recorded in the history with the actor).
+Nothing overrides capacity, a taken, inactive or out-of-service table, or
+joined fixed tables."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from seatflow.domain.messages import ManualReviewDecision
 
 ACTIONS = ("assign", "retry", "reject")
 _ALLOWED_FIELDS = {
-    "assign": {"action", "table_ids", "actor", "note"},
+    "assign": {"action", "table_ids", "actor", "note", "force"},
     "retry": {"action", "actor", "note"},
     "reject": {"action", "actor", "reason", "note"},
 }
@@ -35,7 +40,7 @@ class ReviewItem:
 
 
 def parse_decision(payload: Any) -> ManualReviewDecision:
-    """Validate an operator's manual-review payload (README, Manual review); raise InvalidDecision."""
+    """Validate a decision's JSON payload; raise InvalidDecision."""
     if isinstance(payload, ManualReviewDecision):
         return payload
     if not isinstance(payload, dict):
@@ -61,7 +66,11 @@ def parse_decision(payload: Any) -> ManualReviewDecision:
         clean = tuple(t.strip() for t in tables)
         if len(set(clean)) != len(clean):
             raise InvalidDecision("table_ids lists a table twice")
-        return ManualReviewDecision(action="assign", actor=actor.strip(), table_ids=clean, note=note)
+        force = payload.get("force", False)
+        if not isinstance(force, bool):
+            raise InvalidDecision("force must be true or false")
+        return ManualReviewDecision(action="assign", actor=actor.strip(), table_ids=clean,
+                                    note=note, force=force)
     if action == "reject":
         reason = payload.get("reason")
         if not isinstance(reason, str) or not reason.strip():

@@ -1,4 +1,4 @@
-"""The assignment state machine (docs/architecture.md), as data and pure checks."""
+"""The assignment state machine, as data and pure checks."""
 
 from __future__ import annotations
 
@@ -46,6 +46,10 @@ TERMINAL = frozenset({S.CONFIRMED, S.FAILED, S.CANCELLED})
 SETTLED = TERMINAL | AWAITING_OPERATOR
 # Every state but the terminal ones, in the enum's order (the bookings-in-state gauge).
 ACTIVE = tuple(s for s in AssignmentState if s not in TERMINAL)
+# A booking in these states may change tables without changing state (an
+# operator's move, or re-packing for another booking): a versioned
+# `tables_changed` write with history, event and outbox rows, like a transition.
+TABLE_CHANGE_STATES = frozenset({S.CONFIRMED})
 
 
 class IllegalTransition(ValueError):

@@ -1,8 +1,11 @@
 """`validate_plan`: is this operator-chosen table set a valid plan, and if not, why.
 
-The manual-review assign path uses it. An operator may override the overage
-limit (and a table's min party) and the zone / mobility / adjacency rules, but
-never table existence, service status, capacity or overlapping allocations.
+The manual-review assign path uses it. An operator may override, with an
+explicit force, the overage limit (and a table's min party), the zone rule
+(tables of different zones joined) and the adjacency rule (tables that do not
+touch, or more than `max_tables`), but never table existence, a table that is
+inactive, out of service or in an inactive zone, capacity, a table's max
+party, joining fixed tables, or overlapping allocations.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ def validate_plan(
     *,
     allow_overage_override: bool = False,
     allow_zone_override: bool = False,
+    allow_adjacency_override: bool = False,
 ) -> str | None:
     """None when `tables` is a valid plan for `request`, else a reason a person can act on."""
     floor = Floor(snapshot)
@@ -33,6 +37,7 @@ def validate_plan(
         config,
         allow_overage_override=allow_overage_override,
         allow_zone_override=allow_zone_override,
+        allow_adjacency_override=allow_adjacency_override,
     )
 
 
@@ -44,6 +49,7 @@ def plan_problem(
     *,
     allow_overage_override: bool = False,
     allow_zone_override: bool = False,
+    allow_adjacency_override: bool = False,
     ignore_bookings: Sequence[str] = (),
 ) -> str | None:
     booking = request.booking_id
@@ -64,7 +70,7 @@ def plan_problem(
             return f"booking {booking}: table {table.id} is not active"
         if not table.in_service:
             return f"booking {booking}: table {table.id} is out of service"
-        if not allow_zone_override and not floor.zone_active(table.zone):
+        if not floor.zone_active(table.zone):
             return f"booking {booking}: table {table.id} is in inactive zone {table.zone}"
     ignored = {booking, *ignore_bookings}
     for table in chosen:
@@ -92,18 +98,20 @@ def plan_problem(
             f"booking {booking}: {capacity} seats for a party of {party} leaves "
             f"{capacity - party} empty, more than the allowed {config.max_overage}"
         )
-    if len(chosen) > 1 and not allow_zone_override:
-        if len(chosen) > config.max_tables:
-            return f"booking {booking}: {len(chosen)} tables is more than the allowed {config.max_tables}"
+    if len(chosen) > 1:
         fixed = [table.id for table in chosen if table.mobility != Mobility.MOVABLE]
         if fixed:
             return f"booking {booking}: fixed tables cannot be joined: {', '.join(fixed)}"
+        if not allow_adjacency_override and len(chosen) > config.max_tables:
+            return f"booking {booking}: {len(chosen)} tables is more than the allowed {config.max_tables}"
         zones = sorted({table.zone for table in chosen})
-        if len(zones) > 1:
+        if not allow_zone_override and len(zones) > 1:
             return (
                 f"booking {booking}: tables in different zones cannot be joined: {', '.join(zones)}"
             )
         sorted_ids = [table.id for table in chosen]
+        if allow_adjacency_override:
+            return None
         if not is_connected(sorted_ids, floor.neighbours) or not mode_accepts(
             sorted_ids, floor.neighbours, config.adjacency_mode
         ):

@@ -36,6 +36,8 @@ from seatflow.storage.bookings import (
     _allocate,
     _apply_moves,
     _enqueue_confirmation_email,
+    _NothingAllocated,
+    _PlanUnavailable,
     booking_tables,
 )
 from seatflow.storage.restaurants import load_attempt_inputs, snapshot_from_json
@@ -78,6 +80,9 @@ class AttemptRecord:
     wait_ms: float = 0.0
     hold_ms: float = 0.0
     search_ms: float = 0.0
+    # Moved (re-packed) bookings whose guest was already emailed: a
+    # `table_changed` email is queued for each; the workflow sends it.
+    notify: tuple[str, ...] = ()
 
 
 class _Busy(Exception):
@@ -184,7 +189,7 @@ async def _attempt_in_tx(conn: AsyncConnection, spec: AttemptSpec, plan: Planner
     t0 = time.perf_counter()
     found = plan(snapshot, request)
     search_ms = (time.perf_counter() - t0) * 1000
-    chosen, tried, reasons = await _place(conn, spec.booking_id, row.restaurant_id, found,
+    chosen, tried, reasons, notify = await _place(conn, spec.booking_id, row.restaurant_id, found,
                                           row.start_at, row.occupied_until)
     common = {"id": spec.booking_id, "n": spec.attempt_no, "p": spec.pipeline,
               "plans": json.dumps([list(t) for t in tried]), "w": round(wait_ms, 3),
@@ -224,42 +229,53 @@ async def _attempt_in_tx(conn: AsyncConnection, spec: AttemptSpec, plan: Planner
     })
     await _enqueue_confirmation_email(conn, spec.booking_id, row, tables)
     return AttemptRecord("confirmed", S.CONFIRMED.value, version, tables=tables,
-                         strategy=chosen.strategy, wait_ms=round(wait_ms, 3),
+                         strategy=chosen.strategy, wait_ms=round(wait_ms, 3), notify=notify,
                          search_ms=round(search_ms, 3),
                          hold_ms=round((time.perf_counter() - held_from) * 1000, 3))
 
 
 async def _place(conn: AsyncConnection, booking_id: str, restaurant_id: str,
                  found: SearchOutcome, start: datetime, until: datetime
-                 ) -> tuple[Plan | None, list[tuple[str, ...]], list[str]]:
-    """Allocate the first plan still free; with re-packing moves, the moves and
-    the allocation succeed or roll back together."""
+                 ) -> tuple[Plan | None, list[tuple[str, ...]], list[str], tuple[str, ...]]:
+    """Allocate the first plan still free. With re-packing moves, the moves and
+    the allocation share one savepoint: both or neither. Returns (plan, plans
+    tried, why not, moved bookings whose guest must get a `table_changed` email)."""
     tried: list[tuple[str, ...]] = []
     reasons: list[str] = []
     if not found.plans:
-        return None, tried, reasons
-    savepoint = await conn.begin_nested() if found.moves else None
-    if found.moves:
-        why = await _apply_moves(conn, booking_id, restaurant_id, found.moves)
-        if why:
-            assert savepoint is not None
-            await savepoint.rollback()
-            return None, tried, [f"re-packing failed: {why}"]
-    for candidate in found.plans:
-        tables = tuple(sorted(candidate.tables))
-        tried.append(tables)
-        if savepoint is None:
+        return None, tried, reasons, ()
+    if not found.moves:
+        for candidate in found.plans:
+            tables = tuple(sorted(candidate.tables))
+            tried.append(tables)
             why = await _allocate_fast(conn, booking_id, restaurant_id, tables, start, until)
-        else:
-            why = await _allocate(conn, booking_id, restaurant_id, tables, start, until)
-        if why is None:
-            if savepoint is not None:
-                await savepoint.commit()
-            return candidate, tried, reasons
-        reasons.append(why)
-    if savepoint is not None:
-        await savepoint.rollback()  # no plan fits: the moves were for nothing
-    return None, tried, reasons
+            if why is None:
+                return candidate, tried, reasons, ()
+            reasons.append(why)
+        return None, tried, reasons, ()
+    chosen: Plan | None = None
+    notify: tuple[str, ...] = ()
+    try:
+        async with conn.begin_nested():
+            try:
+                notify = await _apply_moves(conn, booking_id, restaurant_id, found.moves)
+            except _PlanUnavailable as exc:
+                raise _PlanUnavailable(f"re-packing failed: {exc}") from None
+            for candidate in found.plans:
+                tables = tuple(sorted(candidate.tables))
+                tried.append(tables)
+                why = await _allocate(conn, booking_id, restaurant_id, tables, start, until)
+                if why is None:
+                    chosen = candidate
+                    break
+                reasons.append(why)
+            if chosen is None:
+                raise _NothingAllocated  # the moves were for nothing: roll them back
+    except _PlanUnavailable as exc:
+        return None, tried, [*reasons, str(exc)], ()
+    except _NothingAllocated:
+        return None, tried, reasons, ()
+    return chosen, tried, reasons, notify
 
 
 async def _allocate_fast(conn: AsyncConnection, booking_id: str, restaurant_id: str,

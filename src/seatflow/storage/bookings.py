@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from seatflow.domain.guest import check_guest_email, check_guest_name
 from seatflow.domain.messages import (
     BookingContext,
     ConfirmRequest,
@@ -20,16 +21,19 @@ from seatflow.domain.messages import (
     FailedAttemptRequest,
     TransitionResult,
 )
-from seatflow.domain.planning import Move, Plan
+from seatflow.domain.planning import BookingRequest, EngineConfig, Move, Plan
 from seatflow.domain.restaurant import InvalidBooking, booking_window
-from seatflow.domain.states import AssignmentState
+from seatflow.domain.states import AssignmentState, IllegalTransition
 from seatflow.domain.workflow_ids import booking_workflow_id
+from seatflow.engine.floor import DEFAULT_CONFIG
+from seatflow.engine.validation import validate_plan
 from seatflow.storage.permits import release as release_permit
-from seatflow.storage.restaurants import load_policy
+from seatflow.storage.restaurants import load_policy, load_snapshot
 from seatflow.storage.transitions import (
     BookingNotFound,
     VersionConflict,
     already_applied,
+    change_tables,
     current_state,
     record_event,
     transition,
@@ -39,6 +43,7 @@ S = AssignmentState
 # The old name of booking_workflow_id, still imported by bench/pipeline.py.
 workflow_id_for = booking_workflow_id
 EXCLUSION_VIOLATION = "23P01"
+MANUAL_STRATEGY = "manual"  # the plan strategy of an operator's assignment
 
 
 @dataclass(frozen=True)
@@ -56,8 +61,11 @@ async def insert_booking(engine: AsyncEngine, new: NewBooking, *, now: datetime)
     """Validate against the restaurant and insert the booking plus its intake row.
 
     Raises InvalidBooking (nothing written) when the booking can never be
-    seated as asked: unknown restaurant, bad party, past, outside service.
+    seated as asked: unknown restaurant, bad party, past, outside service, or
+    a guest email that is not exactly one address (or a bad name).
     """
+    new = replace(new, guest_email=check_guest_email(new.guest_email),
+                  guest_name=check_guest_name(new.guest_name))
     booking_id = new.booking_id or str(uuid.uuid4())
     async with engine.begin() as conn:
         policy = await load_policy(conn, new.restaurant_id)
@@ -310,83 +318,150 @@ class _PlanUnavailable(Exception):
     pass
 
 
+class _NothingAllocated(Exception):
+    """No plan could be allocated: roll back the moves made for it."""
+
+
 async def _apply_moves(
     conn: AsyncConnection, booking_id: str, restaurant_id: str, moves: tuple[Move, ...]
-) -> str | None:
-    """Re-packing: move other confirmed bookings, all or nothing."""
-    try:
-        async with conn.begin_nested():
-            for move in moves:
-                row = (
-                    await conn.execute(
-                        text(
-                            "SELECT start_at, occupied_until, assignment_state, "
-                            "assignment_state_version FROM bookings WHERE id = CAST(:id AS uuid) "
-                            "FOR UPDATE"
-                        ),
-                        {"id": move.booking_id},
-                    )
-                ).one_or_none()
-                if row is None or row.assignment_state != S.CONFIRMED:
-                    raise _PlanUnavailable(f"booking {move.booking_id} is no longer confirmed")
-                held = (
-                    await conn.execute(
-                        text(
-                            "SELECT t.code FROM allocations a JOIN dining_tables t "
-                            "ON t.id = a.table_id WHERE a.booking_id = CAST(:id AS uuid) "
-                            "ORDER BY t.code"
-                        ),
-                        {"id": move.booking_id},
-                    )
-                ).scalars().all()
-                if tuple(held) != tuple(sorted(move.from_tables)):
-                    raise _PlanUnavailable(f"booking {move.booking_id} changed tables")
-                await conn.execute(
-                    text("DELETE FROM allocations WHERE booking_id = CAST(:id AS uuid)"),
-                    {"id": move.booking_id},
-                )
-                why = await _allocate(
-                    conn, move.booking_id, restaurant_id, tuple(sorted(move.to_tables)),
-                    row.start_at, row.occupied_until,
-                )
-                if why:
-                    raise _PlanUnavailable(why)
-                version = int(row.assignment_state_version) + 1
-                await conn.execute(
-                    text("UPDATE bookings SET assignment_state_version = :v, "
-                         "updated_at = clock_timestamp() WHERE id = CAST(:id AS uuid)"),
-                    {"v": version, "id": move.booking_id},
-                )
-                await conn.execute(
-                    text(
-                        "INSERT INTO booking_assignment_state_history (booking_id, from_state, "
-                        "to_state, version, reason, metadata) VALUES (CAST(:id AS uuid), "
-                        "'confirmed', 'confirmed', :v, :reason, CAST(:m AS jsonb))"
-                    ),
-                    {"id": move.booking_id, "v": version, "reason": f"repacked_for:{booking_id}",
-                     "m": json.dumps({"from_tables": list(move.from_tables),
-                                      "to_tables": list(move.to_tables)})},
-                )
-    except _PlanUnavailable as exc:
-        return str(exc)
-    return None
+) -> tuple[str, ...]:
+    """Re-packing: move other confirmed bookings, inside the caller's savepoint
+    (raises _PlanUnavailable, and the caller rolls back every move and the new
+    allocation together). Each move is a versioned `change_tables` write. A
+    booking an operator placed by hand (strategy `manual`) is never moved.
+    Returns the moved bookings whose guest was already emailed and now has a
+    `table_changed` email queued."""
+    notify: list[str] = []
+    for move in moves:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT id::text AS id, restaurant_id, party_size, start_at, occupied_until, "
+                    "guest_name, guest_email, assignment_state, assignment_state_version, "
+                    "assignment_strategy FROM bookings WHERE id = CAST(:id AS uuid) FOR UPDATE"
+                ),
+                {"id": move.booking_id},
+            )
+        ).one_or_none()
+        if row is None or row.assignment_state != S.CONFIRMED:
+            raise _PlanUnavailable(f"booking {move.booking_id} is no longer confirmed")
+        if row.assignment_strategy == MANUAL_STRATEGY:
+            raise _PlanUnavailable(
+                f"booking {move.booking_id} was placed by hand by an operator and is never moved"
+            )
+        held = await booking_tables(conn, move.booking_id)
+        if tuple(held) != tuple(sorted(move.from_tables)):
+            raise _PlanUnavailable(f"booking {move.booking_id} changed tables")
+        await conn.execute(
+            text("DELETE FROM allocations WHERE booking_id = CAST(:id AS uuid)"),
+            {"id": move.booking_id},
+        )
+        to_tables = tuple(sorted(move.to_tables))
+        why = await _allocate(
+            conn, move.booking_id, restaurant_id, to_tables, row.start_at, row.occupied_until,
+        )
+        if why:
+            raise _PlanUnavailable(why)
+        try:
+            await change_tables(
+                conn, move.booking_id, int(row.assignment_state_version),
+                from_tables=tuple(held), to_tables=to_tables,
+                reason=f"repacked_for:{booking_id}", metadata={"repacked_for": booking_id},
+            )
+        except (VersionConflict, IllegalTransition) as exc:
+            raise _PlanUnavailable(str(exc)) from None
+        if await _tell_moved_guest(conn, move.booking_id, row, to_tables):
+            notify.append(move.booking_id)
+    return tuple(notify)
 
 
-async def confirm_plan(engine: AsyncEngine, req: ConfirmRequest) -> ConfirmResult:
-    """The atomic confirm (docs/architecture.md): in one transaction, check the
-    version, allocate the first plan that is still free, move the state to
-    assigned then confirmed, record the attempt, the `booking.confirmed`
-    event and the confirmation email in the outbox. When every plan was taken
-    meanwhile, record a failed attempt instead (unless this is an operator's
-    manual assignment, which changes nothing and reports why)."""
+async def _tell_moved_guest(
+    conn: AsyncConnection, booking_id: str, row: Any, tables: tuple[str, ...]
+) -> bool:
+    """A moved guest is never told the wrong tables: a confirmation still
+    pending is rewritten with the new ones; one already claimed or sent is
+    followed by a `table_changed` email. True when that email was queued."""
+    confirmation = (
+        await conn.execute(
+            text("SELECT id, status FROM email_outbox WHERE booking_id = CAST(:id AS uuid) "
+                 "AND kind = 'confirmation' FOR UPDATE"),
+            {"id": booking_id},
+        )
+    ).one_or_none()
+    if confirmation is not None and confirmation.status == "pending":
+        subject, body = _confirmation_text(booking_id, row, tables)
+        await conn.execute(
+            text("UPDATE email_outbox SET subject = :subject, body = :body WHERE id = :id"),
+            {"id": confirmation.id, "subject": subject, "body": body},
+        )
+        return False
+    if confirmation is None:
+        return False
+    name = row.guest_name or "guest"
+    body = (
+        f"Hello {name},\n\nYour booking {booking_id} for a party of {row.party_size} at "
+        f"{row.restaurant_id} on {row.start_at.isoformat()} is still confirmed, at a "
+        f"different table.\nTable(s): {', '.join(tables)}\n\nSee you soon.\n"
+    )
+    await conn.execute(
+        text(
+            "INSERT INTO email_outbox (booking_id, kind, recipient, subject, body) "
+            "VALUES (CAST(:id AS uuid), 'table_changed', :to, :subject, :body) "
+            "ON CONFLICT (booking_id, kind) DO UPDATE SET subject = EXCLUDED.subject, "
+            "body = EXCLUDED.body, status = 'pending', claimed_at = NULL, failed_at = NULL, "
+            "last_error = NULL, delivery_failures = 0"
+        ),
+        {"id": booking_id, "to": row.guest_email, "body": body,
+         "subject": f"Your table for {row.party_size} has changed"},
+    )
+    return True
+
+
+async def _manual_plan_problem(
+    conn: AsyncConnection, req: ConfirmRequest, row: Any, config: EngineConfig
+) -> tuple[str | None, str | None]:
+    """An operator's plan, checked like any plan against the floor as it is now:
+    (why it is refused, None) or (None, the rule `force` overrode, if any)."""
+    if len(req.plans) != 1:
+        return f"a manual assignment names one set of tables, got {len(req.plans)}", None
+    tables = tuple(sorted(req.plans[0].tables))
+    snapshot = await load_snapshot(conn, row.restaurant_id, row.start_at, row.occupied_until,
+                                   exclude_booking=req.booking_id)
+    request = BookingRequest(booking_id=req.booking_id, party_size=row.party_size,
+                             start=row.start_at, end=row.occupied_until,
+                             zone_preference=row.zone_preference)
+    strict = validate_plan(snapshot, request, tables, config)
+    if strict is None:
+        return None, None
+    forced = validate_plan(snapshot, request, tables, config, allow_overage_override=True,
+                           allow_zone_override=True, allow_adjacency_override=True)
+    if forced is not None:
+        return forced, None  # capacity, fixed tables, a taken or inactive table: never
+    if not req.force:
+        return f"{strict} (an operator may override this with --force)", None
+    return None, strict
+
+
+async def confirm_plan(
+    engine: AsyncEngine, req: ConfirmRequest, config: EngineConfig = DEFAULT_CONFIG
+) -> ConfirmResult:
+    """The atomic confirm: in one transaction, check the version, apply the
+    re-packing moves and allocate the first plan that is still free (moves and
+    allocation in one savepoint: both or neither), move the state to assigned
+    then confirmed, record the attempt, the `booking.confirmed` event and the
+    confirmation email in the outbox. When every plan was taken meanwhile,
+    record a failed attempt instead. An operator's manual assignment is first
+    checked like any plan (`config`'s rules; `req.force` overrides overage,
+    zone and adjacency, recorded with the actor); refused, it changes nothing
+    and reports why."""
     manual = req.actor is not None
     async with engine.begin() as conn:
         row = (
             await conn.execute(
                 text(
                     "SELECT restaurant_id, party_size, start_at, occupied_until, guest_name, "
-                    "guest_email, assignment_state, assignment_state_version FROM bookings "
-                    "WHERE id = CAST(:id AS uuid) FOR UPDATE"
+                    "guest_email, zone_preference, assignment_state, assignment_state_version "
+                    "FROM bookings WHERE id = CAST(:id AS uuid) FOR UPDATE"
                 ),
                 {"id": req.booking_id},
             )
@@ -408,20 +483,37 @@ async def confirm_plan(engine: AsyncEngine, req: ConfirmRequest) -> ConfirmResul
         tried: list[tuple[str, ...]] = []
         reasons: list[str] = []
         chosen: Plan | None = None
-        if req.moves:
-            why = await _apply_moves(conn, req.booking_id, row.restaurant_id, req.moves)
-            if why:
-                reasons.append(f"re-packing failed: {why}")
-        for plan in req.plans if not reasons else ():
-            tables = tuple(sorted(plan.tables))
-            tried.append(tables)
-            why = await _allocate(
-                conn, req.booking_id, row.restaurant_id, tables, row.start_at, row.occupied_until
-            )
-            if why is None:
-                chosen = plan
-                break
-            reasons.append(why)
+        notify: tuple[str, ...] = ()
+        forced: str | None = None
+        if manual:
+            problem, forced = await _manual_plan_problem(conn, req, row, config)
+            if problem is not None:
+                return ConfirmResult(False, state, version, reason=problem,
+                                     plans_tried=tuple(tuple(sorted(p.tables)) for p in req.plans))
+        try:
+            async with conn.begin_nested():  # the moves and the allocation: both or neither
+                if req.moves:
+                    try:
+                        notify = await _apply_moves(
+                            conn, req.booking_id, row.restaurant_id, req.moves)
+                    except _PlanUnavailable as exc:
+                        raise _PlanUnavailable(f"re-packing failed: {exc}") from None
+                for plan in req.plans:
+                    tables = tuple(sorted(plan.tables))
+                    tried.append(tables)
+                    why = await _allocate(conn, req.booking_id, row.restaurant_id, tables,
+                                          row.start_at, row.occupied_until)
+                    if why is None:
+                        chosen = plan
+                        break
+                    reasons.append(why)
+                if chosen is None:
+                    raise _NothingAllocated
+        except _PlanUnavailable as exc:
+            reasons.append(str(exc))
+            notify = ()
+        except _NothingAllocated:
+            notify = ()
         if chosen is None:
             reason = (
                 f"all {len(tried)} plans were taken at confirm time" if tried and not manual
@@ -448,9 +540,14 @@ async def confirm_plan(engine: AsyncEngine, req: ConfirmRequest) -> ConfirmResul
                 "attempt_no": req.attempt_no, "pipeline": req.pipeline}
         if req.note:
             meta["note"] = req.note
+        reason = f"manual assignment by {req.actor}" if manual else f"plan {','.join(tables)}"
+        if forced is not None:
+            meta["force"] = True
+            meta["overridden"] = forced
+            reason += f", forced over: {forced}"
         version = await transition(
             conn, req.booking_id, version, S.ASSIGNED, actor=req.actor, metadata=meta,
-            reason=f"manual assignment by {req.actor}" if manual else f"plan {','.join(tables)}",
+            reason=reason,
         )
         version = await transition(
             conn, req.booking_id, version, S.CONFIRMED, actor=req.actor,
@@ -472,19 +569,17 @@ async def confirm_plan(engine: AsyncEngine, req: ConfirmRequest) -> ConfirmResul
             source="assignment.confirm", event_type="booking.confirmed",
             context={"tables": list(tables), "strategy": chosen.strategy,
                      "pipeline": req.pipeline, "attempt_no": req.attempt_no,
-                     "actor": req.actor, "moves": len(req.moves)},
+                     "actor": req.actor, "moves": len(req.moves), "force": forced is not None},
         )
         await _enqueue_confirmation_email(conn, req.booking_id, row, tables)
         await release_permit(conn, req.booking_id)
         return ConfirmResult(
             True, S.CONFIRMED.value, version, tables=tables, strategy=chosen.strategy,
-            plans_tried=tuple(tried),
+            plans_tried=tuple(tried), notify=notify,
         )
 
 
-async def _enqueue_confirmation_email(
-    conn: AsyncConnection, booking_id: str, row: Any, tables: tuple[str, ...]
-) -> None:
+def _confirmation_text(booking_id: str, row: Any, tables: tuple[str, ...]) -> tuple[str, str]:
     name = row.guest_name or "guest"
     subject = f"Your table for {row.party_size} is confirmed"
     body = (
@@ -492,6 +587,13 @@ async def _enqueue_confirmation_email(
         f"{row.restaurant_id} on {row.start_at.isoformat()} is confirmed.\n"
         f"Table(s): {', '.join(tables)}\n\nSee you soon.\n"
     )
+    return subject, body
+
+
+async def _enqueue_confirmation_email(
+    conn: AsyncConnection, booking_id: str, row: Any, tables: tuple[str, ...]
+) -> None:
+    subject, body = _confirmation_text(booking_id, row, tables)
     await conn.execute(
         text(
             "INSERT INTO email_outbox (booking_id, kind, recipient, subject, body) "

@@ -20,7 +20,9 @@ def async_url(url: str) -> str:
     for prefix in ("postgresql+asyncpg://", "postgresql+psycopg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix):]
-    raise ValueError(f"DATABASE_URL must be a PostgreSQL URL, got {url!r}")
+    from seatflow.redact import mask_url
+
+    raise ValueError(f"DATABASE_URL must be a PostgreSQL URL, got {mask_url(url)!r}")
 
 
 def libpq_url(url: str) -> str:

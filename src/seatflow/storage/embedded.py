@@ -29,7 +29,9 @@ def default_data_dir() -> Path:
 
 def resolve_database_url(explicit: str | None = None) -> str:
     """DATABASE_URL when set, otherwise the embedded server under var/pg."""
+    from seatflow.config import check_database_url
+
     url = explicit or os.environ.get("DATABASE_URL")
     if url:
-        return url
+        return check_database_url(url)
     return start_embedded_postgres(default_data_dir())

@@ -191,11 +191,15 @@ class EmailOutbox(Base):
     recipient: Mapped[str | None] = mapped_column(Text, nullable=True)
     subject: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(Text, default="pending")  # pending | sent
+    status: Mapped[str] = mapped_column(Text, default="pending")  # pending | sending | sent | failed
     send_attempts: Mapped[int] = mapped_column(Integer, default=0)
     duplicates_suppressed: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)  # redacted
+    delivery_failures: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class RestaurantPermit(Base):

@@ -3,7 +3,8 @@
 Every transition names the version it read and bumps it (optimistic check),
 and in the same transaction writes a state-history row, an
 `observability_events` row and a state outbox row with dedupe key
-`{booking_id}:{version}` (docs/architecture.md, the state machine).
+`{booking_id}:{version}`. `change_tables` is the same versioned write for a
+booking that moves tables and keeps its state.
 """
 
 from __future__ import annotations
@@ -17,9 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from seatflow.domain.states import (
     ALLOWED_TRANSITIONS,
     SETTLED,
+    TABLE_CHANGE_STATES,
     AssignmentState,
+    IllegalTransition,
     check_transition,
 )
+
+# The only booking columns a transition may set beside the state: their names
+# are written into the SQL text, so they come from this list, never a caller.
+SETTABLE_COLUMNS = frozenset({"status", "assignment_strategy", "assignment_pipeline"})
 
 
 class VersionConflict(RuntimeError):
@@ -94,11 +101,71 @@ async def transition(
     """
     target = AssignmentState(to_state)
     allowed_from = sorted(s.value for s, targets in ALLOWED_TRANSITIONS.items() if target in targets)
+    return await _versioned_write(
+        conn, booking_id, expected_version, target, allowed_from, reason=reason, actor=actor,
+        metadata=metadata, set_columns=set_columns,
+        event_type="booking.assignment_state_transition",
+        topic=f"booking.assignment_state.{target.value}",
+        settles=target in SETTLED,
+    )
+
+
+async def change_tables(
+    conn: AsyncConnection,
+    booking_id: str,
+    expected_version: int,
+    *,
+    from_tables: tuple[str, ...],
+    to_tables: tuple[str, ...],
+    reason: str,
+    actor: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> int:
+    """Record that a booking moved tables without changing state (re-packing, an
+    operator's move): like a transition, it names the version it read, bumps
+    it, and writes a history row (state to the same state), a
+    `booking.tables_changed` event and a state outbox row, or nothing.
+    The caller moves the allocations in the same transaction."""
+    state, _version = await current_state(conn, booking_id)
+    meta = {**(metadata or {}), "from_tables": list(from_tables), "to_tables": list(to_tables)}
+    try:
+        target = AssignmentState(state)
+    except ValueError:
+        target = AssignmentState.CONFIRMED
+    return await _versioned_write(
+        conn, booking_id, expected_version, target,
+        sorted(s.value for s in TABLE_CHANGE_STATES), reason=reason, actor=actor,
+        metadata=meta, set_columns=None, event_type="booking.tables_changed",
+        topic="booking.tables_changed", settles=False,
+    )
+
+
+async def _versioned_write(
+    conn: AsyncConnection,
+    booking_id: str,
+    expected_version: int,
+    target: AssignmentState,
+    allowed_from: list[str],
+    *,
+    reason: str | None,
+    actor: str | None,
+    metadata: dict[str, Any] | None,
+    set_columns: dict[str, Any] | None,
+    event_type: str,
+    topic: str,
+    settles: bool,
+) -> int:
+    unknown = sorted(set(set_columns or {}) - SETTABLE_COLUMNS)
+    if unknown:
+        raise ValueError(
+            f"transition() cannot set column(s) {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(sorted(SETTABLE_COLUMNS))}"
+        )
     new_version = expected_version + 1
     extra = dict(set_columns or {})
     assignments = "".join(f", {col} = :c_{col}" for col in extra)
     params: dict[str, Any] = {f"c_{col}": val for col, val in extra.items()}
-    settled = ", settled_at = clock_timestamp()" if target in SETTLED else ""
+    settled = ", settled_at = clock_timestamp()" if settles else ""
     meta = dict(metadata or {})
     # One statement: the optimistic check, the legality check, the update, and
     # the history, event and outbox rows. Nothing is written unless all apply.
@@ -119,7 +186,7 @@ async def transition(
                 "  CAST(:meta AS jsonb) FROM prev, upd), "
                 "ev AS (INSERT INTO observability_events (booking_id, restaurant_id, source, "
                 "  event_type, context) SELECT CAST(:id AS uuid), prev.r, "
-                "  'assignment.state_machine', 'booking.assignment_state_transition', "
+                "  'assignment.state_machine', CAST(:evtype AS text), "
                 "  jsonb_build_object('from', prev.s, 'to', CAST(:to AS text), "
                 "  'version', CAST(:nv AS integer), 'metadata', CAST(:evmeta AS jsonb)) "
                 "  FROM prev, upd), "
@@ -134,7 +201,7 @@ async def transition(
              "to": target.value, "nv": new_version, "reason": reason, "actor": actor,
              "meta": json.dumps(meta, default=str),
              "evmeta": json.dumps({**meta, "reason": reason, "actor": actor}, default=str),
-             "topic": f"booking.assignment_state.{target.value}",
+             "topic": topic, "evtype": event_type,
              "key": f"{booking_id}:{new_version}", **params},
         )
     ).one_or_none()
@@ -142,7 +209,9 @@ async def transition(
         state, version = await current_state(conn, booking_id)
         if version != expected_version:
             raise VersionConflict(booking_id, expected_version, version, state)
-        check_transition(booking_id, AssignmentState(state), target)
+        if state not in allowed_from:
+            check_transition(booking_id, AssignmentState(state), target)
+            raise IllegalTransition(booking_id, AssignmentState(state), target)
         raise VersionConflict(booking_id, expected_version, version, state)  # raced
     return new_version
 

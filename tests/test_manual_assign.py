@@ -1,0 +1,117 @@
+"""An operator's assignment is checked like any plan, on real PostgreSQL: the
+floor's rules hold unless the operator forces the overage, zone or adjacency
+rule (recorded with the actor); capacity, fixed tables, and a taken or
+inactive table are never overridden; a refusal records nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from seatflow.domain.messages import ConfirmRequest
+from seatflow.domain.planning import Plan
+from seatflow.storage.bookings import apply_transition, confirm_plan, verify_booking
+from tests.support import booking_tables, fetch, floorplan, import_plan, new_booking, scalar
+
+TABLES = [
+    {"id": "T2", "capacity": 2}, {"id": "T4", "capacity": 4}, {"id": "T8", "capacity": 8},
+    {"id": "A", "capacity": 2}, {"id": "B", "capacity": 2},  # movable, not adjacent
+    {"id": "F1", "capacity": 2, "mobility": "fixed"}, {"id": "F2", "capacity": 2, "mobility": "fixed"},
+    {"id": "P1", "capacity": 2, "zone": "patio"},
+]
+EDGES = [["F1", "F2"], ["A", "P1"]]
+
+
+async def counts(engine, booking: str) -> tuple[int, int, int, int]:  # type: ignore[no-untyped-def]
+    row = (await fetch(engine, """
+        SELECT (SELECT assignment_state_version FROM bookings WHERE id = CAST(:b AS uuid)),
+               (SELECT count(*) FROM booking_assignment_state_history WHERE booking_id = CAST(:b AS uuid)),
+               (SELECT count(*) FROM booking_assignment_attempts WHERE booking_id = CAST(:b AS uuid)),
+               (SELECT count(*) FROM allocations WHERE booking_id = CAST(:b AS uuid))""", b=booking))[0]
+    return tuple(int(x) for x in row)  # type: ignore[return-value]
+
+
+async def assign(engine, booking: str, tables: tuple[str, ...], *, force: bool = False):  # type: ignore[no-untyped-def]
+    version = int(await scalar(engine, "SELECT assignment_state_version FROM bookings "
+                               "WHERE id = CAST(:b AS uuid)", b=booking))
+    return await confirm_plan(engine, ConfirmRequest(
+        booking_id=booking, expected_version=version, attempt_no=1, actor="maria",
+        plans=(Plan(tables=tables, score=0.0, strategy="manual"),), force=force))
+
+
+@pytest.fixture
+async def restaurant(db_engine, unique_id):  # type: ignore[no-untyped-def]
+    rid = f"m-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, TABLES, adjacency=EDGES, zones=["main", "patio"]))
+    return rid
+
+
+async def booking_of(engine, rid: str, party: int) -> str:  # type: ignore[no-untyped-def]
+    booking = await new_booking(engine, rid, party)
+    ctx = await verify_booking(engine, booking, now=datetime.now(UTC))
+    await apply_transition(engine, booking, ctx.version, "assignment_in_progress")
+    return booking
+
+
+@pytest.mark.parametrize("party,tables,why", [
+    (6, ("T4",), "4 seats cannot hold a party of 6"),        # capacity: never
+    (4, ("F1", "F2"), "fixed tables cannot be joined"),      # fixed tables alone: never
+])
+async def test_refused_even_with_force_and_nothing_recorded(db_engine, restaurant, party, tables, why):  # type: ignore[no-untyped-def]
+    booking = await booking_of(db_engine, restaurant, party)
+    before = await counts(db_engine, booking)
+    for force in (False, True):
+        result = await assign(db_engine, booking, tables, force=force)
+        assert not result.confirmed and why in str(result.reason)
+        assert "--force" not in str(result.reason)
+    assert await counts(db_engine, booking) == before
+
+
+async def test_a_taken_or_out_of_service_table_is_refused_even_with_force(db_engine, restaurant):  # type: ignore[no-untyped-def]
+    holder = await booking_of(db_engine, restaurant, 4)
+    assert (await assign(db_engine, holder, ("T4",))).confirmed
+    booking = await booking_of(db_engine, restaurant, 4)
+    before = await counts(db_engine, booking)
+    taken = await assign(db_engine, booking, ("T4",), force=True)
+    assert not taken.confirmed and "taken" in str(taken.reason)
+    async with db_engine.begin() as conn:
+        from sqlalchemy import text
+        await conn.execute(text("UPDATE dining_tables SET status = 'out_of_service' "
+                                "WHERE restaurant_id = :r AND code = 'T8'"), {"r": restaurant})
+    closed = await assign(db_engine, booking, ("T8",), force=True)
+    assert not closed.confirmed and "out of service" in str(closed.reason)
+    assert await counts(db_engine, booking) == before
+
+
+@pytest.mark.parametrize("party,tables,rule", [
+    (2, ("T8",), "more than the allowed 4"),                 # overage
+    (4, ("A", "B"), "not adjacent"),                         # adjacency
+    (4, ("A", "P1"), "different zones"),                     # zone
+])
+async def test_overage_zone_and_adjacency_need_force_which_is_recorded_with_the_actor(db_engine, restaurant, party, tables, rule):  # type: ignore[no-untyped-def]
+    booking = await booking_of(db_engine, restaurant, party)
+    before = await counts(db_engine, booking)
+    refused = await assign(db_engine, booking, tables)
+    assert not refused.confirmed and rule in str(refused.reason)
+    assert "--force" in str(refused.reason)
+    assert await counts(db_engine, booking) == before
+    forced = await assign(db_engine, booking, tables, force=True)
+    assert forced.confirmed and forced.strategy == "manual"
+    assert await booking_tables(db_engine, booking) == sorted(tables)
+    history = await fetch(db_engine, "SELECT actor, reason, metadata FROM "
+                          "booking_assignment_state_history WHERE booking_id = CAST(:b AS uuid) "
+                          "AND to_state = 'assigned'", b=booking)
+    actor, reason, metadata = history[0]
+    assert actor == "maria" and "forced over" in reason and rule in reason
+    assert metadata["force"] is True and rule in metadata["overridden"]
+
+
+async def test_a_valid_assignment_needs_no_force_and_records_none(db_engine, restaurant):  # type: ignore[no-untyped-def]
+    booking = await booking_of(db_engine, restaurant, 4)
+    result = await assign(db_engine, booking, ("T4",))
+    assert result.confirmed
+    metadata = (await fetch(db_engine, "SELECT metadata FROM booking_assignment_state_history "
+                            "WHERE booking_id = CAST(:b AS uuid) AND to_state = 'assigned'",
+                            b=booking))[0][0]
+    assert "force" not in metadata
