@@ -28,9 +28,11 @@ def search(
     """Ranked valid plans for `request`, best first.
 
     When none exists, `reason` says why for people, and (with `config.repack`)
-    the result may instead carry re-packing `moves` of bookings that have not
-    started by `now` plus the plan they free as `plans[0]`. With `now` None no
-    booking counts as started except those whose `booking_start` is unknown.
+    the result may instead carry re-packing `moves` of bookings that neither
+    have started nor start within `config.repack_freeze_minutes` of `now`, nor
+    were placed by hand, plus the plan they free as `plans[0]`. With `now`
+    None no booking counts as started (and none is frozen) except those whose
+    `booking_start` is unknown.
     """
     if request.party_size < 1:
         return SearchResult(
@@ -52,12 +54,15 @@ def search(
                 plans=(repacked.plan,),
                 moves=repacked.moves,
                 evaluated=evaluated + repacked.evaluated,
+                truncated=repacked.truncated,
+                repack=repacked.method,
             )
         return SearchResult(
             plans=(),
             reason=reason,
             evaluated=evaluated + repacked.evaluated,
             truncated=repacked.truncated,
+            repack=repacked.method,
         )
     return SearchResult(plans=(), reason=reason, evaluated=evaluated)
 

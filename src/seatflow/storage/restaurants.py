@@ -116,7 +116,8 @@ async def load_snapshot(
         await conn.execute(
             text(
                 "SELECT al.booking_id::text AS booking_id, t.code, lower(al.occupied) AS s, "
-                "upper(al.occupied) AS e, b.party_size, b.start_at "
+                "upper(al.occupied) AS e, b.party_size, b.start_at, b.assignment_strategy, "
+                "b.zone_preference "
                 "FROM allocations al JOIN dining_tables t ON t.id = al.table_id "
                 "JOIN bookings b ON b.id = al.booking_id "
                 "WHERE al.restaurant_id = :id AND al.occupied && tstzrange(:lo, :hi, '[)') "
@@ -157,10 +158,13 @@ async def load_snapshot(
 
 
 def allocation_from_row(r: Any) -> Allocation:
-    """A row with booking_id, code, s, e, party_size, start_at."""
+    """A row with booking_id, code, s, e, party_size, start_at (and, when
+    selected, assignment_strategy and zone_preference)."""
     return Allocation(
         booking_id=r.booking_id, table_id=r.code, start=r.s, end=r.e,
         party_size=r.party_size, booking_start=r.start_at,
+        assignment_strategy=getattr(r, "assignment_strategy", None),
+        zone_preference=getattr(r, "zone_preference", None),
     )
 
 
