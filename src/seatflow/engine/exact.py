@@ -55,7 +55,13 @@ class ExactOutcome:
     candidate: Candidate | None  # R's freed plan, None when there is none
     moves: tuple[Move, ...]  # in the order they can be applied
     steps: int
-    exhausted: bool  # the step budget ran out: no conclusion either way
+    exhausted: bool  # the step budget ran out before any conclusion
+    # the moves are proven the fewest (False: a valid re-assignment was found but
+    # the budget ran out while looking for one with fewer moves)
+    fewest: bool = True
+
+
+SHALLOW = 3  # move budgets tried before the pass without a move limit
 
 
 class _OutOfSteps(Exception):
@@ -66,6 +72,43 @@ class _OutOfSteps(Exception):
 class _Option:
     mask: int
     candidate: Candidate
+
+    @property
+    def size(self) -> int:
+        return len(self.candidate.tables)
+
+
+def saturates(demands: list[tuple[int, int]]) -> bool:
+    """Can every booking get `need` distinct tables out of its `mask`, no table
+    given twice? Bipartite matching (augmenting paths) of table slots."""
+    slots: list[int] = []
+    for mask, need in demands:
+        slots.extend([mask] * need)
+    if not slots:
+        return True
+    union = 0
+    for mask in slots:
+        union |= mask
+    if union.bit_count() < len(slots):
+        return False
+    slots.sort(key=lambda m: m.bit_count())
+    owner: dict[int, int] = {}  # table bit -> slot
+
+    def augment(slot: int, seen: set[int]) -> bool:
+        rest = slots[slot]
+        while rest:
+            bit = rest & -rest
+            rest ^= bit
+            if bit in seen:
+                continue
+            seen.add(bit)
+            holder = owner.get(bit)
+            if holder is None or augment(holder, seen):
+                owner[bit] = slot
+                return True
+        return False
+
+    return all(augment(slot, set()) for slot in range(len(slots)))
 
 
 def application_order(
@@ -133,6 +176,14 @@ class ExactRepacker:
         self._options: list[list[_Option] | None] = [None] * (n + 1)
         self._by_key: dict[tuple[int, tuple[str, ...], int], list[_Option]] = {}
         self.cut = 0  # the smallest budget a branch cut in this pass needed (0: none)
+        # the instants where the set of bookings in the room grows (every start),
+        # each with the bookings present then
+        starts = sorted({w[0] for w in windows})
+        self.instants: list[list[int]] = [
+            [i for i in range(n + 1) if windows[i][0] <= t < windows[i][1]] for t in starts
+        ]
+        # states (seats placed so far) that failed, with the largest budget they failed at
+        self._failed: dict[frozenset[tuple[int, int]], int] = {}
 
     def _step(self, count: int = 1) -> None:
         self.steps += count
@@ -222,20 +273,51 @@ class ExactRepacker:
                 t[1].candidate.tables,
             )
         )
-        budget = 0
-        while True:
+        if not self._packable({}, set()):
+            return ExactOutcome(None, (), self.steps, exhausted=False)
+        # Few moves are the common answer: deepen cheaply up to SHALLOW moves first.
+        found = self._deepen(targets, 1, SHALLOW)
+        if found is not None:
+            return self._outcome(*found, proven=True)
+        # Then one pass with no move limit decides whether any re-assignment exists.
+        found = self._pass(targets, self.n)
+        if found is None:
+            return ExactOutcome(None, (), self.steps, exhausted=False)
+        # Finally the fewest moves between SHALLOW + 1 and what that pass used.
+        best = found
+        moves = len(found[1]) - 1
+        try:
+            fewer = self._deepen(targets, SHALLOW + 1, moves - 1)
+        except _OutOfSteps:
+            return self._outcome(*best, proven=False)
+        return self._outcome(*(fewer or best), proven=True)
+
+    def _deepen(
+        self, targets: list[tuple[int, _Option, list[int]]], low: int, high: int
+    ) -> tuple[Candidate, dict[int, int]] | None:
+        """Iterative deepening over move budgets low..high, jumping straight to
+        the smallest budget a cut branch needed."""
+        budget = low
+        while budget <= high:
             self.cut = 0
-            for count, option, pushed in targets:
-                if count > budget:
-                    self._note_cut(count)
-                    continue
-                self._step()
-                solution = self._place({n: option.mask}, set(pushed), budget)
-                if solution is not None:
-                    return self._outcome(option.candidate, solution)
-            if not self.cut:
-                return ExactOutcome(None, (), self.steps, exhausted=False)
-            budget = self.cut
+            found = self._pass(targets, budget)
+            if found is not None or not self.cut:
+                return found
+            budget = max(budget + 1, self.cut)
+        return None
+
+    def _pass(
+        self, targets: list[tuple[int, _Option, list[int]]], budget: int
+    ) -> tuple[Candidate, dict[int, int]] | None:
+        for count, option, pushed in targets:
+            if count > budget:
+                self._note_cut(count)
+                continue
+            self._step()
+            solution = self._place({self.n: option.mask}, set(pushed), budget)
+            if solution is not None:
+                return option.candidate, dict(solution)
+        return None
 
     def _note_cut(self, needed: int) -> None:
         if not self.cut or needed < self.cut:
@@ -245,6 +327,17 @@ class ExactRepacker:
         """Seat every pending booking within `budget` moves, or None."""
         if not pending:
             return placed if self._applicable(placed) else None
+        state = frozenset(placed.items())
+        if self._failed.get(state, -1) >= budget:
+            return None  # this very state already failed with at least this budget
+        found = self._search(placed, pending, budget) if self._packable(placed, pending) else None
+        if found is None:
+            self._failed[state] = budget
+        return found
+
+    def _search(
+        self, placed: dict[int, int], pending: set[int], budget: int
+    ) -> dict[int, int] | None:
         cost = len(placed) - 1 + len(pending)  # moves made plus moves owed
         best: int | None = None
         best_choices: list[tuple[int, _Option, list[int]]] = []
@@ -281,6 +374,38 @@ class ExactRepacker:
             del placed[best]
         return None
 
+    def _packable(self, placed: dict[int, int], pending: set[int]) -> bool:
+        """A necessary condition, cheap to check: at every instant, the bookings
+        without a new seat yet can each get the fewest tables any of their
+        remaining seats uses, all distinct, among the tables nobody placed holds
+        then. False proves this branch has no solution."""
+        need: dict[int, tuple[int, int]] = {}
+        for i in range(self.n + 1):
+            if i in placed:
+                continue
+            blocked = 0
+            for k in self.overlapping[i]:
+                seat = placed.get(k)
+                if seat is not None:
+                    blocked |= seat
+            union, fewest = 0, 0
+            seats = self.options(i)
+            if i < self.n and i not in pending:
+                union, fewest = self.current[i], len(self.bookings[i].tables)
+            for option in seats:
+                if not option.mask & blocked:
+                    union |= option.mask
+                    fewest = option.size if not fewest else min(fewest, option.size)
+            if not union:
+                return False
+            need[i] = (union, fewest)
+        self._step(len(need))
+        for present in self.instants:
+            demands = [need[i] for i in present if i in need]
+            if len(demands) > 1 and not saturates(demands):
+                return False
+        return True
+
     def _applicable(self, placed: dict[int, int]) -> bool:
         return application_order(self.floor, self._moves(placed)) is not None
 
@@ -293,8 +418,10 @@ class ExactRepacker:
             found.append((self.bookings[i], tables))
         return found
 
-    def _outcome(self, candidate: Candidate, placed: dict[int, int]) -> ExactOutcome:
+    def _outcome(
+        self, candidate: Candidate, placed: dict[int, int], *, proven: bool
+    ) -> ExactOutcome:
         ordered = application_order(self.floor, self._moves(placed))
         assert ordered is not None
         moves = tuple(Move(b.booking_id, b.tables, new) for b, new in ordered)
-        return ExactOutcome(candidate, moves, self.steps, exhausted=False)
+        return ExactOutcome(candidate, moves, self.steps, exhausted=False, fewest=proven)

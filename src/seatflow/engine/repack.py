@@ -225,7 +225,8 @@ def repack(
             request.start, request.end, ignore_bookings={request.booking_id, *movable}
         )
         plan = _repack_plan(floor, request, config, exact.candidate, relaxed_free, len(exact.moves))
-        return Repacked(plan, exact.moves, exact.steps, truncated=False, method=EXACT)
+        # truncated: a valid re-assignment, but not proven to need the fewest moves
+        return Repacked(plan, exact.moves, exact.steps, truncated=not exact.fewest, method=EXACT)
     bounded = bounded_repack(floor, request, config, movable)
     return Repacked(
         bounded.plan,
