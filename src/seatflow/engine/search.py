@@ -99,7 +99,9 @@ def rank_plans(
     view = window_view(floor, free, _lookahead_plans(floor, request, config))
     if limit >= len(candidates) or min(vars(weights).values()) < 0:
         scored = [score_candidate(floor, request, c, view, weights) for c in candidates]
-        return credit_strategies(rank(scored)[:limit], {}), enumeration.evaluated
+        return credit_strategies(
+            rank(scored)[:limit], {}, balancing=weights.zone_load > 0
+        ), enumeration.evaluated
     bounded = sorted(
         ((lower_bound(floor, request, c, view, weights), c) for c in candidates),
         key=lambda pair: (pair[0], len(pair[1].tables), pair[1].tables),
@@ -120,7 +122,10 @@ def rank_plans(
             overage = float(candidate.capacity - request.party_size)
             load = round(view.zone_load.get(candidate.zone, 1.0), 6)
             left_out[overage] = max(left_out.get(overage, load), load)
-    return credit_strategies(best, left_out), enumeration.evaluated
+    return (
+        credit_strategies(best, left_out, balancing=weights.zone_load > 0),
+        enumeration.evaluated,
+    )
 
 
 def _lookahead_plans(
