@@ -366,7 +366,13 @@ def online_bound(
     held: dict[str, tuple[str, ...]] = {}
     solves = unknown = flipped = 0
     free_only = EngineConfig(repack=False, max_plans=1)
-    exact = EngineConfig(repack=True, max_plans=1, repack_freeze_minutes=0, max_exact_steps=20_000)
+    exact = EngineConfig(
+        repack=True,
+        max_plans=1,
+        repack_freeze_minutes=0,
+        max_exact_steps=20_000,
+        repack_time_budget_ms=None,
+    )
     for req in requests:
         now = req.asked_at
         snapshot = allocations_of(floor, held, by_id)

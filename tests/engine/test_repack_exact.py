@@ -6,6 +6,7 @@ and uses exactly the fewest moves (or finds none exactly when none exists)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from itertools import product
 
@@ -27,6 +28,8 @@ from seatflow.engine import search
 
 SETTINGS = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FREEZE = 60
+# steps only: a busy machine must not turn an exact answer into a fallback
+EXACT = EngineConfig(repack_time_budget_ms=None)
 
 
 @st.composite
@@ -70,7 +73,11 @@ def crowded(draw: st.DrawFn) -> tuple[RestaurantSnapshot, BookingRequest, Engine
         at(start + draw(st.sampled_from([60, 90, 120]))),
         zone_preference=draw(st.sampled_from([None, "main", "patio"])),
     )
-    config = EngineConfig(max_tables=draw(st.integers(1, 3)), max_overage=draw(st.integers(0, 4)))
+    config = EngineConfig(
+        max_tables=draw(st.integers(1, 3)),
+        max_overage=draw(st.integers(0, 4)),
+        repack_time_budget_ms=None,
+    )
     now = at(draw(st.sampled_from([-600, -600, -120, -45, 0])))
     return snapshot, request, config, now
 
@@ -265,11 +272,13 @@ def test_a_hand_placed_booking_is_never_moved() -> None:
 
 def test_a_booking_inside_the_freeze_window_stays_and_one_outside_moves() -> None:
     snapshot = floor(table("T6", 6), table("T4", 4), allocations=(held("four", "T6", 0, party=4),))
-    frozen = search(snapshot, booking(6), now=at(-59))
+    frozen = search(snapshot, booking(6), EXACT, now=at(-59))
     assert frozen.plans == () and frozen.moves == ()
-    wider = search(snapshot, booking(6), EngineConfig(repack_freeze_minutes=90), now=at(-61))
+    wider = search(
+        snapshot, booking(6), replace(EXACT, repack_freeze_minutes=90), now=at(-61)
+    )
     assert wider.plans == ()
-    moved = search(snapshot, booking(6), now=at(-61))
+    moved = search(snapshot, booking(6), EXACT, now=at(-61))
     assert [(m.booking_id, m.to_tables) for m in moved.moves] == [("four", ("T4",))]
     assert moved.repack == "exact"
 
@@ -282,9 +291,9 @@ def test_a_booking_without_a_zone_wish_moves_to_another_zone_one_with_a_wish_doe
             allocations=(Allocation("four", "M6", at(0), at(120), 4, at(0), None, wish),),
         )
 
-    anywhere = search(evening(None), booking(6), now=at(-600))
+    anywhere = search(evening(None), booking(6), EXACT, now=at(-600))
     assert [(m.booking_id, m.to_tables) for m in anywhere.moves] == [("four", ("P4",))]
-    wished = search(evening("main"), booking(6), now=at(-600))
+    wished = search(evening("main"), booking(6), EXACT, now=at(-600))
     assert wished.plans == () and wished.repack == "exact"
 
 
@@ -306,7 +315,7 @@ def test_four_moves_in_a_chain_are_found_and_ordered_so_each_applies_on_its_own(
             held("two", "F3", 0, party=2),
         ),
     )
-    result = search(snapshot, booking(6), EngineConfig(max_overage=1), now=at(-600))
+    result = search(snapshot, booking(6), replace(EXACT, max_overage=1), now=at(-600))
     assert result.plans[0].tables == ("S6",)
     assert [(m.booking_id, m.to_tables) for m in result.moves] == [
         ("two", ("F2",)),
@@ -321,5 +330,12 @@ def test_four_moves_in_a_chain_are_found_and_ordered_so_each_applies_on_its_own(
 def test_when_the_exact_budget_runs_out_the_bounded_search_answers_and_says_so() -> None:
     snapshot = floor(table("T6", 6), table("T4", 4), allocations=(held("four", "T6", 0, party=4),))
     result = search(snapshot, booking(6), EngineConfig(max_exact_steps=0), now=at(-600))
+    assert result.repack == "bounded" and result.truncated
+    assert [(m.booking_id, m.to_tables) for m in result.moves] == [("four", ("T4",))]
+
+
+def test_when_the_time_budget_runs_out_the_bounded_search_answers_and_says_so() -> None:
+    snapshot = floor(table("T6", 6), table("T4", 4), allocations=(held("four", "T6", 0, party=4),))
+    result = search(snapshot, booking(6), EngineConfig(repack_time_budget_ms=0), now=at(-600))
     assert result.repack == "bounded" and result.truncated
     assert [(m.booking_id, m.to_tables) for m in result.moves] == [("four", ("T4",))]

@@ -141,11 +141,12 @@ class EngineConfig:
     max_repack_steps: int = 400
     # Re-packing never moves a booking that starts within this many minutes of `now`.
     repack_freeze_minutes: int = 60
-    # The exact re-packing search's budget, in steps (nodes visited plus seat
-    # options checked): a deterministic stand-in for time, about 10 ms on the
-    # 2-core bench machine. When it runs out the bounded search decides instead
-    # and the result says so (SearchResult.repack == "bounded", truncated).
+    # The exact re-packing search's budgets: steps (nodes, seat options and
+    # matchings; deterministic) and wall-clock milliseconds (None: steps only).
+    # When either runs out the bounded search decides instead and the result
+    # says so (SearchResult.repack == "bounded", truncated).
     max_exact_steps: int = 6000
+    repack_time_budget_ms: float | None = 10.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_tables <= 5:
@@ -155,6 +156,10 @@ class EngineConfig:
         if self.repack_freeze_minutes < 0:
             raise ValueError(
                 f"repack_freeze_minutes must be >= 0, got {self.repack_freeze_minutes}"
+            )
+        if self.repack_time_budget_ms is not None and self.repack_time_budget_ms < 0:
+            raise ValueError(
+                f"repack_time_budget_ms must be >= 0, got {self.repack_time_budget_ms}"
             )
         if self.max_exact_steps < 0:
             raise ValueError(f"max_exact_steps must be >= 0, got {self.max_exact_steps}")

@@ -22,12 +22,16 @@ A solution is kept only when its moves can be applied one at a time (the
 database checks every move on its own): a move waits for the bookings whose
 old tables it takes, and a cycle of such waits (a swap) is skipped.
 
-Every seat option looked at and every node visited is a step; past
-`max_exact_steps` the search stops and says so (`exhausted`), never silently.
+Every seat option looked at, node visited and matching is a step; past
+`max_exact_steps` steps or `repack_time_budget_ms` of wall clock the search
+stops and says so (`exhausted`), never silently. The wall-clock budget is the
+one place the answer can depend on the machine: with it set to None the
+search is deterministic.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -154,6 +158,9 @@ class ExactRepacker:
         self.request = request
         self.config = config
         self.steps = 0
+        budget_ms = config.repack_time_budget_ms
+        self.deadline = None if budget_ms is None else time.perf_counter() + budget_ms / 1000
+        self._next_clock = 0
         self.ids = sorted(movable)
         self.bookings = [movable[b] for b in self.ids]
         n = len(self.bookings)
@@ -189,6 +196,10 @@ class ExactRepacker:
         self.steps += count
         if self.steps > self.config.max_exact_steps:
             raise _OutOfSteps
+        if self.deadline is not None and self.steps >= self._next_clock:
+            self._next_clock = self.steps + 32  # read the clock every 32 steps
+            if time.perf_counter() > self.deadline:
+                raise _OutOfSteps
 
     def options(self, i: int) -> list[_Option]:
         """Every valid plan of booking i (R when i == n) on tables nobody fixed
