@@ -1,21 +1,41 @@
-"""Engine benchmark: search latency, and seating quality against the offline optimum.
+"""Engine benchmark: seating quality against the offline optimum and the online
+re-packing bound, and search latency, per floor shape and per load.
 
-Prints one JSON document. Not part of the test suite.
+Prints one JSON document and writes it to bench/results/. Not part of the tests.
 
-    python bench/engine.py            # full run (a few minutes on 2 cores)
-    python bench/engine.py --quick    # smoke run (seconds)
+    python bench/engine.py                      # every shape, 2 seeds (a few minutes a shape)
+    python bench/engine.py --shape bistro62     # one shape
+    python bench/engine.py --seeds 5            # more seeds (slower)
+    python bench/engine.py --quick              # smoke run: 1 seed, 3 loads, short solver limits
 
-Latency: P50/P95/P99 of `search` on generated floors of 20, 40, 80 and 200
-tables holding 0-150 allocations, max_tables 3.
+Evenings: requests are drawn until their seat-hours (party x table time) reach
+the load's share of the floor's seat-hours (seats x 6 service hours,
+17:00-23:00): 40% to 170%. Parties 1-12 (mean about 2.7); half are booked
+ahead (days before), half on the day (10:00 to 30 minutes before the meal), in
+random order of arrival. Each policy sees the requests one by one at the time
+they are asked; an accepted booking is allocated (re-packing moves applied)
+and never removed.
 
-Quality: seeded synthetic evenings on a 40-table floor. Requests arrive in
-random order relative to their start times (half on the day itself); each
-policy sees them one by one, every accepted booking is allocated (with the
-re-packing moves applied) and never removed. Accepted bookings and seated
-covers are reported as a ratio of the clairvoyant optimum (every
-valid plan of every request, maximising accepted bookings then covers; an
-integer program solved by SCIP from OR-Tools), or the optimum is reported as
-skipped when OR-Tools is not installed.
+Policies: `engine` (search without re-packing, plans[0]), `engine_repack`
+(the default configuration: re-packing with the 60-minute freeze, `now` = the
+time the request is asked), `legacy` (quote_tables, first quote), `best_fit`
+(the valid plan with the fewest empty seats, then the fewest tables).
+
+Yardsticks:
+- the offline optimum, clairvoyant (every request known up front, any valid
+  plan): once maximising bookings (count-optimal), once covers
+  (covers-optimal); a set-packing integer program solved by SCIP (OR-Tools),
+  with a time limit; the status and the solver's bound are reported;
+- the online re-packing bound: requests in the same order; one is accepted iff
+  SOME re-assignment of the accepted bookings that have not started (same
+  window, same party, any valid plan, any zone) that overlap its window seats
+  it too, with no freeze window. Decided by a free plan, else by the engine's
+  exact search with a 20,000-step budget and no freeze, else (budget run out)
+  by CP-SAT (OR-Tools) over the same bookings (`cpsat_unknown` counts solves
+  that hit the time limit, counted as refusals). Bookings that do not overlap
+  the request stay put: with every not-started booking of the evening in the
+  model, CP-SAT proved nothing within 1 s in 93 of 96 solves on the 40-table
+  floor, so that wider bound is out of reach on 2 cores.
 """
 
 from __future__ import annotations
@@ -28,10 +48,12 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
@@ -39,7 +61,6 @@ from seatflow.domain.planning import (
     Allocation,
     BookingRequest,
     EngineConfig,
-    KnownBooking,
     Mobility,
     RestaurantSnapshot,
     SearchResult,
@@ -47,10 +68,16 @@ from seatflow.domain.planning import (
 )
 from seatflow.engine import quote_tables, search
 
+RESULTS = Path(__file__).resolve().parent / "results"
 DAY = datetime(2026, 6, 12, tzinfo=UTC)
 BUFFER = timedelta(minutes=5)
-# party size -> probability (mean about 2.56: mostly 2s, some 3-4, few 5-8, rare 9-10)
-PARTY_MIX = {1: 10, 2: 60, 3: 11, 4: 12, 5: 2, 6: 2.5, 7: 1, 8: 0.8, 9: 0.4, 10: 0.3}
+SERVICE_HOURS = 6  # 17:00-23:00
+PARTY_MIX = {
+    1: 8, 2: 55, 3: 12, 4: 13, 5: 3, 6: 3.5, 7: 1.5, 8: 1.2, 9: 0.6, 10: 0.5, 11: 0.3, 12: 0.3
+}
+LOADS = [40, 70, 100, 130, 170]
+POLICIES = ["engine_repack", "engine", "legacy", "best_fit"]
+LATENCY_SHAPE = "bistro62"
 
 
 def turn_minutes(party: int) -> int:
@@ -67,15 +94,15 @@ def turn_minutes(party: int) -> int:
 
 
 def row(prefix: str, count: int, capacity: int, zone: str, mobility: Mobility) -> list[Table]:
-    return [Table(f"{prefix}{i + 1}", capacity, zone, mobility=mobility) for i in range(count)]
+    return [Table(f"{prefix}{i + 1:02d}", capacity, zone, mobility=mobility) for i in range(count)]
 
 
 def chain(tables: list[Table]) -> list[tuple[str, str]]:
     return [(a.id, b.id) for a, b in pairwise(tables)]
 
 
-def evening_floor() -> RestaurantSnapshot:
-    """The 40-table quality floor: rows of 2-, 4-, 6- and 8-tops, two zones."""
+def sample40() -> RestaurantSnapshot:
+    """The 40-table sample floor: rows of 2-, 4-, 6- and 8-tops, two zones."""
     movable, fixed = Mobility.MOVABLE, Mobility.FIXED
     rows = [
         row("A", 7, 2, "main", movable),
@@ -90,161 +117,61 @@ def evening_floor() -> RestaurantSnapshot:
     tables = [t for r in rows for t in r]
     edges = [e for r in rows for e in chain(r)]
     # rows A/B and E/F face each other: each 2-top touches the 4-top opposite
-    edges += [(f"A{i}", f"B{i}") for i in range(1, 8)]
-    edges += [(f"E{i}", f"F{i}") for i in range(1, 8)]
-    assert len(tables) == 40
-    return RestaurantSnapshot("bench-evening", tuple(tables), tuple(edges))
+    edges += [(a.id, b.id) for a, b in zip(rows[0], rows[1], strict=True)]
+    edges += [(a.id, b.id) for a, b in zip(rows[4], rows[5], strict=True)]
+    return RestaurantSnapshot("sample40", tuple(tables), tuple(edges))
 
 
-def latency_floor(n_tables: int, rng: random.Random) -> RestaurantSnapshot:
-    """A floor of n tables: zones of rows of ten, grid adjacency, mixed sizes."""
-    tables: list[Table] = []
-    edges: list[tuple[str, str]] = []
-    zones = max(1, n_tables // 40)
-    per_zone = [n_tables // zones + (1 if z < n_tables % zones else 0) for z in range(zones)]
-    number = 0
-    for z, count in enumerate(per_zone):
-        zone = f"zone{z + 1}"
-        grid: list[list[str]] = []
-        for i in range(count):
-            if i % 10 == 0:
-                grid.append([])
-            number += 1
-            capacity = rng.choices([2, 4, 6, 8], weights=[40, 35, 15, 10])[0]
-            mobility = Mobility.FIXED if rng.random() < 0.15 else Mobility.MOVABLE
-            table = Table(f"T{number}", capacity, zone, mobility=mobility)
-            tables.append(table)
-            grid[-1].append(table.id)
-        for r, ids in enumerate(grid):
-            edges += list(pairwise(ids))
-            if r > 0:
-                edges += list(zip(grid[r - 1], ids, strict=False))
-    return RestaurantSnapshot(f"bench-{n_tables}", tuple(tables), tuple(edges))
+def bistro62() -> RestaurantSnapshot:
+    """62 tables in four zones: two banquettes of ten movable 2-tops, a 4 x 4
+    grid of movable 4-tops, eight fixed booths (four 4s, four 6s), a bar of
+    twelve movable stools and six fixed high-tops of 2."""
+    movable, fixed = Mobility.MOVABLE, Mobility.FIXED
+    north = row("BN", 10, 2, "banquette", movable)
+    south = row("BS", 10, 2, "banquette", movable)
+    grid = row("G", 16, 4, "dining", movable)
+    booths = row("K", 4, 4, "booths", fixed) + row("L", 4, 6, "booths", fixed)
+    stools = row("S", 12, 1, "bar", movable)
+    high = row("HT", 6, 2, "bar", fixed)
+    edges = chain(north) + chain(south) + chain(stools)
+    for r in range(4):
+        cells = grid[4 * r : 4 * r + 4]
+        edges += chain(cells)
+        if r:
+            edges += [(a.id, b.id) for a, b in zip(grid[4 * r - 4 : 4 * r], cells, strict=True)]
+    tables = north + south + grid + booths + stools + high
+    return RestaurantSnapshot("bistro62", tuple(tables), tuple(edges))
 
 
-def draw_party(rng: random.Random) -> int:
-    return rng.choices(list(PARTY_MIX), weights=list(PARTY_MIX.values()))[0]
+def corner9() -> RestaurantSnapshot:
+    """A 9-table corner bistro in two zones: a chain of movable 2-, 2-, 4-, 4-tops
+    and a fixed 6 inside, a terrace of two movable 2-tops, a movable 4 and a fixed 8."""
+    movable, fixed = Mobility.MOVABLE, Mobility.FIXED
+    inside = [
+        Table("I1", 2, "inside"),
+        Table("I2", 2, "inside"),
+        Table("I3", 4, "inside"),
+        Table("I4", 4, "inside"),
+        Table("I5", 6, "inside", mobility=fixed),
+    ]
+    terrace = [
+        Table("T1", 2, "terrace"),
+        Table("T2", 2, "terrace"),
+        Table("T3", 4, "terrace", mobility=movable),
+        Table("T4", 8, "terrace", mobility=fixed),
+    ]
+    edges = chain(inside[:4]) + chain(terrace[:3])
+    return RestaurantSnapshot("corner9", tuple(inside + terrace), tuple(edges))
 
 
-def draw_start(rng: random.Random) -> datetime:
-    # 15-minute slots 17:00-21:30, peaking 19:00-20:00
-    slots = [17 * 60 + 15 * i for i in range(19)]
-    weights = [3 if 19 * 60 <= m < 20 * 60 else 2 if 18 * 60 <= m < 21 * 60 else 1 for m in slots]
-    return DAY + timedelta(minutes=rng.choices(slots, weights=weights)[0])
+SHAPES: dict[str, Callable[[], RestaurantSnapshot]] = {
+    "sample40": sample40,
+    "bistro62": bistro62,
+    "corner9": corner9,
+}
 
 
-def window(party: int, start: datetime) -> tuple[datetime, datetime]:
-    return start, start + timedelta(minutes=turn_minutes(party)) + BUFFER
-
-
-def fill(floor: RestaurantSnapshot, target: int, rng: random.Random) -> RestaurantSnapshot:
-    """Hold up to `target` bookings on the floor, placed by the engine itself."""
-    allocations: list[Allocation] = []
-    config = EngineConfig(repack=False, max_plans=5)
-    attempts = 0
-    held = 0
-    while held < target and attempts < target * 4:
-        attempts += 1
-        party = draw_party(rng)
-        start, end = window(party, draw_start(rng))
-        request = BookingRequest(f"h{attempts}", party, start, end)
-        snapshot = replace(floor, allocations=tuple(allocations))
-        result = search(snapshot, request, config)
-        if not result.plans:
-            continue
-        plan = result.plans[rng.randrange(len(result.plans))]
-        allocations += [
-            Allocation(request.booking_id, t, start, end, party, start) for t in plan.tables
-        ]
-        held += 1
-    return replace(floor, allocations=tuple(allocations))
-
-
-# ---------------------------------------------------------------- latency
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def bench_latency(quick: bool) -> dict[str, object]:
-    sizes = [20, 40, 80, 200]
-    loads = [0, 50, 100, 150]
-    per_cell = 40 if quick else 250
-    config = EngineConfig(max_tables=3)  # the default: re-packs when nothing is free
-    plain = EngineConfig(max_tables=3, repack=False)  # the search proper
-    out: dict[str, object] = {}
-    for n in sizes:
-        rng = random.Random(1000 + n)
-        everything: list[tuple[float, float]] = []
-        plain_everything: list[tuple[float, float]] = []
-        by_load: dict[str, object] = {}
-        for load in loads:
-            floor = latency_floor(n, rng)
-            snapshot = fill(floor, load, rng)
-            held = len({a.booking_id for a in snapshot.allocations})
-            samples: list[tuple[float, float]] = []
-            plain_samples: list[tuple[float, float]] = []
-            repacked = failed = 0
-            for i in range(per_cell):
-                party = draw_party(rng)
-                start, end = window(party, draw_start(rng))
-                known = tuple(
-                    KnownBooking(f"k{i}-{j}", p, *window(p, draw_start(rng)))
-                    for j, p in enumerate(draw_party(rng) for _ in range(3))
-                )
-                request = BookingRequest(f"q{i}", party, start, end)
-                with_known = replace(snapshot, known_bookings=known)
-                result, took = timed(with_known, request, config)
-                samples.append(took)
-                plain_samples.append(timed(with_known, request, plain)[1])
-                repacked += bool(result.moves)
-                failed += not result.plans
-            everything += samples
-            plain_everything += plain_samples
-            by_load[str(load)] = {
-                "held_bookings": held,
-                "no_plan_share": round(failed / per_cell, 3),
-                "repacked_share": round(repacked / per_cell, 3),
-                **summary(samples),
-                "search_only": summary(plain_samples),
-            }
-        out[str(n)] = {
-            **summary(everything),
-            "search_only": summary(plain_everything),
-            "by_allocations": by_load,
-        }
-    return out
-
-
-def timed(
-    snapshot: RestaurantSnapshot, request: BookingRequest, config: EngineConfig
-) -> tuple[SearchResult, tuple[float, float]]:
-    """The result with its wall-clock and CPU milliseconds."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = search(snapshot, request, config)
-    return result, ((time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000)
-
-
-def summary(samples: list[tuple[float, float]]) -> dict[str, float | int]:
-    """Wall-clock percentiles, and CPU-time ones: on a busy shared machine the
-    wall clock also measures the scheduler; CPU time measures the engine."""
-    wall = [w for w, _ in samples]
-    cpu = [c for _, c in samples]
-    return {
-        "p50_ms": round(percentile(wall, 50), 3),
-        "p95_ms": round(percentile(wall, 95), 3),
-        "p99_ms": round(percentile(wall, 99), 3),
-        "cpu_p50_ms": round(percentile(cpu, 50), 3),
-        "cpu_p95_ms": round(percentile(cpu, 95), 3),
-        "cpu_p99_ms": round(percentile(cpu, 99), 3),
-        "samples": len(samples),
-    }
-
-
-# ---------------------------------------------------------------- quality
+# ---------------------------------------------------------------- evenings
 
 
 @dataclass(frozen=True)
@@ -255,90 +182,150 @@ class Request:
     end: datetime
     asked_at: datetime
 
+    def booking(self) -> BookingRequest:
+        return BookingRequest(self.booking_id, self.party, self.start, self.end)
 
-def evening_requests(volume: int, seed: int) -> list[Request]:
-    """`volume` requests, in the order they arrive."""
-    rng = random.Random(seed * 7919 + volume)
-    requests = []
-    for i in range(volume):
-        party = draw_party(rng)
-        start, end = window(party, draw_start(rng))
+
+def draw_start(rng: random.Random) -> datetime:
+    # 15-minute slots 17:00-21:30, peaking 19:00-20:00
+    slots = [17 * 60 + 15 * i for i in range(19)]
+    weights = [3 if 19 * 60 <= m < 20 * 60 else 2 if 18 * 60 <= m < 21 * 60 else 1 for m in slots]
+    return DAY + timedelta(minutes=rng.choices(slots, weights=weights)[0])
+
+
+def evening(floor: RestaurantSnapshot, load: int, seed: int) -> list[Request]:
+    """Requests until their seat-hours reach `load` % of the floor's, in arrival order."""
+    rng = random.Random(f"{floor.restaurant_id}-{load}-{seed}")
+    seats = sum(t.capacity for t in floor.tables)
+    target = load / 100 * seats * SERVICE_HOURS
+    requests: list[Request] = []
+    total = 0.0
+    while total < target:
+        party = rng.choices(list(PARTY_MIX), weights=list(PARTY_MIX.values()))[0]
+        start = draw_start(rng)
+        end = start + timedelta(minutes=turn_minutes(party)) + BUFFER
         if rng.random() < 0.5:  # same day: between 10:00 and 30 minutes before the meal
             earliest = DAY + timedelta(hours=10)
             span = (start - timedelta(minutes=30) - earliest).total_seconds()
             asked = earliest + timedelta(seconds=rng.uniform(0, span))
         else:
             asked = DAY - timedelta(days=rng.uniform(0.1, 21))
-        requests.append(Request(f"r{i:03d}", party, start, end, asked))
+        requests.append(Request(f"r{len(requests):04d}", party, start, end, asked))
+        total += party * turn_minutes(party) / 60
     return sorted(requests, key=lambda r: (r.asked_at, r.booking_id))
 
 
-def simulate(
-    floor: RestaurantSnapshot, requests: list[Request], policy: str, seed: int
-) -> dict[str, object]:
-    rng = random.Random(seed)
-    allocations: dict[str, list[Allocation]] = {}
-    accepted = covers = moves = 0
-    for req in requests:  # in the order they arrive
-        snapshot = replace(
-            floor, allocations=tuple(a for held in allocations.values() for a in held)
-        )
-        request = BookingRequest(req.booking_id, req.party, req.start, req.end)
+# ---------------------------------------------------------------- policies
+
+
+def allocations_of(
+    floor: RestaurantSnapshot, held: dict[str, tuple[str, ...]], by_id: dict[str, Request]
+) -> RestaurantSnapshot:
+    return replace(
+        floor,
+        allocations=tuple(
+            Allocation(b, t, by_id[b].start, by_id[b].end, by_id[b].party, by_id[b].start)
+            for b, tables in held.items()
+            for t in tables
+        ),
+    )
+
+
+def timed(
+    snapshot: RestaurantSnapshot, request: BookingRequest, config: EngineConfig, now: datetime
+) -> tuple[SearchResult, float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = search(snapshot, request, config, now=now)
+    return result, (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000
+
+
+def simulate(floor: RestaurantSnapshot, requests: list[Request], policy: str) -> dict[str, Any]:
+    by_id = {r.booking_id: r for r in requests}
+    held: dict[str, tuple[str, ...]] = {}
+    moves = exact = bounded = 0
+    wall: list[float] = []
+    cpu: list[float] = []
+    repack_wall: list[float] = []
+    for req in requests:
+        snapshot = allocations_of(floor, held, by_id)
+        request = req.booking()
         tables: tuple[str, ...] | None = None
         if policy in ("engine_repack", "engine"):
             config = EngineConfig(repack=policy == "engine_repack", max_plans=1)
-            result = search(snapshot, request, config, now=req.asked_at)
+            result, w, c = timed(snapshot, request, config, req.asked_at)
+            wall.append(w)
+            cpu.append(c)
+            if result.repack:
+                repack_wall.append(w)
+                exact += result.repack == "exact"
+                bounded += result.repack == "bounded"
             if result.plans:
                 tables = result.plans[0].tables
                 for move in result.moves:
-                    old = allocations[move.booking_id]
-                    first = old[0]
-                    allocations[move.booking_id] = [
-                        replace(first, table_id=t) for t in move.to_tables
-                    ]
+                    assert held[move.booking_id] == move.from_tables
+                    held[move.booking_id] = move.to_tables
                     moves += 1
         elif policy == "legacy":
             quotes = quote_tables(snapshot, request)
             tables = quotes[0].tables if quotes else None
-        elif policy == "random_fit":
-            result = search(snapshot, request, EngineConfig(repack=False, max_plans=100000))
-            tables = rng.choice(result.plans).tables if result.plans else None
+        elif policy == "best_fit":
+            every = search(snapshot, request, EngineConfig(repack=False, max_plans=100000))
+            if every.plans:
+                tables = min(every.plans, key=lambda p: (p.capacity, len(p.tables), p.tables)).tables
         if tables is not None:
-            allocations[req.booking_id] = [
-                Allocation(req.booking_id, t, req.start, req.end, req.party, req.start)
-                for t in tables
-            ]
-            accepted += 1
-            covers += req.party
-    return {"accepted": accepted, "covers": covers, "moves": moves}
+            held[req.booking_id] = tables
+    check_no_double_booking(floor, held, by_id)
+    out: dict[str, Any] = {
+        "accepted": len(held),
+        "covers": sum(by_id[b].party for b in held),
+        "wall_ms": wall,
+        "cpu_ms": cpu,
+    }
+    if policy == "engine_repack":
+        out.update(moves=moves, repack_exact=exact, repack_bounded=bounded, repack_ms=repack_wall)
+    return out
+
+
+def check_no_double_booking(
+    floor: RestaurantSnapshot, held: dict[str, tuple[str, ...]], by_id: dict[str, Request]
+) -> None:
+    by_table: dict[str, list[Request]] = {}
+    for b, tables in held.items():
+        for t in tables:
+            by_table.setdefault(t, []).append(by_id[b])
+    for t, bookings in by_table.items():
+        ordered = sorted(bookings, key=lambda r: r.start)
+        for a, b in pairwise(ordered):
+            assert a.end <= b.start, f"{floor.restaurant_id}: {t} double-booked"
+
+
+# ---------------------------------------------------------------- yardsticks
+
+
+def all_plans(snapshot: RestaurantSnapshot, request: BookingRequest) -> list[tuple[str, ...]]:
+    result = search(snapshot, request, EngineConfig(repack=False, max_plans=1_000_000))
+    return [p.tables for p in result.plans]
 
 
 def optimum(
-    floor: RestaurantSnapshot, requests: list[Request], seconds: float
-) -> dict[str, object]:
-    """Clairvoyant optimum: every request known up front, any valid plan, no overlaps.
-
-    A set-packing integer program solved with SCIP (shipped with OR-Tools):
-    one binary per (request, valid plan), at most one plan per request, and
-    for every table and every booking start the requests holding that table
-    at that instant form a clique of which at most one is chosen (intervals on
-    a line overlap iff they share a start point). Maximises accepted bookings,
-    then covers. CP-SAT with two workers could not close the gap in minutes;
-    SCIP's LP bound proves these instances optimal in seconds."""
+    floor: RestaurantSnapshot, requests: list[Request], objective: str, seconds: float
+) -> dict[str, Any]:
+    """The clairvoyant optimum by SCIP: one binary per (request, valid plan), at
+    most one plan per request, and per table and booking start at most one of
+    the requests holding it then (intervals on a line overlap iff they share a
+    start point). Maximises bookings then covers, or covers then bookings."""
     from ortools.linear_solver import pywraplp
 
     solver = pywraplp.Solver.CreateSolver("SCIP")
-    config = EngineConfig(repack=False, max_plans=100000)
-    chosen: list[tuple[pywraplp.Variable, Request]] = []
-    holds: dict[str, list[tuple[Request, pywraplp.Variable]]] = {}
+    chosen: list[tuple[Any, Request]] = []
+    holds: dict[str, list[tuple[Request, Any]]] = {}
     for req in requests:
-        request = BookingRequest(req.booking_id, req.party, req.start, req.end)
         options = []
-        for plan in search(floor, request, config).plans:
-            var = solver.BoolVar(f"{req.booking_id}:{'+'.join(plan.tables)}")
+        for tables in all_plans(floor, req.booking()):
+            var = solver.BoolVar(f"{req.booking_id}:{'+'.join(tables)}")
             options.append(var)
             chosen.append((var, req))
-            for t in plan.tables:
+            for t in tables:
                 holds.setdefault(t, []).append((req, var))
         if len(options) > 1:
             solver.Add(solver.Sum(options) <= 1)
@@ -347,162 +334,316 @@ def optimum(
             covering = [var for r, var in held if r.start <= point < r.end]
             if len(covering) > 1:
                 solver.Add(solver.Sum(covering) <= 1)
-    solver.Maximize(solver.Sum([(1000 + r.party) * var for var, r in chosen]))
+    big = 1000
+    if objective == "bookings":
+        solver.Maximize(solver.Sum([(big + r.party) * v for v, r in chosen]))
+    else:
+        solver.Maximize(solver.Sum([(big * r.party + 1) * v for v, r in chosen]))
     solver.SetTimeLimit(int(seconds * 1000))
     status = solver.Solve()
-    names = {
-        pywraplp.Solver.OPTIMAL: "OPTIMAL",
-        pywraplp.Solver.FEASIBLE: "FEASIBLE",
-    }
-    if status not in names:
-        raise RuntimeError(f"the optimum solver found no solution (status {status})")
-    accepted = sum(1 for var, _ in chosen if var.solution_value() > 0.5)
-    covers = sum(r.party for var, r in chosen if var.solution_value() > 0.5)
-    bound = int(solver.Objective().BestBound() // 1000)
+    if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+        raise RuntimeError(f"SCIP found no solution (status {status})")
+    accepted = sum(1 for v, _ in chosen if v.solution_value() > 0.5)
+    covers = sum(r.party for v, r in chosen if v.solution_value() > 0.5)
+    bound = solver.Objective().BestBound()
+    upper = int(bound // big)  # bookings (or covers) times big dominates the objective
     return {
-        "accepted": accepted,
+        "bookings": accepted,
         "covers": covers,
-        "status": names[status],
-        "bound_accepted": bound,
+        "proven": status == pywraplp.Solver.OPTIMAL,
+        # the solver's bound on the optimised quantity (bookings or covers)
+        "upper_bound": upper,
     }
 
 
-def bench_quality(quick: bool) -> dict[str, object]:
-    floor = evening_floor()
-    volumes = [60, 100, 130, 160, 200]
-    seeds = [1, 2] if quick else [1, 2, 3, 4, 5]
-    policies = ["engine_repack", "engine", "legacy", "random_fit"]
-    try:
-        import ortools  # noqa: F401
+def online_bound(
+    floor: RestaurantSnapshot, requests: list[Request], cpsat_seconds: float
+) -> dict[str, Any]:
+    """The online re-packing bound (see the module docstring)."""
+    from ortools.sat.python import cp_model
 
-        have_optimum = True
-    except ImportError:
-        have_optimum = False
-    report: dict[str, object] = {
-        "floor": {"tables": len(floor.tables), "seats": sum(t.capacity for t in floor.tables)},
-        "seeds": seeds,
-        "optimum": "scip (ortools)"
-        if have_optimum
-        else "skipped: ortools not installed (pip install '.[bench]')",
-    }
-    per_volume: dict[str, object] = {}
-    for volume in volumes:
-        rows: dict[str, list[dict[str, object]]] = {p: [] for p in [*policies, "optimum"]}
-        for seed in seeds:
-            requests = evening_requests(volume, seed)
-            for policy in policies:
-                began = time.perf_counter()
-                outcome: dict[str, object] = dict(simulate(floor, requests, policy, seed))
-                outcome["seconds"] = time.perf_counter() - began
-                rows[policy].append(outcome)
-            if have_optimum:
-                rows["optimum"].append(optimum(floor, requests, 10.0 if quick else 60.0))
-        cell: dict[str, object] = {"requests": volume}
-        for policy in policies:
-            runs = rows[policy]
-            entry: dict[str, object] = {
-                "accepted": statistics.mean(float(r["accepted"]) for r in runs),  # type: ignore[arg-type]
-                "covers": statistics.mean(float(r["covers"]) for r in runs),  # type: ignore[arg-type]
-                "ms_per_request": round(
-                    1000 * statistics.mean(float(r["seconds"]) for r in runs) / volume,
-                    3,  # type: ignore[arg-type]
-                ),
-            }
-            if policy == "engine_repack":
-                entry["moves"] = statistics.mean(float(r["moves"]) for r in runs)  # type: ignore[arg-type]
-            if have_optimum:
-                entry["accepted_ratio"] = round(
-                    statistics.mean(
-                        float(r["accepted"]) / max(1, int(o["accepted"]))  # type: ignore[arg-type]
-                        for r, o in zip(runs, rows["optimum"], strict=True)
-                    ),
-                    4,
-                )
-                entry["covers_ratio"] = round(
-                    statistics.mean(
-                        float(r["covers"]) / max(1, int(o["covers"]))  # type: ignore[arg-type]
-                        for r, o in zip(runs, rows["optimum"], strict=True)
-                    ),
-                    4,
-                )
-            cell[policy] = entry
-        if have_optimum:
-            optima = rows["optimum"]
-            cell["optimum"] = {
-                "accepted": statistics.mean(float(o["accepted"]) for o in optima),  # type: ignore[arg-type]
-                "covers": statistics.mean(float(o["covers"]) for o in optima),  # type: ignore[arg-type]
-                "upper_bound": statistics.mean(float(o["bound_accepted"]) for o in optima),  # type: ignore[arg-type]
-                "proven_optimal": sum(o["status"] == "OPTIMAL" for o in optima),
-                "runs": len(optima),
-            }
-        per_volume[str(volume)] = cell
-    report["volumes"] = per_volume
-    return report
-
-
-def targets(latency: dict[str, object], quality: dict[str, object]) -> dict[str, object]:
-    checks: dict[str, object] = {}
-    for clock in ("p95_ms", "cpu_p95_ms"):
-        for n, limit in (("40", 5.0), ("200", 25.0)):
-            cell = latency[n]
-            checks[f"{clock}_{n}_tables_under_{limit:g}ms"] = cell[clock] < limit  # type: ignore[index]
-            checks[f"search_only_{clock}_{n}_tables_under_{limit:g}ms"] = (
-                cell["search_only"][clock] < limit  # type: ignore[index]
-            )
-    volumes = quality["volumes"]
-    if str(quality.get("optimum", "")).startswith("scip"):
-        checks["repack_accepts_98pct_of_optimum_at_every_volume"] = all(
-            cell["engine_repack"]["accepted_ratio"] >= 0.98
-            for cell in volumes.values()  # type: ignore[union-attr,index]
-        )
-    else:
-        checks["repack_accepts_98pct_of_optimum_at_every_volume"] = "skipped"
-    checks["repack_beats_legacy_by_5_points_at_160_and_200"] = all(
-        _points(volumes[v]) >= 5.0
-        for v in ("160", "200")  # type: ignore[index]
+    by_id = {r.booking_id: r for r in requests}
+    held: dict[str, tuple[str, ...]] = {}
+    solves = unknown = flipped = 0
+    free_only = EngineConfig(repack=False, max_plans=1)
+    exact = EngineConfig(
+        repack=True,
+        max_plans=1,
+        repack_freeze_minutes=0,
+        max_exact_steps=20_000,
+        repack_time_budget_ms=None,
     )
-    return checks
+    for req in requests:
+        now = req.asked_at
+        snapshot = allocations_of(floor, held, by_id)
+        request = req.booking()
+        result = search(snapshot, request, free_only, now=now)
+        if result.plans:
+            held[req.booking_id] = result.plans[0].tables
+            continue
+        result = search(snapshot, request, exact, now=now)
+        if result.plans:
+            for move in result.moves:
+                held[move.booking_id] = move.to_tables
+            held[req.booking_id] = result.plans[0].tables
+            continue
+        if result.repack == "exact":
+            continue  # proven: no re-assignment seats it
+        # the exact search ran out of steps: CP-SAT decides, over the same bookings
+        movable = sorted(b for b in held if by_id[b].start > now and _overlap(by_id[b], req))
+        fixed = {b: t for b, t in held.items() if b not in set(movable)}
+        base = allocations_of(floor, fixed, by_id)
+        model = cp_model.CpModel()
+        variables: dict[str, list[tuple[Any, tuple[str, ...]]]] = {}
+        holds: dict[str, list[tuple[Request, Any]]] = {}
+        feasible = True
+        for b in [*movable, req.booking_id]:
+            plans = all_plans(base, by_id[b].booking())
+            if not plans:
+                feasible = False
+                break
+            variables[b] = []
+            for tables in plans:
+                var = model.new_bool_var(f"{b}:{'+'.join(tables)}")
+                variables[b].append((var, tables))
+                for t in tables:
+                    holds.setdefault(t, []).append((by_id[b], var))
+                if held.get(b) == tables:
+                    model.add_hint(var, True)
+            model.add_exactly_one(v for v, _ in variables[b])
+        if not feasible:
+            continue
+        for pairs in holds.values():
+            for point in sorted({r.start for r, _ in pairs}):
+                covering = [v for r, v in pairs if r.start <= point < r.end]
+                if len(covering) > 1:
+                    model.add_at_most_one(covering)
+        solver = cp_model.CpSolver()
+        solver.parameters.max_time_in_seconds = cpsat_seconds
+        solver.parameters.num_workers = 1
+        solves += 1
+        status = solver.solve(model)
+        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            flipped += 1
+            for b, options in variables.items():
+                held[b] = next(t for v, t in options if solver.value(v))
+        elif status != cp_model.INFEASIBLE:
+            unknown += 1
+    check_no_double_booking(floor, held, by_id)
+    return {
+        "bookings": len(held),
+        "covers": sum(by_id[b].party for b in held),
+        "cpsat_solves": solves,
+        "cpsat_accepted": flipped,
+        "cpsat_unknown": unknown,
+    }
 
 
-def _points(cell: dict[str, object]) -> float:
-    """Percentage points of the optimum (or of requests, without one) gained over legacy."""
-    repack, legacy = cell["engine_repack"], cell["legacy"]
-    if "accepted_ratio" in repack:  # type: ignore[operator]
-        return 100 * (repack["accepted_ratio"] - legacy["accepted_ratio"])  # type: ignore[index]
-    return 100 * (repack["accepted"] - legacy["accepted"]) / cell["requests"]  # type: ignore[index,operator]
+def _overlap(a: Request, b: Request) -> bool:
+    return a.start < b.end and b.start < a.end
+
+
+# ---------------------------------------------------------------- report
+
+
+def percentile(samples: list[float], q: float) -> float:
+    if not samples:
+        return 0.0
+    ordered = sorted(samples)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return round(ordered[index], 3)
+
+
+def latency(samples: list[float]) -> dict[str, float | int]:
+    return {
+        "p50_ms": percentile(samples, 50),
+        "p95_ms": percentile(samples, 95),
+        "p99_ms": percentile(samples, 99),
+        "samples": len(samples),
+    }
+
+
+def mean(values: list[float]) -> float:
+    return round(statistics.mean(values), 4) if values else 0.0
+
+
+def bench_shape(
+    name: str, loads: list[int], seeds: list[int], quick: bool, yardsticks_on: bool = True
+) -> dict[str, Any]:
+    floor = SHAPES[name]()
+    solver_seconds = 5.0 if quick else 10.0
+    cells: dict[str, Any] = {}
+    for load in loads:
+        runs: dict[str, list[dict[str, Any]]] = {p: [] for p in POLICIES}
+        yardsticks: dict[str, list[dict[str, Any]]] = {"covers": [], "bookings": [], "bound": []}
+        for seed in seeds:
+            requests = evening(floor, load, seed)
+            for policy in POLICIES:
+                runs[policy].append(simulate(floor, requests, policy))
+            if not yardsticks_on:
+                continue
+            yardsticks["bookings"].append(optimum(floor, requests, "bookings", solver_seconds))
+            yardsticks["covers"].append(optimum(floor, requests, "covers", solver_seconds))
+            yardsticks["bound"].append(online_bound(floor, requests, 1.0 if quick else 2.0))
+        cell: dict[str, Any] = {
+            "requests": mean([len(evening(floor, load, s)) for s in seeds]),
+        }
+        if yardsticks_on:
+            cell.update(_yardstick_summary(yardsticks))
+        for policy in POLICIES:
+            cell[policy] = _policy_summary(policy, runs[policy], yardsticks)
+        cells[str(load)] = cell
+        print(f"{name} {load}% done", file=sys.stderr)
+    return {
+        "tables": len(floor.tables),
+        "seats": sum(t.capacity for t in floor.tables),
+        "zones": sorted({t.zone for t in floor.tables}),
+        "loads": cells,
+    }
+
+
+def _yardstick_summary(yardsticks: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    return {
+        "optimum_bookings": {
+            "bookings": mean([o["bookings"] for o in yardsticks["bookings"]]),
+            "upper_bound": mean([o["upper_bound"] for o in yardsticks["bookings"]]),
+            "proven": sum(o["proven"] for o in yardsticks["bookings"]),
+        },
+        "optimum_covers": {
+            "covers": mean([o["covers"] for o in yardsticks["covers"]]),
+            "upper_bound": mean([o["upper_bound"] for o in yardsticks["covers"]]),
+            "proven": sum(o["proven"] for o in yardsticks["covers"]),
+        },
+        "online_bound": {
+            key: mean([b[key] for b in yardsticks["bound"]])
+            for key in ("bookings", "covers", "cpsat_solves", "cpsat_accepted", "cpsat_unknown")
+        },
+    }
+
+
+def _policy_summary(
+    policy: str, rows: list[dict[str, Any]], yardsticks: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "bookings": mean([r["accepted"] for r in rows]),
+        "covers": mean([r["covers"] for r in rows]),
+        # ratios: mean over seeds of the per-evening ratio (None: yardsticks skipped)
+        "bookings_vs_optimum": _ratio(rows, yardsticks["bookings"], "accepted", "bookings"),
+        "covers_vs_optimum": _ratio(rows, yardsticks["covers"], "covers", "covers"),
+        "bookings_vs_bound": _ratio(rows, yardsticks["bound"], "accepted", "bookings"),
+        "covers_vs_bound": _ratio(rows, yardsticks["bound"], "covers", "covers"),
+    }
+    if policy in ("engine", "engine_repack"):
+        entry["latency_ms"] = latency([w for r in rows for w in r["wall_ms"]])
+        entry["cpu_latency_ms"] = latency([c for r in rows for c in r["cpu_ms"]])
+    if policy == "engine_repack":
+        entry["moves"] = mean([r["moves"] for r in rows])
+        entry["repack_exact"] = mean([r["repack_exact"] for r in rows])
+        entry["repack_bounded"] = mean([r["repack_bounded"] for r in rows])
+        entry["repack_latency_ms"] = latency([w for r in rows for w in r["repack_ms"]])
+    return entry
+
+
+def _ratio(
+    rows: list[dict[str, Any]], ref: list[dict[str, Any]], mine: str, theirs: str
+) -> float | None:
+    if not ref:
+        return None  # yardsticks skipped
+    return mean([r[mine] / max(1, o[theirs]) for r, o in zip(rows, ref, strict=True)])
+
+
+def targets(shapes: dict[str, Any]) -> dict[str, Any]:
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "not met"
+
+    out: dict[str, Any] = {}
+    repack_bound = {
+        f"{s}/{load}": cell["engine_repack"]["covers_vs_bound"]
+        for s, shape in shapes.items()
+        for load, cell in shape["loads"].items()
+        if cell["engine_repack"]["covers_vs_bound"] is not None
+    }
+    out["engine_repack_covers_ge_99pct_of_online_bound"] = {
+        "verdict": verdict(all(v >= 0.99 for v in repack_bound.values()))
+        if repack_bound
+        else "skipped",
+        "worst": min(repack_bound.items(), key=lambda kv: kv[1]) if repack_bound else None,
+    }
+    behind = [
+        f"{s}/{load}: {what} {cell['engine'][what]} < legacy {cell['legacy'][what]}"
+        for s, shape in shapes.items()
+        for load, cell in shape["loads"].items()
+        for what in ("covers", "bookings")
+        if cell["engine"][what] < cell["legacy"][what]
+    ]
+    out["engine_ge_legacy_in_covers_and_bookings"] = {
+        "verdict": verdict(not behind),
+        "behind": behind,
+    }
+    if LATENCY_SHAPE in shapes:
+        loads = shapes[LATENCY_SHAPE]["loads"]
+        top = loads[max(loads, key=int)]
+        p95 = top["engine_repack"]["latency_ms"]["p95_ms"]
+        out[f"repack_p95_under_25ms_on_{LATENCY_SHAPE}_at_top_load"] = {
+            "verdict": verdict(p95 < 25.0),
+            "p95_ms": p95,
+            "load": max(loads, key=int),
+        }
+    alone = {
+        f"{s}/{load}": cell["engine"]["latency_ms"]["p95_ms"]
+        for s, shape in shapes.items()
+        for load, cell in shape["loads"].items()
+    }
+    out["search_alone_p95_under_5ms_everywhere"] = {
+        "verdict": verdict(all(v < 5.0 for v in alone.values())),
+        "worst": max(alone.items(), key=lambda kv: kv[1]) if alone else None,
+    }
+    return out
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a fast smoke run")
-    parser.add_argument("--skip-quality", action="store_true")
-    args = parser.parse_args()
-    began = time.perf_counter()
-    latency = bench_latency(args.quick)
-    quality = (
-        bench_quality(args.quick) if not args.skip_quality else {"skipped": True, "volumes": {}}
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 seed, loads 40/100/170")
+    parser.add_argument("--seeds", type=int, default=2, help="evenings per shape and load")
+    parser.add_argument("--shape", action="append", choices=sorted(SHAPES), help="repeatable")
+    parser.add_argument("--out", help="result file name under bench/results/")
+    parser.add_argument(
+        "--no-yardsticks",
+        action="store_true",
+        help="skip the offline optima and the online bound (policies and latency only)",
     )
+    args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
+    began = time.perf_counter()
+    load_average = [round(x, 2) for x in os.getloadavg()]
+    seeds = [1] if args.quick else list(range(1, args.seeds + 1))
+    loads = [40, 100, 170] if args.quick else LOADS
+    names = args.shape or list(SHAPES)
+    shapes = {
+        name: bench_shape(name, loads, seeds, args.quick, not args.no_yardsticks)
+        for name in names
+    }
     document = {
         "benchmark": "seatflow.engine",
         "quick": args.quick,
+        "seeds": seeds,
         "machine": {
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             # latency is only comparable on a quiet machine: the load says how quiet
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+            "load_average_at_start": load_average,
         },
-        "latency_ms": latency,
-        "quality": quality,
+        "shapes": shapes,
+        "targets": targets(shapes),
+        "seconds": round(time.perf_counter() - began, 1),
     }
-    if not args.skip_quality:
-        document["targets"] = targets(latency, quality)
-        for key in [k for k in document["targets"] if str(k).startswith("repack_beats")]:
-            document["targets"][key + "_points"] = {  # type: ignore[index]
-                v: round(_points(quality["volumes"][v]), 2)
-                for v in ("160", "200")  # type: ignore[index]
-            }
-    document["seconds"] = round(time.perf_counter() - began, 1)
-    print(json.dumps(document, indent=2))
+    text = json.dumps(document, indent=2)
+    print(text)
+    RESULTS.mkdir(exist_ok=True)
+    name = args.out or f"engine-{'-'.join(names)}{'-quick' if args.quick else ''}.json"
+    (RESULTS / name).write_text(text + "\n")
+    print(f"written to {RESULTS / name}", file=sys.stderr)
     return 0
 
 

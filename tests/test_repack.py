@@ -185,3 +185,29 @@ async def test_a_moved_guest_already_emailed_gets_a_table_changed_email(db_engin
         [f"{four}-confirmation.eml", f"{four}-table_changed.eml"])
     text_of = (tmp_path / f"{four}-table_changed.eml").read_text()
     assert "Table(s): FOUR" in text_of and "different table" in text_of
+async def test_the_snapshot_says_who_placed_a_booking_by_hand_and_re_packing_leaves_it(db_engine, unique_id):  # type: ignore[no-untyped-def]
+    from seatflow.domain.planning import BookingRequest
+    from seatflow.engine import search
+    from seatflow.storage.restaurants import load_snapshot
+
+    rid = f"r-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, [
+        {"id": "SIX", "capacity": 6, "mobility": "fixed"},
+        {"id": "FOUR", "capacity": 4, "mobility": "fixed", "zone": "patio"},
+    ]))
+    start = slot()
+    four = await new_booking(db_engine, rid, 4, start=start, zone="main")
+    ctx = await verify_booking(db_engine, four, now=datetime.now(UTC))
+    moved = await apply_transition(db_engine, four, ctx.version, "assignment_in_progress")
+    placed = await confirm_plan(db_engine, ConfirmRequest(
+        booking_id=four, expected_version=moved.version, attempt_no=1,
+        plans=(Plan(tables=("SIX",), score=0.0, strategy="manual"),)))
+    assert placed.confirmed
+    async with db_engine.connect() as conn:
+        snapshot = await load_snapshot(conn, rid, start, start)
+    [held] = snapshot.allocations
+    assert (held.booking_id, held.assignment_strategy, held.zone_preference) == (
+        four, "manual", "main")
+    request = BookingRequest("six", 6, held.start, held.end)
+    result = search(snapshot, request, now=datetime.now(UTC))
+    assert result.plans == () and result.moves == ()

@@ -74,6 +74,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         max_tables=settings.max_tables,
         max_overage=settings.max_overage,
         adjacency_mode=AdjacencyMode(settings.adjacency_mode),
+        repack_freeze_minutes=settings.repack_freeze_minutes,
     )
 
 

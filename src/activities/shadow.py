@@ -47,6 +47,7 @@ class ShadowActivities:
             max_tables=settings.max_tables,
             max_overage=settings.max_overage,
             adjacency_mode=AdjacencyMode(settings.adjacency_mode),
+            repack_freeze_minutes=settings.repack_freeze_minutes,
         )
 
     @activity.defn(name="shadow_search")

@@ -88,6 +88,10 @@ class Settings(BaseSettings):
         default=None, gt=0, alias="SEATFLOW_MANUAL_REVIEW_TIMEOUT_SECONDS"
     )
     legacy_delays_seconds: str = Field(default="5,15,45", alias="SEATFLOW_LEGACY_DELAYS_SECONDS")
+    # re-packing never moves a booking that starts within this many minutes
+    repack_freeze_minutes: int = Field(
+        default=60, ge=0, le=24 * 60, alias="SEATFLOW_REPACK_FREEZE_MINUTES"
+    )
 
     @field_validator("legacy_delays_seconds")
     @classmethod

@@ -97,7 +97,8 @@ def test_party_of_six_gets_the_six_top_by_moving_a_party_of_four_to_a_free_four_
         table("T4", 4),
         allocations=(held("four", "T6", -15, minutes=120, party=4),),
     )
-    result = search(snapshot, booking(6), now=at(-60))
+    # the four starts 75 minutes after `now`: outside the default 60-minute freeze
+    result = search(snapshot, booking(6), now=at(-90))
     assert result.plans[0].tables == ("T6",)
     assert result.plans[0].strategy == "repack"
     assert [(m.booking_id, m.from_tables, m.to_tables) for m in result.moves] == [

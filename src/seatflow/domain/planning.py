@@ -56,8 +56,15 @@ class Allocation:
     end: datetime
     party_size: int = 0
     # When the held booking's meal starts (not its occupied window); re-packing
-    # never moves a booking that has started.
+    # never moves a booking that has started or starts within the freeze window.
     booking_start: datetime | None = None
+    # How the booking got its tables (bookings.assignment_strategy); re-packing
+    # never moves a booking an operator placed by hand ("manual").
+    assignment_strategy: str | None = None
+    # The held booking's own zone wish: re-packing may move a booking without
+    # one to another zone, and keeps a booking with one in its zone (or moves
+    # it into the zone it asked for).
+    zone_preference: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,15 +109,20 @@ class ScoreWeights:
     """
 
     overage: float = 10.0
-    extra_table: float = 4.0
+    # Above every overage (max_overage x overage): fewer tables always rank
+    # first, as the legacy planner does. Cheaper extra tables used up small
+    # tables that later small parties needed (bench/engine.py, issue 13).
+    extra_table: float = 50.0
     diameter: float = 1.0
-    fragmentation: float = 0.5
-    zone_load: float = 0.5
+    # Off by default: fragmentation, zone load, scarcity and idle gaps were
+    # measured on three floor shapes at 70-170% load and none earned seats or
+    # covers (each moved results by a few bookings either way); the terms stay
+    # in every plan's breakdown.
+    fragmentation: float = 0.0
+    zone_load: float = 0.0
     lookahead: float = 6.0
-    scarcity: float = 1.5
+    scarcity: float = 0.0
     zone_miss: float = 1000.0
-    # hours a table is left idle in gaps too short for another booking of this
-    # length; off by default: neutral on the synthetic evenings of bench/engine.py
     idle_gap: float = 0.0
 
 
@@ -122,16 +134,35 @@ class EngineConfig:
     weights: ScoreWeights = field(default_factory=ScoreWeights)
     max_plans: int = 20  # how many ranked plans the result carries (all are still searched)
     repack: bool = True
+    # Bounds of the fallback re-packing search (the bounded search that runs
+    # when the exact one runs out of budget): at most max_moves moves, same
+    # zone, max_repack_steps placements tried plus combinations evaluated.
     max_moves: int = 3
-    # Explicit bound on the re-packing search (placements tried plus table
-    # combinations evaluated); hitting it is reported as SearchResult.truncated.
     max_repack_steps: int = 400
+    # Re-packing never moves a booking that starts within this many minutes of `now`.
+    repack_freeze_minutes: int = 60
+    # The exact re-packing search's budgets: steps (nodes, seat options and
+    # matchings; deterministic) and wall-clock milliseconds (None: steps only).
+    # When either runs out the bounded search decides instead and the result
+    # says so (SearchResult.repack == "bounded", truncated).
+    max_exact_steps: int = 6000
+    repack_time_budget_ms: float | None = 10.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_tables <= 5:
             raise ValueError(f"max_tables must be between 1 and 5, got {self.max_tables}")
         if self.max_overage < 0:
             raise ValueError(f"max_overage must be >= 0, got {self.max_overage}")
+        if self.repack_freeze_minutes < 0:
+            raise ValueError(
+                f"repack_freeze_minutes must be >= 0, got {self.repack_freeze_minutes}"
+            )
+        if self.repack_time_budget_ms is not None and self.repack_time_budget_ms < 0:
+            raise ValueError(
+                f"repack_time_budget_ms must be >= 0, got {self.repack_time_budget_ms}"
+            )
+        if self.max_exact_steps < 0:
+            raise ValueError(f"max_exact_steps must be >= 0, got {self.max_exact_steps}")
 
 
 @dataclass(frozen=True)
@@ -157,9 +188,15 @@ class Move:
 class SearchResult:
     plans: tuple[Plan, ...]
     reason: str | None = None  # why there is no plan, for people
-    moves: tuple[Move, ...] = ()  # re-packing moves that free plans[0]
+    # re-packing moves that free plans[0], in the order they can be applied one
+    # at a time (each move's new tables are free once the moves before it are done)
+    moves: tuple[Move, ...] = ()
     evaluated: int = 0  # candidate combinations looked at
     truncated: bool = False  # an explicit limit was hit (never silently)
+    # How re-packing decided, when it ran: "exact" (the fewest moves, or proven
+    # that no re-assignment exists) or "bounded" (the exact search ran out of
+    # its budget; the bounded search answered, so a "no" is not a proof).
+    repack: str = ""
 
     @property
     def found(self) -> bool:

@@ -1,28 +1,35 @@
 """Re-packing: free a plan for a booking by moving bookings that have not started.
 
-When no valid plan is free, look for a target plan whose tables are held only
-by movable bookings (held, not started by `now`, overlapping the new booking's
-window), and re-seat each displaced booking elsewhere: same window, same party,
-same zone, a valid plan of its own. A displaced booking may in turn displace
-another movable one (a chain), as long as the whole set stays within
-`max_moves`. Budgets grow 1, 2, ..., max_moves, so the answer uses the fewest
-moves; among those, target plans are tried best fit first, all in id order.
+When no valid plan is free, bookings that are *movable* (held, overlapping the
+new booking's window, not started and not starting within the freeze window
+by `now`, not placed by hand by an operator) may be re-seated: same window,
+same party, a valid plan of their own, in their zone (or any zone when they
+have no zone wish).
 
-The search is bounded by `max_repack_steps` (placements tried plus table
-combinations evaluated); hitting that bound is reported (`truncated`), never
-silent.
+First the exact search (`exact.py`) decides: the fewest moves that free a
+plan, or a proof that there is none. When its step budget runs out, the
+bounded search of earlier versions answers instead and the result says so:
+at most `max_moves` moves, each booking in its own zone, chains of displaced
+bookings, budgets growing 1, 2, ..., max_moves, bounded by `max_repack_steps`
+(placements tried plus table combinations evaluated); hitting that bound is
+reported (`truncated`), never silent.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from seatflow.domain.planning import Allocation, BookingRequest, EngineConfig, Move, Plan
 
 from .combinations import Candidate, enumerate_candidates
+from .exact import ExactRepacker, HeldBooking, application_order
 from .floor import Floor, overlaps
 from .scoring import REPACK, score_candidate, window_view
+
+EXACT = "exact"
+BOUNDED = "bounded"
+MANUAL = "manual"
 
 
 @dataclass(frozen=True)
@@ -33,18 +40,7 @@ class Repacked:
     moves: tuple[Move, ...]
     evaluated: int
     truncated: bool
-
-
-@dataclass(frozen=True)
-class HeldBooking:
-    """An allocated booking as re-packing sees it: all its tables, one window."""
-
-    booking_id: str
-    party: int
-    start: datetime
-    end: datetime
-    tables: tuple[str, ...]
-    zone: str
+    method: str = ""  # EXACT or BOUNDED; empty when nothing could move
 
 
 @dataclass(frozen=True)
@@ -59,9 +55,11 @@ class _OutOfSteps(Exception):
 
 
 def movable_bookings(
-    floor: Floor, request: BookingRequest, now: datetime | None
+    floor: Floor, request: BookingRequest, now: datetime | None, config: EngineConfig
 ) -> dict[str, HeldBooking]:
-    """Held bookings overlapping the request that have not started and may move."""
+    """Held bookings overlapping the request that may move: not started, not
+    starting within the freeze window, not placed by hand."""
+    frozen_until = None if now is None else now + timedelta(minutes=config.repack_freeze_minutes)
     grouped: dict[str, list[Allocation]] = {}
     for allocation in floor.snapshot.allocations:
         grouped.setdefault(allocation.booking_id, []).append(allocation)
@@ -70,7 +68,9 @@ def movable_bookings(
         allocations = grouped[booking_id]
         if booking_id == request.booking_id:
             continue
-        if any(not _not_started(a.booking_start, now) for a in allocations):
+        if any(not _not_started(a.booking_start, frozen_until) for a in allocations):
+            continue
+        if any(a.assignment_strategy == MANUAL for a in allocations):
             continue
         party = max(a.party_size for a in allocations)
         start = min(a.start for a in allocations)
@@ -83,14 +83,17 @@ def movable_bookings(
         zones = {floor.tables[t].zone for t in tables}
         if len(zones) != 1:
             continue
-        movable[booking_id] = HeldBooking(booking_id, party, start, end, tables, zones.pop())
+        preference = next((a.zone_preference for a in allocations if a.zone_preference), None)
+        movable[booking_id] = HeldBooking(
+            booking_id, party, start, end, tables, zones.pop(), preference
+        )
     return movable
 
 
-def _not_started(booking_start: datetime | None, now: datetime | None) -> bool:
+def _not_started(booking_start: datetime | None, frozen_until: datetime | None) -> bool:
     if booking_start is None:
         return False  # unknown start: treat as started, never move it
-    return now is None or booking_start > now
+    return frozen_until is None or booking_start > frozen_until
 
 
 class _Reseater:
@@ -179,7 +182,9 @@ class _Reseater:
         budget: int,
     ) -> list[Move] | None:
         if not pending:
-            return moves
+            # only moves that the database can apply one at a time (no swaps)
+            applied = [(self.movable[m.booking_id], m.to_tables) for m in moves]
+            return moves if application_order(self.floor, applied) is not None else None
         self.steps += 1
         if self.steps > self.config.max_repack_steps:
             raise _OutOfSteps
@@ -207,12 +212,37 @@ class _Reseater:
 def repack(
     floor: Floor, request: BookingRequest, config: EngineConfig, *, now: datetime | None
 ) -> Repacked:
+    """The exact search first; the bounded one when the exact one runs out of budget."""
     nothing = Repacked(None, (), 0, truncated=False)
-    if config.max_moves < 1:
-        return nothing
-    movable = movable_bookings(floor, request, now)
+    movable = movable_bookings(floor, request, now, config)
     if not movable:
         return nothing
+    exact = ExactRepacker(floor, request, config, movable).run()
+    if not exact.exhausted:
+        if exact.candidate is None:
+            return Repacked(None, (), exact.steps, truncated=False, method=EXACT)
+        relaxed_free = floor.free_tables(
+            request.start, request.end, ignore_bookings={request.booking_id, *movable}
+        )
+        plan = _repack_plan(floor, request, config, exact.candidate, relaxed_free, len(exact.moves))
+        # truncated: a valid re-assignment, but not proven to need the fewest moves
+        return Repacked(plan, exact.moves, exact.steps, truncated=not exact.fewest, method=EXACT)
+    bounded = bounded_repack(floor, request, config, movable)
+    return Repacked(
+        bounded.plan,
+        bounded.moves,
+        exact.steps + bounded.evaluated,
+        truncated=True,
+        method=BOUNDED,
+    )
+
+
+def bounded_repack(
+    floor: Floor, request: BookingRequest, config: EngineConfig, movable: dict[str, HeldBooking]
+) -> Repacked:
+    """The bounded search: at most max_moves moves, each booking in its own zone."""
+    if config.max_moves < 1:
+        return Repacked(None, (), 0, truncated=False, method=BOUNDED)
     relaxed_free = floor.free_tables(
         request.start, request.end, ignore_bookings={request.booking_id, *movable}
     )
@@ -258,12 +288,20 @@ def repack(
                 moves = reseater.place(order, frozenset(displaced), request_seat, [], budget)
                 if moves is not None:
                     plan = _repack_plan(floor, request, config, candidate, relaxed_free, len(moves))
-                    ordered = tuple(sorted(moves, key=lambda m: m.booking_id))
+                    applied = application_order(
+                        floor, [(movable[m.booking_id], m.to_tables) for m in moves]
+                    )
+                    assert applied is not None  # place() keeps only applicable move sets
+                    ordered = tuple(Move(b.booking_id, b.tables, new) for b, new in applied)
                     evaluated = reseater.evaluated + enumeration.evaluated
-                    return Repacked(plan, ordered, evaluated, truncated=False)
+                    return Repacked(plan, ordered, evaluated, truncated=False, method=BOUNDED)
     except _OutOfSteps:
-        return Repacked(None, (), reseater.evaluated + enumeration.evaluated, truncated=True)
-    return Repacked(None, (), reseater.evaluated + enumeration.evaluated, truncated=False)
+        return Repacked(
+            None, (), reseater.evaluated + enumeration.evaluated, truncated=True, method=BOUNDED
+        )
+    return Repacked(
+        None, (), reseater.evaluated + enumeration.evaluated, truncated=False, method=BOUNDED
+    )
 
 
 def _repack_plan(

@@ -199,7 +199,9 @@ def rank(plans: list[Plan]) -> list[Plan]:
     return sorted(plans, key=lambda plan: (plan.score, len(plan.tables), plan.tables))
 
 
-def credit_strategies(ranked: list[Plan], left_out: dict[float, float]) -> list[Plan]:
+def credit_strategies(
+    ranked: list[Plan], left_out: dict[float, float], *, balancing: bool = True
+) -> list[Plan]:
     """Name the strategy that contributed each plan.
 
     A group of tables is the adjacency strategy's proposal. A single table is
@@ -207,6 +209,7 @@ def credit_strategies(ranked: list[Plan], left_out: dict[float, float]) -> list[
     overage) in a busier zone, i.e. zone load is what put it ahead; otherwise
     it is `optimal_fit`. `left_out` gives, per overage, the busiest zone load of
     single tables that rank below every plan in `ranked` but were cut off.
+    Without `balancing` (zone load weighs nothing) no plan is credited to it.
     """
     # Walk from the worst plan up, remembering the busiest zone seen below.
     busiest_below: dict[float, float] = dict(left_out)
@@ -217,7 +220,7 @@ def credit_strategies(ranked: list[Plan], left_out: dict[float, float]) -> list[
         if len(plan.tables) > 1:
             strategies.append(ADJACENCY)
             continue
-        if load < busiest_below.get(overage, load):
+        if balancing and load < busiest_below.get(overage, load):
             strategies.append(LOAD_BALANCING)
         else:
             strategies.append(OPTIMAL_FIT)

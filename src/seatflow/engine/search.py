@@ -28,9 +28,11 @@ def search(
     """Ranked valid plans for `request`, best first.
 
     When none exists, `reason` says why for people, and (with `config.repack`)
-    the result may instead carry re-packing `moves` of bookings that have not
-    started by `now` plus the plan they free as `plans[0]`. With `now` None no
-    booking counts as started except those whose `booking_start` is unknown.
+    the result may instead carry re-packing `moves` of bookings that neither
+    have started nor start within `config.repack_freeze_minutes` of `now`, nor
+    were placed by hand, plus the plan they free as `plans[0]`. With `now`
+    None no booking counts as started (and none is frozen) except those whose
+    `booking_start` is unknown.
     """
     if request.party_size < 1:
         return SearchResult(
@@ -52,12 +54,15 @@ def search(
                 plans=(repacked.plan,),
                 moves=repacked.moves,
                 evaluated=evaluated + repacked.evaluated,
+                truncated=repacked.truncated,
+                repack=repacked.method,
             )
         return SearchResult(
             plans=(),
             reason=reason,
             evaluated=evaluated + repacked.evaluated,
             truncated=repacked.truncated,
+            repack=repacked.method,
         )
     return SearchResult(plans=(), reason=reason, evaluated=evaluated)
 
@@ -94,7 +99,9 @@ def rank_plans(
     view = window_view(floor, free, _lookahead_plans(floor, request, config))
     if limit >= len(candidates) or min(vars(weights).values()) < 0:
         scored = [score_candidate(floor, request, c, view, weights) for c in candidates]
-        return credit_strategies(rank(scored)[:limit], {}), enumeration.evaluated
+        return credit_strategies(
+            rank(scored)[:limit], {}, balancing=weights.zone_load > 0
+        ), enumeration.evaluated
     bounded = sorted(
         ((lower_bound(floor, request, c, view, weights), c) for c in candidates),
         key=lambda pair: (pair[0], len(pair[1].tables), pair[1].tables),
@@ -115,7 +122,10 @@ def rank_plans(
             overage = float(candidate.capacity - request.party_size)
             load = round(view.zone_load.get(candidate.zone, 1.0), 6)
             left_out[overage] = max(left_out.get(overage, load), load)
-    return credit_strategies(best, left_out), enumeration.evaluated
+    return (
+        credit_strategies(best, left_out, balancing=weights.zone_load > 0),
+        enumeration.evaluated,
+    )
 
 
 def _lookahead_plans(

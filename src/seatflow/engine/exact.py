@@ -1,0 +1,438 @@
+"""Exact re-packing: the fewest moves that free a plan, or a proof that none exists.
+
+The problem: the new booking R and the movable bookings M (held, overlapping
+R's window, not started, not frozen, not placed by hand) each need a valid
+plan of their own: same window, same party, tables not held by anybody else
+(every other allocation stays where it is), a moved booking in a zone it may
+use; no two bookings whose windows overlap share a table. Among all such
+re-assignments, the one that moves the fewest bookings.
+
+Search: R takes a target plan; the bookings it displaces become *pending*;
+the pending booking with the fewest remaining seats (most constrained first)
+takes one of them, which may displace further bookings, and so on until
+nothing is pending. Only displaced bookings ever move: in a solution with the
+fewest moves every moved booking was pushed off its tables by a chain that
+starts at R (a group nobody pushes could go back to its own tables, one move
+cheaper), so the search loses no solution. Budgets of moves deepen
+iteratively, each time straight to the smallest budget a cut branch needed;
+a pass that cut nothing and found nothing proves that no re-assignment
+exists. A pending booking without any seat left ends its branch at once.
+
+A solution is kept only when its moves can be applied one at a time (the
+database checks every move on its own): a move waits for the bookings whose
+old tables it takes, and a cycle of such waits (a swap) is skipped.
+
+Every seat option looked at, node visited and matching is a step; past
+`max_exact_steps` steps or `repack_time_budget_ms` of wall clock the search
+stops and says so (`exhausted`), never silently. The wall-clock budget is the
+one place the answer can depend on the machine: with it set to None the
+search is deterministic.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from seatflow.domain.planning import BookingRequest, EngineConfig, Move
+
+from .combinations import Candidate, enumerate_candidates
+from .floor import Floor, overlaps
+
+
+@dataclass(frozen=True)
+class HeldBooking:
+    """An allocated booking as re-packing sees it: all its tables, one window."""
+
+    booking_id: str
+    party: int
+    start: datetime
+    end: datetime
+    tables: tuple[str, ...]
+    zone: str
+    zone_preference: str | None = None
+
+
+@dataclass(frozen=True)
+class ExactOutcome:
+    candidate: Candidate | None  # R's freed plan, None when there is none
+    moves: tuple[Move, ...]  # in the order they can be applied
+    steps: int
+    exhausted: bool  # the step budget ran out before any conclusion
+    # the moves are proven the fewest (False: a valid re-assignment was found but
+    # the budget ran out while looking for one with fewer moves)
+    fewest: bool = True
+
+
+SHALLOW = 3  # move budgets tried before the pass without a move limit
+
+
+class _OutOfSteps(Exception):
+    pass
+
+
+@dataclass
+class _Option:
+    mask: int
+    candidate: Candidate
+
+    @property
+    def size(self) -> int:
+        return len(self.candidate.tables)
+
+
+def saturates(demands: list[tuple[int, int]]) -> bool:
+    """Can every booking get `need` distinct tables out of its `mask`, no table
+    given twice? Bipartite matching (augmenting paths) of table slots."""
+    slots: list[int] = []
+    for mask, need in demands:
+        slots.extend([mask] * need)
+    if not slots:
+        return True
+    union = 0
+    for mask in slots:
+        union |= mask
+    if union.bit_count() < len(slots):
+        return False
+    slots.sort(key=lambda m: m.bit_count())
+    owner: dict[int, int] = {}  # table bit -> slot
+
+    def augment(slot: int, seen: set[int]) -> bool:
+        rest = slots[slot]
+        while rest:
+            bit = rest & -rest
+            rest ^= bit
+            if bit in seen:
+                continue
+            seen.add(bit)
+            holder = owner.get(bit)
+            if holder is None or augment(holder, seen):
+                owner[bit] = slot
+                return True
+        return False
+
+    return all(augment(slot, set()) for slot in range(len(slots)))
+
+
+def application_order(
+    floor: Floor, moves: list[tuple[HeldBooking, tuple[str, ...]]]
+) -> list[tuple[HeldBooking, tuple[str, ...]]] | None:
+    """The moves in an order that applies one at a time, or None (a cycle).
+
+    A move must wait for every other moved booking whose old tables it takes
+    during an overlapping window. Ties go by booking id."""
+    waits: dict[str, set[str]] = {}
+    for booking, new in moves:
+        new_mask = floor.mask(new)
+        waits[booking.booking_id] = {
+            other.booking_id
+            for other, _ in moves
+            if other.booking_id != booking.booking_id
+            and floor.mask(other.tables) & new_mask
+            and overlaps(other.start, other.end, booking.start, booking.end)
+        }
+    by_id = {booking.booking_id: (booking, new) for booking, new in moves}
+    ordered: list[tuple[HeldBooking, tuple[str, ...]]] = []
+    done: set[str] = set()
+    while len(ordered) < len(moves):
+        ready = sorted(b for b, w in waits.items() if b not in done and w <= done)
+        if not ready:
+            return None
+        done.add(ready[0])
+        ordered.append(by_id[ready[0]])
+    return ordered
+
+
+class ExactRepacker:
+    """One exact re-packing search for one request over one floor."""
+
+    def __init__(
+        self,
+        floor: Floor,
+        request: BookingRequest,
+        config: EngineConfig,
+        movable: dict[str, HeldBooking],
+    ) -> None:
+        self.floor = floor
+        self.request = request
+        self.config = config
+        self.steps = 0
+        budget_ms = config.repack_time_budget_ms
+        self.deadline = None if budget_ms is None else time.perf_counter() + budget_ms / 1000
+        self._next_clock = 0
+        self.ids = sorted(movable)
+        self.bookings = [movable[b] for b in self.ids]
+        n = len(self.bookings)
+        self.n = n
+        windows = [(b.start, b.end) for b in self.bookings] + [(request.start, request.end)]
+        self.windows = windows
+        # overlapping[i]: the other bookings (R is index n) whose windows overlap i's
+        self.overlapping: list[list[int]] = [
+            [
+                j
+                for j in range(n + 1)
+                if j != i and overlaps(windows[i][0], windows[i][1], windows[j][0], windows[j][1])
+            ]
+            for i in range(n + 1)
+        ]
+        self.current = [floor.mask(b.tables) for b in self.bookings]
+        lifted = {request.booking_id, *movable}
+        self.fixed = [a for a in floor.snapshot.allocations if a.booking_id not in lifted]
+        self.zones = sorted({floor.tables[t].zone for t in floor.usable})
+        self._options: list[list[_Option] | None] = [None] * (n + 1)
+        self._by_key: dict[tuple[int, tuple[str, ...], int], list[_Option]] = {}
+        self.cut = 0  # the smallest budget a branch cut in this pass needed (0: none)
+        # the instants where the set of bookings in the room grows (every start),
+        # each with the bookings present then
+        starts = sorted({w[0] for w in windows})
+        self.instants: list[list[int]] = [
+            [i for i in range(n + 1) if windows[i][0] <= t < windows[i][1]] for t in starts
+        ]
+        # states (seats placed so far) that failed, with the largest budget they failed at
+        self._failed: dict[frozenset[tuple[int, int]], int] = {}
+
+    def _step(self, count: int = 1) -> None:
+        self.steps += count
+        if self.steps > self.config.max_exact_steps:
+            raise _OutOfSteps
+        if self.deadline is not None and self.steps >= self._next_clock:
+            self._next_clock = self.steps + 32  # read the clock every 32 steps
+            if time.perf_counter() > self.deadline:
+                raise _OutOfSteps
+
+    def options(self, i: int) -> list[_Option]:
+        """Every valid plan of booking i (R when i == n) on tables nobody fixed
+        holds in its window, best fit first; a moved booking's own tables excluded."""
+        found = self._options[i]
+        if found is not None:
+            return found
+        start, end = self.windows[i]
+        busy = 0
+        for allocation in self.fixed:
+            if allocation.start < end and start < allocation.end:
+                busy |= self.floor.bit.get(allocation.table_id, 0)
+        if i == self.n:
+            party, zones = self.request.party_size, tuple(self.zones)
+        else:
+            booking = self.bookings[i]
+            party = booking.party
+            if booking.zone_preference is None:
+                zones = tuple(self.zones)
+            else:
+                zones = tuple(sorted({booking.zone, booking.zone_preference}))
+        key = (party, zones, busy)
+        cached = self._by_key.get(key)
+        if cached is None:
+            allowed = set(zones)
+            free = [
+                t
+                for t in self.floor.usable
+                if not busy & self.floor.bit[t] and self.floor.tables[t].zone in allowed
+            ]
+            enumeration = enumerate_candidates(
+                self.floor,
+                party,
+                free,
+                max_tables=self.config.max_tables,
+                max_overage=self.config.max_overage,
+                mode=self.config.adjacency_mode,
+            )
+            self._step(enumeration.evaluated)
+            ranked = sorted(
+                enumeration.candidates,
+                key=lambda c: (c.capacity - party, len(c.tables), c.tables),
+            )
+            cached = [_Option(self.floor.mask(c.tables), c) for c in ranked]
+            self._by_key[key] = cached
+        if i < self.n:
+            own = self.current[i]
+            found = [o for o in cached if o.mask != own]
+        else:
+            found = cached
+        self._options[i] = found
+        return found
+
+    def displaced(self, i: int, mask: int, placed: dict[int, int], pending: set[int]) -> list[int]:
+        """Bookings still on their own tables that seat `mask` for booking i pushes off."""
+        return [
+            j
+            for j in self.overlapping[i]
+            if j < self.n and j not in placed and j not in pending and self.current[j] & mask
+        ]
+
+    def run(self) -> ExactOutcome:
+        try:
+            return self._run()
+        except _OutOfSteps:
+            return ExactOutcome(None, (), self.steps, exhausted=True)
+
+    def _run(self) -> ExactOutcome:
+        n = self.n
+        preferred = self.request.zone_preference
+        targets: list[tuple[int, _Option, list[int]]] = []
+        for option in self.options(n):
+            self._step()
+            pushed = self.displaced(n, option.mask, {}, set())
+            targets.append((len(pushed), option, pushed))
+        targets.sort(
+            key=lambda t: (
+                t[0],
+                preferred is not None and t[1].candidate.zone != preferred,
+                t[1].candidate.capacity - self.request.party_size,
+                len(t[1].candidate.tables),
+                t[1].candidate.tables,
+            )
+        )
+        if not self._packable({}, set()):
+            return ExactOutcome(None, (), self.steps, exhausted=False)
+        # Few moves are the common answer: deepen cheaply up to SHALLOW moves first.
+        found = self._deepen(targets, 1, SHALLOW)
+        if found is not None:
+            return self._outcome(*found, proven=True)
+        # Then one pass with no move limit decides whether any re-assignment exists.
+        found = self._pass(targets, self.n)
+        if found is None:
+            return ExactOutcome(None, (), self.steps, exhausted=False)
+        # Finally the fewest moves between SHALLOW + 1 and what that pass used.
+        best = found
+        moves = len(found[1]) - 1
+        try:
+            fewer = self._deepen(targets, SHALLOW + 1, moves - 1)
+        except _OutOfSteps:
+            return self._outcome(*best, proven=False)
+        return self._outcome(*(fewer or best), proven=True)
+
+    def _deepen(
+        self, targets: list[tuple[int, _Option, list[int]]], low: int, high: int
+    ) -> tuple[Candidate, dict[int, int]] | None:
+        """Iterative deepening over move budgets low..high, jumping straight to
+        the smallest budget a cut branch needed."""
+        budget = low
+        while budget <= high:
+            self.cut = 0
+            found = self._pass(targets, budget)
+            if found is not None or not self.cut:
+                return found
+            budget = max(budget + 1, self.cut)
+        return None
+
+    def _pass(
+        self, targets: list[tuple[int, _Option, list[int]]], budget: int
+    ) -> tuple[Candidate, dict[int, int]] | None:
+        for count, option, pushed in targets:
+            if count > budget:
+                self._note_cut(count)
+                continue
+            self._step()
+            solution = self._place({self.n: option.mask}, set(pushed), budget)
+            if solution is not None:
+                return option.candidate, dict(solution)
+        return None
+
+    def _note_cut(self, needed: int) -> None:
+        if not self.cut or needed < self.cut:
+            self.cut = needed
+
+    def _place(self, placed: dict[int, int], pending: set[int], budget: int) -> dict[int, int] | None:
+        """Seat every pending booking within `budget` moves, or None."""
+        if not pending:
+            return placed if self._applicable(placed) else None
+        state = frozenset(placed.items())
+        if self._failed.get(state, -1) >= budget:
+            return None  # this very state already failed with at least this budget
+        found = self._search(placed, pending, budget) if self._packable(placed, pending) else None
+        if found is None:
+            self._failed[state] = budget
+        return found
+
+    def _search(
+        self, placed: dict[int, int], pending: set[int], budget: int
+    ) -> dict[int, int] | None:
+        cost = len(placed) - 1 + len(pending)  # moves made plus moves owed
+        best: int | None = None
+        best_choices: list[tuple[int, _Option, list[int]]] = []
+        for i in sorted(pending, key=lambda b: (-self.bookings[b].party, b)):
+            blocked = 0
+            for k in self.overlapping[i]:
+                seat = placed.get(k)
+                if seat is not None:
+                    blocked |= seat
+            choices: list[tuple[int, _Option, list[int]]] = []
+            for option in self.options(i):
+                self._step()
+                if option.mask & blocked:
+                    continue
+                pushed = self.displaced(i, option.mask, placed, pending)
+                if cost + len(pushed) > budget:
+                    self._note_cut(cost + len(pushed))
+                    continue
+                choices.append((len(pushed), option, pushed))
+            if not choices:
+                return None  # this booking has no seat left in this branch
+            if best is None or len(choices) < len(best_choices):
+                best, best_choices = i, choices
+                if len(choices) == 1:
+                    break
+        assert best is not None
+        best_choices.sort(key=lambda c: c[0])  # stable: best fit first among equals
+        rest = pending - {best}
+        for _, option, pushed in best_choices:
+            placed[best] = option.mask
+            found = self._place(placed, rest | set(pushed), budget)
+            if found is not None:
+                return found
+            del placed[best]
+        return None
+
+    def _packable(self, placed: dict[int, int], pending: set[int]) -> bool:
+        """A necessary condition, cheap to check: at every instant, the bookings
+        without a new seat yet can each get the fewest tables any of their
+        remaining seats uses, all distinct, among the tables nobody placed holds
+        then. False proves this branch has no solution."""
+        need: dict[int, tuple[int, int]] = {}
+        for i in range(self.n + 1):
+            if i in placed:
+                continue
+            blocked = 0
+            for k in self.overlapping[i]:
+                seat = placed.get(k)
+                if seat is not None:
+                    blocked |= seat
+            union, fewest = 0, 0
+            seats = self.options(i)
+            if i < self.n and i not in pending:
+                union, fewest = self.current[i], len(self.bookings[i].tables)
+            for option in seats:
+                if not option.mask & blocked:
+                    union |= option.mask
+                    fewest = option.size if not fewest else min(fewest, option.size)
+            if not union:
+                return False
+            need[i] = (union, fewest)
+        self._step(len(need))
+        for present in self.instants:
+            demands = [need[i] for i in present if i in need]
+            if len(demands) > 1 and not saturates(demands):
+                return False
+        return True
+
+    def _applicable(self, placed: dict[int, int]) -> bool:
+        return application_order(self.floor, self._moves(placed)) is not None
+
+    def _moves(self, placed: dict[int, int]) -> list[tuple[HeldBooking, tuple[str, ...]]]:
+        found = []
+        for i, mask in placed.items():
+            if i == self.n:
+                continue
+            tables = tuple(t for t in self.floor.order if self.floor.bit[t] & mask)
+            found.append((self.bookings[i], tables))
+        return found
+
+    def _outcome(
+        self, candidate: Candidate, placed: dict[int, int], *, proven: bool
+    ) -> ExactOutcome:
+        ordered = application_order(self.floor, self._moves(placed))
+        assert ordered is not None
+        moves = tuple(Move(b.booking_id, b.tables, new) for b, new in ordered)
+        return ExactOutcome(candidate, moves, self.steps, exhausted=False, fewest=proven)

@@ -1,0 +1,341 @@
+"""Properties of exact re-packing on small random floors, checked against a brute
+force over every re-assignment: it never double-books (applying the moves one
+at a time, as the database does), never moves a booking that has started,
+starts within the freeze window or was placed by hand, respects zone wishes,
+and uses exactly the fewest moves (or finds none exactly when none exists)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from itertools import product
+
+from engine_floors import at, booking, floor, held, table
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from test_engine_properties import reference_valid_plans
+
+from seatflow.domain.planning import (
+    Allocation,
+    BookingRequest,
+    EngineConfig,
+    Mobility,
+    Move,
+    RestaurantSnapshot,
+    Table,
+)
+from seatflow.engine import search
+
+SETTINGS = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FREEZE = 60
+# steps only: a busy machine must not turn an exact answer into a fallback
+EXACT = EngineConfig(repack_time_budget_ms=None)
+
+
+@st.composite
+def crowded(draw: st.DrawFn) -> tuple[RestaurantSnapshot, BookingRequest, EngineConfig, datetime]:
+    n = draw(st.integers(4, 7))
+    tables = [
+        Table(
+            f"T{i}",
+            draw(st.integers(1, 6)),
+            draw(st.sampled_from(["main", "main", "patio"])),
+            mobility=draw(st.sampled_from([Mobility.MOVABLE, Mobility.MOVABLE, Mobility.FIXED])),
+        )
+        for i in range(n)
+    ]
+    ids = [t.id for t in tables]
+    pairs = [(a, b) for i, a in enumerate(ids) for b in ids[i + 1 :]]
+    edges = draw(st.lists(st.sampled_from(pairs), max_size=8, unique=True))
+    allocations: list[Allocation] = []
+    for j in range(draw(st.integers(3, 7))):
+        start = draw(st.sampled_from([-60, -30, 0, 15, 30, 60, 90]))
+        minutes = draw(st.sampled_from([60, 90, 120]))
+        chosen = draw(st.lists(st.sampled_from(ids), min_size=1, max_size=2, unique=True))
+        if any(
+            a.table_id in chosen and a.start < at(start + minutes) and at(start) < a.end
+            for a in allocations
+        ):
+            continue  # the database never holds a double-booked table
+        party = draw(st.integers(1, 4))
+        strategy = draw(st.sampled_from([None, None, None, "optimal_fit", "manual"]))
+        wish = draw(st.sampled_from([None, None, "main", "patio"]))
+        allocations += [
+            Allocation(f"b{j}", t, at(start), at(start + minutes), party, at(start), strategy, wish)
+            for t in chosen
+        ]
+    snapshot = RestaurantSnapshot("r", tuple(tables), tuple(edges), tuple(allocations))
+    start = draw(st.sampled_from([0, 15, 30]))
+    request = BookingRequest(
+        "new",
+        draw(st.integers(1, 6)),
+        at(start),
+        at(start + draw(st.sampled_from([60, 90, 120]))),
+        zone_preference=draw(st.sampled_from([None, "main", "patio"])),
+    )
+    config = EngineConfig(
+        max_tables=draw(st.integers(1, 3)),
+        max_overage=draw(st.integers(0, 4)),
+        repack_time_budget_ms=None,
+    )
+    now = at(draw(st.sampled_from([-600, -600, -120, -45, 0])))
+    return snapshot, request, config, now
+
+
+def grouped(snapshot: RestaurantSnapshot) -> dict[str, list[Allocation]]:
+    found: dict[str, list[Allocation]] = {}
+    for a in snapshot.allocations:
+        found.setdefault(a.booking_id, []).append(a)
+    return found
+
+
+def may_move(
+    snapshot: RestaurantSnapshot,
+    allocations: list[Allocation],
+    request: BookingRequest,
+    now: datetime,
+) -> bool:
+    first = allocations[0]
+    zone_of = {t.id: t.zone for t in snapshot.tables}
+    return (
+        len({zone_of[a.table_id] for a in allocations}) == 1  # held across zones: left alone
+        and
+        first.booking_start is not None
+        and first.booking_start > now + timedelta(minutes=FREEZE)
+        and first.assignment_strategy != "manual"
+        and first.start < request.end
+        and request.start < first.end
+    )
+
+
+def zones_allowed(snapshot: RestaurantSnapshot, allocations: list[Allocation]) -> set[str]:
+    zone_of = {t.id: t.zone for t in snapshot.tables}
+    wish = allocations[0].zone_preference
+    if wish is None:
+        return set(zone_of.values())
+    return {zone_of[a.table_id] for a in allocations} | {wish}
+
+
+def seat_request(booking_id: str, allocations: list[Allocation]) -> BookingRequest:
+    first = allocations[0]
+    return BookingRequest(booking_id, first.party_size, first.start, first.end)
+
+
+def apply_one_at_a_time(
+    snapshot: RestaurantSnapshot, moves: tuple[Move, ...]
+) -> list[Allocation]:
+    """Apply moves in order, each checked against everything held at that moment."""
+    current = list(snapshot.allocations)
+    for move in moves:
+        mine = [a for a in current if a.booking_id == move.booking_id]
+        assert tuple(sorted(a.table_id for a in mine)) == move.from_tables
+        others = [a for a in current if a.booking_id != move.booking_id]
+        first = mine[0]
+        for a in others:
+            clash = a.table_id in move.to_tables and a.start < first.end and first.start < a.end
+            assert not clash, f"move {move} lands on {a}"
+        current = others + [
+            Allocation(
+                move.booking_id, t, first.start, first.end, first.party_size,
+                first.booking_start, first.assignment_strategy, first.zone_preference,
+            )
+            for t in move.to_tables
+        ]
+    return current
+
+
+def brute_force_fewest_moves(
+    snapshot: RestaurantSnapshot, request: BookingRequest, config: EngineConfig, now: datetime
+) -> int | None:
+    """The fewest moves over every re-assignment of the movable bookings whose
+    moves apply one at a time; None when no re-assignment seats the request."""
+    held_by = grouped(snapshot)
+    movable = sorted(b for b, allocs in held_by.items() if may_move(snapshot, allocs, request, now))
+    fixed = tuple(a for a in snapshot.allocations if a.booking_id not in movable)
+    base = RestaurantSnapshot("r", snapshot.tables, snapshot.adjacency, fixed)
+    zone_of = {t.id: t.zone for t in snapshot.tables}
+    choices: list[list[tuple[str, ...]]] = []
+    for b in movable:
+        allocs = held_by[b]
+        current = tuple(sorted(a.table_id for a in allocs))
+        allowed = zones_allowed(snapshot, allocs)
+        plans = sorted(
+            p
+            for p in reference_valid_plans(base, seat_request(b, allocs), config)
+            if zone_of[p[0]] in allowed and p != current
+        )
+        choices.append([current, *plans])
+    request_plans = sorted(reference_valid_plans(base, request, config))
+    best: int | None = None
+    for seats in product(*choices):
+        moved = {
+            b: seat
+            for b, seat in zip(movable, seats, strict=True)
+            if seat != tuple(sorted(a.table_id for a in held_by[b]))
+        }
+        if best is not None and len(moved) >= best:
+            continue
+        windows = {b: (held_by[b][0].start, held_by[b][0].end) for b in movable}
+        clash = False
+        for i, a in enumerate(movable):
+            for b2 in movable[i + 1 :]:
+                (s1, e1), (s2, e2) = windows[a], windows[b2]
+                if s1 < e2 and s2 < e1 and set(seats[i]) & set(seats[movable.index(b2)]):
+                    clash = True
+        if clash or not _applies_in_some_order(held_by, moved):
+            continue
+        for plan in request_plans:
+            if not any(
+                set(plan) & set(seat) and held_by[b][0].start < request.end
+                and request.start < held_by[b][0].end
+                for b, seat in zip(movable, seats, strict=True)
+            ):
+                best = len(moved)
+                break
+    return best
+
+
+def _applies_in_some_order(
+    held_by: dict[str, list[Allocation]], moved: dict[str, tuple[str, ...]]
+) -> bool:
+    """Greedy: any move whose new tables nobody still holds then can go next."""
+    where = {b: tuple(a.table_id for a in held_by[b]) for b in moved}
+    left = set(moved)
+    while left:
+        ready = [
+            b for b in sorted(left)
+            if not any(
+                o != b and set(moved[b]) & set(where[o])
+                and held_by[o][0].start < held_by[b][0].end
+                and held_by[b][0].start < held_by[o][0].end
+                for o in moved
+            )
+        ]
+        if not ready:
+            return False
+        where[ready[0]] = moved[ready[0]]
+        left.discard(ready[0])
+    return True
+
+
+@SETTINGS
+@given(crowded())
+def test_exact_repacking_is_valid_applicable_and_uses_the_fewest_moves(case: tuple) -> None:
+    snapshot, request, config, now = case
+    result = search(snapshot, request, config, now=now)
+    free = reference_valid_plans(snapshot, request, config)
+    if free:
+        assert result.moves == () and result.repack == ""
+        return
+    if not any(may_move(snapshot, allocs, request, now) for allocs in grouped(snapshot).values()):
+        assert result.plans == () and result.moves == () and result.repack == ""
+        return
+    assert result.repack == "exact", "small floors never exhaust the exact budget"
+    assert not result.truncated
+    fewest = brute_force_fewest_moves(snapshot, request, config, now)
+    event(f"fewest moves: {fewest}")
+    if fewest is None:
+        assert result.plans == () and result.moves == ()
+        return
+    assert result.plans, f"a re-assignment with {fewest} moves exists"
+    assert len(result.moves) == fewest
+    held_by = grouped(snapshot)
+    zone_of = {t.id: t.zone for t in snapshot.tables}
+    for move in result.moves:
+        allocs = held_by[move.booking_id]
+        assert may_move(snapshot, allocs, request, now), f"{move.booking_id} may not move"
+        assert {zone_of[t] for t in move.to_tables} <= zones_allowed(snapshot, allocs)
+    after = apply_one_at_a_time(snapshot, result.moves)
+    for move in result.moves:
+        allocs = [a for a in after if a.booking_id == move.booking_id]
+        others = tuple(a for a in after if a.booking_id != move.booking_id)
+        rest = RestaurantSnapshot("r", snapshot.tables, snapshot.adjacency, others)
+        assert move.to_tables in reference_valid_plans(
+            rest, seat_request(move.booking_id, allocs), config
+        )
+    final = RestaurantSnapshot("r", snapshot.tables, snapshot.adjacency, tuple(after))
+    assert result.plans[0].tables in reference_valid_plans(final, request, config)
+
+
+def test_a_hand_placed_booking_is_never_moved() -> None:
+    snapshot = floor(
+        table("T6", 6),
+        table("T4", 4),
+        allocations=(
+            Allocation("four", "T6", at(0), at(120), 4, at(0), assignment_strategy="manual"),
+        ),
+    )
+    result = search(snapshot, booking(6), now=at(-600))
+    assert result.plans == () and result.moves == ()
+    assert result.repack == ""  # nothing could move, so nothing was searched
+
+
+def test_a_booking_inside_the_freeze_window_stays_and_one_outside_moves() -> None:
+    snapshot = floor(table("T6", 6), table("T4", 4), allocations=(held("four", "T6", 0, party=4),))
+    frozen = search(snapshot, booking(6), EXACT, now=at(-59))
+    assert frozen.plans == () and frozen.moves == ()
+    wider = search(
+        snapshot, booking(6), replace(EXACT, repack_freeze_minutes=90), now=at(-61)
+    )
+    assert wider.plans == ()
+    moved = search(snapshot, booking(6), EXACT, now=at(-61))
+    assert [(m.booking_id, m.to_tables) for m in moved.moves] == [("four", ("T4",))]
+    assert moved.repack == "exact"
+
+
+def test_a_booking_without_a_zone_wish_moves_to_another_zone_one_with_a_wish_does_not() -> None:
+    def evening(wish: str | None) -> RestaurantSnapshot:
+        return floor(
+            table("M6", 6, "main"),
+            table("P4", 4, "patio"),
+            allocations=(Allocation("four", "M6", at(0), at(120), 4, at(0), None, wish),),
+        )
+
+    anywhere = search(evening(None), booking(6), EXACT, now=at(-600))
+    assert [(m.booking_id, m.to_tables) for m in anywhere.moves] == [("four", ("P4",))]
+    wished = search(evening("main"), booking(6), EXACT, now=at(-600))
+    assert wished.plans == () and wished.repack == "exact"
+
+
+def test_four_moves_in_a_chain_are_found_and_ordered_so_each_applies_on_its_own() -> None:
+    # A 5 needs the 5-top; its 4 fits only on the 4-top, whose 3 fits only on
+    # the 3-top, whose 2 goes to the last free 2-top: three moves, applied last
+    # first. The bounded search of earlier versions stopped at three moves too,
+    # so make it four with one more link.
+    snapshot = floor(
+        table("S6", 6, fixed=True),
+        table("F5", 5, fixed=True),
+        table("F4", 4, fixed=True),
+        table("F3", 3, fixed=True),
+        table("F2", 2, fixed=True),
+        allocations=(
+            held("five", "S6", 0, party=5),
+            held("four", "F5", 0, party=4),
+            held("three", "F4", 0, party=3),
+            held("two", "F3", 0, party=2),
+        ),
+    )
+    result = search(snapshot, booking(6), replace(EXACT, max_overage=1), now=at(-600))
+    assert result.plans[0].tables == ("S6",)
+    assert [(m.booking_id, m.to_tables) for m in result.moves] == [
+        ("two", ("F2",)),
+        ("three", ("F3",)),
+        ("four", ("F4",)),
+        ("five", ("F5",)),
+    ]
+    assert result.repack == "exact" and not result.truncated
+    apply_one_at_a_time(snapshot, result.moves)
+
+
+def test_when_the_exact_budget_runs_out_the_bounded_search_answers_and_says_so() -> None:
+    snapshot = floor(table("T6", 6), table("T4", 4), allocations=(held("four", "T6", 0, party=4),))
+    result = search(snapshot, booking(6), EngineConfig(max_exact_steps=0), now=at(-600))
+    assert result.repack == "bounded" and result.truncated
+    assert [(m.booking_id, m.to_tables) for m in result.moves] == [("four", ("T4",))]
+
+
+def test_when_the_time_budget_runs_out_the_bounded_search_answers_and_says_so() -> None:
+    snapshot = floor(table("T6", 6), table("T4", 4), allocations=(held("four", "T6", 0, party=4),))
+    result = search(snapshot, booking(6), EngineConfig(repack_time_budget_ms=0), now=at(-600))
+    assert result.repack == "bounded" and result.truncated
+    assert [(m.booking_id, m.to_tables) for m in result.moves] == [("four", ("T4",))]
