@@ -12,6 +12,7 @@ import sys
 import typer
 
 from seatflow.cli import bookings, db, dev, restaurants, review
+from seatflow.cli.availability import availability_command
 from seatflow.cli.flags import flags_command
 from seatflow.cli.loadtest import loadtest_command
 from seatflow.cli.report import report_command
@@ -38,6 +39,7 @@ app.command("flags")(flags_command)
 app.command("report")(report_command)
 app.command("loadtest")(loadtest_command)
 app.command("intake")(intake_command)
+app.command("availability")(availability_command)
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ async def load_policy(conn: AsyncConnection, restaurant_id: str) -> RestaurantPo
     row = (
         await conn.execute(
             text(
-                "SELECT id, name, timezone, buffer_minutes, total_capacity "
+                "SELECT id, name, timezone, buffer_minutes, total_capacity, slot_minutes "
                 "FROM restaurants WHERE id = :id"
             ),
             {"id": restaurant_id},
@@ -58,6 +58,7 @@ async def load_policy(conn: AsyncConnection, restaurant_id: str) -> RestaurantPo
         buffer_minutes=row.buffer_minutes,
         total_capacity=row.total_capacity,
         services=periods,
+        slot_minutes=row.slot_minutes,
     )
 
 
