@@ -42,13 +42,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from seatflow.availability import (  # noqa: E402
+from seatflow.availability import (
     candidate_starts,
     check_availability,
     day_window,
     evaluate,
 )
-from seatflow.domain.planning import (  # noqa: E402
+from seatflow.domain.planning import (
     Allocation,
     BookingRequest,
     EngineConfig,
@@ -57,14 +57,14 @@ from seatflow.domain.planning import (  # noqa: E402
     Table,
     TableStatus,
 )
-from seatflow.domain.restaurant import (  # noqa: E402
+from seatflow.domain.restaurant import (
     RestaurantPolicy,
     ServicePeriod,
     TurnBand,
     booking_window,
 )
-from seatflow.engine import search  # noqa: E402
-from seatflow.floorplan import FloorPlan, load_floorplan  # noqa: E402
+from seatflow.engine import search
+from seatflow.floorplan import FloorPlan, load_floorplan
 
 FLOOR_FILE = ROOT / "examples" / "floorplans" / "harbour-kitchen.json"
 TARGET_ALLOCATIONS = 100
