@@ -269,13 +269,16 @@ async def check_start(
     limit: int = 3,
 ) -> tuple[Slot, list[datetime]]:
     """Whether `start` has a valid plan now, and (when it has not) the `limit`
-    nearest available start times of the same local day."""
+    nearest available start times of the same local day. Raises InvalidBooking
+    (unknown restaurant, bad party, in the past, outside service) first."""
     async with engine.connect() as conn:
         policy = await load_policy(conn, restaurant_id)
     if policy is None:
         raise InvalidBooking("unknown_restaurant", f"unknown restaurant {restaurant_id!r}")
     if start.tzinfo is None:
         start = start.replace(tzinfo=policy.tz)
+    # A booking that can never be seated as asked is invalid, not "unavailable".
+    booking_window(policy, party_size, start, now=now or datetime.now(UTC))
     found = await check_availability(
         engine, restaurant_id, party_size, day=start.astimezone(policy.tz).date(),
         config=config, now=now, also=start,

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
         default=None, gt=0, alias="SEATFLOW_MANUAL_REVIEW_TIMEOUT_SECONDS"
     )
     legacy_delays_seconds: str = Field(default="5,15,45", alias="SEATFLOW_LEGACY_DELAYS_SECONDS")
+    # The HTTP API: bearer tokens as JSON (parsed by seatflow.api.auth, which
+    # never echoes a token in an error) and the address `seatflow api` binds.
+    api_tokens: str = Field(default="", alias="SEATFLOW_API_TOKENS", repr=False)
+    api_address: str = Field(default="127.0.0.1:8000", alias="SEATFLOW_API_ADDRESS")
 
     @field_validator("legacy_delays_seconds")
     @classmethod

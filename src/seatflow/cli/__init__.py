@@ -11,6 +11,7 @@ import sys
 
 import typer
 
+from seatflow.api.server import api_command
 from seatflow.cli import bookings, db, dev, restaurants, review
 from seatflow.cli.availability import availability_command
 from seatflow.cli.flags import flags_command
@@ -40,6 +41,7 @@ app.command("report")(report_command)
 app.command("loadtest")(loadtest_command)
 app.command("intake")(intake_command)
 app.command("availability")(availability_command)
+app.command("api")(api_command)
 
 
 def main() -> None:
