@@ -48,6 +48,7 @@ from seatflow.logging import get_logger
 log = get_logger("seatflow.api")
 
 CANCEL_WAIT_SECONDS = 10.0
+UPDATE_TIMEOUT_SECONDS = 20.0
 HEALTH_TIMEOUT_SECONDS = 3.0
 IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,255}$"
 SETTLED_FINAL = ("cancelled", "failed")
@@ -143,6 +144,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # a body that cannot be decoded: like malformed JSON
+            return JSONResponse(_body("validation_error", f"body: {exc.detail}"),
+                                status_code=422)
         codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized",
                  403: "forbidden"}
         return JSONResponse(_body(codes.get(exc.status_code, "http_error"), str(exc.detail)),
@@ -432,9 +436,23 @@ async def _decide(d: Deps, booking_id: str, body: DecisionBody) -> dict[str, Any
         parse_decision(payload)  # the same check as the workflow's validator, first
     except InvalidDecision as exc:
         raise ApiError(422, "invalid_decision", str(exc)) from None
+    view = await _booking(d, booking_id)
+    state = view["assignment_state"]
+    if state != "manual_review":  # the validator would refuse it too; answer without waiting
+        if state in SETTLED_FINAL or state == "confirmed":
+            raise ApiError(409, "already_resolved", f"already resolved: {state} "
+                           f"({view['last_reason'] or 'no reason recorded'})")
+        raise ApiError(409, "not_in_manual_review",
+                       f"booking {booking_id} is {state}, not in manual_review")
     handle = d.client.get_workflow_handle(workflow_id_for(booking_id))
     try:
-        result = await handle.execute_update("resolve_manual_review_update", payload)
+        result = await asyncio.wait_for(
+            handle.execute_update("resolve_manual_review_update", payload),
+            UPDATE_TIMEOUT_SECONDS,
+        )
+    except TimeoutError:
+        raise ApiError(503, "timeout", f"no worker answered within {UPDATE_TIMEOUT_SECONDS:g} s; "
+                       "nothing was decided, retry later") from None
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         message = getattr(cause, "message", None) or str(cause or exc)
