@@ -36,8 +36,10 @@ import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -107,7 +109,8 @@ def fill_evening(
     """Seat seeded dinner requests until the floor holds TARGET_ALLOCATIONS."""
     rng = random.Random(seed)
     lo, hi = day_window(policy, day)
-    dinner = [s for s in candidate_starts(policy, lo, hi) if s.hour >= 17 and s.hour < 22]
+    dinner = [s for s in candidate_starts(policy, lo, hi)
+              if 17 <= s.astimezone(policy.tz).hour < 22]
     now = lo - timedelta(days=1)
     seated: list[dict[str, Any]] = []
     allocations: list[Allocation] = []
@@ -146,18 +149,21 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 def bench_engine(snapshot: RestaurantSnapshot, policy: RestaurantPolicy, day: date,
                  config: EngineConfig, repeats: int) -> dict[str, Any]:
     lo, hi = day_window(policy, day)
-    starts = [s for s in candidate_starts(policy, lo, hi) if s.hour >= 17]
+    starts = [s for s in candidate_starts(policy, lo, hi) if s.astimezone(policy.tz).hour >= 17]
     now = lo - timedelta(days=1)
     out: dict[str, Any] = {"start_times": len(starts)}
     for party in PARTIES:
         samples = []
+        cpu = []
         available = 0
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             slots = evaluate(snapshot, policy, party, starts, config, now=now)
             samples.append((time.perf_counter() - t0) * 1000)
+            cpu.append((time.process_time() - c0) * 1000)
             available = sum(s.available for s in slots)
-        out[f"party_{party}"] = {**percentiles(samples), "available_start_times": available}
+        out[f"party_{party}"] = {**percentiles(samples), "available_start_times": available,
+                                 "cpu_p95_ms": percentiles(cpu)["p95_ms"]}
     return out
 
 
@@ -191,19 +197,26 @@ async def bench_end_to_end(plan: FloorPlan, seated: list[dict[str, Any]], day: d
                 "SELECT count(*) FROM allocations WHERE restaurant_id = :r"), {"r": rid}
             )).scalar_one()
         now = datetime.combine(day, datetime.min.time(), tzinfo=UTC) - timedelta(days=1)
+        tz = ZoneInfo(plan.restaurant.timezone)
+        dinner = (datetime.combine(day, dt_time(17), tzinfo=tz),
+                  datetime.combine(day, dt_time(23), tzinfo=tz))
         out: dict[str, Any] = {"allocations_in_database": int(held)}
         for party in PARTIES:
-            await check_availability(engine, rid, party, day=day, config=config, now=now)  # warm
+            await check_availability(engine, rid, party, window=dinner, config=config,
+                                     now=now)  # warm the pool
             samples = []
+            cpu = []
             available = 0
             for _ in range(repeats):
-                t0 = time.perf_counter()
-                found = await check_availability(engine, rid, party, day=day, config=config,
-                                                 now=now)
+                t0, c0 = time.perf_counter(), time.process_time()
+                found = await check_availability(engine, rid, party, window=dinner,
+                                                 config=config, now=now)
                 samples.append((time.perf_counter() - t0) * 1000)
+                cpu.append((time.process_time() - c0) * 1000)
                 available = len(found.available_starts)
             out[f"party_{party}"] = {**percentiles(samples), "available_start_times": available,
-                                     "start_times": len(found.slots)}
+                                     "start_times": len(found.slots),
+                                     "client_cpu_p95_ms": percentiles(cpu)["p95_ms"]}
         return out
     finally:
         async with engine.begin() as conn:
@@ -240,7 +253,8 @@ def main() -> None:
     snapshot, seated = fill_evening(snapshot_of(plan), policy, day, config, args.seed)
     report: dict[str, Any] = {
         "benchmark": "availability",
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                    "load_average_1m": round(os.getloadavg()[0], 2)},
         "floor": {"file": str(FLOOR_FILE.relative_to(ROOT)), "tables": len(snapshot.tables),
                   "allocations": len(snapshot.allocations), "bookings": len(seated),
                   "day": day.isoformat(), "service": "dinner 17:00-23:00",
