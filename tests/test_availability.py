@@ -330,3 +330,40 @@ def test_cli_availability(pg_url: str, restaurant: str) -> None:
     unknown = seatflow(pg_url, "availability", "--restaurant", "nowhere", "--party", "4",
                        "--date", day)
     assert unknown.returncode == 1 and "unknown restaurant" in unknown.stderr
+
+
+def test_evaluate_agrees_with_search_on_random_evenings() -> None:
+    """The shortcut for start times with a free plan gives the search's answer,
+    re-packing of not-yet-started bookings included."""
+    import random
+
+    p = policy()
+    day = date(2030, 3, 5)
+    now = datetime(2030, 3, 5, 17, 30, tzinfo=UTC)  # bookings before 17:30 have started
+    lo, hi = day_window(p, day)
+    starts = [s for s in candidate_starts(p, lo, hi) if s.hour >= 17]
+    tables = tuple(Table(f"T{i}", cap, "main" if i < 5 else "patio")
+                   for i, cap in enumerate([2, 2, 4, 4, 6, 2, 4, 4], start=1))
+    edges = (("T1", "T2"), ("T2", "T3"), ("T3", "T4"), ("T6", "T7"), ("T7", "T8"))
+    checked = repacked = 0
+    for seed in range(40):
+        rng = random.Random(seed)
+        allocations: list[Allocation] = []
+        for n in range(rng.randint(4, 14)):
+            at = rng.choice(starts)
+            table = rng.choice(tables)
+            allocations.append(Allocation(f"b{n}", table.id, at, at + timedelta(minutes=110),
+                                          rng.randint(1, table.capacity), booking_start=at))
+        snap = RestaurantSnapshot("av", tables, edges, allocations=tuple(allocations))
+        party = rng.choice([2, 4, 6, 8])
+        config = EngineConfig(max_tables=rng.choice([1, 2, 3]))
+        for s in evaluate(snap, p, party, starts, config, now=now):
+            if not s.service:  # in the past: refused by the intake rules, not the search
+                continue
+            req = BookingRequest("probe", party, s.start, s.end + timedelta(minutes=5))
+            found = search(snap, req, config, now=now)
+            assert s.available == found.found, (seed, s)
+            assert s.repack == (found.found and bool(found.moves))
+            checked += 1
+            repacked += s.repack
+    assert checked == 40 * 22 and repacked > 0

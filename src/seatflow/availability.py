@@ -36,6 +36,8 @@ from seatflow.domain.restaurant import (
     booking_window,
 )
 from seatflow.engine import search
+from seatflow.engine.combinations import enumerate_candidates
+from seatflow.engine.floor import Floor
 from seatflow.storage.restaurants import load_policy, load_snapshot
 
 # The id the engine sees for the booking being asked about (it holds nothing).
@@ -173,7 +175,12 @@ def evaluate(
     now: datetime,
 ) -> list[Slot]:
     """Pure: whether each start time has a valid plan in `snapshot`, by the
-    intake rules and the pipeline's search."""
+    intake rules and the pipeline's search.
+
+    A start time whose window has a valid plan among the free tables is
+    available without ranking the plans (the search would return them all); only
+    the others go through the full `search`, which also tries re-packing."""
+    floor = Floor(snapshot)
     slots: list[Slot] = []
     for start in starts:
         try:
@@ -186,6 +193,14 @@ def evaluate(
             booking_id=PROBE_BOOKING_ID, party_size=party_size,
             start=window.start, end=window.occupied_until,
         )
+        free = floor.free_tables(request.start, request.end)
+        if enumerate_candidates(
+            floor, party_size, free, max_tables=config.max_tables,
+            max_overage=config.max_overage, mode=config.adjacency_mode,
+        ).candidates:
+            slots.append(Slot(start=local, end=window.end.astimezone(policy.tz),
+                              service=window.service, available=True))
+            continue
         result = search(snapshot, request, config, now=now)
         slots.append(Slot(
             start=local, end=window.end.astimezone(policy.tz), service=window.service,
