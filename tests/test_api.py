@@ -395,3 +395,48 @@ async def test_healthz(http: httpx.AsyncClient, pg_url: str, queue: str, tokens:
     assert r.status_code == 503
     assert r.json()["status"] == "degraded" and r.json()["database"] == "ok"
     assert r.json()["temporal"].startswith("unreachable")
+
+
+# ------------------------------------------------------------------- CLI
+
+
+async def test_cli_create_requires_availability_and_is_idempotent(
+    pg_url: str, dev_env: Any, db_engine: AsyncEngine, unique_id: str, queue: str,
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    rid = f"api-cli-{unique_id}"
+    held = future(days=8, hour=19)
+    await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 4},
+                                                 {"id": "T2", "capacity": 2}]))
+    await hold_all_tables(db_engine, rid, held)
+    env = dict(os.environ, DATABASE_URL=pg_url, TEMPORAL_ADDRESS=temporal_address(dev_env),
+               SEATFLOW_TASK_QUEUE=queue)
+    cli = [str(Path(sys.executable).parent / "seatflow"), "bookings", "create",
+           "--restaurant", rid, "--party", "2"]
+
+    async def seatflow(*args: str) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(
+            subprocess.run, [*cli, *args], check=False, env=env, capture_output=True,
+            text=True, timeout=120,
+        )
+
+    refused = await seatflow("--start", held.isoformat(), "--require-availability")
+    assert refused.returncode == 1, refused.stderr
+    assert "nearest available: 17:00, 17:15, 21:00" in refused.stderr
+    count = "SELECT count(*) FROM bookings WHERE restaurant_id = :r"
+    assert await scalar(db_engine, count, r=rid) == 2  # the two holders only
+    later = (held + timedelta(hours=3)).isoformat()
+    first = await seatflow("--start", later, "--require-availability",
+                           "--idempotency-key", "k1", "--json")
+    again = await seatflow("--start", later, "--require-availability",
+                           "--idempotency-key", "k1", "--json")
+    assert first.returncode == 0 and again.returncode == 0, again.stderr
+    one, two = json.loads(first.stdout), json.loads(again.stdout)
+    assert one["booking_id"] == two["booking_id"]
+    assert (one["created"], two["created"]) == (True, False)
+    other = await seatflow("--start", held.isoformat(), "--idempotency-key", "k1")
+    assert other.returncode == 1 and "already used for a different booking" in other.stderr
+    assert await scalar(db_engine, count, r=rid) == 3
