@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatflow.config import Settings
@@ -38,7 +37,7 @@ from seatflow.domain.restaurant import (
 from seatflow.engine import search
 from seatflow.engine.combinations import enumerate_candidates
 from seatflow.engine.floor import Floor
-from seatflow.storage.restaurants import load_policy, load_snapshot
+from seatflow.storage.restaurants import load_policy, load_snapshot, snapshot_time
 
 # The id the engine sees for the booking being asked about (it holds nothing).
 PROBE_BOOKING_ID = "availability-probe"
@@ -263,7 +262,7 @@ async def check_availability(
                 snapshot = await load_snapshot(conn, restaurant_id, starts[0], span_end)
             else:
                 snapshot = RestaurantSnapshot(restaurant_id=restaurant_id, tables=(), adjacency=())
-            as_of = (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()
+            as_of = await snapshot_time(conn)
     slots = evaluate(snapshot, policy, party_size, starts, config, now=now)
     return Availability(
         restaurant_id=restaurant_id, timezone=policy.timezone, party_size=party_size,

@@ -22,7 +22,6 @@ from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.client import Client
@@ -44,6 +43,7 @@ from seatflow.api.models import (
 from seatflow.config import Settings
 from seatflow.domain.planning import EngineConfig
 from seatflow.logging import get_logger
+from seatflow.storage.db import ping
 
 log = get_logger("seatflow.api")
 
@@ -402,16 +402,11 @@ def _routes(app: FastAPI) -> None:
     @app.get("/healthz", response_model=Health, responses={503: {"model": Health}},
              summary="Database and Temporal reachable")
     async def healthz(d: Dep) -> JSONResponse:
-        database = await _probe(lambda: _db_ping(d.engine))
+        database = await _probe(lambda: ping(d.engine))
         temporal = await _probe(lambda: d.client.service_client.check_health())
         ok = database == "ok" and temporal == "ok"
         body = Health(status="ok" if ok else "degraded", database=database, temporal=temporal)
         return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
-
-
-async def _db_ping(engine: AsyncEngine) -> None:
-    async with engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))
 
 
 async def _probe(check: Callable[[], Awaitable[Any]]) -> str:

@@ -171,3 +171,9 @@ def known_booking_from_row(r: Any) -> KnownBooking:
         booking_id=r.id, party_size=r.party_size, start=r.start_at,
         end=r.occupied_until, zone_preference=r.zone_preference,
     )
+
+
+async def snapshot_time(conn: AsyncConnection) -> datetime:
+    """The database clock: when a snapshot read on `conn` was taken."""
+    value: datetime = (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()
+    return value
