@@ -258,7 +258,7 @@ async def test_idempotent_retries_make_one_booking_one_workflow_one_email(
 
 
 async def wait_for_email(db_engine: AsyncEngine, booking_id: str) -> None:
-    for _ in range(300):
+    for _ in range(1200):  # the send runs after the confirm, as a regular activity
         status = await scalar(db_engine, "SELECT status FROM email_outbox WHERE booking_id = "
                               "CAST(:id AS uuid)", id=booking_id)
         if status == "sent":

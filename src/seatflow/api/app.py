@@ -296,8 +296,6 @@ def _routes(app: FastAPI) -> None:
         booking_id: BookingPath, token: Caller, d: Dep,
         body: Annotated[CancelBody | None, Body()] = None,
     ) -> JSONResponse:
-        from temporalio.client import WorkflowExecutionStatus
-
         from seatflow.storage.bookings import cancel_booking, workflow_id_for
 
         require(token, ("host",), None)
@@ -311,19 +309,22 @@ def _routes(app: FastAPI) -> None:
         actor = f"api:{token.name}"
         reason = body.reason if body is not None else None
         handle = d.client.get_workflow_handle(workflow_id_for(bid))
-        try:
-            running = (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
-        except Exception:  # noqa: BLE001 - no workflow (or Temporal down): cancel in the database
-            running = False
+        running = await _running(handle)
         if running:
             await handle.signal("cancel_booking", {"actor": actor, "reason": reason})
             deadline = time.monotonic() + CANCEL_WAIT_SECONDS
             while time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
                 view = await _booking(d, bid)
                 if view["assignment_state"] == "cancelled":
                     return JSONResponse(view)
-                await asyncio.sleep(0.1)
-            return JSONResponse(view, status_code=202)
+                if not await _running(handle):
+                    # The workflow finished (say, right after its confirmation) without
+                    # taking the signal: nothing else will move the booking, cancel it here.
+                    running = False
+                    break
+            if running:
+                return JSONResponse(view, status_code=202)
         await cancel_booking(d.engine, bid, actor=actor, reason=reason)
         return JSONResponse(await _booking(d, bid))
 
@@ -407,6 +408,15 @@ def _routes(app: FastAPI) -> None:
         ok = database == "ok" and temporal == "ok"
         body = Health(status="ok" if ok else "degraded", database=database, temporal=temporal)
         return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+
+async def _running(handle: Any) -> bool:
+    from temporalio.client import WorkflowExecutionStatus
+
+    try:
+        return bool((await handle.describe()).status == WorkflowExecutionStatus.RUNNING)
+    except Exception:  # noqa: BLE001 - no workflow (or Temporal down): cancel in the database
+        return False
 
 
 async def _probe(check: Callable[[], Awaitable[Any]]) -> str:
