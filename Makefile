@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test install bench-engine bench-pipeline dev-up dev-down lint clean
+.PHONY: demo test install bench-engine bench-pipeline bench-availability dev-up dev-down lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench-engine: $(STAMP)
 
 bench-pipeline: $(STAMP)
 	$(BIN)/python bench/pipeline.py
+
+bench-availability: $(STAMP)
+	$(BIN)/python bench/availability.py
 
 dev-up: $(STAMP)
 	$(BIN)/seatflow dev up

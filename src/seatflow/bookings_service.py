@@ -24,11 +24,14 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from seatflow.domain import search_attributes as sa
 from seatflow.domain.messages import BookingOutcome, BookingWorkflowInput
+from seatflow.domain.planning import EngineConfig
+from seatflow.domain.restaurant import InvalidBooking
 from seatflow.domain.states import AssignmentState
 from seatflow.domain.workflow_ids import booking_workflow_id
 from seatflow.storage.bookings import (
     NewBooking,
-    insert_booking,
+    find_existing_booking,
+    insert_booking_once,
     mark_intake_started,
 )
 from seatflow.storage.transitions import BookingNotFound
@@ -41,6 +44,18 @@ class CreatedBooking:
     booking_id: str
     workflow_id: str
     workflow_started: bool = True
+    # False when a retry with the same idempotency key (or booking id) got the
+    # booking an earlier call created: no second booking, workflow or email.
+    created: bool = True
+
+
+class NotAvailable(InvalidBooking):
+    """Availability was required and the asked time has no valid plan now."""
+
+    def __init__(self, message: str, *, start: datetime, nearest: list[datetime]):
+        super().__init__("not_available", message)
+        self.start = start
+        self.nearest = nearest
 
 
 def static_details(booking_id: str, restaurant_id: str, party_size: int, start: datetime) -> str:
@@ -96,28 +111,58 @@ async def create_booking(
     *,
     task_queue: str,
     now: datetime | None = None,
+    require_availability: bool = False,
+    engine_config: EngineConfig | None = None,
 ) -> CreatedBooking:
     """Insert a booking and start its workflow. Raises InvalidBooking when it
-    can never be seated as asked (nothing is written then)."""
-    booking_id = await insert_booking(engine, new, now=now or datetime.now(UTC))
+    can never be seated as asked (nothing is written then).
+
+    Idempotent on `new.idempotency_key` (or `new.booking_id`): a retry of the
+    same request returns the booking the first call created (`created` False)
+    and starts nothing new; the same key with a different request raises
+    IdempotencyConflict. With `require_availability`, a time that has no valid
+    plan right now raises NotAvailable with the nearest available start times,
+    and nothing is written (accept-then-review stays the default).
+    """
+    now = now or datetime.now(UTC)
+    existing = await find_existing_booking(engine, new)
+    if existing is None and require_availability:
+        from seatflow.availability import check_start
+
+        slot, nearest = await check_start(
+            engine, new.restaurant_id, new.party_size, new.start,
+            config=engine_config or EngineConfig(), now=now,
+        )
+        if not slot.available:
+            offered = ", ".join(t.strftime("%H:%M") for t in nearest) or "none that day"
+            raise NotAvailable(
+                f"no table for a party of {new.party_size} at {slot.start:%Y-%m-%d %H:%M}"
+                f" ({slot.reason}); nearest available: {offered}",
+                start=slot.start, nearest=nearest,
+            )
+    booking_id, created = await insert_booking_once(engine, new, now=now)
     workflow_id = booking_workflow_id(booking_id)
     if client is None:
-        return CreatedBooking(booking_id, workflow_id, workflow_started=False)
-    start = new.start
-    if start.tzinfo is None:  # stored in the restaurant's local time: read it back
-        row = (await _fetch(engine, "SELECT start_at FROM bookings WHERE id = CAST(:id AS uuid)",
-                            id=booking_id))[0]
-        start = row.start_at
+        return CreatedBooking(booking_id, workflow_id, workflow_started=False, created=created)
+    restaurant_id, party_size, start = new.restaurant_id, new.party_size, new.start
+    if not created or start.tzinfo is None:  # read back what was stored
+        row = (await _fetch(
+            engine, "SELECT restaurant_id, party_size, start_at FROM bookings "
+            "WHERE id = CAST(:id AS uuid)", id=booking_id,
+        ))[0]
+        restaurant_id, party_size, start = row.restaurant_id, row.party_size, row.start_at
     try:
+        # Idempotent: a retry joins the workflow the first call started (or
+        # starts it, when the first call stopped between commit and start).
         await start_booking_workflow(
-            client, booking_id=booking_id, restaurant_id=new.restaurant_id,
-            party_size=new.party_size, start=start, task_queue=task_queue,
+            client, booking_id=booking_id, restaurant_id=restaurant_id,
+            party_size=party_size, start=start, task_queue=task_queue,
         )
     except Exception as exc:  # noqa: BLE001 - kept for the intake relay, reported to the caller
         await mark_intake_started(engine, booking_id, error=f"{type(exc).__name__}: {exc}")
-        return CreatedBooking(booking_id, workflow_id, workflow_started=False)
+        return CreatedBooking(booking_id, workflow_id, workflow_started=False, created=created)
     await mark_intake_started(engine, booking_id)
-    return CreatedBooking(booking_id, workflow_id)
+    return CreatedBooking(booking_id, workflow_id, created=created)
 
 
 async def _fetch(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:

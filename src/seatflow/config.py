@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     repack_freeze_minutes: int = Field(
         default=60, ge=0, le=24 * 60, alias="SEATFLOW_REPACK_FREEZE_MINUTES"
     )
+    # The HTTP API: bearer tokens as JSON (parsed by seatflow.api.auth, which
+    # never echoes a token in an error) and the address `seatflow api` binds.
+    api_tokens: str = Field(default="", alias="SEATFLOW_API_TOKENS", repr=False)
+    api_address: str = Field(default="127.0.0.1:8000", alias="SEATFLOW_API_ADDRESS")
 
     @field_validator("legacy_delays_seconds")
     @classmethod

@@ -28,7 +28,7 @@ import threading
 import time
 import warnings
 from collections.abc import Coroutine, Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,6 +47,11 @@ DEFAULT_TEMPORAL_PORT = 7233
 WORKER_MODULE = "worker"
 INTAKE_RELAY_MODULE = "seatflow.intake_relay"
 INTAKE_RELAY = "intake-relay"
+API = "api"
+API_MODULE = "seatflow.api.server"
+# Default API port: 8000 next to Temporal's default 7233 (a stack on another
+# Temporal port gets its own API port).
+API_PORT_OFFSET = 767
 STOP_TIMEOUT_SECONDS = 10.0
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
@@ -77,6 +82,7 @@ class StackStatus:
     task_queue: str
     ui_url: str | None
     components: list[Component] = field(default_factory=list)
+    api_url: str | None = None
 
     def component(self, name: str) -> Component | None:
         return next((c for c in self.components if c.name == name), None)
@@ -102,6 +108,7 @@ class StackStatus:
             "namespace": self.namespace,
             "task_queue": self.task_queue,
             "ui_url": self.ui_url,
+            "api_url": self.api_url,
             "components": [asdict(c) for c in self.components],
         }
 
@@ -142,6 +149,10 @@ class Paths:
     @property
     def stack_file(self) -> Path:
         return self.run_dir / "stack.json"
+
+    @property
+    def api_tokens(self) -> Path:
+        return self.var / "api-tokens.json"
 
 
 def _paths() -> Paths:
@@ -469,7 +480,8 @@ def default_workers() -> int:
 
 def up(workers: int | None = None, *, temporal_port: int | None = None, ui_port: int | None = None,
        metrics_port: int | None = None, worker_env: Mapping[str, str] | None = None,
-       timeout: float = 60.0, worker_ready_timeout: float = 20.0) -> StackStatus:
+       timeout: float = 60.0, worker_ready_timeout: float = 20.0,
+       api_port: int | None = None) -> StackStatus:
     """Start whatever of the stack is not running yet; returns its status.
 
     Idempotent: running pieces are detected and kept. `workers=None` starts
@@ -509,6 +521,7 @@ def up(workers: int | None = None, *, temporal_port: int | None = None, ui_port:
         env = _child_env(paths, plan, database_url)
         started = _up_workers(paths, plan, env, workers, metrics_port, worker_env or {})
         _up_intake_relay(paths, env, worker_env or {})
+        _up_api(paths, plan, env, api_port)
         _wait_for_workers(paths, plan.temporal_address, plan.settings.temporal_namespace,
                           plan.settings.task_queue, started, worker_ready_timeout)
     return status()
@@ -694,6 +707,42 @@ def _up_intake_relay(paths: Paths, env: Mapping[str, str], overrides: Mapping[st
            {**env, **overrides}, env_overrides=dict(overrides), extra={})
 
 
+def _dev_api_tokens(paths: Paths) -> str:
+    """SEATFLOW_API_TOKENS when set; otherwise a host and an operator token for
+    every restaurant, made once and kept in var/api-tokens.json (mode 0600)."""
+    configured = os.environ.get("SEATFLOW_API_TOKENS") or _settings(paths).api_tokens
+    if configured:
+        return configured
+    if not paths.api_tokens.exists():
+        import secrets
+
+        tokens = [
+            {"name": "dev-host", "token": secrets.token_urlsafe(24), "role": "host",
+             "restaurants": ["*"]},
+            {"name": "dev-operator", "token": secrets.token_urlsafe(24), "role": "operator",
+             "restaurants": ["*"]},
+        ]
+        fd = os.open(paths.api_tokens, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(tokens, out, indent=2)
+    return paths.api_tokens.read_text()
+
+
+def _up_api(paths: Paths, plan: _Plan, env: Mapping[str, str], api_port: int | None) -> None:
+    """The HTTP API (`python -m seatflow.api.server`) on 127.0.0.1."""
+    if _live_process(_read_json(paths.record(API))) is not None:
+        return
+    port = api_port or _env_int("SEATFLOW_DEV_API_PORT") or plan.temporal_port + API_PORT_OFFSET
+    if _port_open("127.0.0.1", port):
+        raise DevStackError(f"the API port {port} is in use; choose another with --api-port "
+                            "or SEATFLOW_DEV_API_PORT")
+    own = {"SEATFLOW_API_ADDRESS": f"127.0.0.1:{port}"}
+    # The tokens reach the process through its environment only: never the record.
+    child_env = {**env, **own, "SEATFLOW_API_TOKENS": _dev_api_tokens(paths)}
+    _spawn(API, [sys.executable, "-m", API_MODULE], paths, child_env, env_overrides=own,
+           extra={"url": f"http://127.0.0.1:{port}"})
+
+
 def _wait_for_workers(paths: Paths, address: str, namespace: str, task_queue: str,
                       started: list[dict[str, Any]], timeout: float) -> None:
     """Wait until each new worker polls the task queue, or exits, or `timeout` passes."""
@@ -730,6 +779,16 @@ def status() -> StackStatus:
     relay = _read_json(paths.record(INTAKE_RELAY))
     if relay:
         components.append(_process_component(paths, relay))
+    api = _read_json(paths.record(API))
+    api_url = None
+    if api:
+        found = _process_component(paths, api)
+        if found.state == "running":
+            api_url = str(api.get("url"))
+            tokens = ("tokens from SEATFLOW_API_TOKENS" if not paths.api_tokens.exists()
+                      else f"tokens in {_relative(paths.api_tokens, paths)}")
+            found = replace(found, address=api_url, detail=f"{api_url}, {tokens}")
+        components.append(found)
     pg = _read_json(paths.record("postgres"))
     database_url = settings.database_url or (pg or {}).get("url") or stack.get("database_url")
     temporal = _read_json(paths.record("temporal"))
@@ -741,6 +800,7 @@ def status() -> StackStatus:
         task_queue=stack.get("task_queue", settings.task_queue),
         ui_url=(temporal or {}).get("ui_url") if _live_process(temporal) else None,
         components=components,
+        api_url=api_url,
     )
 
 
@@ -808,7 +868,8 @@ def down(timeout: float = STOP_TIMEOUT_SECONDS) -> list[str]:
     with _stack_lock(paths):
         procs = _worker_records(paths)
         relay = _read_json(paths.record(INTAKE_RELAY))
-        for rec in [*([relay] if relay else []), *procs]:
+        api = _read_json(paths.record(API))
+        for rec in [*([api] if api else []), *([relay] if relay else []), *procs]:
             if _stop_process(rec, timeout):
                 stopped.append(str(rec["name"]))
             paths.record(str(rec["name"])).unlink(missing_ok=True)

@@ -173,6 +173,8 @@ class RestaurantSpec(_Strict):
     name: Name
     timezone: str
     buffer_minutes: Annotated[int, Field(ge=0, le=240)] = 5
+    # The step between start times that availability offers.
+    slot_minutes: Annotated[int, Field(ge=5, le=240)] = 15
     services: Annotated[list[ServiceSpec], Field(min_length=1)]
 
     @field_validator("timezone")
@@ -558,6 +560,7 @@ async def _import(session: AsyncSession, plan: FloorPlan) -> ImportSummary:
         name=spec.name,
         timezone=spec.timezone,
         buffer_minutes=spec.buffer_minutes,
+        slot_minutes=spec.slot_minutes,
         total_capacity=plan.total_capacity,
     )
     upserted = upsert.on_conflict_do_update(
@@ -566,6 +569,7 @@ async def _import(session: AsyncSession, plan: FloorPlan) -> ImportSummary:
             "name": spec.name,
             "timezone": spec.timezone,
             "buffer_minutes": spec.buffer_minutes,
+            "slot_minutes": spec.slot_minutes,
             "total_capacity": plan.total_capacity,
             "updated_at": func.now(),
         },
@@ -778,6 +782,7 @@ async def export_floorplan(engine: AsyncEngine, restaurant_id: str) -> FloorPlan
                 "name": restaurant.name,
                 "timezone": restaurant.timezone,
                 "buffer_minutes": restaurant.buffer_minutes,
+                "slot_minutes": restaurant.slot_minutes,
                 "services": [
                     {
                         "name": s.name,

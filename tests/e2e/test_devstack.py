@@ -43,10 +43,11 @@ class Stack:
         self.port = free_port()
         self.ui_port = free_port()
         self.metrics_port = free_port()
+        self.api_port = free_port()
 
     def up(self, workers: int = 0, **kwargs: object) -> devstack.StackStatus:
         return devstack.up(workers, temporal_port=self.port, ui_port=self.ui_port,
-                           metrics_port=self.metrics_port, timeout=60,
+                           metrics_port=self.metrics_port, api_port=self.api_port, timeout=60,
                            worker_ready_timeout=5, **kwargs)  # type: ignore[arg-type]
 
     @property
@@ -124,7 +125,9 @@ def test_up_starts_postgres_and_temporal_and_status_says_where(stack: Stack) -> 
     # The intake relay runs beside the worker (it starts workflows of bookings
     # accepted while Temporal was down).
     assert {c.name: c.state for c in result.components} == {
-        "postgres": "running", "temporal": "running", "intake-relay": "running"}
+        "postgres": "running", "temporal": "running", "intake-relay": "running",
+        "api": "running"}
+    assert result.api_url == f"http://127.0.0.1:{stack.api_port}"
     assert (stack.home / "var" / "temporal.db").exists()
     assert (stack.home / "var" / "log" / "temporal.log").exists()
     assert devstack.status().to_dict() == result.to_dict()
@@ -133,6 +136,42 @@ def test_up_starts_postgres_and_temporal_and_status_says_where(stack: Stack) -> 
     cli = subprocess.run([str(seatflow), "dev", "status", "--json"], check=True,
                          capture_output=True, text=True, timeout=60)
     assert json.loads(cli.stdout)["ui_url"] == f"http://localhost:{stack.ui_port}"
+    assert json.loads(cli.stdout)["api_url"] == result.api_url
+
+
+def test_up_serves_the_api_with_dev_tokens_kept_out_of_records_and_logs(stack: Stack) -> None:
+    import httpx
+
+    result = stack.up()
+    assert result.api_url is not None
+    tokens_file = stack.home / "var" / "api-tokens.json"
+    assert tokens_file.stat().st_mode & 0o777 == 0o600
+    tokens = {t["role"]: t["token"] for t in json.loads(tokens_file.read_text())}
+    deadline = time.monotonic() + 30
+    health = None
+    while time.monotonic() < deadline:
+        try:
+            health = httpx.get(f"{result.api_url}/healthz", timeout=5)
+            if health.status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    assert health is not None and health.json() == {
+        "status": "ok", "database": "ok", "temporal": "ok"}
+    queue = httpx.get(f"{result.api_url}/v1/review", timeout=10,
+                      headers={"Authorization": f"Bearer {tokens['operator']}"})
+    assert queue.status_code == 200 and queue.json() == []
+    refused = httpx.get(f"{result.api_url}/v1/review", timeout=10,
+                        headers={"Authorization": f"Bearer {tokens['host']}"})
+    assert refused.status_code == 403
+    text = (stack.home / "var" / "run" / "api.json").read_text()
+    text += (stack.home / "var" / "log" / "api.log").read_text()
+    assert all(token not in text for token in tokens.values())
+    cli = subprocess.run([str(Path(sys.executable).parent / "seatflow"), "dev", "status"],
+                         check=True, capture_output=True, text=True, timeout=60)
+    assert f"api:       {result.api_url}" in cli.stdout
+    assert "tokens in var/api-tokens.json" in cli.stdout
 
 
 def test_search_attributes_are_registered(stack: Stack) -> None:

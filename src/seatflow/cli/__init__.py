@@ -12,7 +12,9 @@ import sys
 
 import typer
 
+from seatflow.api.server import api_command
 from seatflow.cli import bookings, db, dev, restaurants, review
+from seatflow.cli.availability import availability_command
 from seatflow.cli.flags import flags_command
 from seatflow.cli.loadtest import loadtest_command
 from seatflow.cli.report import report_command
@@ -39,6 +41,8 @@ app.command("flags")(flags_command)
 app.command("report")(report_command)
 app.command("loadtest")(loadtest_command)
 app.command("intake")(intake_command)
+app.command("availability")(availability_command)
+app.command("api")(api_command)
 
 
 def _known_secrets() -> tuple[str | None, ...]:

@@ -74,10 +74,18 @@ def create_cmd(
     zone: Annotated[str | None, typer.Option("--zone", help="Preferred zone (soft).")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Guest name.")] = None,
     email: Annotated[str | None, typer.Option("--email", help="Guest email.")] = None,
+    require_availability: Annotated[bool, typer.Option(
+        "--require-availability",
+        help="Refuse (exit 1, nothing written) a time with no valid plan now, "
+             "naming the nearest available times.")] = False,
+    idempotency_key: Annotated[str | None, typer.Option(
+        "--idempotency-key",
+        help="Retry-safe: the same key returns the booking already created.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Insert a booking and start its assignment workflow; prints the booking id."""
-    from seatflow.bookings_service import create_booking
+    from seatflow.availability import engine_config
+    from seatflow.bookings_service import NotAvailable, create_booking
     from seatflow.config import settings
     from seatflow.domain.guest import check_guest_email, check_guest_name
     from seatflow.domain.restaurant import InvalidBooking, parse_start
@@ -99,17 +107,26 @@ def create_cmd(
         return await create_booking(
             engine, client,
             NewBooking(restaurant_id=restaurant, party_size=party, start=when,
-                       zone_preference=zone, guest_name=name, guest_email=email),
+                       zone_preference=zone, guest_name=name, guest_email=email,
+                       idempotency_key=idempotency_key),
             task_queue=settings().task_queue,
+            require_availability=require_availability,
+            engine_config=engine_config(settings()),
         )
 
     try:
         created = with_stack(work)
+    except NotAvailable as exc:
+        if as_json:
+            print_json({"error": exc.message, "code": exc.code,
+                        "nearest": [t.isoformat() for t in exc.nearest]})
+            raise typer.Exit(1) from None
+        refuse(exc.message)
     except InvalidBooking as exc:
         refuse(exc.message, as_json=as_json)
     if as_json:
         print_json({"booking_id": created.booking_id, "workflow_id": created.workflow_id,
-                    "workflow_started": created.workflow_started})
+                    "workflow_started": created.workflow_started, "created": created.created})
     else:
         typer.echo(created.booking_id)
         if not created.workflow_started:

@@ -26,6 +26,9 @@ PORT_OPTION = typer.Option(
 UI_PORT_OPTION = typer.Option(
     None, "--ui-port", help="Temporal Web UI port (default frontend port + 1000)."
 )
+API_PORT_OPTION = typer.Option(
+    None, "--api-port", help="HTTP API port (default 8000, or SEATFLOW_DEV_API_PORT)."
+)
 
 
 @app.command("up")
@@ -34,6 +37,7 @@ def up_cmd(
         None, "--workers", min=0, help="Worker processes to run (default: one per core)."),
     port: int | None = PORT_OPTION,
     ui_port: int | None = UI_PORT_OPTION,
+    api_port: int | None = API_PORT_OPTION,
     timeout: float = typer.Option(60.0, "--timeout", help="Seconds to wait for each piece."),
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -42,7 +46,8 @@ def up_cmd(
 
     started = time.monotonic()
     try:
-        stack = devstack.up(workers, temporal_port=port, ui_port=ui_port, timeout=timeout)
+        stack = devstack.up(workers, temporal_port=port, ui_port=ui_port, timeout=timeout,
+                             api_port=api_port)
     except devstack.DevStackError as exc:
         refuse(str(exc), as_json=as_json)
     if as_json:
@@ -50,7 +55,8 @@ def up_cmd(
     else:
         _print_status(stack)
         typer.echo(f"\nready in {time.monotonic() - started:.1f} s. "
-                   f"Temporal UI: {stack.ui_url or 'not managed by dev up'}")
+                   f"Temporal UI: {stack.ui_url or 'not managed by dev up'}. "
+                   f"API: {stack.api_url or 'not running'}")
         typer.echo("stop it with: seatflow dev down")
     if any(w.state != "running" for w in stack.workers):
         if not as_json:
@@ -112,6 +118,7 @@ def _print_status(stack: StackStatus) -> None:
 
     typer.echo(f"home:      {stack.home}")
     typer.echo(f"ui:        {stack.ui_url or '-'}")
+    typer.echo(f"api:       {stack.api_url or '-'}")
     typer.echo(f"temporal:  {stack.temporal_address or '-'} (namespace {stack.namespace}, "
                f"task queue {stack.task_queue})")
     typer.echo(f"database:  {mask_password(stack.database_url) or '-'}")

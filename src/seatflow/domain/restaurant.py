@@ -54,6 +54,7 @@ class RestaurantPolicy:
     buffer_minutes: int
     total_capacity: int
     services: tuple[ServicePeriod, ...]
+    slot_minutes: int = 15  # the step between start times offered by availability
 
     @property
     def tz(self) -> ZoneInfo:

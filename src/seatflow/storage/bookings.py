@@ -3,10 +3,12 @@ cancellation. Each public function is one transaction."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -55,6 +57,92 @@ class NewBooking:
     guest_name: str | None = None
     guest_email: str | None = None
     booking_id: str | None = None
+    # A caller-supplied key, unique per restaurant: a retry with the same key
+    # returns the booking already created instead of creating a second one.
+    idempotency_key: str | None = None
+
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+class IdempotencyConflict(InvalidBooking):
+    """The key (or booking id) was already used for a different request."""
+
+    def __init__(self, message: str, booking_id: str):
+        super().__init__("idempotency_conflict", message)
+        self.booking_id = booking_id
+
+
+def request_fingerprint(new: NewBooking) -> str:
+    """A hash of what was asked (not of who asked or when): a retry of the same
+    request has the same fingerprint."""
+    start = new.start
+    when = start.astimezone(UTC).isoformat() if start.tzinfo else "local:" + start.isoformat()
+    canonical = json.dumps(
+        [new.restaurant_id, new.party_size, when, new.zone_preference, new.guest_name,
+         new.guest_email],
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_key(new: NewBooking) -> None:
+    key = new.idempotency_key
+    if key is not None and (not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable()):
+        raise InvalidBooking(
+            "bad_idempotency_key",
+            f"idempotency key must be 1 to {MAX_IDEMPOTENCY_KEY} printable characters",
+        )
+    if new.booking_id is not None:
+        try:
+            uuid.UUID(new.booking_id)
+        except ValueError:
+            raise InvalidBooking(
+                "bad_booking_id", f"booking id {new.booking_id!r} is not a UUID"
+            ) from None
+
+
+async def _existing(conn: AsyncConnection, new: NewBooking, fingerprint: str) -> str | None:
+    """The booking a previous call created for the same key (or booking id);
+    raises IdempotencyConflict when that call asked for something else."""
+    rows: Sequence[Any] = []
+    if new.idempotency_key is not None:
+        rows = (
+            await conn.execute(
+                text("SELECT id::text AS id, request_fingerprint FROM bookings "
+                     "WHERE restaurant_id = :r AND idempotency_key = :k"),
+                {"r": new.restaurant_id, "k": new.idempotency_key},
+            )
+        ).all()
+    if not rows and new.booking_id is not None:
+        rows = (
+            await conn.execute(
+                text("SELECT id::text AS id, request_fingerprint FROM bookings "
+                     "WHERE id = CAST(:id AS uuid)"),
+                {"id": new.booking_id},
+            )
+        ).all()
+    if not rows:
+        return None
+    found = rows[0]
+    if found.request_fingerprint != fingerprint:
+        what = (f"idempotency key {new.idempotency_key!r}" if new.idempotency_key is not None
+                else f"booking id {new.booking_id}")
+        raise IdempotencyConflict(
+            f"{what} was already used for a different booking request ({found.id}); "
+            "use a new key for a new booking", found.id,
+        )
+    return str(found.id)
+
+
+async def find_existing_booking(engine: AsyncEngine, new: NewBooking) -> str | None:
+    """The booking already created for `new`'s idempotency key or booking id,
+    None when there is none (or `new` has neither). Raises IdempotencyConflict."""
+    _check_key(new)
+    if new.idempotency_key is None and new.booking_id is None:
+        return None
+    async with engine.connect() as conn:
+        return await _existing(conn, new, request_fingerprint(new))
 
 
 async def insert_booking(engine: AsyncEngine, new: NewBooking, *, now: datetime) -> str:
@@ -63,11 +151,33 @@ async def insert_booking(engine: AsyncEngine, new: NewBooking, *, now: datetime)
     Raises InvalidBooking (nothing written) when the booking can never be
     seated as asked: unknown restaurant, bad party, past, outside service, or
     a guest email that is not exactly one address (or a bad name).
+    With an idempotency key (or a booking id) already used for the same
+    request, returns that booking instead (see `insert_booking_once`).
     """
+    booking_id, _created = await insert_booking_once(engine, new, now=now)
+    return booking_id
+
+
+async def insert_booking_once(
+    engine: AsyncEngine, new: NewBooking, *, now: datetime
+) -> tuple[str, bool]:
+    """`insert_booking` that also says whether this call created the booking
+    (False: a retry got the booking an earlier call with the same key made).
+
+    Concurrent retries are safe: the unique (restaurant, key) constraint lets
+    one insert win; the others wait for it and return its booking. A key used
+    for a different request raises IdempotencyConflict; nothing is written.
+    """
+    _check_key(new)
     new = replace(new, guest_email=check_guest_email(new.guest_email),
                   guest_name=check_guest_name(new.guest_name))
+    fingerprint = request_fingerprint(new)
     booking_id = new.booking_id or str(uuid.uuid4())
     async with engine.begin() as conn:
+        if new.idempotency_key is not None or new.booking_id is not None:
+            existing = await _existing(conn, new, fingerprint)
+            if existing is not None:
+                return existing, False
         policy = await load_policy(conn, new.restaurant_id)
         if policy is None:
             raise InvalidBooking("unknown_restaurant", f"unknown restaurant {new.restaurant_id!r}")
@@ -84,16 +194,29 @@ async def insert_booking(engine: AsyncEngine, new: NewBooking, *, now: datetime)
                     "unknown_zone",
                     f"restaurant {new.restaurant_id} has no zone {new.zone_preference!r}",
                 )
-        await conn.execute(
-            text(
-                "INSERT INTO bookings (id, restaurant_id, party_size, start_at, end_at, "
-                "occupied_until, zone_preference, guest_name, guest_email) VALUES "
-                "(CAST(:id AS uuid), :r, :p, :s, :e, :o, :z, :n, :m)"
-            ),
-            {"id": booking_id, "r": new.restaurant_id, "p": new.party_size, "s": window.start,
-             "e": window.end, "o": window.occupied_until, "z": new.zone_preference,
-             "n": new.guest_name, "m": new.guest_email},
-        )
+        inserted = (
+            await conn.execute(
+                text(
+                    "INSERT INTO bookings (id, restaurant_id, party_size, start_at, end_at, "
+                    "occupied_until, zone_preference, guest_name, guest_email, idempotency_key, "
+                    "request_fingerprint) VALUES "
+                    "(CAST(:id AS uuid), :r, :p, :s, :e, :o, :z, :n, :m, :k, :f) "
+                    # A concurrent call with the same key or id won: use its booking.
+                    "ON CONFLICT DO NOTHING RETURNING id"
+                ),
+                {"id": booking_id, "r": new.restaurant_id, "p": new.party_size, "s": window.start,
+                 "e": window.end, "o": window.occupied_until, "z": new.zone_preference,
+                 "n": new.guest_name, "m": new.guest_email, "k": new.idempotency_key,
+                 "f": fingerprint},
+            )
+        ).first()
+        if inserted is None:
+            existing = await _existing(conn, new, fingerprint)
+            if existing is None:  # the conflicting row is another booking's id
+                raise IdempotencyConflict(
+                    f"booking id {booking_id} is already taken", booking_id
+                )
+            return existing, False
         await conn.execute(
             text(
                 "INSERT INTO booking_assignment_state_history "
@@ -109,7 +232,7 @@ async def insert_booking(engine: AsyncEngine, new: NewBooking, *, now: datetime)
             ),
             {"id": booking_id, "wf": booking_workflow_id(booking_id)},
         )
-    return booking_id
+    return booking_id, True
 
 
 async def mark_intake_started(engine: AsyncEngine, booking_id: str, error: str | None = None) -> None:

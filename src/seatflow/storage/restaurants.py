@@ -24,7 +24,7 @@ async def load_policy(conn: AsyncConnection, restaurant_id: str) -> RestaurantPo
     row = (
         await conn.execute(
             text(
-                "SELECT id, name, timezone, buffer_minutes, total_capacity "
+                "SELECT id, name, timezone, buffer_minutes, total_capacity, slot_minutes "
                 "FROM restaurants WHERE id = :id"
             ),
             {"id": restaurant_id},
@@ -59,6 +59,7 @@ async def load_policy(conn: AsyncConnection, restaurant_id: str) -> RestaurantPo
         buffer_minutes=row.buffer_minutes,
         total_capacity=row.total_capacity,
         services=periods,
+        slot_minutes=row.slot_minutes,
     )
 
 
@@ -272,3 +273,7 @@ async def load_attempt_inputs(
             {"id": booking_id, "n": max_parallel, "look": lookahead.total_seconds()},
         )
     ).one_or_none()
+async def snapshot_time(conn: AsyncConnection) -> datetime:
+    """The database clock: when a snapshot read on `conn` was taken."""
+    value: datetime = (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()
+    return value

@@ -38,6 +38,7 @@ class Restaurant(Base):
     timezone: Mapped[str] = mapped_column(Text)
     buffer_minutes: Mapped[int] = mapped_column(Integer, default=5)
     total_capacity: Mapped[int] = mapped_column(Integer, default=0)
+    slot_minutes: Mapped[int] = mapped_column(Integer, default=15)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -121,6 +122,8 @@ class Booking(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     confirmed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    request_fingerprint: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class AllocationRow(Base):

@@ -9,7 +9,7 @@ keeps counting messages possibly handed over (a sent row, plus a re-claimed
 stale claim), so the report's duplicate count keeps its meaning.
 
 Revision ID: 0003_email_outbox_claims
-Revises: 0001_initial
+Revises: 0002_availability_idempotency
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0003_email_outbox_claims"
-down_revision = "0001_initial"
+down_revision = "0002_availability_idempotency"
 branch_labels = None
 depends_on = None
 

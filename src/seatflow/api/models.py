@@ -1,0 +1,182 @@
+"""Request and response bodies of the HTTP API (validated by pydantic, and the
+OpenAPI document's schemas)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RESTAURANT_ID = r"^[a-z0-9][a-z0-9_-]*$"
+CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+# One address, nothing that could add a recipient or a header.
+EMAIL = r"^[^@\s,;<>()\[\]\\\"']+@[^@\s,;<>()\[\]\\\"']+\.[^@\s,;<>()\[\]\\\"']+$"
+# Printable text on one line.
+LINE = r"^[^\x00-\x1f\x7f]*$"
+
+
+class Error(BaseModel):
+    """Every error: a stable `code` for programs and a `message` for people."""
+
+    code: str = Field(examples=["validation_error"])
+    message: str
+    nearest: list[str] | None = Field(
+        default=None, description="not_available: the nearest available start times"
+    )
+
+
+class NewBookingBody(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{
+            "party_size": 4, "start": "2030-12-01T19:30", "guest_name": "Ada Lovelace",
+            "guest_email": "ada@example.com",
+        }]},
+    )
+    party_size: int = Field(ge=1, le=1000)
+    start: str = Field(
+        min_length=1, max_length=64, pattern=LINE,
+        description="ISO 8601 date-time; without an offset it is the restaurant's local time",
+    )
+    zone_preference: str | None = Field(default=None, max_length=64, pattern=CODE)
+    guest_name: str | None = Field(default=None, max_length=200, pattern=LINE)
+    guest_email: str | None = Field(default=None, max_length=254, pattern=EMAIL)
+    require_availability: bool = Field(
+        default=True,
+        description="refuse (409 not_available, nothing written) a time with no valid plan "
+        "now; false accepts it and lets the pipeline (and manual review) deal with it",
+    )
+
+
+class BookingCreated(BaseModel):
+    booking_id: str
+    workflow_id: str
+    workflow_started: bool = Field(
+        description="false when Temporal was unreachable: the intake relay starts it later"
+    )
+    created: bool = Field(description="false for a retry with an Idempotency-Key already used")
+    assignment_state: str
+
+
+class Attempt(BaseModel):
+    attempt_no: int
+    pipeline: str
+    result: str
+    reason: str | None
+    strategy: str | None
+    plans_tried: list[list[str]] | None
+    permit_wait_ms: float | None
+    at: str
+
+
+class HistoryEntry(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    from_: str | None = Field(alias="from")
+    to: str
+    version: int
+    reason: str | None
+    actor: str | None
+    at: str
+
+
+class EmailStatus(BaseModel):
+    sent: bool
+    count: int
+    sent_at: str | None
+    duplicates_suppressed: int
+
+
+class BookingView(BaseModel):
+    """The model behind `seatflow bookings show --json`."""
+
+    booking_id: str
+    restaurant_id: str
+    timezone: str | None
+    party_size: int
+    start: str
+    end: str
+    occupied_until: str
+    zone_preference: str | None
+    status: str
+    assignment_state: str
+    assignment_state_version: int
+    assignment_strategy: str | None
+    assignment_pipeline: str | None
+    last_reason: str | None
+    created_at: str
+    confirmed_at: str | None
+    tables: list[str]
+    attempts: list[Attempt]
+    history: list[HistoryEntry]
+    email: EmailStatus
+
+
+class CancelBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(default=None, max_length=500, pattern=LINE)
+
+
+class SlotModel(BaseModel):
+    start: str
+    end: str
+    service: str
+    available: bool
+    reason: str | None
+    repack: bool
+
+
+class AvailabilityModel(BaseModel):
+    restaurant_id: str
+    timezone: str
+    party_size: int
+    slot_minutes: int
+    window_start: str
+    window_end: str
+    as_of: str
+    available: list[str]
+    slots: list[SlotModel]
+
+
+class ReviewItem(BaseModel):
+    booking_id: str
+    restaurant_id: str
+    party_size: int
+    start: str
+    attempts: int
+    last_reason: str | None
+    since: str | None
+
+
+class DecisionBody(BaseModel):
+    """An operator's decision; the workflow's Update validator has the last word."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [
+            {"action": "assign", "table_ids": ["T4", "T5"], "actor": "ops-anna"},
+            {"action": "retry", "actor": "ops-anna"},
+            {"action": "reject", "actor": "ops-anna", "reason": "kitchen closed"},
+        ]},
+    )
+    action: Literal["assign", "retry", "reject"]
+    actor: str = Field(min_length=1, max_length=100, pattern=LINE)
+    table_ids: list[Annotated[str, Field(min_length=1, max_length=64, pattern=CODE)]] | None = (
+        Field(default=None, min_length=1, max_length=10)
+    )
+    reason: str | None = Field(default=None, max_length=500, pattern=LINE)
+    note: str | None = Field(default=None, max_length=500, pattern=LINE)
+
+
+class DecisionResult(BaseModel):
+    booking_id: str
+    action: str
+    state: str
+    version: int
+    tables: list[str]
+    message: str
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: str
+    temporal: str

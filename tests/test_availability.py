@@ -1,0 +1,369 @@
+"""Availability: start times with a valid plan now (pure rules and over a real
+PostgreSQL snapshot), intake that requires it, and idempotent intake."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from seatflow.availability import (
+    candidate_starts,
+    check_availability,
+    day_window,
+    evaluate,
+    nearest_times,
+)
+from seatflow.bookings_service import NotAvailable, create_booking
+from seatflow.domain.planning import (
+    Allocation,
+    BookingRequest,
+    EngineConfig,
+    RestaurantSnapshot,
+    Table,
+)
+from seatflow.domain.restaurant import InvalidBooking, RestaurantPolicy, ServicePeriod, TurnBand
+from seatflow.engine import search
+from seatflow.storage.bookings import IdempotencyConflict, NewBooking
+from tests.support import fetch, floorplan, import_plan, scalar
+from tests.test_floorplan import seatflow
+
+BANDS = (TurnBand(2, 90), TurnBand(4, 105), TurnBand(None, 120))
+
+
+def policy(slot_minutes: int = 15, tz: str = "UTC") -> RestaurantPolicy:
+    return RestaurantPolicy(
+        id="av", name="Av", timezone=tz, buffer_minutes=5, total_capacity=20,
+        services=(ServicePeriod("lunch", time(12), time(15), BANDS),
+                  ServicePeriod("dinner", time(17), time(23), BANDS)),
+        slot_minutes=slot_minutes,
+    )
+
+
+def test_start_times_follow_each_service_and_the_slot_step() -> None:
+    p = policy()
+    lo, hi = day_window(p, date(2030, 3, 5))
+    starts = candidate_starts(p, lo, hi)
+    assert len(starts) == 12 + 24
+    assert starts[0] == datetime(2030, 3, 5, 12, 0, tzinfo=UTC)
+    assert starts[11] == datetime(2030, 3, 5, 14, 45, tzinfo=UTC)
+    assert starts[12] == datetime(2030, 3, 5, 17, 0, tzinfo=UTC)
+    assert starts[-1] == datetime(2030, 3, 5, 22, 45, tzinfo=UTC)
+    coarse = candidate_starts(policy(slot_minutes=30), lo, hi)
+    assert len(coarse) == 6 + 12 and all(s.minute in (0, 30) for s in coarse)
+
+
+def test_a_local_time_lost_to_daylight_saving_is_never_offered() -> None:
+    p = RestaurantPolicy(
+        id="dst", name="Dst", timezone="Europe/London", buffer_minutes=5, total_capacity=20,
+        services=(ServicePeriod("late", time(0), time(3), BANDS),), slot_minutes=30,
+    )
+    lo, hi = day_window(p, date(2030, 3, 31))  # clocks go 01:00 -> 02:00 that night
+    local = [s.astimezone(p.tz).strftime("%H:%M") for s in candidate_starts(p, lo, hi)]
+    assert local == ["00:00", "00:30", "02:00", "02:30"]
+
+
+def snapshot(allocations: tuple[Allocation, ...] = ()) -> RestaurantSnapshot:
+    return RestaurantSnapshot(
+        "av", (Table("T1", 4, "main"), Table("T2", 2, "main")), (("T1", "T2"),),
+        allocations=allocations,
+    )
+
+
+def test_evaluate_marks_taken_times_and_agrees_with_the_pipeline_search() -> None:
+    p = policy()
+    day = date(2030, 3, 5)
+    now = datetime(2030, 3, 1, tzinfo=UTC)
+    held_from = datetime(2030, 3, 5, 19, 0, tzinfo=UTC)
+    # T1 and T2 both held 19:00-21:00 by bookings that already started (not movable).
+    taken = tuple(
+        Allocation(f"b{t}", t, held_from, held_from + timedelta(hours=2), 2,
+                   booking_start=None)
+        for t in ("T1", "T2")
+    )
+    snap = snapshot(taken)
+    lo, hi = day_window(p, day)
+    starts = [s for s in candidate_starts(p, lo, hi) if s.hour >= 17]
+    slots = evaluate(snap, p, 4, starts, EngineConfig(), now=now)
+    by_time = {s.start.strftime("%H:%M"): s for s in slots}
+    # 17:15 + 105 min + 5 min buffer ends 19:05: overlaps the 19:00 holding.
+    assert by_time["17:00"].available and not by_time["17:15"].available
+    assert not by_time["20:45"].available and by_time["21:00"].available
+    assert "taken" in (by_time["19:00"].reason or "")
+    for s in slots:  # the same answer as the pipeline's search for that window
+        req = BookingRequest("probe", 4, s.start, s.end + timedelta(minutes=5))
+        assert s.available == search(snap, req, EngineConfig(), now=now).found
+    # a party the floor can never seat is unavailable everywhere, with the reason
+    big = evaluate(snapshot(), p, 9, starts, EngineConfig(), now=now)
+    assert not any(s.available for s in big)
+    assert "no table fits a party of 9" in (big[0].reason or "")
+
+
+def test_past_times_are_not_offered() -> None:
+    p = policy()
+    lo, hi = day_window(p, date(2030, 3, 5))
+    now = datetime(2030, 3, 5, 19, 1, tzinfo=UTC)
+    slots = evaluate(snapshot(), p, 2, candidate_starts(p, lo, hi), EngineConfig(), now=now)
+    assert next(s.start.strftime("%H:%M") for s in slots if s.available) == "19:15"
+    assert "in the past" in (slots[0].reason or "")
+
+
+def test_nearest_times_prefers_the_closest_then_the_earlier() -> None:
+    base = datetime(2030, 3, 5, 19, 0, tzinfo=UTC)
+    times = [base + timedelta(minutes=m) for m in (-60, -30, 45, 90)]
+    assert nearest_times(times, base, 2) == [times[1], times[2]]
+    assert nearest_times([], base) == []
+
+
+# ------------------------------------------------------------ PostgreSQL
+
+
+def future_day(days: int = 3) -> date:
+    return (datetime.now(UTC) + timedelta(days=days)).date()
+
+
+@pytest.fixture
+async def restaurant(db_engine: AsyncEngine, unique_id: str) -> str:
+    rid = f"av-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, [
+        {"id": "T1", "capacity": 4}, {"id": "T2", "capacity": 2},
+    ], adjacency=[["T1", "T2"]]))
+    return rid
+
+
+async def hold_all_tables(engine: AsyncEngine, rid: str, start: datetime) -> None:
+    """Two confirmed bookings that already started (never moved) hold the floor."""
+    from sqlalchemy import text
+
+    async with engine.begin() as conn:
+        for code in ("T1", "T2"):
+            bid = str(uuid.uuid4())
+            await conn.execute(text(
+                "INSERT INTO bookings (id, restaurant_id, party_size, start_at, end_at, "
+                "occupied_until, status, assignment_state, assignment_state_version) VALUES "
+                "(CAST(:id AS uuid), :r, 2, :s, :e, :e, 'confirmed', 'confirmed', 3)"),
+                {"id": bid, "r": rid, "s": start, "e": start + timedelta(hours=2)})
+            await conn.execute(text(
+                "INSERT INTO allocations (booking_id, restaurant_id, table_id, occupied) "
+                "SELECT CAST(:id AS uuid), :r, id, tstzrange(:s, :e, '[)') FROM dining_tables "
+                "WHERE restaurant_id = :r AND code = :c"),
+                {"id": bid, "r": rid, "c": code, "s": start, "e": start + timedelta(hours=2)})
+
+
+async def test_availability_reads_the_stored_floor_and_writes_nothing(
+    db_engine: AsyncEngine, restaurant: str
+) -> None:
+    day = future_day()
+    held = datetime.combine(day, time(19), tzinfo=UTC)
+    await hold_all_tables(db_engine, restaurant, held)
+    before = await scalar(db_engine, "SELECT count(*) FROM bookings WHERE restaurant_id = :r",
+                          r=restaurant)
+    found = await check_availability(db_engine, restaurant, 4, day=day, config=EngineConfig())
+    assert found.slot_minutes == 15 and found.timezone == "UTC"
+    by_time = {s.start.strftime("%H:%M"): s for s in found.slots}
+    assert by_time["00:00"].available and by_time["23:45"].available
+    assert not by_time["19:00"].available and not by_time["17:15"].available
+    assert by_time["21:00"].available
+    assert by_time["17:00"].available
+    window = await check_availability(
+        db_engine, restaurant, 4, config=EngineConfig(),
+        window=(held - timedelta(hours=1), held + timedelta(hours=1)),
+    )
+    assert next(s.start.strftime("%H:%M") for s in window.slots) == "18:00"
+    assert len(window.slots) == 8 and window.available_starts == []
+    after = await scalar(db_engine, "SELECT count(*) FROM bookings WHERE restaurant_id = :r",
+                         r=restaurant)
+    assert after == before
+
+
+async def test_slot_step_comes_from_the_restaurant(db_engine: AsyncEngine, unique_id: str) -> None:
+    rid = f"av-step-{unique_id}"
+    plan = floorplan(rid, [{"id": "T1", "capacity": 4}])
+    plan["restaurant"]["slot_minutes"] = 30
+    await import_plan(db_engine, plan)
+    found = await check_availability(db_engine, rid, 2, day=future_day(), config=EngineConfig())
+    assert found.slot_minutes == 30 and len(found.slots) == 48
+
+
+async def test_availability_refuses_bad_requests_clearly(
+    db_engine: AsyncEngine, restaurant: str
+) -> None:
+    day = future_day()
+    cases = [
+        ({"restaurant_id": "no-such-place", "party_size": 2, "day": day}, "unknown restaurant"),
+        ({"restaurant_id": restaurant, "party_size": 0, "day": day}, "at least 1"),
+        ({"restaurant_id": restaurant, "party_size": 7, "day": day}, "total capacity of 6"),
+        ({"restaurant_id": restaurant, "party_size": 2}, "either a date or a window"),
+        ({"restaurant_id": restaurant, "party_size": 2,
+          "window": (datetime(2030, 1, 2, tzinfo=UTC), datetime(2030, 1, 1, tzinfo=UTC))},
+         "ends before it starts"),
+        ({"restaurant_id": restaurant, "party_size": 2,
+          "window": (datetime(2030, 1, 1, tzinfo=UTC), datetime(2030, 1, 9, tzinfo=UTC))},
+         "longer than 2 days"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(InvalidBooking, match=message):
+            await check_availability(db_engine, config=EngineConfig(), **kwargs)  # type: ignore[arg-type]
+
+
+async def test_required_availability_refuses_a_full_time_with_the_nearest_and_writes_nothing(
+    db_engine: AsyncEngine, restaurant: str
+) -> None:
+    day = future_day()
+    held = datetime.combine(day, time(19), tzinfo=UTC)
+    await hold_all_tables(db_engine, restaurant, held)
+    count = "SELECT count(*) FROM bookings WHERE restaurant_id = :r"
+    before = await scalar(db_engine, count, r=restaurant)
+    new = NewBooking(restaurant_id=restaurant, party_size=4, start=held,
+                     guest_name="Ada", guest_email="ada@example.com")
+    with pytest.raises(NotAvailable) as refused:
+        await create_booking(db_engine, None, new, task_queue="unused",
+                             require_availability=True)
+    nearest = [t.strftime("%H:%M") for t in refused.value.nearest]
+    # 17:00 (ends 18:50 with its buffer) and 21:00 tie at two hours; 16:45 beats 21:15.
+    assert nearest == ["16:45", "17:00", "21:00"]
+    assert "nearest available: 16:45, 17:00, 21:00" in refused.value.message
+    assert await scalar(db_engine, count, r=restaurant) == before
+    # Accept-then-review stays the default: the same request is accepted without the check.
+    created = await create_booking(db_engine, None, new, task_queue="unused")
+    assert created.created and await scalar(db_engine, count, r=restaurant) == before + 1
+    # A free time passes the check.
+    ok = await create_booking(
+        db_engine, None, NewBooking(restaurant_id=restaurant, party_size=4,
+                                    start=held + timedelta(hours=2)),
+        task_queue="unused", require_availability=True,
+    )
+    assert ok.created
+
+
+async def test_same_key_returns_the_same_booking_and_a_different_request_is_refused(
+    db_engine: AsyncEngine, restaurant: str
+) -> None:
+    start = datetime.combine(future_day(), time(12), tzinfo=UTC)
+    new = NewBooking(restaurant_id=restaurant, party_size=2, start=start, guest_name="Bo",
+                     guest_email="bo@example.com", idempotency_key="order-42")
+    first = await create_booking(db_engine, None, new, task_queue="unused")
+    again = await create_booking(db_engine, None, new, task_queue="unused",
+                                 require_availability=True)
+    assert first.created and not again.created
+    assert again.booking_id == first.booking_id
+    rows = await fetch(db_engine, "SELECT id FROM bookings WHERE restaurant_id = :r "
+                       "AND idempotency_key = 'order-42'", r=restaurant)
+    assert len(rows) == 1
+    intake = await scalar(db_engine, "SELECT count(*) FROM intake_outbox WHERE booking_id = "
+                          "CAST(:id AS uuid)", id=first.booking_id)
+    assert intake == 1
+    with pytest.raises(IdempotencyConflict, match="already used for a different booking"):
+        await create_booking(db_engine, None,
+                             NewBooking(restaurant_id=restaurant, party_size=3, start=start,
+                                        idempotency_key="order-42"),
+                             task_queue="unused")
+    # The same key at another restaurant is another booking.
+    other = f"{restaurant}-b"
+    await import_plan(db_engine, floorplan(other, [{"id": "T1", "capacity": 4}]))
+    elsewhere = await create_booking(
+        db_engine, None,
+        NewBooking(restaurant_id=other, party_size=2, start=start, idempotency_key="order-42"),
+        task_queue="unused",
+    )
+    assert elsewhere.created and elsewhere.booking_id != first.booking_id
+
+
+async def test_a_retried_booking_id_returns_the_booking_not_an_integrity_error(
+    db_engine: AsyncEngine, restaurant: str
+) -> None:
+    start = datetime.combine(future_day(), time(13), tzinfo=UTC)
+    bid = str(uuid.uuid4())
+    new = NewBooking(restaurant_id=restaurant, party_size=2, start=start, booking_id=bid)
+    first = await create_booking(db_engine, None, new, task_queue="unused")
+    again = await create_booking(db_engine, None, new, task_queue="unused")
+    assert (first.booking_id, first.created) == (bid, True)
+    assert (again.booking_id, again.created) == (bid, False)
+    with pytest.raises(IdempotencyConflict):
+        await create_booking(db_engine, None, NewBooking(
+            restaurant_id=restaurant, party_size=4, start=start, booking_id=bid),
+            task_queue="unused")
+    with pytest.raises(InvalidBooking, match="printable"):
+        await create_booking(db_engine, None, NewBooking(
+            restaurant_id=restaurant, party_size=2, start=start, idempotency_key="a\nb"),
+            task_queue="unused")
+
+
+async def test_concurrent_retries_with_one_key_create_one_booking(
+    db_engine: AsyncEngine, restaurant: str
+) -> None:
+    start = datetime.combine(future_day(), time(14), tzinfo=UTC)
+    new = NewBooking(restaurant_id=restaurant, party_size=2, start=start,
+                     guest_email="cy@example.com", idempotency_key=f"race-{uuid.uuid4()}")
+    results = await asyncio.gather(*(
+        create_booking(db_engine, None, new, task_queue="unused") for _ in range(12)
+    ))
+    assert len({r.booking_id for r in results}) == 1
+    assert sum(r.created for r in results) == 1
+    rows = await fetch(db_engine, "SELECT id FROM bookings WHERE idempotency_key = :k",
+                       k=new.idempotency_key)
+    assert len(rows) == 1
+
+
+def test_cli_availability(pg_url: str, restaurant: str) -> None:
+    day = future_day().isoformat()
+    result = seatflow(pg_url, "availability", "--restaurant", restaurant, "--party", "4",
+                      "--date", day, "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["party_size"] == 4 and len(data["slots"]) == 96
+    assert data["available"][0].startswith(f"{day}T00:00")
+    text = seatflow(pg_url, "availability", "--restaurant", restaurant, "--party", "4",
+                    "--date", day)
+    assert text.returncode == 0 and "96 of 96 start times available" in text.stdout
+    for args, message in [
+        (["--date", "tomorrow"], "is not a date"),
+        ([], "give --date, or --from and --to"),
+        (["--from", "2030-01-01T18:00"], "--from and --to go together"),
+    ]:
+        bad = seatflow(pg_url, "availability", "--restaurant", restaurant, "--party", "4", *args)
+        assert bad.returncode == 2 and message in bad.stderr, bad.stderr
+    unknown = seatflow(pg_url, "availability", "--restaurant", "nowhere", "--party", "4",
+                       "--date", day)
+    assert unknown.returncode == 1 and "unknown restaurant" in unknown.stderr
+
+
+def test_evaluate_agrees_with_search_on_random_evenings() -> None:
+    """The shortcut for start times with a free plan gives the search's answer,
+    re-packing of not-yet-started bookings included."""
+    import random
+
+    p = policy()
+    day = date(2030, 3, 5)
+    now = datetime(2030, 3, 5, 17, 30, tzinfo=UTC)  # bookings before 17:30 have started
+    lo, hi = day_window(p, day)
+    starts = [s for s in candidate_starts(p, lo, hi) if s.hour >= 17]
+    tables = tuple(Table(f"T{i}", cap, "main" if i < 5 else "patio")
+                   for i, cap in enumerate([2, 2, 4, 4, 6, 2, 4, 4], start=1))
+    edges = (("T1", "T2"), ("T2", "T3"), ("T3", "T4"), ("T6", "T7"), ("T7", "T8"))
+    checked = repacked = 0
+    for seed in range(40):
+        rng = random.Random(seed)
+        allocations: list[Allocation] = []
+        for n in range(rng.randint(4, 14)):
+            at = rng.choice(starts)
+            table = rng.choice(tables)
+            allocations.append(Allocation(f"b{n}", table.id, at, at + timedelta(minutes=110),
+                                          rng.randint(1, table.capacity), booking_start=at))
+        snap = RestaurantSnapshot("av", tables, edges, allocations=tuple(allocations))
+        party = rng.choice([2, 4, 6, 8])
+        config = EngineConfig(max_tables=rng.choice([1, 2, 3]))
+        for s in evaluate(snap, p, party, starts, config, now=now):
+            if not s.service:  # in the past: refused by the intake rules, not the search
+                continue
+            req = BookingRequest("probe", party, s.start, s.end + timedelta(minutes=5))
+            found = search(snap, req, config, now=now)
+            assert s.available == found.found, (seed, s)
+            assert s.repack == (found.found and bool(found.moves))
+            checked += 1
+            repacked += s.repack
+    assert checked == 40 * 22 and repacked > 0
