@@ -241,3 +241,65 @@ async def test_a_plan_partly_taken_leaves_no_partial_allocation(db_engine, uniqu
         free = "T2" if held == "T1" else "T1"
         assert await _allocate_fast(conn, booking_id, rid, (free,), row[0], row[1]) is None
     assert await booking_tables(db_engine, booking_id) == [free]
+
+
+async def test_a_chain_of_transitions_writes_what_one_by_one_transitions_write(db_engine, unique_id):  # type: ignore[no-untyped-def]
+    from seatflow.storage.transitions import Step, transition, transitions
+
+    rid = f"r-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 4}]))
+    meta = {"tables": ["T1"], "strategy": "optimal_fit", "score": 1.5, "attempt_no": 1}
+    cols = {"status": "confirmed", "assignment_strategy": "optimal_fit",
+            "assignment_pipeline": "v3"}
+    written = {}
+    for how in ("one by one", "chain"):
+        booking_id, version = await pending_booking(db_engine, rid, 2)
+        async with db_engine.begin() as conn:
+            version = await transition(conn, booking_id, version, S.ASSIGNMENT_IN_PROGRESS)
+            if how == "one by one":
+                version = await transition(conn, booking_id, version, S.ASSIGNED,
+                                           reason="plan T1", metadata=meta)
+                version = await transition(conn, booking_id, version, S.CONFIRMED,
+                                           reason="confirmed", set_columns=cols)
+            else:
+                version = await transitions(conn, booking_id, version,
+                                            S.ASSIGNMENT_IN_PROGRESS,
+                                            [Step(S.ASSIGNED, reason="plan T1", metadata=meta),
+                                             Step(S.CONFIRMED, reason="confirmed")],
+                                            set_columns=cols)
+        b = booking_id
+        written[how] = {
+            "version": version,
+            "booking": await fetch(db_engine, "SELECT assignment_state, assignment_state_version, "
+                                   "last_reason, status, assignment_strategy, assignment_pipeline, "
+                                   "settled_at IS NOT NULL FROM bookings WHERE id = "
+                                   "CAST(:b AS uuid)", b=b),
+            "history": await fetch(db_engine, "SELECT from_state, to_state, version, reason, "
+                                   "actor, metadata FROM booking_assignment_state_history "
+                                   "WHERE booking_id = CAST(:b AS uuid) ORDER BY version", b=b),
+            "events": await fetch(db_engine, "SELECT source, event_type, context FROM "
+                                  "observability_events WHERE booking_id = CAST(:b AS uuid) "
+                                  "ORDER BY id", b=b),
+            "outbox": await fetch(db_engine, "SELECT topic, replace(dedupe_key, :b, 'B'), "
+                                  "payload - 'booking_id' FROM state_event_outbox WHERE "
+                                  "booking_id = CAST(:b AS uuid) ORDER BY id", b=b),
+        }
+    assert written["chain"] == written["one by one"]
+    assert [h[1] for h in written["chain"]["history"]][-2:] == ["assigned", "confirmed"]
+
+
+async def test_a_chain_refuses_an_illegal_step_and_writes_nothing(db_engine, unique_id):  # type: ignore[no-untyped-def]
+    import pytest
+
+    from seatflow.domain.states import IllegalTransition
+    from seatflow.storage.transitions import Step, transitions
+
+    rid = f"r-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 4}]))
+    booking_id, version = await pending_booking(db_engine, rid, 2)
+    with pytest.raises(IllegalTransition):
+        async with db_engine.begin() as conn:
+            await transitions(conn, booking_id, version, S.ASSIGNMENT_PENDING,
+                              [Step(S.ASSIGNED), Step(S.CONFIRMED)])
+    assert await scalar(db_engine, "SELECT assignment_state_version FROM bookings WHERE "
+                        "id = CAST(:b AS uuid)", b=booking_id) == version

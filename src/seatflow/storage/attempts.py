@@ -35,13 +35,19 @@ from seatflow.storage import slots
 from seatflow.storage.bookings import (
     _allocate,
     _apply_moves,
-    _enqueue_confirmation_email,
+    _confirmation_text,
     _NothingAllocated,
     _PlanUnavailable,
     booking_tables,
 )
 from seatflow.storage.restaurants import load_attempt_inputs, snapshot_from_json
-from seatflow.storage.transitions import BookingNotFound, VersionConflict, transition
+from seatflow.storage.transitions import (
+    BookingNotFound,
+    Step,
+    VersionConflict,
+    transition,
+    transitions,
+)
 
 S = AssignmentState
 
@@ -92,7 +98,8 @@ class _Busy(Exception):
 Planner = Callable[[RestaurantSnapshot, BookingRequest], SearchOutcome]
 
 # The attempt's bookkeeping after a confirm, in one statement: confirmed_at,
-# the attempt row, the booking.confirmed event and the slot's interval.
+# the attempt row, the booking.confirmed event, the slot's interval and the
+# confirmation email in the outbox.
 CONFIRM_BOOKKEEPING = text(
     "WITH ts AS (UPDATE bookings SET confirmed_at = clock_timestamp() "
     "  WHERE id = CAST(:id AS uuid) RETURNING id), "
@@ -104,7 +111,10 @@ CONFIRM_BOOKKEEPING = text(
     "  context) VALUES (CAST(:id AS uuid), :r, 'assignment.confirm', 'booking.confirmed', "
     "  CAST(:ctx AS jsonb))), "
     "iv AS (INSERT INTO permit_intervals (restaurant_id, booking_id, slot, acquired_at, "
-    "  released_at, wait_ms) VALUES (:r, CAST(:id AS uuid), :slot, :acq, clock_timestamp(), :w)) "
+    "  released_at, wait_ms) VALUES (:r, CAST(:id AS uuid), :slot, :acq, clock_timestamp(), :w)), "
+    "em AS (INSERT INTO email_outbox (booking_id, kind, recipient, subject, body) "
+    "  VALUES (CAST(:id AS uuid), 'confirmation', :to, :subject, :body) "
+    "  ON CONFLICT (booking_id, kind) DO NOTHING) "
     "SELECT 1"
 )
 
@@ -210,24 +220,25 @@ async def _attempt_in_tx(conn: AsyncConnection, spec: AttemptSpec, plan: Planner
                              wait_ms=round(wait_ms, 3), search_ms=round(search_ms, 3),
                              hold_ms=round((time.perf_counter() - held_from) * 1000, 3))
     tables = tuple(sorted(chosen.tables))
-    version = await transition(
-        conn, spec.booking_id, version, S.ASSIGNED,
-        reason=f"plan {','.join(tables)}",
-        metadata={"tables": list(tables), "strategy": chosen.strategy, "score": chosen.score,
-                  "attempt_no": spec.attempt_no, "pipeline": spec.pipeline},
-    )
-    version = await transition(
-        conn, spec.booking_id, version, S.CONFIRMED, reason="confirmed",
+    # assigned, then confirmed: two transitions written in one statement.
+    version = await transitions(
+        conn, spec.booking_id, version, S.ASSIGNMENT_IN_PROGRESS, [
+            Step(S.ASSIGNED, reason=f"plan {','.join(tables)}",
+                 metadata={"tables": list(tables), "strategy": chosen.strategy,
+                           "score": chosen.score, "attempt_no": spec.attempt_no,
+                           "pipeline": spec.pipeline}),
+            Step(S.CONFIRMED, reason="confirmed"),
+        ],
         set_columns={"status": "confirmed", "assignment_strategy": chosen.strategy,
                      "assignment_pipeline": spec.pipeline},
     )
+    subject, body = _confirmation_text(spec.booking_id, row, tables)
     await conn.execute(CONFIRM_BOOKKEEPING, {
-        **common, "s": chosen.strategy,
+        **common, "s": chosen.strategy, "to": row.guest_email, "subject": subject, "body": body,
         "ctx": json.dumps({"tables": list(tables), "strategy": chosen.strategy,
                            "pipeline": spec.pipeline, "attempt_no": spec.attempt_no,
                            "actor": None, "moves": len(found.moves)}),
     })
-    await _enqueue_confirmation_email(conn, spec.booking_id, row, tables)
     return AttemptRecord("confirmed", S.CONFIRMED.value, version, tables=tables,
                          strategy=chosen.strategy, wait_ms=round(wait_ms, 3), notify=notify,
                          search_ms=round(search_ms, 3),

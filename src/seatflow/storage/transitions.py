@@ -10,6 +10,7 @@ booking that moves tables and keeps its state.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
@@ -213,6 +214,104 @@ async def _versioned_write(
             check_transition(booking_id, AssignmentState(state), target)
             raise IllegalTransition(booking_id, AssignmentState(state), target)
         raise VersionConflict(booking_id, expected_version, version, state)  # raced
+    return new_version
+
+
+@dataclass(frozen=True)
+class Step:
+    """One transition of a `transitions()` chain."""
+
+    to_state: AssignmentState
+    reason: str | None = None
+    actor: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+async def transitions(
+    conn: AsyncConnection,
+    booking_id: str,
+    expected_version: int,
+    current: AssignmentState,
+    steps: list[Step],
+    *,
+    set_columns: dict[str, Any] | None = None,
+) -> int:
+    """Several transitions in ONE statement, written exactly as `transition`
+    would write them one by one: one history row, one state-machine event and
+    one outbox row per step, each with its own version; the booking ends in
+    the last step's state (`set_columns` applied there). `current` is the state
+    the caller read (under its row lock); every step is checked against the
+    state machine first, and the statement re-checks the first against the row.
+    Returns the new version. Raises VersionConflict or IllegalTransition and
+    writes nothing."""
+    if not steps:
+        return expected_version
+    state = current
+    for step in steps:
+        check_transition(booking_id, state, step.to_state)
+        state = step.to_state
+    unknown = sorted(set(set_columns or {}) - SETTABLE_COLUMNS)
+    if unknown:
+        raise ValueError(f"transitions() cannot set column(s) {', '.join(map(repr, unknown))}")
+    final = steps[-1].to_state
+    new_version = expected_version + len(steps)
+    extra = dict(set_columns or {})
+    assignments = "".join(f", {col} = :c_{col}" for col in extra)
+    params: dict[str, Any] = {f"c_{col}": val for col, val in extra.items()}
+    settled = ", settled_at = clock_timestamp()" if any(
+        st.to_state in SETTLED for st in steps) else ""
+    last_reason = next((st.reason for st in reversed(steps) if st.reason), None)
+    rows = []
+    for n, st in enumerate(steps, start=1):
+        meta = dict(st.metadata or {})
+        rows.append({
+            "n": n, "from": None if n == 1 else steps[n - 2].to_state.value,
+            "to": st.to_state.value, "reason": st.reason, "actor": st.actor,
+            "meta": meta, "evmeta": {**meta, "reason": st.reason, "actor": st.actor},
+            "topic": f"booking.assignment_state.{st.to_state.value}",
+            "key": f"{booking_id}:{expected_version + n}",
+        })
+    allowed_from = sorted(s.value for s, targets in ALLOWED_TRANSITIONS.items()
+                          if steps[0].to_state in targets)
+    row = (
+        await conn.execute(
+            text(
+                "WITH prev AS (SELECT assignment_state AS s, restaurant_id AS r FROM bookings "
+                "  WHERE id = CAST(:id AS uuid) AND assignment_state_version = :v "
+                "  AND assignment_state = ANY(CAST(:allowed AS text[])) FOR UPDATE), "
+                "st AS (SELECT (x->>'n')::int AS n, x->>'from' AS f, x->>'to' AS t, "
+                "  x->>'reason' AS reason, x->>'actor' AS actor, x->'meta' AS meta, "
+                "  x->'evmeta' AS evmeta, x->>'topic' AS topic, x->>'key' AS key "
+                "  FROM jsonb_array_elements(CAST(:steps AS jsonb)) AS x), "
+                "upd AS (UPDATE bookings b SET assignment_state = :to, "
+                "  assignment_state_version = :nv, last_reason = COALESCE(:reason, last_reason), "
+                f"  updated_at = clock_timestamp(){settled}{assignments} FROM prev "
+                "  WHERE b.id = CAST(:id AS uuid) AND b.assignment_state_version = :v "
+                "  RETURNING b.id), "
+                "hist AS (INSERT INTO booking_assignment_state_history "
+                "  (booking_id, from_state, to_state, version, reason, actor, metadata) "
+                "  SELECT CAST(:id AS uuid), COALESCE(st.f, prev.s), st.t, :v + st.n, st.reason, "
+                "  st.actor, st.meta FROM prev, upd, st ORDER BY st.n), "
+                "ev AS (INSERT INTO observability_events (booking_id, restaurant_id, source, "
+                "  event_type, context) SELECT CAST(:id AS uuid), prev.r, "
+                "  'assignment.state_machine', 'booking.assignment_state_transition', "
+                "  jsonb_build_object('from', COALESCE(st.f, prev.s), 'to', st.t, "
+                "  'version', :v + st.n, 'metadata', st.evmeta) FROM prev, upd, st ORDER BY st.n), "
+                "ob AS (INSERT INTO state_event_outbox (booking_id, topic, dedupe_key, payload) "
+                "  SELECT CAST(:id AS uuid), st.topic, st.key, jsonb_build_object("
+                "  'booking_id', CAST(:id AS text), 'from', COALESCE(st.f, prev.s), 'to', st.t, "
+                "  'version', :v + st.n, 'reason', st.reason) FROM prev, upd, st ORDER BY st.n "
+                "  ON CONFLICT (dedupe_key) DO NOTHING) "
+                "SELECT prev.s FROM prev, upd"
+            ),
+            {"id": booking_id, "v": expected_version, "allowed": allowed_from,
+             "to": final.value, "nv": new_version, "reason": last_reason,
+             "steps": json.dumps(rows, default=str), **params},
+        )
+    ).one_or_none()
+    if row is None:
+        state_now, version = await current_state(conn, booking_id)
+        raise VersionConflict(booking_id, expected_version, version, state_now)
     return new_version
 
 
