@@ -14,6 +14,10 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from seatflow.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -74,11 +78,19 @@ def unique_id() -> str:
     return uuid.uuid4().hex[:10]
 
 
-@pytest_asyncio.fixture(scope="session")
-async def time_skipping_env():  # type: ignore[no-untyped-def]
-    """The time-skipping test server for workflow logic (backoff timers skip)."""
-    from temporalio.testing import WorkflowEnvironment
+@pytest.fixture
+def queue(request: pytest.FixtureRequest) -> str:
+    """A task queue of this test's own, named after its module (e.g.
+    `test_policy-1a2b3c4d`), so workers of different tests never share work.
+    Every workflow test module uses this one fixture."""
+    module = request.node.module.__name__.rsplit(".", 1)[-1]
+    return f"{module}-{uuid.uuid4().hex[:8]}"
 
+
+@pytest_asyncio.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server for workflow logic: time skips while a test
+    waits on a workflow's result, and runs normally otherwise."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server")
     )
@@ -88,7 +100,19 @@ async def time_skipping_env():  # type: ignore[no-untyped-def]
     await env.shutdown()
 
 
-async def register_search_attributes(client) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def ts_client(time_skipping_env: WorkflowEnvironment) -> Client:
+    """A client of the time-skipping server (its handles skip time in `result()`)."""
+    return time_skipping_env.client
+
+
+@pytest.fixture
+def dev_client(dev_env: WorkflowEnvironment) -> Client:
+    """A client of the real-time dev server (visibility, search attributes)."""
+    return dev_env.client
+
+
+async def register_search_attributes(client: Client) -> None:
     from temporalio.api.enums.v1 import IndexedValueType
     from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 
@@ -105,10 +129,8 @@ async def register_search_attributes(client) -> None:  # type: ignore[no-untyped
 
 
 @pytest_asyncio.fixture(scope="session")
-async def dev_env():  # type: ignore[no-untyped-def]
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     """The Temporal dev server (real time, visibility, search attributes)."""
-    from temporalio.testing import WorkflowEnvironment
-
     from seatflow.domain.search_attributes import ALL
 
     env = await WorkflowEnvironment.start_local(
@@ -127,7 +149,7 @@ def mailbox(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def test_settings(pg_url: str, mailbox: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def test_settings(pg_url: str, mailbox: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Settings for a worker under test: fast retries, the V3 pipeline on."""
     from seatflow.config import load_settings
 
