@@ -15,12 +15,16 @@ import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RetryConfig
+from temporalio.testing import WorkflowEnvironment
 
 from seatflow.bookings_service import create_booking, start_booking_workflow
+from seatflow.config import Settings
 from seatflow.domain.workflow_ids import booking_workflow_id
 from seatflow.intake_relay import (
     BACKOFF_CAP_SECONDS,
@@ -53,12 +57,7 @@ async def unreachable_client() -> Client:
 
 
 @pytest.fixture
-def queue() -> str:
-    return f"intake-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-async def restaurant(db_engine, unique_id: str) -> str:  # type: ignore[no-untyped-def]
+async def restaurant(db_engine: AsyncEngine, unique_id: str) -> str:
     rid = f"intake-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [
         {"id": "T1", "capacity": 2}, {"id": "T2", "capacity": 4}, {"id": "T3", "capacity": 4},
@@ -66,8 +65,8 @@ async def restaurant(db_engine, unique_id: str) -> str:  # type: ignore[no-untyp
     return rid
 
 
-async def book_while_temporal_is_down(engine, restaurant: str, client: Client | None = None,  # type: ignore[no-untyped-def]
-                                      party: int = 2) -> str:
+async def book_while_temporal_is_down(engine: AsyncEngine, restaurant: str,
+                                      client: Client | None = None, party: int = 2) -> str:
     created = await create_booking(
         engine, client,
         NewBooking(restaurant_id=restaurant, party_size=party, start=slot(),
@@ -78,7 +77,7 @@ async def book_while_temporal_is_down(engine, restaurant: str, client: Client | 
     return created.booking_id
 
 
-async def intake_row(engine, booking_id: str):  # type: ignore[no-untyped-def]
+async def intake_row(engine: AsyncEngine, booking_id: str) -> Any:
     rows = await fetch(engine, "SELECT workflow_id, started_at, last_error FROM intake_outbox "
                        "WHERE booking_id = CAST(:id AS uuid)", id=booking_id)
     assert len(rows) == 1
@@ -98,7 +97,7 @@ async def executions(client: Client, booking_id: str) -> list[str]:
 
 
 async def test_booking_made_while_temporal_is_down_keeps_its_row_and_intake_row(
-    db_engine, restaurant: str,
+    db_engine: AsyncEngine, restaurant: str,
 ) -> None:
     booking_id = await book_while_temporal_is_down(db_engine, restaurant)
     state = await scalar(db_engine, "SELECT assignment_state FROM bookings "
@@ -112,7 +111,7 @@ async def test_booking_made_while_temporal_is_down_keeps_its_row_and_intake_row(
 
 
 async def test_unreachable_temporal_records_why_and_the_relay_retries_later(
-    db_engine, restaurant: str, queue: str,
+    db_engine: AsyncEngine, restaurant: str, queue: str,
 ) -> None:
     down = await unreachable_client()
     booking_id = await book_while_temporal_is_down(db_engine, restaurant, client=down)
@@ -127,7 +126,8 @@ async def test_unreachable_temporal_records_why_and_the_relay_retries_later(
 
 
 async def test_relay_starts_the_workflow_exactly_once_and_the_booking_confirms(
-    dev_env, db_engine, test_settings, restaurant: str, queue: str, mailbox: Path,
+    dev_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings,
+    restaurant: str, queue: str, mailbox: Path,
 ) -> None:
     booking_id = await book_while_temporal_is_down(db_engine, restaurant)
     client = dev_env.client
@@ -150,7 +150,7 @@ async def test_relay_starts_the_workflow_exactly_once_and_the_booking_confirms(
 
 
 async def test_relay_after_a_crash_between_start_and_mark_joins_the_running_workflow(
-    dev_env, db_engine, restaurant: str, queue: str,
+    dev_env: WorkflowEnvironment, db_engine: AsyncEngine, restaurant: str, queue: str,
 ) -> None:
     """create_booking started the workflow, then died before marking the row."""
     booking_id = await book_while_temporal_is_down(db_engine, restaurant)
@@ -169,7 +169,7 @@ async def test_relay_after_a_crash_between_start_and_mark_joins_the_running_work
 
 
 async def test_relay_loop_backs_off_while_temporal_is_down_then_starts_the_backlog(
-    dev_env, db_engine, pg_url: str, restaurant: str, queue: str,
+    dev_env: WorkflowEnvironment, db_engine: AsyncEngine, pg_url: str, restaurant: str, queue: str,
 ) -> None:
     from seatflow.config import load_settings
 
@@ -215,7 +215,7 @@ def run_intake_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProce
 
 
 async def test_intake_command_once_starts_pending_workflows_and_reports_json(
-    dev_env, db_engine, pg_url: str, restaurant: str, queue: str,
+    dev_env: WorkflowEnvironment, db_engine: AsyncEngine, pg_url: str, restaurant: str, queue: str,
 ) -> None:
     import json
 

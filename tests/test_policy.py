@@ -7,12 +7,16 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
 
 from seatflow.bookings_service import start_booking_workflow
+from seatflow.config import Settings
 from seatflow.storage.permits import acquire
 from tests.support import (
     SETTLED,
@@ -34,24 +38,20 @@ from worker import build_worker
 TWO_TWO_TOPS = [{"id": "T1", "capacity": 2}, {"id": "T2", "capacity": 2}]
 
 
-@pytest.fixture
-def queue() -> str:
-    return f"policy-{uuid.uuid4().hex[:8]}"
-
-
-async def start(client, booking: str, rid: str, queue: str):  # type: ignore[no-untyped-def]
+async def start(client: Client, booking: str, rid: str, queue: str) -> WorkflowHandle[Any, Any]:
     return await start_booking_workflow(client, booking_id=booking, restaurant_id=rid,
                                         party_size=0, start=slot(), task_queue=queue)
 
 
-async def to_manual_review(dev_env, db_engine, rid: str, queue: str) -> tuple[str, object]:  # type: ignore[no-untyped-def]
+async def to_manual_review(dev_env: WorkflowEnvironment, db_engine: AsyncEngine, rid: str,
+                           queue: str) -> tuple[str, WorkflowHandle[Any, Any]]:
     booking = await new_booking(db_engine, rid, 4)
     handle = await start(dev_env.client, booking, rid, queue)
     assert await wait_for_state(db_engine, booking, "manual_review") == "manual_review"
     return booking, handle
 
 
-async def test_unseatable_booking_takes_five_growing_attempts_then_manual_review(dev_env, db_engine, test_settings, unique_id, queue):  # type: ignore[no-untyped-def]
+async def test_unseatable_booking_takes_five_growing_attempts_then_manual_review(dev_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, unique_id: str, queue: str) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, TWO_TWO_TOPS))
     async with build_worker(dev_env.client, db_engine, test_settings, task_queue=queue):
@@ -72,7 +72,7 @@ async def test_unseatable_booking_takes_five_growing_attempts_then_manual_review
     assert await booking_tables(db_engine, booking) == []
 
 
-async def test_operator_assign_confirms_and_sends_one_email(dev_env, db_engine, test_settings, unique_id, queue, mailbox: Path):  # type: ignore[no-untyped-def]
+async def test_operator_assign_confirms_and_sends_one_email(dev_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, unique_id: str, queue: str, mailbox: Path) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, TWO_TWO_TOPS))
     async with build_worker(dev_env.client, db_engine, test_settings, task_queue=queue):
@@ -104,7 +104,7 @@ async def test_operator_assign_confirms_and_sends_one_email(dev_env, db_engine, 
     assert len(list(mailbox.glob(f"{booking}*.eml"))) == 1
 
 
-async def test_assign_of_taken_or_unknown_tables_is_rejected_and_changes_nothing(dev_env, db_engine, test_settings, unique_id, queue):  # type: ignore[no-untyped-def]
+async def test_assign_of_taken_or_unknown_tables_is_rejected_and_changes_nothing(dev_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, unique_id: str, queue: str) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, TWO_TWO_TOPS + [{"id": "T3", "capacity": 4}]))
     start_at = slot()
@@ -137,7 +137,7 @@ async def test_assign_of_taken_or_unknown_tables_is_rejected_and_changes_nothing
     assert await booking_tables(db_engine, booking) == []
 
 
-async def test_retry_after_tables_free_up_confirms(dev_env, db_engine, test_settings, unique_id, queue):  # type: ignore[no-untyped-def]
+async def test_retry_after_tables_free_up_confirms(dev_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, unique_id: str, queue: str) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
     start_at = slot()
@@ -162,7 +162,7 @@ async def test_retry_after_tables_free_up_confirms(dev_env, db_engine, test_sett
     assert await booking_tables(db_engine, holder) == []
 
 
-async def test_reject_fails_the_booking_with_the_operators_reason(dev_env, db_engine, test_settings, unique_id, queue):  # type: ignore[no-untyped-def]
+async def test_reject_fails_the_booking_with_the_operators_reason(dev_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, unique_id: str, queue: str) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, TWO_TWO_TOPS))
     async with build_worker(dev_env.client, db_engine, test_settings, task_queue=queue):
@@ -177,7 +177,7 @@ async def test_reject_fails_the_booking_with_the_operators_reason(dev_env, db_en
     assert reason == "rejected by ops: kitchen closed"
 
 
-async def test_malformed_signal_is_ignored_and_a_good_one_still_works(dev_env, db_engine, test_settings, unique_id, queue):  # type: ignore[no-untyped-def]
+async def test_malformed_signal_is_ignored_and_a_good_one_still_works(dev_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, unique_id: str, queue: str) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, TWO_TWO_TOPS))
     async with build_worker(dev_env.client, db_engine, test_settings, task_queue=queue):
@@ -196,7 +196,7 @@ async def test_malformed_signal_is_ignored_and_a_good_one_still_works(dev_env, d
     assert outcome.state == "confirmed"
 
 
-async def test_cancel_releases_tables_from_any_state(dev_env, db_engine, test_settings, unique_id, queue):  # type: ignore[no-untyped-def]
+async def test_cancel_releases_tables_from_any_state(dev_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, unique_id: str, queue: str) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, TWO_TWO_TOPS))
     async with build_worker(dev_env.client, db_engine, test_settings, task_queue=queue):
@@ -219,7 +219,7 @@ async def test_cancel_releases_tables_from_any_state(dev_env, db_engine, test_se
     ],
     ids=["party-zero", "party-above-capacity", "start-in-past", "outside-service"],
 )
-async def test_invalid_bookings_fail_at_once_without_attempts(dev_env, db_engine, test_settings, unique_id, queue, party, start_delta, hour, expected):  # type: ignore[no-untyped-def]
+async def test_invalid_bookings_fail_at_once_without_attempts(dev_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, unique_id: str, queue: str, party: int, start_delta: timedelta, hour: int, expected: str) -> None:
     rid = f"r-{unique_id}"
     plan = floorplan(rid, TWO_TWO_TOPS)
     plan["restaurant"]["services"][0].update(start="11:00", end="23:00")
@@ -240,7 +240,7 @@ async def test_invalid_bookings_fail_at_once_without_attempts(dev_env, db_engine
                         "WHERE booking_id = CAST(:id AS uuid)", id=booking) == 0
 
 
-async def test_manual_review_deadline_expires_the_booking(time_skipping_env, db_engine, test_settings, unique_id, queue):  # type: ignore[no-untyped-def]
+async def test_manual_review_deadline_expires_the_booking(time_skipping_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, unique_id: str, queue: str) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, TWO_TWO_TOPS))
     booking = await new_booking(db_engine, rid, 4)
@@ -253,7 +253,7 @@ async def test_manual_review_deadline_expires_the_booking(time_skipping_env, db_
     assert outcome.reason == "manual_review_expired"
 
 
-async def test_thirty_bookings_never_hold_more_than_max_parallel_permits(dev_env, db_engine, test_settings, unique_id, queue, monkeypatch):  # type: ignore[no-untyped-def]
+async def test_thirty_bookings_never_hold_more_than_max_parallel_permits(dev_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, unique_id: str, queue: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FEATURE_ASSIGNMENT_PIPELINE_V3_MAX_PARALLEL", "3")
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": f"T{i}", "capacity": 4} for i in range(30)]))
@@ -277,7 +277,7 @@ async def test_thirty_bookings_never_hold_more_than_max_parallel_permits(dev_env
     assert await double_booked_minutes(db_engine, rid) == 0
 
 
-async def test_a_permit_held_by_a_dead_worker_is_reclaimed_after_its_lease(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_a_permit_held_by_a_dead_worker_is_reclaimed_after_its_lease(db_engine: AsyncEngine, unique_id: str) -> None:
     rid = f"r-{unique_id}"
     dead, alive = str(uuid.uuid4()), str(uuid.uuid4())
     first = await acquire(db_engine, rid, dead, max_parallel=1, lease_seconds=0.3, wait_seconds=1)

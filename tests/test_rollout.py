@@ -4,10 +4,11 @@ kill switch that moves bookings in flight to the legacy path with no deploy."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.testing import WorkflowEnvironment
 
 from seatflow.bookings_service import start_booking_workflow
 from seatflow.config import ConfigError, load_flags, load_settings
@@ -65,12 +66,7 @@ def test_invalid_flags_name_their_variable(variable: str, value: str) -> None:
         load_flags(**{variable: value})
 
 
-@pytest.fixture
-def queue() -> str:
-    return f"rollout-{uuid.uuid4().hex[:8]}"
-
-
-async def test_legacy_path_seats_with_first_fit_and_records_its_events(dev_env, db_engine, pg_url, mailbox: Path, unique_id, queue, monkeypatch):  # type: ignore[no-untyped-def]
+async def test_legacy_path_seats_with_first_fit_and_records_its_events(dev_env: WorkflowEnvironment, db_engine: AsyncEngine, pg_url: str, mailbox: Path, unique_id: str, queue: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FEATURE_ASSIGNMENT_PIPELINE_V3", "false")
     settings = load_settings(DATABASE_URL=pg_url, SEATFLOW_MAILBOX_DIR=str(mailbox),
                              SEATFLOW_LEGACY_DELAYS_SECONDS="0.05,0.05,0.05")
@@ -92,7 +88,7 @@ async def test_legacy_path_seats_with_first_fit_and_records_its_events(dev_env, 
     assert len(list(mailbox.glob("*.eml"))) == 1
 
 
-async def test_kill_switch_moves_a_booking_in_v3_backoff_to_the_legacy_path(dev_env, db_engine, pg_url, mailbox: Path, unique_id, queue, monkeypatch):  # type: ignore[no-untyped-def]
+async def test_kill_switch_moves_a_booking_in_v3_backoff_to_the_legacy_path(dev_env: WorkflowEnvironment, db_engine: AsyncEngine, pg_url: str, mailbox: Path, unique_id: str, queue: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FEATURE_ASSIGNMENT_PIPELINE_V3", "true")
     settings = load_settings(DATABASE_URL=pg_url, SEATFLOW_MAILBOX_DIR=str(mailbox),
                              SEATFLOW_RETRY_BASE_SECONDS=3.0,

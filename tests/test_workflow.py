@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 
-import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
 from seatflow.bookings_service import start_booking_workflow
+from seatflow.config import Settings
+from seatflow.domain.messages import BookingOutcome
 from seatflow.domain.workflow_ids import booking_workflow_id
 from tests.support import (
     booking_tables,
@@ -25,32 +27,31 @@ from tests.support import (
 from worker import build_worker
 
 
-async def run_booking(client: Client, engine, restaurant_id: str, booking_id: str, queue: str):  # type: ignore[no-untyped-def]
+async def run_booking(client: Client, engine: AsyncEngine, restaurant_id: str, booking_id: str,
+                      queue: str) -> BookingOutcome:
     handle = await start_booking_workflow(
         client, booking_id=booking_id, restaurant_id=restaurant_id, party_size=0,
         start=slot(), task_queue=queue,
     )
-    return await handle.result()
+    outcome = await handle.result()
+    assert isinstance(outcome, BookingOutcome)
+    return outcome
 
 
-async def wait_for_state(engine, booking_id: str, wanted: str, timeout: float = 30.0) -> str:  # type: ignore[no-untyped-def]
+async def wait_for_state(engine: AsyncEngine, booking_id: str, wanted: str,
+                         timeout: float = 30.0) -> str:
     state = ""
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
         state = await scalar(engine, "SELECT assignment_state FROM bookings WHERE id = "
                              "CAST(:id AS uuid)", id=booking_id)
         if state == wanted:
-            return state
+            return str(state)
         await asyncio.sleep(0.05)
-    return state
+    return str(state)
 
 
-@pytest.fixture
-def queue() -> str:
-    return f"test-{uuid.uuid4().hex[:8]}"
-
-
-async def test_party_of_two_gets_a_two_top(time_skipping_env, db_engine, test_settings, unique_id, queue, mailbox: Path):  # type: ignore[no-untyped-def]
+async def test_party_of_two_gets_a_two_top(time_skipping_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, unique_id: str, queue: str, mailbox: Path) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [
         {"id": "T1", "capacity": 2}, {"id": "T2", "capacity": 4}, {"id": "T3", "capacity": 6},
@@ -82,7 +83,7 @@ async def test_party_of_two_gets_a_two_top(time_skipping_env, db_engine, test_se
     assert [p.name for p in mailbox.glob("*.eml")] == [f"{booking}-confirmation.eml"]
 
 
-async def test_party_of_seven_takes_two_adjacent_movable_four_tops(time_skipping_env, db_engine, test_settings, unique_id, queue):  # type: ignore[no-untyped-def]
+async def test_party_of_seven_takes_two_adjacent_movable_four_tops(time_skipping_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, unique_id: str, queue: str) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [
         {"id": "A1", "capacity": 4}, {"id": "A2", "capacity": 4},
@@ -97,7 +98,7 @@ async def test_party_of_seven_takes_two_adjacent_movable_four_tops(time_skipping
     assert await booking_tables(db_engine, booking) == ["A1", "A2"]
 
 
-async def test_taken_tables_fail_the_attempt_and_retry_after_backoff(dev_env, db_engine, test_settings, unique_id, queue):  # type: ignore[no-untyped-def]
+async def test_taken_tables_fail_the_attempt_and_retry_after_backoff(dev_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, unique_id: str, queue: str) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
     start = slot()
@@ -128,7 +129,7 @@ async def test_taken_tables_fail_the_attempt_and_retry_after_backoff(dev_env, db
     assert await booking_tables(db_engine, second) == []
 
 
-async def test_starting_the_workflow_twice_runs_it_once(time_skipping_env, db_engine, test_settings, unique_id, queue, mailbox: Path):  # type: ignore[no-untyped-def]
+async def test_starting_the_workflow_twice_runs_it_once(time_skipping_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, unique_id: str, queue: str, mailbox: Path) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
     booking = await new_booking(db_engine, rid, 2)
@@ -151,7 +152,7 @@ async def test_starting_the_workflow_twice_runs_it_once(time_skipping_env, db_en
     assert len(list(mailbox.glob("*.eml"))) == 1
 
 
-async def test_many_concurrent_bookings_never_double_book(dev_env, db_engine, test_settings, unique_id, queue, mailbox: Path):  # type: ignore[no-untyped-def]
+async def test_many_concurrent_bookings_never_double_book(dev_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, unique_id: str, queue: str, mailbox: Path) -> None:
     rid = f"r-{unique_id}"
     tables = [{"id": f"T{i}", "capacity": 2 if i <= 5 else 4} for i in range(1, 11)]
     await import_plan(db_engine, floorplan(rid, tables, adjacency=[["T6", "T7"], ["T8", "T9"]]))
@@ -173,19 +174,19 @@ async def test_many_concurrent_bookings_never_double_book(dev_env, db_engine, te
     assert len(list(mailbox.glob("*.eml"))) == states.count("confirmed")
 
 
-async def wait_for_settled(engine, booking_id: str, timeout: float = 60.0) -> str:  # type: ignore[no-untyped-def]
+async def wait_for_settled(engine: AsyncEngine, booking_id: str, timeout: float = 60.0) -> str:
     state = ""
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
         state = await scalar(engine, "SELECT assignment_state FROM bookings WHERE id = "
                              "CAST(:id AS uuid)", id=booking_id)
         if state in ("confirmed", "manual_review", "failed", "cancelled"):
-            return state
+            return str(state)
         await asyncio.sleep(0.1)
-    return state
+    return str(state)
 
 
-async def test_a_booking_confirmed_before_its_workflow_ran_still_gets_its_one_email(time_skipping_env, db_engine, test_settings, unique_id, queue, mailbox: Path):  # type: ignore[no-untyped-def]
+async def test_a_booking_confirmed_before_its_workflow_ran_still_gets_its_one_email(time_skipping_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, unique_id: str, queue: str, mailbox: Path) -> None:
     """A workflow task retried after its local activities committed the confirm
     (a worker overloaded or killed) finds the booking confirmed: it must still
     deliver the pending email from the outbox, once."""
