@@ -532,9 +532,10 @@ async def _book_well_run(stack: devstack.StackStatus, path: Path, count: int, se
 
         # 3. One guest cancels.
         summary.cancellation = await _guest_cancels(ev, online_ids)
-        operator_id = summary.operator.booking_id if summary.operator else None
+        by_operator = {s.booking_id for s in [summary.operator, *summary.operator_queue]
+                       if s is not None and s.command}
         await _measure(ev.engine, summary, ids,
-                       pipeline_ids=[i for i in ids if i != operator_id])
+                       pipeline_ids=[i for i in ids if i not in by_operator])
         return summary
     finally:
         await ev.engine.dispose()
