@@ -139,6 +139,7 @@ class DemoSummary:
     took_offer: int = 0  # ... who booked one of them
     went_away: int = 0  # online guests who booked nothing
     phone: int = 0  # phone / walk-in bookings accepted without the check
+    tolerance_minutes: int = TOLERANCE_MINUTES  # how far from their time guests accept
     states: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)  # seconds, created -> confirmed
     rejected: int = 0  # refused at intake as invalid (none expected)
@@ -176,6 +177,7 @@ class DemoSummary:
             "requested": self.requested, "at_time_asked": self.at_time_asked,
             "offered": self.offered, "took_offer": self.took_offer,
             "went_away": self.went_away, "phone": self.phone,
+            "tolerance_minutes": self.tolerance_minutes,
             "bookings": self.bookings, "confirmed": self.states["confirmed"],
             "manual_review": self.states["manual_review"], "failed": self.states["failed"],
             "cancelled": self.states["cancelled"],
@@ -332,6 +334,7 @@ def run_demo(bookings: int = 120, *, floorplan: Path | None = None, seed: int | 
     summary = asyncio.run(book(stack, path, bookings, seed, timeout, console, concurrency, rate,
                                timedelta(minutes=tolerance_minutes)))
     summary.seconds = time.monotonic() - started
+    summary.tolerance_minutes = tolerance_minutes
     summary.ui_url = stack.ui_url
     summary.namespace = stack.namespace
     return summary
@@ -683,8 +686,8 @@ async def _guest_cancels(ev: _Evening, booking_ids: list[str]) -> CliStep | None
         ev, ["bookings", "cancel", booking_id, "--actor", "guest",
              "--reason", "plans changed"], who="guest")
     after = await booking_view(ev.engine, booking_id)
-    return CliStep(command, code, output, booking_id, int(view["party_size"]),
-                   list(view["tables"]), after["assignment_state"])
+    return CliStep(command, code, output, booking_id, int(after["party_size"]),
+                   list(after["tables"]), after["assignment_state"])
 
 
 def _cli_argv() -> list[str]:
@@ -760,9 +763,10 @@ def print_summary(summary: DemoSummary, console: Console) -> None:
     if summary.mode == "evening":
         table.add_row("requested (guests asking)", str(summary.requested))
         table.add_row("  booked at the time asked", str(summary.at_time_asked))
-        table.add_row("  offered another time", str(summary.offered))
+        table.add_row(f"  offered another time (within {summary.tolerance_minutes} min)",
+                      str(summary.offered))
         table.add_row("    took it", str(summary.took_offer))
-        table.add_row("  went away", str(summary.went_away))
+        table.add_row("  went away (nothing near their time)", str(summary.went_away))
         table.add_row("  phone / walk-in (no check)", str(summary.phone))
     table.add_row("booked", str(summary.bookings))
     table.add_row("confirmed", f"{summary.states['confirmed']} "
