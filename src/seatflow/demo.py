@@ -138,7 +138,7 @@ class DemoSummary:
     offered: int = 0  # online guests offered other times (their own was not available)
     took_offer: int = 0  # ... who booked one of them
     went_away: int = 0  # online guests who booked nothing
-    phone: int = 0  # phone / walk-in bookings accepted without the check
+    phone: int = 0  # phone / walk-in bookings made without the check
     tolerance_minutes: int = TOLERANCE_MINUTES  # how far from their time guests accept
     states: Counter[str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)  # seconds, created -> confirmed
@@ -461,8 +461,7 @@ async def _book_well_run(stack: devstack.StackStatus, path: Path, count: int, se
         guests = plan_guests(ev.evening, ev.tz, count, ev.rng)
         phone = [g for g in guests if g.channel == PHONE]
         online = [g for g in guests if g.channel == ONLINE]
-        summary = DemoSummary(ev.restaurant_id, ev.evening, 0, requested=len(guests),
-                              phone=len(phone))
+        summary = DemoSummary(ev.restaurant_id, ev.evening, 0, requested=len(guests))
         deadline = time.monotonic() + timeout
         console.print(f"{ev.restaurant_name}, {ev.evening:%A %d %B} ({ev.tz.key}), "
                       f"through {ev.pipeline_name()}: {len(phone)} phone bookings, then "
@@ -471,8 +470,11 @@ async def _book_well_run(stack: devstack.StackStatus, path: Path, count: int, se
         # 1. The phone book: accepted without the check, as the origin system did.
         big = phone[0]
         big_id: str | None = None
-        shown = await _ask(ev, big, timedelta(hours=12))
-        times = ", ".join(f"{t:%H:%M}" for t in shown) or "no time that day"
+        try:
+            shown = await _ask(ev, big, timedelta(hours=12))
+            times = ", ".join(f"{t:%H:%M}" for t in shown) or "no time that day"
+        except InvalidBooking as exc:  # a floor plan too small for the party at all
+            times = f"nothing ({exc.message})"
         console.print(f"[bold]phone[/]    a party of {big.party_size} asks for "
                       f"{big.start:%H:%M}: availability shows {times}; the host takes the "
                       "booking anyway")
@@ -488,7 +490,7 @@ async def _book_well_run(stack: devstack.StackStatus, path: Path, count: int, se
             ids.append(created.booking_id)
             if b is big:
                 big_id = created.booking_id
-        summary.bookings = len(ids)
+        summary.bookings = summary.phone = len(ids)  # the refused are counted apart
         if big_id is not None:
             summary.operator = await _operator_seats(ev, big_id, big.party_size, deadline)
 
