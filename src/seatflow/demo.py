@@ -249,10 +249,12 @@ def plan_guests(evening: date, tz: ZoneInfo, count: int, rng: random.Random) -> 
 
 def operator_tables(snapshot: RestaurantSnapshot, request: BookingRequest,
                     config: EngineConfig) -> tuple[str, ...] | None:
-    """The tables an operator pushes together for a party no automatic plan
-    seats: free movable tables of one zone that touch each other, holding
-    the party with no more than `config.max_overage` empty seats; the fewest
-    tables, then the fewest empty seats. Every candidate passes the forced
+    """The tables an operator gives a party the pipeline could not seat: free
+    movable tables of one zone that touch each other (or one free table) and
+    hold the party. Sets that leave at most `config.max_overage` seats empty
+    come first, then the fewest tables, then the fewest empty seats; a larger
+    table than the rules allow (a couple at a free six-top on a full night)
+    only when nothing else holds the party. Every candidate passes the forced
     manual-assignment check (`validate_plan` with the overrides `--force`
     allows), so the CLI will accept it. None when the floor has no such set."""
     from seatflow.engine.floor import Floor
@@ -260,10 +262,11 @@ def operator_tables(snapshot: RestaurantSnapshot, request: BookingRequest,
 
     floor = Floor(snapshot)
     free = {t for t in floor.free_tables(request.start, request.end, (request.booking_id,))
-            if floor.tables[t].mobility == Mobility.MOVABLE}
+            if floor.tables[t].mobility == Mobility.MOVABLE or floor.tables[t].capacity
+            >= request.party_size}  # a fixed table can seat a party alone, never joined
     party = request.party_size
     seen: set[frozenset[str]] = set()
-    found: list[tuple[int, int, tuple[str, ...]]] = []
+    found: list[tuple[bool, int, int, tuple[str, ...]]] = []
     frontier = [frozenset([t]) for t in sorted(free)]
     while frontier and len(seen) < MAX_OPERATOR_CANDIDATES:
         grown: list[frozenset[str]] = []
@@ -273,20 +276,22 @@ def operator_tables(snapshot: RestaurantSnapshot, request: BookingRequest,
             seen.add(tables)
             seats = sum(floor.tables[t].capacity for t in tables)
             if seats >= party:
-                if seats - party <= config.max_overage:
-                    found.append((len(tables), seats - party, tuple(sorted(tables))))
+                empty = seats - party
+                found.append((empty > config.max_overage, len(tables), empty,
+                              tuple(sorted(tables))))
                 continue  # adding tables only adds empty seats
             if len(tables) >= MAX_OPERATOR_TABLES:
                 continue
             zone = floor.tables[next(iter(tables))].zone
             for table in tables:
+                if floor.tables[table].mobility != Mobility.MOVABLE:
+                    continue
                 for near in floor.neighbours[table]:
-                    if near in free and near not in tables and floor.tables[near].zone == zone:
+                    if (near in free and near not in tables and floor.tables[near].zone == zone
+                            and floor.tables[near].mobility == Mobility.MOVABLE):
                         grown.append(tables | {near})
-        if found:
-            break  # breadth first: the fewest tables are found first
         frontier = grown
-    for _, _, plan in sorted(found):
+    for _, _, _, plan in sorted(found):
         if validate_plan(snapshot, request, plan, config, allow_overage_override=True,
                          allow_zone_override=True, allow_adjacency_override=True) is None:
             return plan
@@ -628,7 +633,7 @@ async def _operator_seats(ev: _Evening, booking_id: str, party: int,
 
 async def _operator_decides(ev: _Evening, view: dict[str, Any], *, note: str) -> CliStep:
     """An operator looks at the floor for a booking in manual review: free
-    tables to push together are assigned with `seatflow review assign --force`;
+    tables (`operator_tables`) are assigned with `seatflow review assign --force`;
     when there are none, the booking is rejected with `seatflow review reject`
     (and the guest called), so no one is left waiting."""
     from seatflow.bookings_service import booking_view

@@ -122,6 +122,22 @@ def test_the_operator_pushes_together_the_fewest_free_touching_tables_of_one_zon
     assert operator_tables(full, request, config) is None
 
 
+def test_on_a_full_night_the_operator_gives_a_couple_a_larger_table_than_the_rules_allow() -> None:
+    at = datetime(2030, 6, 14, 19, tzinfo=UTC)
+    couple = BookingRequest("late", 2, at, at + timedelta(minutes=95))
+    config = EngineConfig()  # at most 4 empty seats by the rules
+
+    # A free four-top is within the rules: that one, not a bigger table.
+    assert operator_tables(_floor(), couple, config) == ("A1",)
+    # Every four-top and six-top taken: the fixed eight-top alone (6 empty seats,
+    # which only --force allows) rather than turning the couple away.
+    taken = tuple(_held(f"b{t}", t, at) for t in
+                  ["A1", "A2", "A3", "A4", "A5", "A6", "T1", "T2", "T3", "T4"])
+    assert operator_tables(_floor(taken), couple, config) == ("F1",)
+    # Nothing free at all: None.
+    assert operator_tables(_floor((*taken, _held("bF1", "F1", at))), couple, config) is None
+
+
 @pytest.fixture
 def demo_home() -> Iterator[Path]:
     home = Path(tempfile.mkdtemp(prefix="seatflow-demo-"))
