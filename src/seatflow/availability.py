@@ -284,7 +284,11 @@ async def check_start(
 ) -> tuple[Slot, list[datetime]]:
     """Whether `start` has a valid plan now, and (when it has not) the `limit`
     nearest available start times of the same local day. Raises InvalidBooking
-    (unknown restaurant, bad party, in the past, outside service) first."""
+    (unknown restaurant, bad party, in the past, outside service) first.
+
+    The asked time is checked alone first: a guest who gets it costs one
+    evaluation, not the whole day's (intake with `require_availability` calls
+    this for every booking); the day is evaluated only to name alternatives."""
     async with engine.connect() as conn:
         policy = await load_policy(conn, restaurant_id)
     if policy is None:
@@ -293,6 +297,14 @@ async def check_start(
         start = start.replace(tzinfo=policy.tz)
     # A booking that can never be seated as asked is invalid, not "unavailable".
     booking_window(policy, party_size, start, now=now or datetime.now(UTC))
+    alone = await check_availability(
+        engine, restaurant_id, party_size, window=(start, start + timedelta(seconds=1)),
+        config=config, now=now, also=start,
+    )
+    slot = alone.slot_at(start)
+    assert slot is not None
+    if slot.available:
+        return slot, []
     found = await check_availability(
         engine, restaurant_id, party_size, day=start.astimezone(policy.tz).date(),
         config=config, now=now, also=start,
