@@ -70,6 +70,21 @@ async def send_outbox_email(
         ).one_or_none()
         if row is None:
             return EmailResult(sent=False, duplicate=False, path=None)
+        if row.status == "pending" and kind == "confirmation":
+            state = (await conn.execute(
+                text("SELECT assignment_state FROM bookings WHERE id = CAST(:id AS uuid)"),
+                {"id": booking_id},
+            )).scalar()
+            if state != "confirmed":
+                # Cancelled (or moved on) before the send: never confirm a
+                # booking that no longer holds its tables.
+                await conn.execute(
+                    text("UPDATE email_outbox SET status = 'withdrawn' WHERE id = :id"),
+                    {"id": row.id},
+                )
+                return EmailResult(sent=False, duplicate=False, path=None)
+        if row.status == "withdrawn":
+            return EmailResult(sent=False, duplicate=False, path=None)
         if row.status == "sent":
             await conn.execute(
                 text("UPDATE email_outbox SET duplicates_suppressed = duplicates_suppressed + 1 "

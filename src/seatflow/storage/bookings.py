@@ -568,6 +568,12 @@ async def cancel_booking(
             text("DELETE FROM allocations WHERE booking_id = CAST(:id AS uuid)"), {"id": booking_id}
         )
         await release_permit(conn, booking_id)
+        # A confirmation not yet sent is never sent now (one already sent stays sent).
+        await conn.execute(
+            text("UPDATE email_outbox SET status = 'withdrawn' WHERE booking_id = "
+                 "CAST(:id AS uuid) AND kind = 'confirmation' AND status = 'pending'"),
+            {"id": booking_id},
+        )
         version = await transition(
             conn, booking_id, version, S.CANCELLED, reason=reason or "booking cancelled",
             actor=actor, set_columns={"status": "cancelled"},
