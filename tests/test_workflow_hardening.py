@@ -433,7 +433,6 @@ async def test_a_long_manual_review_continues_as_new_and_keeps_its_deadline(runn
         sent += 1
         await asyncio.sleep(0.01)
     await until(lambda: len(fake.called("begin_booking")) >= 2)
-    assert sent <= 80
     described = await handle.describe()
     assert described.run_id != first_run
     history = [e async for e in client.get_workflow_handle(
