@@ -472,3 +472,46 @@ async def test_waiting_for_a_busy_restaurant_continues_as_new_without_using_an_a
     # every attempt request was the first attempt: busy waits consume none
     assert {a.attempt_no for a in fake.called("run_attempt")} == {1}
     assert len(fake.called("send_confirmation_email")) == 1
+
+
+# ------------------------------------------- a start that passed meanwhile
+
+async def test_a_booking_started_late_after_its_time_goes_to_manual_review_not_failed(dev_env, db_engine, test_settings, unique_id) -> None:  # type: ignore[no-untyped-def]
+    """Valid at intake; its workflow starts only after the start passed (the
+    intake relay after an outage). Real activities and PostgreSQL."""
+    from seatflow.bookings_service import start_booking_workflow
+    from tests.support import fetch, floorplan, import_plan, new_booking, scalar, wait_for_state
+    from worker import build_worker
+
+    rid = f"r-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
+    booking = await new_booking(db_engine, rid, 2)
+    # Made yesterday for a table an hour ago; nothing has run for it since.
+    async with db_engine.begin() as conn:
+        from sqlalchemy import text
+
+        await conn.execute(text(
+            "UPDATE bookings SET start_at = now() - interval '1 hour', "
+            "end_at = now() + interval '30 minutes', occupied_until = now() + interval '35 minutes', "
+            "created_at = now() - interval '1 day' WHERE id = CAST(:b AS uuid)"), {"b": booking})
+    queue = f"late-{uuid.uuid4().hex[:8]}"
+    async with build_worker(dev_env.client, db_engine, test_settings, task_queue=queue):
+        handle = await start_booking_workflow(
+            dev_env.client, booking_id=booking, restaurant_id=rid, party_size=2,
+            start=datetime.now(UTC) - timedelta(hours=1), task_queue=queue)
+        state = await wait_for_state(db_engine, booking, {"manual_review", "failed"})
+        assert await eventually_state(handle, "manual_review") == "manual_review"
+        history = await handle.fetch_history()
+        await handle.signal("cancel_booking", {"actor": "test"})
+        await handle.result()
+    assert state == "manual_review"
+    rows = await fetch(db_engine, "SELECT to_state, reason FROM booking_assignment_state_history "
+                       "WHERE booking_id = CAST(:b AS uuid) AND to_state = 'manual_review'",
+                       b=booking)
+    assert len(rows) == 1 and "passed before any assignment attempt ran" in rows[0][1]
+    assert await scalar(db_engine, "SELECT count(*) FROM booking_assignment_attempts WHERE "
+                        "booking_id = CAST(:b AS uuid)", b=booking) == 0
+    # Operators get time to decide: the manual-review timer is a day, not 0.
+    timers = [e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
+              for e in history.events if e.HasField("timer_started_event_attributes")]
+    assert timers and min(timers) >= timedelta(hours=23)

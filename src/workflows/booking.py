@@ -6,6 +6,7 @@ It reads like the state diagram of DESIGN.md section 4:
     assignment_in_progress -> assigned -> confirmed            (success)
     assignment_in_progress -> assignment_pending               (retry, attempts < max)
     assignment_in_progress -> manual_review                    (max attempts used)
+    assignment_pending -> manual_review                        (start passed before any attempt)
     manual_review -> assignment_pending | assigned | failed    (operator decision)
     any state but failed/cancelled -> cancelled                (booking cancelled)
 

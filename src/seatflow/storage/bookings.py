@@ -174,7 +174,7 @@ async def verify_booking(engine: AsyncEngine, booking_id: str, *, now: datetime)
             await conn.execute(
                 text(
                     "SELECT restaurant_id, party_size, start_at, assignment_state, "
-                    "assignment_state_version, status, last_reason FROM bookings "
+                    "assignment_state_version, status, last_reason, created_at FROM bookings "
                     "WHERE id = CAST(:id AS uuid) FOR UPDATE"
                 ),
                 {"id": booking_id},
@@ -191,7 +191,11 @@ async def verify_booking(engine: AsyncEngine, booking_id: str, *, now: datetime)
                     raise InvalidBooking(
                         "unknown_restaurant", f"unknown restaurant {row.restaurant_id!r}"
                     )
-                booking_window(policy, row.party_size, row.start_at, now=now)
+                # Whether the time is bookable was decided at intake: judge it
+                # as of then, so a workflow started late (the intake relay after
+                # an outage) never fails a booking that was valid when made.
+                booking_window(policy, row.party_size, row.start_at,
+                               now=min(now, row.created_at))
             except InvalidBooking as exc:
                 reason = f"invalid_booking: {exc.message}"
                 version = await transition(
@@ -208,6 +212,14 @@ async def verify_booking(engine: AsyncEngine, booking_id: str, *, now: datetime)
         if state == S.CAPACITY_VERIFIED:
             version = await transition(conn, booking_id, version, S.ASSIGNMENT_PENDING)
             state = S.ASSIGNMENT_PENDING.value
+        attempts_used = await _attempts_used(conn, booking_id)
+        if state == S.ASSIGNMENT_PENDING and attempts_used == 0 and row.start_at <= now:
+            # The start passed before any attempt ran: a person decides (seat
+            # them now, call the guest, or reject), not the clock.
+            reason = (f"start_passed: the start {row.start_at.isoformat()} passed before "
+                      "any assignment attempt ran")
+            version = await transition(conn, booking_id, version, S.MANUAL_REVIEW, reason=reason)
+            state = S.MANUAL_REVIEW.value
         return BookingContext(
             booking_id=booking_id,
             restaurant_id=row.restaurant_id,
@@ -218,7 +230,7 @@ async def verify_booking(engine: AsyncEngine, booking_id: str, *, now: datetime)
             start=row.start_at.isoformat(),
             table_ids=await _table_ids(conn, row.restaurant_id),
             reason=reason,
-            attempts_used=await _attempts_used(conn, booking_id),
+            attempts_used=attempts_used,
         )
 
 
