@@ -174,3 +174,33 @@ async def test_resume_refuses_while_the_workflow_runs(dev_env, db_engine, test_s
                                              {"action": "reject", "actor": "ops",
                                               "reason": "no table"})
     assert result["state"] == "failed"
+
+
+async def test_the_email_step_never_confirms_a_booking_that_is_no_longer_confirmed(db_engine, unique_id, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from seatflow.mail import FileMailbox, send_outbox_email
+    from seatflow.storage.bookings import cancel_booking
+    from seatflow.storage.transitions import current_state, transition
+    from tests.test_repack import seat_at
+
+    rid = f"r-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, TWO_TWO_TOPS))
+    mailbox = FileMailbox(tmp_path / "mail")
+    # Cancelled by the CLI's database fallback: the pending email is withdrawn.
+    first = await new_booking(db_engine, rid, 2)
+    await seat_at(db_engine, first, ("T1",))
+    await cancel_booking(db_engine, first, actor="guest", reason="ill")
+    # Cancelled by any other path between the confirm and the send.
+    second = await new_booking(db_engine, rid, 2)
+    await seat_at(db_engine, second, ("T2",))
+    async with db_engine.begin() as conn:
+        _state, version = await current_state(conn, second)
+        await transition(conn, second, version, "cancelled", reason="test")
+    results = [await send_outbox_email(db_engine, mailbox, b, "confirmation", "s@example.com")
+               for b in (first, second)]
+    assert [r.sent for r in results] == [False, False]
+    assert not list((tmp_path / "mail").glob("*.eml"))
+    statuses = await fetch(db_engine, "SELECT status FROM email_outbox WHERE booking_id IN "
+                           "(CAST(:a AS uuid), CAST(:b AS uuid))", a=first, b=second)
+    assert [s[0] for s in statuses] == ["pending", "pending"]  # never sent, kept as it was
+    assert await scalar(db_engine, "SELECT count(*) FROM observability_events WHERE booking_id = "
+                        "CAST(:b AS uuid) AND event_type = 'email.withdrawn'", b=first) == 1

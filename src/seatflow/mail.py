@@ -77,14 +77,9 @@ async def send_outbox_email(
             )).scalar()
             if state != "confirmed":
                 # Cancelled (or moved on) before the send: never confirm a
-                # booking that no longer holds its tables.
-                await conn.execute(
-                    text("UPDATE email_outbox SET status = 'withdrawn' WHERE id = :id"),
-                    {"id": row.id},
-                )
+                # booking that no longer holds its tables. The row stays
+                # pending and is never sent (cancellation is final).
                 return EmailResult(sent=False, duplicate=False, path=None)
-        if row.status == "withdrawn":
-            return EmailResult(sent=False, duplicate=False, path=None)
         if row.status == "sent":
             await conn.execute(
                 text("UPDATE email_outbox SET duplicates_suppressed = duplicates_suppressed + 1 "

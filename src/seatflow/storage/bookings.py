@@ -580,12 +580,17 @@ async def cancel_booking(
             text("DELETE FROM allocations WHERE booking_id = CAST(:id AS uuid)"), {"id": booking_id}
         )
         await release_permit(conn, booking_id)
-        # A confirmation not yet sent is never sent now (one already sent stays sent).
-        await conn.execute(
-            text("UPDATE email_outbox SET status = 'withdrawn' WHERE booking_id = "
-                 "CAST(:id AS uuid) AND kind = 'confirmation' AND status = 'pending'"),
+        # A confirmation not yet sent is never sent now (the send checks the
+        # state); say so where operators look.
+        unsent = (await conn.execute(
+            text("SELECT 1 FROM email_outbox WHERE booking_id = CAST(:id AS uuid) "
+                 "AND kind = 'confirmation' AND status = 'pending'"),
             {"id": booking_id},
-        )
+        )).first()
+        if unsent is not None:
+            await record_event(conn, booking_id=booking_id, source="assignment.cancel",
+                               event_type="email.withdrawn",
+                               context={"kind": "confirmation", "reason": "booking cancelled"})
         version = await transition(
             conn, booking_id, version, S.CANCELLED, reason=reason or "booking cancelled",
             actor=actor, set_columns={"status": "cancelled"},

@@ -191,7 +191,7 @@ class EmailOutbox(Base):
     recipient: Mapped[str | None] = mapped_column(Text, nullable=True)
     subject: Mapped[str] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(Text, default="pending")  # pending | sent | withdrawn
+    status: Mapped[str] = mapped_column(Text, default="pending")  # pending | sent
     send_attempts: Mapped[int] = mapped_column(Integer, default=0)
     duplicates_suppressed: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
