@@ -29,6 +29,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateStage,
 )
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from seatflow.domain.messages import (
@@ -51,6 +52,7 @@ from seatflow.domain.messages import (
     VerifyRequest,
 )
 from seatflow.domain.review import InvalidDecision, parse_cancel
+from tests.support import save_history
 from worker import WORKFLOWS
 from workflows.runner import workflow_runner
 
@@ -123,6 +125,9 @@ class FakeBooking:
         outcome = self.attempt_outcomes.pop(0) if self.attempt_outcomes else "failed"
         if outcome == "busy":
             return AttemptResult("busy", self.state, self.version, wait_ms=1.0)
+        if outcome == "conflict":  # someone else moved the booking meanwhile
+            self.version += 1
+            return AttemptResult("conflict", self.state, self.version, reason="version moved")
         if req.expected_version != self.version:
             return AttemptResult("conflict", self.state, self.version, reason="version moved")
         if outcome == "confirmed":
@@ -262,6 +267,7 @@ async def test_update_waiting_behind_a_signal_decision_is_refused_with_the_outco
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await asyncio.wait_for(update.result(), 30)
     outcome = await asyncio.wait_for(handle.result(), 30)
+    await save_history(handle, "update_refused_behind_signal_decision")
     assert outcome.state == "failed"
     assert (f"booking {fake.booking_id} was already resolved: failed (rejected by ops: "
             "kitchen closed)") in str(refused.value.cause)
@@ -284,6 +290,7 @@ async def test_update_and_signal_in_one_task_apply_exactly_one_decision(running,
     gate.set()
     result = await asyncio.wait_for(update.result(), 30)
     outcome = await asyncio.wait_for(handle.result(), 30)
+    await save_history(handle, "update_and_signal_in_one_task")
     # The Update queued for the lock first and confirmed; the reject that lost
     # is dropped (logged), never applied to the confirmed booking.
     assert result["state"] == "confirmed" and outcome.state == "confirmed"
@@ -306,6 +313,7 @@ async def test_update_and_cancel_in_one_task_apply_only_the_cancel(running, fake
         await asyncio.wait_for(update.result(), 30)
     gate.set()
     outcome = await asyncio.wait_for(handle.result(), 30)
+    await save_history(handle, "update_and_cancel_in_one_task")
     assert outcome.state == "cancelled"
     assert "is being cancelled" in str(refused.value.cause)
     assert [c.actor for c in fake.called("confirm_plan")] == ["ops"]  # only the held one
@@ -335,6 +343,7 @@ async def test_a_queued_decision_is_dropped_when_its_round_is_over(running, fake
     assert len(fake.called("run_attempt")) == 5  # one round, not two
     await handle.signal("cancel_booking", {"actor": "ops"})
     assert (await asyncio.wait_for(handle.result(), 30)).state == "cancelled"
+    await save_history(handle, "stale_decision_dropped")
 
 
 # ------------------------------------------------------ bad payloads
@@ -360,6 +369,7 @@ async def test_malformed_cancel_is_ignored_and_never_reaches_an_activity(running
     assert fake.called("cancel_booking") == []
     await handle.signal("cancel_booking", {"actor": "guest", "reason": "ill"})
     outcome = await asyncio.wait_for(handle.result(), 30)
+    await save_history(handle, "malformed_cancels_then_cancel")
     assert outcome.state == "cancelled"
     assert [(c.actor, c.reason) for c in fake.called("cancel_booking")] == [("guest", "ill")]
 
@@ -377,6 +387,7 @@ async def test_cancel_arriving_during_the_email_send_is_applied_after_it(running
     assert await state_of(handle) == "confirmed"  # the signal is in; the send still runs
     gate.set()
     outcome = await asyncio.wait_for(handle.result(), 30)
+    await save_history(handle, "cancel_during_email_send")
     assert outcome.state == "cancelled"
     assert [c.actor for c in fake.called("cancel_booking")] == ["guest"]
 
@@ -396,11 +407,24 @@ async def test_an_unexpected_state_fails_the_run_with_the_reason_instead_of_spin
 
 # ------------------------------------------------ manual-review deadline
 
-async def test_manual_review_deadline_is_fixed_when_the_round_begins(time_skipping_env, fake: FakeBooking) -> None:
+@pytest_asyncio.fixture
+async def own_time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping server of this test's own: workflows other tests left
+    on the shared one (on queues nobody polls any more) would hold its clock."""
+    from tests.conftest import binary, register_search_attributes
+
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server"))
+    await register_search_attributes(env.client)
+    yield env
+    await env.shutdown()
+
+
+async def test_manual_review_deadline_is_fixed_when_the_round_begins(own_time_skipping_env: WorkflowEnvironment, fake: FakeBooking) -> None:
     """A relative timeout of one hour: a decision refused after 40 minutes
     must not give the booking another full hour."""
     fake.review_timeout = 3600.0
-    env = time_skipping_env
+    env = own_time_skipping_env
     queue = f"hard-{uuid.uuid4().hex[:8]}"
     async with Worker(env.client, task_queue=queue, workflows=WORKFLOWS,
                       workflow_runner=workflow_runner(), activities=fake.all()):
@@ -435,20 +459,23 @@ async def test_a_long_manual_review_continues_as_new_and_keeps_its_deadline(runn
     await until(lambda: len(fake.called("begin_booking")) >= 2)
     described = await handle.describe()
     assert described.run_id != first_run
+    await save_history(client.get_workflow_handle(handle.id, run_id=first_run),
+                       "manual_review_continued_as_new")
     history = [e async for e in client.get_workflow_handle(
         handle.id, run_id=first_run).fetch_history_events()]
     assert history[-1].WhichOneof("attributes") == (
         "workflow_execution_continued_as_new_event_attributes")
     carried = history[-1].workflow_execution_continued_as_new_event_attributes
-    assert carried.new_execution_run_id == described.run_id
+    assert carried.new_execution_run_id  # (signals still queued may continue it again)
     assert len(history) < 120
     # The next run is still in manual review, for the same round, with the
     # deadline the first run fixed (its timer's start + duration).
     timer = next(e for e in history if e.HasField("timer_started_event_attributes"))
     first_deadline = (timer.event_time.ToDatetime(tzinfo=UTC)
                       + timer.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta())
+    second = client.get_workflow_handle(handle.id, run_id=carried.new_execution_run_id)
+    started = (await second.fetch_history()).events[0]
     fresh = client.get_workflow_handle(handle.id, result_type=BookingOutcome)
-    started = (await fresh.fetch_history()).events[0]
     inp = json.loads(started.workflow_execution_started_event_attributes.input.payloads[0].data)
     carried_deadline = datetime.fromisoformat(inp["carried"]["review_deadline"])
     assert abs((carried_deadline - first_deadline).total_seconds()) < 1.0
@@ -504,6 +531,7 @@ async def test_a_booking_started_late_after_its_time_goes_to_manual_review_not_f
         history = await handle.fetch_history()
         await handle.signal("cancel_booking", {"actor": "test"})
         await handle.result()
+        await save_history(handle, "start_passed_manual_review")
     assert state == "manual_review"
     rows = await fetch(db_engine, "SELECT to_state, reason FROM booking_assignment_state_history "
                        "WHERE booking_id = CAST(:b AS uuid) AND to_state = 'manual_review'",
@@ -515,3 +543,16 @@ async def test_a_booking_started_late_after_its_time_goes_to_manual_review_not_f
     timers = [e.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
               for e in history.events if e.HasField("timer_started_event_attributes")]
     assert timers and min(timers) >= timedelta(hours=23)
+
+
+async def test_a_version_conflict_reloads_and_carries_on_without_using_an_attempt(running, fake: FakeBooking) -> None:
+    client, queue = running
+    fake.state, fake.version, fake.attempts_used = "assignment_pending", 2, 0
+    fake.attempt_outcomes = ["conflict", "confirmed"]
+    handle = await start(client, queue, fake)
+    outcome = await asyncio.wait_for(handle.result(), 30)
+    await save_history(handle, "version_conflict_reload")
+    assert outcome.state == "confirmed"
+    assert len(fake.called("verify_booking")) == 1  # the reload
+    attempts = fake.called("run_attempt")
+    assert [(a.attempt_no, a.expected_version) for a in attempts] == [(1, 2), (1, 3)]

@@ -143,7 +143,20 @@ class BookingAssignmentWorkflow:
         self._fresh_decision = False
         self._outcome_recorded = False
         self._one_hop = False
+        # Patches in force for this run, each decided once at the start of
+        # run(), before any local activity: a patched() call made later can fall
+        # in another workflow task on replay (a task heartbeated while a local
+        # activity ran) and would not match its marker.
+        self._started = False
         self._bounded = False  # BOUNDED_HISTORY_PATCH
+        self._cancel_after_email = False  # CANCEL_AFTER_EMAIL_PATCH
+        self._drain_handlers = False  # HANDLERS_FINISH_PATCH
+        self._drop_stale_decisions = False  # STALE_DECISION_PATCH
+        self._fixed_deadline = False  # REVIEW_DEADLINE_PATCH
+        self._strict_cancel = False  # STRICT_CANCEL_PATCH
+        self._survive_errors = False  # HANDLER_ERRORS_PATCH
+        # malformed cancels that arrived before run() decided the patches
+        self._early_bad_cancels: list[tuple[str | None, str | None, str]] = []
         self._history_limit = HISTORY_EVENTS_LIMIT
         self._start: datetime | None = None
         # The manual-review round in progress: the version it was entered at
@@ -158,10 +171,17 @@ class BookingAssignmentWorkflow:
     async def run(self, inp: BookingWorkflowInput) -> BookingOutcome:
         self._booking_id = inp.booking_id
         self._one_hop = workflow.patched(ONE_HOP_PATCH)
-        if inp.carried is not None:
-            self._bounded = True  # a continued run: every patch of its first run holds
-        else:
-            self._bounded = workflow.patched(BOUNDED_HISTORY_PATCH)
+        self._bounded = workflow.patched(BOUNDED_HISTORY_PATCH)
+        self._cancel_after_email = workflow.patched(CANCEL_AFTER_EMAIL_PATCH)
+        self._drain_handlers = workflow.patched(HANDLERS_FINISH_PATCH)
+        self._drop_stale_decisions = workflow.patched(STALE_DECISION_PATCH)
+        self._fixed_deadline = workflow.patched(REVIEW_DEADLINE_PATCH)
+        self._strict_cancel = workflow.patched(STRICT_CANCEL_PATCH)
+        self._survive_errors = workflow.patched(HANDLER_ERRORS_PATCH)
+        self._started = True
+        for actor, reason, error in self._early_bad_cancels:
+            self._on_bad_cancel(actor, reason, error)
+        self._early_bad_cancels.clear()
         if inp.history_limit:
             self._history_limit = inp.history_limit
         if self._one_hop:
@@ -191,7 +211,7 @@ class BookingAssignmentWorkflow:
                 # its task was retried. Its email may still be in the outbox; the
                 # send is a no-op when it went out already.
                 await self._send_confirmation()
-                if (self._cancel_requested and workflow.patched(CANCEL_AFTER_EMAIL_PATCH)
+                if (self._cancel_requested and self._cancel_after_email
                         and await self._cancel()):
                     return await self._close()
             self._publish()
@@ -228,7 +248,7 @@ class BookingAssignmentWorkflow:
                 continue
             if self._state == "confirmed":
                 await self._send_confirmation()
-                if self._cancel_requested and workflow.patched(CANCEL_AFTER_EMAIL_PATCH):
+                if self._cancel_requested and self._cancel_after_email:
                     continue  # cancelled while the email was being sent
                 return await self._close()
             if self._state in ("failed", "cancelled"):
@@ -522,7 +542,7 @@ class BookingAssignmentWorkflow:
         return self._review_deadline
 
     async def _await_operator(self, deadline: datetime | None) -> None:
-        if self._review_deadline is not None or workflow.patched(REVIEW_DEADLINE_PATCH):
+        if self._fixed_deadline:
             timeout = max(0.0, (self._fixed_review_deadline() - workflow.now()).total_seconds())
         elif self._decision.manual_review_timeout_seconds is not None:
             timeout = self._decision.manual_review_timeout_seconds
@@ -545,7 +565,7 @@ class BookingAssignmentWorkflow:
             return
         while self._pending_signals and self._state == "manual_review":
             decision, made_at = self._pending_signals.pop(0)
-            if made_at != self._version and workflow.patched(STALE_DECISION_PATCH):
+            if made_at != self._version and self._drop_stale_decisions:
                 await self._drop_stale(decision, made_at)
                 continue
             try:
@@ -553,7 +573,7 @@ class BookingAssignmentWorkflow:
             except ApplicationError as err:
                 workflow.logger.warning("manual-review signal not applied: %s", err.message)
             except ActivityError as err:
-                if not workflow.patched(HANDLER_ERRORS_PATCH):
+                if not self._survive_errors:
                     raise
                 workflow.logger.error(
                     "manual-review signal not applied: %s", _cause_message(err))
@@ -694,12 +714,21 @@ class BookingAssignmentWorkflow:
         try:
             actor, reason = parse_cancel(payload)
         except InvalidDecision as err:
-            if workflow.patched(STRICT_CANCEL_PATCH):
-                workflow.logger.warning("ignoring cancel_booking signal: %s", err)
-                return
+            # What a run without STRICT_CANCEL_PATCH did with it:
             actor = payload.get("actor") if isinstance(payload, dict) else None
             reason = payload.get("reason") if isinstance(payload, dict) else None
+            if self._started:
+                self._on_bad_cancel(actor, reason, str(err))
+            else:
+                self._early_bad_cancels.append((actor, reason, str(err)))
+            return
         self._cancel_requested = (actor, reason)
+
+    def _on_bad_cancel(self, actor: Any, reason: Any, error: str) -> None:
+        if self._strict_cancel:
+            workflow.logger.warning("ignoring cancel_booking signal: %s", error)
+        else:
+            self._cancel_requested = (actor, reason)
 
     async def _cancel(self) -> bool:
         """Apply the requested cancel; False when it could not be applied (the
@@ -714,7 +743,7 @@ class BookingAssignmentWorkflow:
                     retry_policy=INFRA_RETRY,
                 )
             except ActivityError as err:
-                if not workflow.patched(HANDLER_ERRORS_PATCH):
+                if not self._survive_errors:
                     raise
                 workflow.logger.error("cancel not applied: %s", _cause_message(err))
                 self._cancel_requested = None
@@ -727,7 +756,7 @@ class BookingAssignmentWorkflow:
     async def _close(self) -> BookingOutcome:
         """The outcome, once every running handler has finished (an update
         that lost the race is refused with the final state, not aborted)."""
-        if not workflow.all_handlers_finished() and workflow.patched(HANDLERS_FINISH_PATCH):
+        if self._drain_handlers and not workflow.all_handlers_finished():
             await workflow.wait_condition(workflow.all_handlers_finished)
         return self._outcome()
 
