@@ -205,6 +205,11 @@ async def start(client: Client, queue: str, fake: FakeBooking,
     )
 
 
+async def within(awaitable: Any, timeout: float = 30.0) -> Any:
+    """Await with a bound: a wedged workflow never accepts an Update."""
+    return await asyncio.wait_for(awaitable, timeout)
+
+
 async def until(predicate: Any, timeout: float = 30.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not predicate():
@@ -258,11 +263,11 @@ async def test_update_waiting_behind_a_signal_decision_is_refused_with_the_outco
     await handle.signal("resolve_manual_review",
                         {"action": "reject", "actor": "ops", "reason": "kitchen closed"})
     await asyncio.wait_for(fake.entered["transition_state"].wait(), 30)
-    update = await handle.start_update(
+    update = await within(handle.start_update(
         "resolve_manual_review_update",
         {"action": "assign", "table_ids": ["T1"], "actor": "maria"},
         wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-    )
+    ))
     gate.set()
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await asyncio.wait_for(update.result(), 30)
@@ -282,11 +287,11 @@ async def test_update_and_signal_in_one_task_apply_exactly_one_decision(running,
     # Both arrive while the task is open, so one activation delivers both.
     await handle.signal("resolve_manual_review",
                         {"action": "reject", "actor": "ops", "reason": "kitchen closed"})
-    update = await handle.start_update(
+    update = await within(handle.start_update(
         "resolve_manual_review_update",
         {"action": "assign", "table_ids": ["T1", "T2"], "actor": "maria"},
         wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-    )
+    ))
     gate.set()
     result = await asyncio.wait_for(update.result(), 30)
     outcome = await asyncio.wait_for(handle.result(), 30)
@@ -304,11 +309,11 @@ async def test_update_and_cancel_in_one_task_apply_only_the_cancel(running, fake
     handle = await in_manual_review(client, queue, fake)
     gate = await hold_a_refused_assign(handle, fake)
     await handle.signal("cancel_booking", {"actor": "guest", "reason": "ill"})
-    update = await handle.start_update(
+    update = await within(handle.start_update(
         "resolve_manual_review_update",
         {"action": "assign", "table_ids": ["T1", "T2"], "actor": "maria"},
         wait_for_stage=WorkflowUpdateStage.ACCEPTED,
-    )
+    ))
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await asyncio.wait_for(update.result(), 30)
     gate.set()
