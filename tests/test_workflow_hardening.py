@@ -29,6 +29,7 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateStage,
 )
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -142,6 +143,9 @@ class FakeBooking:
     async def confirm_plan(self, req: ConfirmRequest) -> ConfirmResult:
         self.calls.append(("confirm_plan", req))
         await self._maybe_hold("confirm_plan")
+        if req.actor == "breaks":  # e.g. a booking row gone: a non-retryable error
+            raise ApplicationError("booking vanished", type="BookingNotFound",
+                                   non_retryable=True)
         if req.actor not in self.confirm_ok_for or req.expected_version != self.version:
             return ConfirmResult(False, self.state, self.version, reason="tables taken")
         self.state, self.version = "confirmed", self.version + 2
@@ -349,6 +353,22 @@ async def test_a_queued_decision_is_dropped_when_its_round_is_over(running, fake
     await handle.signal("cancel_booking", {"actor": "ops"})
     assert (await asyncio.wait_for(handle.result(), 30)).state == "cancelled"
     await save_history(handle, "stale_decision_dropped")
+
+
+async def test_an_activity_error_in_a_signal_decision_leaves_the_workflow_running(running, fake: FakeBooking) -> None:
+    client, queue = running
+    handle = await in_manual_review(client, queue, fake)
+    await handle.signal("resolve_manual_review",
+                        {"action": "assign", "table_ids": ["T1"], "actor": "breaks"})
+    await until(lambda: bool(fake.called("confirm_plan")))
+    assert await state_of(handle) == "manual_review"
+    result = await within(handle.execute_update(
+        "resolve_manual_review_update",
+        {"action": "assign", "table_ids": ["T1"], "actor": "maria"}))
+    assert result["state"] == "confirmed"
+    outcome = await within(handle.result())
+    assert outcome.state == "confirmed"
+    assert [c.actor for c in fake.called("confirm_plan")] == ["breaks", "maria"]
 
 
 # ------------------------------------------------------ bad payloads
