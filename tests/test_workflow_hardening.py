@@ -85,10 +85,11 @@ class FakeBooking:
         return self.hold[name]
 
     async def _maybe_hold(self, name: str) -> None:
-        gate = self.hold.pop(name, None)
-        if gate is not None:
+        gate = self.hold.get(name)
+        if gate is not None and not gate.is_set():
             self.entered[name].set()
             await gate.wait()
+            self.hold.pop(name, None)
 
     def called(self, name: str) -> list[Any]:
         return [arg for n, arg in self.calls if n == name]
@@ -194,7 +195,13 @@ async def running(dev_env, fake: FakeBooking) -> AsyncIterator[tuple[Client, str
     queue = f"hard-{uuid.uuid4().hex[:8]}"
     async with Worker(dev_env.client, task_queue=queue, workflows=WORKFLOWS,
                       workflow_runner=workflow_runner(), activities=fake.all()):
-        yield dev_env.client, queue
+        try:
+            yield dev_env.client, queue
+        finally:  # a failed test must not leave an activity held (shutdown waits)
+            for gate in fake.hold.values():
+                gate.set()
+            for name in list(fake.entered):
+                fake.hold.setdefault(name, asyncio.Event()).set()
 
 
 async def start(client: Client, queue: str, fake: FakeBooking,
