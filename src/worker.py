@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
@@ -30,6 +31,10 @@ MAX_CONCURRENT_ACTIVITIES = 100
 # 10 s timeout, were retried with their local activities, and throughput
 # fell from 7.9 to 0.85 bookings/s (bench/pipeline.py).
 MAX_CONCURRENT_WORKFLOW_TASKS = 100
+# On SIGTERM the worker stops polling and gives running activities this long
+# to finish before cancelling them; under the container's 30 s stop grace
+# period (docker-compose.temporal.yml), so the process still exits cleanly.
+GRACEFUL_SHUTDOWN = timedelta(seconds=25)
 
 
 def mail_transport(settings: Settings) -> MailTransport:
@@ -57,6 +62,7 @@ def build_worker(
         activities=[*booking.all(), flags.decide_pipeline],
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_concurrent_workflow_tasks=MAX_CONCURRENT_WORKFLOW_TASKS,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
 
 

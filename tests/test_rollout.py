@@ -20,6 +20,7 @@ from tests.support import (
     floorplan,
     import_plan,
     new_booking,
+    save_history,
     scalar,
     slot,
     wait_for_state,
@@ -78,6 +79,7 @@ async def test_legacy_path_seats_with_first_fit_and_records_its_events(dev_env: 
         handle = await start_booking_workflow(dev_env.client, booking_id=booking, restaurant_id=rid,
                                               party_size=2, start=slot(), task_queue=queue)
         outcome = await handle.result()
+        await save_history(handle, "legacy_path")
     assert outcome.state == "confirmed" and outcome.pipeline == "legacy"
     assert await booking_tables(db_engine, booking) == ["T2"]  # ascending capacity, first fit
     events = await fetch(db_engine, "SELECT event_type FROM observability_events WHERE "

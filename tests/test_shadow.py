@@ -369,7 +369,7 @@ async def restaurant_dump(engine: AsyncEngine, rid: str, bookings: list[str]) ->
 
 
 async def run_legacy_batch(client: Client, engine: AsyncEngine, settings: Any, rid: str,
-                           queue: str) -> list[str]:
+                           queue: str, history: str | None = None) -> list[str]:
     from seatflow.bookings_service import start_booking_workflow
     from worker import build_worker
 
@@ -388,6 +388,10 @@ async def run_legacy_batch(client: Client, engine: AsyncEngine, settings: Any, r
                 client, booking_id=booking, restaurant_id=rid, party_size=party, start=start,
                 task_queue=queue)
             await handle.result()
+            if history and i == 0:
+                from tests.support import save_history
+
+                await save_history(handle, history)  # the shadow child's start
             bookings.append(booking)
     return bookings
 
@@ -404,7 +408,8 @@ async def test_a_batch_in_shadow_mode_leaves_the_same_tables_as_with_shadow_off(
     monkeypatch.setenv("FEATURE_ASSIGNMENT_PIPELINE_V3_SHADOW", "true")
     async with build_shadow_worker(client, db_engine, settings, task_queue=shadow_queue):
         on = await run_legacy_batch(client, db_engine, settings, shadowed,
-                                    f"booking-{uuid.uuid4().hex[:8]}")
+                                    f"booking-{uuid.uuid4().hex[:8]}",
+                                    history="legacy_with_shadow_child")
         compared = 0
         for _ in range(200):
             compared = await scalar(

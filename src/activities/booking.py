@@ -32,6 +32,7 @@ from seatflow.domain.messages import (
     ConfirmResult,
     EmailRequest,
     EmailResult,
+    EventRequest,
     FailedAttemptRequest,
     FindPlansRequest,
     FindPlansResult,
@@ -427,6 +428,18 @@ class BookingActivities:
         except BookingNotFound as exc:
             raise _non_retryable(exc) from exc
 
+    @activity.defn(name="record_workflow_event")
+    async def record_workflow_event(self, req: EventRequest) -> None:
+        """An observability event the workflow records about its booking
+        (e.g. a stale manual-review decision it dropped)."""
+
+        async def record() -> None:
+            async with self.engine.begin() as conn:
+                await record_event(conn, booking_id=req.booking_id, source="assignment.workflow",
+                                   event_type=req.event_type, context=req.context)
+
+        await self._guard(record)
+
     def all(self) -> list[Callable[..., Any]]:
         return [
             self.begin_booking,
@@ -441,4 +454,5 @@ class BookingActivities:
             self.record_failed_attempt,
             self.send_confirmation_email,
             self.cancel_booking,
+            self.record_workflow_event,
         ]

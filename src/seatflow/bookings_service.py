@@ -7,25 +7,34 @@ the intake relay starts its workflow later.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from seatflow.domain import search_attributes as sa
 from seatflow.domain.messages import BookingOutcome, BookingWorkflowInput
 from seatflow.domain.planning import EngineConfig
 from seatflow.domain.restaurant import InvalidBooking
+from seatflow.domain.review import InvalidDecision, parse_cancel
+from seatflow.domain.states import TERMINAL as _TERMINAL
 from seatflow.domain.states import AssignmentState
 from seatflow.domain.workflow_ids import booking_workflow_id
 from seatflow.storage.bookings import (
@@ -34,6 +43,7 @@ from seatflow.storage.bookings import (
     insert_booking_once,
     mark_intake_started,
 )
+from seatflow.storage.bookings import cancel_booking as store_cancel_booking
 from seatflow.storage.transitions import BookingNotFound
 
 WORKFLOW_NAME = "BookingAssignmentWorkflow"
@@ -77,6 +87,7 @@ async def start_booking_workflow(
     party_size: int,
     start: datetime,
     task_queue: str,
+    id_reuse_policy: WorkflowIDReusePolicy = WorkflowIDReusePolicy.REJECT_DUPLICATE,
 ) -> WorkflowHandle[Any, Any]:
     """Start the booking's workflow; a second start joins the first."""
     workflow_id = booking_workflow_id(booking_id)
@@ -91,7 +102,7 @@ async def start_booking_workflow(
             task_queue=task_queue,
             result_type=BookingOutcome,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_reuse_policy=id_reuse_policy,
             # No guest name or email: Temporal stores these unencrypted.
             static_summary=f"{restaurant_id}: party of {party_size} at {start.isoformat()}",
             static_details=static_details(booking_id, restaurant_id, party_size, start),
@@ -276,3 +287,153 @@ async def booking_view(engine: AsyncEngine, booking_id: str) -> dict[str, Any]:
             "error": email.last_error if email is not None else None,  # redacted
         },
     }
+
+
+# ------------------------------------------------- operator actions (CLI, host app)
+
+TERMINAL = tuple(s.value for s in sorted(_TERMINAL))
+
+
+class BookingActionRefused(Exception):
+    """The action was refused or lost a race; the message says what happened."""
+
+
+def _resolved(view: dict[str, Any]) -> str:
+    reason = f" ({view['last_reason']})" if view.get("last_reason") else ""
+    return f"booking {view['booking_id']} was already resolved: {view['assignment_state']}{reason}"
+
+
+def _is_closed_workflow(exc: RPCError) -> bool:
+    return exc.status == RPCStatusCode.NOT_FOUND or "completed" in str(exc).lower()
+
+
+async def resolve_manual_review(
+    engine: AsyncEngine, client: Client, booking_id: str, payload: dict[str, Any]
+) -> dict[str, Any]:
+    """An operator's decision, through the workflow's validated Update. Raises
+    BookingActionRefused with what happened when it is refused, when another
+    decision won the race, or when the workflow has closed."""
+    handle = client.get_workflow_handle(booking_workflow_id(booking_id))
+    try:
+        result: dict[str, Any] = await handle.execute_update(
+            "resolve_manual_review_update", payload)
+        return result
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        if isinstance(cause, ApplicationError):
+            message = cause.message
+            if message.startswith(f"booking {booking_id}"):
+                raise BookingActionRefused(message) from None
+            raise BookingActionRefused(f"booking {booking_id}: {message}") from None
+        failure = str(cause or exc)  # e.g. the workflow closed under the Update
+    except RPCError as exc:
+        if not _is_closed_workflow(exc):
+            raise
+        failure = str(exc)
+    view = await booking_view(engine, booking_id)
+    if view["assignment_state"] in TERMINAL:
+        raise BookingActionRefused(_resolved(view))
+    raise BookingActionRefused(
+        f"booking {booking_id} is {view['assignment_state']} but has no open workflow "
+        f"({failure}); `seatflow bookings resume {booking_id}` starts a new run"
+    )
+
+
+async def cancel_booking_request(
+    engine: AsyncEngine, client: Client | None, booking_id: str, *,
+    actor: str | None, reason: str | None, wait_seconds: float = 30.0,
+) -> dict[str, Any]:
+    """Cancel a booking: through its workflow (signal `cancel_booking`) while it
+    runs, in the database when it has closed (also when it closes before
+    applying the signal). Returns the booking view; raises
+    BookingActionRefused (already cancelled or failed, bad actor or reason)."""
+    try:
+        actor, reason = parse_cancel({"actor": actor, "reason": reason})
+    except InvalidDecision as exc:
+        raise BookingActionRefused(str(exc)) from None
+    view = await booking_view(engine, booking_id)
+    if view["assignment_state"] in ("cancelled", "failed"):
+        raise BookingActionRefused(_resolved(view))
+    if client is not None:
+        handle = client.get_workflow_handle(booking_workflow_id(booking_id))
+        signalled = True
+        try:
+            await handle.signal("cancel_booking", {"actor": actor, "reason": reason})
+        except RPCError as exc:
+            if not _is_closed_workflow(exc):
+                raise
+            signalled = False
+        deadline = asyncio.get_running_loop().time() + wait_seconds
+        while signalled:
+            view = await booking_view(engine, booking_id)
+            if view["assignment_state"] == "cancelled":
+                return view
+            if view["assignment_state"] == "failed":
+                raise BookingActionRefused(_resolved(view))
+            status = (await handle.describe()).status
+            if status != WorkflowExecutionStatus.RUNNING:
+                break  # closed without applying it: cancel in the database
+            if asyncio.get_running_loop().time() > deadline:
+                raise BookingActionRefused(
+                    f"booking {booking_id}: cancellation requested but not yet applied "
+                    f"after {wait_seconds:g}s (state {view['assignment_state']})")
+            await asyncio.sleep(0.2)
+    result = await store_cancel_booking(engine, booking_id, actor=actor, reason=reason)
+    if not result.ok:
+        raise BookingActionRefused(_resolved(await booking_view(engine, booking_id)))
+    return await booking_view(engine, booking_id)
+
+
+@dataclass(frozen=True)
+class ResumedBooking:
+    booking_id: str
+    workflow_id: str
+    run_id: str | None
+    previous_status: str  # FAILED, TERMINATED, TIMED_OUT, CANCELED, or NONE (never started)
+
+
+async def resume_booking(
+    engine: AsyncEngine, client: Client, booking_id: str, *, task_queue: str
+) -> ResumedBooking:
+    """Start a new workflow run for a booking that is not settled (not
+    confirmed, failed or cancelled) when its workflow failed, was terminated,
+    timed out or was cancelled, or never started. Raises BookingActionRefused
+    otherwise, saying why."""
+    view = await booking_view(engine, booking_id)
+    state = view["assignment_state"]
+    if state in TERMINAL:
+        raise BookingActionRefused(f"booking {booking_id} is already {state}; nothing to resume")
+    workflow_id = booking_workflow_id(booking_id)
+    try:
+        status = (await client.get_workflow_handle(workflow_id).describe()).status
+        previous = status.name if status is not None else "NONE"
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        status, previous = None, "NONE"
+    if status == WorkflowExecutionStatus.RUNNING:
+        raise BookingActionRefused(
+            f"booking {booking_id} ({state}): its workflow is running; nothing to resume")
+    if status in (WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.CONTINUED_AS_NEW):
+        raise BookingActionRefused(
+            f"booking {booking_id} is {state} but its workflow completed; a completed run "
+            "is not restarted (fix the booking in the database first)")
+    start = datetime.fromisoformat(view["start"])
+    try:
+        handle = await client.start_workflow(
+            WORKFLOW_NAME,
+            BookingWorkflowInput(booking_id=booking_id, restaurant_id=view["restaurant_id"],
+                                 party_size=view["party_size"], start=start.isoformat()),
+            id=workflow_id, task_queue=task_queue, result_type=BookingOutcome,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+            static_summary=(f"{view['restaurant_id']}: party of {view['party_size']} at "
+                            f"{start.isoformat()}"),
+            static_details=static_details(booking_id, view["restaurant_id"],
+                                          view["party_size"], start),
+        )
+    except WorkflowAlreadyStartedError:
+        raise BookingActionRefused(
+            f"booking {booking_id}: another run started meanwhile; nothing to resume") from None
+    await mark_intake_started(engine, booking_id)
+    return ResumedBooking(booking_id, workflow_id, handle.result_run_id, previous)

@@ -175,6 +175,16 @@ async def claim_outbox_email(
         ).one_or_none()
         if row is None:
             return EmailResult(sent=False, duplicate=False, path=None)
+        if row.status == "pending" and kind == "confirmation":
+            state = (await conn.execute(
+                text("SELECT assignment_state FROM bookings WHERE id = CAST(:id AS uuid)"),
+                {"id": booking_id},
+            )).scalar()
+            if state != "confirmed":
+                # Cancelled (or moved on) before the send: never confirm a
+                # booking that no longer holds its tables. The row stays
+                # pending and is never sent (cancellation is final).
+                return EmailResult(sent=False, duplicate=False, path=None)
         if row.status == "sent":
             await conn.execute(
                 text("UPDATE email_outbox SET duplicates_suppressed = duplicates_suppressed + 1 "

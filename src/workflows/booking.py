@@ -6,6 +6,7 @@ It reads like the state diagram of docs/architecture.md:
     assignment_in_progress -> assigned -> confirmed            (success)
     assignment_in_progress -> assignment_pending               (retry, attempts < max)
     assignment_in_progress -> manual_review                    (max attempts used)
+    assignment_pending -> manual_review                        (start passed before any attempt)
     manual_review -> assignment_pending | assigned | failed    (operator decision)
     any state but failed/cancelled -> cancelled                (booking cancelled)
 
@@ -21,7 +22,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -37,10 +38,12 @@ with workflow.unsafe.imports_passed_through():
         BookingStatus,
         BookingWorkflowInput,
         CancelRequest,
+        CarriedState,
         ConfirmRequest,
         ConfirmResult,
         DecisionRequest,
         EmailRequest,
+        EventRequest,
         FailedAttemptRequest,
         FindPlansRequest,
         FindPlansResult,
@@ -54,7 +57,7 @@ with workflow.unsafe.imports_passed_through():
         VerifyRequest,
     )
     from seatflow.domain.planning import Plan
-    from seatflow.domain.review import InvalidDecision, parse_decision
+    from seatflow.domain.review import InvalidDecision, parse_cancel, parse_decision
     from seatflow.domain.shadow import NOT_SEATED, SEATED, ShadowInput
     from seatflow.domain.states import (
         after_failed_attempt,
@@ -85,6 +88,34 @@ SETTLED = ("confirmed", "failed", "cancelled")
 # one-hop-attempt: verify + decide in one local activity, and each automatic
 # attempt (slot, in_progress, search, confirm or failed attempt) in one.
 ONE_HOP_PATCH = "one-hop-attempt"
+# Hardening (each guards one change of the command sequence, so histories
+# recorded before it replay unchanged):
+# cancel-after-email: a cancel that arrived while the confirmation email was
+#   being sent is applied after the send instead of being dropped.
+CANCEL_AFTER_EMAIL_PATCH = "cancel-after-email"
+# handlers-finish-before-close: the workflow waits for running update and
+#   signal handlers (they refuse with the final state) before it completes.
+HANDLERS_FINISH_PATCH = "handlers-finish-before-close"
+# stale-decision-event: a queued signal decision made in an earlier round of
+#   manual review is dropped with an observability event.
+STALE_DECISION_PATCH = "stale-decision-event"
+# review-deadline-fixed: the manual-review deadline is fixed when the booking
+#   enters manual review; a start that has already passed gets a grace period.
+REVIEW_DEADLINE_PATCH = "review-deadline-fixed"
+# bounded-history: continue-as-new when the history grows long.
+BOUNDED_HISTORY_PATCH = "bounded-history"
+# strict-cancel-payload: a malformed cancel_booking payload is logged and
+#   ignored instead of reaching the cancel activity.
+STRICT_CANCEL_PATCH = "strict-cancel-payload"
+# handler-errors-survive: an activity error met while applying a queued signal
+#   decision or a cancel is logged; the workflow keeps running.
+HANDLER_ERRORS_PATCH = "handler-errors-survive"
+# Continue-as-new at this many history events even if the server does not
+# suggest it earlier (BookingWorkflowInput.history_limit overrides it).
+HISTORY_EVENTS_LIMIT = 2000
+# Manual review of a booking whose start has already passed (started late by
+# the intake relay after an outage) waits this long instead of expiring at once.
+PAST_START_REVIEW_SECONDS = 24 * 3600.0
 # How long an attempt waits for a restaurant slot inside its local activity
 # before handing the wait to a durable workflow timer.
 SLOT_WAIT_SECONDS = 0.5
@@ -105,13 +136,35 @@ class BookingAssignmentWorkflow:
         self._pipeline = "v3"
         self._table_ids: frozenset[str] = frozenset()
         self._cancel_requested: tuple[str | None, str | None] | None = None
-        self._pending_signals: list[ManualReviewDecision] = []
+        # Queued signal decisions with the version (round) they were made in.
+        self._pending_signals: list[tuple[ManualReviewDecision, int]] = []
         self._lock = asyncio.Lock()
         self._decision = PipelineDecision(pipeline="v3")
         self._fresh_decision = False
         self._outcome_recorded = False
         self._one_hop = False
         self._notify: tuple[str, ...] = ()
+        # Patches in force for this run, each decided once at the start of
+        # run(), before any local activity: a patched() call made later can fall
+        # in another workflow task on replay (a task heartbeated while a local
+        # activity ran) and would not match its marker.
+        self._started = False
+        self._bounded = False  # BOUNDED_HISTORY_PATCH
+        self._cancel_after_email = False  # CANCEL_AFTER_EMAIL_PATCH
+        self._drain_handlers = False  # HANDLERS_FINISH_PATCH
+        self._drop_stale_decisions = False  # STALE_DECISION_PATCH
+        self._fixed_deadline = False  # REVIEW_DEADLINE_PATCH
+        self._strict_cancel = False  # STRICT_CANCEL_PATCH
+        self._survive_errors = False  # HANDLER_ERRORS_PATCH
+        # malformed cancels that arrived before run() decided the patches
+        self._early_bad_cancels: list[tuple[str | None, str | None, str]] = []
+        self._history_limit = HISTORY_EVENTS_LIMIT
+        self._start: datetime | None = None
+        # The manual-review round in progress: the version it was entered at
+        # and its fixed deadline (REVIEW_DEADLINE_PATCH).
+        self._review_version: int | None = None
+        self._review_deadline: datetime | None = None
+        self._carried_runs = 0  # runs continued-as-new before this one
 
     # ----------------------------------------------------------------- run
 
@@ -119,6 +172,19 @@ class BookingAssignmentWorkflow:
     async def run(self, inp: BookingWorkflowInput) -> BookingOutcome:
         self._booking_id = inp.booking_id
         self._one_hop = workflow.patched(ONE_HOP_PATCH)
+        self._bounded = workflow.patched(BOUNDED_HISTORY_PATCH)
+        self._cancel_after_email = workflow.patched(CANCEL_AFTER_EMAIL_PATCH)
+        self._drain_handlers = workflow.patched(HANDLERS_FINISH_PATCH)
+        self._drop_stale_decisions = workflow.patched(STALE_DECISION_PATCH)
+        self._fixed_deadline = workflow.patched(REVIEW_DEADLINE_PATCH)
+        self._strict_cancel = workflow.patched(STRICT_CANCEL_PATCH)
+        self._survive_errors = workflow.patched(HANDLER_ERRORS_PATCH)
+        self._started = True
+        for actor, reason, error in self._early_bad_cancels:
+            self._on_bad_cancel(actor, reason, error)
+        self._early_bad_cancels.clear()
+        if inp.history_limit:
+            self._history_limit = inp.history_limit
         if self._one_hop:
             begun: BeginResult = await workflow.execute_local_activity_method(
                 BookingActivities.begin_booking,
@@ -134,9 +200,11 @@ class BookingAssignmentWorkflow:
         self._table_ids = frozenset(ctx.table_ids)
         self._attempts = self._round_start = ctx.attempts_used
         self._apply(ctx.state, ctx.version, ctx.reason)
+        if inp.carried is not None:
+            self._resume_carried(inp.carried)
         if not self._one_hop:
             await self._decide()
-        if ctx.state in SETTLED:
+        if ctx.state in SETTLED and inp.carried is None:
             reason = ctx.reason if ctx.state == "failed" else "terminal_state"
             self._last_reason = reason
             if ctx.state == "confirmed":
@@ -144,36 +212,56 @@ class BookingAssignmentWorkflow:
                 # its task was retried. Its email may still be in the outbox; the
                 # send is a no-op when it went out already.
                 await self._send_confirmation()
+                if (self._cancel_requested and self._cancel_after_email
+                        and await self._cancel()):
+                    return await self._close()
             self._publish()
             # failed here: verification found the booking invalid; otherwise
             # the booking was settled before this workflow started.
             self._record_outcome("failed" if ctx.state == "failed" else "noop")
-            return self._outcome()
+            return await self._close()
 
         deadline = self._manual_review_deadline(ctx)
         while True:
-            if self._cancel_requested:
-                return await self._cancel()
+            if self._cancel_requested and await self._cancel():
+                return await self._close()
+            self._continue_as_new_if_long()
             if self._state in ("assignment_pending", "assignment_in_progress"):
                 await self._assign_automatically()
                 if self._state in ("confirmed", "manual_review", "failed"):
                     self._record_outcome(self._state)
             elif self._state == "manual_review":
                 await self._await_operator(deadline)
+            elif self._state not in SETTLED:
+                # created / capacity_verified are walked by verification and
+                # assigned commits together with confirmed, so this is a
+                # booking changed behind the workflow's back: fail the run with
+                # the reason instead of spinning (the booking stays as it is;
+                # `seatflow bookings resume` starts a new run once it is fixed).
+                raise ApplicationError(
+                    f"booking {self._booking_id} is {self._state} (v{self._version}), a state "
+                    "the workflow cannot continue from",
+                    type="UnexpectedState", non_retryable=True,
+                )
             if self._cancel_requested:
-                return await self._cancel()
+                if await self._cancel():
+                    return await self._close()
+                continue
             if self._state == "confirmed":
                 await self._send_confirmation()
                 await self._tell_moved_guests()
-                return self._outcome()
+                if self._cancel_requested and self._cancel_after_email:
+                    continue  # cancelled while the email was being sent
+                return await self._close()
             if self._state in ("failed", "cancelled"):
-                return self._outcome()
+                return await self._close()
 
     async def _assign_automatically(self) -> None:
         """Attempts until confirmed, manual review, or cancellation."""
         while self._state in ("assignment_pending", "assignment_in_progress"):
             if self._cancel_requested:
                 return
+            self._continue_as_new_if_long()
             if not self._fresh_decision:  # run() may have just decided
                 await self._decide()
             self._fresh_decision = False
@@ -246,6 +334,7 @@ class BookingAssignmentWorkflow:
             await self._sleep_unless_cancelled(delay)
             if self._cancel_requested:
                 return
+            self._continue_as_new_if_long()  # a long wait for a busy restaurant
         if result.outcome == "conflict":
             metrics.record_version_conflict(workflow.metric_meter())
             workflow.logger.warning("attempt %s lost a race: %s", attempt_no, result.reason)
@@ -429,15 +518,36 @@ class BookingAssignmentWorkflow:
     # ------------------------------------------------------- manual review
 
     def _manual_review_deadline(self, ctx: BookingContext) -> datetime | None:
+        try:
+            self._start = datetime.fromisoformat(ctx.start)
+        except ValueError:
+            self._start = None
         if self._decision.manual_review_timeout_seconds is not None:
             return None  # relative timeout, measured from entering manual review
-        try:
-            return datetime.fromisoformat(ctx.start)
-        except ValueError:
-            return None
+        return self._start
+
+    def _fixed_review_deadline(self) -> datetime:
+        """The deadline of this manual-review round, fixed when the booking
+        entered it: a refused decision never restarts the clock."""
+        if self._review_deadline is None or self._review_version != self._version:
+            now = workflow.now()
+            if self._decision.manual_review_timeout_seconds is not None:
+                deadline = now + timedelta(seconds=self._decision.manual_review_timeout_seconds)
+            elif self._start is not None and self._start > now:
+                deadline = self._start
+            elif self._start is not None:
+                # The start passed before anyone could decide (e.g. started late
+                # after an outage): give operators time instead of expiring now.
+                deadline = now + timedelta(seconds=PAST_START_REVIEW_SECONDS)
+            else:
+                deadline = now + timedelta(hours=24)
+            self._review_version, self._review_deadline = self._version, deadline
+        return self._review_deadline
 
     async def _await_operator(self, deadline: datetime | None) -> None:
-        if self._decision.manual_review_timeout_seconds is not None:
+        if self._fixed_deadline:
+            timeout = max(0.0, (self._fixed_review_deadline() - workflow.now()).total_seconds())
+        elif self._decision.manual_review_timeout_seconds is not None:
             timeout = self._decision.manual_review_timeout_seconds
         elif deadline is not None:
             timeout = max(0.0, (deadline - workflow.now()).total_seconds())
@@ -447,7 +557,8 @@ class BookingAssignmentWorkflow:
             await workflow.wait_condition(
                 lambda: self._state != "manual_review"
                 or bool(self._pending_signals)
-                or self._cancel_requested is not None,
+                or self._cancel_requested is not None
+                or self._may_continue_as_new(),
                 timeout=timedelta(seconds=timeout) if timeout > 0 else timedelta(milliseconds=1),
             )
         except TimeoutError:
@@ -456,22 +567,62 @@ class BookingAssignmentWorkflow:
                     await self._transition("failed", reason="manual_review_expired")
             return
         while self._pending_signals and self._state == "manual_review":
-            decision = self._pending_signals.pop(0)
+            decision, made_at = self._pending_signals.pop(0)
+            if made_at != self._version and self._drop_stale_decisions:
+                await self._drop_stale(decision, made_at)
+                continue
             try:
                 await self._resolve(decision)
             except ApplicationError as err:
                 workflow.logger.warning("manual-review signal not applied: %s", err.message)
+            except ActivityError as err:
+                if not self._survive_errors:
+                    raise
+                workflow.logger.error(
+                    "manual-review signal not applied: %s", _cause_message(err))
+
+    async def _drop_stale(self, decision: ManualReviewDecision, made_at: int) -> None:
+        """A decision belongs to the round it was made in: one queued in an
+        earlier round of manual review is never applied to a later one."""
+        message = (
+            f"dropped stale {decision.action} by {decision.actor}: made at version "
+            f"{made_at}, booking now at version {self._version}"
+        )
+        workflow.logger.warning("manual-review signal %s", message)
+        await workflow.execute_local_activity_method(
+            BookingActivities.record_workflow_event,
+            EventRequest(
+                booking_id=self._booking_id,
+                event_type="manual_review.decision_dropped",
+                context={"action": decision.action, "actor": decision.actor,
+                         "made_at_version": made_at, "version": self._version,
+                         "reason": "stale: made in an earlier round of manual review"},
+            ),
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=INFRA_RETRY,
+        )
 
     @workflow.update(name="resolve_manual_review_update")
     async def resolve_manual_review_update(self, payload: dict[str, Any]) -> ManualReviewResult:
-        return await self._resolve(parse_decision(payload))
+        try:
+            decision = parse_decision(payload)
+        except InvalidDecision as err:
+            raise ApplicationError(str(err), type="InvalidDecision", non_retryable=True) from None
+        try:
+            return await self._resolve(decision)
+        except ActivityError as err:
+            raise ApplicationError(
+                f"booking {self._booking_id}: {decision.action} not applied: "
+                f"{_cause_message(err)}",
+                type="DecisionFailed", non_retryable=True,
+            ) from None
 
     @resolve_manual_review_update.validator
     def _validate_resolution(self, payload: dict[str, Any]) -> None:
         try:
             decision = parse_decision(payload)
         except InvalidDecision as err:
-            raise ValueError(str(err)) from None
+            raise ApplicationError(str(err), type="InvalidDecision", non_retryable=True) from None
         self._check_resolvable(decision)
 
     @workflow.signal(name="resolve_manual_review")
@@ -479,21 +630,39 @@ class BookingAssignmentWorkflow:
         try:
             decision = parse_decision(payload)
             self._check_resolvable(decision)
-        except (InvalidDecision, ValueError) as err:
+        except InvalidDecision as err:
             workflow.logger.warning("ignoring resolve_manual_review signal: %s", err)
             return
-        self._pending_signals.append(decision)
+        except ApplicationError as err:
+            workflow.logger.warning("ignoring resolve_manual_review signal: %s", err.message)
+            return
+        self._pending_signals.append((decision, self._version))
 
     def _check_resolvable(self, decision: ManualReviewDecision) -> None:
+        """Raises ApplicationError (never a plain exception: in an update
+        handler that would fail the workflow task and wedge the workflow)."""
+        if self._state in SETTLED:
+            raise ApplicationError(
+                f"booking {self._booking_id} was already resolved: {self._state}"
+                + (f" ({self._last_reason})" if self._last_reason else ""),
+                type="AlreadyResolved", non_retryable=True,
+            )
+        if self._cancel_requested is not None:
+            raise ApplicationError(
+                f"booking {self._booking_id} is being cancelled", type="AlreadyResolved",
+                non_retryable=True,
+            )
         if self._state != "manual_review":
-            raise ValueError(
-                f"booking {self._booking_id} is {self._state}, not in manual_review"
+            raise ApplicationError(
+                f"booking {self._booking_id} is {self._state}, not in manual_review",
+                type="NotInManualReview", non_retryable=True,
             )
         if decision.action == "assign":
             unknown = [t for t in decision.table_ids if t not in self._table_ids]
             if unknown:
-                raise ValueError(
-                    f"unknown table(s) for restaurant {self._restaurant_id}: {', '.join(unknown)}"
+                raise ApplicationError(
+                    f"unknown table(s) for restaurant {self._restaurant_id}: {', '.join(unknown)}",
+                    type="UnknownTables", non_retryable=True,
                 )
 
     async def _resolve(self, decision: ManualReviewDecision) -> ManualReviewResult:
@@ -545,23 +714,100 @@ class BookingAssignmentWorkflow:
 
     @workflow.signal(name="cancel_booking")
     def cancel_booking(self, payload: Any = None) -> None:
-        actor = payload.get("actor") if isinstance(payload, dict) else None
-        reason = payload.get("reason") if isinstance(payload, dict) else None
+        try:
+            actor, reason = parse_cancel(payload)
+        except InvalidDecision as err:
+            # What a run without STRICT_CANCEL_PATCH did with it:
+            actor = payload.get("actor") if isinstance(payload, dict) else None
+            reason = payload.get("reason") if isinstance(payload, dict) else None
+            if self._started:
+                self._on_bad_cancel(actor, reason, str(err))
+            else:
+                self._early_bad_cancels.append((actor, reason, str(err)))
+            return
         self._cancel_requested = (actor, reason)
 
-    async def _cancel(self) -> BookingOutcome:
+    def _on_bad_cancel(self, actor: Any, reason: Any, error: str) -> None:
+        if self._strict_cancel:
+            workflow.logger.warning("ignoring cancel_booking signal: %s", error)
+        else:
+            self._cancel_requested = (actor, reason)
+
+    async def _cancel(self) -> bool:
+        """Apply the requested cancel; False when it could not be applied (the
+        error is logged and the workflow carries on)."""
         actor, reason = self._cancel_requested or (None, None)
         async with self._lock:
-            result = await workflow.execute_local_activity_method(
-                BookingActivities.cancel_booking,
-                CancelRequest(self._booking_id, self._version, actor=actor, reason=reason),
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                retry_policy=INFRA_RETRY,
-            )
+            try:
+                result = await workflow.execute_local_activity_method(
+                    BookingActivities.cancel_booking,
+                    CancelRequest(self._booking_id, self._version, actor=actor, reason=reason),
+                    start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    retry_policy=INFRA_RETRY,
+                )
+            except ActivityError as err:
+                if not self._survive_errors:
+                    raise
+                workflow.logger.error("cancel not applied: %s", _cause_message(err))
+                self._cancel_requested = None
+                return False
             self._tables = ()
             self._apply(result.state, result.version, reason or "booking cancelled")
             self._publish()
+        return True
+
+    async def _close(self) -> BookingOutcome:
+        """The outcome, once every running handler has finished (an update
+        that lost the race is refused with the final state, not aborted)."""
+        if self._drain_handlers and not workflow.all_handlers_finished():
+            await workflow.wait_condition(workflow.all_handlers_finished)
         return self._outcome()
+
+    # ---------------------------------------------------- bounded history
+
+    def _history_is_long(self) -> bool:
+        if not self._bounded:
+            return False
+        info = workflow.info()
+        return (info.is_continue_as_new_suggested()
+                or info.get_current_history_length() >= self._history_limit)
+
+    def _may_continue_as_new(self) -> bool:
+        """The history is long and nothing is in hand: no queued decision, no
+        cancel, no running handler (those are handled first)."""
+        return (self._history_is_long() and not self._pending_signals
+                and self._cancel_requested is None and workflow.all_handlers_finished())
+
+    def _continue_as_new_if_long(self) -> None:
+        """Continue as new (same booking, state carried over; PostgreSQL stays
+        the truth) when the history grew long: a booking can wait weeks in
+        manual review or retry through a long database outage."""
+        if not self._may_continue_as_new():
+            return
+        workflow.logger.info(
+            "continuing as new after %s history events", workflow.info().get_current_history_length()
+        )
+        workflow.continue_as_new(BookingWorkflowInput(
+            booking_id=self._booking_id,
+            restaurant_id=self._restaurant_id,
+            history_limit=self._history_limit if self._history_limit != HISTORY_EVENTS_LIMIT else 0,
+            carried=CarriedState(
+                round_start=self._round_start,
+                review_version=self._review_version,
+                review_deadline=(self._review_deadline.isoformat()
+                                 if self._review_deadline is not None else None),
+                outcome_recorded=self._outcome_recorded,
+                runs=(self._carried_runs + 1),
+            ),
+        ))
+
+    def _resume_carried(self, carried: CarriedState) -> None:
+        self._round_start = min(carried.round_start, self._attempts)
+        self._outcome_recorded = carried.outcome_recorded
+        self._carried_runs = carried.runs
+        if carried.review_deadline is not None and carried.review_version == self._version:
+            self._review_version = carried.review_version
+            self._review_deadline = datetime.fromisoformat(carried.review_deadline)
 
     # ------------------------------------------------------------- queries
 
@@ -716,3 +962,8 @@ class BookingAssignmentWorkflow:
             attempts=self._attempts,
             pipeline=self._pipeline,
         )
+
+
+def _cause_message(err: ActivityError) -> str:
+    cause = err.cause
+    return getattr(cause, "message", None) or str(cause or err)

@@ -27,6 +27,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +35,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RetryConfig
@@ -152,9 +154,10 @@ class Processes:
         self.procs.append(proc)
         return proc
 
-    def worker(self, **env: str) -> subprocess.Popen[bytes]:
+    def worker(self, metrics_port: int | None = None, **env: str) -> subprocess.Popen[bytes]:
+        port = metrics_port or free_port()
         return self.spawn("worker", [sys.executable, "-m", "worker"],
-                          SEATFLOW_METRICS_ADDRESS=f"127.0.0.1:{free_port()}", **env)
+                          SEATFLOW_METRICS_ADDRESS=f"127.0.0.1:{port}", **env)
 
     def kill(self, proc: subprocess.Popen[bytes]) -> None:
         proc.send_signal(signal.SIGKILL)
@@ -331,6 +334,81 @@ async def import_restaurant(engine: AsyncEngine, prefix: str) -> str:
     return rid
 
 
+@asynccontextmanager
+async def hostage_in_flight(engine: AsyncEngine, client: Client, queue: str, rid: str,
+                            day: int) -> AsyncIterator[str]:
+    """A booking whose first activity is known to be running: the test holds
+    its row lock, starts its workflow, and waits until the activity's
+    transaction is blocked on that lock (pg_blocking_pids). The fault lands
+    inside the block; leaving it releases the lock and the booking goes on."""
+    start = evening(day)
+    booking = await insert_raw_booking(engine, restaurant_id=rid, party_size=2, start=start,
+                                       end=start + timedelta(hours=2),
+                                       occupied_until=start + timedelta(hours=2))
+    conn = await engine.connect()
+    tx = await conn.begin()
+    try:
+        holder = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        await conn.execute(text("SELECT 1 FROM bookings WHERE id = CAST(:b AS uuid) FOR UPDATE"),
+                           {"b": booking})
+        await start_booking_workflow(client, booking_id=booking, restaurant_id=rid,
+                                     party_size=2, start=start, task_queue=queue)
+        deadline = time.monotonic() + 60
+        while not (await fetch(engine, "SELECT pid FROM pg_stat_activity WHERE "
+                               "CAST(:h AS int) = ANY(pg_blocking_pids(pid))", h=holder)):
+            assert time.monotonic() < deadline, "the hostage's activity never started"
+            await asyncio.sleep(0.05)
+        yield booking
+    finally:
+        await tx.commit()
+        await conn.close()
+
+
+def scrape(port: int) -> str | None:
+    """A worker's /metrics page, or None while it is not up."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+            return str(r.read().decode())
+    except OSError:
+        return None
+
+
+async def breaker_opens(ports: list[int]) -> float:
+    """seatflow_circuit_breaker_opens_total summed over the workers' /metrics."""
+    total = 0.0
+    for port in ports:
+        body = await asyncio.to_thread(scrape, port) or ""
+        for line in body.splitlines():
+            if line.startswith("seatflow_circuit_breaker_opens"):
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def metrics_up(ports: list[int], processes: Processes) -> None:
+    deadline = time.monotonic() + 60
+    for port in ports:
+        while await asyncio.to_thread(scrape, port) is None:
+            assert time.monotonic() < deadline, f"worker never up:\n{processes.logs()}"
+            await asyncio.sleep(0.2)
+
+
+def assert_failed_exactly(rows: list[Any], expected: dict[str, str]) -> None:
+    """The failed bookings are exactly the deliberately invalid ones, each with
+    its reason (`expected`: booking id -> a phrase of the reason)."""
+    failed = {r.id: r.reason or "" for r in rows if r.state == "failed"}
+    assert set(failed) == set(expected), failed
+    for booking_id, phrase in expected.items():
+        assert phrase in failed[booking_id], (booking_id, failed[booking_id])
+
+
+async def states_and_reasons(engine: AsyncEngine, booking_ids: list[str]) -> list[Any]:
+    return await fetch(engine, "SELECT id::text AS id, assignment_state AS state, last_reason "
+                       "AS reason FROM bookings WHERE id = ANY(CAST(:ids AS uuid[]))",
+                       ids=booking_ids)
+
+
 # --- scenarios ----------------------------------------------------------------------
 
 
@@ -364,18 +442,26 @@ async def test_workers_killed_three_times_mid_run_lose_nothing(
         await start_booking_workflow(client, booking_id=raw, restaurant_id=rid,
                                      party_size=party, start=evening(31), task_queue=queue)
     for round_no in range(3):
-        await asyncio.sleep(1.5)
-        victim = workers[round_no % len(workers)]
-        processes.kill(victim)
-        workers[round_no % len(workers)] = processes.worker()
-    await wait_until_settled(engine, booking_ids, timeout=90, processes=processes)
+        # Each kill lands while an activity is known to run: every worker is
+        # killed with the hostage's activity blocked in one of them.
+        async with hostage_in_flight(engine, client, queue, restaurants[0],
+                                     40 + round_no) as hostage:
+            booking_ids.append(hostage)
+            for i, victim in enumerate(workers):
+                processes.kill(victim)
+                workers[i] = processes.worker()
+    await wait_until_settled(engine, booking_ids, timeout=120, processes=processes)
     elapsed = time.monotonic() - began
 
     counts = await outcome(engine, restaurants, booking_ids, run_dir / "mailbox")
     report("worker SIGKILL x3", counts, kills=processes.kills, seconds=round(elapsed, 1))
-    assert processes.kills == 3
+    assert processes.kills == 6
     assert_nothing_lost(counts, len(booking_ids))
-    assert counts["failed"] >= 2  # the never-seatable ones, with their reason
+    # Failed: exactly the never-seatable ones, each with its reason.
+    assert_failed_exactly(await states_and_reasons(engine, booking_ids), {
+        raw: "party size must be at least 1" if party == 0 else "exceeds"
+        for _rid, party, raw in invalid})
+    assert counts["confirmed"] >= 43  # 40 evenings + 3 hostages; the over-booked night aside
     assert await failed_workflows(client, queue) == 0
     assert set((await executions_per_booking(client, booking_ids)).values()) == {1}
 
@@ -390,24 +476,35 @@ async def test_postgres_down_mid_run_opens_the_breaker_and_consumes_no_attempt(
     rid = await import_restaurant(engine, "pgdown")
     booking_ids = await book_evenings(engine, rid, 40)
     since = datetime.now(UTC)
-    processes.worker()
-    processes.worker()
-    await start_all(engine, client, queue)
-    await asyncio.sleep(0.5)  # bookings in flight
+    ports = [free_port(), free_port()]
+    for port in ports:
+        processes.worker(metrics_port=port)
+    await metrics_up(ports, processes)
     began = time.monotonic()
     await asyncio.to_thread(own_pg.stop)
     try:
-        await asyncio.sleep(PG_OUTAGE_SECONDS)
+        # The work is in flight during the outage for certain: the workflows
+        # start now (as the host application would, Temporal being up), and
+        # their first activity meets the stopped database.
+        for booking_id in booking_ids:
+            await start_booking_workflow(client, booking_id=booking_id, restaurant_id=rid,
+                                         party_size=0, start=evening(3), task_queue=queue)
+        deadline = time.monotonic() + 60
+        while await breaker_opens(ports) < 1:
+            assert time.monotonic() < deadline, f"no breaker opened:\n{processes.logs()}"
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(max(0.0, PG_OUTAGE_SECONDS - (time.monotonic() - began)))
     finally:
         await asyncio.to_thread(own_pg.start)
     outage = time.monotonic() - began
-    recovery = await wait_until_settled(engine, booking_ids, timeout=60, processes=processes)
+    recovery = await wait_until_settled(engine, booking_ids, timeout=90, processes=processes)
 
     counts = await outcome(engine, [rid], booking_ids, run_dir / "mailbox")
     attempts = await fetch(
         engine,
-        "SELECT result, count(*) AS n FROM booking_assignment_attempts "
-        "WHERE booking_id = ANY(CAST(:ids AS uuid[])) GROUP BY result", ids=booking_ids)
+        "SELECT result, attempt_no, count(*) AS n FROM booking_assignment_attempts "
+        "WHERE booking_id = ANY(CAST(:ids AS uuid[])) GROUP BY result, attempt_no",
+        ids=booking_ids)
     breaker = await fetch(
         engine,
         "SELECT event_type, count(*) AS n FROM observability_events "
@@ -416,11 +513,14 @@ async def test_postgres_down_mid_run_opens_the_breaker_and_consumes_no_attempt(
     breaker_events = {r.event_type: r.n for r in breaker}
     report("PostgreSQL stopped mid-run", counts, outage_seconds=round(outage, 1),
            settled_after_restart_seconds=round(recovery, 1),
-           attempts={r.result: r.n for r in attempts}, breaker=breaker_events)
+           attempts={f"{r.result}#{r.attempt_no}": r.n for r in attempts},
+           breaker=breaker_events, breaker_opens_metric=await breaker_opens(ports))
     assert_nothing_lost(counts, len(booking_ids))
-    # The outage consumed no attempt and sent nobody to manual review: all confirm.
+    # The outage consumed no attempt and sent nobody to manual review: every
+    # booking confirmed at its first attempt.
     assert counts["confirmed"] == len(booking_ids)
-    assert {r.result for r in attempts} == {"confirmed"}
+    assert [(r.result, r.attempt_no, r.n) for r in attempts] == [
+        ("confirmed", 1, len(booking_ids))]
     assert breaker_events.get("circuit_breaker.opened", 0) >= 1
     assert await failed_workflows(client, queue) == 0
 
@@ -538,11 +638,12 @@ async def test_temporal_server_restarted_mid_run_keeps_every_workflow(
     workers = [processes.worker(), processes.worker()]
     client = await Client.connect(server.address)
     await start_all(engine, client, queue)
-    await asyncio.sleep(1.0)
     began = time.monotonic()
-    server.stop(signal.SIGKILL)
-    await asyncio.sleep(TEMPORAL_OUTAGE_SECONDS)
-    await server.start()
+    async with hostage_in_flight(engine, client, queue, rid, 40) as hostage:
+        booking_ids.append(hostage)  # its activity runs while the server dies
+        server.stop(signal.SIGKILL)
+        await asyncio.sleep(TEMPORAL_OUTAGE_SECONDS)
+        await server.start()
     restarted = 0
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

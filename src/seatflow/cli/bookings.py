@@ -248,41 +248,22 @@ def cancel_cmd(
     reason: Annotated[str | None, typer.Option("--reason")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Cancel a booking: releases its tables and ends its workflow."""
-    from temporalio.client import WorkflowExecutionStatus
-
-    from seatflow.bookings_service import booking_view
-    from seatflow.domain.workflow_ids import booking_workflow_id
-    from seatflow.storage.bookings import cancel_booking
+    """Cancel a booking: releases its tables and ends its workflow (in the
+    database when the workflow has already closed)."""
+    from seatflow.bookings_service import BookingActionRefused, cancel_booking_request
     from seatflow.storage.transitions import BookingNotFound
 
     booking_id = check_uuid(booking_id)
 
     async def work(engine: Any, client: Any) -> dict[str, Any]:
-        view = await booking_view(engine, booking_id)
-        if view["assignment_state"] in ("cancelled", "failed"):
-            raise _Refused(f"booking {booking_id} is already {view['assignment_state']}")
-        handle = client.get_workflow_handle(booking_workflow_id(booking_id))
-        running = False
-        try:
-            running = (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
-        except Exception:  # noqa: BLE001 - no workflow: cancel in the database directly
-            running = False
-        if running:
-            await handle.signal("cancel_booking", {"actor": actor, "reason": reason})
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                view = await booking_view(engine, booking_id)
-                if view["assignment_state"] == "cancelled":
-                    return view
-                await asyncio.sleep(0.2)
-            raise _Refused(f"booking {booking_id}: cancellation requested but not yet applied")
-        await cancel_booking(engine, booking_id, actor=actor, reason=reason)
-        return await booking_view(engine, booking_id)
+        return await cancel_booking_request(engine, client, booking_id, actor=actor,
+                                            reason=reason)
 
     try:
         view = with_stack(work)
-    except (BookingNotFound, _Refused) as exc:
+    except BookingNotFound as exc:
+        refuse(str(exc), as_json=as_json)
+    except BookingActionRefused as exc:
         refuse(str(exc), as_json=as_json)
     if as_json:
         print_json(view)
@@ -290,8 +271,31 @@ def cancel_cmd(
         typer.echo(f"booking {booking_id} cancelled; tables released")
 
 
-class _Refused(Exception):
-    pass
+@app.command("resume")
+def resume_cmd(booking_id: BookingId, as_json: JsonFlag = False) -> None:
+    """Start a new workflow run for a booking that is not settled when its
+    workflow failed or was terminated (or never started)."""
+    from seatflow.bookings_service import BookingActionRefused, resume_booking
+    from seatflow.config import settings
+    from seatflow.storage.transitions import BookingNotFound
+
+    booking_id = check_uuid(booking_id)
+
+    async def work(engine: Any, client: Any) -> Any:
+        return await resume_booking(engine, client, booking_id, task_queue=settings().task_queue)
+
+    try:
+        resumed = with_stack(work)
+    except BookingNotFound as exc:
+        refuse(str(exc), as_json=as_json)
+    except BookingActionRefused as exc:
+        refuse(str(exc), as_json=as_json)
+    if as_json:
+        print_json({"booking_id": resumed.booking_id, "workflow_id": resumed.workflow_id,
+                    "run_id": resumed.run_id, "previous_status": resumed.previous_status})
+    else:
+        typer.echo(f"booking {booking_id}: new workflow run {resumed.run_id} started "
+                   f"(previous run: {resumed.previous_status.lower()})")
 
 
 def parse_age(text: str, *, now: datetime | None = None) -> timedelta:

@@ -66,27 +66,22 @@ def list_cmd(
 
 
 def _decide(booking_id: str, payload: dict[str, Any], as_json: bool) -> None:
-    from temporalio.client import WorkflowUpdateFailedError
-    from temporalio.service import RPCError
-
-    from seatflow.domain.workflow_ids import booking_workflow_id
+    from seatflow.bookings_service import BookingActionRefused, resolve_manual_review
+    from seatflow.storage.transitions import BookingNotFound
 
     booking_id = check_uuid(booking_id)
 
-    async def work(_engine: Any, client: Any) -> Any:
-        handle = client.get_workflow_handle(booking_workflow_id(booking_id))
-        return await handle.execute_update("resolve_manual_review_update", payload)
+    async def work(engine: Any, client: Any) -> Any:
+        return await resolve_manual_review(engine, client, booking_id, payload)
 
     try:
         result = with_stack(work)
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        message = getattr(cause, "message", None) or str(cause or exc)
-        refuse(f"booking {booking_id}: {message}", as_json=as_json)
-    except RPCError as exc:
-        if "not found" in str(exc).lower() or "already completed" in str(exc).lower():
-            refuse(f"booking {booking_id}: no open workflow ({exc})", as_json=as_json)
-        raise
+    except BookingActionRefused as exc:
+        # Refused, or another decision (an operator, the UI, a cancel, the
+        # deadline) resolved the booking first: say what happened.
+        refuse(str(exc), as_json=as_json)
+    except BookingNotFound:
+        refuse(f"booking {booking_id} not found", as_json=as_json)
     if as_json:
         print_json(result)
         return

@@ -14,11 +14,25 @@ from seatflow.domain.planning import Move, Plan
 
 
 @dataclass(frozen=True)
+class CarriedState:
+    """What a booking workflow hands to its next run when it continues as new
+    (PostgreSQL holds everything else)."""
+
+    round_start: int = 0  # attempts used before the current round
+    review_version: int | None = None  # the manual-review round in progress
+    review_deadline: str | None = None  # ISO 8601, fixed when that round began
+    outcome_recorded: bool = False
+    runs: int = 1  # runs before this one
+
+
+@dataclass(frozen=True)
 class BookingWorkflowInput:
     booking_id: str
     restaurant_id: str = ""
     party_size: int = 0
     start: str = ""  # ISO 8601, for the static summary only
+    history_limit: int = 0  # continue as new at this many events (0: the default)
+    carried: CarriedState | None = None  # set when continued as new
 
 
 @dataclass(frozen=True)
@@ -145,6 +159,15 @@ class EmailResult:
     path: str | None = None
     failed: bool = False  # given up: permanently undeliverable, or transient errors outlasted
     reason: str | None = None  # why not sent; redacted (never holds the guest's address)
+
+
+@dataclass(frozen=True)
+class EventRequest:
+    """An observability event the workflow records about its booking."""
+
+    booking_id: str
+    event_type: str
+    context: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

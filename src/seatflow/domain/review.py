@@ -78,3 +78,32 @@ def parse_decision(payload: Any) -> ManualReviewDecision:
         return ManualReviewDecision(action="reject", actor=actor.strip(), reason=reason.strip(),
                                     note=note)
     return ManualReviewDecision(action="retry", actor=actor.strip(), note=note)
+
+
+MAX_ACTOR_LENGTH = 200
+MAX_REASON_LENGTH = 1000
+
+
+def parse_cancel(payload: Any) -> tuple[str | None, str | None]:
+    """Validate a `cancel_booking` payload: nothing, or a JSON object with an
+    optional `actor` and `reason` (non-empty strings); returns (actor, reason)
+    or raises InvalidDecision."""
+    if payload is None:
+        return None, None
+    if not isinstance(payload, dict):
+        raise InvalidDecision(f"cancel payload must be a JSON object, got {type(payload).__name__}")
+    extra = sorted(str(k) for k in set(payload) - {"actor", "reason"})
+    if extra:
+        raise InvalidDecision(f"unexpected field(s) for cancel: {', '.join(extra)}")
+    values: list[str | None] = []
+    for name, limit in (("actor", MAX_ACTOR_LENGTH), ("reason", MAX_REASON_LENGTH)):
+        value = payload.get(name)
+        if value is None:
+            values.append(None)
+            continue
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidDecision(f"{name} must be a non-empty string, got {value!r}")
+        if len(value) > limit:
+            raise InvalidDecision(f"{name} is longer than {limit} characters")
+        values.append(value.strip())
+    return values[0], values[1]

@@ -22,7 +22,10 @@ S = AssignmentState
 ALLOWED_TRANSITIONS: dict[AssignmentState, frozenset[AssignmentState]] = {
     S.CREATED: frozenset({S.CAPACITY_VERIFIED, S.FAILED, S.CANCELLED}),
     S.CAPACITY_VERIFIED: frozenset({S.ASSIGNMENT_PENDING, S.FAILED, S.CANCELLED}),
-    S.ASSIGNMENT_PENDING: frozenset({S.ASSIGNMENT_IN_PROGRESS, S.FAILED, S.CANCELLED}),
+    # -> manual_review: the start passed before any attempt ran (see verify_booking)
+    S.ASSIGNMENT_PENDING: frozenset(
+        {S.ASSIGNMENT_IN_PROGRESS, S.MANUAL_REVIEW, S.FAILED, S.CANCELLED}
+    ),
     S.ASSIGNMENT_IN_PROGRESS: frozenset(
         {S.ASSIGNED, S.ASSIGNMENT_PENDING, S.MANUAL_REVIEW, S.CANCELLED}
     ),

@@ -259,7 +259,7 @@ async def verify_booking(engine: AsyncEngine, booking_id: str, *, now: datetime)
             await conn.execute(
                 text(
                     "SELECT b.restaurant_id, b.party_size, b.start_at, b.assignment_state, "
-                    "b.assignment_state_version, b.status, b.last_reason, "
+                    "b.assignment_state_version, b.status, b.last_reason, b.created_at, "
                     # What the workflow needs besides, in the same round trip.
                     "ARRAY(SELECT t.code FROM dining_tables t WHERE t.restaurant_id = "
                     "b.restaurant_id ORDER BY t.code) AS table_ids, "
@@ -281,7 +281,11 @@ async def verify_booking(engine: AsyncEngine, booking_id: str, *, now: datetime)
                     raise InvalidBooking(
                         "unknown_restaurant", f"unknown restaurant {row.restaurant_id!r}"
                     )
-                booking_window(policy, row.party_size, row.start_at, now=now)
+                # Whether the time is bookable was decided at intake: judge it
+                # as of then, so a workflow started late (the intake relay after
+                # an outage) never fails a booking that was valid when made.
+                booking_window(policy, row.party_size, row.start_at,
+                               now=min(now, row.created_at))
             except InvalidBooking as exc:
                 reason = f"invalid_booking: {exc.message}"
                 version = await transition(
@@ -298,6 +302,14 @@ async def verify_booking(engine: AsyncEngine, booking_id: str, *, now: datetime)
         if state == S.CAPACITY_VERIFIED:
             version = await transition(conn, booking_id, version, S.ASSIGNMENT_PENDING)
             state = S.ASSIGNMENT_PENDING.value
+        attempts_used = int(row.attempts_used)  # verify records no attempt
+        if state == S.ASSIGNMENT_PENDING and attempts_used == 0 and row.start_at <= now:
+            # The start passed before any attempt ran: a person decides (seat
+            # them now, call the guest, or reject), not the clock.
+            reason = (f"start_passed: the start {row.start_at.isoformat()} passed before "
+                      "any assignment attempt ran")
+            version = await transition(conn, booking_id, version, S.MANUAL_REVIEW, reason=reason)
+            state = S.MANUAL_REVIEW.value
         return BookingContext(
             booking_id=booking_id,
             restaurant_id=row.restaurant_id,
@@ -308,7 +320,7 @@ async def verify_booking(engine: AsyncEngine, booking_id: str, *, now: datetime)
             start=row.start_at.isoformat(),
             table_ids=tuple(row.table_ids),
             reason=reason,
-            attempts_used=int(row.attempts_used),
+            attempts_used=attempts_used,
         )
 
 
@@ -752,6 +764,17 @@ async def cancel_booking(
             text("DELETE FROM allocations WHERE booking_id = CAST(:id AS uuid)"), {"id": booking_id}
         )
         await release_permit(conn, booking_id)
+        # A confirmation not yet sent is never sent now (the send checks the
+        # state); say so where operators look.
+        unsent = (await conn.execute(
+            text("SELECT 1 FROM email_outbox WHERE booking_id = CAST(:id AS uuid) "
+                 "AND kind = 'confirmation' AND status = 'pending'"),
+            {"id": booking_id},
+        )).first()
+        if unsent is not None:
+            await record_event(conn, booking_id=booking_id, source="assignment.cancel",
+                               event_type="email.withdrawn",
+                               context={"kind": "confirmation", "reason": "booking cancelled"})
         version = await transition(
             conn, booking_id, version, S.CANCELLED, reason=reason or "booking cancelled",
             actor=actor, set_columns={"status": "cancelled"},
