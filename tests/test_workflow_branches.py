@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
+import pytest_asyncio
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import (
@@ -238,6 +239,22 @@ class FakeBooking:
 
 
 # ----------------------------------------------------------------- harness
+
+
+@pytest_asyncio.fixture(scope="module")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """This module's own time-skipping server. On the session's shared one,
+    workflows that earlier tests left waiting (manual review deadlines,
+    continue-as-new, workers gone) made its clock jump or stall, and a test here
+    waited forever for a result in the full suite; these tests assert on timers,
+    so they get a server with no history."""
+    from tests.conftest import binary, register_search_attributes
+
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server"))
+    await register_search_attributes(env.client)
+    yield env
+    await env.shutdown()
 
 
 @pytest.fixture
