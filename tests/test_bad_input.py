@@ -252,7 +252,7 @@ CASES: list[Case] = [
     cli("review_assign_empty_table_list", "review", "assign", UNKNOWN_BOOKING,
         "--tables", " ", "--actor", "ops", code=USAGE, expect=("--tables",)),
     cli("review_assign_unknown_booking", "review", "assign", UNKNOWN_BOOKING,
-        "--tables", "T1", "--actor", "ops", expect=(UNKNOWN_BOOKING, "no open workflow")),
+        "--tables", "T1", "--actor", "ops", expect=(UNKNOWN_BOOKING, "not found")),
     cli("review_reject_empty_reason", "review", "reject", UNKNOWN_BOOKING, "--reason", "  ",
         "--actor", "ops", code=USAGE, expect=("--reason",)),
     cli("review_retry_not_a_uuid", "review", "retry", "abc", "--actor", "ops", code=USAGE,
