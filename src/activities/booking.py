@@ -64,7 +64,7 @@ from seatflow.mail import (
 from seatflow.storage import attempts, permits
 from seatflow.storage import bookings as store
 from seatflow.storage.restaurants import load_snapshot
-from seatflow.storage.transitions import BookingNotFound, record_event
+from seatflow.storage.transitions import BookingNotFound, record_event, write_breaker_state
 
 T = TypeVar("T")
 log = get_logger("seatflow.activities")
@@ -153,18 +153,9 @@ class BookingActivities:
         events = self.breaker.take_events()
         try:
             async with self.engine.begin() as conn:
-                for event in events:
-                    await record_event(
-                        conn, source="assignment.coordinator", event_type=event.event_type,
-                        context={**event.context, "at": event.at.isoformat()},
-                    )
-                await conn.execute(
-                    text(
-                        "INSERT INTO circuit_breakers (name, state, consecutive_failures) "
-                        "VALUES (:n, :s, :f) ON CONFLICT (name) DO UPDATE SET state = :s, "
-                        "consecutive_failures = :f"
-                    ),
-                    {"n": self.breaker.name, "s": self.breaker.state, "f": self.breaker.failures},
+                await write_breaker_state(
+                    conn, source="assignment.coordinator", name=self.breaker.name,
+                    state=self.breaker.state, failures=self.breaker.failures, events=events,
                 )
         except Exception:  # noqa: BLE001 - best effort; keep them for the next success
             self.breaker.pending_events[:0] = events

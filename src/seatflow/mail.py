@@ -37,7 +37,6 @@ import asyncio
 import os
 import smtplib
 import socket
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
@@ -45,15 +44,15 @@ from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatflow import metrics
-from seatflow.breaker import BreakerEvent, CircuitBreaker
+from seatflow.breaker import CircuitBreaker
 from seatflow.domain.guest import email_problem
 from seatflow.domain.mail import EMAIL_CLAIM_LEASE
 from seatflow.domain.messages import EmailResult
 from seatflow.redact import redact
-from seatflow.storage.transitions import record_event
+from seatflow.storage.transitions import record_event, write_breaker_state
 
 FALLBACK_RECIPIENT = "guest@example.invalid"  # a booking taken without an address
 
@@ -252,24 +251,6 @@ def publish_breaker_change(breaker: CircuitBreaker, before: str) -> None:
         metrics.set_circuit_breaker_state(breaker.name, after)
 
 
-async def _write_breaker_events(
-    conn: AsyncConnection, name: str, state: str, failures: int, events: Iterable[BreakerEvent]
-) -> None:
-    for event in events:
-        await record_event(
-            conn, source="mail", event_type=event.event_type,
-            context={**event.context, "at": event.at.isoformat()},
-        )
-    await conn.execute(
-        text(
-            "INSERT INTO circuit_breakers (name, state, consecutive_failures) "
-            "VALUES (:n, :s, :f) ON CONFLICT (name) DO UPDATE SET state = :s, "
-            "consecutive_failures = :f"
-        ),
-        {"n": name, "s": state, "f": failures},
-    )
-
-
 async def finish_claim(
     engine: AsyncEngine,
     claim: Claim,
@@ -285,8 +266,9 @@ async def finish_claim(
     async with engine.begin() as conn:
         if breaker is not None and breaker.pending_events:
             events = breaker.take_events()
-            await _write_breaker_events(conn, breaker.name, breaker.state, breaker.failures,
-                                        events)
+            await write_breaker_state(conn, source="mail", name=breaker.name,
+                                      state=breaker.state, failures=breaker.failures,
+                                      events=events)
         if error is None:
             await conn.execute(
                 text("UPDATE email_outbox SET status = 'sent', sent_at = clock_timestamp(), "

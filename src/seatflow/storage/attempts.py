@@ -44,7 +44,6 @@ from seatflow.storage.restaurants import load_attempt_inputs, snapshot_from_json
 from seatflow.storage.transitions import (
     BookingNotFound,
     Step,
-    VersionConflict,
     transition,
     transitions,
 )
@@ -89,10 +88,6 @@ class AttemptRecord:
     # Moved (re-packed) bookings whose guest was already emailed: a
     # `table_changed` email is queued for each; the workflow sends it.
     notify: tuple[str, ...] = ()
-
-
-class _Busy(Exception):
-    pass
 
 
 Planner = Callable[[RestaurantSnapshot, BookingRequest], SearchOutcome]
@@ -154,8 +149,8 @@ async def run_attempt(engine: AsyncEngine, spec: AttemptSpec, plan: Planner, *,
             slots.local_slot(spec.restaurant_id, spec.max_parallel, spec.slot_wait_seconds),
             engine.begin() as conn,
         ):
-            return await _attempt_in_tx(conn, spec, plan, now, deadline, started)
-    except (slots.SlotBusy, _Busy):
+            return await _attempt_in_tx(conn, spec, plan, deadline, started)
+    except slots.SlotBusy:
         waited = spec.waited_ms + (time.perf_counter() - started) * 1000
         return AttemptRecord("busy", S.ASSIGNMENT_PENDING.value, spec.expected_version,
                              reason="every slot of the restaurant is busy",
@@ -163,18 +158,16 @@ async def run_attempt(engine: AsyncEngine, spec: AttemptSpec, plan: Planner, *,
 
 
 async def _attempt_in_tx(conn: AsyncConnection, spec: AttemptSpec, plan: Planner,
-                         now: datetime, deadline: float, started: float) -> AttemptRecord:
+                         deadline: float, started: float) -> AttemptRecord:
     row = await load_attempt_inputs(conn, spec.booking_id, spec.max_parallel)
     if row is None:
         raise BookingNotFound(spec.booking_id)
     slot = row.slot
     if slot is None:  # other worker processes hold every slot: poll briefly
-        try:
-            slot = await slots.take_db_slot(conn, row.restaurant_id, spec.max_parallel, deadline)
-        except slots.SlotBusy:
-            raise _Busy() from None
-        # The floor may have changed while we waited: read it again.
-        row = await load_attempt_inputs(conn, spec.booking_id, spec.max_parallel)
+        slot = await slots.take_db_slot(conn, row.restaurant_id, spec.max_parallel, deadline)
+        # The floor may have changed while we waited: read it again, taking no
+        # further slot (0 slots to try), so the attempt holds exactly one.
+        row = await load_attempt_inputs(conn, spec.booking_id, 0)
     # Waited: earlier busy tries, this process's queue, other processes' slots.
     wait_ms = spec.waited_ms + (time.perf_counter() - started) * 1000
     acquired = row.as_of  # the slot was taken in the statement that read it
@@ -322,4 +315,4 @@ async def _already_done_or_conflict(conn: AsyncConnection, spec: AttemptSpec, st
         reason=f"version conflict: expected {spec.expected_version}, found {version}")
 
 
-__all__ = ["AttemptRecord", "AttemptSpec", "SearchOutcome", "VersionConflict", "run_attempt"]
+__all__ = ["AttemptRecord", "AttemptSpec", "SearchOutcome", "run_attempt"]

@@ -10,11 +10,15 @@ booking that moves tables and keeps its state.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+if TYPE_CHECKING:
+    from seatflow.breaker import BreakerEvent
 
 from seatflow.domain.states import (
     ALLOWED_TRANSITIONS,
@@ -329,3 +333,24 @@ async def already_applied(
         )
     ).first()
     return row is not None
+
+
+async def write_breaker_state(
+    conn: AsyncConnection, *, source: str, name: str, state: str, failures: int,
+    events: Iterable[BreakerEvent],
+) -> None:
+    """A circuit breaker's pending events and its current state (the database
+    breaker's and the mail breaker's alike), in the caller's transaction."""
+    for event in events:
+        await record_event(
+            conn, source=source, event_type=event.event_type,
+            context={**event.context, "at": event.at.isoformat()},
+        )
+    await conn.execute(
+        text(
+            "INSERT INTO circuit_breakers (name, state, consecutive_failures) "
+            "VALUES (:n, :s, :f) ON CONFLICT (name) DO UPDATE SET state = :s, "
+            "consecutive_failures = :f"
+        ),
+        {"n": name, "s": state, "f": failures},
+    )
