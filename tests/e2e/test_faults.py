@@ -282,8 +282,14 @@ async def outcome(engine: AsyncEngine, restaurants: list[str], booking_ids: list
         booking = str(message["X-Seatflow-Booking"])
         by_booking[booking] = by_booking.get(booking, 0) + 1
     confirmed = [r for r in rows if r.state == "confirmed"]
+    # Delivered twice: more than one message in the mailbox for a booking, or
+    # more than one outbox row. A send re-tried after its worker died holding
+    # the claim (claim, commit, deliver, mark: SMTP never runs inside a
+    # transaction) is the documented at-least-once window: counted apart,
+    # bounded by one per crash, and the mailbox still holds one message.
     duplicates = sum(max(0, n - 1) for n in by_booking.values())
-    duplicates += sum(max(0, r.outbox_rows - 1) + max(0, r.send_attempts - 1) for r in rows)
+    duplicates += sum(max(0, r.outbox_rows - 1) for r in rows)
+    resends = sum(max(0, r.send_attempts - 1) for r in rows)
     minutes = sum([await double_booked_minutes(engine, rid) for rid in restaurants])
     return {
         "bookings": len(rows),
@@ -294,19 +300,23 @@ async def outcome(engine: AsyncEngine, restaurants: list[str], booking_ids: list
         "unsettled": sum(r.state not in SETTLED for r in rows),
         "double_booked_minutes": minutes,
         "duplicate_emails": duplicates,
+        "resends_after_a_crash": resends,
         "confirmed_without_email": sum(by_booking.get(r.id, 0) != 1 for r in confirmed),
         "emails_to_unconfirmed": sum(n for b, n in by_booking.items()
                                      if b not in {r.id for r in confirmed}),
     }
 
 
-def assert_nothing_lost(counts: dict[str, Any], expected_bookings: int) -> None:
+def assert_nothing_lost(counts: dict[str, Any], expected_bookings: int, *,
+                        crashes: int = 0) -> None:
     assert counts["bookings"] == expected_bookings
     assert counts["unsettled"] == 0
     assert counts["confirmed"] + counts["manual_review"] + counts["failed"] == expected_bookings
     assert counts["failed_without_reason"] == 0
     assert counts["double_booked_minutes"] == 0
     assert counts["duplicate_emails"] == 0
+    # Only a worker that died holding a claim may leave a send to be retried.
+    assert counts["resends_after_a_crash"] <= crashes
     assert counts["confirmed_without_email"] == 0
     assert counts["emails_to_unconfirmed"] == 0
 
@@ -456,7 +466,7 @@ async def test_workers_killed_three_times_mid_run_lose_nothing(
     counts = await outcome(engine, restaurants, booking_ids, run_dir / "mailbox")
     report("worker SIGKILL x3", counts, kills=processes.kills, seconds=round(elapsed, 1))
     assert processes.kills == 6
-    assert_nothing_lost(counts, len(booking_ids))
+    assert_nothing_lost(counts, len(booking_ids), crashes=processes.kills)
     # Failed: exactly the never-seatable ones, each with its reason.
     assert_failed_exactly(await states_and_reasons(engine, booking_ids), {
         raw: "party size must be at least 1" if party == 0 else "exceeds"
