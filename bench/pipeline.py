@@ -141,7 +141,7 @@ async def book(engine: Any, client: Client, queue: str, prefix: str, bookings: i
     second); wait for every workflow result. Returns (booking ids,
     restaurant ids, seconds from the first create to the last result)."""
     from seatflow.bookings_service import create_booking
-    from seatflow.loadtest import ensure_restaurants, first_free_evening, plan_bookings
+    from seatflow.ops.loadtest import ensure_restaurants, first_free_evening, plan_bookings
     from seatflow.storage.bookings import NewBooking, workflow_id_for
 
     ids = [f"{prefix}-{i}" for i in range(1, restaurants + 1)]
@@ -168,7 +168,7 @@ async def book(engine: Any, client: Client, queue: str, prefix: str, bookings: i
 async def figures(engine: Any, ids: list[str], restaurants: list[str]) -> dict[str, Any]:
     from sqlalchemy import text
 
-    from seatflow.loadtest import (
+    from seatflow.ops.loadtest import (
         double_booked_table_minutes,
         latency_percentiles,
         max_concurrency_per_restaurant,

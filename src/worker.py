@@ -67,9 +67,9 @@ def build_worker(
 
 
 async def serve(settings: Settings) -> None:
+    from seatflow.ops.telemetry import BookingStateSampler, make_runtime
     from seatflow.storage.db import make_engine
     from seatflow.storage.embedded import resolve_database_url
-    from seatflow.telemetry import BookingStateSampler, make_runtime
 
     runtime = make_runtime(settings)  # Prometheus on SEATFLOW_METRICS_ADDRESS
     engine = make_engine(resolve_database_url(settings.database_url))

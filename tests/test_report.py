@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from seatflow.report import build_report
+from seatflow.ops.report import build_report
 from tests.support import floorplan, import_plan
 
 

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from seatflow.cli.shadow import parse_since, shadow_report_command
 from seatflow.domain.shadow import COMPARISON_EVENT, ERROR_EVENT, EVENT_SOURCE
-from seatflow.shadow_report import load_report
+from seatflow.ops.shadow_report import load_report
 
 
 async def comparison(

@@ -1,6 +1,6 @@
 """seatflow's own metrics, emitted through the Temporal SDK's metric meters.
 
-The worker's Runtime (`seatflow.telemetry.make_runtime`) exports them on its
+The worker's Runtime (`seatflow.ops.telemetry.make_runtime`) exports them on its
 Prometheus endpoint beside the SDK's metrics. Callers pass the meter of where
 they run:
 

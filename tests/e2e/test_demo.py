@@ -22,8 +22,16 @@ from zoneinfo import ZoneInfo
 import pytest
 from rich.console import Console
 
-from seatflow import devstack
-from seatflow.demo import (
+from seatflow.domain.planning import (
+    Allocation,
+    BookingRequest,
+    EngineConfig,
+    Mobility,
+    RestaurantSnapshot,
+    Table,
+)
+from seatflow.ops import devstack
+from seatflow.ops.demo import (
     EXIT_CRASH_MARK,
     OPERATOR_ACTOR,
     OPERATOR_PARTY,
@@ -32,14 +40,6 @@ from seatflow.demo import (
     plan_evening,
     plan_guests,
     run_demo,
-)
-from seatflow.domain.planning import (
-    Allocation,
-    BookingRequest,
-    EngineConfig,
-    Mobility,
-    RestaurantSnapshot,
-    Table,
 )
 
 pytestmark = pytest.mark.e2e
@@ -80,7 +80,7 @@ def test_a_well_run_evening_has_one_large_party_and_a_few_phone_bookings_first()
 
 
 def test_a_well_run_evening_needs_three_guests() -> None:
-    from seatflow.demo import DemoError
+    from seatflow.ops.demo import DemoError
 
     with pytest.raises(DemoError, match="at least 3 guests"):
         plan_guests(date(2030, 6, 14), ZoneInfo("UTC"), 2, random.Random(1))
@@ -266,7 +266,7 @@ def test_demo_books_a_well_run_evening_and_the_report_shows_the_targets_met(
 
 
 def test_the_demo_refuses_too_few_guests_before_starting_anything(demo_home: Path) -> None:
-    from seatflow.demo import DemoError
+    from seatflow.ops.demo import DemoError
 
     with pytest.raises(DemoError, match="at least 3 guests"):
         run_demo(2, console=Console(quiet=True))

@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from seatflow import devstack
+from seatflow.ops import devstack
 
 pytestmark = pytest.mark.e2e
 

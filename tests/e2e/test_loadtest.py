@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 
 from seatflow.config import load_flags
-from seatflow.loadtest import restaurant_ids, run_loadtest
+from seatflow.ops.loadtest import restaurant_ids, run_loadtest
 from worker import build_worker
 
 pytestmark = pytest.mark.e2e
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 async def test_fifty_bookings_over_five_restaurants_keep_the_invariants(dev_env, db_engine, test_settings, mailbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     # Restaurants of their own, so earlier runs and other tests never share tables.
-    monkeypatch.setattr("seatflow.loadtest.RESTAURANT_PREFIX", f"lt{uuid.uuid4().hex[:6]}-")
+    monkeypatch.setattr("seatflow.ops.loadtest.RESTAURANT_PREFIX", f"lt{uuid.uuid4().hex[:6]}-")
     queue = f"loadtest-{uuid.uuid4().hex[:8]}"
     client = dev_env.client
     async with build_worker(client, db_engine, test_settings, task_queue=queue):

@@ -26,9 +26,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from seatflow import devstack
 from seatflow.domain.workflow_ids import booking_workflow_id
-from seatflow.loadtest import email_figures, mailbox_counts, restaurant_ids, run_loadtest
+from seatflow.ops import devstack
+from seatflow.ops.loadtest import email_figures, mailbox_counts, restaurant_ids, run_loadtest
 from tests.e2e.test_devstack import Stack, isolated_env, stack  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.e2e

@@ -20,8 +20,8 @@ from seatflow.cli.loadtest import loadtest_command
 from seatflow.cli.report import report_command
 from seatflow.cli.shadow import shadow_report_command
 from seatflow.config import ConfigError
-from seatflow.demo import demo_command
 from seatflow.intake_relay import intake_command
+from seatflow.ops.demo import demo_command
 
 app = typer.Typer(
     name="seatflow",

@@ -1,6 +1,6 @@
 """`seatflow dev`: the embedded local stack (PostgreSQL, Temporal, workers).
 
-A thin layer over `seatflow.devstack`, which tests, the demo and the load test
+A thin layer over `seatflow.ops.devstack`, which tests, the demo and the load test
 call directly.
 """
 
@@ -14,7 +14,7 @@ import typer
 from seatflow.cli.common import EXIT_REFUSED, print_json, refuse
 
 if TYPE_CHECKING:
-    from seatflow.devstack import StackStatus
+    from seatflow.ops.devstack import StackStatus
 
 app = typer.Typer(help="The embedded local stack: PostgreSQL, Temporal dev server, workers.",
                   no_args_is_help=True)
@@ -42,7 +42,7 @@ def up_cmd(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Start what is not running yet (running pieces are kept) and print where it is."""
-    from seatflow import devstack
+    from seatflow.ops import devstack
 
     started = time.monotonic()
     try:
@@ -67,7 +67,7 @@ def up_cmd(
 @app.command("down")
 def down_cmd(as_json: bool = JSON_OPTION) -> None:
     """Stop only what `dev up` started: workers, the Temporal dev server, PostgreSQL."""
-    from seatflow import devstack
+    from seatflow.ops import devstack
 
     try:
         stopped = devstack.down()
@@ -84,7 +84,7 @@ def down_cmd(as_json: bool = JSON_OPTION) -> None:
 @app.command("status")
 def status_cmd(as_json: bool = JSON_OPTION) -> None:
     """What runs and where: UI address, database URL, Temporal address, pids, logs."""
-    from seatflow import devstack
+    from seatflow.ops import devstack
 
     stack = devstack.status()
     if as_json:
@@ -101,7 +101,7 @@ def restart_worker_cmd(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Kill the worker processes and start them again."""
-    from seatflow import devstack
+    from seatflow.ops import devstack
 
     try:
         stack = devstack.restart_workers(workers)
@@ -114,7 +114,7 @@ def restart_worker_cmd(
 
 
 def _print_status(stack: StackStatus) -> None:
-    from seatflow.devstack import mask_password
+    from seatflow.ops.devstack import mask_password
 
     typer.echo(f"home:      {stack.home}")
     typer.echo(f"ui:        {stack.ui_url or '-'}")

@@ -35,7 +35,7 @@ def loadtest_command(
     from temporalio.client import Client
 
     from seatflow.config import load_flags, settings
-    from seatflow.loadtest import LoadtestError, render, run_loadtest
+    from seatflow.ops.loadtest import LoadtestError, render, run_loadtest
     from seatflow.storage.db import make_engine
     from seatflow.storage.embedded import resolve_database_url
 

@@ -51,7 +51,7 @@ def report_command(
 
     Exits 4 when a P1 alert rule fires.
     """
-    from seatflow.report import build_report, render
+    from seatflow.ops.report import build_report, render
 
     now = datetime.now(UTC)
     start = parse_moment(since, now=now, option="--since")

@@ -43,7 +43,7 @@ def shadow_report_command(
 ) -> None:
     """Legacy vs V3: agreement, one-sided successes, shadow errors and the rollout gate."""
     from seatflow.config import load_settings
-    from seatflow.shadow_report import load_report
+    from seatflow.ops.shadow_report import load_report
     from seatflow.storage.db import make_engine
     from seatflow.storage.embedded import resolve_database_url
 

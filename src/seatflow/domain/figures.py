@@ -25,7 +25,7 @@ class BreakerEvent:
 
 @dataclass(frozen=True)
 class ReportCounts:
-    """Counts over the bookings created in a range (see seatflow.report for the
+    """Counts over the bookings created in a range (see seatflow.ops.report for the
     definitions of decided, reviewed and failed)."""
 
     by_state: dict[str, int] = field(default_factory=dict)

@@ -1,6 +1,6 @@
 """`seatflow demo`: a well-run evening at Harbour Kitchen, end to end.
 
-Brings the local stack up (`seatflow.devstack`), imports the sample floor
+Brings the local stack up (`seatflow.ops.devstack`), imports the sample floor
 plan and books an evening of dinners through the real pipeline (PostgreSQL
 rows, one Temporal workflow per booking, the worker seating them), the way
 guests book:
@@ -51,10 +51,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from seatflow import devstack
 from seatflow.config import load_flags, project_root
 from seatflow.domain.planning import BookingRequest, EngineConfig, Mobility, RestaurantSnapshot
 from seatflow.domain.states import SETTLED
+from seatflow.ops import devstack
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -308,7 +308,7 @@ def operator_tables(snapshot: RestaurantSnapshot, request: BookingRequest,
 def _floorplan_path(explicit: Path | None) -> Path:
     if explicit is not None:
         return explicit
-    for base in (project_root(), Path(__file__).resolve().parents[2]):
+    for base in (project_root(), Path(__file__).resolve().parents[3]):
         if (base / SAMPLE_FLOORPLAN).exists():
             return base / SAMPLE_FLOORPLAN
     raise DemoError(f"sample floor plan {SAMPLE_FLOORPLAN} not found; pass --floorplan FILE")
@@ -416,7 +416,7 @@ async def _book_overbooked(stack: devstack.StackStatus, path: Path, count: int,
     """Every booking accepted without asking: re-packing and manual review under pressure."""
     from seatflow.bookings_service import create_booking
     from seatflow.domain.restaurant import InvalidBooking
-    from seatflow.loadtest import wait_until_settled
+    from seatflow.ops.loadtest import wait_until_settled
 
     ev = await _open_evening(stack, path, seed, console, concurrency)
     try:
@@ -466,7 +466,7 @@ async def _book_well_run(stack: devstack.StackStatus, path: Path, count: int, se
     """The phone book and its operator, the evening's guests, one cancellation."""
     from seatflow.bookings_service import create_booking
     from seatflow.domain.restaurant import InvalidBooking
-    from seatflow.loadtest import wait_until_settled
+    from seatflow.ops.loadtest import wait_until_settled
 
     ev = await _open_evening(stack, path, seed, console, concurrency)
     try:
@@ -747,7 +747,7 @@ async def _measure(engine: AsyncEngine, summary: DemoSummary, ids: list[str], *,
                    pipeline_ids: list[str]) -> None:
     """Final states of every booking; latency of those the pipeline seated
     (an operator's assignment measures a person, not the pipeline)."""
-    from seatflow.loadtest import permit_wait_p95_ms, states_of
+    from seatflow.ops.loadtest import permit_wait_p95_ms, states_of
     from seatflow.storage.stats import confirm_latencies
 
     summary.states = await states_of(engine, ids)

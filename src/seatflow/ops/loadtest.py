@@ -142,7 +142,7 @@ def floorplan_path(explicit: Path | None = None) -> Path:
         return explicit
     from seatflow.config import project_root
 
-    for base in (project_root(), Path(__file__).resolve().parents[2]):
+    for base in (project_root(), Path(__file__).resolve().parents[3]):
         if (base / DEFAULT_FLOORPLAN).exists():
             return base / DEFAULT_FLOORPLAN
     raise LoadtestError(f"sample floor plan {DEFAULT_FLOORPLAN} not found; pass --floorplan FILE")

@@ -29,7 +29,7 @@ from seatflow import metrics
 from seatflow.config import ConfigError, Settings
 from seatflow.storage.stats import count_in_states
 
-log = logging.getLogger("seatflow.telemetry")
+log = logging.getLogger("seatflow.ops.telemetry")
 
 DISABLED = ("", "off", "none", "false", "0")
 
