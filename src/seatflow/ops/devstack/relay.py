@@ -1,0 +1,36 @@
+"""The intake relay (`python -m seatflow.intake_relay`): started by `up` when
+its module exists, reported by `status`."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Mapping
+
+from seatflow.ops.devstack.model import Component
+from seatflow.ops.devstack.records import (
+    Paths,
+    live_process,
+    process_component,
+    read_json,
+    spawn,
+)
+
+INTAKE_RELAY_MODULE = "seatflow.intake_relay"
+INTAKE_RELAY = "intake-relay"
+
+
+def up_intake_relay(paths: Paths, env: Mapping[str, str], overrides: Mapping[str, str]) -> None:
+    """Hook for the intake relay (another issue): started only once its module exists."""
+    if importlib.util.find_spec(INTAKE_RELAY_MODULE) is None:
+        return
+    if live_process(read_json(paths.record(INTAKE_RELAY))) is not None:
+        return
+    spawn(INTAKE_RELAY, [sys.executable, "-m", INTAKE_RELAY_MODULE], paths,
+          {**env, **overrides}, env_overrides=dict(overrides), extra={})
+
+
+def relay_component(paths: Paths) -> Component | None:
+    """The relay as `status` reports it; None when `up` never started one."""
+    relay = read_json(paths.record(INTAKE_RELAY))
+    return process_component(paths, relay) if relay else None
