@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from temporalio.common import MetricMeter
 
-from seatflow.domain.states import ACTIVE
+from seatflow.domain.states import ACTIVE, AUTOMATIC_OUTCOMES
 
 # -- names ---------------------------------------------------------------
 
@@ -44,7 +44,8 @@ VERSION_CONFLICTS = "seatflow_version_conflicts_total"
 BOOKINGS_IN_STATE = "seatflow_bookings_in_state"
 
 PIPELINES = ("v3", "legacy")
-OUTCOMES = ("confirmed", "manual_review", "failed", "noop")
+# The automatic pipeline's outcomes, and "noop" for a booking settled before its workflow ran.
+OUTCOMES = (*(s.value for s in AUTOMATIC_OUTCOMES), "noop")
 # States a booking passes through on its way to an outcome, sampled as a gauge.
 # Every non-terminal state, as the bookings-in-state gauge labels them.
 ACTIVE_STATES = tuple(s.value for s in ACTIVE)

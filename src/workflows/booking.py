@@ -60,6 +60,11 @@ with workflow.unsafe.imports_passed_through():
     from seatflow.domain.review import InvalidDecision, parse_cancel, parse_decision
     from seatflow.domain.shadow import NOT_SEATED, SEATED, ShadowInput
     from seatflow.domain.states import (
+        ASSIGNING,
+        AUTOMATIC_OUTCOMES,
+        AWAITING_OPERATOR,
+        TERMINAL,
+        AssignmentState,
         after_failed_attempt,
         backoff_seconds,
         slot_retry_seconds,
@@ -80,8 +85,6 @@ ACTIVITY_TIMEOUT = timedelta(seconds=10)
 # They are retried like activities and recorded as markers in the history.
 # Waiting for a permit and sending email stay regular activities: one waits
 # (heartbeating) and the other talks to an outside system.
-
-SETTLED = ("confirmed", "failed", "cancelled")
 
 # Patch ids (workflow.patched): workflows started before a change keep the
 # command sequence they were started with; see docs/architecture.md.
@@ -126,7 +129,7 @@ class BookingAssignmentWorkflow:
     def __init__(self) -> None:
         self._booking_id = ""
         self._restaurant_id = ""
-        self._state = "created"
+        self._state: str = AssignmentState.CREATED
         self._version = 0
         self._attempts = 0  # attempts used in total
         self._round_start = 0  # attempts used before the current round (operator retry)
@@ -204,10 +207,10 @@ class BookingAssignmentWorkflow:
             self._resume_carried(inp.carried)
         if not self._one_hop:
             await self._decide()
-        if ctx.state in SETTLED and inp.carried is None:
-            reason = ctx.reason if ctx.state == "failed" else "terminal_state"
+        if ctx.state in TERMINAL and inp.carried is None:
+            reason = ctx.reason if ctx.state == AssignmentState.FAILED else "terminal_state"
             self._last_reason = reason
-            if ctx.state == "confirmed":
+            if ctx.state == AssignmentState.CONFIRMED:
                 # Confirmed already: by another path, or by this workflow before
                 # its task was retried. Its email may still be in the outbox; the
                 # send is a no-op when it went out already.
@@ -218,7 +221,8 @@ class BookingAssignmentWorkflow:
             self._publish()
             # failed here: verification found the booking invalid; otherwise
             # the booking was settled before this workflow started.
-            self._record_outcome("failed" if ctx.state == "failed" else "noop")
+            self._record_outcome(AssignmentState.FAILED if ctx.state == AssignmentState.FAILED
+                                 else "noop")
             return await self._close()
 
         deadline = self._manual_review_deadline(ctx)
@@ -226,13 +230,13 @@ class BookingAssignmentWorkflow:
             if self._cancel_requested and await self._cancel():
                 return await self._close()
             self._continue_as_new_if_long()
-            if self._state in ("assignment_pending", "assignment_in_progress"):
+            if self._state in ASSIGNING:
                 await self._assign_automatically()
-                if self._state in ("confirmed", "manual_review", "failed"):
+                if self._state in AUTOMATIC_OUTCOMES:
                     self._record_outcome(self._state)
-            elif self._state == "manual_review":
+            elif self._state == AssignmentState.MANUAL_REVIEW:
                 await self._await_operator(deadline)
-            elif self._state not in SETTLED:
+            elif self._state not in TERMINAL:
                 # created / capacity_verified are walked by verification and
                 # assigned commits together with confirmed, so this is a
                 # booking changed behind the workflow's back: fail the run with
@@ -247,18 +251,18 @@ class BookingAssignmentWorkflow:
                 if await self._cancel():
                     return await self._close()
                 continue
-            if self._state == "confirmed":
+            if self._state == AssignmentState.CONFIRMED:
                 await self._send_confirmation()
                 await self._tell_moved_guests()
                 if self._cancel_requested and self._cancel_after_email:
                     continue  # cancelled while the email was being sent
                 return await self._close()
-            if self._state in ("failed", "cancelled"):
+            if self._state in TERMINAL:  # failed or cancelled (confirmed returned above)
                 return await self._close()
 
     async def _assign_automatically(self) -> None:
         """Attempts until confirmed, manual review, or cancellation."""
-        while self._state in ("assignment_pending", "assignment_in_progress"):
+        while self._state in ASSIGNING:
             if self._cancel_requested:
                 return
             self._continue_as_new_if_long()
@@ -272,7 +276,7 @@ class BookingAssignmentWorkflow:
                 return
             if self._one_hop:
                 await self._attempt()
-                if self._state == "assignment_pending":
+                if self._state == AssignmentState.ASSIGNMENT_PENDING:
                     await self._back_off()
                 continue
             attempt_no = self._attempts + 1
@@ -280,9 +284,9 @@ class BookingAssignmentWorkflow:
             permit_wait_ms = await self._acquire_permit()
             if self._cancel_requested:
                 return
-            if self._state == "assignment_pending":
+            if self._state == AssignmentState.ASSIGNMENT_PENDING:
                 moved = await self._transition(
-                    "assignment_in_progress",
+                    AssignmentState.ASSIGNMENT_IN_PROGRESS,
                     metadata={"attempt_no": attempt_no, "pipeline": "v3",
                               "decision": self._decision.inputs,
                               "permit_wait_ms": permit_wait_ms},
@@ -297,7 +301,7 @@ class BookingAssignmentWorkflow:
             )
             max_attempts = self._round_start + self._decision.max_attempts
             await self._finish_attempt(found, attempt_no, max_attempts, permit_wait_ms)
-            if self._state == "assignment_pending":
+            if self._state == AssignmentState.ASSIGNMENT_PENDING:
                 await self._back_off()
 
     async def _attempt(self) -> None:
@@ -432,14 +436,14 @@ class BookingAssignmentWorkflow:
         max_tries = len(delays) + 1
         tries = 0
         as_of = ""
-        while self._state in ("assignment_pending", "assignment_in_progress"):
+        while self._state in ASSIGNING:
             if self._cancel_requested:
                 return
             tries += 1
             attempt_no = self._attempts + 1
-            if self._state == "assignment_pending":
+            if self._state == AssignmentState.ASSIGNMENT_PENDING:
                 moved = await self._transition(
-                    "assignment_in_progress",
+                    AssignmentState.ASSIGNMENT_IN_PROGRESS,
                     metadata={"attempt_no": attempt_no, "pipeline": "legacy",
                               "decision": self._decision.inputs},
                 )
@@ -454,13 +458,13 @@ class BookingAssignmentWorkflow:
             as_of = quote.as_of or as_of
             final = tries >= max_tries
             await self._finish_attempt(quote, attempt_no, attempt_no if final else attempt_no + 1)
-            if self._state != "assignment_pending":
+            if self._state != AssignmentState.ASSIGNMENT_PENDING:
                 break
             await self._sleep_unless_cancelled(delays[min(tries, len(delays)) - 1])
             await self._decide()
             if self._pipeline != "legacy":
                 return  # rolled forward to V3: the outer loop continues there
-        seated = self._state == "confirmed"
+        seated = self._state == AssignmentState.CONFIRMED
         await workflow.execute_local_activity_method(
             BookingActivities.record_legacy_summary,
             LegacySummaryRequest(
@@ -471,7 +475,7 @@ class BookingAssignmentWorkflow:
             start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=INFRA_RETRY,
         )
-        if self._decision.shadow and self._state in ("confirmed", "manual_review"):
+        if self._decision.shadow and (seated or self._state in AWAITING_OPERATOR):
             await self._start_shadow(seated, as_of)
 
     async def _start_shadow(self, seated: bool, as_of: str) -> None:
@@ -555,7 +559,7 @@ class BookingAssignmentWorkflow:
             timeout = 24 * 3600.0
         try:
             await workflow.wait_condition(
-                lambda: self._state != "manual_review"
+                lambda: self._state != AssignmentState.MANUAL_REVIEW
                 or bool(self._pending_signals)
                 or self._cancel_requested is not None
                 or self._may_continue_as_new(),
@@ -563,10 +567,10 @@ class BookingAssignmentWorkflow:
             )
         except TimeoutError:
             async with self._lock:
-                if self._state == "manual_review":
-                    await self._transition("failed", reason="manual_review_expired")
+                if self._state == AssignmentState.MANUAL_REVIEW:
+                    await self._transition(AssignmentState.FAILED, reason="manual_review_expired")
             return
-        while self._pending_signals and self._state == "manual_review":
+        while self._pending_signals and self._state == AssignmentState.MANUAL_REVIEW:
             decision, made_at = self._pending_signals.pop(0)
             if made_at != self._version and self._drop_stale_decisions:
                 await self._drop_stale(decision, made_at)
@@ -641,7 +645,7 @@ class BookingAssignmentWorkflow:
     def _check_resolvable(self, decision: ManualReviewDecision) -> None:
         """Raises ApplicationError (never a plain exception: in an update
         handler that would fail the workflow task and wedge the workflow)."""
-        if self._state in SETTLED:
+        if self._state in TERMINAL:
             raise ApplicationError(
                 f"booking {self._booking_id} was already resolved: {self._state}"
                 + (f" ({self._last_reason})" if self._last_reason else ""),
@@ -652,7 +656,7 @@ class BookingAssignmentWorkflow:
                 f"booking {self._booking_id} is being cancelled", type="AlreadyResolved",
                 non_retryable=True,
             )
-        if self._state != "manual_review":
+        if self._state != AssignmentState.MANUAL_REVIEW:
             raise ApplicationError(
                 f"booking {self._booking_id} is {self._state}, not in manual_review",
                 type="NotInManualReview", non_retryable=True,
@@ -694,13 +698,13 @@ class BookingAssignmentWorkflow:
                 self._apply(result.state, result.version, f"assigned by {decision.actor}")
             elif decision.action == "retry":
                 await self._transition(
-                    "assignment_pending", reason=f"retry requested by {decision.actor}",
+                    AssignmentState.ASSIGNMENT_PENDING, reason=f"retry requested by {decision.actor}",
                     actor=decision.actor, metadata={"note": decision.note},
                 )
                 self._round_start = self._attempts
             else:
                 await self._transition(
-                    "failed", reason=f"rejected by {decision.actor}: {decision.reason}",
+                    AssignmentState.FAILED, reason=f"rejected by {decision.actor}: {decision.reason}",
                     actor=decision.actor, metadata={"note": decision.note},
                 )
             self._publish()
@@ -935,7 +939,7 @@ class BookingAssignmentWorkflow:
         details = f"{self._state} (v{self._version}), attempts {self._attempts}"
         if self._tables:
             details += f", tables {', '.join(self._tables)}"
-        if self._last_reason and self._state != "confirmed":
+        if self._last_reason and self._state != AssignmentState.CONFIRMED:
             details += f": {self._last_reason}"
         workflow.set_current_details(details)
 
@@ -948,7 +952,7 @@ class BookingAssignmentWorkflow:
         latency = (workflow.now() - workflow.info().start_time).total_seconds()
         metrics.record_settled(
             workflow.metric_meter(), self._pipeline, outcome, self._attempts,
-            latency_seconds=latency if outcome == "confirmed" else None,
+            latency_seconds=latency if outcome == AssignmentState.CONFIRMED else None,
         )
 
     def _outcome(self) -> BookingOutcome:

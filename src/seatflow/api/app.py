@@ -42,6 +42,7 @@ from seatflow.api.models import (
 )
 from seatflow.config import Settings
 from seatflow.domain.planning import EngineConfig
+from seatflow.domain.states import FINAL, TERMINAL, AssignmentState
 from seatflow.logging import get_logger
 from seatflow.storage.db import ping
 
@@ -51,7 +52,6 @@ CANCEL_WAIT_SECONDS = 10.0
 UPDATE_TIMEOUT_SECONDS = 20.0
 HEALTH_TIMEOUT_SECONDS = 3.0
 IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,255}$"
-SETTLED_FINAL = ("cancelled", "failed")
 
 
 class ApiError(Exception):
@@ -302,7 +302,7 @@ def _routes(app: FastAPI) -> None:
         bid = str(booking_id)
         view = await _booking(d, bid)
         require(token, ("host",), view["restaurant_id"])
-        if view["assignment_state"] in SETTLED_FINAL:
+        if view["assignment_state"] in FINAL:
             raise ApiError(409, "already_resolved",
                            f"already resolved: {view['assignment_state']} "
                            f"({view['last_reason'] or 'no reason recorded'})")
@@ -443,8 +443,8 @@ async def _decide(d: Deps, booking_id: str, body: DecisionBody) -> dict[str, Any
         raise ApiError(422, "invalid_decision", str(exc)) from None
     view = await _booking(d, booking_id)
     state = view["assignment_state"]
-    if state != "manual_review":  # the validator would refuse it too; answer without waiting
-        if state in SETTLED_FINAL or state == "confirmed":
+    if state != AssignmentState.MANUAL_REVIEW:  # the validator would refuse it too; answer now
+        if state in TERMINAL:
             raise ApiError(409, "already_resolved", f"already resolved: {state} "
                            f"({view['last_reason'] or 'no reason recorded'})")
         raise ApiError(409, "not_in_manual_review",

@@ -47,6 +47,12 @@ AWAITING_OPERATOR = frozenset({S.MANUAL_REVIEW})
 TERMINAL = frozenset({S.CONFIRMED, S.FAILED, S.CANCELLED})
 # No automatic step is pending: `bookings wait` returns, `settled_at` is stamped.
 SETTLED = TERMINAL | AWAITING_OPERATOR
+# Where the automatic pipeline leaves a booking: settled, but not cancelled (a
+# cancel is the guest's or an operator's act). The outcome metric's labels, in
+# this order.
+AUTOMATIC_OUTCOMES = (S.CONFIRMED, S.MANUAL_REVIEW, S.FAILED)
+# No transition leaves these: such a booking can be neither cancelled nor resolved.
+FINAL = frozenset(s for s, allowed in ALLOWED_TRANSITIONS.items() if not allowed)
 # Every state but the terminal ones, in the enum's order (the bookings-in-state gauge).
 ACTIVE = tuple(s for s in AssignmentState if s not in TERMINAL)
 # A booking in these states may change tables without changing state (an

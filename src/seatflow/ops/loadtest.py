@@ -33,7 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from seatflow.domain.states import SETTLED
+from seatflow.domain.states import AUTOMATIC_OUTCOMES, SETTLED
 from seatflow.storage.stats import (
     double_booked_table_minutes,
     email_outbox_figures,
@@ -321,7 +321,7 @@ async def wait_until_settled(
 
 
 def short_states(states: Counter[str]) -> str:
-    shown = [f"{s} {states[s]}" for s in ("confirmed", "manual_review", "failed") if states[s]]
+    shown = [f"{s} {states[s]}" for s in AUTOMATIC_OUTCOMES if states[s]]
     busy = sum(n for s, n in states.items() if s not in SETTLED)
     if busy:
         shown.append(f"in flight {busy}")
