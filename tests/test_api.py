@@ -158,8 +158,9 @@ def test_token_configuration_is_validated_without_echoing_a_token() -> None:
         {"name": "a", "token": secret, "role": "host", "restaurants": ["r1"]},
         {"name": "b", "token": secret + "b", "role": "operator"},
     ]))
-    assert authenticate(tokens, secret).name == "a"  # type: ignore[union-attr]
-    assert authenticate(tokens, secret + "b").role == "operator"  # type: ignore[union-attr]
+    host, operator = authenticate(tokens, secret), authenticate(tokens, secret + "b")
+    assert host is not None and host.name == "a"
+    assert operator is not None and operator.role == "operator"
     assert authenticate(tokens, secret[:-1]) is None
     assert tokens[0].may_use("r1") and not tokens[0].may_use("r2") and tokens[1].may_use("r2")
     assert secret not in repr(tokens)

@@ -52,7 +52,9 @@ async def advisory_locks(engine: AsyncEngine) -> int:
     return int(await scalar(engine, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"))
 
 
-async def test_a_confirmed_attempt_walks_every_state_in_one_transaction(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_a_confirmed_attempt_walks_every_state_in_one_transaction(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 4}]))
     booking_id, version = await pending_booking(db_engine, rid, 3)
@@ -80,7 +82,9 @@ async def test_a_confirmed_attempt_walks_every_state_in_one_transaction(db_engin
                         "id = CAST(:b AS uuid)", b=booking_id) is True
 
 
-async def test_a_failed_attempt_moves_to_the_state_the_workflow_chose(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_a_failed_attempt_moves_to_the_state_the_workflow_chose(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     rid = f"r-{unique_id}"
     # Two unjoinable 2-tops: a party of 4 has no plan.
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2},
@@ -101,7 +105,9 @@ async def test_a_failed_attempt_moves_to_the_state_the_workflow_chose(db_engine,
     assert await booking_tables(db_engine, booking_id) == []
 
 
-async def test_a_retry_after_commit_reports_what_the_attempt_did(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_a_retry_after_commit_reports_what_the_attempt_did(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 4}]))
     booking_id, version = await pending_booking(db_engine, rid, 2)
@@ -115,7 +121,9 @@ async def test_a_retry_after_commit_reports_what_the_attempt_did(db_engine, uniq
                         "booking_id = CAST(:b AS uuid)", b=booking_id) == 1
 
 
-async def test_a_stale_version_is_a_conflict_and_writes_nothing(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_a_stale_version_is_a_conflict_and_writes_nothing(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 4}]))
     booking_id, version = await pending_booking(db_engine, rid, 2)
@@ -126,7 +134,9 @@ async def test_a_stale_version_is_a_conflict_and_writes_nothing(db_engine, uniqu
     assert await booking_tables(db_engine, booking_id) == []
 
 
-async def test_busy_when_other_processes_hold_every_slot_and_nothing_is_written(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_busy_when_other_processes_hold_every_slot_and_nothing_is_written(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 4}]))
     booking_id, version = await pending_booking(db_engine, rid, 2)
@@ -156,7 +166,9 @@ async def test_busy_when_other_processes_hold_every_slot_and_nothing_is_written(
     assert rec.outcome == "confirmed"
 
 
-async def test_a_dead_connection_releases_its_slot_at_once(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_a_dead_connection_releases_its_slot_at_once(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     rid = f"r-{unique_id}"
     async with db_engine.connect() as holder:
         await holder.begin()
@@ -174,10 +186,13 @@ async def test_a_dead_connection_releases_its_slot_at_once(db_engine, unique_id)
                 await asyncio.sleep(0.05)
             assert got == 1
             await other.rollback()
-        holder.sync_connection.invalidate()  # type: ignore[union-attr]
+        assert holder.sync_connection is not None
+        holder.sync_connection.invalidate()
 
 
-async def test_no_slot_outlives_its_attempt_and_the_bound_holds(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_no_slot_outlives_its_attempt_and_the_bound_holds(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     rid = f"r-{unique_id}"
     tables = [{"id": f"T{i}", "capacity": 4} for i in range(1, 13)]
     await import_plan(db_engine, floorplan(rid, tables))
@@ -198,7 +213,9 @@ async def test_no_slot_outlives_its_attempt_and_the_bound_holds(db_engine, uniqu
     assert 1 <= peak <= 2
 
 
-async def test_the_one_statement_snapshot_matches_the_six_query_one(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_the_one_statement_snapshot_matches_the_six_query_one(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     from seatflow.storage.restaurants import load_attempt_inputs, snapshot_from_json
 
     rid = f"r-{unique_id}"
@@ -219,7 +236,9 @@ async def test_the_one_statement_snapshot_matches_the_six_query_one(db_engine, u
     assert one.allocations and one.known_bookings and one.adjacency
 
 
-async def test_a_plan_partly_taken_leaves_no_partial_allocation(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_a_plan_partly_taken_leaves_no_partial_allocation(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     from seatflow.storage.attempts import _allocate_fast
 
     rid = f"r-{unique_id}"
@@ -243,7 +262,9 @@ async def test_a_plan_partly_taken_leaves_no_partial_allocation(db_engine, uniqu
     assert await booking_tables(db_engine, booking_id) == [free]
 
 
-async def test_a_chain_of_transitions_writes_what_one_by_one_transitions_write(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_a_chain_of_transitions_writes_what_one_by_one_transitions_write(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     from seatflow.storage.transitions import Step, transition, transitions
 
     rid = f"r-{unique_id}"
@@ -251,7 +272,7 @@ async def test_a_chain_of_transitions_writes_what_one_by_one_transitions_write(d
     meta = {"tables": ["T1"], "strategy": "optimal_fit", "score": 1.5, "attempt_no": 1}
     cols = {"status": "confirmed", "assignment_strategy": "optimal_fit",
             "assignment_pipeline": "v3"}
-    written = {}
+    written: dict[str, dict[str, Any]] = {}
     for how in ("one by one", "chain"):
         booking_id, version = await pending_booking(db_engine, rid, 2)
         async with db_engine.begin() as conn:
@@ -288,7 +309,9 @@ async def test_a_chain_of_transitions_writes_what_one_by_one_transitions_write(d
     assert [h[1] for h in written["chain"]["history"]][-2:] == ["assigned", "confirmed"]
 
 
-async def test_a_chain_refuses_an_illegal_step_and_writes_nothing(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_a_chain_refuses_an_illegal_step_and_writes_nothing(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     import pytest
 
     from seatflow.domain.states import IllegalTransition

@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -193,7 +194,7 @@ async def test_availability_refuses_bad_requests_clearly(
     db_engine: AsyncEngine, restaurant: str
 ) -> None:
     day = future_day()
-    cases = [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"restaurant_id": "no-such-place", "party_size": 2, "day": day}, "unknown restaurant"),
         ({"restaurant_id": restaurant, "party_size": 0, "day": day}, "at least 1"),
         ({"restaurant_id": restaurant, "party_size": 7, "day": day}, "total capacity of 6"),
@@ -207,7 +208,7 @@ async def test_availability_refuses_bad_requests_clearly(
     ]
     for kwargs, message in cases:
         with pytest.raises(InvalidBooking, match=message):
-            await check_availability(db_engine, config=EngineConfig(), **kwargs)  # type: ignore[arg-type]
+            await check_availability(db_engine, config=EngineConfig(), **kwargs)
 
 
 async def test_required_availability_refuses_a_full_time_with_the_nearest_and_writes_nothing(

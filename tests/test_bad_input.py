@@ -30,6 +30,8 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.testing import WorkflowEnvironment
 
 from seatflow.config import ConfigError, load_flags, load_settings
 from seatflow.domain.review import InvalidDecision, parse_decision
@@ -350,6 +352,11 @@ class Outcome:
     output: str
 
 
+# The CLI and process cases' outcomes by case id, and the database counts
+# before and after the batch.
+Outcomes = tuple[dict[str, Outcome], dict[str, Any], dict[str, Any]]
+
+
 async def db_counts(engine: Any) -> dict[str, Any]:
     counts: dict[str, Any] = {}
     for table in COUNTED_TABLES:
@@ -380,9 +387,9 @@ def clean_env(pg_url: str, temporal_address: str, namespace: str) -> dict[str, s
 
 
 @pytest_asyncio.fixture(scope="module")
-async def subprocess_outcomes(  # type: ignore[no-untyped-def]
-    dev_env, db_engine, pg_url: str, plans_dir: Path,
-):
+async def subprocess_outcomes(
+    dev_env: WorkflowEnvironment, db_engine: AsyncEngine, pg_url: str, plans_dir: Path,
+) -> Outcomes:
     """Run every CLI and process case at once; the database is counted around the batch."""
     import asyncio
 
@@ -442,8 +449,9 @@ def test_the_table_has_at_least_thirty_cases_of_every_kind() -> None:
     [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.xfail)]
                   if c.xfail else []) for c in CASES],
 )
-async def test_bad_input_is_refused_clearly_and_changes_nothing(  # type: ignore[no-untyped-def]
-    case: Case, subprocess_outcomes, db_engine, monkeypatch: pytest.MonkeyPatch,
+async def test_bad_input_is_refused_clearly_and_changes_nothing(
+    case: Case, subprocess_outcomes: Outcomes, db_engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if case.kind in ("cli", "process"):
         outcomes, before, after = subprocess_outcomes

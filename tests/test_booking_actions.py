@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.testing import WorkflowEnvironment
 
 from seatflow.bookings_service import (
     BookingActionRefused,
@@ -24,6 +26,7 @@ from seatflow.bookings_service import (
     resume_booking,
     start_booking_workflow,
 )
+from seatflow.config import Settings
 from seatflow.domain.messages import BookingWorkflowInput
 from tests.support import (
     booking_tables,
@@ -64,7 +67,10 @@ async def to_manual_review(dev_env: Any, db_engine: Any, rid: str, queue: str) -
     return booking, handle
 
 
-async def test_review_after_another_decision_won_reports_the_outcome(dev_env, db_engine, test_settings, pg_url, unique_id, queue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_review_after_another_decision_won_reports_the_outcome(
+    dev_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, pg_url: str,
+    unique_id: str, queue: str, tmp_path: Path,
+) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, TWO_TWO_TOPS))
     async with build_worker(dev_env.client, db_engine, test_settings, task_queue=queue):
@@ -86,7 +92,10 @@ async def test_review_after_another_decision_won_reports_the_outcome(dev_env, db
     assert await booking_tables(db_engine, booking) == []
 
 
-async def test_review_refusal_names_the_reason(dev_env, db_engine, test_settings, pg_url, unique_id, queue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_review_refusal_names_the_reason(
+    dev_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, pg_url: str,
+    unique_id: str, queue: str, tmp_path: Path,
+) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, TWO_TWO_TOPS))
     async with build_worker(dev_env.client, db_engine, test_settings, task_queue=queue):
@@ -97,7 +106,10 @@ async def test_review_refusal_names_the_reason(dev_env, db_engine, test_settings
     assert "Traceback" not in out
 
 
-async def test_cancel_after_the_workflow_closed_cancels_in_the_database(dev_env, db_engine, test_settings, pg_url, unique_id, queue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_cancel_after_the_workflow_closed_cancels_in_the_database(
+    dev_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, pg_url: str,
+    unique_id: str, queue: str, tmp_path: Path,
+) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, TWO_TWO_TOPS))
     booking = await new_booking(db_engine, rid, 2)
@@ -118,7 +130,9 @@ async def test_cancel_after_the_workflow_closed_cancels_in_the_database(dev_env,
     assert "Traceback" not in out + out_again
 
 
-async def test_cancel_with_a_bad_actor_is_refused_and_changes_nothing(dev_env, db_engine, unique_id) -> None:  # type: ignore[no-untyped-def]
+async def test_cancel_with_a_bad_actor_is_refused_and_changes_nothing(
+    dev_env: WorkflowEnvironment, db_engine: AsyncEngine, unique_id: str,
+) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, TWO_TWO_TOPS))
     booking = await new_booking(db_engine, rid, 2)
@@ -129,7 +143,10 @@ async def test_cancel_with_a_bad_actor_is_refused_and_changes_nothing(dev_env, d
                         "CAST(:b AS uuid)", b=booking) == "created"
 
 
-async def test_resume_starts_a_new_run_after_the_workflow_was_terminated(dev_env, db_engine, test_settings, pg_url, unique_id, queue, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_resume_starts_a_new_run_after_the_workflow_was_terminated(
+    dev_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, pg_url: str,
+    unique_id: str, queue: str, tmp_path: Path,
+) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, TWO_TWO_TOPS))
     booking = await new_booking(db_engine, rid, 2)
@@ -159,7 +176,10 @@ async def test_resume_starts_a_new_run_after_the_workflow_was_terminated(dev_env
         in out_refused
 
 
-async def test_resume_refuses_while_the_workflow_runs(dev_env, db_engine, test_settings, unique_id, queue) -> None:  # type: ignore[no-untyped-def]
+async def test_resume_refuses_while_the_workflow_runs(
+    dev_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, unique_id: str,
+    queue: str,
+) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, TWO_TWO_TOPS))
     async with build_worker(dev_env.client, db_engine, test_settings, task_queue=queue):
@@ -176,7 +196,9 @@ async def test_resume_refuses_while_the_workflow_runs(dev_env, db_engine, test_s
     assert result["state"] == "failed"
 
 
-async def test_the_email_step_never_confirms_a_booking_that_is_no_longer_confirmed(db_engine, unique_id, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+async def test_the_email_step_never_confirms_a_booking_that_is_no_longer_confirmed(
+    db_engine: AsyncEngine, unique_id: str, tmp_path: Path,
+) -> None:
     from seatflow.mail import FileMailbox, send_outbox_email
     from seatflow.storage.bookings import cancel_booking
     from seatflow.storage.transitions import current_state, transition

@@ -9,14 +9,17 @@ import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.booking import BookingActivities
 from seatflow.bookings_service import start_booking_workflow
+from seatflow.config import Settings
 from seatflow.domain.messages import EmailRequest, EmailResult
 from seatflow.domain.restaurant import InvalidBooking
 from seatflow.mail import SmtpTransport
@@ -30,7 +33,7 @@ def address(tag: str) -> str:
     return f"{tag}-{uuid.uuid4().hex[:8]}@guests.example.com"
 
 
-async def outbox_booking(engine, unique_id: str, email: str) -> str:  # type: ignore[no-untyped-def]
+async def outbox_booking(engine: AsyncEngine, unique_id: str, email: str) -> str:
     """A booking with its confirmation queued, as the confirm transaction leaves it."""
     rid = f"mail-{unique_id}"
     await import_plan(engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
@@ -48,19 +51,23 @@ async def outbox_booking(engine, unique_id: str, email: str) -> str:  # type: ig
     return booking
 
 
-def activities_for(engine, settings, server: SmtpServer, **overrides) -> BookingActivities:  # type: ignore[no-untyped-def]
+def activities_for(
+    engine: AsyncEngine, settings: Settings, server: SmtpServer, **overrides: Any,
+) -> BookingActivities:
     settings = settings.model_copy(update=overrides)
     return BookingActivities(engine, SmtpTransport("127.0.0.1", server.port, timeout=5), settings)
 
 
-async def outbox(engine, booking: str) -> dict[str, object]:  # type: ignore[no-untyped-def]
+async def outbox(engine: AsyncEngine, booking: str) -> dict[str, object]:
     rows = await fetch(engine, "SELECT status, send_attempts, delivery_failures, last_error "
                                "FROM email_outbox "
                                "WHERE booking_id = CAST(:b AS uuid)", b=booking)
     return dict(rows[0]._mapping)
 
 
-async def events(engine, booking: str | None, event_type: str) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+async def events(
+    engine: AsyncEngine, booking: str | None, event_type: str,
+) -> list[dict[str, object]]:
     rows = await fetch(engine, "SELECT context FROM observability_events WHERE event_type = :t "
                                "AND (CAST(:b AS uuid) IS NULL OR booking_id = CAST(:b AS uuid)) "
                                "ORDER BY id", t=event_type, b=booking)
@@ -78,7 +85,9 @@ async def events(engine, booking: str | None, event_type: str) -> list[dict[str,
     "a" * 65 + "@example.com",
     "a@" + "b" * 250 + ".com",
 ])
-async def test_intake_refuses_anything_but_one_email_address_and_writes_nothing(db_engine, unique_id, bad: str):  # type: ignore[no-untyped-def]
+async def test_intake_refuses_anything_but_one_email_address_and_writes_nothing(
+    db_engine: AsyncEngine, unique_id: str, bad: str,
+) -> None:
     rid = f"intake-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
     with pytest.raises(InvalidBooking) as refused:
@@ -91,7 +100,9 @@ async def test_intake_refuses_anything_but_one_email_address_and_writes_nothing(
                         r=rid) == 0
 
 
-async def test_intake_refuses_a_name_with_a_line_break_or_too_long(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_intake_refuses_a_name_with_a_line_break_or_too_long(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     rid = f"name-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
     for name in ("Ada\r\nBcc: x", "A" * 101):
@@ -107,7 +118,10 @@ async def test_intake_refuses_a_name_with_a_line_break_or_too_long(db_engine, un
 # ----------------------------------------------------------- the mail step
 
 
-async def test_a_permanently_refused_address_ends_the_email_step_and_the_booking_stays_confirmed(time_skipping_env, db_engine, test_settings, unique_id):  # type: ignore[no-untyped-def]
+async def test_a_permanently_refused_address_ends_the_email_step_and_the_booking_stays_confirmed(
+    time_skipping_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings,
+    unique_id: str,
+) -> None:
     guest = address("gone")
     rid = f"perm-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
@@ -139,7 +153,10 @@ async def test_a_permanently_refused_address_ends_the_email_step_and_the_booking
     assert guest not in json.dumps(failed) and guest not in str(row["last_error"])
 
 
-async def test_transient_errors_retry_and_deliver_exactly_one_message(time_skipping_env, db_engine, test_settings, unique_id):  # type: ignore[no-untyped-def]
+async def test_transient_errors_retry_and_deliver_exactly_one_message(
+    time_skipping_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings,
+    unique_id: str,
+) -> None:
     guest = address("busy")
     rid = f"trans-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
@@ -174,7 +191,9 @@ async def test_transient_errors_retry_and_deliver_exactly_one_message(time_skipp
     assert guest not in json.dumps(history.to_json_dict())
 
 
-async def test_transient_errors_are_bounded_then_recorded_as_email_failed(db_engine, test_settings, unique_id):  # type: ignore[no-untyped-def]
+async def test_transient_errors_are_bounded_then_recorded_as_email_failed(
+    db_engine: AsyncEngine, test_settings: Settings, unique_id: str,
+) -> None:
     guest = address("down")
     booking = await outbox_booking(db_engine, unique_id, guest)
     async with SmtpServer(rcpt_reply=lambda r: (451, f"4.4.1 <{r}> mailbox busy")) as server:
@@ -199,7 +218,9 @@ async def test_transient_errors_are_bounded_then_recorded_as_email_failed(db_eng
     assert all(guest not in m for m in [*messages, str(result.reason), json.dumps(failed)])
 
 
-async def test_mail_errors_open_the_mail_breaker_never_the_database_one(db_engine, test_settings, unique_id):  # type: ignore[no-untyped-def]
+async def test_mail_errors_open_the_mail_breaker_never_the_database_one(
+    db_engine: AsyncEngine, test_settings: Settings, unique_id: str,
+) -> None:
     guest = address("outage")
     booking = await outbox_booking(db_engine, unique_id, guest)
     server = await SmtpServer().start()
@@ -226,7 +247,9 @@ async def test_mail_errors_open_the_mail_breaker_never_the_database_one(db_engin
                 if e.get("breaker") == "database" and "Connect call failed" in str(e)]
 
 
-async def test_smtp_runs_off_the_event_loop_and_outside_any_transaction(db_engine, test_settings, unique_id):  # type: ignore[no-untyped-def]
+async def test_smtp_runs_off_the_event_loop_and_outside_any_transaction(
+    db_engine: AsyncEngine, test_settings: Settings, unique_id: str,
+) -> None:
     guest = address("slow")
     booking = await outbox_booking(db_engine, unique_id, guest)
     async with SmtpServer(data_delay=1.5) as server:

@@ -8,8 +8,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from seatflow.domain.messages import ConfirmRequest
+from seatflow.domain.messages import ConfirmRequest, ConfirmResult
 from seatflow.domain.planning import Plan
 from seatflow.storage.bookings import apply_transition, confirm_plan, verify_booking
 from tests.support import booking_tables, fetch, floorplan, import_plan, new_booking, scalar
@@ -23,16 +24,19 @@ TABLES = [
 EDGES = [["F1", "F2"], ["A", "P1"]]
 
 
-async def counts(engine, booking: str) -> tuple[int, int, int, int]:  # type: ignore[no-untyped-def]
+async def counts(engine: AsyncEngine, booking: str) -> tuple[int, int, int, int]:
     row = (await fetch(engine, """
         SELECT (SELECT assignment_state_version FROM bookings WHERE id = CAST(:b AS uuid)),
                (SELECT count(*) FROM booking_assignment_state_history WHERE booking_id = CAST(:b AS uuid)),
                (SELECT count(*) FROM booking_assignment_attempts WHERE booking_id = CAST(:b AS uuid)),
                (SELECT count(*) FROM allocations WHERE booking_id = CAST(:b AS uuid))""", b=booking))[0]
-    return tuple(int(x) for x in row)  # type: ignore[return-value]
+    version, history, attempts, allocations = (int(x) for x in row)
+    return version, history, attempts, allocations
 
 
-async def assign(engine, booking: str, tables: tuple[str, ...], *, force: bool = False):  # type: ignore[no-untyped-def]
+async def assign(
+    engine: AsyncEngine, booking: str, tables: tuple[str, ...], *, force: bool = False,
+) -> ConfirmResult:
     version = int(await scalar(engine, "SELECT assignment_state_version FROM bookings "
                                "WHERE id = CAST(:b AS uuid)", b=booking))
     return await confirm_plan(engine, ConfirmRequest(
@@ -41,13 +45,13 @@ async def assign(engine, booking: str, tables: tuple[str, ...], *, force: bool =
 
 
 @pytest.fixture
-async def restaurant(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def restaurant(db_engine: AsyncEngine, unique_id: str) -> str:
     rid = f"m-{unique_id}"
     await import_plan(db_engine, floorplan(rid, TABLES, adjacency=EDGES, zones=["main", "patio"]))
     return rid
 
 
-async def booking_of(engine, rid: str, party: int) -> str:  # type: ignore[no-untyped-def]
+async def booking_of(engine: AsyncEngine, rid: str, party: int) -> str:
     booking = await new_booking(engine, rid, party)
     ctx = await verify_booking(engine, booking, now=datetime.now(UTC))
     await apply_transition(engine, booking, ctx.version, "assignment_in_progress")
@@ -58,7 +62,9 @@ async def booking_of(engine, rid: str, party: int) -> str:  # type: ignore[no-un
     (6, ("T4",), "4 seats cannot hold a party of 6"),        # capacity: never
     (4, ("F1", "F2"), "fixed tables cannot be joined"),      # fixed tables alone: never
 ])
-async def test_refused_even_with_force_and_nothing_recorded(db_engine, restaurant, party, tables, why):  # type: ignore[no-untyped-def]
+async def test_refused_even_with_force_and_nothing_recorded(
+    db_engine: AsyncEngine, restaurant: str, party: int, tables: tuple[str, ...], why: str,
+) -> None:
     booking = await booking_of(db_engine, restaurant, party)
     before = await counts(db_engine, booking)
     for force in (False, True):
@@ -68,7 +74,9 @@ async def test_refused_even_with_force_and_nothing_recorded(db_engine, restauran
     assert await counts(db_engine, booking) == before
 
 
-async def test_a_taken_or_out_of_service_table_is_refused_even_with_force(db_engine, restaurant):  # type: ignore[no-untyped-def]
+async def test_a_taken_or_out_of_service_table_is_refused_even_with_force(
+    db_engine: AsyncEngine, restaurant: str,
+) -> None:
     holder = await booking_of(db_engine, restaurant, 4)
     assert (await assign(db_engine, holder, ("T4",))).confirmed
     booking = await booking_of(db_engine, restaurant, 4)
@@ -89,7 +97,9 @@ async def test_a_taken_or_out_of_service_table_is_refused_even_with_force(db_eng
     (4, ("A", "B"), "not adjacent"),                         # adjacency
     (4, ("A", "P1"), "different zones"),                     # zone
 ])
-async def test_overage_zone_and_adjacency_need_force_which_is_recorded_with_the_actor(db_engine, restaurant, party, tables, rule):  # type: ignore[no-untyped-def]
+async def test_overage_zone_and_adjacency_need_force_which_is_recorded_with_the_actor(
+    db_engine: AsyncEngine, restaurant: str, party: int, tables: tuple[str, ...], rule: str,
+) -> None:
     booking = await booking_of(db_engine, restaurant, party)
     before = await counts(db_engine, booking)
     refused = await assign(db_engine, booking, tables)
@@ -107,7 +117,9 @@ async def test_overage_zone_and_adjacency_need_force_which_is_recorded_with_the_
     assert metadata["force"] is True and rule in metadata["overridden"]
 
 
-async def test_a_valid_assignment_needs_no_force_and_records_none(db_engine, restaurant):  # type: ignore[no-untyped-def]
+async def test_a_valid_assignment_needs_no_force_and_records_none(
+    db_engine: AsyncEngine, restaurant: str,
+) -> None:
     booking = await booking_of(db_engine, restaurant, 4)
     result = await assign(db_engine, booking, ("T4",))
     assert result.confirmed

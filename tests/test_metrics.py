@@ -14,10 +14,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
 
 from seatflow import metrics
 from seatflow.bookings_service import start_booking_workflow
+from seatflow.config import Settings
 from seatflow.ops.telemetry import BookingStateSampler, MetricsAddressError, make_runtime
 from tests.support import floorplan, import_plan, new_booking, slot
 from worker import build_worker
@@ -118,7 +121,9 @@ def test_rules_and_dashboard_use_our_metrics() -> None:
     }
 
 
-def test_a_taken_metrics_port_is_reported_with_the_variable_name(test_settings, process_meter_reset) -> None:  # type: ignore[no-untyped-def]
+def test_a_taken_metrics_port_is_reported_with_the_variable_name(
+    test_settings: Settings, process_meter_reset: None,
+) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -128,7 +133,10 @@ def test_a_taken_metrics_port_is_reported_with_the_variable_name(test_settings, 
             make_runtime(settings)
 
 
-async def test_worker_exports_every_metric_of_the_rules_and_dashboard(dev_env, db_engine, test_settings, unique_id, process_meter_reset) -> None:  # type: ignore[no-untyped-def]
+async def test_worker_exports_every_metric_of_the_rules_and_dashboard(
+    dev_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, unique_id: str,
+    process_meter_reset: None,
+) -> None:
     port = free_port()
     settings = test_settings.model_copy(update={"metrics_address": f"127.0.0.1:{port}"})
     runtime = make_runtime(settings)

@@ -8,7 +8,11 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.testing import WorkflowEnvironment
+
 from seatflow.bookings_service import start_booking_workflow
+from seatflow.config import Settings
 from seatflow.domain.messages import ConfirmRequest
 from seatflow.domain.planning import Plan
 from seatflow.storage.bookings import apply_transition, confirm_plan, verify_booking
@@ -16,7 +20,7 @@ from tests.support import booking_tables, fetch, floorplan, import_plan, new_boo
 from worker import build_worker
 
 
-async def seat_at(engine, booking_id: str, tables: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+async def seat_at(engine: AsyncEngine, booking_id: str, tables: tuple[str, ...]) -> None:
     """Confirm a booking on chosen tables (as an earlier, less clever assignment did)."""
     ctx = await verify_booking(engine, booking_id, now=datetime.now(UTC))
     moved = await apply_transition(engine, booking_id, ctx.version, "assignment_in_progress")
@@ -26,7 +30,10 @@ async def seat_at(engine, booking_id: str, tables: tuple[str, ...]) -> None:  # 
     assert result.confirmed
 
 
-async def test_party_of_six_repacks_a_four_off_the_only_six_top(dev_env, db_engine, test_settings, unique_id, mailbox: Path):  # type: ignore[no-untyped-def]
+async def test_party_of_six_repacks_a_four_off_the_only_six_top(
+    dev_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, unique_id: str,
+    mailbox: Path,
+) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [
         {"id": "SIX", "capacity": 6, "mobility": "fixed"},
@@ -56,7 +63,9 @@ async def test_party_of_six_repacks_a_four_off_the_only_six_top(dev_env, db_engi
     assert [p.name for p in mailbox.glob("*.eml")] == [f"{six}-confirmation.eml"]
 
 
-async def test_a_move_that_lost_its_race_aborts_the_whole_set(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_a_move_that_lost_its_race_aborts_the_whole_set(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     from seatflow.domain.planning import Move
 
     rid = f"r-{unique_id}"
@@ -81,18 +90,20 @@ async def test_a_move_that_lost_its_race_aborts_the_whole_set(db_engine, unique_
     assert await booking_tables(db_engine, six) == []
 
 
-async def in_progress(engine, booking_id: str) -> int:  # type: ignore[no-untyped-def]
+async def in_progress(engine: AsyncEngine, booking_id: str) -> int:
     ctx = await verify_booking(engine, booking_id, now=datetime.now(UTC))
     return (await apply_transition(engine, booking_id, ctx.version,
                                    "assignment_in_progress")).version
 
 
-async def version_of(engine, booking_id: str) -> int:  # type: ignore[no-untyped-def]
+async def version_of(engine: AsyncEngine, booking_id: str) -> int:
     return int(await scalar(engine, "SELECT assignment_state_version FROM bookings "
                             "WHERE id = CAST(:id AS uuid)", id=booking_id))
 
 
-async def six_and_four(engine, unique_id: str, *, four_strategy: str = "optimal_fit"):  # type: ignore[no-untyped-def]
+async def six_and_four(
+    engine: AsyncEngine, unique_id: str, *, four_strategy: str = 'optimal_fit',
+) -> tuple[str, str, str]:
     """A 4 seated on the only 6-top; a 6 that needs it; the 4-top free."""
     rid = f"r-{unique_id}"
     await import_plan(engine, floorplan(rid, [
@@ -120,7 +131,9 @@ def repack_request(six: str, four: str, version: int) -> ConfirmRequest:
         moves=(Move(booking_id=four, from_tables=("SIX",), to_tables=("FOUR",)),))
 
 
-async def test_moves_roll_back_when_the_new_booking_cannot_be_allocated(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_moves_roll_back_when_the_new_booking_cannot_be_allocated(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     rid, four, six = await six_and_four(db_engine, unique_id)
     before = await version_of(db_engine, four)
     version = await in_progress(db_engine, six)
@@ -137,7 +150,9 @@ async def test_moves_roll_back_when_the_new_booking_cannot_be_allocated(db_engin
     assert await booking_tables(db_engine, six) == []
 
 
-async def test_a_booking_placed_by_hand_is_never_moved(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_a_booking_placed_by_hand_is_never_moved(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     _rid, four, six = await six_and_four(db_engine, unique_id, four_strategy="manual")
     before = await version_of(db_engine, four)
     version = await in_progress(db_engine, six)
@@ -147,7 +162,9 @@ async def test_a_booking_placed_by_hand_is_never_moved(db_engine, unique_id):  #
     assert await version_of(db_engine, four) == before
 
 
-async def test_a_move_is_a_versioned_write_and_the_pending_confirmation_names_the_new_table(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_a_move_is_a_versioned_write_and_the_pending_confirmation_names_the_new_table(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     _rid, four, six = await six_and_four(db_engine, unique_id)
     before = await version_of(db_engine, four)
     version = await in_progress(db_engine, six)
@@ -169,7 +186,9 @@ async def test_a_move_is_a_versioned_write_and_the_pending_confirmation_names_th
     assert "Table(s): FOUR" in body and "SIX" not in body
 
 
-async def test_a_moved_guest_already_emailed_gets_a_table_changed_email(db_engine, unique_id, tmp_path: Path):  # type: ignore[no-untyped-def]
+async def test_a_moved_guest_already_emailed_gets_a_table_changed_email(
+    db_engine: AsyncEngine, unique_id: str, tmp_path: Path,
+) -> None:
     from seatflow.mail import FileMailbox, send_outbox_email
 
     _rid, four, six = await six_and_four(db_engine, unique_id)
@@ -185,7 +204,9 @@ async def test_a_moved_guest_already_emailed_gets_a_table_changed_email(db_engin
         [f"{four}-confirmation.eml", f"{four}-table_changed.eml"])
     text_of = (tmp_path / f"{four}-table_changed.eml").read_text()
     assert "Table(s): FOUR" in text_of and "different table" in text_of
-async def test_the_snapshot_says_who_placed_a_booking_by_hand_and_re_packing_leaves_it(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_the_snapshot_says_who_placed_a_booking_by_hand_and_re_packing_leaves_it(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     from seatflow.domain.planning import BookingRequest
     from seatflow.engine import search
     from seatflow.storage.restaurants import load_snapshot

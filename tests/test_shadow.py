@@ -19,9 +19,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.shadow import ShadowActivities
+from seatflow.config import Settings
 from seatflow.domain.messages import ConfirmRequest
 from seatflow.domain.planning import BookingRequest
 from seatflow.domain.shadow import (
@@ -112,7 +114,10 @@ async def run_shadow(client: Client, queue: str, inp: ShadowInput, *,
 # -------------------------------------------------------------------- tests
 
 
-async def test_shadow_agrees_with_a_legacy_two_top_and_records_one_comparison(time_skipping_env, db_engine, test_settings, unique_id, shadow_queue):  # type: ignore[no-untyped-def]
+async def test_shadow_agrees_with_a_legacy_two_top_and_records_one_comparison(
+    time_skipping_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings,
+    unique_id: str, shadow_queue: str,
+) -> None:
     rid = f"shadow-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [
         {"id": "T1", "capacity": 2}, {"id": "T2", "capacity": 4}, {"id": "T3", "capacity": 6},
@@ -154,7 +159,10 @@ async def test_shadow_agrees_with_a_legacy_two_top_and_records_one_comparison(ti
     assert await booking_tables(db_engine, booking) == ["T1"]
 
 
-async def test_shadow_sees_the_floor_as_of_the_legacy_quote(time_skipping_env, db_engine, test_settings, unique_id, shadow_queue):  # type: ignore[no-untyped-def]
+async def test_shadow_sees_the_floor_as_of_the_legacy_quote(
+    time_skipping_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings,
+    unique_id: str, shadow_queue: str,
+) -> None:
     rid = f"shadow-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [
         {"id": "T1", "capacity": 2}, {"id": "T2", "capacity": 2}, {"id": "T3", "capacity": 4},
@@ -181,7 +189,10 @@ async def test_shadow_sees_the_floor_as_of_the_legacy_quote(time_skipping_env, d
     assert context["as_of"] == as_of
 
 
-async def test_v3_seats_a_party_of_nine_that_legacy_pairs_cannot(time_skipping_env, db_engine, test_settings, unique_id, shadow_queue):  # type: ignore[no-untyped-def]
+async def test_v3_seats_a_party_of_nine_that_legacy_pairs_cannot(
+    time_skipping_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings,
+    unique_id: str, shadow_queue: str,
+) -> None:
     rid = f"shadow-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [
         {"id": "A1", "capacity": 4}, {"id": "A2", "capacity": 4}, {"id": "A3", "capacity": 4},
@@ -202,7 +213,10 @@ async def test_v3_seats_a_party_of_nine_that_legacy_pairs_cannot(time_skipping_e
     assert context["agree"] is False and context["v3"]["strategy"] == comparison.v3_strategy
 
 
-async def test_shadow_walks_to_manual_review_when_v3_finds_nothing(time_skipping_env, db_engine, test_settings, unique_id, shadow_queue):  # type: ignore[no-untyped-def]
+async def test_shadow_walks_to_manual_review_when_v3_finds_nothing(
+    time_skipping_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings,
+    unique_id: str, shadow_queue: str,
+) -> None:
     rid = f"shadow-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
     start = slot()
@@ -225,7 +239,10 @@ async def test_shadow_walks_to_manual_review_when_v3_finds_nothing(time_skipping
     assert state == "created"  # the shadow's walk is in memory only
 
 
-async def test_a_failing_shadow_activity_records_an_error_and_leaves_the_booking_untouched(time_skipping_env, db_engine, test_settings, unique_id, shadow_queue):  # type: ignore[no-untyped-def]
+async def test_a_failing_shadow_activity_records_an_error_and_leaves_the_booking_untouched(
+    time_skipping_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings,
+    unique_id: str, shadow_queue: str,
+) -> None:
     rid = f"shadow-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
     booking = await new_booking(db_engine, rid, 2)
@@ -259,7 +276,10 @@ async def test_a_failing_shadow_activity_records_an_error_and_leaves_the_booking
     assert await booking_tables(db_engine, booking) == ["T1"]
 
 
-async def test_a_shadow_of_an_unknown_booking_fails_fast_with_an_error_event(time_skipping_env, db_engine, test_settings, unique_id, shadow_queue):  # type: ignore[no-untyped-def]
+async def test_a_shadow_of_an_unknown_booking_fails_fast_with_an_error_event(
+    time_skipping_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings,
+    unique_id: str, shadow_queue: str,
+) -> None:
     missing = str(uuid.uuid4())
     client = time_skipping_env.client
     async with build_shadow_worker(client, db_engine, test_settings, task_queue=shadow_queue):
@@ -285,7 +305,9 @@ def test_the_shadow_worker_registers_read_only_activities_only() -> None:
     assert registered == {"shadow_search", "record_shadow_comparison", "record_shadow_error"}
 
 
-async def test_the_snapshot_is_read_in_a_transaction_postgresql_keeps_read_only(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_the_snapshot_is_read_in_a_transaction_postgresql_keeps_read_only(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     async with db_engine.connect() as raw:
         conn = await read_only(raw)
         assert (await conn.execute(text("SHOW transaction_read_only"))).scalar() == "on"
@@ -396,7 +418,10 @@ async def run_legacy_batch(client: Client, engine: AsyncEngine, settings: Any, r
     return bookings
 
 
-async def test_a_batch_in_shadow_mode_leaves_the_same_tables_as_with_shadow_off(time_skipping_env, db_engine, test_settings, unique_id, shadow_queue, monkeypatch):  # type: ignore[no-untyped-def]
+async def test_a_batch_in_shadow_mode_leaves_the_same_tables_as_with_shadow_off(
+    time_skipping_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings,
+    unique_id: str, shadow_queue: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     settings = test_settings.model_copy(update={
         "shadow_task_queue": shadow_queue, "legacy_delays_seconds": "0.01,0.01,0.01",
         "manual_review_timeout_seconds": 1.0,

@@ -88,7 +88,9 @@ def invoke(*args: str, env: dict[str, str]) -> Any:
 # -------------------------------------------------------------------- tests
 
 
-async def test_crafted_evening_gives_the_expected_rates_and_passes_the_gate(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_crafted_evening_gives_the_expected_rates_and_passes_the_gate(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     rid = f"report-{unique_id}"
     ids = await crafted_evening(db_engine, rid)
     report = (await load_report(db_engine, restaurant=rid)).to_dict()
@@ -111,7 +113,7 @@ async def test_crafted_evening_gives_the_expected_rates_and_passes_the_gate(db_e
     assert report["gate"]["reasons"] == []
 
 
-async def test_one_shadow_error_fails_the_gate(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_one_shadow_error_fails_the_gate(db_engine: AsyncEngine, unique_id: str) -> None:
     rid = f"report-{unique_id}"
     await crafted_evening(db_engine, rid)
     failed = await shadow_error(db_engine, rid)
@@ -124,7 +126,9 @@ async def test_one_shadow_error_fails_the_gate(db_engine, unique_id):  # type: i
     assert failed in report.render()
 
 
-async def test_v3_more_than_five_points_below_legacy_fails_the_gate(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_v3_more_than_five_points_below_legacy_fails_the_gate(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     rid = f"report-{unique_id}"
     for i in range(18):
         await comparison(db_engine, rid, [f"T{i}"], [f"T{i}"])
@@ -137,7 +141,9 @@ async def test_v3_more_than_five_points_below_legacy_fails_the_gate(db_engine, u
     assert "10.0 points below legacy" in data["gate"]["reasons"][0]
 
 
-async def test_exactly_five_points_is_within_the_gate(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_exactly_five_points_is_within_the_gate(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     rid = f"report-{unique_id}"
     for i in range(19):
         await comparison(db_engine, rid, [f"T{i}"], [f"T{i}"])
@@ -146,13 +152,15 @@ async def test_exactly_five_points_is_within_the_gate(db_engine, unique_id):  # 
     assert data["gate"]["gap_points"] == -5.0 and data["gate"]["verdict"] == "pass"
 
 
-async def test_no_comparisons_is_no_data_not_a_pass(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_no_comparisons_is_no_data_not_a_pass(db_engine: AsyncEngine, unique_id: str) -> None:
     data = (await load_report(db_engine, restaurant=f"report-{unique_id}")).to_dict()
     assert data["compared"] == 0 and data["legacy"]["success_rate"] is None
     assert data["gate"]["verdict"] == "no_data" and data["gate"]["passed"] is False
 
 
-async def test_since_leaves_out_older_comparisons_and_errors(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_since_leaves_out_older_comparisons_and_errors(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     rid = f"report-{unique_id}"
     old = datetime.now(UTC) - timedelta(days=3)
     await comparison(db_engine, rid, ["T1"], None, at=old)
@@ -167,7 +175,9 @@ async def test_since_leaves_out_older_comparisons_and_errors(db_engine, unique_i
     del recent
 
 
-async def test_a_duplicate_comparison_counts_once_and_is_flagged(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_a_duplicate_comparison_counts_once_and_is_flagged(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     rid = f"report-{unique_id}"
     booking = await comparison(db_engine, rid, ["T1"], ["T1"])
     await comparison(db_engine, rid, ["T1"], ["T1"], booking_id=booking)
@@ -176,7 +186,9 @@ async def test_a_duplicate_comparison_counts_once_and_is_flagged(db_engine, uniq
     assert data["gate"]["verdict"] == "fail"
 
 
-async def test_cli_prints_a_table_by_default_and_json_on_request(db_engine, pg_url, unique_id):  # type: ignore[no-untyped-def]
+async def test_cli_prints_a_table_by_default_and_json_on_request(
+    db_engine: AsyncEngine, pg_url: str, unique_id: str,
+) -> None:
     rid = f"report-{unique_id}"
     ids = await crafted_evening(db_engine, rid)
     env = {"DATABASE_URL": pg_url}

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatflow.domain.states import IllegalTransition
 from seatflow.storage.db import downgrade, make_engine, upgrade
@@ -53,12 +54,14 @@ async def test_migrations_apply_to_an_empty_database_and_downgrade_cleanly() -> 
         shutil.rmtree(home, ignore_errors=True)
 
 
-async def _table_id(engine, rid: str, code: str) -> int:  # type: ignore[no-untyped-def]
+async def _table_id(engine: AsyncEngine, rid: str, code: str) -> int:
     return int(await scalar(engine, "SELECT id FROM dining_tables WHERE restaurant_id = :r "
                             "AND code = :c", r=rid, c=code))
 
 
-async def test_exclusion_constraint_rejects_an_overlap_written_in_sql_and_accepts_back_to_back(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_exclusion_constraint_rejects_an_overlap_written_in_sql_and_accepts_back_to_back(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2},
                                                  {"id": "T2", "capacity": 2}]))
@@ -85,7 +88,9 @@ async def test_exclusion_constraint_rejects_an_overlap_written_in_sql_and_accept
                         r=rid) == 3
 
 
-async def test_a_transition_naming_a_stale_version_fails_and_changes_nothing(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_a_transition_naming_a_stale_version_fails_and_changes_nothing(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
     booking = await new_booking(db_engine, rid, 2)
@@ -124,7 +129,9 @@ async def test_a_transition_naming_a_stale_version_fails_and_changes_nothing(db_
     assert event == [("assignment.state_machine", "capacity_verified", "assignment_pending", 2)]
 
 
-async def test_transition_sets_only_allowlisted_columns_and_changes_nothing_otherwise(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_transition_sets_only_allowlisted_columns_and_changes_nothing_otherwise(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     """Column names are written into the SQL text: a name outside the allowlist
     (a typo, or text from a caller) is refused before anything is written."""
     from seatflow.storage.transitions import SETTABLE_COLUMNS

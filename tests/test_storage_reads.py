@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from seatflow.domain.states import SETTLED
 from seatflow.storage import stats
 from seatflow.storage.intake import pending_intake
@@ -17,7 +19,9 @@ PATH_TO_REVIEW = ("capacity_verified", "assignment_pending", "assignment_in_prog
                   "manual_review")
 
 
-async def test_the_review_queue_lists_manual_review_bookings_of_one_restaurant(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_the_review_queue_lists_manual_review_bookings_of_one_restaurant(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     rid, other = f"rq-{unique_id}", f"rq-other-{unique_id}"
     for r in (rid, other):
         await import_plan(db_engine, floorplan(r, [{"id": "T1", "capacity": 2}]))
@@ -40,7 +44,9 @@ async def test_the_review_queue_lists_manual_review_bookings_of_one_restaurant(d
     assert {early, late, elsewhere} <= everywhere
 
 
-async def test_measurements_count_states_and_find_no_double_booking(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_measurements_count_states_and_find_no_double_booking(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     rid = f"ms-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
     start = slot(days=5)
@@ -67,7 +73,9 @@ async def test_measurements_count_states_and_find_no_double_booking(db_engine, u
     assert counts["capacity_verified"] >= 1
 
 
-async def test_the_intake_backlog_lists_bookings_whose_workflow_never_started(db_engine, unique_id):  # type: ignore[no-untyped-def]
+async def test_the_intake_backlog_lists_bookings_whose_workflow_never_started(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
     rid = f"ib-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
     booking = await new_booking(db_engine, rid, 2)

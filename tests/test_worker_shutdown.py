@@ -7,13 +7,19 @@ import uuid
 from pathlib import Path
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.testing import WorkflowEnvironment
 
 from seatflow.bookings_service import start_booking_workflow
+from seatflow.config import Settings
 from tests.support import fetch, floorplan, import_plan, new_booking, scalar, slot
 from worker import build_worker
 
 
-async def test_shutdown_lets_a_running_email_send_finish(dev_env, db_engine, test_settings, unique_id, mailbox: Path):  # type: ignore[no-untyped-def]
+async def test_shutdown_lets_a_running_email_send_finish(
+    dev_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, unique_id: str,
+    mailbox: Path,
+) -> None:
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
     start = slot()

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.client import (
     Client,
@@ -33,6 +34,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from seatflow.config import Settings
 from seatflow.domain.messages import (
     AttemptRequest,
     AttemptResult,
@@ -191,7 +193,9 @@ def fake() -> FakeBooking:
 
 
 @pytest_asyncio.fixture
-async def running(dev_env, fake: FakeBooking) -> AsyncIterator[tuple[Client, str]]:  # type: ignore[no-untyped-def]
+async def running(
+    dev_env: WorkflowEnvironment, fake: FakeBooking,
+) -> AsyncIterator[tuple[Client, str]]:
     queue = f"hard-{uuid.uuid4().hex[:8]}"
     async with Worker(dev_env.client, task_queue=queue, workflows=WORKFLOWS,
                       workflow_runner=workflow_runner(), activities=fake.all()):
@@ -535,7 +539,9 @@ async def test_waiting_for_a_busy_restaurant_continues_as_new_without_using_an_a
 
 # ------------------------------------------- a start that passed meanwhile
 
-async def test_a_booking_started_late_after_its_time_goes_to_manual_review_not_failed(dev_env, db_engine, test_settings, unique_id) -> None:  # type: ignore[no-untyped-def]
+async def test_a_booking_started_late_after_its_time_goes_to_manual_review_not_failed(
+    dev_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, unique_id: str,
+) -> None:
     """Valid at intake; its workflow starts only after the start passed (the
     intake relay after an outage). Real activities and PostgreSQL."""
     from seatflow.bookings_service import start_booking_workflow

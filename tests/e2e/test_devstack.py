@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -45,10 +46,10 @@ class Stack:
         self.metrics_port = free_port()
         self.api_port = free_port()
 
-    def up(self, workers: int = 0, **kwargs: object) -> devstack.StackStatus:
+    def up(self, workers: int = 0, **kwargs: Any) -> devstack.StackStatus:
         return devstack.up(workers, temporal_port=self.port, ui_port=self.ui_port,
                            metrics_port=self.metrics_port, api_port=self.api_port, timeout=60,
-                           worker_ready_timeout=5, **kwargs)  # type: ignore[arg-type]
+                           worker_ready_timeout=5, **kwargs)
 
     @property
     def address(self) -> str:
@@ -252,7 +253,8 @@ def test_a_worker_that_exits_at_once_is_reported_with_its_log(stack: Stack) -> N
     assert worker is not None and worker.state == "exited"
     assert "see var/log/worker-1.log" in worker.detail
     assert not result.running
-    assert result.component("temporal").state == "running"  # type: ignore[union-attr]
+    temporal = result.component("temporal")
+    assert temporal is not None and temporal.state == "running"
 
 
 def test_restart_workers_starts_new_processes(stack: Stack) -> None:

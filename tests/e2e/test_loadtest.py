@@ -10,16 +10,20 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.testing import WorkflowEnvironment
 
-from seatflow.config import load_flags
+from seatflow.config import Settings, load_flags
 from seatflow.ops.loadtest import restaurant_ids, run_loadtest
 from worker import build_worker
 
 pytestmark = pytest.mark.e2e
 
 
-async def test_fifty_bookings_over_five_restaurants_keep_the_invariants(dev_env, db_engine, test_settings, mailbox: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    # Restaurants of their own, so earlier runs and other tests never share tables.
+async def test_fifty_bookings_over_five_restaurants_keep_the_invariants(
+    dev_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, mailbox: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr("seatflow.ops.loadtest.RESTAURANT_PREFIX", f"lt{uuid.uuid4().hex[:6]}-")
     queue = f"loadtest-{uuid.uuid4().hex[:8]}"
     client = dev_env.client

@@ -28,8 +28,10 @@ from urllib.parse import quote
 
 import pytest
 import pytest_asyncio
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatflow.bookings_service import create_booking
+from seatflow.config import Settings
 from seatflow.storage.bookings import NewBooking, workflow_id_for
 from tests.conftest import binary
 from tests.support import floorplan, import_plan, slot, wait_for_state
@@ -131,8 +133,8 @@ async def wait_for_text(page: Any, pattern: str, timeout: float = 20.0) -> str:
     raise AssertionError(f"{pattern!r} not shown within {timeout:.0f} s; the page shows:\n{text}")
 
 
-async def test_operator_finds_a_manual_review_booking_in_the_temporal_ui(  # type: ignore[no-untyped-def]
-    ui_env, db_engine, test_settings, unique_id
+async def test_operator_finds_a_manual_review_booking_in_the_temporal_ui(
+    ui_env: tuple[Any, str], db_engine: AsyncEngine, test_settings: Settings, unique_id: str,
 ) -> None:
     chromium = require_tool("chromium", "chromium")
     from playwright.async_api import async_playwright, expect

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
 from tests.support import floorplan, slot
 
@@ -117,8 +118,8 @@ def test_the_wheel_carries_every_module_and_the_migrations(installed: Path, tmp_
     run([python, "-c", check.group(1)], cwd=tmp_path, env=clean_env())
 
 
-async def test_the_installed_worker_settles_bookings(  # type: ignore[no-untyped-def]
-    installed: Path, tmp_path: Path, pg_url: str, dev_env,
+async def test_the_installed_worker_settles_bookings(
+    installed: Path, tmp_path: Path, pg_url: str, dev_env: WorkflowEnvironment,
 ) -> None:
     """Migrate an empty database, run both workers and the CLI from the wheel: a V3
     booking and a legacy booking (with its shadow) are confirmed and mailed."""
