@@ -180,17 +180,21 @@ def validate_party(policy: RestaurantPolicy, party_size: int) -> None:
 # The wall-clock budget of one evaluation's re-packing stage (the start times
 # without a free plan). A start time not decided when it runs out is reported
 # as not available, with UNDECIDED as its reason: never offered unproven.
-BUDGET_MS = 25.0
-UNDECIDED = "not decided within the availability time budget"
-NOT_FOUND = "no re-seating of bookings that have not started was found within the search limits"
+BUDGET_MS = 20.0
+UNDECIDED = (
+    "re-seating bookings that have not started was not decided within the availability "
+    "search's budget"
+)
+# The bounded re-packing search's step limit in the first, cheap round.
+QUICK_STEPS = 100
 
 # How each start time was decided (Evaluation.counts keys).
 FREE = "free"  # a valid plan among the free tables
 REPACK = "repack"  # a re-assignment found for this start time (verified)
 REUSED = "reused"  # another start time's re-assignment, verified for this one
-NONE = "none"  # proven not seatable (no table fits, or nothing it could move)
-NOT_FOUND_KEY = "not_found"  # the bounded re-packing search found nothing: not a proof
-OUT_OF_BUDGET = "undecided"  # the budget ran out before the start time was looked at
+NONE = "none"  # proven not seatable (no table fits, nothing may move, or the exact proof)
+SEARCHED = "undecided_searched"  # searched, nothing found, no proof: not offered
+NOT_REACHED = "undecided_not_reached"  # the budget ran out before any search: not offered
 INVALID = "invalid"  # the intake rules refuse the time (past, outside service)
 
 
@@ -259,7 +263,7 @@ def evaluate_counted(
     limit) did not reach, is not offered, and its reason says so.
     """
     floor = Floor(snapshot)
-    counts = dict.fromkeys((FREE, REPACK, REUSED, NONE, NOT_FOUND_KEY, OUT_OF_BUDGET, INVALID), 0)
+    counts = dict.fromkeys((FREE, REPACK, REUSED, NONE, SEARCHED, NOT_REACHED, INVALID), 0)
     slots: list[Slot | None] = []
     pending: list[tuple[int, BookingWindow, BookingRequest]] = []
     for start in starts:
@@ -315,7 +319,15 @@ def _decide(
     slots: list[Slot | None],
     counts: dict[str, int],
 ) -> None:
-    """Steps 2 and 3 of `evaluate_counted` for the start times without a free plan."""
+    """Steps 2 and 3 of `evaluate_counted` for the start times without a free plan.
+
+    The budget is spent breadth first, cheapest first, so that no start time
+    waits behind an expensive one (and those nearest an available time go
+    first in each round): a round of the bounded search with
+    QUICK_STEPS steps over every open time, a round with the configured
+    `max_repack_steps` over those it cut short, then the exact search in its
+    feasibility-only mode; before each attempt the re-assignments found so far
+    are re-checked for that time."""
     deadline = None if budget_ms is None else time_module.perf_counter() + budget_ms / 1000
     ever = _fits(floor, party, floor.usable, config)
     if not ever or not config.repack:
@@ -331,68 +343,105 @@ def _decide(
         max(r.end for _, _, r in pending),
     )
     evening = movable_bookings(floor, span, now, config)
-    found: list[tuple[datetime, Witness]] = []
-    # start times still open: (index, window, request, movable, searched)
-    left: list[tuple[int, BookingWindow, BookingRequest, dict[str, HeldBooking], bool]] = []
+    opened: list[_Open] = []
     for index, window, request in pending:
         movable = {
             b: held for b, held in evening.items()
             if overlaps(held.start, held.end, request.start, request.end)
         }
-        if not movable:
+        if movable:
+            opened.append(_Open(index, window, request, movable))
+        else:
             slots[index] = _slot(policy, request.start, window, False, _taken(request))
             counts[NONE] += 1
-            continue
-        if deadline is not None and time_module.perf_counter() > deadline:
-            left.append((index, window, request, movable, False))
-            continue
-        witness = _reuse(floor, request, config, movable, found)
-        if witness is not None:
-            counts[REUSED] += 1
-        else:
-            repacked = bounded_repack(floor, request, config, movable)
+    found: list[tuple[datetime, Witness]] = []
+
+    def out_of_time() -> bool:
+        return deadline is not None and time_module.perf_counter() > deadline
+
+    def seat(item: _Open, witness: Witness, how: str) -> None:
+        counts[how] += 1
+        found.append((item.request.start, witness))
+        slots[item.index] = _slot(policy, item.request.start, item.window, True, repack=True)
+        item.done = True
+
+    quick = replace(config, max_repack_steps=min(QUICK_STEPS, config.max_repack_steps))
+    rounds = [quick] if quick == config else [quick, config]
+    for round_config in rounds:
+        for item in _nearest_first(opened, slots):
+            if item.done or not item.cut or out_of_time():
+                continue
+            witness = _reuse(floor, item.request, config, item.movable, found)
+            if witness is not None:
+                seat(item, witness, REUSED)
+                continue
+            repacked = bounded_repack(floor, item.request, round_config, item.movable)
+            item.searched, item.cut = True, repacked.truncated
             if repacked.plan is not None:
                 candidate = Witness(repacked.plan.tables, repacked.moves)
-                if witness_problem(floor, request, config, movable, candidate) is None:
-                    witness = candidate
-                    counts[REPACK] += 1
-        if witness is None:
-            left.append((index, window, request, movable, True))
+                if witness_problem(floor, item.request, config, item.movable, candidate) is None:
+                    seat(item, candidate, REPACK)
+    # The exact search decides what the bounded one could not, yes or a proof of
+    # no, within what is left of the budget (and its own per-search budgets).
+    for item in _nearest_first(opened, slots):
+        if item.done:
             continue
-        found.append((request.start, witness))
-        slots[index] = _slot(policy, request.start, window, True, repack=True)
-    # Then, for the times still open, nearest first to the times decided:
-    # a re-assignment found for a later start time may serve an earlier one
-    # (re-checking is cheap: a few lookups per moved booking, at most MAX_REUSE
-    # each), and the exact search, in its feasibility-only mode, decides within
-    # what is left of the budget: a re-assignment, or a proof that none exists.
-    for index, window, request, movable, searched in left:
-        witness = _reuse(floor, request, config, movable, found)
+        witness = _reuse(floor, item.request, config, item.movable, found)
         if witness is not None:
-            counts[REUSED] += 1
-            found.append((request.start, witness))
-            slots[index] = _slot(policy, request.start, window, True, repack=True)
+            seat(item, witness, REUSED)
             continue
-        outcome = _feasible(floor, request, config, movable, deadline)
-        if outcome is not None and not outcome.exhausted:
-            if outcome.candidate is None:  # a proof: no re-assignment exists
-                counts[NONE] += 1
-                slots[index] = _slot(policy, request.start, window, False, _taken(request))
-                continue
-            candidate = Witness(outcome.candidate.tables, outcome.moves)
-            if witness_problem(floor, request, config, movable, candidate) is None:
-                counts[REPACK] += 1
-                found.append((request.start, candidate))
-                slots[index] = _slot(policy, request.start, window, True, repack=True)
-                continue
-        if searched:
-            counts[NOT_FOUND_KEY] += 1
-            reason = f"{_taken(request)}; {NOT_FOUND}"
-            slots[index] = _slot(policy, request.start, window, False, reason)
-        else:
-            counts[OUT_OF_BUDGET] += 1
-            reason = f"{_taken(request)}; {UNDECIDED}"
-            slots[index] = _slot(policy, request.start, window, False, reason, undecided=True)
+        outcome = None if out_of_time() else _feasible(
+            floor, item.request, config, item.movable, deadline
+        )
+        if outcome is None:
+            continue
+        item.searched = True
+        if outcome.exhausted:
+            continue
+        if outcome.candidate is None:  # a proof: no re-assignment exists
+            counts[NONE] += 1
+            slots[item.index] = _slot(
+                policy, item.request.start, item.window, False, _taken(item.request)
+            )
+            item.done = True
+            continue
+        candidate = Witness(outcome.candidate.tables, outcome.moves)
+        if witness_problem(floor, item.request, config, item.movable, candidate) is None:
+            seat(item, candidate, REPACK)
+    for item in opened:
+        if item.done:
+            continue
+        counts[SEARCHED if item.searched else NOT_REACHED] += 1
+        slots[item.index] = _slot(
+            policy, item.request.start, item.window, False,
+            f"{_taken(item.request)}; {UNDECIDED}", undecided=True,
+        )
+
+
+def _nearest_first(opened: list[_Open], slots: list[Slot | None]) -> list[_Open]:
+    """The open start times, those nearest an available one first (re-packing
+    succeeds most often at the edge of a full stretch, and what it finds there
+    serves the next time in by re-checking), then in time order."""
+    anchors = [slot.start for slot in slots if slot is not None and slot.available]
+
+    def distance(item: _Open) -> float:
+        start = item.request.start
+        return min((abs((a - start).total_seconds()) for a in anchors), default=0.0)
+
+    return sorted(opened, key=lambda item: (distance(item), item.request.start))
+
+
+@dataclass
+class _Open:
+    """A start time without a free plan, still being decided."""
+
+    index: int
+    window: BookingWindow
+    request: BookingRequest
+    movable: dict[str, HeldBooking]
+    done: bool = False
+    searched: bool = False  # a re-packing search ran for it
+    cut: bool = True  # the last bounded search stopped at its step limit (or none ran)
 
 
 def _feasible(
