@@ -560,3 +560,27 @@ def test_a_re_assignment_is_checked_from_scratch_before_a_time_is_offered() -> N
     assert witness_problem(fl, req, config, movable, to_patio) is None
     assert witness_problem(wfl, req, config, movable_bookings(wfl, req, now, config),
                            to_patio) is not None
+
+
+def test_the_garbage_collector_is_paused_for_an_evaluation_and_restored() -> None:
+    import gc
+
+    p = policy()
+    now = datetime(2030, 3, 4, tzinfo=UTC)
+    seen: list[bool] = []
+    original = Floor.__init__
+
+    def spy(self: Floor, snapshot: RestaurantSnapshot) -> None:
+        seen.append(gc.isenabled())
+        original(self, snapshot)
+
+    try:
+        Floor.__init__ = spy  # type: ignore[method-assign]
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            evaluate(repack_floor(), p, 4, dinner_starts(), EngineConfig(), now=now)
+            assert gc.isenabled() == enabled
+    finally:
+        Floor.__init__ = original  # type: ignore[method-assign]
+        gc.enable()
+    assert seen and not any(seen)
