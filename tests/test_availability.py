@@ -584,3 +584,42 @@ def test_the_garbage_collector_is_paused_for_an_evaluation_and_restored() -> Non
         Floor.__init__ = original  # type: ignore[method-assign]
         gc.enable()
     assert seen and not any(seen)
+
+
+async def test_the_call_budget_leaves_re_packing_undecided_when_spent(
+    db_engine: AsyncEngine, unique_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over PostgreSQL: a couple holds the table for four at 19:00 and has not
+    started; re-seating it frees the table. With the call's budget spent by the
+    snapshot read, the time is undecided and not offered; with it, offered."""
+    from sqlalchemy import text
+
+    from seatflow import availability
+
+    rid = f"av-budget-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, [
+        {"id": "T1", "capacity": 4}, {"id": "T2", "capacity": 2},
+    ]))
+    day = future_day()
+    held = datetime.combine(day, time(19), tzinfo=UTC)
+    bid = str(uuid.uuid4())
+    async with db_engine.begin() as conn:
+        await conn.execute(text(
+            "INSERT INTO bookings (id, restaurant_id, party_size, start_at, end_at, "
+            "occupied_until, status, assignment_state, assignment_state_version) VALUES "
+            "(CAST(:id AS uuid), :r, 2, :s, :e, :e, 'confirmed', 'confirmed', 3)"),
+            {"id": bid, "r": rid, "s": held, "e": held + timedelta(hours=2)})
+        await conn.execute(text(
+            "INSERT INTO allocations (booking_id, restaurant_id, table_id, occupied) "
+            "SELECT CAST(:id AS uuid), :r, id, tstzrange(:s, :e, '[)') FROM dining_tables "
+            "WHERE restaurant_id = :r AND code = 'T1'"),
+            {"id": bid, "r": rid, "s": held, "e": held + timedelta(hours=2)})
+    window = (held, held + timedelta(minutes=1))
+    found = await check_availability(db_engine, rid, 4, window=window, config=EngineConfig())
+    slot = found.slot_at(held)
+    assert slot is not None and slot.available and slot.repack and not slot.undecided
+    monkeypatch.setattr(availability, "CALL_BUDGET_MS", 0.0)
+    spent = await check_availability(db_engine, rid, 4, window=window, config=EngineConfig())
+    slot = spent.slot_at(held)
+    assert slot is not None and not slot.available and slot.undecided
+    assert UNDECIDED in (slot.reason or "")
