@@ -3,9 +3,12 @@
 For a restaurant, a party size and a day (or a window), every start time of
 its services, `slot_minutes` apart from each service's opening, is checked
 with the same rules as intake (`booking_window`: service hours, turn time,
-buffer, not in the past) and the same engine search as the assignment
-pipeline (`seatflow.engine.search`, re-packing included), over one read-only
-snapshot of the restaurant's tables and allocations. Nothing is written.
+buffer, not in the past) and the same plan rules and re-packing rules as the
+assignment pipeline (`seatflow.engine`), over one read-only snapshot of the
+restaurant's tables and allocations. Nothing is written. A start time is
+offered only when it is proven seatable: a free plan, or a re-assignment of
+bookings that have not started, checked from scratch; within a time budget,
+a time not decided is not offered and says so (`evaluate_counted`).
 
 `evaluate` is pure (tests and `bench/availability.py` call it with a snapshot
 they build); `check_availability` reads the snapshot from PostgreSQL in one
@@ -256,16 +259,19 @@ def evaluate_counted(
        evening and filtered per start time by overlap (the pipeline's
        `movable_bookings`); with none, or a party no table set fits, the time
        is proven not seatable;
-    3. otherwise a re-assignment is looked for: first a neighbouring start
-       time's re-assignment, re-checked for this one, then the engine's bounded
-       re-packing search (at most `max_moves` moves, `max_repack_steps`).
+    3. otherwise a re-assignment is looked for (`_decide`): neighbouring
+       start times' re-assignments re-checked for this one, the engine's
+       bounded re-packing search (at most `max_moves` moves, QUICK_STEPS then
+       `max_repack_steps` steps), then the exact search in feasibility-only
+       mode (`FeasibilityRepacker`: a re-assignment, or a proof of none).
 
     A time is offered only with a free plan or a re-assignment that
     `witness_problem` has checked from scratch against the snapshot and the
     plan rules (tables valid and free for every seated booking, only movable
     bookings moved, moves applicable one at a time). A time where nothing was
     found, or that the budget (`budget_ms` of wall clock for step 3, None: no
-    limit) did not reach, is not offered, and its reason says so.
+    limit) did not reach, is not offered: `undecided`, and its reason says so.
+    The cyclic garbage collector is paused meanwhile (`_collector_paused`).
     """
     with _collector_paused():
         return _evaluate(snapshot, policy, party_size, starts, config, now, budget_ms)
