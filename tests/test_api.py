@@ -297,6 +297,8 @@ async def test_a_time_without_a_plan_is_refused_with_the_nearest_times(
     assert data["slot_minutes"] == 15 and len(data["slots"]) == 96
     assert held.isoformat() not in data["available"]
     assert (held + timedelta(hours=2)).isoformat() in data["available"]
+    # every slot says whether re-packing was left undecided (here nothing may move)
+    assert all(slot["undecided"] is False for slot in data["slots"])
 
 
 async def test_bad_input_gets_a_clear_json_error(

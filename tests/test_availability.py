@@ -6,29 +6,44 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatflow.availability import (
+    NOT_REACHED,
+    REPACK,
+    REUSED,
+    SEARCHED,
+    UNDECIDED,
+    Witness,
     candidate_starts,
     check_availability,
     day_window,
     evaluate,
+    evaluate_counted,
     nearest_times,
+    witness_problem,
 )
 from seatflow.bookings_service import NotAvailable, create_booking
 from seatflow.domain.planning import (
     Allocation,
     BookingRequest,
     EngineConfig,
+    Mobility,
+    Move,
     RestaurantSnapshot,
     Table,
 )
 from seatflow.domain.restaurant import InvalidBooking, RestaurantPolicy, ServicePeriod, TurnBand
 from seatflow.engine import search
+from seatflow.engine.floor import Floor
+from seatflow.engine.repack import movable_bookings
 from seatflow.storage.bookings import IdempotencyConflict, NewBooking
 from tests.support import fetch, floorplan, import_plan, scalar
 from tests.test_floorplan import seatflow
@@ -353,20 +368,259 @@ def test_evaluate_agrees_with_search_on_random_evenings() -> None:
         for n in range(rng.randint(4, 14)):
             at = rng.choice(starts)
             table = rng.choice(tables)
-            allocations.append(Allocation(f"b{n}", table.id, at, at + timedelta(minutes=110),
-                                          rng.randint(1, table.capacity), booking_start=at))
+            held = Allocation(f"b{n}", table.id, at, at + timedelta(minutes=110),
+                              rng.randint(1, table.capacity), booking_start=at)
+            # a table is held by one booking at a time (the database's exclusion
+            # constraint); re-packing reasons from a floor that respects it
+            if not any(a.table_id == held.table_id and a.start < held.end
+                       and held.start < a.end for a in allocations):
+                allocations.append(held)
         snap = RestaurantSnapshot("av", tables, edges, allocations=tuple(allocations))
         party = rng.choice([2, 4, 6, 8])
         # Steps bound the re-packing, not the wall clock: a busy machine must not
         # cut one search short and not the other.
-        config = EngineConfig(max_tables=rng.choice([1, 2, 3]), repack_time_budget_ms=None)
-        for s in evaluate(snap, p, party, starts, config, now=now):
+        config = EngineConfig(max_tables=rng.choice([1, 2, 3]), repack_time_budget_ms=None,
+                              max_exact_steps=10**6)
+        for s in evaluate(snap, p, party, starts, config, now=now, budget_ms=None):
             if not s.service:  # in the past: refused by the intake rules, not the search
                 continue
             req = BookingRequest("probe", party, s.start, s.end + timedelta(minutes=5))
             found = search(snap, req, config, now=now)
             assert s.available == found.found, (seed, s)
             assert s.repack == (found.found and bool(found.moves))
+            assert found.repack != "bounded"  # the search decided exactly: a no is a proof
             checked += 1
             repacked += s.repack
     assert checked == 40 * 22 and repacked > 0
+
+
+# ------------------------------------------- the yes/no path against the search
+
+DAY = date(2030, 3, 5)
+# steps only, and enough of them that the search on these floors is exact (a no is a proof)
+EXACT_STEPS = 10**6
+
+
+@st.composite
+def evenings(draw: st.DrawFn) -> tuple[RestaurantSnapshot, int, EngineConfig, datetime]:
+    n = draw(st.integers(3, 7))
+    tables = tuple(
+        Table(f"T{i}", draw(st.integers(1, 6)), draw(st.sampled_from(["main", "main", "patio"])),
+              mobility=draw(st.sampled_from([Mobility.MOVABLE, Mobility.MOVABLE, Mobility.FIXED])))
+        for i in range(n)
+    )
+    ids = [t.id for t in tables]
+    pairs = [(a, b) for i, a in enumerate(ids) for b in ids[i + 1:]]
+    edges = tuple(draw(st.lists(st.sampled_from(pairs), max_size=8, unique=True)))
+    p = policy()
+    lo, hi = day_window(p, DAY)
+    dinner = [s for s in candidate_starts(p, lo, hi) if s.hour >= 17]
+    allocations: list[Allocation] = []
+    for j in range(draw(st.integers(4, 16))):
+        start = draw(st.sampled_from(dinner))
+        end = start + timedelta(minutes=draw(st.sampled_from([95, 110, 125])))
+        chosen = draw(st.lists(st.sampled_from(ids), min_size=1, max_size=2, unique=True))
+        if any(a.table_id in chosen and a.start < end and start < a.end for a in allocations):
+            continue  # the database never holds a table twice at once
+        party = draw(st.integers(1, 4))
+        started = draw(st.sampled_from([False] * 5 + [True]))
+        strategy = draw(st.sampled_from([None] * 5 + ["manual"]))
+        wish = draw(st.sampled_from([None, None, "main", "patio"]))
+        allocations += [
+            Allocation(f"b{j}", t, start, end, party, None if started else start, strategy, wish)
+            for t in chosen
+        ]
+    snap = RestaurantSnapshot("av", tables, edges, allocations=tuple(allocations))
+    config = EngineConfig(max_tables=draw(st.integers(1, 3)), max_overage=draw(st.integers(0, 4)),
+                          repack_time_budget_ms=None, max_exact_steps=EXACT_STEPS)
+    now = draw(st.sampled_from([datetime(2030, 3, 4, tzinfo=UTC),
+                                datetime(2030, 3, 5, 17, 30, tzinfo=UTC)]))
+    return snap, draw(st.integers(1, 6)), config, now
+
+
+def dinner_starts() -> list[datetime]:
+    p = policy()
+    lo, hi = day_window(p, DAY)
+    return [s for s in candidate_starts(p, lo, hi) if s.hour >= 17]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(evenings())
+def test_every_offered_time_is_seatable_by_the_search_and_without_a_budget_every_one_is(
+    case: tuple[RestaurantSnapshot, int, EngineConfig, datetime],
+) -> None:
+    """The fast path against the plain per-time `search` (exact on these floors):
+    with no budget it answers exactly like the search; with none at all (0 ms)
+    it still offers nothing the search cannot seat, and what it cannot decide is
+    marked undecided, never offered."""
+    snap, party, config, now = case
+    p = policy()
+    starts = dinner_starts()
+    unlimited = evaluate_counted(snap, p, party, starts, config, now=now, budget_ms=None)
+    starved = evaluate_counted(snap, p, party, starts, config, now=now, budget_ms=0.0)
+    assert unlimited.counts[NOT_REACHED] == unlimited.counts[SEARCHED] == 0
+    for full, fast in zip(unlimited.slots, starved.slots, strict=True):
+        if not full.service:  # refused by the intake rules (in the past)
+            assert not fast.available
+            continue
+        req = BookingRequest("probe", party, full.start, full.end + timedelta(minutes=5))
+        found = search(snap, req, config, now=now)
+        assert found.repack != "bounded"
+        assert full.available == found.found, (full, found)
+        assert full.repack == (found.found and bool(found.moves))
+        assert not full.undecided
+        event(f"seatable: {'re-packing' if full.repack else full.available}, "
+              f"0 ms: {'undecided' if fast.undecided else fast.available}")
+        if fast.available:
+            assert found.found, (fast, found)
+        elif not fast.undecided:
+            assert not found.found, (fast, found)  # only proofs are "no" without "undecided"
+        else:
+            assert UNDECIDED in (fast.reason or "")
+
+
+def repack_floor() -> RestaurantSnapshot:
+    """A couple (b1) holds the only table for four 19:00-21:00 and has not
+    started; a table for two stays free all evening."""
+    held = datetime(2030, 3, 5, 19, 0, tzinfo=UTC)
+    return RestaurantSnapshot(
+        "av", (Table("T1", 4, "main"), Table("T2", 2, "main")), (),
+        allocations=(Allocation("b1", "T1", held, held + timedelta(hours=2), 2,
+                                booking_start=held),),
+    )
+
+
+def test_a_time_only_re_packing_can_seat_is_offered_when_decided_in_budget() -> None:
+    p = policy()
+    now = datetime(2030, 3, 4, tzinfo=UTC)
+    snap = repack_floor()
+    config = EngineConfig()
+    found = evaluate_counted(snap, p, 4, dinner_starts(), config, now=now)
+    by_time = {s.start.strftime("%H:%M"): s for s in found.slots}
+    for hhmm in ("17:30", "19:00", "20:30"):
+        req = BookingRequest("probe", 4, by_time[hhmm].start,
+                             by_time[hhmm].end + timedelta(minutes=5))
+        result = search(snap, req, config, now=now)
+        assert result.found and result.moves, "only re-packing seats this time"
+        assert by_time[hhmm].available and by_time[hhmm].repack and by_time[hhmm].reason is None
+    assert by_time["17:00"].available and not by_time["17:00"].repack  # ends before 19:00
+    assert found.counts[REPACK] >= 1 and found.counts[REPACK] + found.counts[REUSED] == 15
+    assert found.counts[SEARCHED] == found.counts[NOT_REACHED] == 0
+
+
+def test_a_spent_budget_is_reported_and_the_time_is_not_offered() -> None:
+    p = policy()
+    now = datetime(2030, 3, 4, tzinfo=UTC)
+    found = evaluate_counted(repack_floor(), p, 4, dinner_starts(), EngineConfig(), now=now,
+                             budget_ms=0.0)
+    by_time = {s.start.strftime("%H:%M"): s for s in found.slots}
+    late = by_time["19:00"]
+    assert not late.available and late.undecided and UNDECIDED in (late.reason or "")
+    assert late.to_dict()["undecided"] is True
+    assert found.counts[NOT_REACHED] == 15 and found.counts[REPACK] == 0
+    assert by_time["17:00"].available and not by_time["17:00"].undecided  # a free plan
+    assert by_time["22:45"].available  # free again after 21:00
+    # nothing may move (the couple has started): a proof, not a budget matter
+    started = replace_allocations(repack_floor(), booking_start=None)
+    proven = evaluate_counted(started, p, 4, dinner_starts(), EngineConfig(), now=now,
+                              budget_ms=0.0)
+    slot = next(s for s in proven.slots if s.start.strftime("%H:%M") == "19:00")
+    assert not slot.available and not slot.undecided and "taken" in (slot.reason or "")
+    assert proven.counts[NOT_REACHED] == 0
+
+
+def replace_allocations(snap: RestaurantSnapshot, **changes: object) -> RestaurantSnapshot:
+    return replace(snap, allocations=tuple(replace(a, **changes) for a in snap.allocations))  # type: ignore[arg-type]
+
+
+def test_a_re_assignment_is_checked_from_scratch_before_a_time_is_offered() -> None:
+    snap = replace(repack_floor(), tables=(*repack_floor().tables, Table("T3", 2, "patio")))
+    fl = Floor(snap)
+    config = EngineConfig()
+    at7 = datetime(2030, 3, 5, 19, 0, tzinfo=UTC)
+    req = BookingRequest("probe", 4, at7, at7 + timedelta(minutes=110))
+    now = datetime(2030, 3, 4, tzinfo=UTC)
+    movable = movable_bookings(fl, req, now, config)
+    good = Witness(("T1",), (Move("b1", ("T1",), ("T2",)),))
+    assert witness_problem(fl, req, config, movable, good) is None
+    bad = {
+        "not moved off": Witness(("T1",), ()),
+        "too small": Witness(("T2",), ()),
+        "may not move": Witness(("T1",), (Move("b9", ("T1",), ("T2",)),)),
+        "wrong origin": Witness(("T1",), (Move("b1", ("T2",), ("T3",)),)),
+        "onto the request": Witness(("T2",), (Move("b1", ("T1",), ("T2",)),)),
+        "moved twice": Witness(("T1",), (Move("b1", ("T1",), ("T2",)),
+                                        Move("b1", ("T1",), ("T3",)))),
+    }
+    for what, witness in bad.items():
+        assert witness_problem(fl, req, config, movable, witness) is not None, what
+    # a zone wish keeps the couple out of the patio; without one it may go there
+    wished = replace_allocations(snap, zone_preference="main")
+    wfl = Floor(wished)
+    to_patio = Witness(("T1",), (Move("b1", ("T1",), ("T3",)),))
+    assert witness_problem(fl, req, config, movable, to_patio) is None
+    assert witness_problem(wfl, req, config, movable_bookings(wfl, req, now, config),
+                           to_patio) is not None
+
+
+def test_the_garbage_collector_is_paused_for_an_evaluation_and_restored() -> None:
+    import gc
+
+    p = policy()
+    now = datetime(2030, 3, 4, tzinfo=UTC)
+    seen: list[bool] = []
+    original = Floor.__init__
+
+    def spy(self: Floor, snapshot: RestaurantSnapshot) -> None:
+        seen.append(gc.isenabled())
+        original(self, snapshot)
+
+    try:
+        Floor.__init__ = spy  # type: ignore[method-assign]
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            evaluate(repack_floor(), p, 4, dinner_starts(), EngineConfig(), now=now)
+            assert gc.isenabled() == enabled
+    finally:
+        Floor.__init__ = original  # type: ignore[method-assign]
+        gc.enable()
+    assert seen and not any(seen)
+
+
+async def test_the_call_budget_leaves_re_packing_undecided_when_spent(
+    db_engine: AsyncEngine, unique_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over PostgreSQL: a couple holds the table for four at 19:00 and has not
+    started; re-seating it frees the table. With the call's budget spent by the
+    snapshot read, the time is undecided and not offered; with it, offered."""
+    from sqlalchemy import text
+
+    from seatflow import availability
+
+    rid = f"av-budget-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, [
+        {"id": "T1", "capacity": 4}, {"id": "T2", "capacity": 2},
+    ]))
+    day = future_day()
+    held = datetime.combine(day, time(19), tzinfo=UTC)
+    bid = str(uuid.uuid4())
+    async with db_engine.begin() as conn:
+        await conn.execute(text(
+            "INSERT INTO bookings (id, restaurant_id, party_size, start_at, end_at, "
+            "occupied_until, status, assignment_state, assignment_state_version) VALUES "
+            "(CAST(:id AS uuid), :r, 2, :s, :e, :e, 'confirmed', 'confirmed', 3)"),
+            {"id": bid, "r": rid, "s": held, "e": held + timedelta(hours=2)})
+        await conn.execute(text(
+            "INSERT INTO allocations (booking_id, restaurant_id, table_id, occupied) "
+            "SELECT CAST(:id AS uuid), :r, id, tstzrange(:s, :e, '[)') FROM dining_tables "
+            "WHERE restaurant_id = :r AND code = 'T1'"),
+            {"id": bid, "r": rid, "s": held, "e": held + timedelta(hours=2)})
+    window = (held, held + timedelta(minutes=1))
+    found = await check_availability(db_engine, rid, 4, window=window, config=EngineConfig())
+    slot = found.slot_at(held)
+    assert slot is not None and slot.available and slot.repack and not slot.undecided
+    monkeypatch.setattr(availability, "CALL_BUDGET_MS", 0.0)
+    spent = await check_availability(db_engine, rid, 4, window=window, config=EngineConfig())
+    slot = spent.slot_at(held)
+    assert slot is not None and not slot.available and slot.undecided
+    assert UNDECIDED in (slot.reason or "")

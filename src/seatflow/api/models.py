@@ -123,6 +123,8 @@ class SlotModel(BaseModel):
     available: bool
     reason: str | None
     repack: bool
+    # not available because re-packing was not decided within availability's budget
+    undecided: bool = False
 
 
 class AvailabilityModel(BaseModel):

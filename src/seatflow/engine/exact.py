@@ -436,3 +436,46 @@ class ExactRepacker:
         assert ordered is not None
         moves = tuple(Move(b.booking_id, b.tables, new) for b, new in ordered)
         return ExactOutcome(candidate, moves, self.steps, exhausted=False, fewest=proven)
+
+
+# --------------------------------------------------------------------------
+# Feasibility only (availability): additive, the methods above are unchanged.
+
+
+class FeasibilityRepacker(ExactRepacker):
+    """Whether any re-assignment frees a plan, not the one with the fewest moves.
+
+    One pass without a move limit, stopping at the first re-assignment found
+    (its moves are valid and applicable, but `fewest` is False); a pass that
+    finds nothing is a proof that none exists. Availability needs only this
+    yes or no (the pipeline computes the fewest moves again when it books),
+    and it skips the deepening over 1..SHALLOW moves and the final
+    minimisation of `ExactRepacker.run`. Same budgets (`max_exact_steps`,
+    `repack_time_budget_ms`) and the same `exhausted` when they run out."""
+
+    def run(self) -> ExactOutcome:
+        try:
+            return self._feasible()
+        except _OutOfSteps:
+            return ExactOutcome(None, (), self.steps, exhausted=True, fewest=False)
+
+    def _feasible(self) -> ExactOutcome:
+        targets: list[tuple[int, _Option, list[int]]] = []
+        for option in self.options(self.n):
+            self._step()
+            pushed = self.displaced(self.n, option.mask, {}, set())
+            targets.append((len(pushed), option, pushed))
+        targets.sort(
+            key=lambda t: (
+                t[0],
+                t[1].candidate.capacity - self.request.party_size,
+                len(t[1].candidate.tables),
+                t[1].candidate.tables,
+            )
+        )
+        if not self._packable({}, set()):
+            return ExactOutcome(None, (), self.steps, exhausted=False)
+        found = self._pass(targets, self.n)
+        if found is None:
+            return ExactOutcome(None, (), self.steps, exhausted=False)
+        return self._outcome(*found, proven=False)
