@@ -216,6 +216,29 @@ async def test_book_show_and_cancel(http: httpx.AsyncClient, tokens: Tokens, res
     assert missing.status_code == 404 and missing.json()["code"] == "not_found"
 
 
+async def test_a_cancel_signal_to_a_workflow_that_just_closed_is_not_an_error(
+    http: httpx.AsyncClient, tokens: Tokens, restaurant: str, db_engine: AsyncEngine,
+    worker: None, mailbox: Path, dev_env: Any,
+) -> None:
+    """The race behind a 500 seen once: the cancel saw the workflow running, and it
+    closed (right after its confirmation email) before the signal arrived."""
+    from seatflow.api.app import signal_cancel
+    from seatflow.domain.workflow_ids import booking_workflow_id
+
+    r = await http.post(f"/v1/restaurants/{restaurant}/bookings", headers=auth(tokens.host),
+                        json=booking_body(future(days=6, hour=13)))
+    assert r.status_code == 201, r.text
+    bid = r.json()["booking_id"]
+    assert await settle(db_engine, bid) == "confirmed"
+    handle = dev_env.client.get_workflow_handle(booking_workflow_id(bid))
+    await handle.result()  # closed now, as if it closed between describe and signal
+    assert await signal_cancel(handle, "api:test", None) is False
+    missing = dev_env.client.get_workflow_handle(booking_workflow_id(str(uuid.uuid4())))
+    assert await signal_cancel(missing, "api:test", None) is False
+    cancelled = await http.post(f"/v1/bookings/{bid}/cancel", headers=auth(tokens.host))
+    assert cancelled.status_code == 200 and cancelled.json()["assignment_state"] == "cancelled"
+
+
 async def test_idempotent_retries_make_one_booking_one_workflow_one_email(
     http: httpx.AsyncClient, tokens: Tokens, restaurant: str, db_engine: AsyncEngine,
     worker: None, mailbox: Path, dev_env: Any,

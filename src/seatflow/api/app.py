@@ -309,9 +309,10 @@ def _routes(app: FastAPI) -> None:
         actor = f"api:{token.name}"
         reason = body.reason if body is not None else None
         handle = d.client.get_workflow_handle(workflow_id_for(bid))
-        running = await _running(handle)
+        # The workflow may close between the check and the signal (right after it
+        # sends the confirmation): a signal refused for that is a database cancel.
+        running = await _running(handle) and await signal_cancel(handle, actor, reason)
         if running:
-            await handle.signal("cancel_booking", {"actor": actor, "reason": reason})
             deadline = time.monotonic() + CANCEL_WAIT_SECONDS
             while time.monotonic() < deadline:
                 await asyncio.sleep(0.1)
@@ -408,6 +409,20 @@ def _routes(app: FastAPI) -> None:
         ok = database == "ok" and temporal == "ok"
         body = Health(status="ok" if ok else "degraded", database=database, temporal=temporal)
         return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+
+async def signal_cancel(handle: Any, actor: str, reason: str | None) -> bool:
+    """Signal `cancel_booking`; False (nothing sent) when the workflow has already
+    closed or does not exist, so the caller cancels in the database instead."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    try:
+        await handle.signal("cancel_booking", {"actor": actor, "reason": reason})
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND or "completed" in str(exc).lower():
+            return False
+        raise
+    return True
 
 
 async def _running(handle: Any) -> bool:
