@@ -26,6 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
+from seatflow.domain.states import AUTOMATIC_OUTCOMES
 from seatflow.domain.workflow_ids import booking_workflow_id
 from seatflow.ops import devstack
 from seatflow.ops.loadtest import email_figures, mailbox_counts, restaurant_ids, run_loadtest
@@ -38,7 +39,8 @@ BOOKINGS = 100
 RESTAURANTS = 4
 MAX_PARALLEL = 3
 WORKFLOW_TYPE = "BookingAssignmentWorkflow"
-SETTLED = ("confirmed", "manual_review", "failed")
+# Where a booking may end without an operator: the domain's named set.
+SETTLED = tuple(str(state) for state in AUTOMATIC_OUTCOMES)
 BUDGET_SECONDS = 90.0
 
 
