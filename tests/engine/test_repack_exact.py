@@ -25,6 +25,7 @@ from seatflow.domain.planning import (
     Table,
 )
 from seatflow.engine import search
+from seatflow.engine.exact import saturates
 
 SETTINGS = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FREEZE = 60
@@ -339,3 +340,32 @@ def test_when_the_time_budget_runs_out_the_bounded_search_answers_and_says_so() 
     result = search(snapshot, booking(6), EngineConfig(repack_time_budget_ms=0), now=at(-600))
     assert result.repack == "bounded" and result.truncated
     assert [(m.booking_id, m.to_tables) for m in result.moves] == [("four", ("T4",))]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 63), st.integers(0, 3)), min_size=0, max_size=6
+    )
+)
+def test_the_grouped_matching_bound_agrees_with_trying_every_assignment(
+    demands: list[tuple[int, int]],
+) -> None:
+    """`saturates` (one flow over groups of equal masks) says yes exactly when
+    some assignment gives every booking its `need` distinct tables of its mask."""
+
+    def brute(left: list[tuple[int, int]], used: int) -> bool:
+        if not left:
+            return True
+        (mask, need), rest = left[0], left[1:]
+        if need == 0:
+            return brute(rest, used)
+        free = mask & ~used
+        while free:
+            bit = free & -free
+            free ^= bit
+            if brute([(mask & ~(bit - 1) & ~bit, need - 1), *rest], used | bit):
+                return True
+        return False
+
+    assert saturates(demands) == brute(demands, 0)

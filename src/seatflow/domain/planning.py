@@ -146,7 +146,7 @@ class EngineConfig:
     # When either runs out the bounded search decides instead and the result
     # says so (SearchResult.repack == "bounded", truncated).
     max_exact_steps: int = 6000
-    repack_time_budget_ms: float | None = 10.0
+    repack_time_budget_ms: float | None = 20.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_tables <= 5:
