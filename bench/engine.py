@@ -164,6 +164,63 @@ def corner9() -> RestaurantSnapshot:
     return RestaurantSnapshot("corner9", tuple(inside + terrace), tuple(edges))
 
 
+def family_floor(seed: int) -> tuple[RestaurantSnapshot, dict[int, float]]:
+    """One floor of a generated family, with its party mix: 1-4 zones, each a
+    banquette of movable 2-tops, a grid of movable 4-tops, fixed booths, a bar
+    of movable stools and fixed high-tops, or a mixed row of movable 2- and
+    4-tops; about 6-70 tables. The mix is the default one, couple-heavy or
+    group-heavy. Not tuned for any policy: every kind of zone the bench shapes
+    use, in random sizes."""
+    rng = random.Random(f"family-{seed}")
+    movable, fixed = Mobility.MOVABLE, Mobility.FIXED
+    tables: list[Table] = []
+    edges: list[tuple[str, str]] = []
+    kinds = ["banquette", "grid", "booths", "bar", "mixed"]
+    for z in range(rng.randint(1, 4)):
+        kind = rng.choice(kinds)
+        zone = f"{kind}{z}"
+        prefix = f"Z{z}"
+        if kind == "banquette":
+            r = row(f"{prefix}B", rng.randint(4, 12), 2, zone, movable)
+            tables += r
+            edges += chain(r)
+        elif kind == "grid":
+            rows, cols = rng.randint(2, 4), rng.randint(2, 4)
+            cells = row(f"{prefix}G", rows * cols, 4, zone, movable)
+            tables += cells
+            for i in range(rows):
+                line = cells[cols * i : cols * i + cols]
+                edges += chain(line)
+                if i:
+                    above = cells[cols * (i - 1) : cols * i]
+                    edges += [(a.id, b.id) for a, b in zip(above, line, strict=True)]
+        elif kind == "booths":
+            tables += [
+                Table(f"{prefix}K{i + 1:02d}", rng.choice([4, 4, 6, 6, 8]), zone, mobility=fixed)
+                for i in range(rng.randint(2, 8))
+            ]
+        elif kind == "bar":
+            stools = row(f"{prefix}S", rng.randint(6, 14), 1, zone, movable)
+            tables += stools + row(f"{prefix}H", rng.randint(2, 6), 2, zone, fixed)
+            edges += chain(stools)
+        else:
+            r = [
+                Table(f"{prefix}M{i + 1:02d}", rng.choice([2, 2, 4]), zone, mobility=movable)
+                for i in range(rng.randint(4, 10))
+            ]
+            tables += r
+            edges += chain(r)
+    mix = dict(PARTY_MIX)
+    flavour = rng.choice(["default", "couples", "groups"])
+    if flavour == "couples":
+        mix[2] *= 2
+    elif flavour == "groups":
+        for party in range(5, 13):
+            mix[party] *= 3
+    floor = RestaurantSnapshot(f"family{seed}-{flavour}", tuple(tables), tuple(edges))
+    return floor, mix
+
+
 SHAPES: dict[str, Callable[[], RestaurantSnapshot]] = {
     "sample40": sample40,
     "bistro62": bistro62,
@@ -193,15 +250,18 @@ def draw_start(rng: random.Random) -> datetime:
     return DAY + timedelta(minutes=rng.choices(slots, weights=weights)[0])
 
 
-def evening(floor: RestaurantSnapshot, load: int, seed: int) -> list[Request]:
+def evening(
+    floor: RestaurantSnapshot, load: int, seed: int, mix: dict[int, float] | None = None
+) -> list[Request]:
     """Requests until their seat-hours reach `load` % of the floor's, in arrival order."""
+    mix = mix or PARTY_MIX
     rng = random.Random(f"{floor.restaurant_id}-{load}-{seed}")
     seats = sum(t.capacity for t in floor.tables)
     target = load / 100 * seats * SERVICE_HOURS
     requests: list[Request] = []
     total = 0.0
     while total < target:
-        party = rng.choices(list(PARTY_MIX), weights=list(PARTY_MIX.values()))[0]
+        party = rng.choices(list(mix), weights=list(mix.values()))[0]
         start = draw_start(rng)
         end = start + timedelta(minutes=turn_minutes(party)) + BUFFER
         if rng.random() < 0.5:  # same day: between 10:00 and 30 minutes before the meal
@@ -601,6 +661,45 @@ def targets(shapes: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def bench_family(count: int, loads: list[int], seed: int = 1) -> dict[str, Any]:
+    """The engine without re-packing against legacy on `count` generated floors
+    (`family_floor`), one evening per load: where the engine is behind."""
+    floors: dict[str, Any] = {}
+    behind: list[str] = []
+    total = {"bookings": 0.0, "covers": 0.0}
+    for index in range(1, count + 1):
+        floor, mix = family_floor(index)
+        cells: dict[str, Any] = {}
+        for load in loads:
+            requests = evening(floor, load, seed, mix)
+            engine = simulate(floor, requests, "engine")
+            legacy = simulate(floor, requests, "legacy")
+            cell = {
+                "requests": len(requests),
+                "engine": {"bookings": engine["accepted"], "covers": engine["covers"]},
+                "legacy": {"bookings": legacy["accepted"], "covers": legacy["covers"]},
+            }
+            for what in ("bookings", "covers"):
+                diff = cell["engine"][what] - cell["legacy"][what]
+                total[what] += diff
+                if diff < 0:
+                    behind.append(f"{floor.restaurant_id}/{load}: {what} {diff:+d}")
+            cells[str(load)] = cell
+        floors[floor.restaurant_id] = {
+            "tables": len(floor.tables),
+            "seats": sum(t.capacity for t in floor.tables),
+            "zones": sorted({t.zone for t in floor.tables}),
+            "loads": cells,
+        }
+        print(f"family {floor.restaurant_id} done", file=sys.stderr)
+    return {
+        "floors": floors,
+        "engine_minus_legacy": total,
+        "cells": count * len(loads),
+        "engine_behind_legacy": behind,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 seed, loads 40/100/170")
@@ -611,6 +710,13 @@ def main() -> int:
         "--no-yardsticks",
         action="store_true",
         help="skip the offline optima and the online bound (policies and latency only)",
+    )
+    parser.add_argument(
+        "--family",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also compare engine and legacy on N generated floors (family_floor)",
     )
     args = parser.parse_args()
     if args.seeds < 1:
@@ -624,7 +730,8 @@ def main() -> int:
         name: bench_shape(name, loads, seeds, args.quick, not args.no_yardsticks)
         for name in names
     }
-    document = {
+    family = bench_family(args.family, loads) if args.family else None
+    document: dict[str, Any] = {
         "benchmark": "seatflow.engine",
         "quick": args.quick,
         "seeds": seeds,
@@ -636,6 +743,7 @@ def main() -> int:
         },
         "shapes": shapes,
         "targets": targets(shapes),
+        **({"family": family} if family else {}),
         "seconds": round(time.perf_counter() - began, 1),
     }
     text = json.dumps(document, indent=2)

@@ -30,7 +30,9 @@ from seatflow.engine.exact import saturates
 SETTINGS = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FREEZE = 60
 # steps only: a busy machine must not turn an exact answer into a fallback
-EXACT = EngineConfig(repack_time_budget_ms=None)
+# and no holding back of three-table plans (tested on its own): the brute force
+# below knows the plan rules only
+EXACT = EngineConfig(repack_time_budget_ms=None, wide_plan_lead_minutes=None)
 
 
 @st.composite
@@ -78,6 +80,7 @@ def crowded(draw: st.DrawFn) -> tuple[RestaurantSnapshot, BookingRequest, Engine
         max_tables=draw(st.integers(1, 3)),
         max_overage=draw(st.integers(0, 4)),
         repack_time_budget_ms=None,
+        wide_plan_lead_minutes=None,
     )
     now = at(draw(st.sampled_from([-600, -600, -120, -45, 0])))
     return snapshot, request, config, now

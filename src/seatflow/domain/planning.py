@@ -146,6 +146,11 @@ class EngineConfig:
     # When either runs out the bounded search decides instead and the result
     # says so (SearchResult.repack == "bounded", truncated).
     max_exact_steps: int = 6000
+    # Plans of more than two tables (three stools for a party of 3, three
+    # 4-tops for a party of 10) are offered only when the booking starts within
+    # this many minutes of `now` (None: always). Such plans use up small tables
+    # later small parties need; the legacy planner never makes them.
+    wide_plan_lead_minutes: int | None = 120
     repack_time_budget_ms: float | None = 20.0
 
     def __post_init__(self) -> None:
