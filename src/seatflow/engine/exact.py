@@ -31,6 +31,7 @@ search is deterministic.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -214,6 +215,7 @@ class _FloorKey:
 
 _PLANS: OrderedDict[tuple[object, ...], list[_Option]] = OrderedDict()
 _PLANS_KEPT = 512
+_PLANS_LOCK = threading.Lock()  # searches may run in worker threads
 
 
 def floor_plans(
@@ -234,10 +236,11 @@ def floor_plans(
         config.max_overage,
         config.adjacency_mode,
     )
-    found = _PLANS.get(key)
-    if found is not None:
-        _PLANS.move_to_end(key)
-        return found
+    with _PLANS_LOCK:
+        found = _PLANS.get(key)
+        if found is not None:
+            _PLANS.move_to_end(key)
+            return found
     allowed = set(zones)
     tables = [t for t in floor.usable if floor.tables[t].zone in allowed]
     enumeration = enumerate_candidates(
@@ -252,9 +255,10 @@ def floor_plans(
         enumeration.candidates, key=lambda c: (c.capacity - party, len(c.tables), c.tables)
     )
     found = [_Option(floor.mask(c.tables), c) for c in ranked]
-    _PLANS[key] = found
-    if len(_PLANS) > _PLANS_KEPT:
-        _PLANS.popitem(last=False)
+    with _PLANS_LOCK:
+        _PLANS[key] = found
+        if len(_PLANS) > _PLANS_KEPT:
+            _PLANS.popitem(last=False)
     return found
 
 
