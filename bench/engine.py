@@ -171,7 +171,7 @@ def family_floor(seed: int) -> tuple[RestaurantSnapshot, dict[int, float]]:
     """One floor of a generated family, with its party mix: 1-4 zones, each a
     banquette of movable 2-tops, a grid of movable 4-tops, fixed booths, a bar
     of movable stools and fixed high-tops, or a mixed row of movable 2- and
-    4-tops; about 6-70 tables. The mix is the default one, couple-heavy or
+    4-tops; 2 to about 70 tables. The mix is the default one, couple-heavy or
     group-heavy. Not tuned for any policy: every kind of zone the bench shapes
     use, in random sizes."""
     rng = random.Random(f"family-{seed}")
