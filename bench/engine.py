@@ -30,7 +30,7 @@ Yardsticks:
   SOME re-assignment of the accepted bookings that have not started (same
   window, same party, any valid plan, any zone) that overlap its window seats
   it too, with no freeze window. Decided by a free plan, else by the engine's
-  exact search with a 20,000-step budget and no freeze, else (budget run out)
+  exact search with a 100,000-step budget and no freeze, else (budget run out)
   by CP-SAT (OR-Tools) over the same bookings (`cpsat_unknown` counts solves
   that hit the time limit, counted as refusals). Bookings that do not overlap
   the request stay put: with every not-started booking of the evening in the
@@ -41,6 +41,7 @@ Yardsticks:
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -67,6 +68,8 @@ from seatflow.domain.planning import (
     Table,
 )
 from seatflow.engine import quote_tables, search
+from seatflow.engine.combinations import enumerate_candidates
+from seatflow.engine.floor import Floor
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DAY = datetime(2026, 6, 12, tzinfo=UTC)
@@ -164,6 +167,63 @@ def corner9() -> RestaurantSnapshot:
     return RestaurantSnapshot("corner9", tuple(inside + terrace), tuple(edges))
 
 
+def family_floor(seed: int) -> tuple[RestaurantSnapshot, dict[int, float]]:
+    """One floor of a generated family, with its party mix: 1-4 zones, each a
+    banquette of movable 2-tops, a grid of movable 4-tops, fixed booths, a bar
+    of movable stools and fixed high-tops, or a mixed row of movable 2- and
+    4-tops; 2 to about 70 tables. The mix is the default one, couple-heavy or
+    group-heavy. Not tuned for any policy: every kind of zone the bench shapes
+    use, in random sizes."""
+    rng = random.Random(f"family-{seed}")
+    movable, fixed = Mobility.MOVABLE, Mobility.FIXED
+    tables: list[Table] = []
+    edges: list[tuple[str, str]] = []
+    kinds = ["banquette", "grid", "booths", "bar", "mixed"]
+    for z in range(rng.randint(1, 4)):
+        kind = rng.choice(kinds)
+        zone = f"{kind}{z}"
+        prefix = f"Z{z}"
+        if kind == "banquette":
+            r = row(f"{prefix}B", rng.randint(4, 12), 2, zone, movable)
+            tables += r
+            edges += chain(r)
+        elif kind == "grid":
+            rows, cols = rng.randint(2, 4), rng.randint(2, 4)
+            cells = row(f"{prefix}G", rows * cols, 4, zone, movable)
+            tables += cells
+            for i in range(rows):
+                line = cells[cols * i : cols * i + cols]
+                edges += chain(line)
+                if i:
+                    above = cells[cols * (i - 1) : cols * i]
+                    edges += [(a.id, b.id) for a, b in zip(above, line, strict=True)]
+        elif kind == "booths":
+            tables += [
+                Table(f"{prefix}K{i + 1:02d}", rng.choice([4, 4, 6, 6, 8]), zone, mobility=fixed)
+                for i in range(rng.randint(2, 8))
+            ]
+        elif kind == "bar":
+            stools = row(f"{prefix}S", rng.randint(6, 14), 1, zone, movable)
+            tables += stools + row(f"{prefix}H", rng.randint(2, 6), 2, zone, fixed)
+            edges += chain(stools)
+        else:
+            r = [
+                Table(f"{prefix}M{i + 1:02d}", rng.choice([2, 2, 4]), zone, mobility=movable)
+                for i in range(rng.randint(4, 10))
+            ]
+            tables += r
+            edges += chain(r)
+    mix = dict(PARTY_MIX)
+    flavour = rng.choice(["default", "couples", "groups"])
+    if flavour == "couples":
+        mix[2] *= 2
+    elif flavour == "groups":
+        for party in range(5, 13):
+            mix[party] *= 3
+    floor = RestaurantSnapshot(f"family{seed}-{flavour}", tuple(tables), tuple(edges))
+    return floor, mix
+
+
 SHAPES: dict[str, Callable[[], RestaurantSnapshot]] = {
     "sample40": sample40,
     "bistro62": bistro62,
@@ -193,15 +253,18 @@ def draw_start(rng: random.Random) -> datetime:
     return DAY + timedelta(minutes=rng.choices(slots, weights=weights)[0])
 
 
-def evening(floor: RestaurantSnapshot, load: int, seed: int) -> list[Request]:
+def evening(
+    floor: RestaurantSnapshot, load: int, seed: int, mix: dict[int, float] | None = None
+) -> list[Request]:
     """Requests until their seat-hours reach `load` % of the floor's, in arrival order."""
+    mix = mix or PARTY_MIX
     rng = random.Random(f"{floor.restaurant_id}-{load}-{seed}")
     seats = sum(t.capacity for t in floor.tables)
     target = load / 100 * seats * SERVICE_HOURS
     requests: list[Request] = []
     total = 0.0
     while total < target:
-        party = rng.choices(list(PARTY_MIX), weights=list(PARTY_MIX.values()))[0]
+        party = rng.choices(list(mix), weights=list(mix.values()))[0]
         start = draw_start(rng)
         end = start + timedelta(minutes=turn_minutes(party)) + BUFFER
         if rng.random() < 0.5:  # same day: between 10:00 and 30 minutes before the meal
@@ -240,6 +303,10 @@ def timed(
 
 
 def simulate(floor: RestaurantSnapshot, requests: list[Request], policy: str) -> dict[str, Any]:
+    # The solvers of the yardsticks leave a large heap behind; freezing it keeps
+    # the collector's full passes out of the latency measured here.
+    gc.collect()
+    gc.freeze()
     by_id = {r.booking_id: r for r in requests}
     held: dict[str, tuple[str, ...]] = {}
     moves = exact = bounded = 0
@@ -303,8 +370,20 @@ def check_no_double_booking(
 
 
 def all_plans(snapshot: RestaurantSnapshot, request: BookingRequest) -> list[tuple[str, ...]]:
-    result = search(snapshot, request, EngineConfig(repack=False, max_plans=1_000_000))
-    return [p.tables for p in result.plans]
+    """Every valid plan free for `request` (the default plan rules, any zone),
+    enumerated without scoring."""
+    config = EngineConfig()
+    floor = Floor(snapshot)
+    free = floor.free_tables(request.start, request.end, ignore_bookings=(request.booking_id,))
+    enumeration = enumerate_candidates(
+        floor,
+        request.party_size,
+        free,
+        max_tables=config.max_tables,
+        max_overage=config.max_overage,
+        mode=config.adjacency_mode,
+    )
+    return sorted(c.tables for c in enumeration.candidates)
 
 
 def optimum(
@@ -316,6 +395,7 @@ def optimum(
     start point). Maximises bookings then covers, or covers then bookings."""
     from ortools.linear_solver import pywraplp
 
+    began = time.process_time()
     solver = pywraplp.Solver.CreateSolver("SCIP")
     chosen: list[tuple[Any, Request]] = []
     holds: dict[str, list[tuple[Request, Any]]] = {}
@@ -353,6 +433,7 @@ def optimum(
         "proven": status == pywraplp.Solver.OPTIMAL,
         # the solver's bound on the optimised quantity (bookings or covers)
         "upper_bound": upper,
+        "cpu_seconds": round(time.process_time() - began, 1),
     }
 
 
@@ -362,15 +443,18 @@ def online_bound(
     """The online re-packing bound (see the module docstring)."""
     from ortools.sat.python import cp_model
 
+    began = time.process_time()
     by_id = {r.booking_id: r for r in requests}
     held: dict[str, tuple[str, ...]] = {}
     solves = unknown = flipped = 0
-    free_only = EngineConfig(repack=False, max_plans=1)
+    # any valid plan at any time: no holding back of three-table plans
+    free_only = EngineConfig(repack=False, max_plans=1, wide_plan_lead_minutes=None)
     exact = EngineConfig(
         repack=True,
         max_plans=1,
+        wide_plan_lead_minutes=None,
         repack_freeze_minutes=0,
-        max_exact_steps=20_000,
+        max_exact_steps=100_000,
         repack_time_budget_ms=None,
     )
     for req in requests:
@@ -436,6 +520,7 @@ def online_bound(
         "cpsat_solves": solves,
         "cpsat_accepted": flipped,
         "cpsat_unknown": unknown,
+        "cpu_seconds": round(time.process_time() - began, 1),
     }
 
 
@@ -468,10 +553,16 @@ def mean(values: list[float]) -> float:
 
 
 def bench_shape(
-    name: str, loads: list[int], seeds: list[int], quick: bool, yardsticks_on: bool = True
+    name: str,
+    loads: list[int],
+    seeds: list[int],
+    quick: bool,
+    yardsticks_on: bool = True,
+    solver_seconds: float | None = None,
 ) -> dict[str, Any]:
     floor = SHAPES[name]()
-    solver_seconds = 5.0 if quick else 10.0
+    if solver_seconds is None:
+        solver_seconds = 5.0 if quick else 10.0
     cells: dict[str, Any] = {}
     for load in loads:
         runs: dict[str, list[dict[str, Any]]] = {p: [] for p in POLICIES}
@@ -508,15 +599,24 @@ def _yardstick_summary(yardsticks: dict[str, list[dict[str, Any]]]) -> dict[str,
             "bookings": mean([o["bookings"] for o in yardsticks["bookings"]]),
             "upper_bound": mean([o["upper_bound"] for o in yardsticks["bookings"]]),
             "proven": sum(o["proven"] for o in yardsticks["bookings"]),
+            "cpu_seconds": mean([o["cpu_seconds"] for o in yardsticks["bookings"]]),
         },
         "optimum_covers": {
             "covers": mean([o["covers"] for o in yardsticks["covers"]]),
             "upper_bound": mean([o["upper_bound"] for o in yardsticks["covers"]]),
             "proven": sum(o["proven"] for o in yardsticks["covers"]),
+            "cpu_seconds": mean([o["cpu_seconds"] for o in yardsticks["covers"]]),
         },
         "online_bound": {
             key: mean([b[key] for b in yardsticks["bound"]])
-            for key in ("bookings", "covers", "cpsat_solves", "cpsat_accepted", "cpsat_unknown")
+            for key in (
+                "bookings",
+                "covers",
+                "cpsat_solves",
+                "cpsat_accepted",
+                "cpsat_unknown",
+                "cpu_seconds",
+            )
         },
     }
 
@@ -587,6 +687,7 @@ def targets(shapes: dict[str, Any]) -> dict[str, Any]:
         out[f"repack_p95_under_25ms_on_{LATENCY_SHAPE}_at_top_load"] = {
             "verdict": verdict(p95 < 25.0),
             "p95_ms": p95,
+            "cpu_p95_ms": top["engine_repack"]["cpu_latency_ms"]["p95_ms"],
             "load": max(loads, key=int),
         }
     alone = {
@@ -601,6 +702,45 @@ def targets(shapes: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def bench_family(count: int, loads: list[int], seed: int = 1) -> dict[str, Any]:
+    """The engine without re-packing against legacy on `count` generated floors
+    (`family_floor`), one evening per load: where the engine is behind."""
+    floors: dict[str, Any] = {}
+    behind: list[str] = []
+    total = {"bookings": 0.0, "covers": 0.0}
+    for index in range(1, count + 1):
+        floor, mix = family_floor(index)
+        cells: dict[str, Any] = {}
+        for load in loads:
+            requests = evening(floor, load, seed, mix)
+            engine = simulate(floor, requests, "engine")
+            legacy = simulate(floor, requests, "legacy")
+            cell = {
+                "requests": len(requests),
+                "engine": {"bookings": engine["accepted"], "covers": engine["covers"]},
+                "legacy": {"bookings": legacy["accepted"], "covers": legacy["covers"]},
+            }
+            for what in ("bookings", "covers"):
+                diff = cell["engine"][what] - cell["legacy"][what]
+                total[what] += diff
+                if diff < 0:
+                    behind.append(f"{floor.restaurant_id}/{load}: {what} {diff:+d}")
+            cells[str(load)] = cell
+        floors[floor.restaurant_id] = {
+            "tables": len(floor.tables),
+            "seats": sum(t.capacity for t in floor.tables),
+            "zones": sorted({t.zone for t in floor.tables}),
+            "loads": cells,
+        }
+        print(f"family {floor.restaurant_id} done", file=sys.stderr)
+    return {
+        "floors": floors,
+        "engine_minus_legacy": total,
+        "cells": count * len(loads),
+        "engine_behind_legacy": behind,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1 seed, loads 40/100/170")
@@ -612,6 +752,18 @@ def main() -> int:
         action="store_true",
         help="skip the offline optima and the online bound (policies and latency only)",
     )
+    parser.add_argument(
+        "--solver-seconds",
+        type=float,
+        help="SCIP time limit per offline optimum (default 5 with --quick, else 10)",
+    )
+    parser.add_argument(
+        "--family",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also compare engine and legacy on N generated floors (family_floor)",
+    )
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error("--seeds must be at least 1")
@@ -621,13 +773,17 @@ def main() -> int:
     loads = [40, 100, 170] if args.quick else LOADS
     names = args.shape or list(SHAPES)
     shapes = {
-        name: bench_shape(name, loads, seeds, args.quick, not args.no_yardsticks)
+        name: bench_shape(
+            name, loads, seeds, args.quick, not args.no_yardsticks, args.solver_seconds
+        )
         for name in names
     }
-    document = {
+    family = bench_family(args.family, loads) if args.family else None
+    document: dict[str, Any] = {
         "benchmark": "seatflow.engine",
         "quick": args.quick,
         "seeds": seeds,
+        "solver_seconds": args.solver_seconds or (5.0 if args.quick else 10.0),
         "machine": {
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
@@ -636,6 +792,7 @@ def main() -> int:
         },
         "shapes": shapes,
         "targets": targets(shapes),
+        **({"family": family} if family else {}),
         "seconds": round(time.perf_counter() - began, 1),
     }
     text = json.dumps(document, indent=2)

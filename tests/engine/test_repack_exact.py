@@ -25,11 +25,14 @@ from seatflow.domain.planning import (
     Table,
 )
 from seatflow.engine import search
+from seatflow.engine.exact import saturates
 
 SETTINGS = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FREEZE = 60
 # steps only: a busy machine must not turn an exact answer into a fallback
-EXACT = EngineConfig(repack_time_budget_ms=None)
+# and no holding back of three-table plans (tested on its own): the brute force
+# below knows the plan rules only
+EXACT = EngineConfig(repack_time_budget_ms=None, wide_plan_lead_minutes=None)
 
 
 @st.composite
@@ -77,6 +80,7 @@ def crowded(draw: st.DrawFn) -> tuple[RestaurantSnapshot, BookingRequest, Engine
         max_tables=draw(st.integers(1, 3)),
         max_overage=draw(st.integers(0, 4)),
         repack_time_budget_ms=None,
+        wide_plan_lead_minutes=None,
     )
     now = at(draw(st.sampled_from([-600, -600, -120, -45, 0])))
     return snapshot, request, config, now
@@ -339,3 +343,32 @@ def test_when_the_time_budget_runs_out_the_bounded_search_answers_and_says_so() 
     result = search(snapshot, booking(6), EngineConfig(repack_time_budget_ms=0), now=at(-600))
     assert result.repack == "bounded" and result.truncated
     assert [(m.booking_id, m.to_tables) for m in result.moves] == [("four", ("T4",))]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 63), st.integers(0, 3)), min_size=0, max_size=6
+    )
+)
+def test_the_grouped_matching_bound_agrees_with_trying_every_assignment(
+    demands: list[tuple[int, int]],
+) -> None:
+    """`saturates` (one flow over groups of equal masks) says yes exactly when
+    some assignment gives every booking its `need` distinct tables of its mask."""
+
+    def brute(left: list[tuple[int, int]], used: int) -> bool:
+        if not left:
+            return True
+        (mask, need), rest = left[0], left[1:]
+        if need == 0:
+            return brute(rest, used)
+        free = mask & ~used
+        while free:
+            bit = free & -free
+            free ^= bit
+            if brute([(mask & ~(bit - 1) & ~bit, need - 1), *rest], used | bit):
+                return True
+        return False
+
+    assert saturates(demands) == brute(demands, 0)

@@ -31,7 +31,9 @@ search is deterministic.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -84,35 +86,82 @@ class _Option:
 
 def saturates(demands: list[tuple[int, int]]) -> bool:
     """Can every booking get `need` distinct tables out of its `mask`, no table
-    given twice? Bipartite matching (augmenting paths) of table slots."""
-    slots: list[int] = []
-    for mask, need in demands:
-        slots.extend([mask] * need)
-    if not slots:
-        return True
+    given twice? A bipartite b-matching (docs/engine.md)."""
+    return _saturation(demands)[0]
+
+
+def _saturation(demands: list[tuple[int, int]]) -> tuple[bool, int]:
+    """`saturates`, plus the work it took (groups visited), for the step budget.
+
+    Bookings with the same mask are one group that needs the sum of their
+    tables, so the flow runs over a handful of groups instead of one slot per
+    table wanted: a greedy pass hands out free tables, then each table still
+    owed is found by a breadth-first augmenting path over groups (a group
+    gives up a table it holds and takes another one of its mask). A unit that
+    finds no path can never be served (Hungarian lemma), so that ends it."""
+    wanted: dict[int, int] = {}
     union = 0
-    for mask in slots:
-        union |= mask
-    if union.bit_count() < len(slots):
-        return False
-    slots.sort(key=lambda m: m.bit_count())
-    owner: dict[int, int] = {}  # table bit -> slot
-
-    def augment(slot: int, seen: set[int]) -> bool:
-        rest = slots[slot]
-        while rest:
-            bit = rest & -rest
-            rest ^= bit
-            if bit in seen:
-                continue
-            seen.add(bit)
-            holder = owner.get(bit)
-            if holder is None or augment(holder, seen):
-                owner[bit] = slot
-                return True
-        return False
-
-    return all(augment(slot, set()) for slot in range(len(slots)))
+    total = 0
+    for mask, need in demands:
+        if need:
+            wanted[mask] = wanted.get(mask, 0) + need
+            union |= mask
+            total += need
+    if union.bit_count() < total:
+        return False, 1
+    masks = sorted(wanted, key=lambda m: (m.bit_count(), m))
+    k = len(masks)
+    owned = [0] * k
+    free = union
+    deficit = [0] * k
+    work = k
+    for g, mask in enumerate(masks):
+        need = wanted[mask]
+        if mask.bit_count() < need:
+            return False, work
+        take = mask & free
+        while need and take:
+            bit = take & -take
+            take ^= bit
+            owned[g] |= bit
+            free ^= bit
+            need -= 1
+        deficit[g] = need
+    for g in range(k):
+        for _ in range(deficit[g]):
+            # breadth-first over groups: via[h] = (group it took from, table taken)
+            via: dict[int, tuple[int, int]] = {g: (-1, 0)}
+            seen = 0
+            frontier = [g]
+            found = -1
+            while frontier and found < 0:
+                following: list[int] = []
+                for h in frontier:
+                    work += 1
+                    reach = masks[h] & ~seen
+                    if reach & free:
+                        found = h
+                        break
+                    seen |= reach
+                    for other in range(k):
+                        if other not in via and owned[other] & reach:
+                            held = owned[other] & reach
+                            via[other] = (h, held & -held)
+                            following.append(other)
+                frontier = following
+            if found < 0:
+                return False, work
+            bit = masks[found] & ~seen & free
+            bit &= -bit
+            free ^= bit
+            owned[found] |= bit
+            h = found
+            while h != g:
+                parent, table = via[h]
+                owned[h] ^= table
+                owned[parent] |= table
+                h = parent
+    return True, work
 
 
 def application_order(
@@ -142,6 +191,75 @@ def application_order(
         done.add(ready[0])
         ordered.append(by_id[ready[0]])
     return ordered
+
+
+class _FloorKey:
+    """What the valid plans of a party depend on: the tables, the adjacency and
+    the active zones (hashed once)."""
+
+    __slots__ = ("digest", "parts")
+
+    def __init__(self, floor: Floor) -> None:
+        snapshot = floor.snapshot
+        self.parts = (snapshot.tables, snapshot.adjacency, snapshot.zones_active)
+        self.digest = hash(self.parts)
+
+    def __hash__(self) -> int:
+        return self.digest
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _FloorKey) and (
+            self.parts is other.parts or self.parts == other.parts
+        )
+
+
+_PLANS: OrderedDict[tuple[object, ...], list[_Option]] = OrderedDict()
+_PLANS_KEPT = 512
+_PLANS_LOCK = threading.Lock()  # searches may run in worker threads
+
+
+def floor_plans(
+    floor: Floor, party: int, zones: tuple[str, ...], config: EngineConfig
+) -> list[_Option]:
+    """Every valid plan of `party` on the usable tables of `zones` with nothing
+    booked, best fit first (fewest empty seats, fewest tables, ids).
+
+    A plan's validity depends only on its own tables, so the plans free in a
+    window are exactly these minus those touching a busy table: enumerated once
+    per floor and party, kept in a small cache across requests (a speed-up
+    only: the answer and the step count never depend on it)."""
+    key = (
+        _FloorKey(floor),
+        party,
+        zones,
+        config.max_tables,
+        config.max_overage,
+        config.adjacency_mode,
+    )
+    with _PLANS_LOCK:
+        found = _PLANS.get(key)
+        if found is not None:
+            _PLANS.move_to_end(key)
+            return found
+    allowed = set(zones)
+    tables = [t for t in floor.usable if floor.tables[t].zone in allowed]
+    enumeration = enumerate_candidates(
+        floor,
+        party,
+        tables,
+        max_tables=config.max_tables,
+        max_overage=config.max_overage,
+        mode=config.adjacency_mode,
+    )
+    ranked = sorted(
+        enumeration.candidates, key=lambda c: (c.capacity - party, len(c.tables), c.tables)
+    )
+    found = [_Option(floor.mask(c.tables), c) for c in ranked]
+    with _PLANS_LOCK:
+        _PLANS[key] = found
+        if len(_PLANS) > _PLANS_KEPT:
+            _PLANS.popitem(last=False)
+    return found
 
 
 class ExactRepacker:
@@ -191,6 +309,10 @@ class ExactRepacker:
         ]
         # states (seats placed so far) that failed, with the largest budget they failed at
         self._failed: dict[frozenset[tuple[int, int]], int] = {}
+        self._shapes: list[tuple[int, int, int] | None] = [None] * (n + 1)
+        self._busy: dict[tuple[datetime, datetime], int] = {}
+        # per booking: the tables held by the movable bookings overlapping it
+        self._held_near: list[int | None] = [None] * (n + 1)
 
     def _step(self, count: int = 1) -> None:
         self.steps += count
@@ -207,11 +329,15 @@ class ExactRepacker:
         found = self._options[i]
         if found is not None:
             return found
-        start, end = self.windows[i]
-        busy = 0
-        for allocation in self.fixed:
-            if allocation.start < end and start < allocation.end:
-                busy |= self.floor.bit.get(allocation.table_id, 0)
+        window = self.windows[i]
+        busy = self._busy.get(window)
+        if busy is None:
+            start, end = window
+            busy = 0
+            for allocation in self.fixed:
+                if allocation.start < end and start < allocation.end:
+                    busy |= self.floor.bit.get(allocation.table_id, 0)
+            self._busy[window] = busy
         if i == self.n:
             party, zones = self.request.party_size, tuple(self.zones)
         else:
@@ -224,26 +350,10 @@ class ExactRepacker:
         key = (party, zones, busy)
         cached = self._by_key.get(key)
         if cached is None:
-            allowed = set(zones)
-            free = [
-                t
-                for t in self.floor.usable
-                if not busy & self.floor.bit[t] and self.floor.tables[t].zone in allowed
-            ]
-            enumeration = enumerate_candidates(
-                self.floor,
-                party,
-                free,
-                max_tables=self.config.max_tables,
-                max_overage=self.config.max_overage,
-                mode=self.config.adjacency_mode,
-            )
-            self._step(enumeration.evaluated)
-            ranked = sorted(
-                enumeration.candidates,
-                key=lambda c: (c.capacity - party, len(c.tables), c.tables),
-            )
-            cached = [_Option(self.floor.mask(c.tables), c) for c in ranked]
+            every = floor_plans(self.floor, party, zones, self.config)
+            # steps as if enumerated here, so the count never depends on the cache
+            self._step(1 + len(every) // 8)
+            cached = [o for o in every if not o.mask & busy]
             self._by_key[key] = cached
         if i < self.n:
             own = self.current[i]
@@ -255,6 +365,15 @@ class ExactRepacker:
 
     def displaced(self, i: int, mask: int, placed: dict[int, int], pending: set[int]) -> list[int]:
         """Bookings still on their own tables that seat `mask` for booking i pushes off."""
+        held = self._held_near[i]
+        if held is None:
+            held = 0
+            for j in self.overlapping[i]:
+                if j < self.n:
+                    held |= self.current[j]
+            self._held_near[i] = held
+        if not mask & held:
+            return []
         return [
             j
             for j in self.overlapping[i]
@@ -341,7 +460,11 @@ class ExactRepacker:
         state = frozenset(placed.items())
         if self._failed.get(state, -1) >= budget:
             return None  # this very state already failed with at least this budget
-        found = self._search(placed, pending, budget) if self._packable(placed, pending) else None
+        # With no move to spare every pending booking needs a seat nobody holds:
+        # the search checks that directly, cheaper than the matching bound.
+        tight = len(placed) - 1 + len(pending) >= budget
+        packable = tight or self._packable(placed, pending)
+        found = self._search(placed, pending, budget) if packable else None
         if found is None:
             self._failed[state] = budget
         return found
@@ -358,12 +481,29 @@ class ExactRepacker:
                 seat = placed.get(k)
                 if seat is not None:
                     blocked |= seat
+            # the bookings near i still on their own tables, and those tables
+            near = [
+                j
+                for j in self.overlapping[i]
+                if j < self.n and j not in placed and j not in pending
+            ]
+            held = 0
+            for j in near:
+                held |= self.current[j]
             choices: list[tuple[int, _Option, list[int]]] = []
-            for option in self.options(i):
-                self._step()
-                if option.mask & blocked:
+            options = self.options(i)
+            self._step(len(options))
+            for option in options:
+                mask = option.mask
+                if mask & blocked:
                     continue
-                pushed = self.displaced(i, option.mask, placed, pending)
+                if not mask & held:
+                    choices.append((0, option, []))
+                    continue
+                if cost + 1 > budget:
+                    self._note_cut(cost + 1)  # a lower bound of what it needs: safe
+                    continue
+                pushed = [j for j in near if self.current[j] & mask]
                 if cost + len(pushed) > budget:
                     self._note_cut(cost + len(pushed))
                     continue
@@ -399,23 +539,58 @@ class ExactRepacker:
                 seat = placed.get(k)
                 if seat is not None:
                     blocked |= seat
-            union, fewest = 0, 0
-            seats = self.options(i)
+            union, fewest = self._room(i, blocked)
             if i < self.n and i not in pending:
-                union, fewest = self.current[i], len(self.bookings[i].tables)
-            for option in seats:
-                if not option.mask & blocked:
-                    union |= option.mask
-                    fewest = option.size if not fewest else min(fewest, option.size)
+                own = self.current[i]
+                if not own & blocked:
+                    size = len(self.bookings[i].tables)
+                    union |= own
+                    fewest = size if not fewest else min(fewest, size)
             if not union:
                 return False
             need[i] = (union, fewest)
         self._step(len(need))
         for present in self.instants:
             demands = [need[i] for i in present if i in need]
-            if len(demands) > 1 and not saturates(demands):
-                return False
+            if len(demands) > 1:
+                ok, work = _saturation(demands)
+                self._step(work)
+                if not ok:
+                    return False
         return True
+
+    def _room(self, i: int, blocked: int) -> tuple[int, int]:
+        """Tables booking i could still use clear of `blocked`, and the fewest
+        tables it needs (0, 0 when nothing is clear).
+
+        Exact for single-table seats; for groups, the tables of every group
+        minus the blocked ones (a superset of the clear groups' tables, so the
+        condition stays necessary) and the smallest group size."""
+        singles, groups, smallest = self._shape(i)
+        union = singles & ~blocked
+        if union:
+            return union | (groups & ~blocked), 1
+        union = groups & ~blocked
+        return (union, smallest) if union else (0, 0)
+
+    def _shape(self, i: int) -> tuple[int, int, int]:
+        """Booking i's seats summed up: the single tables, the tables of its
+        groups and the fewest tables a group uses."""
+        found = self._shapes[i]
+        if found is None:
+            singles = groups = 0
+            smallest = 0
+            seats = self.options(i)
+            self._step(1 + len(seats) // 16)
+            for option in seats:
+                if option.size == 1:
+                    singles |= option.mask
+                else:
+                    groups |= option.mask
+                    smallest = option.size if not smallest else min(smallest, option.size)
+            found = (singles, groups, smallest)
+            self._shapes[i] = found
+        return found
 
     def _applicable(self, placed: dict[int, int]) -> bool:
         return application_order(self.floor, self._moves(placed)) is not None

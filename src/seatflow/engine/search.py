@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 from seatflow.domain.planning import (
     BookingRequest,
@@ -42,6 +43,7 @@ def search(
         return SearchResult(plans=(), reason="the booking's window ends before it starts")
     floor = Floor(snapshot)
     free = floor.free_tables(request.start, request.end, ignore_bookings=(request.booking_id,))
+    config = _narrowed(config, request, now)
     plans, evaluated = rank_plans(floor, request, free, config)
     if plans:
         return SearchResult(plans=tuple(plans[: config.max_plans]), evaluated=evaluated)
@@ -65,6 +67,17 @@ def search(
             repack=repacked.method,
         )
     return SearchResult(plans=(), reason=reason, evaluated=evaluated)
+
+
+def _narrowed(config: EngineConfig, request: BookingRequest, now: datetime | None) -> EngineConfig:
+    """At most two tables a plan while the booking is further than
+    `wide_plan_lead_minutes` ahead of `now`."""
+    lead = config.wide_plan_lead_minutes
+    if lead is None or now is None or config.max_tables <= 2:
+        return config
+    if request.start - now <= timedelta(minutes=lead):
+        return config
+    return replace(config, max_tables=2)
 
 
 def rank_plans(
