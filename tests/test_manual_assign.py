@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from seatflow.domain.messages import ConfirmRequest
+from seatflow.domain.assignment import ConfirmSpec
 from seatflow.domain.planning import Plan
 from seatflow.storage.bookings import apply_transition, confirm_plan, verify_booking
 from tests.support import booking_tables, fetch, floorplan, import_plan, new_booking, scalar
@@ -35,7 +35,7 @@ async def counts(engine, booking: str) -> tuple[int, int, int, int]:  # type: ig
 async def assign(engine, booking: str, tables: tuple[str, ...], *, force: bool = False):  # type: ignore[no-untyped-def]
     version = int(await scalar(engine, "SELECT assignment_state_version FROM bookings "
                                "WHERE id = CAST(:b AS uuid)", b=booking))
-    return await confirm_plan(engine, ConfirmRequest(
+    return await confirm_plan(engine, ConfirmSpec(
         booking_id=booking, expected_version=version, attempt_no=1, actor="maria",
         plans=(Plan(tables=tables, score=0.0, strategy="manual"),), force=force))
 

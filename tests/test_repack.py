@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from seatflow.bookings_service import start_booking_workflow
-from seatflow.domain.messages import ConfirmRequest
+from seatflow.domain.assignment import ConfirmSpec
 from seatflow.domain.planning import Plan
 from seatflow.storage.bookings import apply_transition, confirm_plan, verify_booking
 from tests.support import booking_tables, fetch, floorplan, import_plan, new_booking, scalar, slot
@@ -20,7 +20,7 @@ async def seat_at(engine, booking_id: str, tables: tuple[str, ...]) -> None:  # 
     """Confirm a booking on chosen tables (as an earlier, less clever assignment did)."""
     ctx = await verify_booking(engine, booking_id, now=datetime.now(UTC))
     moved = await apply_transition(engine, booking_id, ctx.version, "assignment_in_progress")
-    result = await confirm_plan(engine, ConfirmRequest(
+    result = await confirm_plan(engine, ConfirmSpec(
         booking_id=booking_id, expected_version=moved.version, attempt_no=1,
         plans=(Plan(tables=tables, score=0.0, strategy="optimal_fit"),)))
     assert result.confirmed
@@ -72,7 +72,7 @@ async def test_a_move_that_lost_its_race_aborts_the_whole_set(db_engine, unique_
     six = await new_booking(db_engine, rid, 6, start=start)
     ctx = await verify_booking(db_engine, six, now=datetime.now(UTC))
     moved = await apply_transition(db_engine, six, ctx.version, "assignment_in_progress")
-    result = await confirm_plan(db_engine, ConfirmRequest(
+    result = await confirm_plan(db_engine, ConfirmSpec(
         booking_id=six, expected_version=moved.version, attempt_no=1,
         plans=(Plan(tables=("SIX",), score=0.0, strategy="repack"),),
         moves=(Move(booking_id=four, from_tables=("SIX",), to_tables=("FOUR",)),)))
@@ -103,7 +103,7 @@ async def six_and_four(engine, unique_id: str, *, four_strategy: str = "optimal_
     four = await new_booking(engine, rid, 4, start=start)
     ctx = await verify_booking(engine, four, now=datetime.now(UTC))
     moved = await apply_transition(engine, four, ctx.version, "assignment_in_progress")
-    seated = await confirm_plan(engine, ConfirmRequest(
+    seated = await confirm_plan(engine, ConfirmSpec(
         booking_id=four, expected_version=moved.version, attempt_no=1,
         plans=(Plan(tables=("SIX",), score=0.0, strategy=four_strategy),)))
     assert seated.confirmed
@@ -111,10 +111,10 @@ async def six_and_four(engine, unique_id: str, *, four_strategy: str = "optimal_
     return rid, four, six
 
 
-def repack_request(six: str, four: str, version: int) -> ConfirmRequest:
+def repack_request(six: str, four: str, version: int) -> ConfirmSpec:
     from seatflow.domain.planning import Move
 
-    return ConfirmRequest(
+    return ConfirmSpec(
         booking_id=six, expected_version=version, attempt_no=1,
         plans=(Plan(tables=("SIX",), score=0.0, strategy="repack"),),
         moves=(Move(booking_id=four, from_tables=("SIX",), to_tables=("FOUR",)),))
@@ -199,7 +199,7 @@ async def test_the_snapshot_says_who_placed_a_booking_by_hand_and_re_packing_lea
     four = await new_booking(db_engine, rid, 4, start=start, zone="main")
     ctx = await verify_booking(db_engine, four, now=datetime.now(UTC))
     moved = await apply_transition(db_engine, four, ctx.version, "assignment_in_progress")
-    placed = await confirm_plan(db_engine, ConfirmRequest(
+    placed = await confirm_plan(db_engine, ConfirmSpec(
         booking_id=four, expected_version=moved.version, attempt_no=1,
         plans=(Plan(tables=("SIX",), score=0.0, strategy="manual"),)))
     assert placed.confirmed

@@ -22,7 +22,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.worker import Worker
 
 from activities.shadow import ShadowActivities
-from seatflow.domain.messages import ConfirmRequest
+from seatflow.domain.assignment import ConfirmSpec
 from seatflow.domain.planning import BookingRequest
 from seatflow.domain.shadow import (
     COMPARISON_EVENT,
@@ -68,7 +68,7 @@ async def legacy_seat(engine: AsyncEngine, booking_id: str) -> tuple[tuple[str, 
     plans = quote_tables(snapshot, BookingRequest(booking_id, row.party_size, row.start_at,
                                                   row.occupied_until))
     assert plans, "the simulated legacy path expects to seat this booking"
-    result = await store.confirm_plan(engine, ConfirmRequest(
+    result = await store.confirm_plan(engine, ConfirmSpec(
         booking_id=booking_id, expected_version=moved.version, attempt_no=1,
         plans=tuple(plans), pipeline="legacy",
     ))

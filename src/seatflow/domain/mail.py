@@ -10,6 +10,7 @@ for an outside system that may be down for minutes: 1 s doubling to 2 min
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio.common import RetryPolicy
@@ -24,3 +25,27 @@ EMAIL_RETRY = RetryPolicy(
 EMAIL_TIMEOUT = timedelta(seconds=30)
 # A claim older than this is taken to be from a dead attempt and sent again.
 EMAIL_CLAIM_LEASE = timedelta(seconds=90)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An outbox email claimed for sending (its row is `sending`)."""
+
+    outbox_id: int
+    booking_id: str
+    kind: str
+    recipient: str | None
+    subject: str
+    body: str
+    attempts: int  # delivery attempts, this one included (failed ones before it + 1)
+
+
+@dataclass(frozen=True)
+class NothingToSend:
+    """Why a claim found nothing to send: no row (or a confirmation whose
+    booking is no longer confirmed), already sent (`duplicate`, counted as a
+    suppressed duplicate), or already given up (`failed`, with its reason)."""
+
+    duplicate: bool = False
+    failed: bool = False
+    reason: str | None = None

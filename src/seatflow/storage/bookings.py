@@ -15,14 +15,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from seatflow.domain.assignment import ConfirmSpec, FailedAttempt
 from seatflow.domain.guest import check_guest_email, check_guest_name
-from seatflow.domain.messages import (
-    BookingContext,
-    ConfirmRequest,
-    ConfirmResult,
-    FailedAttemptRequest,
-    TransitionResult,
-)
+from seatflow.domain.messages import BookingContext, ConfirmResult, TransitionResult
 from seatflow.domain.planning import BookingRequest, EngineConfig, Move, Plan
 from seatflow.domain.restaurant import InvalidBooking, booking_window
 from seatflow.domain.states import AssignmentState, IllegalTransition
@@ -390,10 +385,10 @@ async def _record_attempt(
     )
 
 
-async def record_failed_attempt(engine: AsyncEngine, req: FailedAttemptRequest) -> TransitionResult:
-    """Record a failed attempt and move back to assignment_pending, or to
-    manual_review when it was the last one."""
-    to_state = S.MANUAL_REVIEW if req.attempt_no >= req.max_attempts else S.ASSIGNMENT_PENDING
+async def record_failed_attempt(engine: AsyncEngine, req: FailedAttempt) -> TransitionResult:
+    """Record a failed attempt and move to the state the policy chose
+    (`req.on_failure`: back to assignment_pending, or manual_review)."""
+    to_state = S(req.on_failure)
     async with engine.begin() as conn:
         try:
             version = await transition(
@@ -553,7 +548,7 @@ async def _tell_moved_guest(
 
 
 async def _manual_plan_problem(
-    conn: AsyncConnection, req: ConfirmRequest, row: Any, config: EngineConfig
+    conn: AsyncConnection, req: ConfirmSpec, row: Any, config: EngineConfig
 ) -> tuple[str | None, str | None]:
     """An operator's plan, checked like any plan against the floor as it is now:
     (why it is refused, None) or (None, the rule `force` overrode, if any)."""
@@ -578,14 +573,14 @@ async def _manual_plan_problem(
 
 
 async def confirm_plan(
-    engine: AsyncEngine, req: ConfirmRequest, config: EngineConfig = DEFAULT_CONFIG
+    engine: AsyncEngine, req: ConfirmSpec, config: EngineConfig = DEFAULT_CONFIG
 ) -> ConfirmResult:
     """The atomic confirm: in one transaction, check the version, apply the
     re-packing moves and allocate the first plan that is still free (moves and
     allocation in one savepoint: both or neither), move the state to assigned
     then confirmed, record the attempt, the `booking.confirmed` event and the
     confirmation email in the outbox. When every plan was taken meanwhile,
-    record a failed attempt instead. An operator's manual assignment is first
+    record a failed attempt instead, moving to `req.on_failure`. An operator's manual assignment is first
     checked like any plan (`config`'s rules; `req.force` overrides overage,
     zone and adjacency, recorded with the actor); refused, it changes nothing
     and reports why."""
@@ -656,7 +651,7 @@ async def confirm_plan(
             )
             if manual:
                 return ConfirmResult(False, state, version, reason=reason, plans_tried=tuple(tried))
-            to_state = S.MANUAL_REVIEW if req.attempt_no >= req.max_attempts else S.ASSIGNMENT_PENDING
+            to_state = S(req.on_failure)
             new_version = await transition(
                 conn, req.booking_id, version, to_state, reason=reason,
                 metadata={"attempt_no": req.attempt_no, "pipeline": req.pipeline},

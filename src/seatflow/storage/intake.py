@@ -13,6 +13,8 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from seatflow.storage.transitions import BookingNotFound
+
 
 @dataclass(frozen=True)
 class PendingIntake:
@@ -46,3 +48,16 @@ async def pending_intake(
         )
         return [PendingIntake(r.booking_id, r.restaurant_id, r.party_size, r.start_at)
                 for r in rows]
+
+
+async def intake_details(engine: AsyncEngine, booking_id: str) -> PendingIntake:
+    """What the booking's workflow is started with, as stored (the start in
+    UTC). Raises BookingNotFound."""
+    async with engine.connect() as conn:
+        row = (await conn.execute(
+            text("SELECT restaurant_id, party_size, start_at FROM bookings "
+                 "WHERE id = CAST(:id AS uuid)"), {"id": booking_id},
+        )).one_or_none()
+    if row is None:
+        raise BookingNotFound(booking_id)
+    return PendingIntake(booking_id, row.restaurant_id, row.party_size, row.start_at)
