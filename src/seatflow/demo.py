@@ -389,8 +389,9 @@ async def _open_evening(stack: devstack.StackStatus, path: Path, seed: int | Non
 
     from seatflow.availability import engine_config
     from seatflow.config import settings
-    from seatflow.floorplan import import_floorplan, load_floorplan
+    from seatflow.floorplan import load_floorplan
     from seatflow.storage.db import make_engine
+    from seatflow.storage.floorplans import import_floorplan
 
     assert stack.database_url and stack.temporal_address
     plan = load_floorplan(path)

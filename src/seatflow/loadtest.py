@@ -150,7 +150,8 @@ def floorplan_path(explicit: Path | None = None) -> Path:
 
 async def ensure_restaurants(engine: AsyncEngine, ids: list[str], template: Path) -> tuple[int, str]:
     """Import missing restaurants as copies of `template`; returns (imported, timezone)."""
-    from seatflow.floorplan import import_floorplan, parse_floorplan
+    from seatflow.floorplan import parse_floorplan
+    from seatflow.storage.floorplans import import_floorplan
 
     data = json.loads(template.read_text())
     existing = await existing_restaurants(engine, ids)
