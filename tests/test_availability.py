@@ -19,6 +19,7 @@ from seatflow.availability import (
     nearest_times,
 )
 from seatflow.bookings_service import NotAvailable, create_booking
+from seatflow.domain.intake import IdempotencyConflict, NewBooking
 from seatflow.domain.planning import (
     Allocation,
     BookingRequest,
@@ -28,7 +29,6 @@ from seatflow.domain.planning import (
 )
 from seatflow.domain.restaurant import InvalidBooking, RestaurantPolicy, ServicePeriod, TurnBand
 from seatflow.engine import search
-from seatflow.storage.bookings import IdempotencyConflict, NewBooking
 from tests.support import fetch, floorplan, import_plan, scalar
 from tests.test_floorplan import seatflow
 

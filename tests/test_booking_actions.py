@@ -178,7 +178,7 @@ async def test_resume_refuses_while_the_workflow_runs(dev_env, db_engine, test_s
 
 async def test_the_email_step_never_confirms_a_booking_that_is_no_longer_confirmed(db_engine, unique_id, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from seatflow.mail import FileMailbox, send_outbox_email
-    from seatflow.storage.bookings import cancel_booking
+    from seatflow.storage.lifecycle import cancel_booking
     from seatflow.storage.transitions import current_state, transition
     from tests.test_repack import seat_at
 

@@ -25,6 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from seatflow.bookings_service import create_booking, start_booking_workflow
 from seatflow.config import Settings
+from seatflow.domain.intake import NewBooking
 from seatflow.domain.workflow_ids import booking_workflow_id
 from seatflow.intake_relay import (
     BACKOFF_CAP_SECONDS,
@@ -34,7 +35,6 @@ from seatflow.intake_relay import (
     relay_once,
     run_relay,
 )
-from seatflow.storage.bookings import NewBooking
 from tests.support import fetch, floorplan, import_plan, scalar, slot
 from worker import build_worker
 

@@ -11,7 +11,8 @@ import pytest
 
 from seatflow.domain.assignment import ConfirmSpec
 from seatflow.domain.planning import Plan
-from seatflow.storage.bookings import apply_transition, confirm_plan, verify_booking
+from seatflow.storage.confirm import confirm_plan
+from seatflow.storage.lifecycle import apply_transition, verify_booking
 from tests.support import booking_tables, fetch, floorplan, import_plan, new_booking, scalar
 
 TABLES = [

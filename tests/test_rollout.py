@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from seatflow.bookings_service import start_booking_workflow
 from seatflow.config import ConfigError, load_flags, load_settings
-from seatflow.storage.bookings import cancel_booking
+from seatflow.storage.lifecycle import cancel_booking
 from tests.support import (
     SETTLED,
     booking_tables,

@@ -60,8 +60,7 @@ from seatflow.mail import (
     finish_claim,
     publish_breaker_change,
 )
-from seatflow.storage import attempts, permits
-from seatflow.storage import bookings as store
+from seatflow.storage import attempts, confirm, lifecycle, permits
 from seatflow.storage.outbox import EmailInFlight
 from seatflow.storage.restaurants import load_booking_floor
 from seatflow.storage.transitions import (
@@ -187,7 +186,7 @@ class BookingActivities:
     @activity.defn(name="verify_booking")
     async def verify_booking(self, req: VerifyRequest) -> BookingContext:
         try:
-            return await self._guard(lambda: store.verify_booking(
+            return await self._guard(lambda: lifecycle.verify_booking(
                 self.engine, req.booking_id, now=datetime.now(UTC)
             ))
         except (BookingNotFound, IllegalTransition) as exc:
@@ -237,7 +236,7 @@ class BookingActivities:
     @activity.defn(name="transition_state")
     async def transition_state(self, req: TransitionRequest) -> TransitionResult:
         try:
-            return await self._guard(lambda: store.apply_transition(
+            return await self._guard(lambda: lifecycle.apply_transition(
                 self.engine, req.booking_id, req.expected_version, req.to_state,
                 reason=req.reason, actor=req.actor, metadata=req.metadata,
             ))
@@ -304,7 +303,7 @@ class BookingActivities:
     async def confirm_plan(self, req: ConfirmRequest) -> ConfirmResult:
         with bind_booking(req.booking_id, attempt=req.attempt_no, pipeline=req.pipeline):
             try:
-                result = await self._guard(lambda: store.confirm_plan(
+                result = await self._guard(lambda: confirm.confirm_plan(
                     self.engine, confirm_spec(req), self.config))
             except (BookingNotFound, IllegalTransition) as exc:
                 log.warning("confirm refused", error=str(exc))
@@ -322,7 +321,7 @@ class BookingActivities:
         with bind_booking(req.booking_id, attempt=req.attempt_no, pipeline=req.pipeline):
             try:
                 result = await self._guard(
-                    lambda: store.record_failed_attempt(self.engine, failed_attempt(req)))
+                    lambda: lifecycle.record_failed_attempt(self.engine, failed_attempt(req)))
             except (BookingNotFound, IllegalTransition) as exc:
                 raise _non_retryable(exc) from exc
             log.info("attempt failed", reason=req.reason, next_state=result.state)
@@ -398,7 +397,7 @@ class BookingActivities:
     @activity.defn(name="cancel_booking")
     async def cancel_booking(self, req: CancelRequest) -> TransitionResult:
         try:
-            return await self._guard(lambda: store.cancel_booking(
+            return await self._guard(lambda: lifecycle.cancel_booking(
                 self.engine, req.booking_id, actor=req.actor, reason=req.reason
             ))
         except BookingNotFound as exc:

@@ -29,6 +29,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from seatflow.domain import search_attributes as sa
+from seatflow.domain.intake import NewBooking
 from seatflow.domain.messages import BookingOutcome, BookingWorkflowInput
 from seatflow.domain.planning import EngineConfig
 from seatflow.domain.restaurant import InvalidBooking
@@ -37,14 +38,13 @@ from seatflow.domain.states import TERMINAL as _TERMINAL
 from seatflow.domain.states import AssignmentState
 from seatflow.domain.workflow_ids import booking_workflow_id
 from seatflow.storage.booking_view import load_booking_view
-from seatflow.storage.bookings import (
-    NewBooking,
+from seatflow.storage.intake import (
     find_existing_booking,
     insert_booking_once,
+    intake_details,
     mark_intake_started,
 )
-from seatflow.storage.bookings import cancel_booking as store_cancel_booking
-from seatflow.storage.intake import intake_details
+from seatflow.storage.lifecycle import cancel_booking as store_cancel_booking
 
 WORKFLOW_NAME = "BookingAssignmentWorkflow"
 

@@ -368,7 +368,7 @@ class _Evening:
     config: EngineConfig
 
     def new_booking(self, b: DemoBooking, start: datetime | None = None) -> Any:
-        from seatflow.storage.bookings import NewBooking
+        from seatflow.domain.intake import NewBooking
 
         return NewBooking(restaurant_id=self.restaurant_id, party_size=b.party_size,
                           start=start or b.start, zone_preference=b.zone,

@@ -34,8 +34,7 @@ from seatflow.bookings_service import start_booking_workflow
 from seatflow.config import ConfigError, Settings, load_settings
 from seatflow.domain.workflow_ids import booking_workflow_id
 from seatflow.logging import configure_logging, get_logger
-from seatflow.storage.bookings import mark_intake_started
-from seatflow.storage.intake import pending_intake
+from seatflow.storage.intake import mark_intake_started, pending_intake
 
 BATCH_SIZE = 100  # rows per pass
 POLL_SECONDS = 1.0

@@ -41,10 +41,10 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RetryConfig
 
 from seatflow.bookings_service import create_booking, start_booking_workflow
+from seatflow.domain.intake import NewBooking
 from seatflow.domain.search_attributes import REGISTRATION
 from seatflow.domain.workflow_ids import booking_workflow_id
 from seatflow.intake_relay import relay_once
-from seatflow.storage.bookings import NewBooking
 from tests.conftest import binary
 from tests.support import (
     double_booked_minutes,

@@ -88,8 +88,8 @@ def create_cmd(
     from seatflow.bookings_service import NotAvailable, create_booking
     from seatflow.config import settings
     from seatflow.domain.guest import check_guest_email, check_guest_name
+    from seatflow.domain.intake import NewBooking
     from seatflow.domain.restaurant import InvalidBooking, parse_start
-    from seatflow.storage.bookings import NewBooking
     from seatflow.storage.restaurants import load_policy
 
     try:

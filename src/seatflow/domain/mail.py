@@ -11,7 +11,7 @@ for an outside system that may be down for minutes: 1 s doubling to 2 min
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio.common import RetryPolicy
 
@@ -49,3 +49,41 @@ class NothingToSend:
     duplicate: bool = False
     failed: bool = False
     reason: str | None = None
+
+
+@dataclass(frozen=True)
+class EmailBooking:
+    """What a guest's email says about their booking (never more: the body is
+    stored in the outbox and the guest's address travels apart from it)."""
+
+    booking_id: str
+    restaurant_id: str
+    party_size: int
+    start: datetime
+    guest_name: str | None = None
+
+
+def confirmation_email(booking: EmailBooking, tables: tuple[str, ...]) -> tuple[str, str]:
+    """Subject and body of the booking's confirmation."""
+    name = booking.guest_name or "guest"
+    subject = f"Your table for {booking.party_size} is confirmed"
+    body = (
+        f"Hello {name},\n\nYour booking {booking.booking_id} for a party of "
+        f"{booking.party_size} at {booking.restaurant_id} on {booking.start.isoformat()} "
+        f"is confirmed.\nTable(s): {', '.join(tables)}\n\nSee you soon.\n"
+    )
+    return subject, body
+
+
+def table_changed_email(booking: EmailBooking, tables: tuple[str, ...]) -> tuple[str, str]:
+    """Subject and body telling a guest already confirmed that re-packing moved
+    them to other tables."""
+    name = booking.guest_name or "guest"
+    subject = f"Your table for {booking.party_size} has changed"
+    body = (
+        f"Hello {name},\n\nYour booking {booking.booking_id} for a party of "
+        f"{booking.party_size} at {booking.restaurant_id} on {booking.start.isoformat()} "
+        f"is still confirmed, at a different table.\nTable(s): {', '.join(tables)}\n\n"
+        "See you soon.\n"
+    )
+    return subject, body
