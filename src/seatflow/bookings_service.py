@@ -94,10 +94,7 @@ async def start_booking_workflow(
     try:
         return await client.start_workflow(
             WORKFLOW_NAME,
-            BookingWorkflowInput(
-                booking_id=booking_id, restaurant_id=restaurant_id, party_size=party_size,
-                start=start.isoformat(),
-            ),
+            BookingWorkflowInput(booking_id=booking_id, restaurant_id=restaurant_id),
             id=workflow_id,
             task_queue=task_queue,
             result_type=BookingOutcome,
@@ -323,8 +320,7 @@ async def resume_booking(
     try:
         handle = await client.start_workflow(
             WORKFLOW_NAME,
-            BookingWorkflowInput(booking_id=booking_id, restaurant_id=view["restaurant_id"],
-                                 party_size=view["party_size"], start=start.isoformat()),
+            BookingWorkflowInput(booking_id=booking_id, restaurant_id=view["restaurant_id"]),
             id=workflow_id, task_queue=task_queue, result_type=BookingOutcome,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
