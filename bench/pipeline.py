@@ -140,9 +140,9 @@ async def book(engine: Any, client: Client, queue: str, prefix: str, bookings: i
     """Create `bookings` over fresh restaurants (at once, or at `rate` per
     second); wait for every workflow result. Returns (booking ids,
     restaurant ids, seconds from the first create to the last result)."""
-    from seatflow.bookings_service import create_booking
     from seatflow.domain.intake import NewBooking
     from seatflow.domain.workflow_ids import booking_workflow_id
+    from seatflow.intake.service import create_booking
     from seatflow.loadtest import ensure_restaurants, first_free_evening, plan_bookings
 
     ids = [f"{prefix}-{i}" for i in range(1, restaurants + 1)]

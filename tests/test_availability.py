@@ -18,7 +18,6 @@ from seatflow.availability import (
     evaluate,
     nearest_times,
 )
-from seatflow.bookings_service import NotAvailable, create_booking
 from seatflow.domain.intake import IdempotencyConflict, NewBooking
 from seatflow.domain.planning import (
     Allocation,
@@ -29,6 +28,7 @@ from seatflow.domain.planning import (
 )
 from seatflow.domain.restaurant import InvalidBooking, RestaurantPolicy, ServicePeriod, TurnBand
 from seatflow.engine import search
+from seatflow.intake.service import NotAvailable, create_booking
 from tests.support import fetch, floorplan, import_plan, scalar
 from tests.test_floorplan import seatflow
 

@@ -17,14 +17,14 @@ import pytest
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from seatflow.bookings_service import (
+from seatflow.domain.messages import BookingWorkflowInput
+from seatflow.intake.service import (
     BookingActionRefused,
     cancel_booking_request,
     resolve_manual_review,
     resume_booking,
     start_booking_workflow,
 )
-from seatflow.domain.messages import BookingWorkflowInput
 from tests.support import (
     booking_tables,
     fetch,

@@ -16,11 +16,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.booking import BookingActivities
-from seatflow.bookings_service import start_booking_workflow
 from seatflow.domain.intake import NewBooking
 from seatflow.domain.messages import EmailRequest, EmailResult
 from seatflow.domain.restaurant import InvalidBooking
 from seatflow.domain.workflow_ids import booking_workflow_id
+from seatflow.intake.service import start_booking_workflow
 from seatflow.mail import SmtpTransport
 from seatflow.storage.intake import insert_booking
 from tests.smtp_server import SmtpServer

@@ -17,7 +17,7 @@ import yaml
 from temporalio.client import Client
 
 from seatflow import metrics
-from seatflow.bookings_service import start_booking_workflow
+from seatflow.intake.service import start_booking_workflow
 from seatflow.telemetry import BookingStateSampler, MetricsAddressError, make_runtime
 from tests.support import floorplan, import_plan, new_booking, slot
 from worker import build_worker

@@ -15,8 +15,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from seatflow.bookings_service import start_booking_workflow
 from seatflow.config import Settings
+from seatflow.intake.service import start_booking_workflow
 from seatflow.storage.permits import acquire
 from tests.support import (
     SETTLED,

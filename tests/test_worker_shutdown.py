@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from seatflow.bookings_service import start_booking_workflow
+from seatflow.intake.service import start_booking_workflow
 from tests.support import fetch, floorplan, import_plan, new_booking, scalar, slot
 from worker import build_worker
 

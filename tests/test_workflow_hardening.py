@@ -538,7 +538,7 @@ async def test_waiting_for_a_busy_restaurant_continues_as_new_without_using_an_a
 async def test_a_booking_started_late_after_its_time_goes_to_manual_review_not_failed(dev_env, db_engine, test_settings, unique_id) -> None:  # type: ignore[no-untyped-def]
     """Valid at intake; its workflow starts only after the start passed (the
     intake relay after an outage). Real activities and PostgreSQL."""
-    from seatflow.bookings_service import start_booking_workflow
+    from seatflow.intake.service import start_booking_workflow
     from tests.support import fetch, floorplan, import_plan, new_booking, scalar, wait_for_state
     from worker import build_worker
 

@@ -415,8 +415,8 @@ async def _book_overbooked(stack: devstack.StackStatus, path: Path, count: int,
                            seed: int | None, timeout: float, console: Console, concurrency: int,
                            rate: float, _tolerance: timedelta) -> DemoSummary:
     """Every booking accepted without asking: re-packing and manual review under pressure."""
-    from seatflow.bookings_service import create_booking
     from seatflow.domain.restaurant import InvalidBooking
+    from seatflow.intake.service import create_booking
     from seatflow.loadtest import wait_until_settled
 
     ev = await _open_evening(stack, path, seed, console, concurrency)
@@ -465,8 +465,8 @@ async def _book_well_run(stack: devstack.StackStatus, path: Path, count: int, se
                          timeout: float, console: Console, concurrency: int, rate: float,
                          tolerance: timedelta) -> DemoSummary:
     """The phone book and its operator, the evening's guests, one cancellation."""
-    from seatflow.bookings_service import create_booking
     from seatflow.domain.restaurant import InvalidBooking
+    from seatflow.intake.service import create_booking
     from seatflow.loadtest import wait_until_settled
 
     ev = await _open_evening(stack, path, seed, console, concurrency)
@@ -590,7 +590,7 @@ async def _guest_books(ev: _Evening, b: DemoBooking, tolerance: timedelta, task_
     closest of them within `tolerance` once more. Returns what happened
     ("at_time_asked", "offered+took_offer", "offered+went_away", "went_away")
     and the booking id."""
-    from seatflow.bookings_service import NotAvailable
+    from seatflow.intake.service import NotAvailable
 
     shown = await _ask(ev, b, tolerance)
     start = _closest(shown, b.start, tolerance)
@@ -616,7 +616,7 @@ async def _operator_seats(ev: _Evening, booking_id: str, party: int,
                           deadline: float) -> CliStep:
     """Wait until the party is in manual review (each failed attempt shown),
     then an operator decides (`_operator_decides`)."""
-    from seatflow.bookings_service import booking_view
+    from seatflow.intake.service import booking_view
 
     console = ev.console
     shown = 0
@@ -644,7 +644,7 @@ async def _operator_decides(ev: _Evening, view: dict[str, Any], *, note: str) ->
     tables (`operator_tables`) are assigned with `seatflow review assign --force`;
     when there are none, the booking is rejected with `seatflow review reject`
     (and the guest called), so no one is left waiting."""
-    from seatflow.bookings_service import booking_view
+    from seatflow.intake.service import booking_view
     from seatflow.storage.restaurants import load_snapshot
 
     booking_id, party = view["booking_id"], int(view["party_size"])
@@ -673,7 +673,7 @@ async def _operator_decides(ev: _Evening, view: dict[str, Any], *, note: str) ->
 async def _operator_clears_queue(ev: _Evening, booking_ids: list[str]) -> list[CliStep]:
     """Bookings the pipeline could not seat after all (a guest who booked a
     time another took in the same instant): the operator decides each."""
-    from seatflow.bookings_service import booking_view
+    from seatflow.intake.service import booking_view
 
     steps = []
     for booking_id in booking_ids:
@@ -686,7 +686,7 @@ async def _operator_clears_queue(ev: _Evening, booking_ids: list[str]) -> list[C
 
 async def _guest_cancels(ev: _Evening, booking_ids: list[str]) -> CliStep | None:
     """One guest with a confirmed table cancels through `seatflow bookings cancel`."""
-    from seatflow.bookings_service import booking_view
+    from seatflow.intake.service import booking_view
 
     candidates = sorted(booking_ids)
     ev.rng.shuffle(candidates)

@@ -45,7 +45,7 @@ warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 DEFAULT_TEMPORAL_PORT = 7233
 WORKER_MODULE = "worker"
-INTAKE_RELAY_MODULE = "seatflow.intake_relay"
+INTAKE_RELAY_MODULE = "seatflow.intake.relay"
 INTAKE_RELAY = "intake-relay"
 API = "api"
 API_MODULE = "seatflow.api.server"

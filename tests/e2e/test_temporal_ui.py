@@ -29,9 +29,9 @@ from urllib.parse import quote
 import pytest
 import pytest_asyncio
 
-from seatflow.bookings_service import create_booking
 from seatflow.domain.intake import NewBooking
 from seatflow.domain.workflow_ids import booking_workflow_id
+from seatflow.intake.service import create_booking
 from tests.conftest import binary
 from tests.support import floorplan, import_plan, slot, wait_for_state
 from tests.system_tools import require_tool

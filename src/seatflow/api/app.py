@@ -199,7 +199,7 @@ def require(token: ApiToken, roles: tuple[Role, ...], restaurant_id: str | None)
 
 
 async def _booking(d: Deps, booking_id: str) -> dict[str, Any]:
-    from seatflow.bookings_service import booking_view
+    from seatflow.intake.service import booking_view
     from seatflow.storage.transitions import BookingNotFound
 
     try:
@@ -235,9 +235,9 @@ def _routes(app: FastAPI) -> None:
             alias="Idempotency-Key", pattern=IDEMPOTENCY_KEY,
             description="retries with the same key return the same booking")] = None,
     ) -> JSONResponse:
-        from seatflow.bookings_service import NotAvailable, create_booking
         from seatflow.domain.intake import NewBooking
         from seatflow.domain.restaurant import InvalidBooking, parse_start
+        from seatflow.intake.service import NotAvailable, create_booking
         from seatflow.storage.restaurants import load_policy
 
         require(token, ("host",), restaurant_id)

@@ -21,7 +21,7 @@ from seatflow.cli.report import report_command
 from seatflow.cli.shadow import shadow_report_command
 from seatflow.config import ConfigError
 from seatflow.demo import demo_command
-from seatflow.intake_relay import intake_command
+from seatflow.intake.relay import intake_command
 
 app = typer.Typer(
     name="seatflow",
