@@ -241,8 +241,8 @@ async def bench_end_to_end(plan: FloorPlan, seated: list[dict[str, Any]], day: d
                            config: EngineConfig, repeats: int, url: str) -> dict[str, Any]:
     from sqlalchemy import text
 
-    from seatflow.floorplan import import_floorplan
     from seatflow.storage.db import make_engine
+    from seatflow.storage.floorplans import import_floorplan
 
     engine = make_engine(url, pool_size=2, max_overflow=0)
     rid = plan.restaurant.id

@@ -140,9 +140,10 @@ async def book(engine: Any, client: Client, queue: str, prefix: str, bookings: i
     """Create `bookings` over fresh restaurants (at once, or at `rate` per
     second); wait for every workflow result. Returns (booking ids,
     restaurant ids, seconds from the first create to the last result)."""
-    from seatflow.bookings_service import create_booking
+    from seatflow.domain.intake import NewBooking
+    from seatflow.domain.workflow_ids import booking_workflow_id
+    from seatflow.intake.service import create_booking
     from seatflow.ops.loadtest import ensure_restaurants, first_free_evening, plan_bookings
-    from seatflow.storage.bookings import NewBooking, workflow_id_for
 
     ids = [f"{prefix}-{i}" for i in range(1, restaurants + 1)]
     _, tz_name = await ensure_restaurants(
@@ -158,7 +159,7 @@ async def book(engine: Any, client: Client, queue: str, prefix: str, bookings: i
         made = await create_booking(engine, client, NewBooking(
             restaurant_id=b.restaurant_id, party_size=b.party_size, start=b.start,
             guest_name=f"Bench {k}", guest_email=f"bench-{k}@example.com"), task_queue=queue)
-        await client.get_workflow_handle(workflow_id_for(made.booking_id)).result()
+        await client.get_workflow_handle(booking_workflow_id(made.booking_id)).result()
         return made.booking_id
 
     created = await asyncio.gather(*(one(k, b) for k, b in enumerate(planned)))

@@ -10,8 +10,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatflow.domain import states as domain_states
-from seatflow.floorplan import import_floorplan, parse_floorplan
-from seatflow.storage.bookings import NewBooking, insert_booking
+from seatflow.domain.intake import NewBooking
+from seatflow.floorplan import parse_floorplan
+from seatflow.storage.floorplans import import_floorplan
+from seatflow.storage.intake import insert_booking
 
 TURN_TIMES = [
     {"max_party": 2, "minutes": 90},

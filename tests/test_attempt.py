@@ -20,7 +20,7 @@ from seatflow.domain.states import AssignmentState
 from seatflow.engine import search
 from seatflow.storage import slots
 from seatflow.storage.attempts import AttemptSpec, SearchOutcome, run_attempt
-from seatflow.storage.bookings import verify_booking
+from seatflow.storage.lifecycle import verify_booking
 from seatflow.storage.restaurants import load_snapshot
 from tests.support import booking_tables, fetch, floorplan, import_plan, new_booking, scalar
 

@@ -30,7 +30,7 @@ from seatflow.availability import (
     nearest_times,
     witness_problem,
 )
-from seatflow.bookings_service import NotAvailable, create_booking
+from seatflow.domain.intake import IdempotencyConflict, NewBooking
 from seatflow.domain.planning import (
     Allocation,
     BookingRequest,
@@ -44,7 +44,7 @@ from seatflow.domain.restaurant import InvalidBooking, RestaurantPolicy, Service
 from seatflow.engine import search
 from seatflow.engine.floor import Floor
 from seatflow.engine.repack import movable_bookings
-from seatflow.storage.bookings import IdempotencyConflict, NewBooking
+from seatflow.intake.service import NotAvailable, create_booking
 from tests.support import fetch, floorplan, import_plan, scalar
 from tests.test_floorplan import seatflow
 

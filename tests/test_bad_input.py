@@ -342,7 +342,7 @@ CASES: list[Case] = [
     process("worker", "FEATURE_ASSIGNMENT_PIPELINE_V3_MAX_PARALLEL", "0"),
     process("worker", "FEATURE_ASSIGNMENT_PIPELINE_V3_ROLLOUT_PERCENT", "150"),
     process("worker", "SEATFLOW_MAX_ATTEMPTS", "0"),
-    process("seatflow.intake_relay", "SEATFLOW_MAX_ATTEMPTS", "0"),
+    process("seatflow.intake.relay", "SEATFLOW_MAX_ATTEMPTS", "0"),
 ]
 
 

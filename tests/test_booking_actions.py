@@ -19,15 +19,15 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.testing import WorkflowEnvironment
 
-from seatflow.bookings_service import (
+from seatflow.config import Settings
+from seatflow.domain.messages import BookingWorkflowInput
+from seatflow.intake.service import (
     BookingActionRefused,
     cancel_booking_request,
     resolve_manual_review,
     resume_booking,
     start_booking_workflow,
 )
-from seatflow.config import Settings
-from seatflow.domain.messages import BookingWorkflowInput
 from tests.support import (
     booking_tables,
     fetch,
@@ -200,7 +200,7 @@ async def test_the_email_step_never_confirms_a_booking_that_is_no_longer_confirm
     db_engine: AsyncEngine, unique_id: str, tmp_path: Path,
 ) -> None:
     from seatflow.mail import FileMailbox, send_outbox_email
-    from seatflow.storage.bookings import cancel_booking
+    from seatflow.storage.lifecycle import cancel_booking
     from seatflow.storage.transitions import current_state, transition
     from tests.test_repack import seat_at
 

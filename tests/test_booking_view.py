@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from seatflow.bookings_service import table_order
 from seatflow.cli.bookings import _render
+from seatflow.intake.service import table_order
 
 
 def test_tables_read_in_floor_plan_order() -> None:

@@ -115,7 +115,7 @@ def test_worker_waits_for_healthy_server_and_database_and_completed_setup(
     assert depends(services["migrate"])["app-db"] == "service_healthy"
     assert services["migrate"]["command"] == ["seatflow", "db", "upgrade"]
     assert services["worker"]["command"] == ["python", "-m", "worker"]
-    assert services["intake-relay"]["command"] == ["python", "-m", "seatflow.intake_relay"]
+    assert services["intake-relay"]["command"] == ["python", "-m", "seatflow.intake.relay"]
     # Scaling with --scale needs no fixed container names or host ports on workers.
     for name in ("worker", "intake-relay"):
         assert "container_name" not in services[name]

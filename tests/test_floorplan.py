@@ -15,15 +15,8 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from seatflow.floorplan import (
-    FloorPlan,
-    FloorPlanError,
-    export_floorplan,
-    import_floorplan,
-    list_restaurants,
-    load_floorplan,
-    parse_floorplan,
-)
+from seatflow.floorplan import FloorPlan, FloorPlanError, load_floorplan, parse_floorplan
+from seatflow.storage.floorplans import export_floorplan, import_floorplan, list_restaurants
 from seatflow.storage.schema import (
     DiningTable,
     Restaurant,

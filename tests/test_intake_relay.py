@@ -23,10 +23,10 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RetryConfig
 from temporalio.testing import WorkflowEnvironment
 
-from seatflow.bookings_service import create_booking, start_booking_workflow
 from seatflow.config import Settings
+from seatflow.domain.intake import NewBooking
 from seatflow.domain.workflow_ids import booking_workflow_id
-from seatflow.intake_relay import (
+from seatflow.intake.relay import (
     BACKOFF_CAP_SECONDS,
     IntakeStartFailed,
     next_backoff,
@@ -34,7 +34,7 @@ from seatflow.intake_relay import (
     relay_once,
     run_relay,
 )
-from seatflow.storage.bookings import NewBooking
+from seatflow.intake.service import create_booking, start_booking_workflow
 from tests.support import fetch, floorplan, import_plan, scalar, slot
 from worker import build_worker
 
@@ -208,7 +208,7 @@ def test_backoff_doubles_from_one_second_up_to_the_cap() -> None:
 
 
 def run_intake_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    code = ("import typer; from seatflow.intake_relay import intake_command; "
+    code = ("import typer; from seatflow.intake.relay import intake_command; "
             "typer.run(intake_command)")
     return subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=60, check=False)
@@ -239,7 +239,7 @@ async def test_intake_command_once_starts_pending_workflows_and_reports_json(
 
 def test_relay_process_refuses_a_bad_configuration_naming_the_variable() -> None:
     env = {**os.environ, "SEATFLOW_MAX_ATTEMPTS": "0"}
-    done = subprocess.run([sys.executable, "-m", "seatflow.intake_relay"], env=env, cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "seatflow.intake.relay"], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2
     assert "SEATFLOW_MAX_ATTEMPTS" in done.stderr

@@ -3,8 +3,7 @@
 - The repository explains itself: no file cites a design or style document
   that is not in it (docs/architecture.md is the project's own).
 - SQL lives in `seatflow.storage` only: everywhere else code calls a named
-  storage function. The allowlist names the modules still being moved; it may
-  only shrink.
+  storage function. There is no allowlist.
 """
 
 from __future__ import annotations
@@ -57,13 +56,6 @@ def test_the_architecture_document_covers_what_a_newcomer_needs() -> None:
 
 SRC = ROOT / "src"
 STORAGE = SRC / "seatflow" / "storage"
-# Modules that still issue SQL, each to move into seatflow.storage. Shrink only.
-SQL_PENDING = {
-    "activities/booking.py",  # the attempt path, being reshaped (one activity per attempt)
-    "seatflow/bookings_service.py",  # booking view and intake read-back
-    "seatflow/mail.py",  # the outbox send
-    "seatflow/floorplan.py",  # import/export (ORM), to split from the file format
-}
 # A call of sqlalchemy's text() or select(), or an import of a statement builder.
 SQL_CALL = re.compile(r"(?<![\w.])(?:sqlalchemy\.)?(?:text|select)\(")
 SQL_IMPORT = re.compile(
@@ -87,19 +79,10 @@ def sql_outside_storage() -> dict[str, list[str]]:
 
 def test_sql_is_issued_by_seatflow_storage_only() -> None:
     found = sql_outside_storage()
-    new = {name: hits for name, hits in found.items() if name not in SQL_PENDING}
-    assert not new, (
+    assert not found, (
         "SQL outside seatflow.storage: move each statement into a named storage function\n"
-        + "\n".join(f"{name}: {hits}" for name, hits in new.items())
+        + "\n".join(f"{name}: {hits}" for name, hits in found.items())
     )
-
-
-def test_the_pending_list_only_names_modules_that_still_issue_sql() -> None:
-    """Once a module is clean, it leaves the allowlist, so it cannot slip back."""
-    found = sql_outside_storage()
-    assert all((SRC / name).exists() for name in SQL_PENDING), SQL_PENDING
-    done = sorted(name for name in SQL_PENDING if name not in found)
-    assert not done, f"no SQL left in {done}: remove them from SQL_PENDING"
 
 
 def test_the_sql_pattern_finds_statements_and_ignores_lookalikes() -> None:
@@ -113,3 +96,25 @@ def test_the_sql_pattern_finds_statements_and_ignores_lookalikes() -> None:
     calls = [m.group(0) for m in SQL_CALL.finditer(sample)]
     assert calls == ["text(", "select("]
     assert len(SQL_IMPORT.findall(sample)) == 1
+
+
+def test_storage_takes_no_workflow_messages() -> None:
+    """Storage functions take plain arguments or domain types; the activity
+    unpacks the Temporal message (seatflow.domain.messages' requests)."""
+    importing = re.compile(r"from seatflow\.domain\.messages import (?:\(([^)]*)\)|([^\n(]*))")
+    found = {}
+    for path in sorted(STORAGE.rglob("*.py")):
+        for grouped, inline in importing.findall(path.read_text()):
+            requests = [n.strip() for n in (grouped or inline).replace("\n", ",").split(",")
+                        if n.strip().endswith("Request")]
+            if requests:
+                found[path.relative_to(SRC).as_posix()] = requests
+    assert not found, found
+
+
+def test_the_floor_plan_file_format_is_pure() -> None:
+    """Parsing, validating and serialising a floor plan touch no database; the
+    import and export are seatflow.storage.floorplans."""
+    source = (SRC / "seatflow" / "floorplan.py").read_text()
+    assert not re.search(r"^\s*(?:from|import) (?:sqlalchemy|seatflow\.storage)\b", source,
+                         re.MULTILINE)

@@ -18,12 +18,14 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.booking import BookingActivities
-from seatflow.bookings_service import start_booking_workflow
 from seatflow.config import Settings
+from seatflow.domain.intake import NewBooking
 from seatflow.domain.messages import EmailRequest, EmailResult
 from seatflow.domain.restaurant import InvalidBooking
+from seatflow.domain.workflow_ids import booking_workflow_id
+from seatflow.intake.service import start_booking_workflow
 from seatflow.mail import SmtpTransport
-from seatflow.storage.bookings import NewBooking, insert_booking, workflow_id_for
+from seatflow.storage.intake import insert_booking
 from tests.smtp_server import SmtpServer
 from tests.support import fetch, floorplan, import_plan, new_booking, scalar, slot
 from worker import build_worker
@@ -136,7 +138,7 @@ async def test_a_permanently_refused_address_ends_the_email_step_and_the_booking
                 client, booking_id=booking, restaurant_id=rid, party_size=2, start=slot(),
                 task_queue=queue)
             outcome = await asyncio.wait_for(handle.result(), timeout=120)
-            history = await client.get_workflow_handle(workflow_id_for(booking)).fetch_history()
+            history = await client.get_workflow_handle(booking_workflow_id(booking)).fetch_history()
     assert outcome.state == "confirmed"
     assert server.received == [] and server.rcpt_attempts == [guest]  # tried once, never again
     row = await outbox(db_engine, booking)
@@ -176,7 +178,7 @@ async def test_transient_errors_retry_and_deliver_exactly_one_message(
                 await asyncio.sleep(0.01)
             pending = (await handle.describe()).raw_description.pending_activities
             outcome = await asyncio.wait_for(handle.result(), timeout=120)
-            history = await client.get_workflow_handle(workflow_id_for(booking)).fetch_history()
+            history = await client.get_workflow_handle(booking_workflow_id(booking)).fetch_history()
     assert [p.activity_type.name for p in pending] == ["send_confirmation_email"]
     last_failure = pending[0].last_failure
     assert pending[0].attempt == 3 and "MailTransient" in str(last_failure)

@@ -10,9 +10,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from seatflow.domain.messages import ConfirmRequest, ConfirmResult
+from seatflow.domain.assignment import ConfirmSpec
+from seatflow.domain.messages import ConfirmResult
 from seatflow.domain.planning import Plan
-from seatflow.storage.bookings import apply_transition, confirm_plan, verify_booking
+from seatflow.storage.confirm import confirm_plan
+from seatflow.storage.lifecycle import apply_transition, verify_booking
 from tests.support import booking_tables, fetch, floorplan, import_plan, new_booking, scalar
 
 TABLES = [
@@ -39,7 +41,7 @@ async def assign(
 ) -> ConfirmResult:
     version = int(await scalar(engine, "SELECT assignment_state_version FROM bookings "
                                "WHERE id = CAST(:b AS uuid)", b=booking))
-    return await confirm_plan(engine, ConfirmRequest(
+    return await confirm_plan(engine, ConfirmSpec(
         booking_id=booking, expected_version=version, attempt_no=1, actor="maria",
         plans=(Plan(tables=tables, score=0.0, strategy="manual"),), force=force))
 

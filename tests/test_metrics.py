@@ -19,8 +19,8 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from seatflow import metrics
-from seatflow.bookings_service import start_booking_workflow
 from seatflow.config import Settings
+from seatflow.intake.service import start_booking_workflow
 from seatflow.ops.telemetry import BookingStateSampler, MetricsAddressError, make_runtime
 from tests.support import floorplan, import_plan, new_booking, slot
 from worker import build_worker

@@ -15,8 +15,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
-from seatflow.bookings_service import start_booking_workflow
 from seatflow.config import Settings
+from seatflow.intake.service import start_booking_workflow
 from seatflow.storage.permits import acquire
 from tests.support import (
     SETTLED,
@@ -150,7 +150,7 @@ async def test_retry_after_tables_free_up_confirms(dev_env: WorkflowEnvironment,
         handle = await start(dev_env.client, booking, rid, queue)
         assert await wait_for_state(db_engine, booking, "manual_review") == "manual_review"
         # The holder cancels (its workflow is closed: cancel in the database).
-        from seatflow.storage.bookings import cancel_booking
+        from seatflow.storage.lifecycle import cancel_booking
         await cancel_booking(db_engine, holder, actor="guest", reason="plans changed")
         result = await handle.execute_update(
             "resolve_manual_review_update", {"action": "retry", "actor": "ops"})

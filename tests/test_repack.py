@@ -11,11 +11,12 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 
-from seatflow.bookings_service import start_booking_workflow
 from seatflow.config import Settings
-from seatflow.domain.messages import ConfirmRequest
+from seatflow.domain.assignment import ConfirmSpec
 from seatflow.domain.planning import Plan
-from seatflow.storage.bookings import apply_transition, confirm_plan, verify_booking
+from seatflow.intake.service import start_booking_workflow
+from seatflow.storage.confirm import confirm_plan
+from seatflow.storage.lifecycle import apply_transition, verify_booking
 from tests.support import booking_tables, fetch, floorplan, import_plan, new_booking, scalar, slot
 from worker import build_worker
 
@@ -24,7 +25,7 @@ async def seat_at(engine: AsyncEngine, booking_id: str, tables: tuple[str, ...])
     """Confirm a booking on chosen tables (as an earlier, less clever assignment did)."""
     ctx = await verify_booking(engine, booking_id, now=datetime.now(UTC))
     moved = await apply_transition(engine, booking_id, ctx.version, "assignment_in_progress")
-    result = await confirm_plan(engine, ConfirmRequest(
+    result = await confirm_plan(engine, ConfirmSpec(
         booking_id=booking_id, expected_version=moved.version, attempt_no=1,
         plans=(Plan(tables=tables, score=0.0, strategy="optimal_fit"),)))
     assert result.confirmed
@@ -81,7 +82,7 @@ async def test_a_move_that_lost_its_race_aborts_the_whole_set(
     six = await new_booking(db_engine, rid, 6, start=start)
     ctx = await verify_booking(db_engine, six, now=datetime.now(UTC))
     moved = await apply_transition(db_engine, six, ctx.version, "assignment_in_progress")
-    result = await confirm_plan(db_engine, ConfirmRequest(
+    result = await confirm_plan(db_engine, ConfirmSpec(
         booking_id=six, expected_version=moved.version, attempt_no=1,
         plans=(Plan(tables=("SIX",), score=0.0, strategy="repack"),),
         moves=(Move(booking_id=four, from_tables=("SIX",), to_tables=("FOUR",)),)))
@@ -114,7 +115,7 @@ async def six_and_four(
     four = await new_booking(engine, rid, 4, start=start)
     ctx = await verify_booking(engine, four, now=datetime.now(UTC))
     moved = await apply_transition(engine, four, ctx.version, "assignment_in_progress")
-    seated = await confirm_plan(engine, ConfirmRequest(
+    seated = await confirm_plan(engine, ConfirmSpec(
         booking_id=four, expected_version=moved.version, attempt_no=1,
         plans=(Plan(tables=("SIX",), score=0.0, strategy=four_strategy),)))
     assert seated.confirmed
@@ -122,10 +123,10 @@ async def six_and_four(
     return rid, four, six
 
 
-def repack_request(six: str, four: str, version: int) -> ConfirmRequest:
+def repack_request(six: str, four: str, version: int) -> ConfirmSpec:
     from seatflow.domain.planning import Move
 
-    return ConfirmRequest(
+    return ConfirmSpec(
         booking_id=six, expected_version=version, attempt_no=1,
         plans=(Plan(tables=("SIX",), score=0.0, strategy="repack"),),
         moves=(Move(booking_id=four, from_tables=("SIX",), to_tables=("FOUR",)),))
@@ -220,7 +221,7 @@ async def test_the_snapshot_says_who_placed_a_booking_by_hand_and_re_packing_lea
     four = await new_booking(db_engine, rid, 4, start=start, zone="main")
     ctx = await verify_booking(db_engine, four, now=datetime.now(UTC))
     moved = await apply_transition(db_engine, four, ctx.version, "assignment_in_progress")
-    placed = await confirm_plan(db_engine, ConfirmRequest(
+    placed = await confirm_plan(db_engine, ConfirmSpec(
         booking_id=four, expected_version=moved.version, attempt_no=1,
         plans=(Plan(tables=("SIX",), score=0.0, strategy="manual"),)))
     assert placed.confirmed

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 
-from seatflow.bookings_service import start_booking_workflow
 from seatflow.config import ConfigError, load_flags, load_settings
-from seatflow.storage.bookings import cancel_booking
+from seatflow.intake.service import start_booking_workflow
+from seatflow.storage.lifecycle import cancel_booking
 from tests.support import (
     SETTLED,
     booking_tables,

@@ -24,7 +24,7 @@ from temporalio.worker import Worker
 
 from activities.shadow import ShadowActivities
 from seatflow.config import Settings
-from seatflow.domain.messages import ConfirmRequest
+from seatflow.domain.assignment import ConfirmSpec
 from seatflow.domain.planning import BookingRequest
 from seatflow.domain.shadow import (
     COMPARISON_EVENT,
@@ -37,7 +37,7 @@ from seatflow.domain.shadow import (
 )
 from seatflow.domain.workflow_ids import shadow_workflow_id
 from seatflow.engine import quote_tables
-from seatflow.storage import bookings as store
+from seatflow.storage import confirm, lifecycle
 from seatflow.storage.restaurants import load_snapshot
 from seatflow.storage.shadow import read_only
 from shadow_worker import build_shadow_worker
@@ -56,8 +56,8 @@ def shadow_queue() -> str:
 async def legacy_seat(engine: AsyncEngine, booking_id: str) -> tuple[tuple[str, ...], str]:
     """The legacy path in miniature: verify, quote first fit, confirm atomically.
     Returns the tables and the time of the quote (the shadow's as_of)."""
-    ctx = await store.verify_booking(engine, booking_id, now=datetime.now(UTC))
-    moved = await store.apply_transition(
+    ctx = await lifecycle.verify_booking(engine, booking_id, now=datetime.now(UTC))
+    moved = await lifecycle.apply_transition(
         engine, booking_id, ctx.version, "assignment_in_progress", metadata={"attempt_no": 1}
     )
     async with engine.connect() as conn:
@@ -70,7 +70,7 @@ async def legacy_seat(engine: AsyncEngine, booking_id: str) -> tuple[tuple[str, 
     plans = quote_tables(snapshot, BookingRequest(booking_id, row.party_size, row.start_at,
                                                   row.occupied_until))
     assert plans, "the simulated legacy path expects to seat this booking"
-    result = await store.confirm_plan(engine, ConfirmRequest(
+    result = await confirm.confirm_plan(engine, ConfirmSpec(
         booking_id=booking_id, expected_version=moved.version, attempt_no=1,
         plans=tuple(plans), pipeline="legacy",
     ))
@@ -392,7 +392,7 @@ async def restaurant_dump(engine: AsyncEngine, rid: str, bookings: list[str]) ->
 
 async def run_legacy_batch(client: Client, engine: AsyncEngine, settings: Any, rid: str,
                            queue: str, history: str | None = None) -> list[str]:
-    from seatflow.bookings_service import start_booking_workflow
+    from seatflow.intake.service import start_booking_workflow
     from worker import build_worker
 
     await import_plan(engine, floorplan(rid, [

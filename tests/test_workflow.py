@@ -9,10 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from seatflow.bookings_service import start_booking_workflow
 from seatflow.config import Settings
 from seatflow.domain.messages import BookingOutcome
 from seatflow.domain.workflow_ids import booking_workflow_id
+from seatflow.intake.service import start_booking_workflow
 from tests.support import (
     booking_tables,
     double_booked_minutes,

@@ -39,7 +39,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
-from seatflow.bookings_service import start_booking_workflow
 from seatflow.domain.messages import (
     AttemptRequest,
     AttemptResult,
@@ -65,6 +64,7 @@ from seatflow.domain.messages import (
 )
 from seatflow.domain.planning import Plan
 from seatflow.domain.states import AssignmentState, after_failed_attempt, can_transition
+from seatflow.intake.service import start_booking_workflow
 from workflows.booking import BookingAssignmentWorkflow
 from workflows.runner import workflow_runner
 

@@ -544,7 +544,7 @@ async def test_a_booking_started_late_after_its_time_goes_to_manual_review_not_f
 ) -> None:
     """Valid at intake; its workflow starts only after the start passed (the
     intake relay after an outage). Real activities and PostgreSQL."""
-    from seatflow.bookings_service import start_booking_workflow
+    from seatflow.intake.service import start_booking_workflow
     from tests.support import fetch, floorplan, import_plan, new_booking, scalar, wait_for_state
     from worker import build_worker
 

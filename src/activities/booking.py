@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -22,6 +21,7 @@ from activities.flags import decide
 from seatflow import metrics
 from seatflow.breaker import CircuitBreaker, is_infrastructure_error
 from seatflow.config import Settings
+from seatflow.domain.assignment import BookingFloor, ConfirmSpec, FailedAttempt
 from seatflow.domain.messages import (
     AttemptRequest,
     AttemptResult,
@@ -49,11 +49,10 @@ from seatflow.domain.planning import (
     EngineConfig,
     RestaurantSnapshot,
 )
-from seatflow.domain.states import AssignmentState, IllegalTransition
+from seatflow.domain.states import AssignmentState, IllegalTransition, after_failed_attempt
 from seatflow.engine import quote_tables, search
 from seatflow.logging import bind_booking, get_logger
 from seatflow.mail import (
-    EmailInFlight,
     MailError,
     MailTransport,
     claim_outbox_email,
@@ -61,10 +60,14 @@ from seatflow.mail import (
     finish_claim,
     publish_breaker_change,
 )
-from seatflow.storage import attempts, permits
-from seatflow.storage import bookings as store
-from seatflow.storage.restaurants import load_snapshot
-from seatflow.storage.transitions import BookingNotFound, record_event, write_breaker_state
+from seatflow.storage import attempts, confirm, lifecycle, permits
+from seatflow.storage.outbox import EmailInFlight
+from seatflow.storage.restaurants import load_booking_floor
+from seatflow.storage.transitions import (
+    BookingNotFound,
+    record_booking_event,
+    save_breaker_state,
+)
 
 T = TypeVar("T")
 log = get_logger("seatflow.activities")
@@ -76,6 +79,27 @@ def engine_config(settings: Settings) -> EngineConfig:
         max_overage=settings.max_overage,
         adjacency_mode=AdjacencyMode(settings.adjacency_mode),
         repack_freeze_minutes=settings.repack_freeze_minutes,
+    )
+
+
+def confirm_spec(req: ConfirmRequest) -> ConfirmSpec:
+    """The message as storage takes it; a failed automatic attempt moves to
+    the state the retry policy gives its attempt number."""
+    return ConfirmSpec(
+        booking_id=req.booking_id, expected_version=req.expected_version,
+        attempt_no=req.attempt_no, plans=req.plans, moves=req.moves, pipeline=req.pipeline,
+        on_failure=after_failed_attempt(req.attempt_no, req.max_attempts), actor=req.actor,
+        note=req.note, permit_wait_ms=req.permit_wait_ms, force=req.force,
+    )
+
+
+def failed_attempt(req: FailedAttemptRequest) -> FailedAttempt:
+    return FailedAttempt(
+        booking_id=req.booking_id, expected_version=req.expected_version,
+        attempt_no=req.attempt_no, reason=req.reason,
+        on_failure=after_failed_attempt(req.attempt_no, req.max_attempts),
+        pipeline=req.pipeline, strategy=req.strategy, plans_tried=req.plans_tried,
+        permit_wait_ms=req.permit_wait_ms,
     )
 
 
@@ -152,18 +176,17 @@ class BookingActivities:
     async def _flush_breaker_events(self) -> None:
         events = self.breaker.take_events()
         try:
-            async with self.engine.begin() as conn:
-                await write_breaker_state(
-                    conn, source="assignment.coordinator", name=self.breaker.name,
-                    state=self.breaker.state, failures=self.breaker.failures, events=events,
-                )
+            await save_breaker_state(
+                self.engine, source="assignment.coordinator", name=self.breaker.name,
+                state=self.breaker.state, failures=self.breaker.failures, events=events,
+            )
         except Exception:  # noqa: BLE001 - best effort; keep them for the next success
             self.breaker.pending_events[:0] = events
 
     @activity.defn(name="verify_booking")
     async def verify_booking(self, req: VerifyRequest) -> BookingContext:
         try:
-            return await self._guard(lambda: store.verify_booking(
+            return await self._guard(lambda: lifecycle.verify_booking(
                 self.engine, req.booking_id, now=datetime.now(UTC)
             ))
         except (BookingNotFound, IllegalTransition) as exc:
@@ -213,96 +236,56 @@ class BookingActivities:
     @activity.defn(name="transition_state")
     async def transition_state(self, req: TransitionRequest) -> TransitionResult:
         try:
-            return await self._guard(lambda: store.apply_transition(
+            return await self._guard(lambda: lifecycle.apply_transition(
                 self.engine, req.booking_id, req.expected_version, req.to_state,
                 reason=req.reason, actor=req.actor, metadata=req.metadata,
             ))
         except (BookingNotFound, IllegalTransition) as exc:
             raise _non_retryable(exc) from exc
 
-    async def _load(self, booking_id: str) -> tuple[Any, Any, str]:
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    text(
-                        "SELECT restaurant_id, party_size, start_at, occupied_until, "
-                        "zone_preference, clock_timestamp() AS as_of FROM bookings "
-                        "WHERE id = CAST(:id AS uuid)"
-                    ),
-                    {"id": booking_id},
-                )
-            ).one_or_none()
-            if row is None:
-                raise _non_retryable(BookingNotFound(booking_id))
-            snapshot = await load_snapshot(
-                conn, row.restaurant_id, row.start_at, row.occupied_until,
-                exclude_booking=booking_id,
-            )
-        return row, snapshot, row.as_of.isoformat()
+    async def _floor(self, booking_id: str) -> BookingFloor:
+        floor = await self._guard(lambda: load_booking_floor(self.engine, booking_id))
+        if floor is None:
+            raise _non_retryable(BookingNotFound(booking_id))
+        return floor
 
     @activity.defn(name="find_plans")
     async def find_plans(self, req: FindPlansRequest) -> FindPlansResult:
-        row, snapshot, as_of = await self._guard(lambda: self._load(req.booking_id))
-        request = BookingRequest(
-            booking_id=req.booking_id,
-            party_size=row.party_size,
-            start=row.start_at,
-            end=row.occupied_until,
-            zone_preference=row.zone_preference,
-        )
+        floor = await self._floor(req.booking_id)
         started = time.perf_counter()
-        result = search(snapshot, request, self.config, now=datetime.now(UTC))
+        result = search(floor.snapshot, floor.request, self.config, now=datetime.now(UTC))
         elapsed_ms = (time.perf_counter() - started) * 1000
         return FindPlansResult(
             plans=result.plans, moves=result.moves, reason=result.reason,
-            evaluated=result.evaluated, search_ms=round(elapsed_ms, 3), as_of=as_of,
+            evaluated=result.evaluated, search_ms=round(elapsed_ms, 3), as_of=floor.as_of,
         )
 
     @activity.defn(name="legacy_quote")
     async def legacy_quote(self, req: FindPlansRequest) -> FindPlansResult:
         """The legacy planner: first fit with `quote_tables`, recorded as an
         `auto_assign.quote` event."""
-        row, snapshot, as_of = await self._guard(lambda: self._load(req.booking_id))
-        request = BookingRequest(
-            booking_id=req.booking_id, party_size=row.party_size, start=row.start_at,
-            end=row.occupied_until, zone_preference=row.zone_preference,
-        )
-        plans = tuple(quote_tables(snapshot, request, self.config))
-        reason = None if plans else f"legacy planner found no tables for a party of {row.party_size}"
-
-        async def record() -> None:
-            async with self.engine.begin() as conn:
-                await record_event(
-                    conn, booking_id=req.booking_id, restaurant_id=row.restaurant_id,
-                    source="auto_assign", event_type="auto_assign.quote",
-                    context={"try": req.attempt_no, "plans": [list(p.tables) for p in plans[:5]],
-                             "as_of": as_of, "reason": reason},
-                )
-
-        await self._guard(record)
-        return FindPlansResult(plans=plans, reason=reason, as_of=as_of)
+        floor = await self._floor(req.booking_id)
+        plans = tuple(quote_tables(floor.snapshot, floor.request, self.config))
+        reason = (None if plans else
+                  f"legacy planner found no tables for a party of {floor.request.party_size}")
+        await self._guard(lambda: record_booking_event(
+            self.engine, booking_id=req.booking_id, restaurant_id=floor.restaurant_id,
+            source="auto_assign", event_type="auto_assign.quote",
+            context={"try": req.attempt_no, "plans": [list(p.tables) for p in plans[:5]],
+                     "as_of": floor.as_of, "reason": reason},
+        ))
+        return FindPlansResult(plans=plans, reason=reason, as_of=floor.as_of)
 
     @activity.defn(name="record_legacy_summary")
     async def record_legacy_summary(self, req: LegacySummaryRequest) -> None:
         """One `auto_assign.summary` event per booking: the legacy outcome the
         shadow compares against."""
-
-        async def record() -> None:
-            async with self.engine.begin() as conn:
-                exists = (await conn.execute(
-                    text("SELECT 1 FROM observability_events WHERE booking_id = CAST(:b AS uuid) "
-                         "AND event_type = 'auto_assign.summary'"), {"b": req.booking_id},
-                )).first()
-                if exists is None:
-                    await record_event(
-                        conn, booking_id=req.booking_id, source="auto_assign",
-                        event_type="auto_assign.summary",
-                        context={"outcome": req.outcome, "tries": req.tries,
-                                 "tables": list(req.tables), "reason": req.reason,
-                                 "as_of": req.as_of},
-                    )
-
-        await self._guard(record)
+        await self._guard(lambda: record_booking_event(
+            self.engine, booking_id=req.booking_id, source="auto_assign",
+            event_type="auto_assign.summary", once=True,
+            context={"outcome": req.outcome, "tries": req.tries, "tables": list(req.tables),
+                     "reason": req.reason, "as_of": req.as_of},
+        ))
 
     @activity.defn(name="acquire_permit")
     async def acquire_permit(self, req: PermitRequest) -> PermitResult:
@@ -320,7 +303,8 @@ class BookingActivities:
     async def confirm_plan(self, req: ConfirmRequest) -> ConfirmResult:
         with bind_booking(req.booking_id, attempt=req.attempt_no, pipeline=req.pipeline):
             try:
-                result = await self._guard(lambda: store.confirm_plan(self.engine, req, self.config))
+                result = await self._guard(lambda: confirm.confirm_plan(
+                    self.engine, confirm_spec(req), self.config))
             except (BookingNotFound, IllegalTransition) as exc:
                 log.warning("confirm refused", error=str(exc))
                 raise _non_retryable(exc) from exc
@@ -337,7 +321,7 @@ class BookingActivities:
         with bind_booking(req.booking_id, attempt=req.attempt_no, pipeline=req.pipeline):
             try:
                 result = await self._guard(
-                    lambda: store.record_failed_attempt(self.engine, req))
+                    lambda: lifecycle.record_failed_attempt(self.engine, failed_attempt(req)))
             except (BookingNotFound, IllegalTransition) as exc:
                 raise _non_retryable(exc) from exc
             log.info("attempt failed", reason=req.reason, next_state=result.state)
@@ -413,7 +397,7 @@ class BookingActivities:
     @activity.defn(name="cancel_booking")
     async def cancel_booking(self, req: CancelRequest) -> TransitionResult:
         try:
-            return await self._guard(lambda: store.cancel_booking(
+            return await self._guard(lambda: lifecycle.cancel_booking(
                 self.engine, req.booking_id, actor=req.actor, reason=req.reason
             ))
         except BookingNotFound as exc:
@@ -424,12 +408,10 @@ class BookingActivities:
         """An observability event the workflow records about its booking
         (e.g. a stale manual-review decision it dropped)."""
 
-        async def record() -> None:
-            async with self.engine.begin() as conn:
-                await record_event(conn, booking_id=req.booking_id, source="assignment.workflow",
-                                   event_type=req.event_type, context=req.context)
-
-        await self._guard(record)
+        await self._guard(lambda: record_booking_event(
+            self.engine, booking_id=req.booking_id, source="assignment.workflow",
+            event_type=req.event_type, context=req.context,
+        ))
 
     def all(self) -> list[Callable[..., Any]]:
         return [

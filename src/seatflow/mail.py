@@ -16,7 +16,7 @@ The confirm transaction enqueues one `email_outbox` row per booking and kind
    (redacted) error, to be retried.
 
 A second attempt that finds a fresh `sending` claim waits for it (retryable
-`EmailInFlight`); a claim older than `EMAIL_CLAIM_LEASE` is from a dead
+`storage.outbox.EmailInFlight`); a claim older than `EMAIL_CLAIM_LEASE` is from a dead
 attempt and is sent again, counted in `send_attempts` as a possible duplicate. The file transport names each message after its
 booking and kind and replaces atomically, so the mailbox holds exactly one
 message per row whatever crashes. SMTP cannot offer that: a crash (or a lost
@@ -37,22 +37,20 @@ import asyncio
 import os
 import smtplib
 import socket
-from dataclasses import dataclass
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatflow import metrics
 from seatflow.breaker import CircuitBreaker
 from seatflow.domain.guest import email_problem
-from seatflow.domain.mail import EMAIL_CLAIM_LEASE
+from seatflow.domain.mail import EMAIL_CLAIM_LEASE, Claim, NothingToSend
 from seatflow.domain.messages import EmailResult
 from seatflow.redact import redact
-from seatflow.storage.transitions import record_event, write_breaker_state
+from seatflow.storage import outbox
 
 FALLBACK_RECIPIENT = "guest@example.invalid"  # a booking taken without an address
 
@@ -105,14 +103,6 @@ class MailError(Exception):
         self.permanent = permanent
 
 
-class EmailInFlight(Exception):
-    """Another attempt claimed this email moments ago and may still be sending it."""
-
-    def __init__(self, booking_id: str, kind: str, wait_seconds: float):
-        super().__init__(f"{kind} email of booking {booking_id} is being sent by another attempt")
-        self.wait_seconds = wait_seconds
-
-
 def _codes(exc: BaseException) -> list[int]:
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return [int(code) for code, _ in exc.recipients.values()]
@@ -143,68 +133,17 @@ def classify(exc: BaseException) -> MailError:
 # ------------------------------------------------------------- the steps
 
 
-@dataclass(frozen=True)
-class Claim:
-    outbox_id: int
-    booking_id: str
-    kind: str
-    recipient: str | None
-    subject: str
-    body: str
-    attempts: int  # delivery attempts, this one included (failed ones before it + 1)
-
-
 async def claim_outbox_email(
     engine: AsyncEngine, booking_id: str, kind: str, *, lease: timedelta = EMAIL_CLAIM_LEASE
 ) -> Claim | EmailResult:
     """Step 1, one short transaction: a Claim to deliver, or the result when
-    there is nothing to send (no row, already sent, already failed)."""
-    async with engine.begin() as conn:
-        row = (
-            await conn.execute(
-                text(
-                    "SELECT id, recipient, subject, body, status, delivery_failures, last_error, "
-                    "claimed_at > clock_timestamp() - make_interval(secs => :lease) AS fresh, "
-                    "EXTRACT(EPOCH FROM claimed_at + make_interval(secs => :lease) "
-                    "- clock_timestamp()) AS wait FROM email_outbox "
-                    "WHERE booking_id = CAST(:id AS uuid) AND kind = :kind FOR UPDATE"
-                ),
-                {"id": booking_id, "kind": kind, "lease": lease.total_seconds()},
-            )
-        ).one_or_none()
-        if row is None:
-            return EmailResult(sent=False, duplicate=False, path=None)
-        if row.status == "pending" and kind == "confirmation":
-            state = (await conn.execute(
-                text("SELECT assignment_state FROM bookings WHERE id = CAST(:id AS uuid)"),
-                {"id": booking_id},
-            )).scalar()
-            if state != "confirmed":
-                # Cancelled (or moved on) before the send: never confirm a
-                # booking that no longer holds its tables. The row stays
-                # pending and is never sent (cancellation is final).
-                return EmailResult(sent=False, duplicate=False, path=None)
-        if row.status == "sent":
-            await conn.execute(
-                text("UPDATE email_outbox SET duplicates_suppressed = duplicates_suppressed + 1 "
-                     "WHERE id = :id"),
-                {"id": row.id},
-            )
-            return EmailResult(sent=False, duplicate=True)
-        if row.status == "failed":
-            return EmailResult(sent=False, failed=True, reason=row.last_error)
-        if row.status == "sending" and row.fresh:
-            raise EmailInFlight(booking_id, kind, max(1.0, float(row.wait or 0)))
-        # A stale claim's attempt may have delivered before it died: counted as
-        # a possible duplicate, which `seatflow report` shows.
-        await conn.execute(
-            text("UPDATE email_outbox SET status = 'sending', claimed_at = clock_timestamp(), "
-                 "send_attempts = send_attempts + CASE WHEN status = 'sending' THEN 1 ELSE 0 END "
-                 "WHERE id = :id"),
-            {"id": row.id},
-        )
-        return Claim(row.id, booking_id, kind, row.recipient, row.subject, row.body,
-                     int(row.delivery_failures) + 1)
+    there is nothing to send (no row, already sent, already failed). Raises
+    EmailInFlight while another attempt's fresh claim holds the row."""
+    claim = await outbox.claim_email(engine, booking_id, kind, lease=lease)
+    if isinstance(claim, NothingToSend):
+        return EmailResult(sent=False, duplicate=claim.duplicate, failed=claim.failed,
+                           reason=claim.reason)
+    return claim
 
 
 def build_message(claim: Claim, sender: str) -> EmailMessage:
@@ -263,40 +202,22 @@ async def finish_claim(
     """Step 3: sent (path given), failed (permanent error, or `give_up`), or back
     to pending with the error (transient). Writes the mail breaker's pending
     events in the same transaction."""
-    async with engine.begin() as conn:
-        if breaker is not None and breaker.pending_events:
-            events = breaker.take_events()
-            await write_breaker_state(conn, source="mail", name=breaker.name,
-                                      state=breaker.state, failures=breaker.failures,
-                                      events=events)
-        if error is None:
-            await conn.execute(
-                text("UPDATE email_outbox SET status = 'sent', sent_at = clock_timestamp(), "
-                     "send_attempts = send_attempts + 1, last_error = NULL WHERE id = :id"),
-                {"id": claim.outbox_id},
-            )
-            return EmailResult(sent=True, duplicate=False, path=path)
-        reason = str(error)
-        if error.permanent or give_up:
-            if not error.permanent:
-                reason = f"gave up after {claim.attempts} attempts: {reason}"
-            await conn.execute(
-                text("UPDATE email_outbox SET status = 'failed', failed_at = clock_timestamp(), "
-                     "delivery_failures = delivery_failures + 1, last_error = :e WHERE id = :id"),
-                {"id": claim.outbox_id, "e": reason[:500]},
-            )
-            await record_event(
-                conn, booking_id=claim.booking_id, source="mail", event_type="email.failed",
-                context={"kind": claim.kind, "reason": reason[:500], "attempts": claim.attempts,
-                         "permanent": error.permanent},
-            )
-            return EmailResult(sent=False, failed=True, reason=reason)
-        await conn.execute(
-            text("UPDATE email_outbox SET status = 'pending', claimed_at = NULL, last_error = :e, "
-                 "delivery_failures = delivery_failures + 1 WHERE id = :id"),
-            {"id": claim.outbox_id, "e": reason[:500]},
-        )
-        return EmailResult(sent=False, reason=reason)
+    written = None
+    if breaker is not None and breaker.pending_events:
+        written = outbox.BreakerWrite(name=breaker.name, state=breaker.state,
+                                      failures=breaker.failures, events=breaker.take_events())
+    if error is None:
+        await outbox.mark_email_sent(engine, claim, breaker=written)
+        return EmailResult(sent=True, duplicate=False, path=path)
+    reason = str(error)
+    if error.permanent or give_up:
+        if not error.permanent:
+            reason = f"gave up after {claim.attempts} attempts: {reason}"
+        await outbox.mark_email_failed(engine, claim, reason, permanent=error.permanent,
+                                       breaker=written)
+        return EmailResult(sent=False, failed=True, reason=reason)
+    await outbox.mark_email_pending(engine, claim, reason, breaker=written)
+    return EmailResult(sent=False, reason=reason)
 
 
 async def send_outbox_email(

@@ -40,12 +40,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RetryConfig
 
-from seatflow.bookings_service import create_booking, start_booking_workflow
+from seatflow.domain.intake import NewBooking
 from seatflow.domain.search_attributes import REGISTRATION
 from seatflow.domain.states import AUTOMATIC_OUTCOMES
 from seatflow.domain.workflow_ids import booking_workflow_id
-from seatflow.intake_relay import relay_once
-from seatflow.storage.bookings import NewBooking
+from seatflow.intake.relay import relay_once
+from seatflow.intake.service import create_booking, start_booking_workflow
 from tests.conftest import binary
 from tests.support import (
     double_booked_minutes,
@@ -577,7 +577,7 @@ async def test_booking_made_while_temporal_is_down_is_started_by_the_relay(
     own_pg: OwnPostgres, engine: AsyncEngine, run_dir: Path, processes: Processes,
 ) -> None:
     """Temporal is down at booking time: the bookings are kept, the relay (a real
-    `python -m seatflow.intake_relay` process) backs off, then starts each
+    `python -m seatflow.intake.relay` process) backs off, then starts each
     workflow exactly once when Temporal comes up."""
     server = DevServer(processes, free_port(), run_dir / "temporal.db")
     queue = f"faults-intake-{uuid.uuid4().hex[:8]}"
@@ -597,7 +597,7 @@ async def test_booking_made_while_temporal_is_down_is_started_by_the_relay(
         )
         assert not created.workflow_started
         booking_ids.append(created.booking_id)
-    relay = processes.spawn("relay", [sys.executable, "-m", "seatflow.intake_relay"])
+    relay = processes.spawn("relay", [sys.executable, "-m", "seatflow.intake.relay"])
     # Temporal stays down until the relay has failed to reach it (and backs off).
     deadline = time.monotonic() + 60
     while "intake.relay_unavailable" not in relay_log(run_dir):

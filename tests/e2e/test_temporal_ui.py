@@ -30,9 +30,10 @@ import pytest
 import pytest_asyncio
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from seatflow.bookings_service import create_booking
 from seatflow.config import Settings
-from seatflow.storage.bookings import NewBooking, workflow_id_for
+from seatflow.domain.intake import NewBooking
+from seatflow.domain.workflow_ids import booking_workflow_id
+from seatflow.intake.service import create_booking
 from tests.conftest import binary
 from tests.support import floorplan, import_plan, slot, wait_for_state
 from tests.system_tools import require_tool
@@ -150,7 +151,7 @@ async def test_operator_finds_a_manual_review_booking_in_the_temporal_ui(
     async with (build_worker(env.client, db_engine, test_settings, task_queue=queue),
                 async_playwright() as pw):
         booking_id, workflow_id = await booking_in_manual_review(env, db_engine, queue, rid)
-        assert workflow_id == workflow_id_for(booking_id)
+        assert workflow_id == booking_workflow_id(booking_id)
         browser = await pw.chromium.launch(executable_path=chromium, headless=True,
                                            args=CHROMIUM_ARGS)
         try:

@@ -199,7 +199,7 @@ def require(token: ApiToken, roles: tuple[Role, ...], restaurant_id: str | None)
 
 
 async def _booking(d: Deps, booking_id: str) -> dict[str, Any]:
-    from seatflow.bookings_service import booking_view
+    from seatflow.intake.service import booking_view
     from seatflow.storage.transitions import BookingNotFound
 
     try:
@@ -235,9 +235,9 @@ def _routes(app: FastAPI) -> None:
             alias="Idempotency-Key", pattern=IDEMPOTENCY_KEY,
             description="retries with the same key return the same booking")] = None,
     ) -> JSONResponse:
-        from seatflow.bookings_service import NotAvailable, create_booking
+        from seatflow.domain.intake import NewBooking
         from seatflow.domain.restaurant import InvalidBooking, parse_start
-        from seatflow.storage.bookings import NewBooking
+        from seatflow.intake.service import NotAvailable, create_booking
         from seatflow.storage.restaurants import load_policy
 
         require(token, ("host",), restaurant_id)
@@ -296,7 +296,8 @@ def _routes(app: FastAPI) -> None:
         booking_id: BookingPath, token: Caller, d: Dep,
         body: Annotated[CancelBody | None, Body()] = None,
     ) -> JSONResponse:
-        from seatflow.storage.bookings import cancel_booking, workflow_id_for
+        from seatflow.domain.workflow_ids import booking_workflow_id
+        from seatflow.storage.lifecycle import cancel_booking
 
         require(token, ("host",), None)
         bid = str(booking_id)
@@ -308,7 +309,7 @@ def _routes(app: FastAPI) -> None:
                            f"({view['last_reason'] or 'no reason recorded'})")
         actor = f"api:{token.name}"
         reason = body.reason if body is not None else None
-        handle = d.client.get_workflow_handle(workflow_id_for(bid))
+        handle = d.client.get_workflow_handle(booking_workflow_id(bid))
         # The workflow may close between the check and the signal (right after it
         # sends the confirmation): a signal refused for that is a database cancel.
         running = await _running(handle) and await signal_cancel(handle, actor, reason)
@@ -449,7 +450,7 @@ async def _decide(d: Deps, booking_id: str, body: DecisionBody) -> dict[str, Any
     from temporalio.service import RPCError
 
     from seatflow.domain.review import InvalidDecision, parse_decision
-    from seatflow.storage.bookings import workflow_id_for
+    from seatflow.domain.workflow_ids import booking_workflow_id
 
     payload = body.model_dump(exclude_none=True)
     try:
@@ -464,7 +465,7 @@ async def _decide(d: Deps, booking_id: str, body: DecisionBody) -> dict[str, Any
                            f"({view['last_reason'] or 'no reason recorded'})")
         raise ApiError(409, "not_in_manual_review",
                        f"booking {booking_id} is {state}, not in manual_review")
-    handle = d.client.get_workflow_handle(workflow_id_for(booking_id))
+    handle = d.client.get_workflow_handle(booking_workflow_id(booking_id))
     try:
         result = await asyncio.wait_for(
             handle.execute_update("resolve_manual_review_update", payload),

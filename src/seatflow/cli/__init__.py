@@ -20,7 +20,7 @@ from seatflow.cli.loadtest import loadtest_command
 from seatflow.cli.report import report_command
 from seatflow.cli.shadow import shadow_report_command
 from seatflow.config import ConfigError
-from seatflow.intake_relay import intake_command
+from seatflow.intake.relay import intake_command
 from seatflow.ops.demo import demo_command
 
 app = typer.Typer(

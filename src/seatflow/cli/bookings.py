@@ -85,11 +85,11 @@ def create_cmd(
 ) -> None:
     """Insert a booking and start its assignment workflow; prints the booking id."""
     from seatflow.availability import engine_config
-    from seatflow.bookings_service import NotAvailable, create_booking
     from seatflow.config import settings
     from seatflow.domain.guest import check_guest_email, check_guest_name
+    from seatflow.domain.intake import NewBooking
     from seatflow.domain.restaurant import InvalidBooking, parse_start
-    from seatflow.storage.bookings import NewBooking
+    from seatflow.intake.service import NotAvailable, create_booking
     from seatflow.storage.restaurants import load_policy
 
     try:
@@ -188,7 +188,7 @@ def _render(view: dict[str, Any]) -> str:
 @app.command("show")
 def show_cmd(booking_id: BookingId, as_json: JsonFlag = False) -> None:
     """Everything about one booking: state, tables, attempts, history, email."""
-    from seatflow.bookings_service import booking_view
+    from seatflow.intake.service import booking_view
     from seatflow.storage.transitions import BookingNotFound
 
     booking_id = check_uuid(booking_id)
@@ -210,8 +210,8 @@ def wait_cmd(
 ) -> None:
     """Wait until the booking is confirmed, in manual review, failed or cancelled.
     Exits 0 when settled, 3 on timeout."""
-    from seatflow.bookings_service import booking_view
     from seatflow.domain.states import SETTLED
+    from seatflow.intake.service import booking_view
     from seatflow.storage.transitions import BookingNotFound
 
     booking_id = check_uuid(booking_id)
@@ -250,7 +250,7 @@ def cancel_cmd(
 ) -> None:
     """Cancel a booking: releases its tables and ends its workflow (in the
     database when the workflow has already closed)."""
-    from seatflow.bookings_service import BookingActionRefused, cancel_booking_request
+    from seatflow.intake.service import BookingActionRefused, cancel_booking_request
     from seatflow.storage.transitions import BookingNotFound
 
     booking_id = check_uuid(booking_id)
@@ -275,8 +275,8 @@ def cancel_cmd(
 def resume_cmd(booking_id: BookingId, as_json: JsonFlag = False) -> None:
     """Start a new workflow run for a booking that is not settled when its
     workflow failed or was terminated (or never started)."""
-    from seatflow.bookings_service import BookingActionRefused, resume_booking
     from seatflow.config import settings
+    from seatflow.intake.service import BookingActionRefused, resume_booking
     from seatflow.storage.transitions import BookingNotFound
 
     booking_id = check_uuid(booking_id)

@@ -50,12 +50,8 @@ def import_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Validate a floor plan and create or update its restaurant (all or nothing)."""
-    from seatflow.floorplan import (
-        FloorPlanError,
-        FloorPlanTooLarge,
-        import_floorplan,
-        load_floorplan,
-    )
+    from seatflow.floorplan import FloorPlanError, FloorPlanTooLarge, load_floorplan
+    from seatflow.storage.floorplans import import_floorplan
 
     try:
         plan = load_floorplan(file)
@@ -93,7 +89,7 @@ def list_cmd(as_json: JsonFlag = False) -> None:
     """List restaurants with their active tables and capacity."""
     from dataclasses import asdict
 
-    from seatflow.floorplan import list_restaurants
+    from seatflow.storage.floorplans import list_restaurants
 
     restaurants = _with_engine(list_restaurants)
     if as_json:
@@ -119,7 +115,7 @@ def show_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Show a restaurant: services, zones, tables and adjacency."""
-    from seatflow.floorplan import export_floorplan
+    from seatflow.storage.floorplans import export_floorplan
 
     plan = _with_engine(lambda engine: export_floorplan(engine, restaurant_id))
     if plan is None:
@@ -174,7 +170,7 @@ def show_cmd(
 @app.command("export")
 def export_cmd(restaurant_id: RestaurantId) -> None:
     """Print a stored restaurant as a floor-plan file, ready to edit and re-import."""
-    from seatflow.floorplan import export_floorplan
+    from seatflow.storage.floorplans import export_floorplan
 
     plan = _with_engine(lambda engine: export_floorplan(engine, restaurant_id))
     if plan is None:

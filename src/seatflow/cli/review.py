@@ -66,7 +66,7 @@ def list_cmd(
 
 
 def _decide(booking_id: str, payload: dict[str, Any], as_json: bool) -> None:
-    from seatflow.bookings_service import BookingActionRefused, resolve_manual_review
+    from seatflow.intake.service import BookingActionRefused, resolve_manual_review
     from seatflow.storage.transitions import BookingNotFound
 
     booking_id = check_uuid(booking_id)

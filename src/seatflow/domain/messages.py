@@ -27,10 +27,11 @@ class CarriedState:
 
 @dataclass(frozen=True)
 class BookingWorkflowInput:
+    """Fields may be removed once nothing reads them: the SDK ignores unknown
+    keys when it decodes a recorded input (party_size and start went so)."""
+
     booking_id: str
-    restaurant_id: str = ""
-    party_size: int = 0
-    start: str = ""  # ISO 8601, for the static summary only
+    restaurant_id: str = ""  # not read; still written by the workflow's continue-as-new
     history_limit: int = 0  # continue as new at this many events (0: the default)
     carried: CarriedState | None = None  # set when continued as new
 
@@ -64,7 +65,6 @@ class BookingContext:
     table_ids: tuple[str, ...] = ()  # every table of the restaurant, for update validation
     reason: str | None = None  # why the booking failed verification, if it did
     attempts_used: int = 0
-    manual_review_deadline: str | None = None  # ISO 8601; default the booking's start
 
 
 @dataclass(frozen=True)

@@ -368,7 +368,7 @@ class _Evening:
     config: EngineConfig
 
     def new_booking(self, b: DemoBooking, start: datetime | None = None) -> Any:
-        from seatflow.storage.bookings import NewBooking
+        from seatflow.domain.intake import NewBooking
 
         return NewBooking(restaurant_id=self.restaurant_id, party_size=b.party_size,
                           start=start or b.start, zone_preference=b.zone,
@@ -389,8 +389,9 @@ async def _open_evening(stack: devstack.StackStatus, path: Path, seed: int | Non
 
     from seatflow.availability import engine_config
     from seatflow.config import settings
-    from seatflow.floorplan import import_floorplan, load_floorplan
+    from seatflow.floorplan import load_floorplan
     from seatflow.storage.db import make_engine
+    from seatflow.storage.floorplans import import_floorplan
 
     assert stack.database_url and stack.temporal_address
     plan = load_floorplan(path)
@@ -414,8 +415,8 @@ async def _book_overbooked(stack: devstack.StackStatus, path: Path, count: int,
                            seed: int | None, timeout: float, console: Console, concurrency: int,
                            rate: float, _tolerance: timedelta) -> DemoSummary:
     """Every booking accepted without asking: re-packing and manual review under pressure."""
-    from seatflow.bookings_service import create_booking
     from seatflow.domain.restaurant import InvalidBooking
+    from seatflow.intake.service import create_booking
     from seatflow.ops.loadtest import wait_until_settled
 
     ev = await _open_evening(stack, path, seed, console, concurrency)
@@ -464,8 +465,8 @@ async def _book_well_run(stack: devstack.StackStatus, path: Path, count: int, se
                          timeout: float, console: Console, concurrency: int, rate: float,
                          tolerance: timedelta) -> DemoSummary:
     """The phone book and its operator, the evening's guests, one cancellation."""
-    from seatflow.bookings_service import create_booking
     from seatflow.domain.restaurant import InvalidBooking
+    from seatflow.intake.service import create_booking
     from seatflow.ops.loadtest import wait_until_settled
 
     ev = await _open_evening(stack, path, seed, console, concurrency)
@@ -589,7 +590,7 @@ async def _guest_books(ev: _Evening, b: DemoBooking, tolerance: timedelta, task_
     closest of them within `tolerance` once more. Returns what happened
     ("at_time_asked", "offered+took_offer", "offered+went_away", "went_away")
     and the booking id."""
-    from seatflow.bookings_service import NotAvailable
+    from seatflow.intake.service import NotAvailable
 
     shown = await _ask(ev, b, tolerance)
     start = _closest(shown, b.start, tolerance)
@@ -615,7 +616,7 @@ async def _operator_seats(ev: _Evening, booking_id: str, party: int,
                           deadline: float) -> CliStep:
     """Wait until the party is in manual review (each failed attempt shown),
     then an operator decides (`_operator_decides`)."""
-    from seatflow.bookings_service import booking_view
+    from seatflow.intake.service import booking_view
 
     console = ev.console
     shown = 0
@@ -643,7 +644,7 @@ async def _operator_decides(ev: _Evening, view: dict[str, Any], *, note: str) ->
     tables (`operator_tables`) are assigned with `seatflow review assign --force`;
     when there are none, the booking is rejected with `seatflow review reject`
     (and the guest called), so no one is left waiting."""
-    from seatflow.bookings_service import booking_view
+    from seatflow.intake.service import booking_view
     from seatflow.storage.restaurants import load_snapshot
 
     booking_id, party = view["booking_id"], int(view["party_size"])
@@ -672,7 +673,7 @@ async def _operator_decides(ev: _Evening, view: dict[str, Any], *, note: str) ->
 async def _operator_clears_queue(ev: _Evening, booking_ids: list[str]) -> list[CliStep]:
     """Bookings the pipeline could not seat after all (a guest who booked a
     time another took in the same instant): the operator decides each."""
-    from seatflow.bookings_service import booking_view
+    from seatflow.intake.service import booking_view
 
     steps = []
     for booking_id in booking_ids:
@@ -685,7 +686,7 @@ async def _operator_clears_queue(ev: _Evening, booking_ids: list[str]) -> list[C
 
 async def _guest_cancels(ev: _Evening, booking_ids: list[str]) -> CliStep | None:
     """One guest with a confirmed table cancels through `seatflow bookings cancel`."""
-    from seatflow.bookings_service import booking_view
+    from seatflow.intake.service import booking_view
 
     candidates = sorted(booking_ids)
     ev.rng.shuffle(candidates)

@@ -150,7 +150,8 @@ def floorplan_path(explicit: Path | None = None) -> Path:
 
 async def ensure_restaurants(engine: AsyncEngine, ids: list[str], template: Path) -> tuple[int, str]:
     """Import missing restaurants as copies of `template`; returns (imported, timezone)."""
-    from seatflow.floorplan import import_floorplan, parse_floorplan
+    from seatflow.floorplan import parse_floorplan
+    from seatflow.storage.floorplans import import_floorplan
 
     data = json.loads(template.read_text())
     existing = await existing_restaurants(engine, ids)
@@ -213,9 +214,9 @@ async def run_loadtest(
     seed: int | None = None,
     max_parallel: int | None = None,
 ) -> LoadtestResult:
-    from seatflow.bookings_service import create_booking
+    from seatflow.domain.intake import NewBooking
     from seatflow.domain.restaurant import InvalidBooking
-    from seatflow.storage.bookings import NewBooking
+    from seatflow.intake.service import create_booking
 
     if bookings < 1 or restaurants < 1 or concurrency < 1:
         raise LoadtestError("--bookings, --restaurants and --concurrency must be at least 1")

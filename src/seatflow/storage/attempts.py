@@ -29,16 +29,17 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from seatflow.domain.mail import confirmation_email
 from seatflow.domain.planning import BookingRequest, Move, Plan, RestaurantSnapshot
 from seatflow.domain.states import AssignmentState
 from seatflow.storage import slots
-from seatflow.storage.bookings import (
-    _allocate,
-    _apply_moves,
-    _confirmation_text,
-    _NothingAllocated,
-    _PlanUnavailable,
+from seatflow.storage.confirm import (
+    NothingAllocated,
+    PlanUnavailable,
+    allocate,
+    apply_moves,
     booking_tables,
+    email_booking,
 )
 from seatflow.storage.restaurants import load_attempt_inputs, snapshot_from_json
 from seatflow.storage.transitions import (
@@ -225,7 +226,7 @@ async def _attempt_in_tx(conn: AsyncConnection, spec: AttemptSpec, plan: Planner
         set_columns={"status": "confirmed", "assignment_strategy": chosen.strategy,
                      "assignment_pipeline": spec.pipeline},
     )
-    subject, body = _confirmation_text(spec.booking_id, row, tables)
+    subject, body = confirmation_email(email_booking(spec.booking_id, row), tables)
     await conn.execute(CONFIRM_BOOKKEEPING, {
         **common, "s": chosen.strategy, "to": row.guest_email, "subject": subject, "body": body,
         "ctx": json.dumps({"tables": list(tables), "strategy": chosen.strategy,
@@ -262,22 +263,22 @@ async def _place(conn: AsyncConnection, booking_id: str, restaurant_id: str,
     try:
         async with conn.begin_nested():
             try:
-                notify = await _apply_moves(conn, booking_id, restaurant_id, found.moves)
-            except _PlanUnavailable as exc:
-                raise _PlanUnavailable(f"re-packing failed: {exc}") from None
+                notify = await apply_moves(conn, booking_id, restaurant_id, found.moves)
+            except PlanUnavailable as exc:
+                raise PlanUnavailable(f"re-packing failed: {exc}") from None
             for candidate in found.plans:
                 tables = tuple(sorted(candidate.tables))
                 tried.append(tables)
-                why = await _allocate(conn, booking_id, restaurant_id, tables, start, until)
+                why = await allocate(conn, booking_id, restaurant_id, tables, start, until)
                 if why is None:
                     chosen = candidate
                     break
                 reasons.append(why)
             if chosen is None:
-                raise _NothingAllocated  # the moves were for nothing: roll them back
-    except _PlanUnavailable as exc:
+                raise NothingAllocated  # the moves were for nothing: roll them back
+    except PlanUnavailable as exc:
         return None, tried, [*reasons, str(exc)], ()
-    except _NothingAllocated:
+    except NothingAllocated:
         return None, tried, reasons, ()
     return chosen, tried, reasons, notify
 

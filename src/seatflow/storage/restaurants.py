@@ -7,10 +7,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from seatflow.domain.assignment import BookingFloor
 from seatflow.domain.planning import (
     Allocation,
+    BookingRequest,
     KnownBooking,
     Mobility,
     RestaurantSnapshot,
@@ -277,3 +279,31 @@ async def snapshot_time(conn: AsyncConnection) -> datetime:
     """The database clock: when a snapshot read on `conn` was taken."""
     value: datetime = (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()
     return value
+
+
+async def load_booking_floor(engine: AsyncEngine, booking_id: str) -> BookingFloor | None:
+    """The booking as the planner sees it and its restaurant's floor around its
+    time (the booking left out), as of one database time; None when unknown."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT restaurant_id, party_size, start_at, occupied_until, "
+                    "zone_preference, clock_timestamp() AS as_of FROM bookings "
+                    "WHERE id = CAST(:id AS uuid)"
+                ),
+                {"id": booking_id},
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        snapshot = await load_snapshot(
+            conn, row.restaurant_id, row.start_at, row.occupied_until,
+            exclude_booking=booking_id,
+        )
+    request = BookingRequest(
+        booking_id=booking_id, party_size=row.party_size, start=row.start_at,
+        end=row.occupied_until, zone_preference=row.zone_preference,
+    )
+    return BookingFloor(restaurant_id=row.restaurant_id, request=request, snapshot=snapshot,
+                        as_of=row.as_of.isoformat())

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 if TYPE_CHECKING:
     from seatflow.breaker import BreakerEvent
@@ -354,3 +354,33 @@ async def write_breaker_state(
         ),
         {"n": name, "s": state, "f": failures},
     )
+
+
+async def save_breaker_state(
+    engine: AsyncEngine, *, source: str, name: str, state: str, failures: int,
+    events: Iterable[BreakerEvent],
+) -> None:
+    """`write_breaker_state` in a transaction of its own."""
+    async with engine.begin() as conn:
+        await write_breaker_state(conn, source=source, name=name, state=state,
+                                  failures=failures, events=events)
+
+
+async def record_booking_event(
+    engine: AsyncEngine, *, booking_id: str, source: str, event_type: str,
+    context: dict[str, Any], restaurant_id: str | None = None, once: bool = False,
+) -> bool:
+    """One observability event about a booking, in a transaction of its own.
+    With `once`, nothing is written when the booking already has an event of
+    that type (a retried activity records it once). True when written."""
+    async with engine.begin() as conn:
+        if once:
+            exists = (await conn.execute(
+                text("SELECT 1 FROM observability_events WHERE booking_id = CAST(:b AS uuid) "
+                     "AND event_type = :t"), {"b": booking_id, "t": event_type},
+            )).first()
+            if exists is not None:
+                return False
+        await record_event(conn, booking_id=booking_id, restaurant_id=restaurant_id,
+                           source=source, event_type=event_type, context=context)
+        return True

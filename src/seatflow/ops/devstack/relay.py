@@ -16,7 +16,7 @@ from seatflow.ops.devstack.records import (
     spawn,
 )
 
-INTAKE_RELAY_MODULE = "seatflow.intake_relay"
+INTAKE_RELAY_MODULE = "seatflow.intake.relay"
 INTAKE_RELAY = "intake-relay"
 
 

@@ -9,7 +9,7 @@ Starting is idempotent (the workflow id is the booking's, a second start joins
 the first), so a relay racing `create_booking`, a second relay, or a crash
 between start and mark never starts a booking twice.
 
-    python -m seatflow.intake_relay      # what `seatflow dev up` and compose run
+    python -m seatflow.intake.relay      # what `seatflow dev up` and compose run
     seatflow intake [--once]             # the same loop from the CLI
 
 While Temporal or PostgreSQL is unreachable the loop backs off (1 s doubling
@@ -30,12 +30,11 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from seatflow.bookings_service import start_booking_workflow
 from seatflow.config import ConfigError, Settings, load_settings
 from seatflow.domain.workflow_ids import booking_workflow_id
+from seatflow.intake.service import start_booking_workflow
 from seatflow.logging import configure_logging, get_logger
-from seatflow.storage.bookings import mark_intake_started
-from seatflow.storage.intake import pending_intake
+from seatflow.storage.intake import mark_intake_started, pending_intake
 
 BATCH_SIZE = 100  # rows per pass
 POLL_SECONDS = 1.0
@@ -44,7 +43,7 @@ SETTLE_SECONDS = 1.0
 BACKOFF_START_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 30.0
 
-log = get_logger("seatflow.intake_relay")
+log = get_logger("seatflow.intake.relay")
 
 
 class IntakeStartFailed(RuntimeError):

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import (
     Client,
@@ -30,6 +29,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from seatflow.domain import search_attributes as sa
+from seatflow.domain.intake import NewBooking
 from seatflow.domain.messages import BookingOutcome, BookingWorkflowInput
 from seatflow.domain.planning import EngineConfig
 from seatflow.domain.restaurant import InvalidBooking
@@ -37,14 +37,14 @@ from seatflow.domain.review import InvalidDecision, parse_cancel
 from seatflow.domain.states import TERMINAL as _TERMINAL
 from seatflow.domain.states import AssignmentState
 from seatflow.domain.workflow_ids import booking_workflow_id
-from seatflow.storage.bookings import (
-    NewBooking,
+from seatflow.storage.booking_view import load_booking_view
+from seatflow.storage.intake import (
     find_existing_booking,
     insert_booking_once,
+    intake_details,
     mark_intake_started,
 )
-from seatflow.storage.bookings import cancel_booking as store_cancel_booking
-from seatflow.storage.transitions import BookingNotFound
+from seatflow.storage.lifecycle import cancel_booking as store_cancel_booking
 
 WORKFLOW_NAME = "BookingAssignmentWorkflow"
 
@@ -94,10 +94,7 @@ async def start_booking_workflow(
     try:
         return await client.start_workflow(
             WORKFLOW_NAME,
-            BookingWorkflowInput(
-                booking_id=booking_id, restaurant_id=restaurant_id, party_size=party_size,
-                start=start.isoformat(),
-            ),
+            BookingWorkflowInput(booking_id=booking_id, restaurant_id=restaurant_id),
             id=workflow_id,
             task_queue=task_queue,
             result_type=BookingOutcome,
@@ -157,11 +154,8 @@ async def create_booking(
         return CreatedBooking(booking_id, workflow_id, workflow_started=False, created=created)
     restaurant_id, party_size, start = new.restaurant_id, new.party_size, new.start
     if not created or start.tzinfo is None:  # read back what was stored
-        row = (await _fetch(
-            engine, "SELECT restaurant_id, party_size, start_at FROM bookings "
-            "WHERE id = CAST(:id AS uuid)", id=booking_id,
-        ))[0]
-        restaurant_id, party_size, start = row.restaurant_id, row.party_size, row.start_at
+        stored = await intake_details(engine, booking_id)
+        restaurant_id, party_size, start = stored.restaurant_id, stored.party_size, stored.start
     try:
         # Idempotent: a retry joins the workflow the first call started (or
         # starts it, when the first call stopped between commit and start).
@@ -176,11 +170,6 @@ async def create_booking(
     return CreatedBooking(booking_id, workflow_id, created=created)
 
 
-async def _fetch(engine: AsyncEngine, sql: str, **params: Any) -> list[Any]:
-    async with engine.connect() as conn:
-        return list((await conn.execute(text(sql), params)).all())
-
-
 def table_order(code: str) -> tuple[str, int, str]:
     """T2 before T10: the order a floor plan reads in."""
     digits = "".join(ch for ch in code if ch.isdigit())
@@ -191,102 +180,11 @@ def table_order(code: str) -> tuple[str, int, str]:
 async def booking_view(engine: AsyncEngine, booking_id: str) -> dict[str, Any]:
     """Everything an operator needs to answer "why is booking X not confirmed?"
 
-    Fields are the contract of `bookings show --json`.
+    Fields are the contract of `bookings show --json`; tables in floor-plan order.
     """
-    async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                text(
-                    "SELECT id::text AS id, restaurant_id, party_size, start_at, end_at, "
-                    "occupied_until, status, assignment_state, assignment_state_version, "
-                    "assignment_strategy, assignment_pipeline, last_reason, zone_preference, "
-                    "created_at, confirmed_at, (SELECT timezone FROM restaurants r WHERE "
-                    "r.id = bookings.restaurant_id) AS timezone FROM bookings "
-                    "WHERE id = CAST(:id AS uuid)"
-                ),
-                {"id": booking_id},
-            )
-        ).one_or_none()
-        if row is None:
-            raise BookingNotFound(booking_id)
-        tables = (
-            await conn.execute(
-                text(
-                    "SELECT t.code FROM allocations a JOIN dining_tables t ON t.id = a.table_id "
-                    "WHERE a.booking_id = CAST(:id AS uuid) ORDER BY t.code"
-                ),
-                {"id": booking_id},
-            )
-        ).scalars().all()
-        attempts = (
-            await conn.execute(
-                text(
-                    "SELECT attempt_no, pipeline, result, reason, strategy, plans_tried, "
-                    "permit_wait_ms, created_at FROM booking_assignment_attempts "
-                    "WHERE booking_id = CAST(:id AS uuid) ORDER BY created_at, attempt_no"
-                ),
-                {"id": booking_id},
-            )
-        ).all()
-        history = (
-            await conn.execute(
-                text(
-                    "SELECT from_state, to_state, version, reason, actor, created_at "
-                    "FROM booking_assignment_state_history WHERE booking_id = CAST(:id AS uuid) "
-                    "ORDER BY id"
-                ),
-                {"id": booking_id},
-            )
-        ).all()
-        email = (
-            await conn.execute(
-                text(
-                    "SELECT status, sent_at, duplicates_suppressed, last_error FROM email_outbox "
-                    "WHERE booking_id = CAST(:id AS uuid) AND kind = 'confirmation'"
-                ),
-                {"id": booking_id},
-            )
-        ).one_or_none()
-    sent = email is not None and email.status == "sent"
-    return {
-        "booking_id": row.id,
-        "restaurant_id": row.restaurant_id,
-        "timezone": row.timezone,
-        "party_size": row.party_size,
-        "start": row.start_at.isoformat(),
-        "end": row.end_at.isoformat(),
-        "occupied_until": row.occupied_until.isoformat(),
-        "zone_preference": row.zone_preference,
-        "status": row.status,
-        "assignment_state": row.assignment_state,
-        "assignment_state_version": row.assignment_state_version,
-        "assignment_strategy": row.assignment_strategy,
-        "assignment_pipeline": row.assignment_pipeline,
-        "last_reason": row.last_reason,
-        "created_at": row.created_at.isoformat(),
-        "confirmed_at": row.confirmed_at.isoformat() if row.confirmed_at else None,
-        "tables": sorted(tables, key=table_order),
-        "attempts": [
-            {"attempt_no": a.attempt_no, "pipeline": a.pipeline, "result": a.result,
-             "reason": a.reason, "strategy": a.strategy,
-             "plans_tried": a.plans_tried, "permit_wait_ms": a.permit_wait_ms,
-             "at": a.created_at.isoformat()}
-            for a in attempts
-        ],
-        "history": [
-            {"from": h.from_state, "to": h.to_state, "version": h.version, "reason": h.reason,
-             "actor": h.actor, "at": h.created_at.isoformat()}
-            for h in history
-        ],
-        "email": {
-            "sent": sent,
-            "count": 1 if sent else 0,
-            "sent_at": email.sent_at.isoformat() if email is not None and email.sent_at else None,
-            "duplicates_suppressed": email.duplicates_suppressed if email is not None else 0,
-            "status": email.status if email is not None else None,
-            "error": email.last_error if email is not None else None,  # redacted
-        },
-    }
+    view = await load_booking_view(engine, booking_id)
+    view["tables"] = sorted(view["tables"], key=table_order)
+    return view
 
 
 # ------------------------------------------------- operator actions (CLI, host app)
@@ -422,8 +320,7 @@ async def resume_booking(
     try:
         handle = await client.start_workflow(
             WORKFLOW_NAME,
-            BookingWorkflowInput(booking_id=booking_id, restaurant_id=view["restaurant_id"],
-                                 party_size=view["party_size"], start=start.isoformat()),
+            BookingWorkflowInput(booking_id=booking_id, restaurant_id=view["restaurant_id"]),
             id=workflow_id, task_queue=task_queue, result_type=BookingOutcome,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
