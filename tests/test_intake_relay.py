@@ -208,9 +208,9 @@ def test_backoff_doubles_from_one_second_up_to_the_cap() -> None:
 
 
 def run_intake_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    code = ("import typer; from seatflow.intake.relay import intake_command; "
-            "typer.run(intake_command)")
-    return subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=ROOT,
+    # Through the CLI's entry point, as `seatflow intake ...` runs it.
+    code = "from seatflow.cli import main; main()"
+    return subprocess.run([sys.executable, "-c", code, "intake", *args], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=60, check=False)
 
 

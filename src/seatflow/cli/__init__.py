@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from typing import NoReturn
 
 import typer
 
@@ -75,6 +76,36 @@ def main() -> None:
     password: configuration errors exit 2, an unreachable or failing database
     exits 1 with one line, and anything else (a bug) prints its traceback with
     secrets masked."""
+    try:
+        _run()
+    except SystemExit as done:
+        leave(done.code)
+    leave(0)
+
+
+def leave(code: str | int | None) -> NoReturn:
+    """Exit with `code`. Once the Temporal client has been loaded, exit without
+    interpreter finalisation (after atexit handlers and a flush): its Rust
+    runtime threads can outlive the event loop and abort a finalising
+    interpreter ("Fatal Python error: PyGILState_Release", a known SDK issue),
+    turning a finished command into a crash with another exit status."""
+    if "temporalio.bridge" not in sys.modules:
+        sys.exit(code)
+    import atexit
+    import logging
+    import os
+
+    status = code if isinstance(code, int) else (0 if code is None else 1)
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def _run() -> None:
     from seatflow.redact import redact_secrets
 
     try:
