@@ -44,7 +44,6 @@ from seatflow.domain.messages import (
     VerifyRequest,
 )
 from seatflow.domain.planning import (
-    AdjacencyMode,
     BookingRequest,
     EngineConfig,
     RestaurantSnapshot,
@@ -74,12 +73,8 @@ log = get_logger("seatflow.activities")
 
 
 def engine_config(settings: Settings) -> EngineConfig:
-    return EngineConfig(
-        max_tables=settings.max_tables,
-        max_overage=settings.max_overage,
-        adjacency_mode=AdjacencyMode(settings.adjacency_mode),
-        repack_freeze_minutes=settings.repack_freeze_minutes,
-    )
+    """The plan rules the worker uses: `Settings.engine_config`."""
+    return settings.engine_config()
 
 
 def confirm_spec(req: ConfirmRequest) -> ConfirmSpec:

@@ -19,7 +19,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from seatflow.config import Settings
-from seatflow.domain.planning import AdjacencyMode, BookingRequest, EngineConfig
+from seatflow.domain.planning import BookingRequest
 from seatflow.domain.restaurant import InvalidBooking, booking_window
 from seatflow.domain.shadow import (
     ShadowComparison,
@@ -43,12 +43,7 @@ class ShadowActivities:
     def __init__(self, engine: AsyncEngine, settings: Settings):
         self.engine = engine
         self.settings = settings
-        self.config = EngineConfig(
-            max_tables=settings.max_tables,
-            max_overage=settings.max_overage,
-            adjacency_mode=AdjacencyMode(settings.adjacency_mode),
-            repack_freeze_minutes=settings.repack_freeze_minutes,
-        )
+        self.config = settings.engine_config()
 
     @activity.defn(name="shadow_search")
     async def shadow_search(self, inp: ShadowInput) -> ShadowSearch:

@@ -29,7 +29,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatflow.config import Settings
 from seatflow.domain.planning import (
-    AdjacencyMode,
     BookingRequest,
     EngineConfig,
     Move,
@@ -122,12 +121,8 @@ class Availability:
 
 
 def engine_config(settings: Settings) -> EngineConfig:
-    """The plan rules the worker uses (SEATFLOW_MAX_TABLES, _MAX_OVERAGE, _ADJACENCY_MODE)."""
-    return EngineConfig(
-        max_tables=settings.max_tables,
-        max_overage=settings.max_overage,
-        adjacency_mode=AdjacencyMode(settings.adjacency_mode),
-    )
+    """The plan rules the worker uses: `Settings.engine_config`."""
+    return settings.engine_config()
 
 
 def nearest_times(times: Iterable[datetime], wanted: datetime, limit: int = 3) -> list[datetime]:

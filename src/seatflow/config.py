@@ -14,6 +14,8 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from seatflow.domain.planning import AdjacencyMode, EngineConfig
+
 
 class ConfigError(RuntimeError):
     """A configuration value is invalid; the message names the variable."""
@@ -92,6 +94,12 @@ class Settings(BaseSettings):
     repack_freeze_minutes: int = Field(
         default=60, ge=0, le=24 * 60, alias="SEATFLOW_REPACK_FREEZE_MINUTES"
     )
+    # plans of three or more tables wait until the booking starts within this many
+    # minutes (docs/engine.md, "Three tables wait until two hours before");
+    # 525600 (a year) allows them at any time
+    wide_plan_lead_minutes: int = Field(
+        default=120, ge=0, le=525600, alias="SEATFLOW_WIDE_PLAN_LEAD_MINUTES"
+    )
     # The HTTP API: bearer tokens as JSON (parsed by seatflow.api.auth, which
     # never echoes a token in an error) and the address `seatflow api` binds.
     api_tokens: str = Field(default="", alias="SEATFLOW_API_TOKENS", repr=False)
@@ -138,6 +146,19 @@ class Settings(BaseSettings):
     def mailbox_path(self) -> Path:
         return Path(self.mailbox_dir) if self.mailbox_dir else project_root() / "var" / "mailbox"
 
+
+
+    def engine_config(self) -> EngineConfig:
+        """The plan rules every caller of the engine uses (the attempt, the
+        shadow search, availability, the API and the CLI): one place, so that
+        availability never offers what the pipeline would not seat."""
+        return EngineConfig(
+            max_tables=self.max_tables,
+            max_overage=self.max_overage,
+            adjacency_mode=AdjacencyMode(self.adjacency_mode),
+            repack_freeze_minutes=self.repack_freeze_minutes,
+            wide_plan_lead_minutes=self.wide_plan_lead_minutes,
+        )
 
 class Flags(BaseSettings):
     """The V3 rollout flags (docs/deploy.md), read fresh on every decision."""
