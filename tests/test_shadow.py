@@ -203,7 +203,10 @@ async def test_v3_seats_a_party_of_nine_that_legacy_pairs_cannot(
                       as_of=as_of)
     before = await dump_application_tables(db_engine)
     client = time_skipping_env.client
-    async with build_shadow_worker(client, db_engine, test_settings, task_queue=shadow_queue):
+    # Three tables at any time: by default such plans wait until two hours before
+    # the start (SEATFLOW_WIDE_PLAN_LEAD_MINUTES), and this booking is further ahead.
+    anytime = test_settings.model_copy(update={"wide_plan_lead_minutes": 525600})
+    async with build_shadow_worker(client, db_engine, anytime, task_queue=shadow_queue):
         comparison = await run_shadow(client, shadow_queue, inp)
     assert await dump_application_tables(db_engine) == before
     assert comparison.v3_outcome == SEATED and comparison.v3_tables == ("A1", "A2", "A3")
