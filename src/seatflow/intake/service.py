@@ -34,8 +34,8 @@ from seatflow.domain.messages import BookingOutcome, BookingWorkflowInput
 from seatflow.domain.planning import EngineConfig
 from seatflow.domain.restaurant import InvalidBooking
 from seatflow.domain.review import InvalidDecision, parse_cancel
+from seatflow.domain.states import FINAL, AssignmentState
 from seatflow.domain.states import TERMINAL as _TERMINAL
-from seatflow.domain.states import AssignmentState
 from seatflow.domain.workflow_ids import booking_workflow_id
 from seatflow.storage.booking_view import load_booking_view
 from seatflow.storage.intake import (
@@ -250,7 +250,7 @@ async def cancel_booking_request(
     except InvalidDecision as exc:
         raise BookingActionRefused(str(exc)) from None
     view = await booking_view(engine, booking_id)
-    if view["assignment_state"] in ("cancelled", "failed"):
+    if view["assignment_state"] in FINAL:
         raise BookingActionRefused(_resolved(view))
     if client is not None:
         handle = client.get_workflow_handle(booking_workflow_id(booking_id))

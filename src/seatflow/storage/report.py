@@ -4,7 +4,7 @@ Scope: the bookings created in [since, until), optionally of one restaurant;
 everything booking-related (attempts, transitions, emails, permits, shadow
 comparisons) is taken for those bookings. Circuit-breaker events are taken by
 time, and with a restaurant filter also the process-wide ones (restaurant_id
-NULL), because an open breaker stops every restaurant. `seatflow.report` turns
+NULL), because an open breaker stops every restaurant. `seatflow.ops.report` turns
 the counts into rates, targets and alert states.
 """
 

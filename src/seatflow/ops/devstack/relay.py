@@ -1,4 +1,4 @@
-"""The intake relay (`python -m seatflow.intake_relay`): started by `up` when
+"""The intake relay (`python -m seatflow.intake.relay`): started by `up` when
 its module exists, reported by `status`."""
 
 from __future__ import annotations
