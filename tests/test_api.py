@@ -222,8 +222,8 @@ async def test_a_cancel_signal_to_a_workflow_that_just_closed_is_not_an_error(
 ) -> None:
     """The race behind a 500 seen once: the cancel saw the workflow running, and it
     closed (right after its confirmation email) before the signal arrived."""
-    from seatflow.api.app import signal_cancel
     from seatflow.domain.workflow_ids import booking_workflow_id
+    from seatflow.intake.service import signal_cancel
 
     r = await http.post(f"/v1/restaurants/{restaurant}/bookings", headers=auth(tokens.host),
                         json=booking_body(future(days=6, hour=13)))

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from activities.booking import engine_config
 from seatflow.config import load_settings
 from seatflow.domain.planning import BookingRequest, RestaurantSnapshot
 from seatflow.domain.states import AssignmentState
@@ -25,7 +24,7 @@ from seatflow.storage.restaurants import load_snapshot
 from tests.support import booking_tables, fetch, floorplan, import_plan, new_booking, scalar
 
 S = AssignmentState
-CONFIG = engine_config(load_settings())
+CONFIG = load_settings().engine_config()
 
 
 def planner(snapshot: RestaurantSnapshot, request: BookingRequest) -> SearchOutcome:

@@ -632,19 +632,18 @@ def test_availability_and_the_attempt_use_the_same_plan_rules_from_the_environme
     """Availability once built its own EngineConfig without the re-packing freeze
     window, so a changed SEATFLOW_REPACK_FREEZE_MINUTES changed what the pipeline
     seats but not what availability offered."""
-    from activities.booking import engine_config as attempt_config
+    from activities.booking import BookingActivities
     from activities.shadow import ShadowActivities
-    from seatflow.availability import engine_config as availability_config
     from seatflow.config import Settings
 
     monkeypatch.setenv("SEATFLOW_REPACK_FREEZE_MINUTES", "15")
     monkeypatch.setenv("SEATFLOW_WIDE_PLAN_LEAD_MINUTES", "525600")
     monkeypatch.setenv("SEATFLOW_MAX_TABLES", "2")
     configured = Settings()
-    config = availability_config(configured)
+    config = configured.engine_config()
     assert (config.repack_freeze_minutes, config.wide_plan_lead_minutes, config.max_tables) == (
         15, 525600, 2)
-    assert attempt_config(configured) == config
+    assert BookingActivities(None, None, configured).config == config  # type: ignore[arg-type]
     assert ShadowActivities(None, configured).config == config  # type: ignore[arg-type]
     monkeypatch.setenv("SEATFLOW_WIDE_PLAN_LEAD_MINUTES", "-1")
     with pytest.raises(ValueError, match="SEATFLOW_WIDE_PLAN_LEAD_MINUTES"):

@@ -45,7 +45,6 @@ from seatflow.domain.messages import (
 )
 from seatflow.domain.planning import (
     BookingRequest,
-    EngineConfig,
     RestaurantSnapshot,
 )
 from seatflow.domain.states import AssignmentState, IllegalTransition, after_failed_attempt
@@ -70,11 +69,6 @@ from seatflow.storage.transitions import (
 
 T = TypeVar("T")
 log = get_logger("seatflow.activities")
-
-
-def engine_config(settings: Settings) -> EngineConfig:
-    """The plan rules the worker uses: `Settings.engine_config`."""
-    return settings.engine_config()
 
 
 def confirm_spec(req: ConfirmRequest) -> ConfirmSpec:
@@ -116,7 +110,7 @@ class BookingActivities:
         self.engine = engine
         self.transport = transport
         self.settings = settings
-        self.config = engine_config(settings)
+        self.config = settings.engine_config()
         self.breaker = breaker or CircuitBreaker(
             threshold=settings.breaker_threshold, cooldown=settings.breaker_cooldown_seconds
         )

@@ -27,7 +27,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from seatflow.config import Settings
 from seatflow.domain.planning import (
     BookingRequest,
     EngineConfig,
@@ -118,11 +117,6 @@ class Availability:
             "available": [s.isoformat() for s in self.available_starts],
             "slots": [s.to_dict() for s in self.slots],
         }
-
-
-def engine_config(settings: Settings) -> EngineConfig:
-    """The plan rules the worker uses: `Settings.engine_config`."""
-    return settings.engine_config()
 
 
 def nearest_times(times: Iterable[datetime], wanted: datetime, limit: int = 3) -> list[datetime]:

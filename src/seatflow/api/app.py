@@ -86,7 +86,6 @@ def create_app(
     """The API. Without `engine`/`client`, they are made at start-up from
     `settings` (the Temporal client connects lazily: the API starts while
     Temporal is down, and bookings then wait for the intake relay)."""
-    from seatflow.availability import engine_config
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -101,7 +100,7 @@ def create_app(
         temporal = client or await Client.connect(
             settings.temporal_address, namespace=settings.temporal_namespace, lazy=True
         )
-        app.state.deps = Deps(settings, tokens, db, temporal, engine_config(settings))
+        app.state.deps = Deps(settings, tokens, db, temporal, settings.engine_config())
         try:
             yield
         finally:
@@ -297,6 +296,7 @@ def _routes(app: FastAPI) -> None:
         body: Annotated[CancelBody | None, Body()] = None,
     ) -> JSONResponse:
         from seatflow.domain.workflow_ids import booking_workflow_id
+        from seatflow.intake.service import signal_cancel
         from seatflow.storage.lifecycle import cancel_booking
 
         require(token, ("host",), None)
@@ -410,20 +410,6 @@ def _routes(app: FastAPI) -> None:
         ok = database == "ok" and temporal == "ok"
         body = Health(status="ok" if ok else "degraded", database=database, temporal=temporal)
         return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
-
-
-async def signal_cancel(handle: Any, actor: str, reason: str | None) -> bool:
-    """Signal `cancel_booking`; False (nothing sent) when the workflow has already
-    closed or does not exist, so the caller cancels in the database instead."""
-    from temporalio.service import RPCError, RPCStatusCode
-
-    try:
-        await handle.signal("cancel_booking", {"actor": actor, "reason": reason})
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND or "completed" in str(exc).lower():
-            return False
-        raise
-    return True
 
 
 async def _running(handle: Any) -> bool:

@@ -30,7 +30,7 @@ def availability_command(
     """Start times of the restaurant's services that have a valid table plan now,
     for one party size, on a date or in a window (same rules as the pipeline;
     nothing is written)."""
-    from seatflow.availability import check_availability, engine_config
+    from seatflow.availability import check_availability
     from seatflow.cli.bookings import with_stack
     from seatflow.config import settings
     from seatflow.domain.restaurant import InvalidBooking
@@ -52,7 +52,7 @@ def availability_command(
                       datetime.fromisoformat(window_to.strip()))
         except ValueError:
             usage("--from/--to must be ISO 8601 date-times (e.g. 2026-12-01T18:00)")
-    config = engine_config(settings())
+    config = settings().engine_config()
 
     async def work(engine: Any, _client: Any) -> Any:
         return await check_availability(engine, restaurant, party, day=when, window=window,

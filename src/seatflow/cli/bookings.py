@@ -84,7 +84,6 @@ def create_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Insert a booking and start its assignment workflow; prints the booking id."""
-    from seatflow.availability import engine_config
     from seatflow.config import settings
     from seatflow.domain.guest import check_guest_email, check_guest_name
     from seatflow.domain.intake import NewBooking
@@ -111,7 +110,7 @@ def create_cmd(
                        idempotency_key=idempotency_key),
             task_queue=settings().task_queue,
             require_availability=require_availability,
-            engine_config=engine_config(settings()),
+            engine_config=settings().engine_config(),
         )
 
     try:

@@ -237,6 +237,19 @@ async def resolve_manual_review(
     )
 
 
+async def signal_cancel(handle: WorkflowHandle[Any, Any], actor: str | None,
+                        reason: str | None) -> bool:
+    """Signal `cancel_booking`; False (nothing sent) when the workflow has already
+    closed or does not exist, so the caller cancels in the database instead."""
+    try:
+        await handle.signal("cancel_booking", {"actor": actor, "reason": reason})
+    except RPCError as exc:
+        if not _is_closed_workflow(exc):
+            raise
+        return False
+    return True
+
+
 async def cancel_booking_request(
     engine: AsyncEngine, client: Client | None, booking_id: str, *,
     actor: str | None, reason: str | None, wait_seconds: float = 30.0,
@@ -254,13 +267,7 @@ async def cancel_booking_request(
         raise BookingActionRefused(_resolved(view))
     if client is not None:
         handle = client.get_workflow_handle(booking_workflow_id(booking_id))
-        signalled = True
-        try:
-            await handle.signal("cancel_booking", {"actor": actor, "reason": reason})
-        except RPCError as exc:
-            if not _is_closed_workflow(exc):
-                raise
-            signalled = False
+        signalled = await signal_cancel(handle, actor, reason)
         deadline = asyncio.get_running_loop().time() + wait_seconds
         while signalled:
             view = await booking_view(engine, booking_id)

@@ -387,7 +387,6 @@ async def _open_evening(stack: devstack.StackStatus, path: Path, seed: int | Non
                         console: Console, concurrency: int) -> _Evening:
     from temporalio.client import Client
 
-    from seatflow.availability import engine_config
     from seatflow.config import settings
     from seatflow.floorplan import load_floorplan
     from seatflow.storage.db import make_engine
@@ -408,7 +407,7 @@ async def _open_evening(stack: devstack.StackStatus, path: Path, seed: int | Non
         raise
     rng = random.Random(seed if seed is not None else evening.toordinal())
     return _Evening(stack, engine, client, plan.restaurant.id, plan.restaurant.name, tz,
-                    evening, rng, console, engine_config(settings()))
+                    evening, rng, console, settings().engine_config())
 
 
 async def _book_overbooked(stack: devstack.StackStatus, path: Path, count: int,
