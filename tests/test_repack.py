@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 
@@ -205,6 +206,19 @@ async def test_a_moved_guest_already_emailed_gets_a_table_changed_email(
         [f"{four}-confirmation.eml", f"{four}-table_changed.eml"])
     text_of = (tmp_path / f"{four}-table_changed.eml").read_text()
     assert "Table(s): FOUR" in text_of and "different table" in text_of
+    # Moved again: the re-armed table_changed email is a new message, not a duplicate.
+    from seatflow.storage.confirm import _tell_moved_guest
+
+    async with db_engine.begin() as conn:
+        row = (await conn.execute(text(
+            "SELECT restaurant_id, party_size, start_at, guest_name, guest_email FROM bookings "
+            "WHERE id = CAST(:id AS uuid)"), {"id": four})).one()
+        assert await _tell_moved_guest(conn, four, row, ("SIX",))
+    again = await send_outbox_email(db_engine, mailbox, four, "table_changed", "b@seatflow.local")
+    assert again.sent
+    assert "Table(s): SIX" in (tmp_path / f"{four}-table_changed.eml").read_text()
+    assert await scalar(db_engine, "SELECT send_attempts FROM email_outbox WHERE booking_id = "
+                        "CAST(:id AS uuid) AND kind = 'table_changed'", id=four) == 1
 async def test_the_snapshot_says_who_placed_a_booking_by_hand_and_re_packing_leaves_it(
     db_engine: AsyncEngine, unique_id: str,
 ) -> None:

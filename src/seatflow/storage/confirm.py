@@ -134,7 +134,10 @@ async def _tell_moved_guest(
 ) -> bool:
     """A moved guest is never told the wrong tables: a confirmation still
     pending is rewritten with the new ones; one already claimed or sent is
-    followed by a `table_changed` email. True when that email was queued."""
+    followed by a `table_changed` email. True when that email was queued. A
+    second move re-arms that email with the new tables: a new message, so its
+    send and failure counts start again (an earlier one's delivery is not a
+    duplicate of it; `seatflow report` counts duplicates from `send_attempts`)."""
     confirmation = (
         await conn.execute(
             text("SELECT id, status FROM email_outbox WHERE booking_id = CAST(:id AS uuid) "
@@ -158,7 +161,7 @@ async def _tell_moved_guest(
             "VALUES (CAST(:id AS uuid), 'table_changed', :to, :subject, :body) "
             "ON CONFLICT (booking_id, kind) DO UPDATE SET subject = EXCLUDED.subject, "
             "body = EXCLUDED.body, status = 'pending', claimed_at = NULL, failed_at = NULL, "
-            "last_error = NULL, delivery_failures = 0"
+            "last_error = NULL, delivery_failures = 0, send_attempts = 0"
         ),
         {"id": booking_id, "to": row.guest_email, "subject": subject, "body": body},
     )
