@@ -81,6 +81,7 @@ PARTY_MIX = {
 LOADS = [40, 70, 100, 130, 170]
 POLICIES = ["engine_repack", "engine", "legacy", "best_fit"]
 LATENCY_SHAPE = "bistro62"
+MANY_MOVES = 3  # re-packs moving more bookings than this are counted apart
 
 
 def turn_minutes(party: int) -> int:
@@ -302,14 +303,17 @@ def timed(
     return result, (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000
 
 
-def simulate(floor: RestaurantSnapshot, requests: list[Request], policy: str) -> dict[str, Any]:
+def simulate(
+    floor: RestaurantSnapshot, requests: list[Request], policy: str, attribute: bool = False
+) -> dict[str, Any]:
     # The solvers of the yardsticks leave a large heap behind; freezing it keeps
     # the collector's full passes out of the latency measured here.
     gc.collect()
     gc.freeze()
     by_id = {r.booking_id: r for r in requests}
     held: dict[str, tuple[str, ...]] = {}
-    moves = exact = bounded = 0
+    moves = exact = bounded = widest = many = 0
+    causes: dict[str, int] = {}  # covers refused, by what would have seated them
     wall: list[float] = []
     cpu: list[float] = []
     repack_wall: list[float] = []
@@ -332,6 +336,8 @@ def simulate(floor: RestaurantSnapshot, requests: list[Request], policy: str) ->
                     assert held[move.booking_id] == move.from_tables
                     held[move.booking_id] = move.to_tables
                     moves += 1
+                widest = max(widest, len(result.moves))
+                many += len(result.moves) > MANY_MOVES
         elif policy == "legacy":
             quotes = quote_tables(snapshot, request)
             tables = quotes[0].tables if quotes else None
@@ -341,6 +347,9 @@ def simulate(floor: RestaurantSnapshot, requests: list[Request], policy: str) ->
                 tables = min(every.plans, key=lambda p: (p.capacity, len(p.tables), p.tables)).tables
         if tables is not None:
             held[req.booking_id] = tables
+        elif attribute:
+            why = refusal_cause(snapshot, request, req.asked_at)
+            causes[why] = causes.get(why, 0) + req.party
     check_no_double_booking(floor, held, by_id)
     out: dict[str, Any] = {
         "accepted": len(held),
@@ -349,8 +358,30 @@ def simulate(floor: RestaurantSnapshot, requests: list[Request], policy: str) ->
         "cpu_ms": cpu,
     }
     if policy == "engine_repack":
-        out.update(moves=moves, repack_exact=exact, repack_bounded=bounded, repack_ms=repack_wall)
+        if attribute:
+            out["refused_covers_by_cause"] = causes
+        out.update(
+            moves=moves, most_moves=widest, repacks_over_3_moves=many,
+            repack_exact=exact, repack_bounded=bounded, repack_ms=repack_wall,
+        )
     return out
+
+
+def refusal_cause(snapshot: RestaurantSnapshot, request: BookingRequest, now: datetime) -> str:
+    """What would have seated a request the default configuration refused, on
+    the very same floor state: `steps` (the bound's 100,000 exact steps),
+    `freeze` (no freeze window), `both`, or `neither` (the bound's own rules
+    refuse it too here, so what is lost is the path: earlier choices left this
+    state); `neither` counts requests the 100,000 steps could not decide too."""
+    default = EngineConfig(max_plans=1)
+    steps = replace(default, max_exact_steps=100_000, repack_time_budget_ms=None)
+    if search(snapshot, request, steps, now=now).plans:
+        return "steps"
+    if search(snapshot, request, replace(default, repack_freeze_minutes=0), now=now).plans:
+        return "freeze"
+    if search(snapshot, request, replace(steps, repack_freeze_minutes=0), now=now).plans:
+        return "both"
+    return "neither"
 
 
 def check_no_double_booking(
@@ -446,7 +477,7 @@ def online_bound(
     began = time.process_time()
     by_id = {r.booking_id: r for r in requests}
     held: dict[str, tuple[str, ...]] = {}
-    solves = unknown = flipped = 0
+    solves = unknown = flipped = moves = widest = many = 0
     # any valid plan at any time: no holding back of three-table plans
     free_only = EngineConfig(repack=False, max_plans=1, wide_plan_lead_minutes=None)
     exact = EngineConfig(
@@ -470,6 +501,9 @@ def online_bound(
             for move in result.moves:
                 held[move.booking_id] = move.to_tables
             held[req.booking_id] = result.plans[0].tables
+            moves += len(result.moves)
+            widest = max(widest, len(result.moves))
+            many += len(result.moves) > MANY_MOVES
             continue
         if result.repack == "exact":
             continue  # proven: no re-assignment seats it
@@ -509,8 +543,14 @@ def online_bound(
         status = solver.solve(model)
         if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             flipped += 1
+            moved = 0
             for b, options in variables.items():
-                held[b] = next(t for v, t in options if solver.value(v))
+                tables = next(t for v, t in options if solver.value(v))
+                moved += b in held and held[b] != tables
+                held[b] = tables
+            moves += moved
+            widest = max(widest, moved)
+            many += moved > MANY_MOVES
         elif status != cp_model.INFEASIBLE:
             unknown += 1
     check_no_double_booking(floor, held, by_id)
@@ -520,6 +560,11 @@ def online_bound(
         "cpsat_solves": solves,
         "cpsat_accepted": flipped,
         "cpsat_unknown": unknown,
+        # bookings moved to seat new ones; the most for one request; requests
+        # seated by moving more than MANY_MOVES (each move is a guest email)
+        "moves": moves,
+        "most_moves": widest,
+        "repacks_over_3_moves": many,
         "cpu_seconds": round(time.process_time() - began, 1),
     }
 
@@ -559,6 +604,7 @@ def bench_shape(
     quick: bool,
     yardsticks_on: bool = True,
     solver_seconds: float | None = None,
+    attribute: bool = False,
 ) -> dict[str, Any]:
     floor = SHAPES[name]()
     if solver_seconds is None:
@@ -570,7 +616,9 @@ def bench_shape(
         for seed in seeds:
             requests = evening(floor, load, seed)
             for policy in POLICIES:
-                runs[policy].append(simulate(floor, requests, policy))
+                runs[policy].append(
+                    simulate(floor, requests, policy, attribute and policy == "engine_repack")
+                )
             if not yardsticks_on:
                 continue
             yardsticks["bookings"].append(optimum(floor, requests, "bookings", solver_seconds))
@@ -615,6 +663,9 @@ def _yardstick_summary(yardsticks: dict[str, list[dict[str, Any]]]) -> dict[str,
                 "cpsat_solves",
                 "cpsat_accepted",
                 "cpsat_unknown",
+                "moves",
+                "most_moves",
+                "repacks_over_3_moves",
                 "cpu_seconds",
             )
         },
@@ -638,6 +689,13 @@ def _policy_summary(
         entry["cpu_latency_ms"] = latency([c for r in rows for c in r["cpu_ms"]])
     if policy == "engine_repack":
         entry["moves"] = mean([r["moves"] for r in rows])
+        entry["most_moves"] = max(r["most_moves"] for r in rows)
+        entry["repacks_over_3_moves"] = mean([r["repacks_over_3_moves"] for r in rows])
+        if "refused_covers_by_cause" in rows[0]:
+            causes = sorted({c for r in rows for c in r["refused_covers_by_cause"]})
+            entry["refused_covers_by_cause"] = {
+                c: mean([r["refused_covers_by_cause"].get(c, 0) for r in rows]) for c in causes
+            }
         entry["repack_exact"] = mean([r["repack_exact"] for r in rows])
         entry["repack_bounded"] = mean([r["repack_bounded"] for r in rows])
         entry["repack_latency_ms"] = latency([w for r in rows for w in r["repack_ms"]])
@@ -758,6 +816,12 @@ def main() -> int:
         help="SCIP time limit per offline optimum (default 5 with --quick, else 10)",
     )
     parser.add_argument(
+        "--attribute",
+        action="store_true",
+        help="for each request engine + re-packing refuses, what would have seated it "
+        "on the same state (refusal_cause; slower)",
+    )
+    parser.add_argument(
         "--family",
         type=int,
         default=0,
@@ -774,7 +838,8 @@ def main() -> int:
     names = args.shape or list(SHAPES)
     shapes = {
         name: bench_shape(
-            name, loads, seeds, args.quick, not args.no_yardsticks, args.solver_seconds
+            name, loads, seeds, args.quick, not args.no_yardsticks, args.solver_seconds,
+            args.attribute,
         )
         for name in names
     }

@@ -431,7 +431,10 @@ def evenings(draw: st.DrawFn) -> tuple[RestaurantSnapshot, int, EngineConfig, da
             for t in chosen
         ]
     snap = RestaurantSnapshot("av", tables, edges, allocations=tuple(allocations))
+    # without re-packing, three-table plans wait until two hours before the start:
+    # availability must hold them back exactly as the search does
     config = EngineConfig(max_tables=draw(st.integers(1, 3)), max_overage=draw(st.integers(0, 4)),
+                          repack=draw(st.sampled_from([True, True, False])),
                           repack_time_budget_ms=None, max_exact_steps=EXACT_STEPS)
     now = draw(st.sampled_from([datetime(2030, 3, 4, tzinfo=UTC),
                                 datetime(2030, 3, 5, 17, 30, tzinfo=UTC)]))
@@ -639,12 +642,36 @@ def test_availability_and_the_attempt_use_the_same_plan_rules_from_the_environme
     monkeypatch.setenv("SEATFLOW_REPACK_FREEZE_MINUTES", "15")
     monkeypatch.setenv("SEATFLOW_WIDE_PLAN_LEAD_MINUTES", "525600")
     monkeypatch.setenv("SEATFLOW_MAX_TABLES", "2")
+    monkeypatch.setenv("SEATFLOW_REPACK", "false")
     configured = Settings()
     config = configured.engine_config()
     assert (config.repack_freeze_minutes, config.wide_plan_lead_minutes, config.max_tables) == (
         15, 525600, 2)
+    assert config.repack is False and Settings(SEATFLOW_REPACK="true").engine_config().repack
     assert BookingActivities(None, None, configured).config == config  # type: ignore[arg-type]
     assert ShadowActivities(None, configured).config == config  # type: ignore[arg-type]
     monkeypatch.setenv("SEATFLOW_WIDE_PLAN_LEAD_MINUTES", "-1")
     with pytest.raises(ValueError, match="SEATFLOW_WIDE_PLAN_LEAD_MINUTES"):
         Settings()
+
+
+def test_without_repacking_availability_holds_back_three_tables_as_the_search_does() -> None:
+    """A party of ten only three 4-tops can seat: with re-packing off the search
+    gives it no plan further than `wide_plan_lead_minutes` ahead, so availability
+    must not offer such a time either (it once checked every start with three
+    tables, and offered times the pipeline then refused)."""
+    p = policy()
+    tables = (Table("A4", 4, "main"), Table("B4", 4, "main"), Table("C4", 4, "main"))
+    snap = RestaurantSnapshot("av", tables, (("A4", "B4"), ("B4", "C4")))
+    starts = dinner_starts()
+    final = EngineConfig(repack=False)
+    ahead = evaluate(snap, p, 10, starts, final, now=datetime(2030, 3, 4, tzinfo=UTC))
+    assert not any(s.available for s in ahead)
+    assert "no table fits a party of 10" in (ahead[0].reason or "")
+    near = evaluate(snap, p, 10, starts, final, now=datetime(2030, 3, 5, 17, 0, tzinfo=UTC))
+    offered = {s.start.strftime("%H:%M") for s in near if s.available}
+    assert offered == {"17:00", "17:15", "17:30", "17:45", "18:00", "18:15", "18:30", "18:45",
+                       "19:00"}  # within 120 minutes of 17:00
+    # with re-packing (the default) nothing waits
+    assert all(s.available for s in evaluate(snap, p, 10, starts, EngineConfig(),
+                                             now=datetime(2030, 3, 4, tzinfo=UTC)))

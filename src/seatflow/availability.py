@@ -48,7 +48,7 @@ from seatflow.engine.exact import (
 )
 from seatflow.engine.floor import Floor, overlaps
 from seatflow.engine.repack import bounded_repack, movable_bookings
-from seatflow.engine.search import no_plan_reason
+from seatflow.engine.search import no_plan_reason, plan_config
 from seatflow.engine.validation import plan_problem
 from seatflow.storage.restaurants import load_policy, load_snapshot, snapshot_time
 
@@ -311,7 +311,7 @@ def _evaluate(
             start=window.start, end=window.occupied_until,
         )
         free = floor.free_tables(request.start, request.end)
-        if _fits(floor, party_size, free, config):
+        if _fits(floor, party_size, free, plan_config(config, request, now)):
             slots.append(_slot(policy, start, window, True))
             counts[FREE] += 1
             continue
@@ -365,7 +365,7 @@ def _decide(
     ever = _fits(floor, party, floor.usable, config)
     if not ever or not config.repack:
         for index, window, request in pending:
-            reason = no_plan_reason(floor, request, config) if not ever else _taken(request)
+            reason = no_plan_reason(floor, request, plan_config(config, request, now))
             slots[index] = _slot(policy, request.start, window, False, reason)
             counts[NONE] += 1
         return

@@ -94,9 +94,12 @@ class Settings(BaseSettings):
     repack_freeze_minutes: int = Field(
         default=60, ge=0, le=24 * 60, alias="SEATFLOW_REPACK_FREEZE_MINUTES"
     )
-    # plans of three or more tables wait until the booking starts within this many
-    # minutes (docs/engine.md, "Three tables wait until two hours before");
-    # 525600 (a year) allows them at any time
+    # re-packing: move bookings that have not started to seat a new one
+    # (docs/engine.md); false for a venue where an assigned table never changes
+    repack: bool = Field(default=True, alias="SEATFLOW_REPACK")
+    # without re-packing, plans of three or more tables wait until the booking
+    # starts within this many minutes (docs/engine.md, "Three tables"); 525600
+    # (a year) allows them at any time. With re-packing nothing waits.
     wide_plan_lead_minutes: int = Field(
         default=120, ge=0, le=525600, alias="SEATFLOW_WIDE_PLAN_LEAD_MINUTES"
     )
@@ -156,6 +159,7 @@ class Settings(BaseSettings):
             max_tables=self.max_tables,
             max_overage=self.max_overage,
             adjacency_mode=AdjacencyMode(self.adjacency_mode),
+            repack=self.repack,
             repack_freeze_minutes=self.repack_freeze_minutes,
             wide_plan_lead_minutes=self.wide_plan_lead_minutes,
         )

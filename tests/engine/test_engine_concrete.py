@@ -117,18 +117,24 @@ def test_a_booking_that_has_started_is_never_moved() -> None:
     assert result.reason == "all fitting tables are taken 19:00-21:00"
 
 
-def test_a_three_table_plan_waits_until_two_hours_before_the_booking() -> None:
-    """Three 4-tops for a party of ten only within `wide_plan_lead_minutes`
-    (120) of the start: further ahead the small tables stay for small parties,
-    as the legacy planner keeps them."""
+def test_without_repacking_a_three_table_plan_waits_until_two_hours_before() -> None:
+    """Without re-packing, three 4-tops for a party of ten only within
+    `wide_plan_lead_minutes` (120) of the start: a plan made further ahead is
+    final, and the small tables stay for small parties as the legacy planner
+    keeps them. With re-packing (the default) nothing is held back: a later
+    request can move the party."""
     snapshot = floor(
         table("A4", 4), table("B4", 4), table("C4", 4), edges=(("A4", "B4"), ("B4", "C4"))
     )
     request = booking(10)
-    assert search(snapshot, request, now=at(-121)).plans == ()
-    assert search(snapshot, request, now=at(-120)).plans[0].tables == ("A4", "B4", "C4")
-    assert search(snapshot, request).plans[0].tables == ("A4", "B4", "C4")  # no clock
-    always = EngineConfig(wide_plan_lead_minutes=None)
+    final = EngineConfig(repack=False)
+    assert search(snapshot, request, final, now=at(-121)).plans == ()
+    assert search(snapshot, request, final, now=at(-121)).reason == "no table fits a party of 10"
+    assert search(snapshot, request, final, now=at(-120)).plans[0].tables == ("A4", "B4", "C4")
+    assert search(snapshot, request, final).plans[0].tables == ("A4", "B4", "C4")  # no clock
+    always = EngineConfig(repack=False, wide_plan_lead_minutes=None)
     assert search(snapshot, request, always, now=at(-600)).plans[0].tables == ("A4", "B4", "C4")
+    assert search(snapshot, request, now=at(-600)).plans[0].tables == ("A4", "B4", "C4")
     # two tables are never held back
+    assert search(snapshot, booking(8), final, now=at(-600)).plans[0].tables == ("A4", "B4")
     assert search(snapshot, booking(8), now=at(-600)).plans[0].tables == ("A4", "B4")

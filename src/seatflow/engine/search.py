@@ -43,7 +43,7 @@ def search(
         return SearchResult(plans=(), reason="the booking's window ends before it starts")
     floor = Floor(snapshot)
     free = floor.free_tables(request.start, request.end, ignore_bookings=(request.booking_id,))
-    config = _narrowed(config, request, now)
+    config = plan_config(config, request, now)
     plans, evaluated = rank_plans(floor, request, free, config)
     if plans:
         return SearchResult(plans=tuple(plans[: config.max_plans]), evaluated=evaluated)
@@ -69,11 +69,16 @@ def search(
     return SearchResult(plans=(), reason=reason, evaluated=evaluated)
 
 
-def _narrowed(config: EngineConfig, request: BookingRequest, now: datetime | None) -> EngineConfig:
-    """At most two tables a plan while the booking is further than
-    `wide_plan_lead_minutes` ahead of `now`."""
+def plan_config(
+    config: EngineConfig, request: BookingRequest, now: datetime | None
+) -> EngineConfig:
+    """The plan rules for `request` asked at `now`: without re-packing, at most
+    two tables a plan while the booking is further than `wide_plan_lead_minutes`
+    ahead (a plan made then is final, and three tables use up small ones that
+    later small parties need). With re-packing a later request can move such a
+    booking, so nothing is held back (docs/engine.md, "Three tables")."""
     lead = config.wide_plan_lead_minutes
-    if lead is None or now is None or config.max_tables <= 2:
+    if config.repack or lead is None or now is None or config.max_tables <= 2:
         return config
     if request.start - now <= timedelta(minutes=lead):
         return config
