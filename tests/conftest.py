@@ -100,6 +100,21 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
+@pytest_asyncio.fixture
+async def own_time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping test server for one test. For a test whose workflows
+    start children with ParentClosePolicy.ABANDON: after those the test
+    server's clock stops skipping for good (a known test-server bug,
+    temporalio/sdk-typescript#1101), and a later test of the session waiting on
+    a timer hung."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server")
+    )
+    await register_search_attributes(env.client)
+    yield env
+    await env.shutdown()
+
+
 @pytest.fixture
 def ts_client(time_skipping_env: WorkflowEnvironment) -> Client:
     """A client of the time-skipping server (its handles skip time in `result()`)."""

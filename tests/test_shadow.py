@@ -422,7 +422,7 @@ async def run_legacy_batch(client: Client, engine: AsyncEngine, settings: Any, r
 
 
 async def test_a_batch_in_shadow_mode_leaves_the_same_tables_as_with_shadow_off(
-    time_skipping_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings,
+    own_time_skipping_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings,
     unique_id: str, shadow_queue: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = test_settings.model_copy(update={
@@ -430,7 +430,7 @@ async def test_a_batch_in_shadow_mode_leaves_the_same_tables_as_with_shadow_off(
         "manual_review_timeout_seconds": 1.0,
     })
     monkeypatch.setenv("FEATURE_ASSIGNMENT_PIPELINE_V3", "false")
-    client = time_skipping_env.client
+    client = own_time_skipping_env.client
     shadowed, plain = f"shadow-on-{unique_id}", f"shadow-off-{unique_id}"
 
     monkeypatch.setenv("FEATURE_ASSIGNMENT_PIPELINE_V3_SHADOW", "true")
