@@ -86,6 +86,30 @@ def shape_tables(name: str, shape: dict[str, Any]) -> str:
             f" | {repack['repack_latency_ms']['p95_ms']:.2f}"
             f" | {repack['repack_exact']:g} / {repack['repack_bounded']:g} |"
         )
+    first = next(iter(loads.values()))
+    if "most_moves" in first["engine_repack"] and "online_bound" in first:
+        lines += [
+            "",
+            (
+                "| load | moves an evening: engine + re-packing (most for one request, any"
+                " evening) | moves an evening: online bound (most for one request, mean of the"
+                " evenings; requests seated by moving more than 3) | covers refused by"
+                " engine + re-packing, by what would have seated them on the same state |"
+            ),
+            "| --- | --- | --- | --- |",
+        ]
+        for load, cell in loads.items():
+            mine, bound = cell["engine_repack"], cell["online_bound"]
+            causes = mine.get("refused_covers_by_cause")
+            said = (
+                ", ".join(f"{c} {v:.1f}" for c, v in causes.items()) if causes else "not measured"
+            )
+            lines.append(
+                f"| {load}% | {mine['moves']:.1f} ({mine['most_moves']:g})"
+                f" | {bound['moves']:.1f} ({bound['most_moves']:.1f};"
+                f" {bound['repacks_over_3_moves']:.1f})"
+                f" | {said} |"
+            )
     return "\n".join(lines)
 
 
