@@ -25,7 +25,9 @@ from seatflow.domain.planning import (
     Table,
 )
 from seatflow.engine import search
-from seatflow.engine.exact import saturates
+from seatflow.engine.exact import ExactRepacker, saturates
+from seatflow.engine.floor import Floor
+from seatflow.engine.repack import movable_bookings
 
 SETTINGS = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FREEZE = 60
@@ -261,6 +263,28 @@ def test_exact_repacking_is_valid_applicable_and_uses_the_fewest_moves(case: tup
     assert result.plans[0].tables in reference_valid_plans(final, request, config)
 
 
+@SETTINGS
+@given(crowded())
+def test_exact_repacking_capped_at_k_moves_finds_the_fewest_iff_k_suffice(case: tuple) -> None:
+    """`move_cap` (the benchmark's bound with at most k moves a request): a plan
+    exactly when some re-assignment of at most k moves exists, with the fewest."""
+    snapshot, request, config, now = case
+    if reference_valid_plans(snapshot, request, config):
+        return
+    floor = Floor(snapshot)
+    movable = movable_bookings(floor, request, now, config)
+    if not movable:
+        return
+    fewest = brute_force_fewest_moves(snapshot, request, config, now)
+    for cap in (1, 2, 3):
+        outcome = ExactRepacker(floor, request, config, movable, move_cap=cap).run()
+        assert not outcome.exhausted
+        if fewest is not None and fewest <= cap:
+            assert outcome.candidate is not None and len(outcome.moves) == fewest, cap
+        else:
+            assert outcome.candidate is None and outcome.moves == (), (cap, fewest)
+
+
 def test_a_hand_placed_booking_is_never_moved() -> None:
     snapshot = floor(
         table("T6", 6),
@@ -329,6 +353,15 @@ def test_four_moves_in_a_chain_are_found_and_ordered_so_each_applies_on_its_own(
     ]
     assert result.repack == "exact" and not result.truncated
     apply_one_at_a_time(snapshot, result.moves)
+    # capped at fewer moves than the chain needs: a proof that none is that short
+    config = replace(EXACT, max_overage=1)
+    chain = Floor(snapshot)
+    movable = movable_bookings(chain, booking(6), at(-600), config)
+    for cap in (1, 2, 3):
+        capped = ExactRepacker(chain, booking(6), config, movable, move_cap=cap).run()
+        assert capped.candidate is None and not capped.exhausted, cap
+    capped = ExactRepacker(chain, booking(6), config, movable, move_cap=4).run()
+    assert capped.candidate is not None and len(capped.moves) == 4
 
 
 def test_when_the_exact_budget_runs_out_the_bounded_search_answers_and_says_so() -> None:

@@ -271,7 +271,12 @@ class ExactRepacker:
         request: BookingRequest,
         config: EngineConfig,
         movable: dict[str, HeldBooking],
+        *,
+        move_cap: int | None = None,
     ) -> None:
+        # at most this many moves (None: as many as needed); the answer is then
+        # the fewest moves up to the cap, or a proof that none that few exists
+        self.move_cap = move_cap
         self.floor = floor
         self.request = request
         self.config = config
@@ -405,6 +410,11 @@ class ExactRepacker:
         )
         if not self._packable({}, set()):
             return ExactOutcome(None, (), self.steps, exhausted=False)
+        if self.move_cap is not None:
+            found = self._deepen(targets, 1, self.move_cap)
+            if found is None:
+                return ExactOutcome(None, (), self.steps, exhausted=False)
+            return self._outcome(*found, proven=True)
         # Few moves are the common answer: deepen cheaply up to SHALLOW moves first.
         found = self._deepen(targets, 1, SHALLOW)
         if found is not None:
