@@ -78,7 +78,7 @@ from seatflow.domain.restaurant import (
     booking_window,
 )
 from seatflow.engine import search
-from seatflow.engine.combinations import enumerate_candidates
+from seatflow.engine.combinations import enumerate_plans
 from seatflow.engine.floor import Floor
 from seatflow.floorplan import FloorPlan, load_floorplan
 
@@ -176,9 +176,7 @@ def baseline_evaluate(snapshot: RestaurantSnapshot, policy: RestaurantPolicy, pa
         window = booking_window(policy, party, start, now=now)
         request = BookingRequest(PROBE_BOOKING_ID, party, window.start, window.occupied_until)
         free = floor.free_tables(request.start, request.end)
-        if enumerate_candidates(floor, party, free, max_tables=config.max_tables,
-                                max_overage=config.max_overage,
-                                mode=config.adjacency_mode).candidates:
+        if enumerate_plans(floor, party, free, config).candidates:
             out.append((start, True))
             continue
         out.append((start, search(snapshot, request, config, now=now).found))

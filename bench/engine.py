@@ -68,7 +68,7 @@ from seatflow.domain.planning import (
     Table,
 )
 from seatflow.engine import quote_tables, search
-from seatflow.engine.combinations import enumerate_candidates
+from seatflow.engine.combinations import enumerate_plans
 from seatflow.engine.floor import Floor
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -406,14 +406,7 @@ def all_plans(snapshot: RestaurantSnapshot, request: BookingRequest) -> list[tup
     config = EngineConfig()
     floor = Floor(snapshot)
     free = floor.free_tables(request.start, request.end, ignore_bookings=(request.booking_id,))
-    enumeration = enumerate_candidates(
-        floor,
-        request.party_size,
-        free,
-        max_tables=config.max_tables,
-        max_overage=config.max_overage,
-        mode=config.adjacency_mode,
-    )
+    enumeration = enumerate_plans(floor, request.party_size, free, config)
     return sorted(c.tables for c in enumeration.candidates)
 
 

@@ -87,15 +87,20 @@ def queue(request: pytest.FixtureRequest) -> str:
     return f"{module}-{uuid.uuid4().hex[:8]}"
 
 
-@pytest_asyncio.fixture(scope="session")
-async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server for workflow logic: time skips while a test
-    waits on a workflow's result, and runs normally otherwise."""
+async def _time_skipping_server() -> WorkflowEnvironment:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server")
     )
     # The test server knows no custom search attribute until it is registered.
     await register_search_attributes(env.client)
+    return env
+
+
+@pytest_asyncio.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server for workflow logic: time skips while a test
+    waits on a workflow's result, and runs normally otherwise."""
+    env = await _time_skipping_server()
     yield env
     await env.shutdown()
 
@@ -107,10 +112,7 @@ async def own_time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     server's clock stops skipping for good (a known test-server bug,
     temporalio/sdk-typescript#1101), and a later test of the session waiting on
     a timer hung."""
-    env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=binary("temporal-test-server")
-    )
-    await register_search_attributes(env.client)
+    env = await _time_skipping_server()
     yield env
     await env.shutdown()
 

@@ -39,7 +39,7 @@ from seatflow.domain.restaurant import (
     RestaurantPolicy,
     booking_window,
 )
-from seatflow.engine.combinations import enumerate_candidates
+from seatflow.engine.combinations import enumerate_plans
 from seatflow.engine.exact import (
     ExactOutcome,
     FeasibilityRepacker,
@@ -324,10 +324,7 @@ def _evaluate(
 
 
 def _fits(floor: Floor, party: int, tables: Iterable[str], config: EngineConfig) -> bool:
-    return bool(enumerate_candidates(
-        floor, party, tables, max_tables=config.max_tables,
-        max_overage=config.max_overage, mode=config.adjacency_mode,
-    ).candidates)
+    return bool(enumerate_plans(floor, party, tables, config).candidates)
 
 
 def _slot(

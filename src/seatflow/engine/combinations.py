@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from seatflow.domain.planning import AdjacencyMode, Mobility, Table
+from seatflow.domain.planning import AdjacencyMode, EngineConfig, Mobility, Table
 
 from .floor import Floor
 
@@ -94,6 +94,21 @@ def diameter(tables: Sequence[str], neighbours: dict[str, frozenset[str]]) -> in
             frontier = following
         longest = max(longest, max(distance.values()))
     return longest
+
+
+def enumerate_plans(
+    floor: Floor, party: int, free: Iterable[str], config: EngineConfig
+) -> Enumeration:
+    """`enumerate_candidates` under a configuration's plan rules (table count,
+    overage, adjacency mode): the one call every search, proof and check makes."""
+    return enumerate_candidates(
+        floor,
+        party,
+        free,
+        max_tables=config.max_tables,
+        max_overage=config.max_overage,
+        mode=config.adjacency_mode,
+    )
 
 
 def enumerate_candidates(

@@ -39,7 +39,7 @@ from datetime import datetime
 
 from seatflow.domain.planning import BookingRequest, EngineConfig, Move
 
-from .combinations import Candidate, enumerate_candidates
+from .combinations import Candidate, enumerate_plans
 from .floor import Floor, overlaps
 
 
@@ -243,14 +243,7 @@ def floor_plans(
             return found
     allowed = set(zones)
     tables = [t for t in floor.usable if floor.tables[t].zone in allowed]
-    enumeration = enumerate_candidates(
-        floor,
-        party,
-        tables,
-        max_tables=config.max_tables,
-        max_overage=config.max_overage,
-        mode=config.adjacency_mode,
-    )
+    enumeration = enumerate_plans(floor, party, tables, config)
     ranked = sorted(
         enumeration.candidates, key=lambda c: (c.capacity - party, len(c.tables), c.tables)
     )

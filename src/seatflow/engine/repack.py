@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from seatflow.domain.planning import Allocation, BookingRequest, EngineConfig, Move, Plan
 
-from .combinations import Candidate, enumerate_candidates
+from .combinations import Candidate, enumerate_candidates, enumerate_plans
 from .exact import ExactRepacker, HeldBooking, application_order
 from .floor import Floor, overlaps
 from .scoring import REPACK, score_candidate, window_view
@@ -246,14 +246,7 @@ def bounded_repack(
     relaxed_free = floor.free_tables(
         request.start, request.end, ignore_bookings={request.booking_id, *movable}
     )
-    enumeration = enumerate_candidates(
-        floor,
-        request.party_size,
-        relaxed_free,
-        max_tables=config.max_tables,
-        max_overage=config.max_overage,
-        mode=config.adjacency_mode,
-    )
+    enumeration = enumerate_plans(floor, request.party_size, relaxed_free, config)
     targets: list[tuple[tuple[str, ...], Candidate]] = []
     for candidate in enumeration.candidates:
         holders = sorted(

@@ -13,7 +13,7 @@ from seatflow.domain.planning import (
     SearchResult,
 )
 
-from .combinations import enumerate_candidates, single_fits
+from .combinations import enumerate_plans, single_fits
 from .floor import DEFAULT_CONFIG, Floor, overlaps
 from .repack import repack
 from .scoring import credit_strategies, lower_bound, rank, score_candidate, window_view
@@ -101,14 +101,7 @@ def rank_plans(
     diameter for groups), and the visit stops once that bound is strictly worse
     than the limit-th best full score, since every remaining term is >= 0.
     """
-    enumeration = enumerate_candidates(
-        floor,
-        request.party_size,
-        free,
-        max_tables=config.max_tables,
-        max_overage=config.max_overage,
-        mode=config.adjacency_mode,
-    )
+    enumeration = enumerate_plans(floor, request.party_size, free, config)
     candidates = enumeration.candidates
     if not candidates:
         return [], enumeration.evaluated
@@ -163,14 +156,7 @@ def _lookahead_plans(
         )
         if singles > config.max_tables:
             continue  # no plan of max_tables tables can take all of its single tables
-        enumeration = enumerate_candidates(
-            floor,
-            booking.party_size,
-            free,
-            max_tables=config.max_tables,
-            max_overage=config.max_overage,
-            mode=config.adjacency_mode,
-        )
+        enumeration = enumerate_plans(floor, booking.party_size, free, config)
         if enumeration.candidates:
             found.append([floor.mask(c.tables) for c in enumeration.candidates])
     return found
@@ -181,14 +167,7 @@ def no_plan_reason(floor: Floor, request: BookingRequest, config: EngineConfig) 
     party = request.party_size
     if not floor.usable:
         return "no table is in service"
-    ever = enumerate_candidates(
-        floor,
-        party,
-        floor.usable,
-        max_tables=config.max_tables,
-        max_overage=config.max_overage,
-        mode=config.adjacency_mode,
-    )
+    ever = enumerate_plans(floor, party, floor.usable, config)
     if not ever.candidates:
         return f"no table fits a party of {party}"
     return f"all fitting tables are taken {request.start:%H:%M}-{request.end:%H:%M}"
