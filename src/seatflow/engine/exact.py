@@ -74,14 +74,11 @@ class _OutOfSteps(Exception):
     pass
 
 
-@dataclass
+@dataclass(slots=True)
 class _Option:
     mask: int
     candidate: Candidate
-
-    @property
-    def size(self) -> int:
-        return len(self.candidate.tables)
+    size: int  # tables in the plan
 
 
 def saturates(demands: list[tuple[int, int]]) -> bool:
@@ -247,7 +244,7 @@ def floor_plans(
     ranked = sorted(
         enumeration.candidates, key=lambda c: (c.capacity - party, len(c.tables), c.tables)
     )
-    found = [_Option(floor.mask(c.tables), c) for c in ranked]
+    found = [_Option(floor.mask(c.tables), c, len(c.tables)) for c in ranked]
     with _PLANS_LOCK:
         _PLANS[key] = found
         if len(_PLANS) > _PLANS_KEPT:
@@ -285,14 +282,11 @@ class ExactRepacker:
         self.windows = windows
         # overlapping[i]: the other bookings (R is index n) whose windows overlap i's
         self.overlapping: list[list[int]] = [
-            [
-                j
-                for j in range(n + 1)
-                if j != i and overlaps(windows[i][0], windows[i][1], windows[j][0], windows[j][1])
-            ]
-            for i in range(n + 1)
+            [j for j, (start, end) in enumerate(windows) if j != i and start < i_end and i_start < end]
+            for i, (i_start, i_end) in enumerate(windows)
         ]
         self.current = [floor.mask(b.tables) for b in self.bookings]
+        self._sizes = [len(b.tables) for b in self.bookings]
         lifted = {request.booking_id, *movable}
         self.fixed = [a for a in floor.snapshot.allocations if a.booking_id not in lifted]
         self.zones = sorted({floor.tables[t].zone for t in floor.usable})
@@ -478,12 +472,9 @@ class ExactRepacker:
         cost = len(placed) - 1 + len(pending)  # moves made plus moves owed
         best: int | None = None
         best_choices: list[tuple[int, _Option, list[int]]] = []
+        blocked_of = self._blocked_of(placed)
         for i in sorted(pending, key=lambda b: (-self.bookings[b].party, b)):
-            blocked = 0
-            for k in self.overlapping[i]:
-                seat = placed.get(k)
-                if seat is not None:
-                    blocked |= seat
+            blocked = blocked_of[i]
             # the bookings near i still on their own tables, and those tables
             near = [
                 j
@@ -533,20 +524,28 @@ class ExactRepacker:
         without a new seat yet can each get the fewest tables any of their
         remaining seats uses, all distinct, among the tables nobody placed holds
         then. False proves this branch has no solution."""
+        blocked_of = self._blocked_of(placed)
+        shapes = self._shapes
         need: dict[int, tuple[int, int]] = {}
         for i in range(self.n + 1):
             if i in placed:
                 continue
-            blocked = 0
-            for k in self.overlapping[i]:
-                seat = placed.get(k)
-                if seat is not None:
-                    blocked |= seat
-            union, fewest = self._room(i, blocked)
+            blocked = blocked_of[i]
+            shape = shapes[i]
+            if shape is None:
+                union, fewest = self._room(i, blocked)
+            else:  # _room, inlined: this loop is the search's hottest
+                union = shape[0] & ~blocked
+                if union:
+                    union |= shape[1] & ~blocked
+                    fewest = 1
+                else:
+                    union = shape[1] & ~blocked
+                    fewest = shape[2] if union else 0
             if i < self.n and i not in pending:
                 own = self.current[i]
                 if not own & blocked:
-                    size = len(self.bookings[i].tables)
+                    size = self._sizes[i]
                     union |= own
                     fewest = size if not fewest else min(fewest, size)
             if not union:
@@ -561,6 +560,15 @@ class ExactRepacker:
                 if not ok:
                     return False
         return True
+
+    def _blocked_of(self, placed: dict[int, int]) -> list[int]:
+        """For every booking, the tables the placed bookings overlapping it hold."""
+        blocked = [0] * (self.n + 1)
+        overlapping = self.overlapping
+        for k, seat in placed.items():
+            for i in overlapping[k]:
+                blocked[i] |= seat
+        return blocked
 
     def _room(self, i: int, blocked: int) -> tuple[int, int]:
         """Tables booking i could still use clear of `blocked`, and the fewest
