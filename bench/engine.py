@@ -374,7 +374,9 @@ def refusal_cause(snapshot: RestaurantSnapshot, request: BookingRequest, now: da
     refuse it too here, so what is lost is the path: earlier choices left this
     state); `neither` counts requests the 100,000 steps could not decide too."""
     default = EngineConfig(max_plans=1)
-    steps = replace(default, max_exact_steps=100_000, repack_time_budget_ms=None)
+    steps = replace(
+        default, max_exact_steps=100_000, repack_time_budget_ms=None, repack_shallow_share=1.0
+    )
     if search(snapshot, request, steps, now=now).plans:
         return "steps"
     if search(snapshot, request, replace(default, repack_freeze_minutes=0), now=now).plans:
@@ -480,6 +482,7 @@ def online_bound(
         repack_freeze_minutes=0,
         max_exact_steps=100_000,
         repack_time_budget_ms=None,
+        repack_shallow_share=1.0,  # the fewest moves first, as before
     )
     for req in requests:
         now = req.asked_at

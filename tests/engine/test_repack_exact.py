@@ -325,12 +325,12 @@ def test_a_booking_without_a_zone_wish_moves_to_another_zone_one_with_a_wish_doe
     assert wished.plans == () and wished.repack == "exact"
 
 
-def test_four_moves_in_a_chain_are_found_and_ordered_so_each_applies_on_its_own() -> None:
+def four_move_chain() -> RestaurantSnapshot:
     # A 5 needs the 5-top; its 4 fits only on the 4-top, whose 3 fits only on
     # the 3-top, whose 2 goes to the last free 2-top: three moves, applied last
     # first. The bounded search of earlier versions stopped at three moves too,
     # so make it four with one more link.
-    snapshot = floor(
+    return floor(
         table("S6", 6, fixed=True),
         table("F5", 5, fixed=True),
         table("F4", 4, fixed=True),
@@ -343,6 +343,10 @@ def test_four_moves_in_a_chain_are_found_and_ordered_so_each_applies_on_its_own(
             held("two", "F3", 0, party=2),
         ),
     )
+
+
+def test_four_moves_in_a_chain_are_found_and_ordered_so_each_applies_on_its_own() -> None:
+    snapshot = four_move_chain()
     result = search(snapshot, booking(6), replace(EXACT, max_overage=1), now=at(-600))
     assert result.plans[0].tables == ("S6",)
     assert [(m.booking_id, m.to_tables) for m in result.moves] == [
@@ -362,6 +366,49 @@ def test_four_moves_in_a_chain_are_found_and_ordered_so_each_applies_on_its_own(
         assert capped.candidate is None and not capped.exhausted, cap
     capped = ExactRepacker(chain, booking(6), config, movable, move_cap=4).run()
     assert capped.candidate is not None and len(capped.moves) == 4
+
+
+def test_a_long_re_pack_is_found_on_a_budget_the_short_passes_alone_would_use_up() -> None:
+    """The passes over 1..3 moves get a share of the steps; the pass without a
+    move limit gets the rest, so a long re-pack found cheaply is not lost to
+    the search for a short one that does not exist."""
+    snapshot = four_move_chain()
+    config = replace(EXACT, max_overage=1, max_exact_steps=60)
+    chain = Floor(snapshot)
+    movable = movable_bookings(chain, booking(6), at(-600), config)
+    shallow_first = replace(config, repack_shallow_share=1.0)
+    spent = ExactRepacker(chain, booking(6), shallow_first, movable).run()
+    assert spent.exhausted and spent.candidate is None
+    shared = replace(config, repack_shallow_share=0.1)
+    found = ExactRepacker(chain, booking(6), shared, movable).run()
+    assert not found.exhausted and found.candidate is not None
+    assert len(found.moves) == 4
+    result = search(snapshot, booking(6), shared, now=at(-600))
+    assert result.repack == "exact"
+    assert result.truncated == (not found.fewest)  # unproven fewest is said, not silent
+    assert result.plans[0].tables == ("S6",)
+    apply_one_at_a_time(snapshot, result.moves)
+
+
+@SETTINGS
+@given(crowded())
+def test_a_cut_short_shallow_phase_still_ends_with_the_fewest_moves(case: tuple) -> None:
+    """With the short passes cut after a few steps, the search still proves
+    the fewest moves once the pass without a limit has found a re-assignment."""
+    snapshot, request, config, now = case
+    if reference_valid_plans(snapshot, request, config):
+        return
+    tiny_share = replace(config, max_exact_steps=200_000, repack_shallow_share=0.0001)
+    result = search(snapshot, request, tiny_share, now=now)
+    if not any(may_move(snapshot, allocs, request, now) for allocs in grouped(snapshot).values()):
+        return
+    assert result.repack == "exact" and not result.truncated
+    fewest = brute_force_fewest_moves(snapshot, request, config, now)
+    if fewest is None:
+        assert result.plans == ()
+    else:
+        assert result.plans and len(result.moves) == fewest
+        apply_one_at_a_time(snapshot, result.moves)
 
 
 def test_when_the_exact_budget_runs_out_the_bounded_search_answers_and_says_so() -> None:

@@ -142,12 +142,17 @@ class EngineConfig:
     # Re-packing never moves a booking that starts within this many minutes of `now`.
     repack_freeze_minutes: int = 60
     # The exact re-packing search's budgets: steps (nodes, seat options and
-    # matchings; deterministic; 6,000 take 4-10 ms CPU on a 62-table floor)
+    # matchings; deterministic; 12,000 take 8-12 ms CPU on a 62-table floor)
     # and wall-clock milliseconds, a backstop for an overloaded machine (None:
     # steps only).
     # When either runs out the bounded search decides instead and the result
     # says so (SearchResult.repack == "bounded", truncated).
-    max_exact_steps: int = 6000
+    max_exact_steps: int = 12000
+    # The share of max_exact_steps the passes over 1..3 moves may use before the
+    # pass without a move limit runs (1.0: all of it, the fewest moves always
+    # first). Short re-packs can take many steps to find and long ones few, so
+    # neither may starve the other.
+    repack_shallow_share: float = 0.25
     # Plans of more than two tables (three stools for a party of 3, three
     # 4-tops for a party of 10) are offered only when the booking starts within
     # this many minutes of `now` (None: always). Such plans use up small tables
@@ -170,6 +175,10 @@ class EngineConfig:
             )
         if self.max_exact_steps < 0:
             raise ValueError(f"max_exact_steps must be >= 0, got {self.max_exact_steps}")
+        if not 0 < self.repack_shallow_share <= 1:
+            raise ValueError(
+                f"repack_shallow_share must be in (0, 1], got {self.repack_shallow_share}"
+            )
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,17 @@ iteratively, each time straight to the smallest budget a cut branch needed;
 a pass that cut nothing and found nothing proves that no re-assignment
 exists. A pending booking without any seat left ends its branch at once.
 
+Order of the passes: budgets of 1..SHALLOW moves first, on a share of the
+steps (`repack_shallow_share`, default a quarter); then one pass without a
+move limit, which decides whether any re-assignment exists; then budgets from
+SHALLOW + 1 (or from 1, when the share ran out before the short passes
+finished) up to one fewer than that pass used. The share matters on large
+floors: a re-pack of 2-3 moves can take tens of thousands of steps to find or
+rule out, while the pass without a limit often finds a long one in a few
+thousand; with the whole budget spent on the short passes, such a booking was
+refused although a re-assignment existed. A result whose fewest moves the
+budget did not allow to prove says so (`fewest` False).
+
 A solution is kept only when its moves can be applied one at a time (the
 database checks every move on its own): a move waits for the bookings whose
 old tables it takes, and a cycle of such waits (a swap) is skipped.
@@ -271,6 +282,7 @@ class ExactRepacker:
         self.request = request
         self.config = config
         self.steps = 0
+        self.limit = config.max_exact_steps  # lowered while the shallow passes run
         budget_ms = config.repack_time_budget_ms
         self.deadline = None if budget_ms is None else time.perf_counter() + budget_ms / 1000
         self._next_clock = 0
@@ -308,7 +320,7 @@ class ExactRepacker:
 
     def _step(self, count: int = 1) -> None:
         self.steps += count
-        if self.steps > self.config.max_exact_steps:
+        if self.steps > self.limit:
             raise _OutOfSteps
         if self.deadline is not None and self.steps >= self._next_clock:
             self._next_clock = self.steps + 32  # read the clock every 32 steps
@@ -402,19 +414,31 @@ class ExactRepacker:
             if found is None:
                 return ExactOutcome(None, (), self.steps, exhausted=False)
             return self._outcome(*found, proven=True)
-        # Few moves are the common answer: deepen cheaply up to SHALLOW moves first.
-        found = self._deepen(targets, 1, SHALLOW)
+        # Few moves are the common answer: deepen up to SHALLOW moves first, on
+        # a share of the budget (a short re-pack can take many steps to find or
+        # rule out, while a long one is often found in few).
+        total = self.config.max_exact_steps
+        share = self.config.repack_shallow_share
+        self.limit = total if share >= 1 else min(total, self.steps + int(total * share))
+        try:
+            found = self._deepen(targets, 1, SHALLOW)
+            low = SHALLOW + 1  # no re-assignment of SHALLOW moves or fewer exists
+        except _OutOfSteps:
+            if self.limit >= total or self.steps <= self.limit:
+                raise  # the whole budget or the clock ran out, not the share
+            found, low = None, 1
+        self.limit = total
         if found is not None:
             return self._outcome(*found, proven=True)
         # Then one pass with no move limit decides whether any re-assignment exists.
         found = self._pass(targets, self.n)
         if found is None:
             return ExactOutcome(None, (), self.steps, exhausted=False)
-        # Finally the fewest moves between SHALLOW + 1 and what that pass used.
+        # Finally the fewest moves between `low` and what that pass used.
         best = found
         moves = len(found[1]) - 1
         try:
-            fewer = self._deepen(targets, SHALLOW + 1, moves - 1)
+            fewer = self._deepen(targets, low, moves - 1)
         except _OutOfSteps:
             return self._outcome(*best, proven=False)
         return self._outcome(*(fewer or best), proven=True)
