@@ -117,7 +117,7 @@ def _saturation(demands: list[tuple[int, int]]) -> tuple[bool, int]:
             total += need
     if union.bit_count() < total:
         return False, 1
-    masks = sorted(wanted, key=lambda m: (m.bit_count(), m))
+    masks = sorted(sorted(wanted), key=int.bit_count)  # by size, then mask
     k = len(masks)
     owned = [0] * k
     free = union
@@ -306,10 +306,25 @@ class ExactRepacker:
         self._by_key: dict[tuple[int, tuple[str, ...], int], list[_Option]] = {}
         self.cut = 0  # the smallest budget a branch cut in this pass needed (0: none)
         # the instants where the set of bookings in the room grows (every start),
-        # each with the bookings present then
+        # each with the bookings present then; an instant whose bookings are all
+        # present at another one too is left out (a matching for the larger set
+        # contains one for the smaller)
         starts = sorted({w[0] for w in windows})
+        present = [  # as bitmasks over the bookings
+            sum(1 << i for i in range(n + 1) if windows[i][0] <= t < windows[i][1])
+            for t in starts
+        ]
+        kept = [
+            group
+            for k, group in enumerate(present)
+            if not any(
+                (group & ~other == 0) and (group != other or j < k)
+                for j, other in enumerate(present)
+                if j != k
+            )
+        ]
         self.instants: list[list[int]] = [
-            [i for i in range(n + 1) if windows[i][0] <= t < windows[i][1]] for t in starts
+            [i for i in range(n + 1) if group >> i & 1] for group in kept
         ]
         # states (seats placed so far) that failed, with the largest budget they failed at
         self._failed: dict[frozenset[tuple[int, int]], int] = {}
@@ -506,8 +521,14 @@ class ExactRepacker:
                 if j < self.n and j not in placed and j not in pending
             ]
             held = 0
+            holders: dict[int, list[int]] = {}  # table bit -> the near bookings on it
             for j in near:
-                held |= self.current[j]
+                mask = self.current[j]
+                held |= mask
+                while mask:
+                    bit = mask & -mask
+                    mask ^= bit
+                    holders.setdefault(bit, []).append(j)
             choices: list[tuple[int, _Option, list[int]]] = []
             options = self.options(i)
             self._step(len(options))
@@ -521,7 +542,16 @@ class ExactRepacker:
                 if cost + 1 > budget:
                     self._note_cut(cost + 1)  # a lower bound of what it needs: safe
                     continue
-                pushed = [j for j in near if self.current[j] & mask]
+                hit = mask & held
+                if hit & (hit - 1):  # two tables or more: bookings may repeat
+                    owners: set[int] = set()
+                    while hit:
+                        bit = hit & -hit
+                        hit ^= bit
+                        owners.update(holders[bit])
+                    pushed = sorted(owners)
+                else:
+                    pushed = holders[hit]
                 if cost + len(pushed) > budget:
                     self._note_cut(cost + len(pushed))
                     continue
