@@ -435,6 +435,7 @@ def evenings(draw: st.DrawFn) -> tuple[RestaurantSnapshot, int, EngineConfig, da
     # availability must hold them back exactly as the search does
     config = EngineConfig(max_tables=draw(st.integers(1, 3)), max_overage=draw(st.integers(0, 4)),
                           repack=draw(st.sampled_from([True, True, False])),
+                          repack_max_moves=draw(st.sampled_from([None, None, 1, 2])),
                           repack_time_budget_ms=None, max_exact_steps=EXACT_STEPS)
     now = draw(st.sampled_from([datetime(2030, 3, 4, tzinfo=UTC),
                                 datetime(2030, 3, 5, 17, 30, tzinfo=UTC)]))
@@ -557,6 +558,11 @@ def test_a_re_assignment_is_checked_from_scratch_before_a_time_is_offered() -> N
     }
     for what, witness in bad.items():
         assert witness_problem(fl, req, config, movable, witness) is not None, what
+    # a venue's cap on moves (SEATFLOW_REPACK_MAX_MOVES) holds for offered times too
+    capped = replace(config, repack_max_moves=1)
+    assert witness_problem(fl, req, capped, movable, good) is None
+    two_moves = Witness(("T1",), (Move("b1", ("T1",), ("T2",)), Move("b2", ("T2",), ("T3",))))
+    assert "at most 1" in (witness_problem(fl, req, capped, movable, two_moves) or "")
     # a zone wish keeps the couple out of the patio; without one it may go there
     wished = replace_allocations(snap, zone_preference="main")
     wfl = Floor(wished)
@@ -648,6 +654,10 @@ def test_availability_and_the_attempt_use_the_same_plan_rules_from_the_environme
     assert (config.repack_freeze_minutes, config.wide_plan_lead_minutes, config.max_tables) == (
         15, 525600, 2)
     assert config.repack is False and Settings(SEATFLOW_REPACK="true").engine_config().repack
+    assert Settings(SEATFLOW_REPACK_MAX_MOVES="2").engine_config().repack_max_moves == 2
+    assert Settings(SEATFLOW_REPACK_MAX_MOVES="0").engine_config().repack_max_moves is None
+    with pytest.raises(ValueError, match="SEATFLOW_REPACK_MAX_MOVES"):
+        Settings(SEATFLOW_REPACK_MAX_MOVES="-1")
     assert BookingActivities(None, None, configured).config == config  # type: ignore[arg-type]
     assert ShadowActivities(None, configured).config == config  # type: ignore[arg-type]
     monkeypatch.setenv("SEATFLOW_WIDE_PLAN_LEAD_MINUTES", "-1")

@@ -490,7 +490,9 @@ def _feasible(
             return None
         budget_ms = left_ms if budget_ms is None else min(budget_ms, left_ms)
     bounded = replace(config, repack_time_budget_ms=budget_ms)
-    return FeasibilityRepacker(floor, request, bounded, movable).run()
+    return FeasibilityRepacker(
+        floor, request, bounded, movable, move_cap=config.repack_max_moves
+    ).run()
 
 
 MAX_REUSE = 4  # neighbouring re-assignments re-checked per start time
@@ -532,6 +534,9 @@ def witness_problem(
     moved = {m.booking_id for m in witness.moves}
     if len(moved) != len(witness.moves):
         return "a booking is moved twice"
+    cap = config.repack_max_moves
+    if cap is not None and len(moved) > cap:
+        return f"{len(moved)} bookings moved, at most {cap} allowed"
     seated: list[tuple[str, datetime, datetime, tuple[str, ...]]] = []
     problem = plan_problem(floor, request, witness.tables, config, ignore_bookings=tuple(moved))
     if problem is not None:

@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     # re-packing: move bookings that have not started to seat a new one
     # (docs/engine.md); false for a venue where an assigned table never changes
     repack: bool = Field(default=True, alias="SEATFLOW_REPACK")
+    # at most this many bookings moved (each guest gets a table-changed email)
+    # to seat one new booking; 0: as many as needed
+    repack_max_moves: int = Field(default=0, ge=0, le=10_000, alias="SEATFLOW_REPACK_MAX_MOVES")
     # without re-packing, plans of three or more tables wait until the booking
     # starts within this many minutes (docs/engine.md, "Three tables"); 525600
     # (a year) allows them at any time. With re-packing nothing waits.
@@ -161,6 +164,7 @@ class Settings(BaseSettings):
             adjacency_mode=AdjacencyMode(self.adjacency_mode),
             repack=self.repack,
             repack_freeze_minutes=self.repack_freeze_minutes,
+            repack_max_moves=self.repack_max_moves or None,
             wide_plan_lead_minutes=self.wide_plan_lead_minutes,
         )
 

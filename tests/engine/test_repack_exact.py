@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from itertools import product
 
+import pytest
 from engine_floors import at, booking, floor, held, table
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -409,6 +410,18 @@ def test_a_cut_short_shallow_phase_still_ends_with_the_fewest_moves(case: tuple)
     else:
         assert result.plans and len(result.moves) == fewest
         apply_one_at_a_time(snapshot, result.moves)
+
+
+def test_a_venue_cap_on_moves_refuses_a_re_pack_that_needs_more_and_seats_one_within_it() -> None:
+    snapshot = four_move_chain()
+    for cap, seated in ((1, False), (3, False), (4, True), (None, True)):
+        config = replace(EXACT, max_overage=1, repack_max_moves=cap)
+        result = search(snapshot, booking(6), config, now=at(-600))
+        assert bool(result.plans) is seated, cap
+        assert result.repack == "exact" and not result.truncated  # a proof, not a budget
+        assert len(result.moves) == (4 if seated else 0)
+    with pytest.raises(ValueError, match="repack_max_moves"):
+        EngineConfig(repack_max_moves=0)
 
 
 def test_when_the_exact_budget_runs_out_the_bounded_search_answers_and_says_so() -> None:

@@ -26,6 +26,28 @@ from seatflow.engine.repack import movable_bookings
 
 @SETTINGS
 @given(crowded())
+def test_feasibility_under_a_move_cap_finds_one_exactly_when_that_few_moves_suffice(
+    case: tuple,
+) -> None:
+    """Availability under SEATFLOW_REPACK_MAX_MOVES: a time is seatable only
+    with a re-assignment of at most that many moves, as the pipeline books."""
+    snapshot, request, config, now = case
+    if reference_valid_plans(snapshot, request, config):
+        return
+    fl = Floor(snapshot)
+    movable = movable_bookings(fl, request, now, config)
+    if not movable:
+        return
+    fewest = brute_force_fewest_moves(snapshot, request, config, now)
+    for cap in (1, 2):
+        outcome = FeasibilityRepacker(fl, request, config, movable, move_cap=cap).run()
+        assert not outcome.exhausted
+        assert (outcome.candidate is not None) == (fewest is not None and fewest <= cap), cap
+        assert len(outcome.moves) <= cap
+
+
+@SETTINGS
+@given(crowded())
 def test_feasibility_finds_a_re_assignment_exactly_when_one_exists(case: tuple) -> None:
     snapshot, request, config, now = case
     if reference_valid_plans(snapshot, request, config):

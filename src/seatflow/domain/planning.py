@@ -153,6 +153,9 @@ class EngineConfig:
     # first). Short re-packs can take many steps to find and long ones few, so
     # neither may starve the other.
     repack_shallow_share: float = 0.25
+    # At most this many bookings moved to seat one new booking (None: as many
+    # as needed). Every move is a table-changed email to a guest.
+    repack_max_moves: int | None = None
     # Plans of more than two tables (three stools for a party of 3, three
     # 4-tops for a party of 10) are offered only when the booking starts within
     # this many minutes of `now` (None: always). Such plans use up small tables
@@ -175,6 +178,8 @@ class EngineConfig:
             )
         if self.max_exact_steps < 0:
             raise ValueError(f"max_exact_steps must be >= 0, got {self.max_exact_steps}")
+        if self.repack_max_moves is not None and self.repack_max_moves < 1:
+            raise ValueError(f"repack_max_moves must be >= 1, got {self.repack_max_moves}")
         if not 0 < self.repack_shallow_share <= 1:
             raise ValueError(
                 f"repack_shallow_share must be in (0, 1], got {self.repack_shallow_share}"

@@ -715,7 +715,10 @@ class FeasibilityRepacker(ExactRepacker):
         )
         if not self._packable({}, set()):
             return ExactOutcome(None, (), self.steps, exhausted=False)
-        found = self._pass(targets, self.n)
+        if self.move_cap is not None:  # a re-assignment of at most that many moves
+            found = self._deepen(targets, 1, self.move_cap)
+        else:
+            found = self._pass(targets, self.n)
         if found is None:
             return ExactOutcome(None, (), self.steps, exhausted=False)
         return self._outcome(*found, proven=False)

@@ -17,7 +17,7 @@ reported (`truncated`), never silent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from seatflow.domain.planning import Allocation, BookingRequest, EngineConfig, Move, Plan
@@ -217,7 +217,7 @@ def repack(
     movable = movable_bookings(floor, request, now, config)
     if not movable:
         return nothing
-    exact = ExactRepacker(floor, request, config, movable).run()
+    exact = ExactRepacker(floor, request, config, movable, move_cap=config.repack_max_moves).run()
     if not exact.exhausted:
         if exact.candidate is None:
             return Repacked(None, (), exact.steps, truncated=False, method=EXACT)
@@ -240,7 +240,10 @@ def repack(
 def bounded_repack(
     floor: Floor, request: BookingRequest, config: EngineConfig, movable: dict[str, HeldBooking]
 ) -> Repacked:
-    """The bounded search: at most max_moves moves, each booking in its own zone."""
+    """The bounded search: at most max_moves moves (and repack_max_moves), each
+    booking in its own zone."""
+    if config.repack_max_moves is not None and config.repack_max_moves < config.max_moves:
+        config = replace(config, max_moves=config.repack_max_moves)
     if config.max_moves < 1:
         return Repacked(None, (), 0, truncated=False, method=BOUNDED)
     relaxed_free = floor.free_tables(
