@@ -142,17 +142,17 @@ class EngineConfig:
     # Re-packing never moves a booking that starts within this many minutes of `now`.
     repack_freeze_minutes: int = 60
     # The exact re-packing search's budgets: steps (nodes, seat options and
-    # matchings; deterministic; 12,000 take 8-12 ms CPU on a 62-table floor)
+    # matchings; deterministic; 16,000 take 10-16 ms CPU on a 62-table floor)
     # and wall-clock milliseconds, a backstop for an overloaded machine (None:
     # steps only).
     # When either runs out the bounded search decides instead and the result
     # says so (SearchResult.repack == "bounded", truncated).
-    max_exact_steps: int = 12000
+    max_exact_steps: int = 16000
     # The share of max_exact_steps the passes over 1..3 moves may use before the
     # pass without a move limit runs (1.0: all of it, the fewest moves always
     # first). Short re-packs can take many steps to find and long ones few, so
     # neither may starve the other.
-    repack_shallow_share: float = 0.25
+    repack_shallow_share: float = 0.5
     # At most this many bookings moved to seat one new booking (None: as many
     # as needed). Every move is a table-changed email to a guest.
     repack_max_moves: int | None = None

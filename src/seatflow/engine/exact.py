@@ -19,7 +19,7 @@ a pass that cut nothing and found nothing proves that no re-assignment
 exists. A pending booking without any seat left ends its branch at once.
 
 Order of the passes: budgets of 1..SHALLOW moves first, on a share of the
-steps (`repack_shallow_share`, default a quarter); then one pass without a
+steps (`repack_shallow_share`, default half); then one pass without a
 move limit, which decides whether any re-assignment exists; then budgets from
 SHALLOW + 1 (or from 1, when the share ran out before the short passes
 finished) up to one fewer than that pass used. The share matters on large
