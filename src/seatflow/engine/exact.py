@@ -442,6 +442,11 @@ class ExactRepacker:
             if self.limit >= total or self.steps <= self.limit:
                 raise  # the whole budget or the clock ran out, not the share
             found, low = None, 1
+            # The states remembered as failed at budgets 1..SHALLOW are true,
+            # but a hit skips the branch without noting the budget it would
+            # have needed, and deepening again from 1 relies on those notes to
+            # prove that no fewer moves exist: forget them.
+            self._failed.clear()
         self.limit = total
         if found is not None:
             return self._outcome(*found, proven=True)
