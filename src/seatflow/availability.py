@@ -490,9 +490,7 @@ def _feasible(
             return None
         budget_ms = left_ms if budget_ms is None else min(budget_ms, left_ms)
     bounded = replace(config, repack_time_budget_ms=budget_ms)
-    return FeasibilityRepacker(
-        floor, request, bounded, movable, move_cap=config.repack_max_moves
-    ).run()
+    return FeasibilityRepacker(floor, request, bounded, movable).run()
 
 
 MAX_REUSE = 4  # neighbouring re-assignments re-checked per start time

@@ -26,7 +26,7 @@ from seatflow.domain.planning import (
     Table,
 )
 from seatflow.engine import search
-from seatflow.engine.exact import ExactRepacker, saturates
+from seatflow.engine.exact import ExactRepacker, HeldBooking, saturates
 from seatflow.engine.floor import Floor
 from seatflow.engine.repack import movable_bookings
 
@@ -225,6 +225,17 @@ def _applies_in_some_order(
     return True
 
 
+def repack_case(case: tuple) -> tuple[Floor, dict[str, HeldBooking]] | None:
+    """The floor and the movable bookings of a drawn case that re-packing is
+    asked about (no free plan, something may move); None otherwise."""
+    snapshot, request, config, now = case
+    if reference_valid_plans(snapshot, request, config):
+        return None  # a free plan: re-packing is never asked
+    fl = Floor(snapshot)
+    movable = movable_bookings(fl, request, now, config)
+    return (fl, movable) if movable else None
+
+
 @SETTINGS
 @given(crowded())
 def test_exact_repacking_is_valid_applicable_and_uses_the_fewest_moves(case: tuple) -> None:
@@ -270,12 +281,10 @@ def test_exact_repacking_capped_at_k_moves_finds_the_fewest_iff_k_suffice(case: 
     """`move_cap` (the benchmark's bound with at most k moves a request): a plan
     exactly when some re-assignment of at most k moves exists, with the fewest."""
     snapshot, request, config, now = case
-    if reference_valid_plans(snapshot, request, config):
+    asked = repack_case(case)
+    if asked is None:
         return
-    floor = Floor(snapshot)
-    movable = movable_bookings(floor, request, now, config)
-    if not movable:
-        return
+    floor, movable = asked
     fewest = brute_force_fewest_moves(snapshot, request, config, now)
     for cap in (1, 2, 3):
         outcome = ExactRepacker(floor, request, config, movable, move_cap=cap).run()

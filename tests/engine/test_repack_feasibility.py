@@ -15,6 +15,7 @@ from test_repack_exact import (
     crowded,
     grouped,
     may_move,
+    repack_case,
     zones_allowed,
 )
 
@@ -32,12 +33,10 @@ def test_feasibility_under_a_move_cap_finds_one_exactly_when_that_few_moves_suff
     """Availability under SEATFLOW_REPACK_MAX_MOVES: a time is seatable only
     with a re-assignment of at most that many moves, as the pipeline books."""
     snapshot, request, config, now = case
-    if reference_valid_plans(snapshot, request, config):
+    asked = repack_case(case)
+    if asked is None:
         return
-    fl = Floor(snapshot)
-    movable = movable_bookings(fl, request, now, config)
-    if not movable:
-        return
+    fl, movable = asked
     fewest = brute_force_fewest_moves(snapshot, request, config, now)
     for cap in (1, 2):
         outcome = FeasibilityRepacker(fl, request, config, movable, move_cap=cap).run()
@@ -50,12 +49,10 @@ def test_feasibility_under_a_move_cap_finds_one_exactly_when_that_few_moves_suff
 @given(crowded())
 def test_feasibility_finds_a_re_assignment_exactly_when_one_exists(case: tuple) -> None:
     snapshot, request, config, now = case
-    if reference_valid_plans(snapshot, request, config):
-        return  # a free plan: re-packing is never asked
-    fl = Floor(snapshot)
-    movable = movable_bookings(fl, request, now, config)
-    if not movable:
+    asked = repack_case(case)
+    if asked is None:
         return
+    fl, movable = asked
     outcome = FeasibilityRepacker(fl, request, config, movable).run()
     assert not outcome.exhausted, "small floors never exhaust the exact budget"
     fewest = brute_force_fewest_moves(snapshot, request, config, now)

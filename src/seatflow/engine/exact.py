@@ -275,9 +275,10 @@ class ExactRepacker:
         *,
         move_cap: int | None = None,
     ) -> None:
-        # at most this many moves (None: as many as needed); the answer is then
-        # the fewest moves up to the cap, or a proof that none that few exists
-        self.move_cap = move_cap
+        # at most this many moves (None: the venue's `config.repack_max_moves`,
+        # itself None for as many as needed); the answer is then the fewest
+        # moves up to the cap, or a proof that none that few exists
+        self.move_cap = config.repack_max_moves if move_cap is None else move_cap
         self.floor = floor
         self.request = request
         self.config = config

@@ -217,7 +217,7 @@ def repack(
     movable = movable_bookings(floor, request, now, config)
     if not movable:
         return nothing
-    exact = ExactRepacker(floor, request, config, movable, move_cap=config.repack_max_moves).run()
+    exact = ExactRepacker(floor, request, config, movable).run()
     if not exact.exhausted:
         if exact.candidate is None:
             return Repacked(None, (), exact.steps, truncated=False, method=EXACT)
