@@ -138,3 +138,28 @@ def test_without_repacking_a_three_table_plan_waits_until_two_hours_before() -> 
     # two tables are never held back
     assert search(snapshot, booking(8), final, now=at(-600)).plans[0].tables == ("A4", "B4")
     assert search(snapshot, booking(8), now=at(-600)).plans[0].tables == ("A4", "B4")
+
+
+def test_a_booking_inside_the_freeze_window_takes_the_table_it_fits_most_snugly_in_time() -> None:
+    """A booking placed within `repack_freeze_minutes` of its start can never be
+    re-packed, so its plan is final: among equally good tables it takes the one
+    that leaves the least unusable idle time (here B4, 10 minutes before the next
+    party, against 25 on A4). Further ahead a later re-pack can still move it, and
+    the tie breaks on table ids as before; without re-packing nothing changes."""
+    snapshot = floor(
+        table("A4", 4),
+        table("B4", 4),
+        allocations=(held("next-a", "A4", 145), held("next-b", "B4", 130)),
+    )
+    request = booking(1)  # 19:00-21:00
+    frozen = search(snapshot, request, now=at(-45))
+    assert frozen.plans[0].tables == ("B4",)
+    assert frozen.plans[0].breakdown["idle_gap"] < frozen.plans[1].breakdown["idle_gap"]
+    assert search(snapshot, request, now=at(-61)).plans[0].tables == ("A4",)
+    assert search(snapshot, request).plans[0].tables == ("A4",)  # no clock
+    alone = EngineConfig(repack=False)
+    assert search(snapshot, request, alone, now=at(-45)).plans[0].tables == ("A4",)
+    off = EngineConfig(frozen_idle_gap=0.0)
+    assert search(snapshot, request, off, now=at(-45)).plans[0].tables == ("A4",)
+    longer = EngineConfig(repack_freeze_minutes=90)
+    assert search(snapshot, request, longer, now=at(-61)).plans[0].tables == ("B4",)

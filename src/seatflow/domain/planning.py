@@ -162,6 +162,12 @@ class EngineConfig:
     # later small parties need; the legacy planner never makes them.
     wide_plan_lead_minutes: int | None = 120
     repack_time_budget_ms: float | None = 20.0
+    # With re-packing, a booking that already starts within the freeze window
+    # when it is placed can never be moved again: its plan is final. For it the
+    # idle_gap term (hours of unusable idle time left on its tables) weighs at
+    # least this much, a tie-break below one empty seat (w_overage 10), so it
+    # takes the table it fits most snugly in time (docs/engine.md, "Final plans").
+    frozen_idle_gap: float = 1.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_tables <= 5:
@@ -180,6 +186,8 @@ class EngineConfig:
             raise ValueError(f"max_exact_steps must be >= 0, got {self.max_exact_steps}")
         if self.repack_max_moves is not None and self.repack_max_moves < 1:
             raise ValueError(f"repack_max_moves must be >= 1, got {self.repack_max_moves}")
+        if self.frozen_idle_gap < 0:
+            raise ValueError(f"frozen_idle_gap must be >= 0, got {self.frozen_idle_gap}")
         if not 0 < self.repack_shallow_share <= 1:
             raise ValueError(
                 f"repack_shallow_share must be in (0, 1], got {self.repack_shallow_share}"

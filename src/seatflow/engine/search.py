@@ -72,15 +72,28 @@ def search(
 def plan_config(
     config: EngineConfig, request: BookingRequest, now: datetime | None
 ) -> EngineConfig:
-    """The plan rules for `request` asked at `now`: without re-packing, at most
-    two tables a plan while the booking is further than `wide_plan_lead_minutes`
-    ahead (a plan made then is final, and three tables use up small ones that
-    later small parties need). With re-packing a later request can move such a
-    booking, so nothing is held back (docs/engine.md, "Three tables")."""
-    lead = config.wide_plan_lead_minutes
-    if config.repack or lead is None or now is None or config.max_tables <= 2:
+    """The plan rules for `request` asked at `now`.
+
+    Without re-packing: at most two tables a plan while the booking is further
+    than `wide_plan_lead_minutes` ahead (a plan made then is final, and three
+    tables use up small ones that later small parties need). With re-packing a
+    later request can move such a booking, so nothing is held back
+    (docs/engine.md, "Three tables"); but a booking that starts within the
+    freeze window is final from the start, so idle time weighs at least
+    `frozen_idle_gap` in its score (docs/engine.md, "Final plans")."""
+    if now is None:
         return config
-    if request.start - now <= timedelta(minutes=lead):
+    ahead = request.start - now
+    if config.repack:
+        weights = config.weights
+        if (
+            ahead <= timedelta(minutes=config.repack_freeze_minutes)
+            and config.frozen_idle_gap > weights.idle_gap
+        ):
+            return replace(config, weights=replace(weights, idle_gap=config.frozen_idle_gap))
+        return config
+    lead = config.wide_plan_lead_minutes
+    if lead is None or config.max_tables <= 2 or ahead <= timedelta(minutes=lead):
         return config
     return replace(config, max_tables=2)
 
