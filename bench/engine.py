@@ -617,7 +617,9 @@ def cached_yardstick(
         return {**json.loads(path.read_text()), "cached": True}
     result = compute()
     cache.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result))
+    partial = path.with_suffix(f".{os.getpid()}.part")
+    partial.write_text(json.dumps(result))
+    partial.replace(path)  # whole or absent, even with two runs sharing the cache
     return result
 
 
