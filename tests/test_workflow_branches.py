@@ -3,7 +3,8 @@ test server with stand-in activities (no PostgreSQL).
 
 Each stand-in is registered under the real activity's name
 (`@activity.defn(name="run_attempt")`, ...), so the unchanged
-`BookingAssignmentWorkflow` calls it. `FakeBooking` answers like the database
+`BookingAssignmentWorkflow` calls it; the ones shared with
+test_workflow_hardening.py are in tests/workflow_fakes.py. `FakeBooking` answers like the database
 would for one booking: it keeps the state and version, refuses a step that
 names a stale version, and applies the state the workflow decided for a failed
 attempt. Scripts say what each attempt finds (confirmed, failed, busy,
@@ -22,7 +23,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import pytest
 import pytest_asyncio
@@ -42,14 +43,11 @@ from temporalio.worker import Replayer, Worker
 from seatflow.domain.messages import (
     AttemptRequest,
     AttemptResult,
-    BeginResult,
-    BookingContext,
     BookingOutcome,
     BookingStatus,
     CancelRequest,
     ConfirmRequest,
     ConfirmResult,
-    DecisionRequest,
     EmailRequest,
     EmailResult,
     FailedAttemptRequest,
@@ -58,13 +56,12 @@ from seatflow.domain.messages import (
     LegacySummaryRequest,
     ManualReviewResult,
     PipelineDecision,
-    TransitionRequest,
     TransitionResult,
-    VerifyRequest,
 )
 from seatflow.domain.planning import Plan
 from seatflow.domain.states import AssignmentState, after_failed_attempt, can_transition
 from seatflow.intake.service import start_booking_workflow
+from tests.workflow_fakes import FakeBookingBase
 from workflows.booking import BookingAssignmentWorkflow
 from workflows.runner import workflow_runner
 
@@ -74,7 +71,6 @@ MANUAL_REVIEW = S.MANUAL_REVIEW.value
 # The round's length in these tests (SEATFLOW_MAX_ATTEMPTS), and a backoff
 # base long enough that a test can act while the workflow sleeps.
 ROUND = 5
-TABLES = ("T1", "T2", "T3")
 
 
 def v3(**changes: Any) -> PipelineDecision:
@@ -85,11 +81,10 @@ def v3(**changes: Any) -> PipelineDecision:
     return replace(base, **changes)
 
 
-@dataclass
-class FakeBooking:
+@dataclass(kw_only=True)
+class FakeBooking(FakeBookingBase):
     """One booking as the stand-in activities see it, plus the script."""
 
-    booking_id: str
     # What each run_attempt finds, in order: confirmed | failed | busy | conflict.
     attempts: list[str] = field(default_factory=list)
     # The flags: begin_booking answers the first, decide_pipeline the next ones
@@ -103,27 +98,20 @@ class FakeBooking:
     version: int = 2  # created -> capacity_verified -> assignment_pending
     invalid_reason: str | None = None
     now: datetime = field(default_factory=lambda: datetime.now(UTC))  # the server's clock
-    start: datetime = field(default_factory=lambda: datetime.now(UTC) + timedelta(days=2))
-    # Every call: (activity name, request).
-    calls: list[tuple[str, Any]] = field(default_factory=list)
     # What happens at a conflict: another writer moved the booking (one version
     # up), optionally to another state.
     conflict_moves_to: str | None = None
 
+    stale_transition_reason: ClassVar[str | None] = "stale version"
+
     # ----------------------------------------------------------- helpers
 
-    def called(self, name: str) -> list[Any]:
-        return [req for n, req in self.calls if n == name]
+    def _reason(self) -> str | None:
+        return self.invalid_reason
 
-    def names(self) -> list[str]:
-        return [n for n, _ in self.calls]
-
-    def _context(self) -> BookingContext:
-        return BookingContext(
-            booking_id=self.booking_id, restaurant_id="r-fake", party_size=4,
-            state=self.state, version=self.version, status="pending",
-            start=self.start.isoformat(), table_ids=TABLES, reason=self.invalid_reason,
-        )
+    def _begin(self) -> None:
+        if self.invalid_reason:
+            self._move(S.FAILED.value)
 
     def _move(self, to_state: str) -> None:
         """A state change as storage makes it; an illegal one fails the workflow
@@ -131,35 +119,17 @@ class FakeBooking:
         if not can_transition(S(self.state), S(to_state)):
             raise ApplicationError(f"cannot move from {self.state} to {to_state}",
                                    type="IllegalTransition", non_retryable=True)
-        self.state = to_state
-        self.version += 1
+        super()._move(to_state)
 
     def _decision(self) -> PipelineDecision:
         nth = len(self.called("decide_pipeline")) + len(self.called("begin_booking")) - 1
         return self.decisions[min(nth, len(self.decisions) - 1)]
 
-    # ------------------------------------------- the activities, by name
-
-    @activity.defn(name="begin_booking")
-    async def begin_booking(self, req: VerifyRequest) -> BeginResult:
-        self.calls.append(("begin_booking", req))
-        if self.invalid_reason:
-            self._move(S.FAILED.value)
-        return BeginResult(context=self._context(), decision=self._decision())
-
-    @activity.defn(name="verify_booking")
-    async def verify_booking(self, req: VerifyRequest) -> BookingContext:
-        self.calls.append(("verify_booking", req))
-        return self._context()
-
-    @activity.defn(name="decide_pipeline")
-    async def decide_pipeline(self, req: DecisionRequest) -> PipelineDecision:
-        self.calls.append(("decide_pipeline", req))
-        return self._decision()
+    # ------------------------------- the activities this script owns, by name
 
     @activity.defn(name="run_attempt")
     async def run_attempt(self, req: AttemptRequest) -> AttemptResult:
-        self.calls.append(("run_attempt", req))
+        await self._called("run_attempt", req)
         outcome = self.attempts.pop(0) if self.attempts else "failed"
         if outcome == "busy":
             return AttemptResult(outcome="busy", state=self.state, version=self.version,
@@ -182,18 +152,9 @@ class FakeBooking:
         return AttemptResult(outcome="failed", state=self.state, version=self.version,
                              reason=f"no plan at attempt {req.attempt_no}", wait_ms=1.0)
 
-    @activity.defn(name="transition_state")
-    async def transition_state(self, req: TransitionRequest) -> TransitionResult:
-        self.calls.append(("transition_state", req))
-        if req.expected_version != self.version:
-            return TransitionResult(ok=False, state=self.state, version=self.version,
-                                    conflict=True, reason="stale version")
-        self._move(req.to_state)
-        return TransitionResult(ok=True, state=self.state, version=self.version)
-
     @activity.defn(name="confirm_plan")
     async def confirm_plan(self, req: ConfirmRequest) -> ConfirmResult:
-        self.calls.append(("confirm_plan", req))
+        await self._called("confirm_plan", req)
         plan = req.plans[0]
         if set(plan.tables) & self.taken:
             return ConfirmResult(confirmed=False, state=self.state, version=self.version,
@@ -205,36 +166,35 @@ class FakeBooking:
 
     @activity.defn(name="record_failed_attempt")
     async def record_failed_attempt(self, req: FailedAttemptRequest) -> TransitionResult:
-        self.calls.append(("record_failed_attempt", req))
+        await self._called("record_failed_attempt", req)
         self._move(after_failed_attempt(req.attempt_no, req.max_attempts).value)
         return TransitionResult(ok=True, state=self.state, version=self.version)
 
     @activity.defn(name="legacy_quote")
     async def legacy_quote(self, req: FindPlansRequest) -> FindPlansResult:
-        self.calls.append(("legacy_quote", req))
+        await self._called("legacy_quote", req)
         plans = self.legacy_plans.pop(0) if self.legacy_plans else ()
         return FindPlansResult(plans=plans, reason=None if plans else "no tables",
                                as_of="2026-01-01T00:00:00+00:00")
 
     @activity.defn(name="record_legacy_summary")
     async def record_legacy_summary(self, req: LegacySummaryRequest) -> None:
-        self.calls.append(("record_legacy_summary", req))
+        await self._called("record_legacy_summary", req)
 
     @activity.defn(name="send_confirmation_email")
     async def send_confirmation_email(self, req: EmailRequest) -> EmailResult:
-        self.calls.append(("send_confirmation_email", req))
+        await self._called("send_confirmation_email", req)
         return EmailResult(sent=True, path=f"{req.booking_id}-{req.kind}.eml")
 
     @activity.defn(name="cancel_booking")
     async def cancel_booking(self, req: CancelRequest) -> TransitionResult:
-        self.calls.append(("cancel_booking", req))
+        await self._called("cancel_booking", req)
         self._move(S.CANCELLED.value)
         return TransitionResult(ok=True, state=self.state, version=self.version)
 
-    def activities(self) -> list[Callable[..., Any]]:
-        return [self.begin_booking, self.verify_booking, self.decide_pipeline,
-                self.run_attempt, self.transition_state, self.confirm_plan,
-                self.record_failed_attempt, self.legacy_quote, self.record_legacy_summary,
+    def _more_activities(self) -> list[Callable[..., Any]]:
+        return [self.run_attempt, self.confirm_plan, self.record_failed_attempt,
+                self.legacy_quote, self.record_legacy_summary,
                 self.send_confirmation_email, self.cancel_booking]
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,45 +38,37 @@ from seatflow.config import Settings
 from seatflow.domain.messages import (
     AttemptRequest,
     AttemptResult,
-    BeginResult,
-    BookingContext,
     BookingOutcome,
     BookingWorkflowInput,
     CancelRequest,
     ConfirmRequest,
     ConfirmResult,
-    DecisionRequest,
     EmailRequest,
     EmailResult,
     EventRequest,
     PipelineDecision,
-    TransitionRequest,
     TransitionResult,
-    VerifyRequest,
 )
 from seatflow.domain.review import InvalidDecision, parse_cancel
 from tests.support import save_history
+from tests.workflow_fakes import FakeBookingBase
 from worker import WORKFLOWS
 from workflows.runner import workflow_runner
 
-TABLES = ("T1", "T2", "T3")
 
-
-@dataclass
-class FakeBooking:
+@dataclass(kw_only=True)
+class FakeBooking(FakeBookingBase):
     """One booking's truth, as the real activities would keep it in PostgreSQL."""
 
     booking_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     state: str = "manual_review"
     version: int = 7
     attempts_used: int = 5
-    start: datetime = field(default_factory=lambda: datetime.now(UTC) + timedelta(days=2))
     review_timeout: float | None = None
     # what the stand-ins do
     confirm_ok_for: set[str] = field(default_factory=lambda: {"maria"})
     attempt_outcomes: list[str] = field(default_factory=list)  # busy | failed | confirmed
-    # what happened
-    calls: list[tuple[str, Any]] = field(default_factory=list)
+    # what happened (calls: see FakeBookingBase)
     hold: dict[str, asyncio.Event] = field(default_factory=dict)
     entered: dict[str, asyncio.Event] = field(default_factory=dict)
 
@@ -86,46 +78,23 @@ class FakeBooking:
         self.entered[name] = asyncio.Event()
         return self.hold[name]
 
-    async def _maybe_hold(self, name: str) -> None:
+    async def _pause(self, name: str) -> None:
         gate = self.hold.get(name)
         if gate is not None and not gate.is_set():
             self.entered[name].set()
             await gate.wait()
             self.hold.pop(name, None)
 
-    def called(self, name: str) -> list[Any]:
-        return [arg for n, arg in self.calls if n == name]
-
-    def _ctx(self) -> BookingContext:
-        return BookingContext(
-            booking_id=self.booking_id, restaurant_id="r-fake", party_size=4,
-            state=self.state, version=self.version, status="pending",
-            start=self.start.isoformat(), table_ids=TABLES, reason="no valid plan",
-            attempts_used=self.attempts_used,
-        )
+    def _reason(self) -> str | None:
+        return "no valid plan"
 
     def _decision(self) -> PipelineDecision:
         return PipelineDecision(pipeline="v3", retry_base_seconds=0.01, retry_cap_seconds=0.02,
                                 manual_review_timeout_seconds=self.review_timeout)
 
-    @activity.defn(name="begin_booking")
-    async def begin_booking(self, req: VerifyRequest) -> BeginResult:
-        self.calls.append(("begin_booking", req))
-        return BeginResult(context=self._ctx(), decision=self._decision())
-
-    @activity.defn(name="verify_booking")
-    async def verify_booking(self, req: VerifyRequest) -> BookingContext:
-        self.calls.append(("verify_booking", req))
-        return self._ctx()
-
-    @activity.defn(name="decide_pipeline")
-    async def decide_pipeline(self, req: DecisionRequest) -> PipelineDecision:
-        self.calls.append(("decide_pipeline", req))
-        return self._decision()
-
     @activity.defn(name="run_attempt")
     async def run_attempt(self, req: AttemptRequest) -> AttemptResult:
-        self.calls.append(("run_attempt", req))
+        await self._called("run_attempt", req)
         outcome = self.attempt_outcomes.pop(0) if self.attempt_outcomes else "failed"
         if outcome == "busy":
             return AttemptResult("busy", self.state, self.version, wait_ms=1.0)
@@ -144,8 +113,7 @@ class FakeBooking:
 
     @activity.defn(name="confirm_plan")
     async def confirm_plan(self, req: ConfirmRequest) -> ConfirmResult:
-        self.calls.append(("confirm_plan", req))
-        await self._maybe_hold("confirm_plan")
+        await self._called("confirm_plan", req)
         if req.actor == "breaks":  # e.g. a booking row gone: a non-retryable error
             raise ApplicationError("booking vanished", type="BookingNotFound",
                                    non_retryable=True)
@@ -155,35 +123,24 @@ class FakeBooking:
         return ConfirmResult(True, self.state, self.version, tables=req.plans[0].tables,
                              strategy="manual")
 
-    @activity.defn(name="transition_state")
-    async def transition_state(self, req: TransitionRequest) -> TransitionResult:
-        self.calls.append(("transition_state", req))
-        await self._maybe_hold("transition_state")
-        if req.expected_version != self.version:
-            return TransitionResult(False, self.state, self.version, conflict=True)
-        self.state, self.version = req.to_state, self.version + 1
-        return TransitionResult(True, self.state, self.version)
-
     @activity.defn(name="cancel_booking")
     async def cancel_booking(self, req: CancelRequest) -> TransitionResult:
-        self.calls.append(("cancel_booking", req))
+        await self._called("cancel_booking", req)
         if self.state not in ("failed", "cancelled"):
             self.state, self.version = "cancelled", self.version + 1
         return TransitionResult(True, self.state, self.version)
 
     @activity.defn(name="send_confirmation_email")
     async def send_confirmation_email(self, req: EmailRequest) -> EmailResult:
-        self.calls.append(("send_confirmation_email", req))
-        await self._maybe_hold("send_confirmation_email")
+        await self._called("send_confirmation_email", req)
         return EmailResult(sent=self.state == "confirmed")
 
     @activity.defn(name="record_workflow_event")
     async def record_workflow_event(self, req: EventRequest) -> None:
-        self.calls.append(("record_workflow_event", req))
+        await self._called("record_workflow_event", req)
 
-    def all(self) -> list[Any]:
-        return [self.begin_booking, self.verify_booking, self.decide_pipeline, self.run_attempt,
-                self.confirm_plan, self.transition_state, self.cancel_booking,
+    def _more_activities(self) -> list[Callable[..., Any]]:
+        return [self.run_attempt, self.confirm_plan, self.cancel_booking,
                 self.send_confirmation_email, self.record_workflow_event]
 
 
@@ -198,7 +155,7 @@ async def running(
 ) -> AsyncIterator[tuple[Client, str]]:
     queue = f"hard-{uuid.uuid4().hex[:8]}"
     async with Worker(dev_env.client, task_queue=queue, workflows=WORKFLOWS,
-                      workflow_runner=workflow_runner(), activities=fake.all()):
+                      workflow_runner=workflow_runner(), activities=fake.activities()):
         try:
             yield dev_env.client, queue
         finally:  # a failed test must not leave an activity held (shutdown waits)
@@ -463,7 +420,7 @@ async def test_manual_review_deadline_is_fixed_when_the_round_begins(own_time_sk
     env = own_time_skipping_env
     queue = f"hard-{uuid.uuid4().hex[:8]}"
     async with Worker(env.client, task_queue=queue, workflows=WORKFLOWS,
-                      workflow_runner=workflow_runner(), activities=fake.all()):
+                      workflow_runner=workflow_runner(), activities=fake.activities()):
         handle = await start(env.client, queue, fake)
         await until(lambda: bool(fake.called("begin_booking")))
         await env.sleep(timedelta(minutes=40))
