@@ -225,15 +225,18 @@ def _applies_in_some_order(
     return True
 
 
-def repack_case(case: tuple) -> tuple[Floor, dict[str, HeldBooking]] | None:
-    """The floor and the movable bookings of a drawn case that re-packing is
-    asked about (no free plan, something may move); None otherwise."""
+def repack_case(case: tuple) -> tuple[Floor, dict[str, HeldBooking], int | None] | None:
+    """The floor, the movable bookings and the brute force's fewest moves (None:
+    no re-assignment) of a drawn case that re-packing is asked about (no free
+    plan, something may move); None otherwise."""
     snapshot, request, config, now = case
     if reference_valid_plans(snapshot, request, config):
         return None  # a free plan: re-packing is never asked
     fl = Floor(snapshot)
     movable = movable_bookings(fl, request, now, config)
-    return (fl, movable) if movable else None
+    if not movable:
+        return None
+    return fl, movable, brute_force_fewest_moves(snapshot, request, config, now)
 
 
 @SETTINGS
@@ -280,12 +283,11 @@ def test_exact_repacking_is_valid_applicable_and_uses_the_fewest_moves(case: tup
 def test_exact_repacking_capped_at_k_moves_finds_the_fewest_iff_k_suffice(case: tuple) -> None:
     """`move_cap` (the benchmark's bound with at most k moves a request): a plan
     exactly when some re-assignment of at most k moves exists, with the fewest."""
-    snapshot, request, config, now = case
+    _, request, config, _ = case
     asked = repack_case(case)
     if asked is None:
         return
-    floor, movable = asked
-    fewest = brute_force_fewest_moves(snapshot, request, config, now)
+    floor, movable, fewest = asked
     for cap in (1, 2, 3):
         outcome = ExactRepacker(floor, request, config, movable, move_cap=cap).run()
         assert not outcome.exhausted

@@ -11,7 +11,6 @@ from test_engine_properties import reference_valid_plans
 from test_repack_exact import (
     SETTINGS,
     apply_one_at_a_time,
-    brute_force_fewest_moves,
     crowded,
     grouped,
     may_move,
@@ -32,12 +31,11 @@ def test_feasibility_under_a_move_cap_finds_one_exactly_when_that_few_moves_suff
 ) -> None:
     """Availability under SEATFLOW_REPACK_MAX_MOVES: a time is seatable only
     with a re-assignment of at most that many moves, as the pipeline books."""
-    snapshot, request, config, now = case
+    _, request, config, _ = case
     asked = repack_case(case)
     if asked is None:
         return
-    fl, movable = asked
-    fewest = brute_force_fewest_moves(snapshot, request, config, now)
+    fl, movable, fewest = asked
     for cap in (1, 2):
         outcome = FeasibilityRepacker(fl, request, config, movable, move_cap=cap).run()
         assert not outcome.exhausted
@@ -52,10 +50,9 @@ def test_feasibility_finds_a_re_assignment_exactly_when_one_exists(case: tuple) 
     asked = repack_case(case)
     if asked is None:
         return
-    fl, movable = asked
+    fl, movable, fewest = asked
     outcome = FeasibilityRepacker(fl, request, config, movable).run()
     assert not outcome.exhausted, "small floors never exhaust the exact budget"
-    fewest = brute_force_fewest_moves(snapshot, request, config, now)
     event(f"re-assignment exists: {fewest is not None}")
     if fewest is None:
         assert outcome.candidate is None and outcome.moves == ()
