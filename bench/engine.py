@@ -468,8 +468,6 @@ def online_bound(
     floor: RestaurantSnapshot, requests: list[Request], cpsat_seconds: float
 ) -> dict[str, Any]:
     """The online re-packing bound (see the module docstring)."""
-    from ortools.sat.python import cp_model
-
     began = time.process_time()
     by_id = {r.booking_id: r for r in requests}
     held: dict[str, tuple[str, ...]] = {}
@@ -506,49 +504,16 @@ def online_bound(
             continue  # proven: no re-assignment seats it
         # the exact search ran out of steps: CP-SAT decides, over the same bookings
         movable = sorted(b for b in held if by_id[b].start > now and _overlap(by_id[b], req))
-        fixed = {b: t for b, t in held.items() if b not in set(movable)}
-        base = allocations_of(floor, fixed, by_id)
-        model = cp_model.CpModel()
-        variables: dict[str, list[tuple[Any, tuple[str, ...]]]] = {}
-        holds: dict[str, list[tuple[Request, Any]]] = {}
-        feasible = True
-        for b in [*movable, req.booking_id]:
-            plans = all_plans(base, by_id[b].booking())
-            if not plans:
-                feasible = False
-                break
-            variables[b] = []
-            for tables in plans:
-                var = model.new_bool_var(f"{b}:{'+'.join(tables)}")
-                variables[b].append((var, tables))
-                for t in tables:
-                    holds.setdefault(t, []).append((by_id[b], var))
-                if held.get(b) == tables:
-                    model.add_hint(var, True)
-            model.add_exactly_one(v for v, _ in variables[b])
-        if not feasible:
-            continue
-        for pairs in holds.values():
-            for point in sorted({r.start for r, _ in pairs}):
-                covering = [v for r, v in pairs if r.start <= point < r.end]
-                if len(covering) > 1:
-                    model.add_at_most_one(covering)
-        solver = cp_model.CpSolver()
-        solver.parameters.max_time_in_seconds = cpsat_seconds
-        solver.parameters.num_workers = 1
-        solves += 1
-        status = solver.solve(model)
-        if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        status, seats = cpsat_repack(floor, held, by_id, req, movable, cpsat_seconds)
+        solves += status != "no plan"
+        if seats is not None:
             flipped += 1
-            moved = 0
-            for b, options in variables.items():
-                tables = next(t for v, t in options if solver.value(v))
-                moved += b in held and held[b] != tables
-                held[b] = tables
+            moved = sum(b in held and held[b] != tables for b, tables in seats.items())
+            held.update(seats)
             moves += moved
             widest = max(widest, moved)
             many += moved > MANY_MOVES
-        elif status != cp_model.INFEASIBLE:
+        elif status == "unknown":
             unknown += 1
     check_no_double_booking(floor, held, by_id)
     return {
@@ -564,6 +529,62 @@ def online_bound(
         "repacks_over_3_moves": many,
         "cpu_seconds": round(time.process_time() - began, 1),
     }
+
+
+def cpsat_repack(
+    floor: RestaurantSnapshot,
+    held: dict[str, tuple[str, ...]],
+    by_id: dict[str, Request],
+    req: Request,
+    movable: list[str],
+    seconds: float,
+    fewest_moves: bool = False,
+) -> tuple[str, dict[str, tuple[str, ...]] | None]:
+    """CP-SAT over `movable` and `req` (every other held booking stays): one
+    valid plan each (any plan, any zone), no table shared at any booking start.
+    Returns ("found", the plans of `movable` and `req`), ("infeasible", None),
+    ("no plan", None) when one of them has no valid plan at all, or ("unknown",
+    None) when `seconds` ran out; with `fewest_moves`, the solution
+    found within `seconds` that moves the fewest bookings, else the first one
+    (the current plans as the hint)."""
+    from ortools.sat.python import cp_model
+
+    fixed = {b: t for b, t in held.items() if b not in set(movable)}
+    base = allocations_of(floor, fixed, by_id)
+    model = cp_model.CpModel()
+    variables: dict[str, list[tuple[Any, tuple[str, ...]]]] = {}
+    holds: dict[str, list[tuple[Request, Any]]] = {}
+    stays = []
+    for b in [*movable, req.booking_id]:
+        plans = all_plans(base, by_id[b].booking())
+        if not plans:
+            return "no plan", None  # (not solved: nothing to ask CP-SAT)
+        variables[b] = []
+        for tables in plans:
+            var = model.new_bool_var(f"{b}:{'+'.join(tables)}")
+            variables[b].append((var, tables))
+            for t in tables:
+                holds.setdefault(t, []).append((by_id[b], var))
+            if held.get(b) == tables:
+                model.add_hint(var, True)
+                stays.append(var)
+        model.add_exactly_one(v for v, _ in variables[b])
+    for pairs in holds.values():
+        for point in sorted({r.start for r, _ in pairs}):
+            covering = [v for r, v in pairs if r.start <= point < r.end]
+            if len(covering) > 1:
+                model.add_at_most_one(covering)
+    if fewest_moves:
+        model.maximize(sum(stays))
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = seconds
+    solver.parameters.num_workers = 1
+    status = solver.solve(model)
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return "found", {
+            b: next(t for v, t in options if solver.value(v)) for b, options in variables.items()
+        }
+    return ("infeasible" if status == cp_model.INFEASIBLE else "unknown"), None
 
 
 def _overlap(a: Request, b: Request) -> bool:
