@@ -400,6 +400,14 @@ def check_no_double_booking(
             assert a.end <= b.start, f"{floor.restaurant_id}: {t} double-booked"
 
 
+def seated(
+    floor: RestaurantSnapshot, held: dict[str, tuple[str, ...]], by_id: dict[str, Request]
+) -> dict[str, int]:
+    """An evening's end: checked for double booking, then its bookings and covers."""
+    check_no_double_booking(floor, held, by_id)
+    return {"bookings": len(held), "covers": sum(by_id[b].party for b in held)}
+
+
 # ---------------------------------------------------------------- yardsticks
 
 
@@ -515,10 +523,8 @@ def online_bound(
             many += moved > MANY_MOVES
         elif status == "unknown":
             unknown += 1
-    check_no_double_booking(floor, held, by_id)
     return {
-        "bookings": len(held),
-        "covers": sum(by_id[b].party for b in held),
+        **seated(floor, held, by_id),
         "cpsat_solves": solves,
         "cpsat_accepted": flipped,
         "cpsat_unknown": unknown,

@@ -71,10 +71,8 @@ def capped_bound(
             held[move.booking_id] = move.to_tables
         moves += len(outcome.moves)
         held[req.booking_id] = outcome.candidate.tables
-    bench.check_no_double_booking(floor, held, by_id)
     return {
-        "bookings": len(held),
-        "covers": sum(by_id[b].party for b in held),
+        **bench.seated(floor, held, by_id),
         "moves": moves,
         "undecided": undecided,
     }

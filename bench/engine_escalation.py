@@ -90,12 +90,10 @@ def run(
                 swaps += 1
                 continue
             seated += 1
-            moved += sum(held[b] != tables for b, tables in seats.items() if b in held)
+            moved += len(changed)
             held.update(seats)
-    bench.check_no_double_booking(floor, held, by_id)
     return {
-        "bookings": len(held),
-        "covers": sum(by_id[b].party for b in held),
+        **bench.seated(floor, held, by_id),
         "cpsat_seated": seated,
         "cpsat_moved": moved,
         "cpsat_swaps": swaps,
