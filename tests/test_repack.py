@@ -247,3 +247,45 @@ async def test_the_snapshot_says_who_placed_a_booking_by_hand_and_re_packing_lea
     request = BookingRequest("six", 6, held.start, held.end)
     result = search(snapshot, request, now=datetime.now(UTC))
     assert result.plans == () and result.moves == ()
+
+
+async def test_a_swap_is_applied_as_one_set(db_engine: AsyncEngine, unique_id: str) -> None:
+    """Two bookings trading tables: neither move can go first (each takes the
+    other's table in the same window), so the set is applied as a whole. The
+    re-pack is refused if one of them changed tables meanwhile, and nothing moves."""
+    from seatflow.domain.planning import Move
+
+    rid = f"r-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, [
+        {"id": "A4", "capacity": 4, "mobility": "fixed"},
+        {"id": "B4", "capacity": 4, "mobility": "fixed"},
+        {"id": "C2", "capacity": 2, "mobility": "fixed"},
+    ]))
+    start = slot()
+    first = await new_booking(db_engine, rid, 4, start=start)
+    await seat_at(db_engine, first, ("A4",))
+    second = await new_booking(db_engine, rid, 3, start=start)
+    await seat_at(db_engine, second, ("B4",))
+    before = (await version_of(db_engine, first), await version_of(db_engine, second))
+    new = await new_booking(db_engine, rid, 2, start=start)
+    swap = (Move(booking_id=first, from_tables=("A4",), to_tables=("B4",)),
+            Move(booking_id=second, from_tables=("B4",), to_tables=("A4",)))
+    stale = (Move(booking_id=first, from_tables=("A4",), to_tables=("B4",)),
+             Move(booking_id=second, from_tables=("C2",), to_tables=("A4",)))
+    version = await in_progress(db_engine, new)
+    refused = await confirm_plan(db_engine, ConfirmSpec(
+        booking_id=new, expected_version=version, attempt_no=1,
+        plans=(Plan(tables=("C2",), score=0.0, strategy="repack"),), moves=stale))
+    assert not refused.confirmed and "changed tables" in str(refused.reason)
+    assert await booking_tables(db_engine, first) == ["A4"]
+    assert await booking_tables(db_engine, second) == ["B4"]
+    again = await apply_transition(db_engine, new, refused.version, "assignment_in_progress")
+    result = await confirm_plan(db_engine, ConfirmSpec(
+        booking_id=new, expected_version=again.version, attempt_no=2,
+        plans=(Plan(tables=("C2",), score=0.0, strategy="repack"),), moves=swap))
+    assert result.confirmed
+    assert await booking_tables(db_engine, first) == ["B4"]
+    assert await booking_tables(db_engine, second) == ["A4"]
+    assert await booking_tables(db_engine, new) == ["C2"]
+    after = (await version_of(db_engine, first), await version_of(db_engine, second))
+    assert after == (before[0] + 1, before[1] + 1)

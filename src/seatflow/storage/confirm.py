@@ -81,12 +81,22 @@ async def apply_moves(
 ) -> tuple[str, ...]:
     """Re-packing: move other confirmed bookings, inside the caller's savepoint
     (raises PlanUnavailable, and the caller rolls back every move and the new
-    allocation together). Each move is a versioned `change_tables` write. A
-    booking an operator placed by hand (strategy `manual`) is never moved.
-    Returns the moved bookings whose guest was already emailed and now has a
-    `table_changed` email queued."""
-    notify: list[str] = []
-    for move in moves:
+    allocation together). The moves are applied as one set: every moved
+    booking is locked and checked first (still confirmed, not placed by hand,
+    still on the tables the engine saw), then all of their allocations are
+    released, then each takes its new tables. So a swap (bookings trading
+    tables, where no move can go first) is as valid as a chain; the exclusion
+    constraint still judges every new allocation, and a concurrent booking
+    reaching for a released table waits for this transaction. Each move is a
+    versioned `change_tables` write. Returns the moved bookings whose guest
+    was already emailed and now has a `table_changed` email queued."""
+    rows: dict[str, Any] = {}
+    held: dict[str, tuple[str, ...]] = {}
+    # lock in a fixed order, so two transactions moving overlapping sets
+    # cannot deadlock on each other's rows
+    for move in sorted(moves, key=lambda m: m.booking_id):
+        if move.booking_id in rows:
+            raise PlanUnavailable(f"booking {move.booking_id} is moved twice in one re-pack")
         row = (
             await conn.execute(
                 text(
@@ -99,17 +109,26 @@ async def apply_moves(
         ).one_or_none()
         if row is None or row.assignment_state != S.CONFIRMED:
             raise PlanUnavailable(f"booking {move.booking_id} is no longer confirmed")
+        if row.restaurant_id != restaurant_id:
+            raise PlanUnavailable(f"booking {move.booking_id} is at another restaurant")
         if row.assignment_strategy == MANUAL_STRATEGY:
             raise PlanUnavailable(
                 f"booking {move.booking_id} was placed by hand by an operator and is never moved"
             )
-        held = await booking_tables(conn, move.booking_id)
-        if tuple(held) != tuple(sorted(move.from_tables)):
+        tables = await booking_tables(conn, move.booking_id)
+        if tuple(tables) != tuple(sorted(move.from_tables)):
             raise PlanUnavailable(f"booking {move.booking_id} changed tables")
-        await conn.execute(
-            text("DELETE FROM allocations WHERE booking_id = CAST(:id AS uuid)"),
-            {"id": move.booking_id},
-        )
+        rows[move.booking_id] = row
+        held[move.booking_id] = tuple(tables)
+    if not moves:
+        return ()
+    await conn.execute(
+        text("DELETE FROM allocations WHERE booking_id = ANY(CAST(:ids AS uuid[]))"),
+        {"ids": list(rows)},
+    )
+    notify: list[str] = []
+    for move in moves:
+        row = rows[move.booking_id]
         to_tables = tuple(sorted(move.to_tables))
         why = await allocate(
             conn, move.booking_id, restaurant_id, to_tables, row.start_at, row.occupied_until,
@@ -119,7 +138,7 @@ async def apply_moves(
         try:
             await change_tables(
                 conn, move.booking_id, int(row.assignment_state_version),
-                from_tables=tuple(held), to_tables=to_tables,
+                from_tables=held[move.booking_id], to_tables=to_tables,
                 reason=f"repacked_for:{booking_id}", metadata={"repacked_for": booking_id},
             )
         except (VersionConflict, IllegalTransition) as exc:
