@@ -685,3 +685,27 @@ def test_without_repacking_availability_holds_back_three_tables_as_the_search_do
     # with re-packing (the default) nothing waits
     assert all(s.available for s in evaluate(snap, p, 10, starts, EngineConfig(),
                                              now=datetime(2030, 3, 4, tzinfo=UTC)))
+
+
+def test_only_a_booking_retry_spends_time_on_the_deep_re_pack() -> None:
+    """The first attempt, availability and the shadow search keep to the
+    latency budget; attempt 2 on adds SEATFLOW_REPACK_DEEP_MS of CP-SAT (and
+    searches off the event loop); 0 turns it off, as does turning re-packing off."""
+    from activities.booking import BookingActivities
+    from activities.shadow import ShadowActivities
+    from seatflow.config import Settings
+
+    configured = Settings(SEATFLOW_REPACK_DEEP_MS="250")
+    activities = BookingActivities(None, None, configured)  # type: ignore[arg-type]
+    assert activities._config_for(1).repack_deep_ms is None
+    assert activities._config_for(2).repack_deep_ms == 250.0
+    assert activities._config_for(5) == replace(configured.engine_config(), repack_deep_ms=250.0)
+    assert ShadowActivities(None, configured).config.repack_deep_ms is None  # type: ignore[arg-type]
+    assert configured.engine_config().repack_deep_ms is None  # availability, API, CLI
+    assert Settings().retry_engine_config().repack_deep_ms == 500.0  # the default
+    off = BookingActivities(None, None, Settings(SEATFLOW_REPACK_DEEP_MS="0"))  # type: ignore[arg-type]
+    assert off._config_for(3).repack_deep_ms is None
+    no_repack = Settings(SEATFLOW_REPACK="false")
+    assert no_repack.retry_engine_config().repack_deep_ms is None
+    with pytest.raises(ValueError, match="SEATFLOW_REPACK_DEEP_MS"):
+        Settings(SEATFLOW_REPACK_DEEP_MS="10000")  # beyond the attempt's own timeout

@@ -8,6 +8,7 @@ and is retried by the activity retry policy without consuming an attempt.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -45,6 +46,7 @@ from seatflow.domain.messages import (
 )
 from seatflow.domain.planning import (
     BookingRequest,
+    EngineConfig,
     RestaurantSnapshot,
 )
 from seatflow.domain.states import AssignmentState, IllegalTransition, after_failed_attempt
@@ -111,6 +113,8 @@ class BookingActivities:
         self.transport = transport
         self.settings = settings
         self.config = settings.engine_config()
+        # attempt 2 on: the same rules plus the deep re-pack (engine/deep.py)
+        self.retry_config = settings.retry_engine_config()
         self.breaker = breaker or CircuitBreaker(
             threshold=settings.breaker_threshold, cooldown=settings.breaker_cooldown_seconds
         )
@@ -197,11 +201,13 @@ class BookingActivities:
             on_failure=AssignmentState(req.on_failure), max_parallel=req.max_parallel,
             slot_wait_seconds=req.slot_wait_seconds, waited_ms=req.waited_ms,
             decision_inputs=req.decision_inputs,
+            offload_search=self._config_for(req.attempt_no).repack_deep_ms is not None,
         )
         now = datetime.now(UTC)
+        config = self._config_for(req.attempt_no)
 
         def plan(snapshot: RestaurantSnapshot, request: BookingRequest) -> attempts.SearchOutcome:
-            found = search(snapshot, request, self.config, now=now)
+            found = search(snapshot, request, config, now=now)
             return attempts.SearchOutcome(found.plans, found.moves, found.reason)
 
         with bind_booking(req.booking_id, attempt=req.attempt_no, pipeline="v3"):
@@ -238,11 +244,22 @@ class BookingActivities:
             raise _non_retryable(BookingNotFound(booking_id))
         return floor
 
+    def _config_for(self, attempt_no: int) -> EngineConfig:
+        """The first attempt searches within the latency budget; a retry (the
+        first one failed: no plan was found in time, or it was taken) may also
+        spend `repack_deep_ms` on a deep re-pack."""
+        return self.config if attempt_no < 2 else self.retry_config
+
     @activity.defn(name="find_plans")
     async def find_plans(self, req: FindPlansRequest) -> FindPlansResult:
         floor = await self._floor(req.booking_id)
+        config = self._config_for(req.attempt_no)
         started = time.perf_counter()
-        result = search(floor.snapshot, floor.request, self.config, now=datetime.now(UTC))
+        if config.repack_deep_ms is None:
+            result = search(floor.snapshot, floor.request, config, now=datetime.now(UTC))
+        else:  # may take hundreds of ms: off the event loop
+            result = await asyncio.to_thread(
+                search, floor.snapshot, floor.request, config, now=datetime.now(UTC))
         elapsed_ms = (time.perf_counter() - started) * 1000
         return FindPlansResult(
             plans=result.plans, moves=result.moves, reason=result.reason,

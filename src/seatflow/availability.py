@@ -44,7 +44,6 @@ from seatflow.engine.exact import (
     ExactOutcome,
     FeasibilityRepacker,
     HeldBooking,
-    application_order,
 )
 from seatflow.engine.floor import Floor, overlaps
 from seatflow.engine.repack import bounded_repack, movable_bookings
@@ -257,7 +256,7 @@ def evaluate_counted(
     A time is offered only with a free plan or a re-assignment that
     `witness_problem` has checked from scratch against the snapshot and the
     plan rules (tables valid and free for every seated booking, only movable
-    bookings moved, moves applicable one at a time). A time where nothing was
+    bookings moved, the moves applied as one set). A time where nothing was
     found, or that the budget (`budget_ms` of wall clock for step 3, None: no
     limit) did not reach, is not offered: `undecided`, and its reason says so.
     The cyclic garbage collector is paused meanwhile (`_collector_paused`).
@@ -528,7 +527,8 @@ def witness_problem(
     rules `validate_plan` applies) on tables no booking that stays holds in its
     window; only bookings re-packing may move for `request` move, each from
     the tables it holds, each into a zone it may use; no two seated bookings
-    whose windows overlap share a table; the moves apply one at a time."""
+    whose windows overlap share a table (the moves apply as one set, so a
+    swap is as valid as a chain)."""
     moved = {m.booking_id for m in witness.moves}
     if len(moved) != len(witness.moves):
         return "a booking is moved twice"
@@ -564,8 +564,6 @@ def witness_problem(
             shared = set(a_tables) & set(b_tables)
             if shared and overlaps(a_start, a_end, b_start, b_end):
                 return f"{a} and {b} both get {', '.join(sorted(shared))}"
-    if application_order(floor, applied) is None:
-        return "the moves cannot be applied one at a time"
     return None
 
 

@@ -7,6 +7,7 @@ stops start-up with a message naming the variable.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,10 @@ class Settings(BaseSettings):
     # at most this many bookings moved (each guest gets a table-changed email)
     # to seat one new booking; 0: as many as needed
     repack_max_moves: int = Field(default=0, ge=0, le=10_000, alias="SEATFLOW_REPACK_MAX_MOVES")
+    # a booking's retries (attempt 2 on) give a re-pack the exact search could
+    # not decide this many ms of CP-SAT (engine/deep.py; docs/engine.md); the
+    # first attempt, availability and the API never wait for it. 0: never
+    repack_deep_ms: float = Field(default=500.0, ge=0, le=5_000, alias="SEATFLOW_REPACK_DEEP_MS")
     # without re-packing, plans of three or more tables wait until the booking
     # starts within this many minutes (docs/engine.md, "Three tables"); 525600
     # (a year) allows them at any time. With re-packing nothing waits.
@@ -167,6 +172,15 @@ class Settings(BaseSettings):
             repack_max_moves=self.repack_max_moves or None,
             wide_plan_lead_minutes=self.wide_plan_lead_minutes,
         )
+
+    def retry_engine_config(self) -> EngineConfig:
+        """The same rules for a booking's retries: plus the deep re-pack when
+        `repack_deep_ms` is set (same plans, same moves allowed; more time to
+        find them)."""
+        base = self.engine_config()
+        if not base.repack or self.repack_deep_ms <= 0:
+            return base
+        return replace(base, repack_deep_ms=self.repack_deep_ms)
 
 class Flags(BaseSettings):
     """The V3 rollout flags (docs/deploy.md), read fresh on every decision."""

@@ -1,6 +1,6 @@
 """Properties of exact re-packing on small random floors, checked against a brute
-force over every re-assignment: it never double-books (applying the moves one
-at a time, as the database does), never moves a booking that has started,
+force over every re-assignment: it never double-books (applying the moves as
+one set, as the database does; a swap counts as much as a chain), never moves a booking that has started,
 starts within the freeze window or was placed by hand, respects zone wishes,
 and uses exactly the fewest moves (or finds none exactly when none exists)."""
 
@@ -151,11 +151,32 @@ def apply_one_at_a_time(
     return current
 
 
+def apply_as_one_set(snapshot: RestaurantSnapshot, moves: tuple[Move, ...]) -> list[Allocation]:
+    """What the database does with a re-pack: release every moved booking's
+    tables, then seat each on its new ones (a swap is as valid as a chain). A
+    moved booking must hold exactly its `from_tables`, and move once."""
+    held_by = grouped(snapshot)
+    moved = {m.booking_id for m in moves}
+    assert len(moved) == len(moves), "a booking moved twice"
+    after = [a for a in snapshot.allocations if a.booking_id not in moved]
+    for move in moves:
+        mine = held_by[move.booking_id]
+        assert tuple(sorted(a.table_id for a in mine)) == tuple(sorted(move.from_tables))
+        first = mine[0]
+        after += [
+            Allocation(move.booking_id, t, first.start, first.end, first.party_size,
+                       first.booking_start, first.assignment_strategy, first.zone_preference)
+            for t in move.to_tables
+        ]
+    return after
+
+
 def brute_force_fewest_moves(
-    snapshot: RestaurantSnapshot, request: BookingRequest, config: EngineConfig, now: datetime
+    snapshot: RestaurantSnapshot, request: BookingRequest, config: EngineConfig, now: datetime,
 ) -> int | None:
-    """The fewest moves over every re-assignment of the movable bookings whose
-    moves apply one at a time; None when no re-assignment seats the request."""
+    """The fewest moves over every re-assignment of the movable bookings (swaps
+    included: the moves are applied as one set); None when no re-assignment
+    seats the request."""
     held_by = grouped(snapshot)
     movable = sorted(b for b, allocs in held_by.items() if may_move(snapshot, allocs, request, now))
     fixed = tuple(a for a in snapshot.allocations if a.booking_id not in movable)
@@ -189,7 +210,7 @@ def brute_force_fewest_moves(
                 (s1, e1), (s2, e2) = windows[a], windows[b2]
                 if s1 < e2 and s2 < e1 and set(seats[i]) & set(seats[movable.index(b2)]):
                     clash = True
-        if clash or not _applies_in_some_order(held_by, moved):
+        if clash:
             continue
         for plan in request_plans:
             if not any(
@@ -200,29 +221,6 @@ def brute_force_fewest_moves(
                 best = len(moved)
                 break
     return best
-
-
-def _applies_in_some_order(
-    held_by: dict[str, list[Allocation]], moved: dict[str, tuple[str, ...]]
-) -> bool:
-    """Greedy: any move whose new tables nobody still holds then can go next."""
-    where = {b: tuple(a.table_id for a in held_by[b]) for b in moved}
-    left = set(moved)
-    while left:
-        ready = [
-            b for b in sorted(left)
-            if not any(
-                o != b and set(moved[b]) & set(where[o])
-                and held_by[o][0].start < held_by[b][0].end
-                and held_by[b][0].start < held_by[o][0].end
-                for o in moved
-            )
-        ]
-        if not ready:
-            return False
-        where[ready[0]] = moved[ready[0]]
-        left.discard(ready[0])
-    return True
 
 
 def repack_case(case: tuple) -> tuple[Floor, dict[str, HeldBooking], int | None] | None:
@@ -241,7 +239,7 @@ def repack_case(case: tuple) -> tuple[Floor, dict[str, HeldBooking], int | None]
 
 @SETTINGS
 @given(crowded())
-def test_exact_repacking_is_valid_applicable_and_uses_the_fewest_moves(case: tuple) -> None:
+def test_exact_repacking_is_valid_and_uses_the_fewest_moves(case: tuple) -> None:
     snapshot, request, config, now = case
     result = search(snapshot, request, config, now=now)
     free = reference_valid_plans(snapshot, request, config)
@@ -266,7 +264,7 @@ def test_exact_repacking_is_valid_applicable_and_uses_the_fewest_moves(case: tup
         allocs = held_by[move.booking_id]
         assert may_move(snapshot, allocs, request, now), f"{move.booking_id} may not move"
         assert {zone_of[t] for t in move.to_tables} <= zones_allowed(snapshot, allocs)
-    after = apply_one_at_a_time(snapshot, result.moves)
+    after = apply_as_one_set(snapshot, result.moves)
     for move in result.moves:
         allocs = [a for a in after if a.booking_id == move.booking_id]
         others = tuple(a for a in after if a.booking_id != move.booking_id)
@@ -355,6 +353,32 @@ def four_move_chain() -> RestaurantSnapshot:
             held("two", "F3", 0, party=2),
         ),
     )
+
+
+def test_a_re_pack_that_needs_a_swap_is_found_and_valid_as_one_set() -> None:
+    # A 4 asks for 19:00-20:00; only T4 seats it, and "p" holds it 19:40-20:40.
+    # p can only go to A (B is taken from 20:00 by "c", who does not overlap
+    # the request and stays). A holds "a" 19:00-20:00, who can only go to B,
+    # which holds "b" 18:00-19:30; b can only go to A, which a leaves. So a and
+    # b trade tables: no move can go first, and only as one set do they apply.
+    snapshot = floor(
+        table("T4", 4, fixed=True), table("A", 2, fixed=True), table("B", 2, fixed=True),
+        allocations=(
+            held("p", "T4", 40, 60), held("a", "A", 0, 60), held("b", "B", -60, 90),
+            held("c", "B", 60, 90),
+        ),
+    )
+    request = booking(4, start=0, minutes=60)
+    result = search(snapshot, request, EXACT, now=at(-600))
+    assert result.repack == "exact" and result.plans[0].tables == ("T4",)
+    assert sorted((m.booking_id, m.to_tables) for m in result.moves) == [
+        ("a", ("B",)), ("b", ("A",)), ("p", ("A",)),
+    ]
+    with pytest.raises(AssertionError, match="lands on"):
+        apply_one_at_a_time(snapshot, result.moves)  # whichever goes first, it clashes
+    after = apply_as_one_set(snapshot, result.moves)
+    final = RestaurantSnapshot("r", snapshot.tables, snapshot.adjacency, tuple(after))
+    assert ("T4",) in reference_valid_plans(final, request, EXACT)
 
 
 def test_four_moves_in_a_chain_are_found_and_ordered_so_each_applies_on_its_own() -> None:

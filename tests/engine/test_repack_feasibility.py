@@ -10,7 +10,7 @@ from hypothesis import event, given
 from test_engine_properties import reference_valid_plans
 from test_repack_exact import (
     SETTINGS,
-    apply_one_at_a_time,
+    apply_as_one_set,
     crowded,
     grouped,
     may_move,
@@ -65,7 +65,7 @@ def test_feasibility_finds_a_re_assignment_exactly_when_one_exists(case: tuple) 
         allocs = held_by[move.booking_id]
         assert may_move(snapshot, allocs, request, now)
         assert {zone_of[t] for t in move.to_tables} <= zones_allowed(snapshot, allocs)
-    after = apply_one_at_a_time(snapshot, outcome.moves)
+    after = apply_as_one_set(snapshot, outcome.moves)
     final = RestaurantSnapshot("r", snapshot.tables, snapshot.adjacency, tuple(after))
     assert outcome.candidate.tables in reference_valid_plans(final, request, config)
     # the same question to the fewest-moves search gets the same yes

@@ -168,6 +168,11 @@ class EngineConfig:
     # least this much, a tie-break below one empty seat (w_overage 10), so it
     # takes the table it fits most snugly in time (docs/engine.md, "Final plans").
     frozen_idle_gap: float = 1.0
+    # When the exact search runs out of budget and the bounded one finds
+    # nothing, CP-SAT gets this many milliseconds of wall clock to decide
+    # (engine/deep.py; None: never). Off by default: it is meant for the
+    # booking workflow's attempt, not for latency-bound callers.
+    repack_deep_ms: float | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_tables <= 5:
@@ -186,6 +191,8 @@ class EngineConfig:
             raise ValueError(f"max_exact_steps must be >= 0, got {self.max_exact_steps}")
         if self.repack_max_moves is not None and self.repack_max_moves < 1:
             raise ValueError(f"repack_max_moves must be >= 1, got {self.repack_max_moves}")
+        if self.repack_deep_ms is not None and self.repack_deep_ms <= 0:
+            raise ValueError(f"repack_deep_ms must be > 0 or None, got {self.repack_deep_ms}")
         if self.frozen_idle_gap < 0:
             raise ValueError(f"frozen_idle_gap must be >= 0, got {self.frozen_idle_gap}")
         if not 0 < self.repack_shallow_share <= 1:

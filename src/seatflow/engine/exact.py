@@ -29,9 +29,11 @@ thousand; with the whole budget spent on the short passes, such a booking was
 refused although a re-assignment existed. A result whose fewest moves the
 budget did not allow to prove says so (`fewest` False).
 
-A solution is kept only when its moves can be applied one at a time (the
-database checks every move on its own): a move waits for the bookings whose
-old tables it takes, and a cycle of such waits (a swap) is skipped.
+Any re-assignment counts, a swap (bookings trading tables, where no move can
+go first) as much as a chain: the database applies a re-pack's moves as one
+set (`storage.confirm.apply_moves`). The moves come back in an order that
+applies one at a time where one exists (a move after the bookings whose old
+tables it takes), which keeps a re-pack's history readable.
 
 Every seat option looked at, node visited and matching is a step; past
 `max_exact_steps` steps or `repack_time_budget_ms` of wall clock the search
@@ -498,7 +500,7 @@ class ExactRepacker:
     def _place(self, placed: dict[int, int], pending: set[int], budget: int) -> dict[int, int] | None:
         """Seat every pending booking within `budget` moves, or None."""
         if not pending:
-            return placed if self._applicable(placed) else None
+            return placed
         state = frozenset(placed.items())
         if self._failed.get(state, -1) >= budget:
             return None  # this very state already failed with at least this budget
@@ -663,9 +665,6 @@ class ExactRepacker:
             self._shapes[i] = found
         return found
 
-    def _applicable(self, placed: dict[int, int]) -> bool:
-        return application_order(self.floor, self._moves(placed)) is not None
-
     def _moves(self, placed: dict[int, int]) -> list[tuple[HeldBooking, tuple[str, ...]]]:
         found = []
         for i, mask in placed.items():
@@ -678,8 +677,9 @@ class ExactRepacker:
     def _outcome(
         self, candidate: Candidate, placed: dict[int, int], *, proven: bool
     ) -> ExactOutcome:
-        ordered = application_order(self.floor, self._moves(placed))
-        assert ordered is not None
+        applied = self._moves(placed)
+        # one at a time where such an order exists; a swap applies as one set
+        ordered = application_order(self.floor, applied) or applied
         moves = tuple(Move(b.booking_id, b.tables, new) for b, new in ordered)
         return ExactOutcome(candidate, moves, self.steps, exhausted=False, fewest=proven)
 
@@ -692,7 +692,7 @@ class FeasibilityRepacker(ExactRepacker):
     """Whether any re-assignment frees a plan, not the one with the fewest moves.
 
     One pass without a move limit, stopping at the first re-assignment found
-    (its moves are valid and applicable, but `fewest` is False); a pass that
+    (its moves are valid, but `fewest` is False); a pass that
     finds nothing is a proof that none exists. Availability needs only this
     yes or no (the pipeline computes the fewest moves again when it books),
     and it skips the deepening over 1..SHALLOW moves and the final

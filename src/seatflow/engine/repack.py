@@ -8,7 +8,9 @@ have no zone wish).
 
 First the exact search (`exact.py`) decides: the fewest moves that free a
 plan, or a proof that there is none. When its step budget runs out, the
-bounded search of earlier versions answers instead and the result says so:
+bounded search of earlier versions answers instead and the result says so
+(and when it finds nothing and `repack_deep_ms` is set, CP-SAT gets that
+much wall clock on the same problem, `deep.py`, method "deep"):
 at most `max_moves` moves, each booking in its own zone, chains of displaced
 bookings, budgets growing 1, 2, ..., max_moves, bounded by `max_repack_steps`
 (placements tried plus table combinations evaluated); hitting that bound is
@@ -23,12 +25,14 @@ from datetime import datetime, timedelta
 from seatflow.domain.planning import Allocation, BookingRequest, EngineConfig, Move, Plan
 
 from .combinations import Candidate, enumerate_candidates, enumerate_plans
+from .deep import INFEASIBLE, OPTIMAL, deep_repack
 from .exact import ExactRepacker, HeldBooking, application_order
 from .floor import Floor, overlaps
 from .scoring import REPACK, score_candidate, window_view
 
 EXACT = "exact"
 BOUNDED = "bounded"
+DEEP = "deep"
 MANUAL = "manual"
 
 
@@ -182,9 +186,7 @@ class _Reseater:
         budget: int,
     ) -> list[Move] | None:
         if not pending:
-            # only moves that the database can apply one at a time (no swaps)
-            applied = [(self.movable[m.booking_id], m.to_tables) for m in moves]
-            return moves if application_order(self.floor, applied) is not None else None
+            return moves  # applied as one set: a swap is as valid as a chain
         self.steps += 1
         if self.steps > self.config.max_repack_steps:
             raise _OutOfSteps
@@ -228,6 +230,21 @@ def repack(
         # truncated: a valid re-assignment, but not proven to need the fewest moves
         return Repacked(plan, exact.moves, exact.steps, truncated=not exact.fewest, method=EXACT)
     bounded = bounded_repack(floor, request, config, movable)
+    if bounded.plan is None and config.repack_deep_ms is not None:
+        deep = deep_repack(floor, request, config, movable, config.repack_deep_ms)
+        seated: Plan | None = None
+        if deep.candidate is not None:
+            relaxed_free = floor.free_tables(
+                request.start, request.end, ignore_bookings={request.booking_id, *movable}
+            )
+            seated = _repack_plan(
+                floor, request, config, deep.candidate, relaxed_free, len(deep.moves)
+            )
+        # not truncated: the fewest moves proven, or proof that none exists
+        return Repacked(
+            seated, deep.moves, exact.steps + bounded.evaluated,
+            truncated=deep.status not in (OPTIMAL, INFEASIBLE), method=DEEP,
+        )
     return Repacked(
         bounded.plan,
         bounded.moves,
@@ -284,10 +301,9 @@ def bounded_repack(
                 moves = reseater.place(order, frozenset(displaced), request_seat, [], budget)
                 if moves is not None:
                     plan = _repack_plan(floor, request, config, candidate, relaxed_free, len(moves))
-                    applied = application_order(
-                        floor, [(movable[m.booking_id], m.to_tables) for m in moves]
-                    )
-                    assert applied is not None  # place() keeps only applicable move sets
+                    pairs = [(movable[m.booking_id], m.to_tables) for m in moves]
+                    # one at a time where such an order exists; a swap applies as one set
+                    applied = application_order(floor, pairs) or pairs
                     ordered = tuple(Move(b.booking_id, b.tables, new) for b, new in applied)
                     evaluated = reseater.evaluated + enumeration.evaluated
                     return Repacked(plan, ordered, evaluated, truncated=False, method=BOUNDED)

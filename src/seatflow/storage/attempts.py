@@ -19,6 +19,7 @@ engine's result.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -73,6 +74,10 @@ class AttemptSpec:
     waited_ms: float = 0.0
     pipeline: str = "v3"
     decision_inputs: dict[str, Any] = field(default_factory=dict)
+    # search in a worker thread, not on the event loop: for a search that may
+    # take hundreds of ms (the deep re-pack of a retry), which would otherwise
+    # stall every other booking this worker process is running
+    offload_search: bool = False
 
 
 @dataclass(frozen=True)
@@ -191,7 +196,10 @@ async def _attempt_in_tx(conn: AsyncConnection, spec: AttemptSpec, plan: Planner
     )
     snapshot = snapshot_from_json(row.restaurant_id, row)
     t0 = time.perf_counter()
-    found = plan(snapshot, request)
+    if spec.offload_search:
+        found = await asyncio.to_thread(plan, snapshot, request)
+    else:
+        found = plan(snapshot, request)
     search_ms = (time.perf_counter() - t0) * 1000
     chosen, tried, reasons, notify = await _place(conn, spec.booking_id, row.restaurant_id, found,
                                           row.start_at, row.occupied_until)
