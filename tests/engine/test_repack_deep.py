@@ -49,6 +49,8 @@ def test_deep_repacking_seats_a_request_exactly_when_a_re_assignment_exists(case
     if fewest is None:
         assert result.plans == () and result.moves == ()
         assert result.repack == "deep" and not result.truncated  # proven: none exists
+        assert result.reason is not None
+        assert result.reason.endswith("the deep re-pack proved that no re-assignment seats it")
         return
     assert result.repack == "deep" and result.plans
     assert not result.truncated, "small models are solved to the proven fewest moves"
@@ -79,7 +81,10 @@ def couple_on_the_six_top() -> RestaurantSnapshot:
 def test_the_deep_search_runs_only_when_asked_and_only_after_the_others_gave_up() -> None:
     snapshot = couple_on_the_six_top()
     starved = replace(EXACT, **STARVED)
-    assert search(snapshot, booking(6), starved, now=at(-600)).plans == ()
+    first = search(snapshot, booking(6), starved, now=at(-600))
+    assert first.plans == () and first.repack == "bounded"
+    assert first.reason == (
+        "all fitting tables are taken 19:00-21:00; re-packing undecided within its budget")
     deep = search(snapshot, booking(6), replace(starved, repack_deep_ms=5_000), now=at(-600))
     assert deep.repack == "deep"
     assert [(m.booking_id, m.to_tables) for m in deep.moves] == [("a", ("T2",))]

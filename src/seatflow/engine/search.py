@@ -59,6 +59,14 @@ def search(
                 truncated=repacked.truncated,
                 repack=repacked.method,
             )
+        if repacked.method == "bounded":  # the exact search ran out first
+            reason += "; re-packing undecided within its budget"
+        elif repacked.method == "deep":
+            reason += (
+                f"; the deep re-pack found no re-assignment in {config.repack_deep_ms:g} ms"
+                if repacked.truncated
+                else "; the deep re-pack proved that no re-assignment seats it"
+            )
         return SearchResult(
             plans=(),
             reason=reason,
