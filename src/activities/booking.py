@@ -195,16 +195,16 @@ class BookingActivities:
     @activity.defn(name="run_attempt")
     async def run_attempt(self, req: AttemptRequest) -> AttemptResult:
         """One automatic attempt in one transaction (see storage.attempts)."""
+        config = self._config_for(req.attempt_no)
         spec = attempts.AttemptSpec(
             booking_id=req.booking_id, restaurant_id=req.restaurant_id,
             expected_version=req.expected_version, attempt_no=req.attempt_no,
             on_failure=AssignmentState(req.on_failure), max_parallel=req.max_parallel,
             slot_wait_seconds=req.slot_wait_seconds, waited_ms=req.waited_ms,
             decision_inputs=req.decision_inputs,
-            offload_search=self._config_for(req.attempt_no).repack_deep_ms is not None,
+            offload_search=config.repack_deep_ms is not None,
         )
         now = datetime.now(UTC)
-        config = self._config_for(req.attempt_no)
 
         def plan(snapshot: RestaurantSnapshot, request: BookingRequest) -> attempts.SearchOutcome:
             found = search(snapshot, request, config, now=now)
