@@ -289,3 +289,73 @@ async def test_a_swap_is_applied_as_one_set(db_engine: AsyncEngine, unique_id: s
     assert await booking_tables(db_engine, new) == ["C2"]
     after = (await version_of(db_engine, first), await version_of(db_engine, second))
     assert after == (before[0] + 1, before[1] + 1)
+
+
+async def window(engine: AsyncEngine, booking_id: str, start: datetime, minutes: int) -> None:
+    """Give a booking an exact window (the test needs windows no turn time gives)."""
+    from datetime import timedelta
+
+    async with engine.begin() as conn:
+        await conn.execute(text(
+            "UPDATE bookings SET start_at = :s, end_at = :e, occupied_until = :e "
+            "WHERE id = CAST(:id AS uuid)"),
+            {"s": start, "e": start + timedelta(minutes=minutes), "id": booking_id})
+
+
+async def test_a_retry_runs_the_deep_re_pack_and_the_swap_it_finds_is_applied(
+    db_engine: AsyncEngine, test_settings: Settings, unique_id: str,
+) -> None:
+    """Through the attempt activity on real PostgreSQL: attempt 1 gives up
+    (its fast searches are starved of steps here) and says re-packing is
+    undecided; attempt 2 runs the deep re-pack, which finds the only
+    re-assignment, a swap plus a move, and the database applies it as one set.
+
+    The floor (all windows 120 min from T): a 4 asks for T; only T4 seats it,
+    and "p" holds it from T+60. p can only go to A (B is held by "c" from T+120,
+    who does not overlap the request and stays); A holds "a" from T, who can
+    only go to B, which holds "b" from T-90; b can only go to A. So a and b
+    trade tables and p takes A."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from activities.booking import BookingActivities
+    from seatflow.domain.messages import AttemptRequest
+    from seatflow.mail import FileMailbox
+
+    rid = f"r-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, [
+        {"id": "T4", "capacity": 4, "mobility": "fixed"},
+        {"id": "A", "capacity": 2, "mobility": "fixed"},
+        {"id": "B", "capacity": 2, "mobility": "fixed"},
+    ]))
+    t = slot()
+    seated: dict[str, str] = {}
+    for name, offset, table in (("b", -90, "B"), ("a", 0, "A"), ("p", 60, "T4"), ("c", 120, "B")):
+        seated[name] = await new_booking(db_engine, rid, 2, start=t)
+        await window(db_engine, seated[name], t + timedelta(minutes=offset), 120)
+        await seat_at(db_engine, seated[name], (table,))
+    four = await new_booking(db_engine, rid, 4, start=t)
+    await window(db_engine, four, t, 120)
+    ctx = await verify_booking(db_engine, four, now=datetime.now(UTC))
+
+    acts = BookingActivities(db_engine, FileMailbox(Path(test_settings.mailbox_path())),
+                             test_settings)
+    assert acts.retry_config.repack_deep_ms == 500.0  # the default a retry gets
+    acts.config = replace(acts.config, max_exact_steps=0, max_repack_steps=0)
+    acts.retry_config = replace(acts.config, repack_deep_ms=5_000)
+
+    def attempt(no: int, version: int) -> AttemptRequest:
+        return AttemptRequest(booking_id=four, restaurant_id=rid, expected_version=version,
+                              attempt_no=no, on_failure="assignment_pending")
+
+    first = await acts.run_attempt(attempt(1, ctx.version))
+    assert first.outcome == "failed" and first.state == "assignment_pending"
+    assert "re-packing undecided within its budget" in str(first.reason)
+    assert await booking_tables(db_engine, seated["a"]) == ["A"]  # nothing moved
+    second = await acts.run_attempt(attempt(2, first.version))
+    assert second.outcome == "confirmed" and second.tables == ("T4",)
+    where = {name: await booking_tables(db_engine, b) for name, b in seated.items()}
+    assert where == {"a": ["B"], "b": ["A"], "p": ["A"], "c": ["B"]}
+    moved = await fetch(db_engine, "SELECT booking_id::text FROM booking_assignment_state_history "
+                        "WHERE reason = :r", r=f"repacked_for:{four}")
+    assert sorted(m[0] for m in moved) == sorted([seated["a"], seated["b"], seated["p"]])
