@@ -12,17 +12,12 @@ from dataclasses import replace
 import pytest
 from engine_floors import at, booking, floor, held, table
 from hypothesis import event, given
-from test_engine_properties import reference_valid_plans
 from test_repack_exact import (
     EXACT,
     SETTINGS,
-    apply_as_one_set,
+    assert_valid_re_pack,
     crowded,
-    grouped,
-    may_move,
     repack_case,
-    seat_request,
-    zones_allowed,
 )
 
 from seatflow.domain.planning import Allocation, EngineConfig, RestaurantSnapshot
@@ -55,22 +50,7 @@ def test_deep_repacking_seats_a_request_exactly_when_a_re_assignment_exists(case
     assert result.repack == "deep" and result.plans
     assert not result.truncated, "small models are solved to the proven fewest moves"
     assert len(result.moves) == fewest
-    held_by = grouped(snapshot)
-    zone_of = {t.id: t.zone for t in snapshot.tables}
-    for move in result.moves:
-        allocs = held_by[move.booking_id]
-        assert may_move(snapshot, allocs, request, now), f"{move.booking_id} may not move"
-        assert {zone_of[t] for t in move.to_tables} <= zones_allowed(snapshot, allocs)
-    after = apply_as_one_set(snapshot, result.moves)
-    for move in result.moves:  # each moved booking's new tables: valid among all the others
-        allocs = [a for a in after if a.booking_id == move.booking_id]
-        others = tuple(a for a in after if a.booking_id != move.booking_id)
-        rest = RestaurantSnapshot("r", snapshot.tables, snapshot.adjacency, others)
-        assert move.to_tables in reference_valid_plans(
-            rest, seat_request(move.booking_id, allocs), config
-        )
-    final = RestaurantSnapshot("r", snapshot.tables, snapshot.adjacency, tuple(after))
-    assert result.plans[0].tables in reference_valid_plans(final, request, config)
+    assert_valid_re_pack(snapshot, request, config, now, result)
 
 
 def couple_on_the_six_top() -> RestaurantSnapshot:

@@ -23,6 +23,7 @@ from seatflow.domain.planning import (
     Mobility,
     Move,
     RestaurantSnapshot,
+    SearchResult,
     Table,
 )
 from seatflow.engine import search
@@ -171,6 +172,30 @@ def apply_as_one_set(snapshot: RestaurantSnapshot, moves: tuple[Move, ...]) -> l
     return after
 
 
+def assert_valid_re_pack(
+    snapshot: RestaurantSnapshot, request: BookingRequest, config: EngineConfig,
+    now: datetime, result: SearchResult,
+) -> None:
+    """Only movable bookings move, each into a zone it may use; applied as one
+    set, every moved booking's new tables and the request's plan are valid."""
+    held_by = grouped(snapshot)
+    zone_of = {t.id: t.zone for t in snapshot.tables}
+    for move in result.moves:
+        allocs = held_by[move.booking_id]
+        assert may_move(snapshot, allocs, request, now), f"{move.booking_id} may not move"
+        assert {zone_of[t] for t in move.to_tables} <= zones_allowed(snapshot, allocs)
+    after = apply_as_one_set(snapshot, result.moves)
+    for move in result.moves:  # each moved booking's new tables: valid among all the others
+        allocs = [a for a in after if a.booking_id == move.booking_id]
+        others = tuple(a for a in after if a.booking_id != move.booking_id)
+        rest = RestaurantSnapshot("r", snapshot.tables, snapshot.adjacency, others)
+        assert move.to_tables in reference_valid_plans(
+            rest, seat_request(move.booking_id, allocs), config
+        )
+    final = RestaurantSnapshot("r", snapshot.tables, snapshot.adjacency, tuple(after))
+    assert result.plans[0].tables in reference_valid_plans(final, request, config)
+
+
 def brute_force_fewest_moves(
     snapshot: RestaurantSnapshot, request: BookingRequest, config: EngineConfig, now: datetime,
 ) -> int | None:
@@ -258,22 +283,7 @@ def test_exact_repacking_is_valid_and_uses_the_fewest_moves(case: tuple) -> None
         return
     assert result.plans, f"a re-assignment with {fewest} moves exists"
     assert len(result.moves) == fewest
-    held_by = grouped(snapshot)
-    zone_of = {t.id: t.zone for t in snapshot.tables}
-    for move in result.moves:
-        allocs = held_by[move.booking_id]
-        assert may_move(snapshot, allocs, request, now), f"{move.booking_id} may not move"
-        assert {zone_of[t] for t in move.to_tables} <= zones_allowed(snapshot, allocs)
-    after = apply_as_one_set(snapshot, result.moves)
-    for move in result.moves:
-        allocs = [a for a in after if a.booking_id == move.booking_id]
-        others = tuple(a for a in after if a.booking_id != move.booking_id)
-        rest = RestaurantSnapshot("r", snapshot.tables, snapshot.adjacency, others)
-        assert move.to_tables in reference_valid_plans(
-            rest, seat_request(move.booking_id, allocs), config
-        )
-    final = RestaurantSnapshot("r", snapshot.tables, snapshot.adjacency, tuple(after))
-    assert result.plans[0].tables in reference_valid_plans(final, request, config)
+    assert_valid_re_pack(snapshot, request, config, now, result)
 
 
 @SETTINGS
