@@ -1,0 +1,1 @@
+"""The use cases: every front door (API, CLI) calls these functions."""
