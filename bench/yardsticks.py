@@ -1,0 +1,264 @@
+"""The engine benchmark's yardsticks (bench/engine.py), what the policies are
+measured against:
+
+- the offline optimum, clairvoyant (every request known up front, any valid
+  plan): once maximising bookings (count-optimal), once covers
+  (covers-optimal); a set-packing integer program solved by SCIP (OR-Tools),
+  with a time limit; the status and the solver's bound are reported;
+- the online re-packing bound: requests in the same order; one is accepted iff
+  SOME re-assignment of the accepted bookings that have not started (same
+  window, same party, any valid plan, any zone) that overlap its window seats
+  it too, with no freeze window. Decided by a free plan, else by the engine's
+  exact search with a 100,000-step budget and no freeze, else (budget run out)
+  by CP-SAT (OR-Tools) over the same bookings (`cpsat_unknown` counts solves
+  that hit the time limit, counted as refusals). Bookings that do not overlap
+  the request stay put: with every not-started booking of the evening in the
+  model, CP-SAT proved nothing within 1 s in 93 of 96 solves on the 40-table
+  floor, so that wider bound is out of reach on 2 cores.
+
+Both take minutes on the larger floors, so `cached_yardstick` keeps them in a
+directory (`--yardstick-cache`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from workload import MANY_MOVES, Request, allocations_of, seated
+
+from seatflow.domain.planning import BookingRequest, EngineConfig, RestaurantSnapshot
+from seatflow.engine import search
+from seatflow.engine.combinations import enumerate_plans
+from seatflow.engine.floor import Floor
+
+
+def all_plans(snapshot: RestaurantSnapshot, request: BookingRequest) -> list[tuple[str, ...]]:
+    """Every valid plan free for `request` (the default plan rules, any zone),
+    enumerated without scoring."""
+    config = EngineConfig()
+    floor = Floor(snapshot)
+    free = floor.free_tables(request.start, request.end, ignore_bookings=(request.booking_id,))
+    enumeration = enumerate_plans(floor, request.party_size, free, config)
+    return sorted(c.tables for c in enumeration.candidates)
+
+
+def optimum(
+    floor: RestaurantSnapshot, requests: list[Request], objective: str, seconds: float
+) -> dict[str, Any]:
+    """The clairvoyant optimum by SCIP: one binary per (request, valid plan), at
+    most one plan per request, and per table and booking start at most one of
+    the requests holding it then (intervals on a line overlap iff they share a
+    start point). Maximises bookings then covers, or covers then bookings."""
+    from ortools.linear_solver import pywraplp
+
+    began = time.process_time()
+    solver = pywraplp.Solver.CreateSolver("SCIP")
+    chosen: list[tuple[Any, Request]] = []
+    holds: dict[str, list[tuple[Request, Any]]] = {}
+    for req in requests:
+        options = []
+        for tables in all_plans(floor, req.booking()):
+            var = solver.BoolVar(f"{req.booking_id}:{'+'.join(tables)}")
+            options.append(var)
+            chosen.append((var, req))
+            for t in tables:
+                holds.setdefault(t, []).append((req, var))
+        if len(options) > 1:
+            solver.Add(solver.Sum(options) <= 1)
+    for held in holds.values():
+        for point in sorted({r.start for r, _ in held}):
+            covering = [var for r, var in held if r.start <= point < r.end]
+            if len(covering) > 1:
+                solver.Add(solver.Sum(covering) <= 1)
+    big = 1000
+    if objective == "bookings":
+        solver.Maximize(solver.Sum([(big + r.party) * v for v, r in chosen]))
+    else:
+        solver.Maximize(solver.Sum([(big * r.party + 1) * v for v, r in chosen]))
+    solver.SetTimeLimit(int(seconds * 1000))
+    status = solver.Solve()
+    if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+        raise RuntimeError(f"SCIP found no solution (status {status})")
+    accepted = sum(1 for v, _ in chosen if v.solution_value() > 0.5)
+    covers = sum(r.party for v, r in chosen if v.solution_value() > 0.5)
+    bound = solver.Objective().BestBound()
+    upper = int(bound // big)  # bookings (or covers) times big dominates the objective
+    return {
+        "bookings": accepted,
+        "covers": covers,
+        "proven": status == pywraplp.Solver.OPTIMAL,
+        # the solver's bound on the optimised quantity (bookings or covers)
+        "upper_bound": upper,
+        "cpu_seconds": round(time.process_time() - began, 1),
+    }
+
+
+def online_bound(
+    floor: RestaurantSnapshot, requests: list[Request], cpsat_seconds: float
+) -> dict[str, Any]:
+    """The online re-packing bound (see the module docstring)."""
+    began = time.process_time()
+    by_id = {r.booking_id: r for r in requests}
+    held: dict[str, tuple[str, ...]] = {}
+    solves = unknown = flipped = moves = widest = many = 0
+    # any valid plan at any time: no holding back of three-table plans
+    free_only = EngineConfig(repack=False, max_plans=1, wide_plan_lead_minutes=None)
+    exact = EngineConfig(
+        repack=True,
+        max_plans=1,
+        wide_plan_lead_minutes=None,
+        repack_freeze_minutes=0,
+        max_exact_steps=100_000,
+        repack_time_budget_ms=None,
+        repack_shallow_share=1.0,  # the fewest moves first, as before
+    )
+    for req in requests:
+        now = req.asked_at
+        snapshot = allocations_of(floor, held, by_id)
+        request = req.booking()
+        result = search(snapshot, request, free_only, now=now)
+        if result.plans:
+            held[req.booking_id] = result.plans[0].tables
+            continue
+        result = search(snapshot, request, exact, now=now)
+        if result.plans:
+            for move in result.moves:
+                held[move.booking_id] = move.to_tables
+            held[req.booking_id] = result.plans[0].tables
+            moves += len(result.moves)
+            widest = max(widest, len(result.moves))
+            many += len(result.moves) > MANY_MOVES
+            continue
+        if result.repack == "exact":
+            continue  # proven: no re-assignment seats it
+        # the exact search ran out of steps: CP-SAT decides, over the same bookings
+        movable = sorted(b for b in held if by_id[b].start > now and _overlap(by_id[b], req))
+        status, seats = cpsat_repack(floor, held, by_id, req, movable, cpsat_seconds)
+        solves += status != "no plan"
+        if seats is not None:
+            flipped += 1
+            moved = sum(b in held and held[b] != tables for b, tables in seats.items())
+            held.update(seats)
+            moves += moved
+            widest = max(widest, moved)
+            many += moved > MANY_MOVES
+        elif status == "unknown":
+            unknown += 1
+    return {
+        **seated(floor, held, by_id),
+        "cpsat_solves": solves,
+        "cpsat_accepted": flipped,
+        "cpsat_unknown": unknown,
+        # bookings moved to seat new ones; the most for one request; requests
+        # seated by moving more than MANY_MOVES (each move is a guest email)
+        "moves": moves,
+        "most_moves": widest,
+        "repacks_over_3_moves": many,
+        "cpu_seconds": round(time.process_time() - began, 1),
+    }
+
+
+def cpsat_repack(
+    floor: RestaurantSnapshot,
+    held: dict[str, tuple[str, ...]],
+    by_id: dict[str, Request],
+    req: Request,
+    movable: list[str],
+    seconds: float,
+) -> tuple[str, dict[str, tuple[str, ...]] | None]:
+    """CP-SAT over `movable` and `req` (every other held booking stays): one
+    valid plan each (any plan, any zone), no table shared at any booking start.
+    Returns ("found", the plans of `movable` and `req`), ("infeasible", None),
+    ("no plan", None) when one of them has no valid plan at all, or ("unknown",
+    None) when `seconds` ran out: the first solution found, with the current
+    plans as the hint."""
+    from ortools.sat.python import cp_model
+
+    fixed = {b: t for b, t in held.items() if b not in set(movable)}
+    base = allocations_of(floor, fixed, by_id)
+    model = cp_model.CpModel()
+    variables: dict[str, list[tuple[Any, tuple[str, ...]]]] = {}
+    holds: dict[str, list[tuple[Request, Any]]] = {}
+    for b in [*movable, req.booking_id]:
+        plans = all_plans(base, by_id[b].booking())
+        if not plans:
+            return "no plan", None  # (not solved: nothing to ask CP-SAT)
+        variables[b] = []
+        for tables in plans:
+            var = model.new_bool_var(f"{b}:{'+'.join(tables)}")
+            variables[b].append((var, tables))
+            for t in tables:
+                holds.setdefault(t, []).append((by_id[b], var))
+            if held.get(b) == tables:
+                model.add_hint(var, True)
+        model.add_exactly_one(v for v, _ in variables[b])
+    for pairs in holds.values():
+        for point in sorted({r.start for r, _ in pairs}):
+            covering = [v for r, v in pairs if r.start <= point < r.end]
+            if len(covering) > 1:
+                model.add_at_most_one(covering)
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = seconds
+    solver.parameters.num_workers = 1
+    status = solver.solve(model)
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return "found", {
+            b: next(t for v, t in options if solver.value(v)) for b, options in variables.items()
+        }
+    return ("infeasible" if status == cp_model.INFEASIBLE else "unknown"), None
+
+
+def _overlap(a: Request, b: Request) -> bool:
+    return a.start < b.end and b.start < a.end
+
+
+def yardstick_code() -> str:
+    """A digest of the code the yardsticks run: this file, the workload, and
+    the engine whose plan enumeration the optima use and whose placement and
+    exact search the online bound uses."""
+    here = Path(__file__).resolve().parent
+    src = here.parent / "src" / "seatflow"
+    files = [here / "yardsticks.py", here / "workload.py", src / "domain" / "planning.py",
+             *sorted((src / "engine").rglob("*.py"))]
+    return hashlib.sha256(b"".join(f.read_bytes() for f in files)).hexdigest()[:12]
+
+
+def cached_yardstick(
+    cache: Path | None,
+    kind: str,
+    floor: RestaurantSnapshot,
+    requests: list[Request],
+    limit: float,
+    compute: Callable[[], dict[str, Any]],
+) -> dict[str, Any]:
+    """`compute()`, or its earlier result for the same floor, evening, kind and
+    solver limit from `cache`. The yardsticks do not depend on the policies
+    measured, so a policy can be measured again without solving them again; the
+    key is a digest of the floor, the evening, the kind and the limit, so a
+    changed floor or evening is solved afresh. They do run engine code (the
+    bound places and re-packs with the engine's own search), so each entry keeps
+    the digest of that code (`yardstick_code`): a cached result says it is one
+    (`"cached": true`) and whether other code solved it (`"other_code": true`);
+    after a change to what the yardsticks run, use a fresh cache."""
+    if cache is None:
+        return compute()
+    # the reprs of frozen dataclasses name every field, so any change shows
+    spec = repr((kind, limit, floor.tables, sorted(floor.adjacency), requests))
+    digest = hashlib.sha256(spec.encode()).hexdigest()[:24]
+    path = cache / f"{floor.restaurant_id}-{kind}-{digest}.json"
+    code = yardstick_code()
+    if path.exists():
+        kept = json.loads(path.read_text())
+        return {**kept, "cached": True, "other_code": kept.get("code") != code}
+    result = compute()
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.part")
+    partial.write_text(json.dumps({**result, "code": code}))
+    partial.replace(path)  # whole or absent, even with two runs sharing the cache
+    return result
