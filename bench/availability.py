@@ -10,14 +10,14 @@ Three measurements, each P50/P95/P99 of wall clock and of CPU time over
 repeated calls, per party size (the machine is shared: CPU time is the steadier
 figure, wall clock is what a guest waits):
 
-- `engine`: `seatflow.availability.evaluate_counted` on an in-memory snapshot
+- `engine`: `seatflow.engine.availability.evaluate_counted` on an in-memory snapshot
   (intake rules, free-plan check, the yes/no re-packing path within its budget),
   with how many start times were decided by a free plan, a re-assignment found
   or re-used, a proof of none, or left undecided (searched, or not reached in
   budget), and the offered times against the baseline's;
 - `baseline`: the previous path, measured in the same run: the pipeline's full
   `search` (fewest-moves re-packing) for every start time without a free plan;
-- `end_to_end`: `seatflow.availability.check_availability` against PostgreSQL
+- `end_to_end`: `seatflow.service.availability.check_availability` against PostgreSQL
   (embedded pgserver, or DATABASE_URL): the read-only snapshot transaction plus
   the evaluation, what `seatflow availability` and the API pay.
 
@@ -54,14 +54,6 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from seatflow.availability import (
-    BUDGET_MS,
-    PROBE_BOOKING_ID,
-    candidate_starts,
-    check_availability,
-    day_window,
-    evaluate_counted,
-)
 from seatflow.domain.planning import (
     Allocation,
     BookingRequest,
@@ -78,9 +70,17 @@ from seatflow.domain.restaurant import (
     booking_window,
 )
 from seatflow.engine import search
+from seatflow.engine.availability import (
+    BUDGET_MS,
+    PROBE_BOOKING_ID,
+    candidate_starts,
+    day_window,
+    evaluate_counted,
+)
 from seatflow.engine.combinations import enumerate_plans
 from seatflow.engine.floor import Floor
 from seatflow.floorplan import FloorPlan, load_floorplan
+from seatflow.service.availability import check_availability
 
 FLOOR_FILE = ROOT / "examples" / "floorplans" / "harbour-kitchen.json"
 TARGET_ALLOCATIONS = 100

@@ -15,21 +15,6 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from seatflow.availability import (
-    NOT_REACHED,
-    REPACK,
-    REUSED,
-    SEARCHED,
-    UNDECIDED,
-    Witness,
-    candidate_starts,
-    check_availability,
-    day_window,
-    evaluate,
-    evaluate_counted,
-    nearest_times,
-    witness_problem,
-)
 from seatflow.domain.intake import IdempotencyConflict, NewBooking
 from seatflow.domain.planning import (
     Allocation,
@@ -42,9 +27,26 @@ from seatflow.domain.planning import (
 )
 from seatflow.domain.restaurant import InvalidBooking, RestaurantPolicy, ServicePeriod, TurnBand
 from seatflow.engine import search
+from seatflow.engine.availability import (
+    candidate_starts,
+    day_window,
+    evaluate,
+    evaluate_counted,
+    nearest_times,
+)
+from seatflow.engine.availability_repack import (
+    NOT_REACHED,
+    REPACK,
+    REUSED,
+    SEARCHED,
+    UNDECIDED,
+    Witness,
+    witness_problem,
+)
 from seatflow.engine.floor import Floor
 from seatflow.engine.repack import movable_bookings
-from seatflow.intake.service import NotAvailable, create_booking
+from seatflow.service.availability import check_availability
+from seatflow.service.bookings import NotAvailable, create_booking
 from tests.support import fetch, floorplan, import_plan, scalar
 from tests.test_floorplan import seatflow
 
@@ -604,7 +606,7 @@ async def test_the_call_budget_leaves_re_packing_undecided_when_spent(
     snapshot read, the time is undecided and not offered; with it, offered."""
     from sqlalchemy import text
 
-    from seatflow import availability
+    from seatflow.service import availability
 
     rid = f"av-budget-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [

@@ -347,8 +347,8 @@ def _routes(app: FastAPI) -> None:
         window_to: Annotated[datetime | None, Query(
             alias="to", description="window end (local if no offset)")] = None,
     ) -> dict[str, Any]:
-        from seatflow.availability import check_availability
         from seatflow.domain.restaurant import InvalidBooking
+        from seatflow.service.availability import check_availability
 
         require(token, ("host", "operator"), restaurant_id)
         if day is not None and (window_from is not None or window_to is not None):

@@ -30,10 +30,10 @@ def availability_command(
     """Start times of the restaurant's services that have a valid table plan now,
     for one party size, on a date or in a window (same rules as the pipeline;
     nothing is written)."""
-    from seatflow.availability import check_availability
     from seatflow.cli.bookings import with_stack
     from seatflow.config import settings
     from seatflow.domain.restaurant import InvalidBooking
+    from seatflow.service.availability import check_availability
 
     if (day is None) == (window_from is None and window_to is None):
         usage("give --date, or --from and --to")

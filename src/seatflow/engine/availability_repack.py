@@ -1,0 +1,280 @@
+"""Availability's re-packing stage: the start times without a free plan.
+
+`decide_unseated` decides each of them yes (a re-assignment of bookings that
+have not started, checked from scratch by `witness_problem`), no (a proof: no
+table set fits, nothing may move, or the exact search found none), or not
+within the time budget (undecided: not offered). `seatflow.engine.availability`
+runs it after the free-plan check and turns its decisions into slots.
+"""
+
+from __future__ import annotations
+
+import time as time_module
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from seatflow.domain.planning import BookingRequest, EngineConfig, Move
+
+from .combinations import enumerate_plans
+from .exact import ExactOutcome, FeasibilityRepacker, HeldBooking
+from .floor import Floor, overlaps
+from .repack import bounded_repack, movable_bookings
+from .search import no_plan_reason, plan_config
+from .validation import plan_problem
+
+UNDECIDED = (
+    "re-seating bookings that have not started was not decided within the availability "
+    "search's budget"
+)
+# The bounded re-packing search's step limit in the first, cheap round.
+QUICK_STEPS = 100
+MAX_REUSE = 4  # neighbouring re-assignments re-checked per start time
+
+# How each start time was decided (`Evaluation.counts` keys).
+FREE = "free"  # a valid plan among the free tables
+REPACK = "repack"  # a re-assignment found for this start time (verified)
+REUSED = "reused"  # another start time's re-assignment, verified for this one
+NONE = "none"  # proven not seatable (no table fits, nothing may move, or the exact proof)
+SEARCHED = "undecided_searched"  # searched, nothing found, no proof: not offered
+NOT_REACHED = "undecided_not_reached"  # the budget ran out before any search: not offered
+INVALID = "invalid"  # the intake rules refuse the time (past, outside service)
+OFFERED = (FREE, REPACK, REUSED)
+NOT_DECIDED = (SEARCHED, NOT_REACHED)
+
+
+@dataclass(frozen=True)
+class Witness:
+    """A re-assignment that seats the probe: its tables, and the moves that free them."""
+
+    tables: tuple[str, ...]
+    moves: tuple[Move, ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How one start time was decided (a counts key), and why not, for people."""
+
+    how: str
+    reason: str | None = None
+
+
+def fits(floor: Floor, party: int, tables: Iterable[str], config: EngineConfig) -> bool:
+    return bool(enumerate_plans(floor, party, tables, config).candidates)
+
+
+def decide_unseated(
+    floor: Floor,
+    party: int,
+    config: EngineConfig,
+    now: datetime,
+    budget_ms: float | None,
+    pending: Sequence[BookingRequest],
+    available: Sequence[datetime],
+) -> list[Decision]:
+    """Steps 2 and 3 of `evaluate_counted` for the start times without a free
+    plan (`pending`, the probe's request at each), one decision each, in order.
+    `available` holds the start times already offered (they order the work).
+
+    The budget is spent breadth first, cheapest first, so that no start time
+    waits behind an expensive one (and those nearest an available time go
+    first in each round): a round of the bounded search with
+    QUICK_STEPS steps over every open time, a round with the configured
+    `max_repack_steps` over those it cut short, then the exact search in its
+    feasibility-only mode; before each attempt the re-assignments found so far
+    are re-checked for that time."""
+    deadline = None if budget_ms is None else time_module.perf_counter() + budget_ms / 1000
+    if not fits(floor, party, floor.usable, config) or not config.repack:
+        return [
+            Decision(NONE, no_plan_reason(floor, request, plan_config(config, request, now)))
+            for request in pending
+        ]
+    decided: list[Decision | None] = [None] * len(pending)
+    # Movability does not depend on the window except by overlap: find the
+    # movable bookings once for a window spanning every pending start time.
+    span = BookingRequest(
+        pending[0].booking_id, party, min(r.start for r in pending), max(r.end for r in pending)
+    )
+    evening = movable_bookings(floor, span, now, config)
+    opened: list[_Open] = []
+    for index, request in enumerate(pending):
+        movable = {
+            b: held for b, held in evening.items()
+            if overlaps(held.start, held.end, request.start, request.end)
+        }
+        if movable:
+            opened.append(_Open(index, request, movable))
+        else:
+            decided[index] = Decision(NONE, _taken(request))
+    anchors = list(available)
+    found: list[tuple[datetime, Witness]] = []
+
+    def out_of_time() -> bool:
+        return deadline is not None and time_module.perf_counter() > deadline
+
+    def seat(item: _Open, witness: Witness, how: str) -> None:
+        found.append((item.request.start, witness))
+        anchors.append(item.request.start)
+        decided[item.index] = Decision(how)
+        item.done = True
+
+    quick = replace(config, max_repack_steps=min(QUICK_STEPS, config.max_repack_steps))
+    rounds = [quick] if quick == config else [quick, config]
+    for round_config in rounds:
+        for item in _nearest_first(opened, anchors):
+            if item.done or not item.cut or out_of_time():
+                continue
+            witness = _reuse(floor, item.request, config, item.movable, found)
+            if witness is not None:
+                seat(item, witness, REUSED)
+                continue
+            repacked = bounded_repack(floor, item.request, round_config, item.movable)
+            item.searched, item.cut = True, repacked.truncated
+            if repacked.plan is not None:
+                candidate = Witness(repacked.plan.tables, repacked.moves)
+                if witness_problem(floor, item.request, config, item.movable, candidate) is None:
+                    seat(item, candidate, REPACK)
+    # The exact search decides what the bounded one could not, yes or a proof of
+    # no, within what is left of the budget (and its own per-search budgets).
+    for item in _nearest_first(opened, anchors):
+        if item.done:
+            continue
+        witness = _reuse(floor, item.request, config, item.movable, found)
+        if witness is not None:
+            seat(item, witness, REUSED)
+            continue
+        outcome = None if out_of_time() else _feasible(
+            floor, item.request, config, item.movable, deadline
+        )
+        if outcome is None:
+            continue
+        item.searched = True
+        if outcome.exhausted:
+            continue
+        if outcome.candidate is None:  # a proof: no re-assignment exists
+            decided[item.index] = Decision(NONE, _taken(item.request))
+            item.done = True
+            continue
+        candidate = Witness(outcome.candidate.tables, outcome.moves)
+        if witness_problem(floor, item.request, config, item.movable, candidate) is None:
+            seat(item, candidate, REPACK)
+    for item in opened:
+        if not item.done:
+            decided[item.index] = Decision(
+                SEARCHED if item.searched else NOT_REACHED,
+                f"{_taken(item.request)}; {UNDECIDED}",
+            )
+    return [decision for decision in decided if decision is not None]
+
+
+@dataclass
+class _Open:
+    """A start time without a free plan, still being decided."""
+
+    index: int
+    request: BookingRequest
+    movable: dict[str, HeldBooking]
+    done: bool = False
+    searched: bool = False  # a re-packing search ran for it
+    cut: bool = True  # the last bounded search stopped at its step limit (or none ran)
+
+
+def _nearest_first(opened: list[_Open], anchors: list[datetime]) -> list[_Open]:
+    """The open start times, those nearest an available one first (re-packing
+    succeeds most often at the edge of a full stretch, and what it finds there
+    serves the next time in by re-checking), then in time order."""
+
+    def distance(item: _Open) -> float:
+        start = item.request.start
+        return min((abs((a - start).total_seconds()) for a in anchors), default=0.0)
+
+    return sorted(opened, key=lambda item: (distance(item), item.request.start))
+
+
+def _feasible(
+    floor: Floor,
+    request: BookingRequest,
+    config: EngineConfig,
+    movable: dict[str, HeldBooking],
+    deadline: float | None,
+) -> ExactOutcome | None:
+    """The exact search's feasibility-only answer within the pipeline's own
+    per-search budgets and what is left of the evaluation's (None: nothing left)."""
+    budget_ms = config.repack_time_budget_ms
+    if deadline is not None:
+        left_ms = (deadline - time_module.perf_counter()) * 1000
+        if left_ms <= 0:
+            return None
+        budget_ms = left_ms if budget_ms is None else min(budget_ms, left_ms)
+    bounded = replace(config, repack_time_budget_ms=budget_ms)
+    return FeasibilityRepacker(floor, request, bounded, movable).run()
+
+
+def _taken(request: BookingRequest) -> str:
+    return f"all fitting tables are taken {request.start:%H:%M}-{request.end:%H:%M}"
+
+
+def _reuse(
+    floor: Floor,
+    request: BookingRequest,
+    config: EngineConfig,
+    movable: dict[str, HeldBooking],
+    found: list[tuple[datetime, Witness]],
+) -> Witness | None:
+    """The first of the MAX_REUSE re-assignments found nearest in time that is
+    valid for `request` too."""
+    nearest = sorted(found, key=lambda f: (abs((f[0] - request.start).total_seconds()), f[0]))
+    for _, witness in nearest[:MAX_REUSE]:
+        if witness_problem(floor, request, config, movable, witness) is None:
+            return witness
+    return None
+
+
+def witness_problem(
+    floor: Floor,
+    request: BookingRequest,
+    config: EngineConfig,
+    movable: dict[str, HeldBooking],
+    witness: Witness,
+) -> str | None:
+    """None when `witness` seats `request`, checked from scratch: the request's
+    tables and every moved booking's new tables are a valid plan (the plan
+    rules `validate_plan` applies) on tables no booking that stays holds in its
+    window; only bookings re-packing may move for `request` move, each from
+    the tables it holds, each into a zone it may use; no two seated bookings
+    whose windows overlap share a table (the moves apply as one set, so a
+    swap is as valid as a chain)."""
+    moved = {m.booking_id for m in witness.moves}
+    if len(moved) != len(witness.moves):
+        return "a booking is moved twice"
+    cap = config.repack_max_moves
+    if cap is not None and len(moved) > cap:
+        return f"{len(moved)} bookings moved, at most {cap} allowed"
+    seated: list[tuple[str, datetime, datetime, tuple[str, ...]]] = []
+    problem = plan_problem(floor, request, witness.tables, config, ignore_bookings=tuple(moved))
+    if problem is not None:
+        return problem
+    seated.append((request.booking_id, request.start, request.end, tuple(witness.tables)))
+    for move in witness.moves:
+        held = movable.get(move.booking_id)
+        if held is None:
+            return f"booking {move.booking_id} may not move"
+        if tuple(sorted(move.from_tables)) != held.tables:
+            return f"booking {move.booking_id} does not hold {', '.join(move.from_tables)}"
+        moved_request = BookingRequest(move.booking_id, held.party, held.start, held.end)
+        problem = plan_problem(
+            floor, moved_request, move.to_tables, config, ignore_bookings=tuple(moved)
+        )
+        if problem is not None:
+            return problem
+        zones = {floor.tables[t].zone for t in move.to_tables}
+        allowed = None if held.zone_preference is None else {held.zone, held.zone_preference}
+        if allowed is not None and not zones <= allowed:
+            return f"booking {move.booking_id} may not move to zone {', '.join(sorted(zones))}"
+        seated.append((move.booking_id, held.start, held.end, tuple(move.to_tables)))
+    for i, (a, a_start, a_end, a_tables) in enumerate(seated):
+        for b, b_start, b_end, b_tables in seated[i + 1:]:
+            shared = set(a_tables) & set(b_tables)
+            if shared and overlaps(a_start, a_end, b_start, b_end):
+                return f"{a} and {b} both get {', '.join(sorted(shared))}"
+    return None

@@ -1,0 +1,121 @@
+"""Availability: which start times have a valid table plan right now.
+
+The policy and the floor snapshot are read from PostgreSQL in one REPEATABLE
+READ, READ ONLY transaction (nothing is written), and evaluated by the engine
+with the same rules as intake and the assignment pipeline
+(`seatflow.engine.availability`).
+"""
+
+from __future__ import annotations
+
+import time as time_module
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from seatflow.domain.planning import EngineConfig, RestaurantSnapshot
+from seatflow.domain.restaurant import InvalidBooking, booking_window
+from seatflow.engine.availability import (
+    BUDGET_MS,
+    Availability,
+    Slot,
+    asked_window,
+    candidate_starts,
+    evaluate,
+    snapshot_span,
+    validate_party,
+)
+from seatflow.storage.availability import consistent_read
+from seatflow.storage.restaurants import load_policy, load_snapshot, snapshot_time
+
+# The budget of a whole `check_availability` call (snapshot read included): the
+# re-packing stage gets what is left of it, at most BUDGET_MS.
+CALL_BUDGET_MS = 35.0
+
+
+async def check_availability(
+    engine: AsyncEngine,
+    restaurant_id: str,
+    party_size: int,
+    *,
+    day: date | None = None,
+    window: tuple[datetime, datetime] | None = None,
+    config: EngineConfig,
+    now: datetime | None = None,
+    also: datetime | None = None,
+) -> Availability:
+    """Availability for one party size over a local day or a window (one of
+    them), from one read-only snapshot. `also` adds one start time off the
+    slot grid (the time a guest asked for). Raises InvalidBooking for an
+    unknown restaurant, a bad party size or a bad window."""
+    began = time_module.perf_counter()
+    now = now or datetime.now(UTC)
+    async with consistent_read(engine) as conn:
+        policy = await load_policy(conn, restaurant_id)
+        if policy is None:
+            raise InvalidBooking("unknown_restaurant", f"unknown restaurant {restaurant_id!r}")
+        validate_party(policy, party_size)
+        lo, hi = asked_window(policy, day, window)
+        starts = candidate_starts(policy, lo, hi)
+        if also is not None and also not in starts:
+            starts = sorted([*starts, also], key=lambda t: t.astimezone(UTC))
+        span = snapshot_span(policy, starts)
+        if span is not None:
+            snapshot = await load_snapshot(conn, restaurant_id, *span)
+        else:
+            snapshot = RestaurantSnapshot(restaurant_id=restaurant_id, tables=(), adjacency=())
+        as_of = await snapshot_time(conn)
+    # The re-packing budget is what is left of the whole call's: a slow snapshot
+    # read (a busy database or machine) leaves less, never more than BUDGET_MS.
+    spent_ms = (time_module.perf_counter() - began) * 1000
+    budget_ms = max(0.0, min(BUDGET_MS, CALL_BUDGET_MS - spent_ms))
+    slots = evaluate(snapshot, policy, party_size, starts, config, now=now, budget_ms=budget_ms)
+    return Availability(
+        restaurant_id=restaurant_id, timezone=policy.timezone, party_size=party_size,
+        slot_minutes=policy.slot_minutes, window_start=lo.astimezone(policy.tz),
+        window_end=hi.astimezone(policy.tz), as_of=as_of, slots=tuple(slots),
+    )
+
+
+async def check_start(
+    engine: AsyncEngine,
+    restaurant_id: str,
+    party_size: int,
+    start: datetime,
+    *,
+    config: EngineConfig,
+    now: datetime | None = None,
+    limit: int = 3,
+) -> tuple[Slot, list[datetime]]:
+    """Whether `start` has a valid plan now, and (when it has not) the `limit`
+    nearest available start times of the same local day. Raises InvalidBooking
+    (unknown restaurant, bad party, in the past, outside service) first.
+
+    The asked time is checked alone first: a guest who gets it costs one
+    evaluation, not the whole day's (intake with `require_availability` calls
+    this for every booking); the day is evaluated only to name alternatives."""
+    async with consistent_read(engine) as conn:
+        policy = await load_policy(conn, restaurant_id)
+    if policy is None:
+        raise InvalidBooking("unknown_restaurant", f"unknown restaurant {restaurant_id!r}")
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=policy.tz)
+    # A booking that can never be seated as asked is invalid, not "unavailable".
+    booking_window(policy, party_size, start, now=now or datetime.now(UTC))
+    alone = await check_availability(
+        engine, restaurant_id, party_size, window=(start, start + timedelta(seconds=1)),
+        config=config, now=now, also=start,
+    )
+    slot = alone.slot_at(start)
+    assert slot is not None
+    if slot.available:
+        return slot, []
+    found = await check_availability(
+        engine, restaurant_id, party_size, day=start.astimezone(policy.tz).date(),
+        config=config, now=now, also=start,
+    )
+    slot = found.slot_at(start)
+    assert slot is not None
+    if slot.available:
+        return slot, []
+    return slot, found.nearest(start, limit)
