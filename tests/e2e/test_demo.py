@@ -31,15 +31,14 @@ from seatflow.domain.planning import (
     Table,
 )
 from seatflow.ops import devstack
-from seatflow.ops.demo import (
-    EXIT_CRASH_MARK,
-    OPERATOR_ACTOR,
+from seatflow.ops.demo import run_demo
+from seatflow.ops.demo.operator import EXIT_CRASH_MARK, OPERATOR_ACTOR, operator_tables
+from seatflow.ops.demo.scenario import (
     OPERATOR_PARTY,
     PHONE,
-    operator_tables,
+    DemoError,
     plan_evening,
     plan_guests,
-    run_demo,
 )
 
 pytestmark = pytest.mark.e2e
@@ -80,8 +79,6 @@ def test_a_well_run_evening_has_one_large_party_and_a_few_phone_bookings_first()
 
 
 def test_a_well_run_evening_needs_three_guests() -> None:
-    from seatflow.ops.demo import DemoError
-
     with pytest.raises(DemoError, match="at least 3 guests"):
         plan_guests(date(2030, 6, 14), ZoneInfo("UTC"), 2, random.Random(1))
 
@@ -266,8 +263,6 @@ def test_demo_books_a_well_run_evening_and_the_report_shows_the_targets_met(
 
 
 def test_the_demo_refuses_too_few_guests_before_starting_anything(demo_home: Path) -> None:
-    from seatflow.ops.demo import DemoError
-
     with pytest.raises(DemoError, match="at least 3 guests"):
         run_demo(2, console=Console(quiet=True))
     assert not (demo_home / "var" / "pg").exists()

@@ -12,11 +12,9 @@ def upgrade_cmd(
     revision: str = typer.Argument("head", help="Target revision (default: head)."),
 ) -> None:
     """Apply migrations to DATABASE_URL (or the embedded server under var/pg)."""
-    from seatflow.storage.db import upgrade
-    from seatflow.storage.embedded import resolve_database_url
+    from seatflow.service.database import migrate
 
-    url = resolve_database_url()
-    upgrade(url, revision)
+    migrate(revision)
     typer.echo(f"database at {revision}")
 
 
@@ -25,8 +23,7 @@ def downgrade_cmd(
     revision: str = typer.Argument(..., help="Target revision, e.g. base."),
 ) -> None:
     """Revert migrations (used by tests and for rollbacks)."""
-    from seatflow.storage.db import downgrade
-    from seatflow.storage.embedded import resolve_database_url
+    from seatflow.service.database import revert
 
-    downgrade(resolve_database_url(), revision)
+    revert(revision)
     typer.echo(f"database at {revision}")

@@ -17,47 +17,23 @@ def flags_command(
 ) -> None:
     """Print the feature flags and the pipeline decision (V3 or legacy, shadow,
     parallelism) that a booking of this restaurant would get right now."""
-    from seatflow.config import ConfigError, load_flags, rollout_bucket
+    from seatflow.config import ConfigError
+    from seatflow.service.rollout import rollout
 
     try:
-        flags = load_flags()
+        now = rollout(restaurant)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
-    data: dict[str, object] = {
-        "FEATURE_ASSIGNMENT_PIPELINE_V3": flags.v3,
-        "FEATURE_ASSIGNMENT_PIPELINE_V3_SHADOW": flags.shadow,
-        "FEATURE_ASSIGNMENT_PIPELINE_V3_MAX_PARALLEL": flags.max_parallel,
-        "FEATURE_ASSIGNMENT_PIPELINE_V3_ROLLOUT_PERCENT": flags.rollout_percent,
-        "FEATURE_ASSIGNMENT_PIPELINE_V3_RESTAURANTS": sorted(flags.restaurant_allowlist),
-    }
-    if restaurant:
-        v3 = flags.v3_enabled_for(restaurant)
-        if not flags.v3:
-            why = "FEATURE_ASSIGNMENT_PIPELINE_V3 is off"
-        elif flags.restaurant_allowlist:
-            why = "on the allowlist" if v3 else "not on the allowlist"
-        else:
-            bucket = rollout_bucket(restaurant)
-            why = f"bucket {bucket} {'<' if v3 else '>='} rollout {flags.rollout_percent}%"
-        data["decision"] = {
-            "restaurant_id": restaurant,
-            "pipeline": "v3" if v3 else "legacy",
-            "shadow": flags.shadow and not v3,
-            "max_parallel": flags.max_parallel,
-            "bucket": rollout_bucket(restaurant),
-            "why": why,
-        }
     if as_json:
-        print_json(data)
+        print_json(now.to_dict())
         return
-    for key, value in data.items():
-        if key != "decision":
-            typer.echo(f"{key:<48} {value}")
-    decision = data.get("decision")
-    if isinstance(decision, dict):
+    for key, value in now.flags.items():
+        typer.echo(f"{key:<48} {value}")
+    decision = now.decision
+    if decision is not None:
         typer.echo(
-            f"\n{decision['restaurant_id']}: pipeline {decision['pipeline']}"
-            f"{' + shadow' if decision['shadow'] else ''}, max parallel "
-            f"{decision['max_parallel']} ({decision['why']})"
+            f"\n{decision.restaurant_id}: pipeline {decision.pipeline}"
+            f"{' + shadow' if decision.shadow else ''}, max parallel "
+            f"{decision.max_parallel} ({decision.why})"
         )

@@ -36,8 +36,7 @@ def loadtest_command(
 
     from seatflow.config import load_flags, settings
     from seatflow.ops.loadtest import LoadtestError, render, run_loadtest
-    from seatflow.storage.db import make_engine
-    from seatflow.storage.embedded import resolve_database_url
+    from seatflow.service.database import open_database
 
     if bookings < 1 or restaurants < 1 or concurrency < 1:
         usage("--bookings, --restaurants and --concurrency must be at least 1")
@@ -48,9 +47,8 @@ def loadtest_command(
     mailbox = cfg.mailbox_path() if cfg.mail_transport == "file" else None
 
     async def main() -> Any:
-        engine = make_engine(resolve_database_url(cfg.database_url),
-                             pool_size=min(concurrency, 20) + 2, max_overflow=4)
-        try:
+        async with open_database(cfg.database_url, pool_size=min(concurrency, 20) + 2,
+                                 max_overflow=4) as engine:
             try:
                 client = await Client.connect(cfg.temporal_address,
                                               namespace=cfg.temporal_namespace)
@@ -65,8 +63,6 @@ def loadtest_command(
                 # What this shell's flags say; the workers' environment decides.
                 max_parallel=load_flags().max_parallel,
             )
-        finally:
-            await engine.dispose()
 
     try:
         result = run(main())

@@ -80,15 +80,10 @@ def report_command(
 
 def _with_database(work: Any) -> Any:
     from seatflow.config import settings
-    from seatflow.storage.db import make_engine
-    from seatflow.storage.embedded import resolve_database_url
+    from seatflow.service.database import open_database
 
     async def main() -> Any:
-        engine = make_engine(resolve_database_url(settings().database_url), pool_size=1,
-                             max_overflow=1)
-        try:
+        async with open_database(settings().database_url, pool_size=1, max_overflow=1) as engine:
             return await work(engine)
-        finally:
-            await engine.dispose()
 
     return run(main())

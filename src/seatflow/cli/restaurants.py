@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from seatflow.cli.common import EXIT_REFUSED, EXIT_USAGE, print_json, refuse, run
+
+if TYPE_CHECKING:
+    from seatflow.floorplan import FloorPlan
 
 app = typer.Typer(help="Restaurants and their floor plans.", no_args_is_help=True)
 
@@ -23,17 +26,23 @@ RestaurantId = Annotated[
 
 def _with_engine(work: Callable[[Any], Awaitable[T]]) -> T:
     """Run `work(engine)` against DATABASE_URL (or the embedded server)."""
-    from seatflow.storage.db import make_engine
-    from seatflow.storage.embedded import resolve_database_url
+    from seatflow.service.database import open_database
 
     async def main() -> T:
-        engine = make_engine(resolve_database_url(), pool_size=2, max_overflow=0)
-        try:
+        async with open_database(pool_size=2, max_overflow=0) as engine:
             return await work(engine)
-        finally:
-            await engine.dispose()
 
     return run(main())
+
+
+def _floorplan(restaurant_id: str, *, as_json: bool = False) -> FloorPlan:
+    """The stored restaurant's floor plan; refused when there is no such restaurant."""
+    from seatflow.service.restaurants import RestaurantNotFound, restaurant_floorplan
+
+    try:
+        return _with_engine(lambda engine: restaurant_floorplan(engine, restaurant_id))
+    except RestaurantNotFound as exc:
+        refuse(str(exc), as_json=as_json)
 
 
 def _columns(rows: list[list[str]], header: list[str]) -> str:
@@ -51,7 +60,7 @@ def import_cmd(
 ) -> None:
     """Validate a floor plan and create or update its restaurant (all or nothing)."""
     from seatflow.floorplan import FloorPlanError, FloorPlanTooLarge, load_floorplan
-    from seatflow.storage.floorplans import import_floorplan
+    from seatflow.service.restaurants import import_restaurant
 
     try:
         plan = load_floorplan(file)
@@ -70,7 +79,7 @@ def import_cmd(
             typer.echo("nothing was imported", err=True)
         raise typer.Exit(code) from None
 
-    summary = _with_engine(lambda engine: import_floorplan(engine, plan))
+    summary = _with_engine(lambda engine: import_restaurant(engine, plan))
     if as_json:
         print_json(summary.as_dict())
         return
@@ -89,7 +98,7 @@ def list_cmd(as_json: JsonFlag = False) -> None:
     """List restaurants with their active tables and capacity."""
     from dataclasses import asdict
 
-    from seatflow.storage.floorplans import list_restaurants
+    from seatflow.service.restaurants import list_restaurants
 
     restaurants = _with_engine(list_restaurants)
     if as_json:
@@ -115,11 +124,7 @@ def show_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Show a restaurant: services, zones, tables and adjacency."""
-    from seatflow.storage.floorplans import export_floorplan
-
-    plan = _with_engine(lambda engine: export_floorplan(engine, restaurant_id))
-    if plan is None:
-        refuse(f"restaurant {restaurant_id!r} not found", as_json=as_json)
+    plan = _floorplan(restaurant_id, as_json=as_json)
     data = plan.model_dump(mode="json")
     data["restaurant"]["total_capacity"] = plan.total_capacity
     if as_json:
@@ -170,9 +175,5 @@ def show_cmd(
 @app.command("export")
 def export_cmd(restaurant_id: RestaurantId) -> None:
     """Print a stored restaurant as a floor-plan file, ready to edit and re-import."""
-    from seatflow.storage.floorplans import export_floorplan
-
-    plan = _with_engine(lambda engine: export_floorplan(engine, restaurant_id))
-    if plan is None:
-        refuse(f"restaurant {restaurant_id!r} not found")
+    plan = _floorplan(restaurant_id)
     print_json(plan.model_dump(mode="json"))

@@ -44,8 +44,7 @@ def shadow_report_command(
     """Legacy vs V3: agreement, one-sided successes, shadow errors and the rollout gate."""
     from seatflow.config import load_settings
     from seatflow.ops.shadow_report import load_report
-    from seatflow.storage.db import make_engine
-    from seatflow.storage.embedded import resolve_database_url
+    from seatflow.service.database import open_database
 
     try:
         start = parse_since(since) if since else None
@@ -53,16 +52,13 @@ def shadow_report_command(
         usage(str(exc))
 
     async def main() -> dict[str, object] | str:
-        engine = make_engine(
-            resolve_database_url(load_settings().database_url), pool_size=1, max_overflow=1
-        )
         try:
-            report = await load_report(engine, since=start, restaurant=restaurant)
+            async with open_database(load_settings().database_url, pool_size=1,
+                                     max_overflow=1) as engine:
+                report = await load_report(engine, since=start, restaurant=restaurant)
         except OSError as exc:
             refuse(f"cannot reach the database ({exc}); is the stack up? try `seatflow dev up`",
                    as_json=as_json)
-        finally:
-            await engine.dispose()
         return report.to_dict() if as_json else report.render()
 
     out = run(main())
