@@ -27,9 +27,11 @@ from seatflow.domain.planning import (
     Table,
 )
 from seatflow.engine import search
-from seatflow.engine.exact import ExactRepacker, HeldBooking, saturates
+from seatflow.engine.exact import ExactRepacker
+from seatflow.engine.exact_problem import HeldBooking
 from seatflow.engine.floor import Floor
 from seatflow.engine.repack import movable_bookings
+from seatflow.engine.saturation import saturates
 
 SETTINGS = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FREEZE = 60

@@ -17,7 +17,8 @@ from datetime import datetime
 from seatflow.domain.planning import BookingRequest, EngineConfig, Move
 
 from .combinations import enumerate_plans
-from .exact import ExactOutcome, FeasibilityRepacker, HeldBooking
+from .exact import ExactOutcome, FeasibilityRepacker
+from .exact_problem import HeldBooking
 from .floor import Floor, overlaps
 from .repack import bounded_repack, movable_bookings
 from .search import no_plan_reason, plan_config

@@ -32,7 +32,8 @@ from typing import Any
 from seatflow.domain.planning import BookingRequest, EngineConfig, Move
 
 from .combinations import Candidate
-from .exact import ExactRepacker, HeldBooking, application_order
+from .exact import ExactRepacker, application_order
+from .exact_problem import HeldBooking
 from .floor import Floor
 
 

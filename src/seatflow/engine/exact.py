@@ -1,11 +1,9 @@
 """Exact re-packing: the fewest moves that free a plan, or a proof that none exists.
 
-The problem: the new booking R and the movable bookings M (held, overlapping
-R's window, not started, not frozen, not placed by hand) each need a valid
-plan of their own: same window, same party, tables not held by anybody else
-(every other allocation stays where it is), a moved booking in a zone it may
-use; no two bookings whose windows overlap share a table. Among all such
-re-assignments, the one that moves the fewest bookings.
+The problem (`exact_problem.RepackProblem`): the new booking R and the
+movable bookings each need a valid plan of their own, no two bookings whose
+windows overlap sharing a table. Among all such re-assignments, the search
+finds the one that moves the fewest bookings.
 
 Search: R takes a target plan; the bookings it displaces become *pending*;
 the pending booking with the fewest remaining seats (most constrained first)
@@ -35,38 +33,19 @@ set (`storage.confirm.apply_moves`). The moves come back in an order that
 applies one at a time where one exists (a move after the bookings whose old
 tables it takes), which keeps a re-pack's history readable.
 
-Every seat option looked at, node visited and matching is a step; past
-`max_exact_steps` steps or `repack_time_budget_ms` of wall clock the search
-stops and says so (`exhausted`), never silently. The wall-clock budget is the
-one place the answer can depend on the machine: with it set to None the
-search is deterministic.
+Past the step or wall-clock budget (`exact_problem`) the search stops and
+says so (`exhausted`), never silently.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
 
 from seatflow.domain.planning import BookingRequest, EngineConfig, Move
 
-from .combinations import Candidate, enumerate_plans
+from .combinations import Candidate
+from .exact_problem import HeldBooking, Option, OutOfSteps, RepackProblem
 from .floor import Floor, overlaps
-
-
-@dataclass(frozen=True)
-class HeldBooking:
-    """An allocated booking as re-packing sees it: all its tables, one window."""
-
-    booking_id: str
-    party: int
-    start: datetime
-    end: datetime
-    tables: tuple[str, ...]
-    zone: str
-    zone_preference: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,97 +60,6 @@ class ExactOutcome:
 
 
 SHALLOW = 3  # move budgets tried before the pass without a move limit
-
-
-class _OutOfSteps(Exception):
-    pass
-
-
-@dataclass(slots=True)
-class _Option:
-    mask: int
-    candidate: Candidate
-    size: int  # tables in the plan
-
-
-def saturates(demands: list[tuple[int, int]]) -> bool:
-    """Can every booking get `need` distinct tables out of its `mask`, no table
-    given twice? A bipartite b-matching (docs/engine.md)."""
-    return _saturation(demands)[0]
-
-
-def _saturation(demands: list[tuple[int, int]]) -> tuple[bool, int]:
-    """`saturates`, plus the work it took (groups visited), for the step budget.
-
-    Bookings with the same mask are one group that needs the sum of their
-    tables, so the flow runs over a handful of groups instead of one slot per
-    table wanted: a greedy pass hands out free tables, then each table still
-    owed is found by a breadth-first augmenting path over groups (a group
-    gives up a table it holds and takes another one of its mask). A unit that
-    finds no path can never be served (Hungarian lemma), so that ends it."""
-    wanted: dict[int, int] = {}
-    union = 0
-    total = 0
-    for mask, need in demands:
-        if need:
-            wanted[mask] = wanted.get(mask, 0) + need
-            union |= mask
-            total += need
-    if union.bit_count() < total:
-        return False, 1
-    masks = sorted(sorted(wanted), key=int.bit_count)  # by size, then mask
-    k = len(masks)
-    owned = [0] * k
-    free = union
-    deficit = [0] * k
-    work = k
-    for g, mask in enumerate(masks):
-        need = wanted[mask]
-        if mask.bit_count() < need:
-            return False, work
-        take = mask & free
-        while need and take:
-            bit = take & -take
-            take ^= bit
-            owned[g] |= bit
-            free ^= bit
-            need -= 1
-        deficit[g] = need
-    for g in range(k):
-        for _ in range(deficit[g]):
-            # breadth-first over groups: via[h] = (group it took from, table taken)
-            via: dict[int, tuple[int, int]] = {g: (-1, 0)}
-            seen = 0
-            frontier = [g]
-            found = -1
-            while frontier and found < 0:
-                following: list[int] = []
-                for h in frontier:
-                    work += 1
-                    reach = masks[h] & ~seen
-                    if reach & free:
-                        found = h
-                        break
-                    seen |= reach
-                    for other in range(k):
-                        if other not in via and owned[other] & reach:
-                            held = owned[other] & reach
-                            via[other] = (h, held & -held)
-                            following.append(other)
-                frontier = following
-            if found < 0:
-                return False, work
-            bit = masks[found] & ~seen & free
-            bit &= -bit
-            free ^= bit
-            owned[found] |= bit
-            h = found
-            while h != g:
-                parent, table = via[h]
-                owned[h] ^= table
-                owned[parent] |= table
-                h = parent
-    return True, work
 
 
 def application_order(
@@ -203,69 +91,7 @@ def application_order(
     return ordered
 
 
-class _FloorKey:
-    """What the valid plans of a party depend on: the tables, the adjacency and
-    the active zones (hashed once)."""
-
-    __slots__ = ("digest", "parts")
-
-    def __init__(self, floor: Floor) -> None:
-        snapshot = floor.snapshot
-        self.parts = (snapshot.tables, snapshot.adjacency, snapshot.zones_active)
-        self.digest = hash(self.parts)
-
-    def __hash__(self) -> int:
-        return self.digest
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _FloorKey) and (
-            self.parts is other.parts or self.parts == other.parts
-        )
-
-
-_PLANS: OrderedDict[tuple[object, ...], list[_Option]] = OrderedDict()
-_PLANS_KEPT = 512
-_PLANS_LOCK = threading.Lock()  # searches may run in worker threads
-
-
-def floor_plans(
-    floor: Floor, party: int, zones: tuple[str, ...], config: EngineConfig
-) -> list[_Option]:
-    """Every valid plan of `party` on the usable tables of `zones` with nothing
-    booked, best fit first (fewest empty seats, fewest tables, ids).
-
-    A plan's validity depends only on its own tables, so the plans free in a
-    window are exactly these minus those touching a busy table: enumerated once
-    per floor and party, kept in a small cache across requests (a speed-up
-    only: the answer and the step count never depend on it)."""
-    key = (
-        _FloorKey(floor),
-        party,
-        zones,
-        config.max_tables,
-        config.max_overage,
-        config.adjacency_mode,
-    )
-    with _PLANS_LOCK:
-        found = _PLANS.get(key)
-        if found is not None:
-            _PLANS.move_to_end(key)
-            return found
-    allowed = set(zones)
-    tables = [t for t in floor.usable if floor.tables[t].zone in allowed]
-    enumeration = enumerate_plans(floor, party, tables, config)
-    ranked = sorted(
-        enumeration.candidates, key=lambda c: (c.capacity - party, len(c.tables), c.tables)
-    )
-    found = [_Option(floor.mask(c.tables), c, len(c.tables)) for c in ranked]
-    with _PLANS_LOCK:
-        _PLANS[key] = found
-        if len(_PLANS) > _PLANS_KEPT:
-            _PLANS.popitem(last=False)
-    return found
-
-
-class ExactRepacker:
+class ExactRepacker(RepackProblem):
     """One exact re-packing search for one request over one floor."""
 
     def __init__(
@@ -277,141 +103,25 @@ class ExactRepacker:
         *,
         move_cap: int | None = None,
     ) -> None:
+        super().__init__(floor, request, config, movable)
         # at most this many moves (None: the venue's `config.repack_max_moves`,
         # itself None for as many as needed); the answer is then the fewest
         # moves up to the cap, or a proof that none that few exists
         self.move_cap = config.repack_max_moves if move_cap is None else move_cap
-        self.floor = floor
-        self.request = request
-        self.config = config
-        self.steps = 0
-        self.limit = config.max_exact_steps  # lowered while the shallow passes run
-        budget_ms = config.repack_time_budget_ms
-        self.deadline = None if budget_ms is None else time.perf_counter() + budget_ms / 1000
-        self._next_clock = 0
-        self.ids = sorted(movable)
-        self.bookings = [movable[b] for b in self.ids]
-        n = len(self.bookings)
-        self.n = n
-        windows = [(b.start, b.end) for b in self.bookings] + [(request.start, request.end)]
-        self.windows = windows
-        # overlapping[i]: the other bookings (R is index n) whose windows overlap i's
-        self.overlapping: list[list[int]] = [
-            [j for j, (start, end) in enumerate(windows) if j != i and start < i_end and i_start < end]
-            for i, (i_start, i_end) in enumerate(windows)
-        ]
-        self.current = [floor.mask(b.tables) for b in self.bookings]
-        self._sizes = [len(b.tables) for b in self.bookings]
-        lifted = {request.booking_id, *movable}
-        self.fixed = [a for a in floor.snapshot.allocations if a.booking_id not in lifted]
-        self.zones = sorted({floor.tables[t].zone for t in floor.usable})
-        self._options: list[list[_Option] | None] = [None] * (n + 1)
-        self._by_key: dict[tuple[int, tuple[str, ...], int], list[_Option]] = {}
         self.cut = 0  # the smallest budget a branch cut in this pass needed (0: none)
-        # the instants where the set of bookings in the room grows (every start),
-        # each with the bookings present then; an instant whose bookings are all
-        # present at another one too is left out (a matching for the larger set
-        # contains one for the smaller)
-        starts = sorted({w[0] for w in windows})
-        present = [  # as bitmasks over the bookings
-            sum(1 << i for i in range(n + 1) if windows[i][0] <= t < windows[i][1])
-            for t in starts
-        ]
-        kept = [
-            group
-            for k, group in enumerate(present)
-            if not any(
-                (group & ~other == 0) and (group != other or j < k)
-                for j, other in enumerate(present)
-                if j != k
-            )
-        ]
-        self.instants: list[list[int]] = [
-            [i for i in range(n + 1) if group >> i & 1] for group in kept
-        ]
         # states (seats placed so far) that failed, with the largest budget they failed at
         self._failed: dict[frozenset[tuple[int, int]], int] = {}
-        self._shapes: list[tuple[int, int, int] | None] = [None] * (n + 1)
-        self._busy: dict[tuple[datetime, datetime], int] = {}
-        # per booking: the tables held by the movable bookings overlapping it
-        self._held_near: list[int | None] = [None] * (n + 1)
-
-    def _step(self, count: int = 1) -> None:
-        self.steps += count
-        if self.steps > self.limit:
-            raise _OutOfSteps
-        if self.deadline is not None and self.steps >= self._next_clock:
-            self._next_clock = self.steps + 32  # read the clock every 32 steps
-            if time.perf_counter() > self.deadline:
-                raise _OutOfSteps
-
-    def options(self, i: int) -> list[_Option]:
-        """Every valid plan of booking i (R when i == n) on tables nobody fixed
-        holds in its window, best fit first; a moved booking's own tables excluded."""
-        found = self._options[i]
-        if found is not None:
-            return found
-        window = self.windows[i]
-        busy = self._busy.get(window)
-        if busy is None:
-            start, end = window
-            busy = 0
-            for allocation in self.fixed:
-                if allocation.start < end and start < allocation.end:
-                    busy |= self.floor.bit.get(allocation.table_id, 0)
-            self._busy[window] = busy
-        if i == self.n:
-            party, zones = self.request.party_size, tuple(self.zones)
-        else:
-            booking = self.bookings[i]
-            party = booking.party
-            if booking.zone_preference is None:
-                zones = tuple(self.zones)
-            else:
-                zones = tuple(sorted({booking.zone, booking.zone_preference}))
-        key = (party, zones, busy)
-        cached = self._by_key.get(key)
-        if cached is None:
-            every = floor_plans(self.floor, party, zones, self.config)
-            # steps as if enumerated here, so the count never depends on the cache
-            self._step(1 + len(every) // 8)
-            cached = [o for o in every if not o.mask & busy]
-            self._by_key[key] = cached
-        if i < self.n:
-            own = self.current[i]
-            found = [o for o in cached if o.mask != own]
-        else:
-            found = cached
-        self._options[i] = found
-        return found
-
-    def displaced(self, i: int, mask: int, placed: dict[int, int], pending: set[int]) -> list[int]:
-        """Bookings still on their own tables that seat `mask` for booking i pushes off."""
-        held = self._held_near[i]
-        if held is None:
-            held = 0
-            for j in self.overlapping[i]:
-                if j < self.n:
-                    held |= self.current[j]
-            self._held_near[i] = held
-        if not mask & held:
-            return []
-        return [
-            j
-            for j in self.overlapping[i]
-            if j < self.n and j not in placed and j not in pending and self.current[j] & mask
-        ]
 
     def run(self) -> ExactOutcome:
         try:
             return self._run()
-        except _OutOfSteps:
+        except OutOfSteps:
             return ExactOutcome(None, (), self.steps, exhausted=True)
 
     def _run(self) -> ExactOutcome:
         n = self.n
         preferred = self.request.zone_preference
-        targets: list[tuple[int, _Option, list[int]]] = []
+        targets: list[tuple[int, Option, list[int]]] = []
         for option in self.options(n):
             self._step()
             pushed = self.displaced(n, option.mask, {}, set())
@@ -441,7 +151,7 @@ class ExactRepacker:
         try:
             found = self._deepen(targets, 1, SHALLOW)
             low = SHALLOW + 1  # no re-assignment of SHALLOW moves or fewer exists
-        except _OutOfSteps:
+        except OutOfSteps:
             if self.limit >= total or self.steps <= self.limit:
                 raise  # the whole budget or the clock ran out, not the share
             found, low = None, 1
@@ -462,12 +172,12 @@ class ExactRepacker:
         moves = len(found[1]) - 1
         try:
             fewer = self._deepen(targets, low, moves - 1)
-        except _OutOfSteps:
+        except OutOfSteps:
             return self._outcome(*best, proven=False)
         return self._outcome(*(fewer or best), proven=True)
 
     def _deepen(
-        self, targets: list[tuple[int, _Option, list[int]]], low: int, high: int
+        self, targets: list[tuple[int, Option, list[int]]], low: int, high: int
     ) -> tuple[Candidate, dict[int, int]] | None:
         """Iterative deepening over move budgets low..high, jumping straight to
         the smallest budget a cut branch needed."""
@@ -481,7 +191,7 @@ class ExactRepacker:
         return None
 
     def _pass(
-        self, targets: list[tuple[int, _Option, list[int]]], budget: int
+        self, targets: list[tuple[int, Option, list[int]]], budget: int
     ) -> tuple[Candidate, dict[int, int]] | None:
         for count, option, pushed in targets:
             if count > budget:
@@ -518,7 +228,7 @@ class ExactRepacker:
     ) -> dict[int, int] | None:
         cost = len(placed) - 1 + len(pending)  # moves made plus moves owed
         best: int | None = None
-        best_choices: list[tuple[int, _Option, list[int]]] = []
+        best_choices: list[tuple[int, Option, list[int]]] = []
         blocked_of = self._blocked_of(placed)
         for i in sorted(pending, key=lambda b: (-self.bookings[b].party, b)):
             blocked = blocked_of[i]
@@ -537,7 +247,7 @@ class ExactRepacker:
                     bit = mask & -mask
                     mask ^= bit
                     holders.setdefault(bit, []).append(j)
-            choices: list[tuple[int, _Option, list[int]]] = []
+            choices: list[tuple[int, Option, list[int]]] = []
             options = self.options(i)
             self._step(len(options))
             for option in options:
@@ -581,90 +291,6 @@ class ExactRepacker:
             del placed[best]
         return None
 
-    def _packable(self, placed: dict[int, int], pending: set[int]) -> bool:
-        """A necessary condition, cheap to check: at every instant, the bookings
-        without a new seat yet can each get the fewest tables any of their
-        remaining seats uses, all distinct, among the tables nobody placed holds
-        then. False proves this branch has no solution."""
-        blocked_of = self._blocked_of(placed)
-        shapes = self._shapes
-        need: dict[int, tuple[int, int]] = {}
-        for i in range(self.n + 1):
-            if i in placed:
-                continue
-            blocked = blocked_of[i]
-            shape = shapes[i]
-            if shape is None:
-                union, fewest = self._room(i, blocked)
-            else:  # _room, inlined: this loop is the search's hottest
-                union = shape[0] & ~blocked
-                if union:
-                    union |= shape[1] & ~blocked
-                    fewest = 1
-                else:
-                    union = shape[1] & ~blocked
-                    fewest = shape[2] if union else 0
-            if i < self.n and i not in pending:
-                own = self.current[i]
-                if not own & blocked:
-                    size = self._sizes[i]
-                    union |= own
-                    fewest = size if not fewest else min(fewest, size)
-            if not union:
-                return False
-            need[i] = (union, fewest)
-        self._step(len(need))
-        for present in self.instants:
-            demands = [need[i] for i in present if i in need]
-            if len(demands) > 1:
-                ok, work = _saturation(demands)
-                self._step(work)
-                if not ok:
-                    return False
-        return True
-
-    def _blocked_of(self, placed: dict[int, int]) -> list[int]:
-        """For every booking, the tables the placed bookings overlapping it hold."""
-        blocked = [0] * (self.n + 1)
-        overlapping = self.overlapping
-        for k, seat in placed.items():
-            for i in overlapping[k]:
-                blocked[i] |= seat
-        return blocked
-
-    def _room(self, i: int, blocked: int) -> tuple[int, int]:
-        """Tables booking i could still use clear of `blocked`, and the fewest
-        tables it needs (0, 0 when nothing is clear).
-
-        Exact for single-table seats; for groups, the tables of every group
-        minus the blocked ones (a superset of the clear groups' tables, so the
-        condition stays necessary) and the smallest group size."""
-        singles, groups, smallest = self._shape(i)
-        union = singles & ~blocked
-        if union:
-            return union | (groups & ~blocked), 1
-        union = groups & ~blocked
-        return (union, smallest) if union else (0, 0)
-
-    def _shape(self, i: int) -> tuple[int, int, int]:
-        """Booking i's seats summed up: the single tables, the tables of its
-        groups and the fewest tables a group uses."""
-        found = self._shapes[i]
-        if found is None:
-            singles = groups = 0
-            smallest = 0
-            seats = self.options(i)
-            self._step(1 + len(seats) // 16)
-            for option in seats:
-                if option.size == 1:
-                    singles |= option.mask
-                else:
-                    groups |= option.mask
-                    smallest = option.size if not smallest else min(smallest, option.size)
-            found = (singles, groups, smallest)
-            self._shapes[i] = found
-        return found
-
     def _moves(self, placed: dict[int, int]) -> list[tuple[HeldBooking, tuple[str, ...]]]:
         found = []
         for i, mask in placed.items():
@@ -702,11 +328,11 @@ class FeasibilityRepacker(ExactRepacker):
     def run(self) -> ExactOutcome:
         try:
             return self._feasible()
-        except _OutOfSteps:
+        except OutOfSteps:
             return ExactOutcome(None, (), self.steps, exhausted=True, fewest=False)
 
     def _feasible(self) -> ExactOutcome:
-        targets: list[tuple[int, _Option, list[int]]] = []
+        targets: list[tuple[int, Option, list[int]]] = []
         for option in self.options(self.n):
             self._step()
             pushed = self.displaced(self.n, option.mask, {}, set())

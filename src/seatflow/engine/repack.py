@@ -26,7 +26,8 @@ from seatflow.domain.planning import Allocation, BookingRequest, EngineConfig, M
 
 from .combinations import Candidate, enumerate_candidates, enumerate_plans
 from .deep import INFEASIBLE, OPTIMAL, deep_repack
-from .exact import ExactRepacker, HeldBooking, application_order
+from .exact import ExactRepacker, application_order
+from .exact_problem import HeldBooking
 from .floor import Floor, overlaps
 from .scoring import REPACK, score_candidate, window_view
 
