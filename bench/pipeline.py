@@ -142,7 +142,7 @@ async def book(engine: Any, client: Client, queue: str, prefix: str, bookings: i
     restaurant ids, seconds from the first create to the last result)."""
     from seatflow.domain.intake import NewBooking
     from seatflow.domain.workflow_ids import booking_workflow_id
-    from seatflow.intake.service import create_booking
+    from seatflow.service.bookings import create_booking
     from seatflow.ops.loadtest import ensure_restaurants, first_free_evening, plan_bookings
 
     ids = [f"{prefix}-{i}" for i in range(1, restaurants + 1)]
@@ -292,7 +292,7 @@ async def main() -> dict[str, Any]:
     from seatflow.logging import configure_logging
     from seatflow.storage.db import make_engine, upgrade
     from seatflow.storage.embedded import start_embedded_postgres
-    from workflows.search_attributes import ALL
+    from seatflow.domain.search_attributes import ALL
 
     configure_logging("json", level="WARNING")
     tmp = Path(tempfile.mkdtemp(prefix="seatflow-bench-"))

@@ -8,10 +8,9 @@ and is retried by the activity retry policy without consuming an attempt.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -22,35 +21,27 @@ from activities.flags import decide
 from seatflow import metrics
 from seatflow.breaker import CircuitBreaker, is_infrastructure_error
 from seatflow.config import Settings
-from seatflow.domain.assignment import BookingFloor, ConfirmSpec, FailedAttempt
+from seatflow.domain.assignment import AttemptOutcome, Pipeline
 from seatflow.domain.messages import (
+    AssignRequest,
+    AssignResult,
     AttemptRequest,
     AttemptResult,
     BeginResult,
     BookingContext,
     CancelRequest,
-    ConfirmRequest,
-    ConfirmResult,
     EmailRequest,
     EmailResult,
     EventRequest,
-    FailedAttemptRequest,
-    FindPlansRequest,
-    FindPlansResult,
     LegacySummaryRequest,
-    PermitRequest,
-    PermitResult,
     TransitionRequest,
     TransitionResult,
     VerifyRequest,
 )
-from seatflow.domain.planning import (
-    BookingRequest,
-    EngineConfig,
-    RestaurantSnapshot,
-)
-from seatflow.domain.states import AssignmentState, IllegalTransition, after_failed_attempt
+from seatflow.domain.planning import BookingRequest, EngineConfig, RestaurantSnapshot
+from seatflow.domain.states import AssignmentState, IllegalTransition
 from seatflow.engine import quote_tables, search
+from seatflow.engine.validation import operator_plan_problem
 from seatflow.logging import bind_booking, get_logger
 from seatflow.mail import (
     MailError,
@@ -60,9 +51,8 @@ from seatflow.mail import (
     finish_claim,
     publish_breaker_change,
 )
-from seatflow.storage import attempts, confirm, lifecycle, permits
+from seatflow.storage import attempts, lifecycle
 from seatflow.storage.outbox import EmailInFlight
-from seatflow.storage.restaurants import load_booking_floor
 from seatflow.storage.transitions import (
     BookingNotFound,
     record_booking_event,
@@ -71,27 +61,6 @@ from seatflow.storage.transitions import (
 
 T = TypeVar("T")
 log = get_logger("seatflow.activities")
-
-
-def confirm_spec(req: ConfirmRequest) -> ConfirmSpec:
-    """The message as storage takes it; a failed automatic attempt moves to
-    the state the retry policy gives its attempt number."""
-    return ConfirmSpec(
-        booking_id=req.booking_id, expected_version=req.expected_version,
-        attempt_no=req.attempt_no, plans=req.plans, moves=req.moves, pipeline=req.pipeline,
-        on_failure=after_failed_attempt(req.attempt_no, req.max_attempts), actor=req.actor,
-        note=req.note, permit_wait_ms=req.permit_wait_ms, force=req.force,
-    )
-
-
-def failed_attempt(req: FailedAttemptRequest) -> FailedAttempt:
-    return FailedAttempt(
-        booking_id=req.booking_id, expected_version=req.expected_version,
-        attempt_no=req.attempt_no, reason=req.reason,
-        on_failure=after_failed_attempt(req.attempt_no, req.max_attempts),
-        pipeline=req.pipeline, strategy=req.strategy, plans_tried=req.plans_tried,
-        permit_wait_ms=req.permit_wait_ms,
-    )
 
 
 def _non_retryable(exc: Exception) -> ApplicationError:
@@ -139,8 +108,7 @@ class BookingActivities:
                 next_retry_delay=timedelta(seconds=wait),
             )
         try:
-            with permits.announce_releases():
-                result = await work()
+            result = await work()
         except ApplicationError:
             raise
         except Exception as exc:
@@ -176,111 +144,103 @@ class BookingActivities:
         except Exception:  # noqa: BLE001 - best effort; keep them for the next success
             self.breaker.pending_events[:0] = events
 
-    @activity.defn(name="verify_booking")
-    async def verify_booking(self, req: VerifyRequest) -> BookingContext:
-        try:
-            return await self._guard(lambda: lifecycle.verify_booking(
-                self.engine, req.booking_id, now=datetime.now(UTC)
-            ))
-        except (BookingNotFound, IllegalTransition) as exc:
-            raise _non_retryable(exc) from exc
-
     @activity.defn(name="begin_booking")
     async def begin_booking(self, req: VerifyRequest) -> BeginResult:
-        """verify_booking and decide_pipeline in one local activity: the
-        booking's first activation does both."""
-        ctx = await self.verify_booking(req)
-        return BeginResult(context=ctx, decision=decide(self.settings, ctx.restaurant_id))
+        """Verify the booking (created -> capacity_verified ->
+        assignment_pending, or failed) and read the flags, in one local
+        activity: the booking's first activation does both."""
+        try:
+            ctx = await self._guard(lambda: lifecycle.verify_booking(
+                self.engine, req.booking_id, now=datetime.now(UTC)))
+        except (BookingNotFound, IllegalTransition) as exc:
+            raise _non_retryable(exc) from exc
+        context = BookingContext(
+            booking_id=ctx.booking_id, restaurant_id=ctx.restaurant_id,
+            party_size=ctx.party_size, state=ctx.state, version=ctx.version, status=ctx.status,
+            start=ctx.start.isoformat(), table_ids=ctx.table_ids, reason=ctx.reason,
+            attempts_used=ctx.attempts_used,
+        )
+        return BeginResult(context=context, decision=decide(self.settings, ctx.restaurant_id))
 
     @activity.defn(name="run_attempt")
     async def run_attempt(self, req: AttemptRequest) -> AttemptResult:
-        """One automatic attempt in one transaction (see storage.attempts)."""
-        config = self._config_for(req.attempt_no)
+        """One automatic attempt in one transaction (see storage.attempts), by
+        the engine or, on the legacy pipeline, by the legacy planner."""
+        now = datetime.now(UTC)
+        if req.pipeline == Pipeline.LEGACY:
+            planner: attempts.Planner = partial(_legacy_plan, self.config)
+            offload = False
+        else:
+            config = self._config_for(req.attempt_no)
+            planner = partial(_engine_plan, config, now)
+            offload = config.repack_deep_ms is not None
         spec = attempts.AttemptSpec(
             booking_id=req.booking_id, restaurant_id=req.restaurant_id,
             expected_version=req.expected_version, attempt_no=req.attempt_no,
             on_failure=AssignmentState(req.on_failure), max_parallel=req.max_parallel,
             slot_wait_seconds=req.slot_wait_seconds, waited_ms=req.waited_ms,
-            decision_inputs=req.decision_inputs,
-            offload_search=config.repack_deep_ms is not None,
+            pipeline=req.pipeline.value, decision_inputs=req.decision_inputs,
+            offload_search=offload,
         )
-        now = datetime.now(UTC)
-
-        def plan(snapshot: RestaurantSnapshot, request: BookingRequest) -> attempts.SearchOutcome:
-            found = search(snapshot, request, config, now=now)
-            return attempts.SearchOutcome(found.plans, found.moves, found.reason)
-
-        with bind_booking(req.booking_id, attempt=req.attempt_no, pipeline="v3"):
+        with bind_booking(req.booking_id, attempt=req.attempt_no, pipeline=req.pipeline.value):
             try:
-                rec = await self._guard(lambda: attempts.run_attempt(
-                    self.engine, spec, plan, now=now))
+                rec = await self._guard(lambda: attempts.run_attempt(self.engine, spec, planner))
             except (BookingNotFound, IllegalTransition) as exc:
                 log.warning("attempt refused", error=str(exc))
                 raise _non_retryable(exc) from exc
-            if rec.outcome == "confirmed":
+            if rec.outcome == AttemptOutcome.CONFIRMED:
                 log.info("booking confirmed", tables=list(rec.tables), strategy=rec.strategy,
                          wait_ms=rec.wait_ms, hold_ms=rec.hold_ms)
-            elif rec.outcome == "failed":
+            elif rec.outcome == AttemptOutcome.FAILED:
                 log.info("attempt failed", reason=rec.reason, next_state=rec.state)
             return AttemptResult(
                 outcome=rec.outcome, state=rec.state, version=rec.version, tables=rec.tables,
                 strategy=rec.strategy, reason=rec.reason, wait_ms=rec.wait_ms,
                 hold_ms=rec.hold_ms, search_ms=rec.search_ms, notify=rec.notify,
+                as_of=rec.as_of,
             )
+
+    @activity.defn(name="assign_tables")
+    async def assign_tables(self, req: AssignRequest) -> AssignResult:
+        """An operator's manual assignment (see storage.attempts.assign_tables)."""
+        spec = attempts.OperatorAssignment(
+            booking_id=req.booking_id, expected_version=req.expected_version,
+            attempt_no=req.attempt_no, tables=req.table_ids, actor=req.actor,
+            pipeline=req.pipeline.value, note=req.note, force=req.force,
+        )
+        check = partial(_operator_check, self.config, req.force)
+        with bind_booking(req.booking_id, attempt=req.attempt_no, pipeline=req.pipeline.value):
+            try:
+                rec = await self._guard(lambda: attempts.assign_tables(self.engine, spec, check))
+            except (BookingNotFound, IllegalTransition) as exc:
+                log.warning("assignment refused", error=str(exc))
+                raise _non_retryable(exc) from exc
+            confirmed = rec.outcome == AttemptOutcome.CONFIRMED
+            if confirmed:
+                log.info("booking confirmed", tables=list(rec.tables), actor=req.actor,
+                         force=req.force)
+            else:
+                log.info("manual assignment refused", reason=rec.reason, state=rec.state)
+            return AssignResult(confirmed=confirmed, state=rec.state, version=rec.version,
+                                tables=rec.tables, strategy=rec.strategy, reason=rec.reason)
 
     @activity.defn(name="transition_state")
     async def transition_state(self, req: TransitionRequest) -> TransitionResult:
         try:
-            return await self._guard(lambda: lifecycle.apply_transition(
+            done = await self._guard(lambda: lifecycle.apply_transition(
                 self.engine, req.booking_id, req.expected_version, req.to_state,
                 reason=req.reason, actor=req.actor, metadata=req.metadata,
             ))
         except (BookingNotFound, IllegalTransition) as exc:
             raise _non_retryable(exc) from exc
-
-    async def _floor(self, booking_id: str) -> BookingFloor:
-        floor = await self._guard(lambda: load_booking_floor(self.engine, booking_id))
-        if floor is None:
-            raise _non_retryable(BookingNotFound(booking_id))
-        return floor
+        return TransitionResult(ok=done.ok, state=done.state, version=done.version,
+                                conflict=done.conflict, reason=done.reason)
 
     def _config_for(self, attempt_no: int) -> EngineConfig:
         """The first attempt searches within the latency budget; a retry (the
         first one failed: no plan was found in time, or it was taken) may also
         spend `repack_deep_ms` on a deep re-pack."""
         return self.config if attempt_no < 2 else self.retry_config
-
-    @activity.defn(name="find_plans")
-    async def find_plans(self, req: FindPlansRequest) -> FindPlansResult:
-        floor = await self._floor(req.booking_id)
-        config = self._config_for(req.attempt_no)
-        started = time.perf_counter()
-        if config.repack_deep_ms is None:
-            result = search(floor.snapshot, floor.request, config, now=datetime.now(UTC))
-        else:  # may take hundreds of ms: off the event loop
-            result = await asyncio.to_thread(
-                search, floor.snapshot, floor.request, config, now=datetime.now(UTC))
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        return FindPlansResult(
-            plans=result.plans, moves=result.moves, reason=result.reason,
-            evaluated=result.evaluated, search_ms=round(elapsed_ms, 3), as_of=floor.as_of,
-        )
-
-    @activity.defn(name="legacy_quote")
-    async def legacy_quote(self, req: FindPlansRequest) -> FindPlansResult:
-        """The legacy planner: first fit with `quote_tables`, recorded as an
-        `auto_assign.quote` event."""
-        floor = await self._floor(req.booking_id)
-        plans = tuple(quote_tables(floor.snapshot, floor.request, self.config))
-        reason = (None if plans else
-                  f"legacy planner found no tables for a party of {floor.request.party_size}")
-        await self._guard(lambda: record_booking_event(
-            self.engine, booking_id=req.booking_id, restaurant_id=floor.restaurant_id,
-            source="auto_assign", event_type="auto_assign.quote",
-            context={"try": req.attempt_no, "plans": [list(p.tables) for p in plans[:5]],
-                     "as_of": floor.as_of, "reason": reason},
-        ))
-        return FindPlansResult(plans=plans, reason=reason, as_of=floor.as_of)
 
     @activity.defn(name="record_legacy_summary")
     async def record_legacy_summary(self, req: LegacySummaryRequest) -> None:
@@ -292,46 +252,6 @@ class BookingActivities:
             context={"outcome": req.outcome, "tries": req.tries, "tables": list(req.tables),
                      "reason": req.reason, "as_of": req.as_of},
         ))
-
-    @activity.defn(name="acquire_permit")
-    async def acquire_permit(self, req: PermitRequest) -> PermitResult:
-        """Wait (briefly, heartbeating) for one of the restaurant's permits."""
-        grant = await self._guard(lambda: permits.acquire(
-            self.engine, req.restaurant_id, req.booking_id,
-            max_parallel=req.max_parallel,
-            lease_seconds=self.settings.permit_lease_seconds,
-            wait_seconds=req.wait_seconds,
-            heartbeat=None if activity.info().is_local else activity.heartbeat,
-        ))
-        return PermitResult(granted=grant.granted, slot=grant.slot, wait_ms=grant.wait_ms)
-
-    @activity.defn(name="confirm_plan")
-    async def confirm_plan(self, req: ConfirmRequest) -> ConfirmResult:
-        with bind_booking(req.booking_id, attempt=req.attempt_no, pipeline=req.pipeline):
-            try:
-                result = await self._guard(lambda: confirm.confirm_plan(
-                    self.engine, confirm_spec(req), self.config))
-            except (BookingNotFound, IllegalTransition) as exc:
-                log.warning("confirm refused", error=str(exc))
-                raise _non_retryable(exc) from exc
-            if result.confirmed:
-                log.info("booking confirmed", tables=list(result.tables),
-                         strategy=result.strategy, actor=req.actor)
-            else:
-                log.info("confirm found no free plan", reason=result.reason,
-                         state=result.state, plans_tried=len(result.plans_tried))
-            return result
-
-    @activity.defn(name="record_failed_attempt")
-    async def record_failed_attempt(self, req: FailedAttemptRequest) -> TransitionResult:
-        with bind_booking(req.booking_id, attempt=req.attempt_no, pipeline=req.pipeline):
-            try:
-                result = await self._guard(
-                    lambda: lifecycle.record_failed_attempt(self.engine, failed_attempt(req)))
-            except (BookingNotFound, IllegalTransition) as exc:
-                raise _non_retryable(exc) from exc
-            log.info("attempt failed", reason=req.reason, next_state=result.state)
-            return result
 
     @activity.defn(name="send_confirmation_email")
     async def send_confirmation_email(self, req: EmailRequest) -> EmailResult:
@@ -403,11 +323,13 @@ class BookingActivities:
     @activity.defn(name="cancel_booking")
     async def cancel_booking(self, req: CancelRequest) -> TransitionResult:
         try:
-            return await self._guard(lambda: lifecycle.cancel_booking(
+            done = await self._guard(lambda: lifecycle.cancel_booking(
                 self.engine, req.booking_id, actor=req.actor, reason=req.reason
             ))
         except BookingNotFound as exc:
             raise _non_retryable(exc) from exc
+        return TransitionResult(ok=done.ok, state=done.state, version=done.version,
+                                conflict=done.conflict, reason=done.reason)
 
     @activity.defn(name="record_workflow_event")
     async def record_workflow_event(self, req: EventRequest) -> None:
@@ -423,15 +345,31 @@ class BookingActivities:
         return [
             self.begin_booking,
             self.run_attempt,
-            self.verify_booking,
+            self.assign_tables,
             self.transition_state,
-            self.find_plans,
-            self.legacy_quote,
             self.record_legacy_summary,
-            self.acquire_permit,
-            self.confirm_plan,
-            self.record_failed_attempt,
             self.send_confirmation_email,
             self.cancel_booking,
             self.record_workflow_event,
         ]
+
+
+def _engine_plan(config: EngineConfig, now: datetime, snapshot: RestaurantSnapshot,
+                 request: BookingRequest) -> attempts.SearchOutcome:
+    found = search(snapshot, request, config, now=now)
+    return attempts.SearchOutcome(found.plans, found.moves, found.reason)
+
+
+def _legacy_plan(config: EngineConfig, snapshot: RestaurantSnapshot,
+                 request: BookingRequest) -> attempts.SearchOutcome:
+    """The legacy planner: first fit, no re-packing."""
+    plans = tuple(quote_tables(snapshot, request, config))
+    reason = None if plans else (
+        f"legacy planner found no tables for a party of {request.party_size}")
+    return attempts.SearchOutcome(plans, (), reason)
+
+
+def _operator_check(config: EngineConfig, force: bool, snapshot: RestaurantSnapshot,
+                    request: BookingRequest, tables: tuple[str, ...]
+                    ) -> tuple[str | None, str | None]:
+    return operator_plan_problem(snapshot, request, tables, config, force=force)

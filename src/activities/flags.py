@@ -6,6 +6,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from seatflow.config import Settings, load_flags, rollout_bucket
+from seatflow.domain.assignment import Pipeline
 from seatflow.domain.messages import DecisionRequest, PipelineDecision
 
 
@@ -23,7 +24,7 @@ def decide(settings: Settings, restaurant_id: str) -> PipelineDecision:
     flags = load_flags()
     v3 = flags.v3_enabled_for(restaurant_id)
     return PipelineDecision(
-        pipeline="v3" if v3 else "legacy",
+        pipeline=Pipeline.V3 if v3 else Pipeline.LEGACY,
         shadow=flags.shadow and not v3,
         max_parallel=flags.max_parallel,
         max_attempts=settings.max_attempts,

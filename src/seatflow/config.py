@@ -81,7 +81,6 @@ class Settings(BaseSettings):
     mail_from: str = Field(default="bookings@seatflow.local", alias="SEATFLOW_MAIL_FROM")
     mail_max_attempts: int = Field(default=20, ge=1, le=1000, alias="SEATFLOW_MAIL_MAX_ATTEMPTS")
     metrics_address: str = Field(default="127.0.0.1:9464", alias="SEATFLOW_METRICS_ADDRESS")
-    permit_lease_seconds: float = Field(default=30.0, gt=0, alias="SEATFLOW_PERMIT_LEASE_SECONDS")
     breaker_threshold: int = Field(default=5, ge=1, alias="SEATFLOW_BREAKER_THRESHOLD")
     breaker_cooldown_seconds: float = Field(
         default=15.0, ge=0, alias="SEATFLOW_BREAKER_COOLDOWN_SECONDS"

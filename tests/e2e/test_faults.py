@@ -45,7 +45,7 @@ from seatflow.domain.search_attributes import REGISTRATION
 from seatflow.domain.states import AUTOMATIC_OUTCOMES
 from seatflow.domain.workflow_ids import booking_workflow_id
 from seatflow.intake.relay import relay_once
-from seatflow.intake.service import create_booking, start_booking_workflow
+from seatflow.service.bookings import create_booking, start_booking_workflow
 from tests.conftest import binary
 from tests.support import (
     double_booked_minutes,
@@ -202,7 +202,7 @@ def worker_env(pg_url: str, temporal_address: str, queue: str, run_dir: Path,
         SEATFLOW_MAILBOX_DIR=str(run_dir / "mailbox"),
         FEATURE_ASSIGNMENT_PIPELINE_V3="true", FEATURE_ASSIGNMENT_PIPELINE_V3_MAX_PARALLEL="5",
         SEATFLOW_RETRY_BASE_SECONDS="0.05", SEATFLOW_RETRY_CAP_SECONDS="0.5",
-        SEATFLOW_PERMIT_LEASE_SECONDS="3", SEATFLOW_BREAKER_COOLDOWN_SECONDS="1",
+        SEATFLOW_BREAKER_COOLDOWN_SECONDS="1",
         SEATFLOW_LOG_FORMAT="json",
         PYTHONPATH=os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")]),
     )

@@ -1,62 +1,37 @@
-"""What storage is asked to record about an assignment attempt: plain,
-frozen values that the activities build from the workflow's messages (the
-Temporal payloads stay in `seatflow.domain.messages`; storage never sees them).
-"""
+"""The vocabulary of an assignment attempt, shared by the workflow, the
+activities, storage and the operator tools: plain enums
+(the Temporal payloads are in `seatflow.domain.messages`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from seatflow.domain.planning import BookingRequest, Move, Plan, RestaurantSnapshot
-from seatflow.domain.states import AssignmentState
+from enum import StrEnum
 
 
-@dataclass(frozen=True)
-class ConfirmSpec:
-    """Confirm the first of `plans` still free (after applying `moves`).
+class Pipeline(StrEnum):
+    """Which planner seats a booking: the table-search engine, or the legacy
+    first-fit planner kept behind the feature flags for the rollout."""
 
-    `on_failure` is the state a failed automatic attempt moves to, decided by
-    policy before the call (`seatflow.domain.states.after_failed_attempt`).
-    With `actor` set it is an operator's manual assignment: checked like any
-    plan, `force` overriding the overage, zone and adjacency rules; refused,
-    nothing changes."""
-
-    booking_id: str
-    expected_version: int
-    attempt_no: int
-    plans: tuple[Plan, ...]
-    moves: tuple[Move, ...] = ()
-    pipeline: str = "v3"
-    on_failure: AssignmentState = AssignmentState.ASSIGNMENT_PENDING
-    actor: str | None = None
-    note: str | None = None
-    permit_wait_ms: float | None = None
-    force: bool = False
+    V3 = "v3"
+    LEGACY = "legacy"
 
 
-@dataclass(frozen=True)
-class FailedAttempt:
-    """An attempt that found no plan (or lost every plan), and the state the
-    policy chose for the booking next."""
+class AttemptOutcome(StrEnum):
+    """What one automatic attempt came to."""
 
-    booking_id: str
-    expected_version: int
-    attempt_no: int
-    reason: str
-    on_failure: AssignmentState
-    pipeline: str = "v3"
-    strategy: str | None = None
-    plans_tried: tuple[tuple[str, ...], ...] = ()
-    permit_wait_ms: float | None = None
+    CONFIRMED = "confirmed"  # seated, in the attempt's own transaction
+    FAILED = "failed"  # no plan (or every plan taken): recorded, the policy's state applied
+    BUSY = "busy"  # no restaurant slot within the bounded wait: nothing written
+    CONFLICT = "conflict"  # the booking's version moved: nothing written, reload
 
 
-@dataclass(frozen=True)
-class BookingFloor:
-    """A booking as the planner sees it, with its restaurant's floor around its
-    time (the booking itself left out), read in one go; `as_of` is the
-    database time of the read (ISO 8601)."""
+class DecisionAction(StrEnum):
+    """An operator's decision for a booking in manual review."""
 
-    restaurant_id: str
-    request: BookingRequest
-    snapshot: RestaurantSnapshot
-    as_of: str
+    ASSIGN = "assign"
+    RETRY = "retry"
+    REJECT = "reject"
+
+
+# The plan strategy of an operator's assignment: such a booking is never
+# moved by re-packing.
+MANUAL_STRATEGY = "manual"

@@ -1,8 +1,9 @@
-"""Inputs and outputs of the booking workflow and its activities.
+"""Inputs and outputs of the booking workflow and its activities (v1).
 
 One dataclass per input and output, so fields can be added (with defaults)
 without breaking running workflows. Plain values only: these cross the
-Temporal boundary and are imported by workflow code.
+Temporal boundary and are imported by workflow code. Storage never sees
+them: the activities translate to and from storage's own types.
 """
 
 from __future__ import annotations
@@ -10,30 +11,41 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from seatflow.domain.planning import Move, Plan
+from seatflow.domain.assignment import AttemptOutcome, DecisionAction, Pipeline
 
 
-@dataclass(frozen=True)
-class CarriedState:
-    """What a booking workflow hands to its next run when it continues as new
-    (PostgreSQL holds everything else)."""
+@dataclass
+class BookingState:
+    """Everything the booking workflow knows about its booking, in one value.
+    It is carried whole to the next run when the workflow continues as new;
+    PostgreSQL stays the truth for the state, version and attempts, which the
+    next run reads again."""
 
-    round_start: int = 0  # attempts used before the current round
-    review_version: int | None = None  # the manual-review round in progress
-    review_deadline: str | None = None  # ISO 8601, fixed when that round began
-    outcome_recorded: bool = False
-    runs: int = 1  # runs before this one
+    booking_id: str
+    restaurant_id: str = ""
+    state: str = "created"
+    version: int = 0
+    attempts: int = 0  # attempts used in total
+    round_start: int = 0  # attempts used before the current round (an operator's retry)
+    last_reason: str | None = None
+    tables: tuple[str, ...] = ()
+    strategy: str | None = None
+    pipeline: Pipeline = Pipeline.V3
+    table_ids: tuple[str, ...] = ()  # every table of the restaurant, to validate an assign
+    start: str | None = None  # the booking's start, ISO 8601
+    # The manual-review round in progress: the version it began at, and its
+    # deadline (ISO 8601), fixed when the round began.
+    review_version: int | None = None
+    review_deadline: str | None = None
+    outcome_recorded: bool = False  # the outcome metric was recorded (once per booking)
+    runs: int = 1  # this run's number (continue-as-new counts up)
 
 
 @dataclass(frozen=True)
 class BookingWorkflowInput:
-    """Fields may be removed once nothing reads them: the SDK ignores unknown
-    keys when it decodes a recorded input (party_size and start went so)."""
-
     booking_id: str
-    restaurant_id: str = ""  # not read; still written by the workflow's continue-as-new
     history_limit: int = 0  # continue as new at this many events (0: the default)
-    carried: CarriedState | None = None  # set when continued as new
+    carried: BookingState | None = None  # set when continued as new
 
 
 @dataclass(frozen=True)
@@ -45,7 +57,7 @@ class BookingOutcome:
     strategy: str | None = None
     reason: str | None = None
     attempts: int = 0
-    pipeline: str = "v3"
+    pipeline: Pipeline = Pipeline.V3
 
 
 @dataclass(frozen=True)
@@ -68,6 +80,37 @@ class BookingContext:
 
 
 @dataclass(frozen=True)
+class PipelineDecision:
+    """The flags and retry policy in force, read by an activity at the start and
+    before every attempt, so a flag change reaches bookings in flight."""
+
+    pipeline: Pipeline
+    shadow: bool = False
+    max_parallel: int = 3
+    max_attempts: int = 5
+    retry_base_seconds: float = 1.0
+    retry_cap_seconds: float = 30.0
+    manual_review_timeout_seconds: float | None = None  # None: until the booking's start
+    legacy_delays_seconds: tuple[float, ...] = (5.0, 15.0, 45.0)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    shadow_task_queue: str = "seatflow-shadow"
+
+
+@dataclass(frozen=True)
+class BeginResult:
+    """What the workflow needs at start: the verified booking and the flags."""
+
+    context: BookingContext
+    decision: PipelineDecision
+
+
+@dataclass(frozen=True)
+class DecisionRequest:
+    booking_id: str
+    restaurant_id: str
+
+
+@dataclass(frozen=True)
 class TransitionRequest:
     booking_id: str
     expected_version: int
@@ -87,63 +130,68 @@ class TransitionResult:
 
 
 @dataclass(frozen=True)
-class FindPlansRequest:
+class AttemptRequest:
+    """One automatic assignment attempt, run as ONE local activity: take a
+    restaurant slot, move to assignment_in_progress, read the snapshot, plan
+    (the engine, or the legacy planner), confirm the best plan still free or
+    record the failed attempt, release.
+
+    `on_failure` is the workflow's policy decision, made before the call:
+    the state a failed attempt moves to (assignment_pending, or manual_review
+    when this is the last attempt of the round)."""
+
     booking_id: str
+    restaurant_id: str
+    expected_version: int
     attempt_no: int
+    on_failure: str
+    pipeline: Pipeline = Pipeline.V3
+    max_parallel: int = 3
+    slot_wait_seconds: float = 0.5
+    waited_ms: float = 0.0  # slot wait already spent in earlier busy tries
+    decision_inputs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
-class FindPlansResult:
-    plans: tuple[Plan, ...]
-    moves: tuple[Move, ...] = ()
+class AttemptResult:
+    outcome: AttemptOutcome
+    state: str
+    version: int
+    tables: tuple[str, ...] = ()
+    strategy: str | None = None
     reason: str | None = None
-    evaluated: int = 0
+    wait_ms: float = 0.0
+    hold_ms: float = 0.0
     search_ms: float = 0.0
-    as_of: str = ""  # database time of the snapshot the plans were computed on
+    # Re-packed bookings whose guest must get a `table_changed` email.
+    notify: tuple[str, ...] = ()
+    as_of: str = ""  # database time of the floor the attempt planned on
 
 
 @dataclass(frozen=True)
-class ConfirmRequest:
+class AssignRequest:
+    """An operator's manual assignment of `table_ids`, checked like any plan;
+    `force` overrides the overage, zone and adjacency rules (never capacity,
+    fixed tables, or a taken or inactive table), recorded with the actor."""
+
     booking_id: str
     expected_version: int
     attempt_no: int
-    plans: tuple[Plan, ...]
-    moves: tuple[Move, ...] = ()
-    pipeline: str = "v3"
-    max_attempts: int = 5
-    actor: str | None = None  # set for an operator's manual assignment
+    table_ids: tuple[str, ...]
+    actor: str
+    pipeline: Pipeline = Pipeline.V3
     note: str | None = None
-    permit_wait_ms: float | None = None
-    # An operator's explicit override of the overage, zone and adjacency rules
-    # (never capacity, fixed tables, or a taken or inactive table).
     force: bool = False
 
 
 @dataclass(frozen=True)
-class ConfirmResult:
+class AssignResult:
     confirmed: bool
     state: str
     version: int
     tables: tuple[str, ...] = ()
     strategy: str | None = None
     reason: str | None = None
-    plans_tried: tuple[tuple[str, ...], ...] = ()
-    # Bookings moved by re-packing whose guests already had their confirmation:
-    # each has a `table_changed` email queued for `send_confirmation_email`.
-    notify: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class FailedAttemptRequest:
-    booking_id: str
-    expected_version: int
-    attempt_no: int
-    reason: str
-    max_attempts: int = 5
-    pipeline: str = "v3"
-    strategy: str | None = None
-    plans_tried: tuple[tuple[str, ...], ...] = ()
-    permit_wait_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +226,16 @@ class CancelRequest:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class LegacySummaryRequest:
+    booking_id: str
+    outcome: str  # seated | not_seated
+    tries: int
+    tables: tuple[str, ...] = ()
+    reason: str | None = None
+    as_of: str = ""
+
+
 @dataclass
 class BookingStatus:
     """What the `status` query returns."""
@@ -189,36 +247,12 @@ class BookingStatus:
     last_reason: str | None
     tables: list[str]
     strategy: str | None
-    pipeline: str = "v3"
-
-
-@dataclass(frozen=True)
-class DecisionRequest:
-    booking_id: str
-    restaurant_id: str
-
-
-@dataclass(frozen=True)
-class PipelineDecision:
-    """The flags and retry policy in force, read by an activity at the start and
-    before every attempt, so a flag change reaches bookings in flight."""
-
-    pipeline: str  # "v3" | "legacy"
-    shadow: bool = False
-    max_parallel: int = 3
-    max_attempts: int = 5
-    retry_base_seconds: float = 1.0
-    retry_cap_seconds: float = 30.0
-    manual_review_timeout_seconds: float | None = None  # None: until the booking's start
-    legacy_delays_seconds: tuple[float, ...] = (5.0, 15.0, 45.0)
-    inputs: dict[str, Any] = field(default_factory=dict)
-    shadow_task_queue: str = "seatflow-shadow"
-    permit_wait_seconds: float = 2.0
+    pipeline: Pipeline = Pipeline.V3
 
 
 @dataclass(frozen=True)
 class ManualReviewDecision:
-    action: str  # assign | retry | reject
+    action: DecisionAction
     actor: str
     table_ids: tuple[str, ...] = ()
     note: str | None = None
@@ -229,81 +263,8 @@ class ManualReviewDecision:
 @dataclass(frozen=True)
 class ManualReviewResult:
     booking_id: str
-    action: str
+    action: DecisionAction
     state: str
     version: int
     tables: tuple[str, ...] = ()
     message: str = ""
-
-
-@dataclass(frozen=True)
-class PermitRequest:
-    booking_id: str
-    restaurant_id: str
-    max_parallel: int
-    wait_seconds: float = 10.0
-
-
-@dataclass(frozen=True)
-class PermitResult:
-    granted: bool
-    slot: int | None = None
-    wait_ms: float = 0.0
-
-
-@dataclass(frozen=True)
-class LegacySummaryRequest:
-    booking_id: str
-    outcome: str  # seated | not_seated
-    tries: int
-    tables: tuple[str, ...] = ()
-    reason: str | None = None
-    as_of: str = ""
-
-
-@dataclass(frozen=True)
-class BeginResult:
-    """What the workflow needs at start: the verified booking and the flags."""
-
-    context: BookingContext
-    decision: PipelineDecision
-
-
-@dataclass(frozen=True)
-class AttemptRequest:
-    """One automatic assignment attempt, run as ONE local activity: take a
-    restaurant slot, move to assignment_in_progress, read the snapshot, search,
-    confirm the best plan still free or record the failed attempt, release.
-
-    `on_failure` is the workflow's policy decision, made before the call:
-    the state a failed attempt moves to (assignment_pending, or manual_review
-    when this is the last attempt of the round)."""
-
-    booking_id: str
-    restaurant_id: str
-    expected_version: int
-    attempt_no: int
-    on_failure: str
-    max_parallel: int = 3
-    slot_wait_seconds: float = 0.5
-    waited_ms: float = 0.0  # slot wait already spent in earlier busy tries
-    decision_inputs: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class AttemptResult:
-    """`outcome` is confirmed | failed (a failed attempt, recorded) | busy (no
-    slot within the wait: nothing written, no attempt used) | conflict (the
-    version moved: nothing written, reload)."""
-
-    outcome: str
-    state: str
-    version: int
-    tables: tuple[str, ...] = ()
-    strategy: str | None = None
-    reason: str | None = None
-    wait_ms: float = 0.0
-    hold_ms: float = 0.0
-    search_ms: float = 0.0
-    # Re-packed bookings whose guest must get a `table_changed` email.
-    notify: tuple[str, ...] = ()

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from seatflow.domain.assignment import DecisionAction
 from seatflow.domain.messages import ManualReviewDecision
 
-ACTIONS = ("assign", "retry", "reject")
+ACTIONS = tuple(a.value for a in DecisionAction)
 _ALLOWED_FIELDS = {
     "assign": {"action", "table_ids", "actor", "note", "force"},
     "retry": {"action", "actor", "note"},
@@ -69,15 +70,15 @@ def parse_decision(payload: Any) -> ManualReviewDecision:
         force = payload.get("force", False)
         if not isinstance(force, bool):
             raise InvalidDecision("force must be true or false")
-        return ManualReviewDecision(action="assign", actor=actor.strip(), table_ids=clean,
+        return ManualReviewDecision(action=DecisionAction.ASSIGN, actor=actor.strip(), table_ids=clean,
                                     note=note, force=force)
     if action == "reject":
         reason = payload.get("reason")
         if not isinstance(reason, str) or not reason.strip():
             raise InvalidDecision("reject needs a reason")
-        return ManualReviewDecision(action="reject", actor=actor.strip(), reason=reason.strip(),
+        return ManualReviewDecision(action=DecisionAction.REJECT, actor=actor.strip(), reason=reason.strip(),
                                     note=note)
-    return ManualReviewDecision(action="retry", actor=actor.strip(), note=note)
+    return ManualReviewDecision(action=DecisionAction.RETRY, actor=actor.strip(), note=note)
 
 
 MAX_ACTOR_LENGTH = 200

@@ -55,6 +55,10 @@ AUTOMATIC_OUTCOMES = (S.CONFIRMED, S.MANUAL_REVIEW, S.FAILED)
 FINAL = frozenset(s for s, allowed in ALLOWED_TRANSITIONS.items() if not allowed)
 # Every state but the terminal ones, in the enum's order (the bookings-in-state gauge).
 ACTIVE = tuple(s for s in AssignmentState if s not in TERMINAL)
+# Bookings that want a table and hold none yet: the planner's "known
+# bookings" (re-packing leaves room for them; the shadow counts them).
+UNSEATED = frozenset({S.CREATED, S.CAPACITY_VERIFIED, S.ASSIGNMENT_PENDING,
+                      S.ASSIGNMENT_IN_PROGRESS, S.MANUAL_REVIEW})
 # A booking in these states may change tables without changing state (an
 # operator's move, or re-packing for another booking): a versioned
 # `tables_changed` write with history, event and outbox rows, like a transition.

@@ -41,6 +41,30 @@ def validate_plan(
     )
 
 
+def operator_plan_problem(
+    snapshot: RestaurantSnapshot,
+    request: BookingRequest,
+    tables: Sequence[str],
+    config: EngineConfig = DEFAULT_CONFIG,
+    *,
+    force: bool = False,
+) -> tuple[str | None, str | None]:
+    """An operator's plan, checked like any plan: (why it is refused, None), or
+    (None, the rule `force` overrode, if any). `force` overrides the overage,
+    zone and adjacency rules; never capacity, fixed tables, or a taken or
+    inactive table."""
+    strict = validate_plan(snapshot, request, tables, config)
+    if strict is None:
+        return None, None
+    forced = validate_plan(snapshot, request, tables, config, allow_overage_override=True,
+                           allow_zone_override=True, allow_adjacency_override=True)
+    if forced is not None:
+        return forced, None
+    if not force:
+        return f"{strict} (an operator may override this with --force)", None
+    return None, strict
+
+
 def plan_problem(
     floor: Floor,
     request: BookingRequest,

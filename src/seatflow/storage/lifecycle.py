@@ -1,21 +1,18 @@
 """A booking's life after intake, each function one transaction: verify it
 (created -> capacity_verified -> assignment_pending, or failed), apply one
-transition, record a failed attempt, cancel it."""
+transition, cancel it. (Attempts and assignments: `storage.attempts`.)"""
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from seatflow.domain.assignment import FailedAttempt
-from seatflow.domain.messages import BookingContext, TransitionResult
 from seatflow.domain.restaurant import InvalidBooking, booking_window
 from seatflow.domain.states import AssignmentState
-from seatflow.storage.permits import release as release_permit
 from seatflow.storage.restaurants import load_policy
 from seatflow.storage.transitions import (
     BookingNotFound,
@@ -29,7 +26,31 @@ from seatflow.storage.transitions import (
 S = AssignmentState
 
 
-async def verify_booking(engine: AsyncEngine, booking_id: str, *, now: datetime) -> BookingContext:
+@dataclass(frozen=True)
+class VerifiedBooking:
+    booking_id: str
+    restaurant_id: str
+    party_size: int
+    state: str
+    version: int
+    status: str
+    start: datetime
+    table_ids: tuple[str, ...]  # every table of the restaurant
+    reason: str | None  # why the booking failed verification, if it did
+    attempts_used: int
+
+
+@dataclass(frozen=True)
+class Transitioned:
+    ok: bool
+    state: str
+    version: int
+    conflict: bool = False
+    reason: str | None = None
+
+
+async def verify_booking(engine: AsyncEngine, booking_id: str, *, now: datetime
+                         ) -> VerifiedBooking:
     """Load the booking and walk created -> capacity_verified -> assignment_pending,
     or -> failed with a reason when it can never be seated. Resumes where a
     previous run stopped; leaves other states untouched."""
@@ -89,14 +110,14 @@ async def verify_booking(engine: AsyncEngine, booking_id: str, *, now: datetime)
                       "any assignment attempt ran")
             version = await transition(conn, booking_id, version, S.MANUAL_REVIEW, reason=reason)
             state = S.MANUAL_REVIEW.value
-        return BookingContext(
+        return VerifiedBooking(
             booking_id=booking_id,
             restaurant_id=row.restaurant_id,
             party_size=row.party_size,
             state=state,
             version=version,
             status=row.status,
-            start=row.start_at.isoformat(),
+            start=row.start_at,
             table_ids=tuple(row.table_ids),
             reason=reason,
             attempts_used=attempts_used,
@@ -112,7 +133,7 @@ async def apply_transition(
     reason: str | None = None,
     actor: str | None = None,
     metadata: dict[str, Any] | None = None,
-) -> TransitionResult:
+) -> Transitioned:
     """One transition in its own transaction; idempotent when retried."""
     async with engine.begin() as conn:
         try:
@@ -120,14 +141,14 @@ async def apply_transition(
                 conn, booking_id, expected_version, to_state, reason=reason, actor=actor,
                 metadata=metadata,
             )
-            return TransitionResult(ok=True, state=to_state, version=version)
+            return Transitioned(ok=True, state=to_state, version=version)
         except VersionConflict as exc:
             if exc.actual == expected_version + 1 and await already_applied(
                 conn, booking_id, expected_version, to_state
             ):
-                return TransitionResult(ok=True, state=to_state, version=exc.actual)
+                return Transitioned(ok=True, state=to_state, version=exc.actual)
             await record_version_conflict(conn, booking_id, expected_version, exc, to_state)
-            return TransitionResult(
+            return Transitioned(
                 ok=False, state=exc.state, version=exc.actual, conflict=True, reason=str(exc)
             )
 
@@ -144,72 +165,19 @@ async def record_version_conflict(
     )
 
 
-async def record_attempt(
-    conn: AsyncConnection,
-    booking_id: str,
-    *,
-    attempt_no: int,
-    pipeline: str,
-    result: str,
-    reason: str | None,
-    strategy: str | None,
-    plans_tried: tuple[tuple[str, ...], ...],
-    permit_wait_ms: float | None,
-) -> None:
-    await conn.execute(
-        text(
-            "INSERT INTO booking_assignment_attempts (booking_id, attempt_no, pipeline, strategy, "
-            "result, reason, plans_tried, permit_wait_ms) VALUES (CAST(:id AS uuid), :n, :p, :s, "
-            ":res, :reason, CAST(:plans AS jsonb), :w) "
-            "ON CONFLICT (booking_id, pipeline, attempt_no) DO NOTHING"
-        ),
-        {"id": booking_id, "n": attempt_no, "p": pipeline, "s": strategy, "res": result,
-         "reason": reason, "plans": json.dumps([list(p) for p in plans_tried]),
-         "w": permit_wait_ms},
-    )
-
-
-async def record_failed_attempt(engine: AsyncEngine, req: FailedAttempt) -> TransitionResult:
-    """Record a failed attempt and move to the state the policy chose
-    (`req.on_failure`: back to assignment_pending, or manual_review)."""
-    to_state = S(req.on_failure)
-    async with engine.begin() as conn:
-        try:
-            version = await transition(
-                conn, req.booking_id, req.expected_version, to_state, reason=req.reason,
-                metadata={"attempt_no": req.attempt_no, "pipeline": req.pipeline},
-            )
-        except VersionConflict as exc:
-            if exc.actual == req.expected_version + 1 and await already_applied(
-                conn, req.booking_id, req.expected_version, to_state.value
-            ):
-                return TransitionResult(ok=True, state=to_state.value, version=exc.actual)
-            return TransitionResult(
-                ok=False, state=exc.state, version=exc.actual, conflict=True, reason=str(exc)
-            )
-        await record_attempt(
-            conn, req.booking_id, attempt_no=req.attempt_no, pipeline=req.pipeline,
-            result="no_plan" if not req.plans_tried else "all_plans_taken", reason=req.reason,
-            strategy=req.strategy, plans_tried=req.plans_tried, permit_wait_ms=req.permit_wait_ms,
-        )
-        await release_permit(conn, req.booking_id)
-        return TransitionResult(ok=True, state=to_state.value, version=version)
-
-
 async def cancel_booking(
     engine: AsyncEngine, booking_id: str, *, actor: str | None, reason: str | None
-) -> TransitionResult:
+) -> Transitioned:
     """Release allocations, set status cancelled and state cancelled, in one transaction.
     Whatever version the booking is at: cancellation wins from any non-final state."""
     async with engine.begin() as conn:
         state, version = await current_state(conn, booking_id)
         if state in (S.CANCELLED, S.FAILED):
-            return TransitionResult(ok=state == S.CANCELLED, state=state, version=version,
+            return Transitioned(ok=state == S.CANCELLED, state=state, version=version,
                                     reason=f"booking already {state}")
         await conn.execute(
             text("DELETE FROM allocations WHERE booking_id = CAST(:id AS uuid)"), {"id": booking_id}
         )
-        await release_permit(conn, booking_id)
         # A confirmation not yet sent is never sent now (the send checks the
         # state); say so where operators look.
         unsent = (await conn.execute(
@@ -225,4 +193,4 @@ async def cancel_booking(
             conn, booking_id, version, S.CANCELLED, reason=reason or "booking cancelled",
             actor=actor, set_columns={"status": "cancelled"},
         )
-        return TransitionResult(ok=True, state=S.CANCELLED.value, version=version)
+        return Transitioned(ok=True, state=S.CANCELLED.value, version=version)

@@ -7,12 +7,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from seatflow.domain.assignment import BookingFloor
 from seatflow.domain.planning import (
     Allocation,
-    BookingRequest,
     KnownBooking,
     Mobility,
     RestaurantSnapshot,
@@ -20,6 +18,9 @@ from seatflow.domain.planning import (
     TableStatus,
 )
 from seatflow.domain.restaurant import RestaurantPolicy, ServicePeriod, TurnBand
+from seatflow.domain.states import UNSEATED
+
+UNSEATED_STATES = sorted(UNSEATED)  # a bound parameter, never a literal list
 
 
 async def load_policy(conn: AsyncConnection, restaurant_id: str) -> RestaurantPolicy | None:
@@ -137,11 +138,10 @@ async def load_snapshot(
             text(
                 "SELECT id::text AS id, party_size, start_at, occupied_until, zone_preference "
                 "FROM bookings WHERE restaurant_id = :id AND start_at >= :s AND start_at < :hi "
-                "AND assignment_state IN ('created', 'capacity_verified', 'assignment_pending', "
-                "'assignment_in_progress', 'manual_review') "
+                "AND assignment_state = ANY(CAST(:unseated AS text[])) "
                 "AND id <> CAST(:exclude AS uuid) ORDER BY start_at, id"
             ),
-            {"id": restaurant_id, "s": window_start, "hi": hi,
+            {"id": restaurant_id, "s": window_start, "hi": hi, "unseated": UNSEATED_STATES,
              "exclude": exclude_booking or "00000000-0000-0000-0000-000000000000"},
         )
     ).all()
@@ -218,8 +218,7 @@ ATTEMPT_INPUTS = text(
     "   k.occupied_until, k.zone_preference) ORDER BY k.start_at, k.id), '[]') "
     "   FROM bookings k WHERE k.restaurant_id = b.restaurant_id AND k.start_at >= b.start_at "
     "   AND k.start_at < b.occupied_until + make_interval(secs => :look) "
-    "   AND k.assignment_state IN ('created', 'capacity_verified', 'assignment_pending', "
-    "   'assignment_in_progress', 'manual_review') AND k.id <> b.id) AS known, "
+    "   AND k.assignment_state = ANY(CAST(:unseated AS text[])) AND k.id <> b.id) AS known, "
     " (SELECT coalesce(json_agg(zz.id ORDER BY zz.id), '[]') FROM zones zz "
     "   WHERE zz.restaurant_id = b.restaurant_id AND zz.active) AS zones "
     "FROM b"
@@ -272,38 +271,11 @@ async def load_attempt_inputs(
     return (
         await conn.execute(
             ATTEMPT_INPUTS,
-            {"id": booking_id, "n": max_parallel, "look": lookahead.total_seconds()},
+            {"id": booking_id, "n": max_parallel, "look": lookahead.total_seconds(),
+             "unseated": UNSEATED_STATES},
         )
     ).one_or_none()
 async def snapshot_time(conn: AsyncConnection) -> datetime:
     """The database clock: when a snapshot read on `conn` was taken."""
     value: datetime = (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()
     return value
-
-
-async def load_booking_floor(engine: AsyncEngine, booking_id: str) -> BookingFloor | None:
-    """The booking as the planner sees it and its restaurant's floor around its
-    time (the booking left out), as of one database time; None when unknown."""
-    async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                text(
-                    "SELECT restaurant_id, party_size, start_at, occupied_until, "
-                    "zone_preference, clock_timestamp() AS as_of FROM bookings "
-                    "WHERE id = CAST(:id AS uuid)"
-                ),
-                {"id": booking_id},
-            )
-        ).one_or_none()
-        if row is None:
-            return None
-        snapshot = await load_snapshot(
-            conn, row.restaurant_id, row.start_at, row.occupied_until,
-            exclude_booking=booking_id,
-        )
-    request = BookingRequest(
-        booking_id=booking_id, party_size=row.party_size, start=row.start_at,
-        end=row.occupied_until, zone_preference=row.zone_preference,
-    )
-    return BookingFloor(restaurant_id=row.restaurant_id, request=request, snapshot=snapshot,
-                        as_of=row.as_of.isoformat())

@@ -205,20 +205,8 @@ class EmailOutbox(Base):
     delivery_failures: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class RestaurantPermit(Base):
-    """Per-restaurant concurrency leases (docs/architecture.md, the attempt path)."""
-
-    __tablename__ = "restaurant_permits"
-    restaurant_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
-    holder: Mapped[str | None] = mapped_column(Text, nullable=True)
-    booking_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
-    acquired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-
-
 class PermitInterval(Base):
-    """Every permit holding, for audits: permits never exceed MAX_PARALLEL."""
+    """Every restaurant slot holding, for audits: slots never exceed MAX_PARALLEL."""
 
     __tablename__ = "permit_intervals"
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

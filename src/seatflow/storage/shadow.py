@@ -22,7 +22,7 @@ from seatflow.domain.shadow import (
     ShadowEvent,
     ShadowFloor,
 )
-from seatflow.domain.states import AssignmentState
+from seatflow.domain.states import UNSEATED, AssignmentState
 from seatflow.storage.restaurants import (
     allocation_from_row,
     known_booking_from_row,
@@ -33,8 +33,6 @@ from seatflow.storage.transitions import record_event
 
 LOOKAHEAD = timedelta(hours=3)  # as load_snapshot
 S = AssignmentState
-UNSEATED_STATES = (S.CREATED, S.CAPACITY_VERIFIED, S.ASSIGNMENT_PENDING,
-                   S.ASSIGNMENT_IN_PROGRESS, S.MANUAL_REVIEW)
 
 
 class ShadowBookingNotFound(LookupError):
@@ -113,7 +111,7 @@ async def _floor_as_of(conn: AsyncConnection, booking_id: str, as_of: datetime) 
                 "ORDER BY b.start_at, b.id"
             ),
             {"r": row.restaurant_id, "s": row.start_at, "hi": hi, "id": booking_id,
-             "as_of": as_of, "unseated": [s.value for s in UNSEATED_STATES]},
+             "as_of": as_of, "unseated": sorted(UNSEATED)},
         )
     ).all()
     snapshot = dataclasses.replace(
