@@ -93,7 +93,8 @@ def simulate(
         elif policy == "best_fit":
             every = search(snapshot, request, EngineConfig(repack=False, max_plans=100000))
             if every.plans:
-                tables = min(every.plans, key=lambda p: (p.capacity, len(p.tables), p.tables)).tables
+                fewest_seats = min(every.plans, key=lambda p: (p.capacity, len(p.tables), p.tables))
+                tables = fewest_seats.tables
         if tables is not None:
             held[req.booking_id] = tables
         elif attribute:

@@ -1,14 +1,16 @@
-"""The figures in bench/README.md, generated from the result files in bench/results/.
+"""The figures in bench/README.md (and the one table of docs/engine.md),
+generated from the result files in bench/results/.
 
-    python bench/report.py            # rewrite the generated parts of bench/README.md
-    python bench/report.py --check    # exit 1 when bench/README.md does not match the results
+    python bench/report.py            # rewrite the generated parts
+    python bench/report.py --check    # exit 1 when a document does not match the results
 
 Each generated part sits between `<!-- report:NAME:start -->` and
-`<!-- report:NAME:end -->` (NAME: engine, availability, pipeline); the rest of
-the README is prose and stays as written. The current results are one file per
-bench and floor shape: `engine-<shape>-<N>seeds.json` (a shape in two such
-files is an error: delete the older one), `availability-latest.json` and
-`pipeline-latest.json`. tests/test_bench_readme.py runs the check.
+`<!-- report:NAME:end -->` (NAME: engine, availability, pipeline in the README;
+engine-summary in docs/engine.md); the rest is prose and stays as written.
+The current results are one file per bench and floor shape:
+`engine-<shape>-<N>seeds.json` (a shape in two such files is an error: delete
+the older one), `availability-latest.json` and `pipeline-latest.json`.
+tests/test_bench_readme.py runs the check.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ POLICY_NAMES = {
     "legacy": "legacy",
     "best_fit": "best fit",
 }
+LATENCY_NOTE = (
+    "Per evening (means). Latency is wall clock per `search` call in ms; with re-packing:"
+    " the first attempts of the pipeline's path, the deep retries apart:"
+)
 
 
 def num(x: float) -> str:
@@ -100,17 +106,15 @@ def engine_section(results: Path) -> list[str]:
              *POLICY_NAMES.values()],
             rows,
         )
-        out += ["", "Per evening (means); latency is wall clock per `search` call, in ms:", ""]
+        out += ["", LATENCY_NOTE, ""]
         rows = []
         for load, cell in figures["loads"].items():
-            first, repack, bound = cell["engine_repack_first"], cell["engine_repack"], cell[
-                "online_bound"
-            ]
-            deep = repack["deep_retry_latency_ms"]
+            repack, bound = cell["engine_repack"], cell["online_bound"]
+            first, deep = repack["latency_ms"], repack["deep_retry_latency_ms"]
             rows.append([
                 f"{load}%",
                 ms(cell["engine"]["latency_ms"]["p95_ms"]),
-                f"{ms(first['latency_ms']['p95_ms'])} ({ms(first['cpu_latency_ms']['p95_ms'])})",
+                f"{ms(first['p95_ms'])} ({ms(repack['cpu_latency_ms']['p95_ms'])})",
                 f"{num(repack['repack_exact'])} / {num(repack['repack_bounded'])}",
                 f"{num(repack['deep_retries'])} ({num(repack['deep_seated'])})",
                 ms(deep["p95_ms"]) if deep["samples"] else "-",
@@ -119,7 +123,7 @@ def engine_section(results: Path) -> list[str]:
                 f"{num(bound['cpsat_unknown'])}",
             ])
         out += table(
-            ["load", "search alone P95", "first attempt P95 (CPU)",
+            ["load", "search alone P95", "with re-packing P95 (CPU)",
              "re-packs exact / bounded", "deep retries (seated by them)", "deep retry P95",
              "moves (most for one request, any evening)",
              "online bound's moves (most for one request, mean)",
@@ -240,46 +244,84 @@ def pipeline_section(results: Path) -> list[str]:
     return out + table(["target", "measured", "wanted", "verdict"], rows)
 
 
-# ---------------------------------------------------------------- README
+# ---------------------------------------------------------------- docs/engine.md
 
-SECTIONS: dict[str, Callable[[Path], list[str]]] = {
+
+def engine_summary_section(results: Path) -> list[str]:
+    """docs/engine.md's one table: per shape, the pipeline's path and its parts."""
+    rows = []
+    for shape, name, figures, _ in engine_shapes(results):
+        loads = figures["loads"]
+        top = loads[max(loads, key=int)]
+
+        def ratios(policy: str, loads: dict[str, Any] = loads) -> str:
+            return " / ".join(f"{cell[policy]['covers_vs_bound']:.3f}" for cell in loads.values())
+
+        repack = top["engine_repack"]
+        rows.append([
+            f"{shape} ({figures['tables']} tables)",
+            ratios("engine_repack"),
+            ratios("engine_repack_first"),
+            ratios("engine"),
+            ms(repack["latency_ms"]["p95_ms"]),
+            f"{num(repack['deep_retries'])} ({num(repack['deep_seated'])})",
+            str(max(cell["engine_repack"]["most_moves"] for cell in loads.values())),
+        ])
+    loads = "/".join(engine_shapes(results)[0][2]["loads"])
+    return table(
+        ["floor", f"engine + re-packing, covers vs online bound at {loads}%",
+         "first attempt alone", "engine alone (no re-packing)",
+         "with re-packing P95 ms, top load", "deep retries an evening, top load (seated)",
+         "most moves for one request"],
+        rows,
+    )
+
+
+# ---------------------------------------------------------------- documents
+
+Section = Callable[[Path], list[str]]
+README_SECTIONS: dict[str, Section] = {
     "engine": engine_section,
     "availability": availability_section,
     "pipeline": pipeline_section,
 }
+DESIGN_SECTIONS: dict[str, Section] = {"engine-summary": engine_summary_section}
 
 
-def render(readme: str, results: Path) -> str:
-    for name, section in SECTIONS.items():
+def render(text: str, sections: dict[str, Section], results: Path) -> str:
+    for name, section in sections.items():
         pattern = re.compile(
             rf"(<!-- report:{name}:start -->\n).*?(<!-- report:{name}:end -->)", re.DOTALL
         )
-        found = pattern.search(readme)
+        found = pattern.search(text)
         if found is None:
-            raise SystemExit(f"the README has no <!-- report:{name}:start/end --> markers")
+            raise SystemExit(f"no <!-- report:{name}:start/end --> markers")
         body = "\n".join(section(results)) + "\n"
-        readme = readme[: found.end(1)] + body + readme[found.start(2) :]
-    return readme
+        text = text[: found.end(1)] + body + text[found.start(2) :]
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 when the README is stale")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a document is stale")
     parser.add_argument("--readme", type=Path, default=HERE / "README.md")
+    parser.add_argument("--design", type=Path, default=HERE.parent / "docs" / "engine.md")
     parser.add_argument("--results", type=Path, default=HERE / "results")
     args = parser.parse_args(argv)
-    current = args.readme.read_text()
-    wanted = render(current, args.results)
-    if args.check:
-        if wanted != current:
-            print(f"{args.readme} does not match {args.results}: run python bench/report.py",
+    stale = 0
+    for path, sections in ((args.readme, README_SECTIONS), (args.design, DESIGN_SECTIONS)):
+        current = path.read_text()
+        wanted = render(current, sections, args.results)
+        if wanted == current:
+            continue
+        if args.check:
+            print(f"{path} does not match {args.results}: run python bench/report.py",
                   file=sys.stderr)
-            return 1
-        return 0
-    if wanted != current:
-        args.readme.write_text(wanted)
-        print(f"{args.readme} rewritten", file=sys.stderr)
-    return 0
+            stale = 1
+        else:
+            path.write_text(wanted)
+            print(f"{path} rewritten", file=sys.stderr)
+    return stale
 
 
 if __name__ == "__main__":
