@@ -142,8 +142,8 @@ async def book(engine: Any, client: Client, queue: str, prefix: str, bookings: i
     restaurant ids, seconds from the first create to the last result)."""
     from seatflow.domain.intake import NewBooking
     from seatflow.domain.workflow_ids import booking_workflow_id
-    from seatflow.service.bookings import create_booking
     from seatflow.ops.loadtest import ensure_restaurants, first_free_evening, plan_bookings
+    from seatflow.service.bookings import create_booking
 
     ids = [f"{prefix}-{i}" for i in range(1, restaurants + 1)]
     _, tz_name = await ensure_restaurants(

@@ -1,6 +1,7 @@
 """The HTTP API end to end: uvicorn on loopback, real PostgreSQL, the Temporal
 dev server and a real worker. Auth matrix, bookings, idempotent retries (one
-booking, one workflow, one email), availability, the review Update, health."""
+booking, one workflow, one email), availability, the review Update (the actor
+is the token, `force` included), the booking JSON equal to the CLI's, health."""
 
 from __future__ import annotations
 
@@ -106,7 +107,7 @@ async def test_auth_matrix(http: httpx.AsyncClient, tokens: Tokens, restaurant: 
         ("GET", f"/v1/restaurants/{restaurant}/availability?party=2&date={day}", None,
          tokens.operator, "", tokens.other_operator),
         ("GET", "/v1/review", None, tokens.operator, tokens.host, ""),
-        ("POST", f"/v1/bookings/{bid}/review", {"action": "retry", "actor": "ops"},
+        ("POST", f"/v1/bookings/{bid}/review", {"action": "retry"},
          tokens.operator, tokens.host, tokens.other_operator),
         ("POST", f"/v1/bookings/{bid}/cancel", None, tokens.host, tokens.operator,
          tokens.other_host),
@@ -223,7 +224,7 @@ async def test_a_cancel_signal_to_a_workflow_that_just_closed_is_not_an_error(
     """The race behind a 500 seen once: the cancel saw the workflow running, and it
     closed (right after its confirmation email) before the signal arrived."""
     from seatflow.domain.workflow_ids import booking_workflow_id
-    from seatflow.intake.service import signal_cancel
+    from seatflow.service.bookings import signal_cancel
 
     r = await http.post(f"/v1/restaurants/{restaurant}/bookings", headers=auth(tokens.host),
                         json=booking_body(future(days=6, hour=13)))
@@ -386,22 +387,87 @@ async def test_review_queue_and_decisions(
     assert bid not in [item["booking_id"] for item in other.json()]
     path = f"/v1/bookings/{bid}/review"
     ops = auth(tokens.operator)
-    refused = await http.post(path, headers=ops,
-                              json={"action": "assign", "table_ids": ["T9"], "actor": "ops"})
+    refused = await http.post(path, headers=ops, json={"action": "assign", "table_ids": ["T9"]})
     assert refused.status_code == 422 and refused.json()["code"] == "decision_refused"
     assert "unknown table(s)" in refused.json()["message"]
-    invalid = await http.post(path, headers=ops, json={"action": "reject", "actor": "ops"})
+    invalid = await http.post(path, headers=ops, json={"action": "reject"})
     assert invalid.status_code == 422 and invalid.json()["code"] == "invalid_decision"
     assert "reject needs a reason" in invalid.json()["message"]
-    rejected = await http.post(path, headers=ops, json={"action": "reject", "actor": "ops-anna",
+    forced_retry = await http.post(path, headers=ops, json={"action": "retry", "force": True})
+    assert forced_retry.status_code == 422 and forced_retry.json()["code"] == "invalid_decision"
+    assert "unexpected field(s) for retry: force" in forced_retry.json()["message"]
+    # The actor is the token, never the body: a body naming one is refused, clearly.
+    named = await http.post(path, headers=ops, json={"action": "reject", "actor": "ops-anna",
+                                                     "reason": "party too large"})
+    assert named.status_code == 422 and named.json()["code"] == "validation_error"
+    assert named.json()["message"].startswith("actor: not accepted: the actor is the API token")
+    rejected = await http.post(path, headers=ops, json={"action": "reject",
                                                         "reason": "party too large"})
     assert rejected.status_code == 200, rejected.text
     assert rejected.json()["state"] == "failed" and rejected.json()["action"] == "reject"
     assert await settle(db_engine, bid) == "failed"
-    late = await http.post(path, headers=ops, json={"action": "retry", "actor": "ops-ben"})
+    late = await http.post(path, headers=ops, json={"action": "retry"})
     assert late.status_code == 409 and late.json()["code"] == "already_resolved"
     assert late.json()["message"] == (
-        "already resolved: failed (rejected by ops-anna: party too large)")
+        "already resolved: failed (rejected by api:ops: party too large)")
+
+
+async def test_an_operator_seats_a_party_with_force_and_the_history_names_the_token(
+    http: httpx.AsyncClient, tokens: Tokens, restaurant: str, db_engine: AsyncEngine,
+    worker: None,
+) -> None:
+    """A party of 6 that no automatic plan holds (T1 and T4 are not adjacent) is
+    seated from the API, as `seatflow review assign --force` does it."""
+    r = await http.post(f"/v1/restaurants/{restaurant}/bookings", headers=auth(tokens.host),
+                        json={**booking_body(future(days=9, hour=20)), "party_size": 6,
+                              "require_availability": False})
+    assert r.status_code == 201, r.text
+    bid = r.json()["booking_id"]
+    assert await settle(db_engine, bid) == "manual_review"
+    path = f"/v1/bookings/{bid}/review"
+    plan = {"action": "assign", "table_ids": ["T1", "T4"], "note": "two tables side by side"}
+    unforced = await http.post(path, headers=auth(tokens.operator), json=plan)
+    assert unforced.status_code == 409, unforced.text
+    assert unforced.json()["code"] == "assignment_refused"
+    assert "not adjacent" in unforced.json()["message"]
+    forced = await http.post(path, headers=auth(tokens.operator), json={**plan, "force": True})
+    assert forced.status_code == 200, forced.text
+    assert forced.json()["state"] == "confirmed" and forced.json()["tables"] == ["T1", "T4"]
+    view = (await http.get(f"/v1/bookings/{bid}", headers=auth(tokens.operator))).json()
+    assert view["assignment_state"] == "confirmed" and view["tables"] == ["T1", "T4"]
+    assigned = [h for h in view["history"] if h["to"] == "assigned"]
+    assert [h["actor"] for h in assigned] == ["api:ops"]
+    assert "forced over" in assigned[0]["reason"] and "not adjacent" in assigned[0]["reason"]
+    rows = await fetch(db_engine, "SELECT actor, metadata FROM booking_assignment_state_history "
+                       "WHERE booking_id = CAST(:b AS uuid) AND to_state = 'assigned'", b=bid)
+    assert [(row.actor, row.metadata["force"]) for row in rows] == [("api:ops", True)]
+
+
+async def test_the_api_and_the_cli_show_the_same_booking_json(
+    http: httpx.AsyncClient, tokens: Tokens, restaurant: str, db_engine: AsyncEngine,
+    worker: None, mailbox: Path, pg_url: str, dev_env: Any,
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    r = await http.post(f"/v1/restaurants/{restaurant}/bookings", headers=auth(tokens.host),
+                        json=booking_body(future(days=10, hour=13)))
+    assert r.status_code == 201, r.text
+    bid = r.json()["booking_id"]
+    assert await settle(db_engine, bid) == "confirmed"
+    await wait_for_email(db_engine, bid)  # nothing changes the booking after its email
+    api_view = await http.get(f"/v1/bookings/{bid}", headers=auth(tokens.host))
+    env = dict(os.environ, DATABASE_URL=pg_url, TEMPORAL_ADDRESS=temporal_address(dev_env))
+    cli = await asyncio.to_thread(
+        subprocess.run, [str(Path(sys.executable).parent / "seatflow"), "bookings", "show", bid,
+                         "--json"], check=False, env=env, capture_output=True, text=True,
+        timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    assert api_view.status_code == 200
+    assert api_view.json() == json.loads(cli.stdout)
+    assert api_view.json()["email"]["status"] == "sent"
+    assert set(api_view.json()["email"]) >= {"status", "error"}
 
 
 # ---------------------------------------------------------------- health

@@ -21,13 +21,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from seatflow.config import Settings
 from seatflow.domain.messages import BookingWorkflowInput
-from seatflow.intake.service import (
+from seatflow.service.bookings import (
     BookingActionRefused,
     cancel_booking_request,
-    resolve_manual_review,
     resume_booking,
     start_booking_workflow,
 )
+from seatflow.service.review import resolve_manual_review
 from tests.support import (
     booking_tables,
     fetch,
@@ -67,6 +67,20 @@ async def to_manual_review(dev_env: Any, db_engine: Any, rid: str, queue: str) -
     return booking, handle
 
 
+async def test_the_actor_of_a_decision_is_the_caller_never_a_field_of_it() -> None:
+    """Refused before anything is read or sent (no database, no Temporal needed)."""
+    booking = str(uuid.uuid4())
+    for decision, actor, message in [
+        ({"action": "retry", "actor": "someone-else"}, "maria", "actor is not part of a decision"),
+        ({"action": "retry"}, "  ", "actor is required"),
+        ({"action": "reject"}, "maria", "reject needs a reason"),
+    ]:
+        with pytest.raises(BookingActionRefused, match=message) as refused:
+            await resolve_manual_review(None, None, booking, decision,  # type: ignore[arg-type]
+                                        actor=actor)
+        assert refused.value.code == "invalid_decision"
+
+
 async def test_review_after_another_decision_won_reports_the_outcome(
     dev_env: WorkflowEnvironment, db_engine: AsyncEngine, test_settings: Settings, pg_url: str,
     unique_id: str, queue: str, tmp_path: Path,
@@ -81,7 +95,7 @@ async def test_review_after_another_decision_won_reports_the_outcome(
         await handle.result()
         with pytest.raises(BookingActionRefused) as api:
             await resolve_manual_review(db_engine, dev_env.client, booking,
-                                        {"action": "retry", "actor": "maria"})
+                                        {"action": "retry"}, actor="maria")
         code, out = await cli(dev_env, pg_url, queue, "review", "assign", booking,
                               "--tables", "T1,T2", "--actor", "maria", tmp=tmp_path)
     expected = f"booking {booking} was already resolved: failed (rejected by ops: kitchen closed)"
@@ -191,8 +205,8 @@ async def test_resume_refuses_while_the_workflow_runs(
         assert resumed.previous_status == "TERMINATED"
         # The new run picks the booking up in manual review, where it was.
         result = await resolve_manual_review(db_engine, dev_env.client, booking,
-                                             {"action": "reject", "actor": "ops",
-                                              "reason": "no table"})
+                                             {"action": "reject", "reason": "no table"},
+                                             actor="ops")
     assert result["state"] == "failed"
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from seatflow.cli.bookings import _render
-from seatflow.intake.service import table_order
+from seatflow.service.bookings import table_order
 
 
 def test_tables_read_in_floor_plan_order() -> None:

@@ -34,7 +34,7 @@ from seatflow.intake.relay import (
     relay_once,
     run_relay,
 )
-from seatflow.intake.service import create_booking, start_booking_workflow
+from seatflow.service.bookings import create_booking, start_booking_workflow
 from tests.support import fetch, floorplan, import_plan, scalar, slot
 from worker import build_worker
 

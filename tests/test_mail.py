@@ -23,8 +23,8 @@ from seatflow.domain.intake import NewBooking
 from seatflow.domain.messages import EmailRequest, EmailResult
 from seatflow.domain.restaurant import InvalidBooking
 from seatflow.domain.workflow_ids import booking_workflow_id
-from seatflow.intake.service import start_booking_workflow
 from seatflow.mail import SmtpTransport
+from seatflow.service.bookings import start_booking_workflow
 from seatflow.storage.intake import insert_booking
 from tests.smtp_server import SmtpServer
 from tests.support import fetch, floorplan, import_plan, new_booking, scalar, slot

@@ -20,8 +20,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from seatflow import metrics
 from seatflow.config import Settings
-from seatflow.intake.service import start_booking_workflow
 from seatflow.ops.telemetry import BookingStateSampler, MetricsAddressError, make_runtime
+from seatflow.service.bookings import start_booking_workflow
 from tests.support import floorplan, import_plan, new_booking, slot
 from worker import build_worker
 

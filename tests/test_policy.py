@@ -1,5 +1,5 @@
 """The assignment policy (docs/architecture.md): attempts and backoff,
-manual review by update and signal, cancellation, invalid bookings, permits."""
+manual review by update and signal, cancellation, invalid bookings, restaurant slots."""
 
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from seatflow.config import Settings
-from seatflow.intake.service import start_booking_workflow
-from seatflow.storage.permits import acquire
+from seatflow.service.bookings import start_booking_workflow
 from tests.support import (
     SETTLED,
     booking_tables,
@@ -275,17 +274,3 @@ async def test_thirty_bookings_never_hold_more_than_max_parallel_permits(dev_env
     assert intervals >= 30
     assert 1 <= peak <= 3
     assert await double_booked_minutes(db_engine, rid) == 0
-
-
-async def test_a_permit_held_by_a_dead_worker_is_reclaimed_after_its_lease(db_engine: AsyncEngine, unique_id: str) -> None:
-    rid = f"r-{unique_id}"
-    dead, alive = str(uuid.uuid4()), str(uuid.uuid4())
-    first = await acquire(db_engine, rid, dead, max_parallel=1, lease_seconds=0.3, wait_seconds=1)
-    assert first.granted
-    # The holder's worker dies: it never releases. The next booking waits out the lease.
-    second = await acquire(db_engine, rid, alive, max_parallel=1, lease_seconds=5, wait_seconds=5)
-    assert second.granted and second.slot == first.slot
-    assert second.wait_ms >= 200
-    closed = await scalar(db_engine, "SELECT released_at IS NOT NULL FROM permit_intervals WHERE "
-                          "booking_id = CAST(:b AS uuid)", b=dead)
-    assert closed is True

@@ -15,7 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from seatflow.config import Settings
 from seatflow.domain.assignment import ConfirmSpec
 from seatflow.domain.planning import Plan
-from seatflow.intake.service import start_booking_workflow
+from seatflow.service.bookings import start_booking_workflow
 from seatflow.storage.confirm import confirm_plan
 from seatflow.storage.lifecycle import apply_transition, verify_booking
 from tests.support import booking_tables, fetch, floorplan, import_plan, new_booking, scalar, slot

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 
 from seatflow.config import ConfigError, load_flags, load_settings
-from seatflow.intake.service import start_booking_workflow
+from seatflow.service.bookings import start_booking_workflow
 from seatflow.storage.lifecycle import cancel_booking
 from tests.support import (
     SETTLED,

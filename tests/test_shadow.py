@@ -395,7 +395,7 @@ async def restaurant_dump(engine: AsyncEngine, rid: str, bookings: list[str]) ->
 
 async def run_legacy_batch(client: Client, engine: AsyncEngine, settings: Any, rid: str,
                            queue: str, history: str | None = None) -> list[str]:
-    from seatflow.intake.service import start_booking_workflow
+    from seatflow.service.bookings import start_booking_workflow
     from worker import build_worker
 
     await import_plan(engine, floorplan(rid, [

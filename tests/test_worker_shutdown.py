@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 
 from seatflow.config import Settings
-from seatflow.intake.service import start_booking_workflow
+from seatflow.service.bookings import start_booking_workflow
 from tests.support import fetch, floorplan, import_plan, new_booking, scalar, slot
 from worker import build_worker
 

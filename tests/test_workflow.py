@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from seatflow.config import Settings
 from seatflow.domain.messages import BookingOutcome
 from seatflow.domain.workflow_ids import booking_workflow_id
-from seatflow.intake.service import start_booking_workflow
+from seatflow.service.bookings import start_booking_workflow
 from tests.support import (
     booking_tables,
     double_booked_minutes,

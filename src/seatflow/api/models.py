@@ -84,10 +84,13 @@ class EmailStatus(BaseModel):
     count: int
     sent_at: str | None
     duplicates_suppressed: int
+    status: str | None = Field(description="the confirmation's outbox status (pending, sent, "
+                               "failed, ...); null when there is none")
+    error: str | None = Field(description="why the last send failed (redacted), if it did")
 
 
 class BookingView(BaseModel):
-    """The model behind `seatflow bookings show --json`."""
+    """The booking JSON: exactly what `seatflow bookings show --json` prints."""
 
     booking_id: str
     restaurant_id: str
@@ -150,20 +153,27 @@ class ReviewItem(BaseModel):
 
 
 class DecisionBody(BaseModel):
-    """An operator's decision; the workflow's Update validator has the last word."""
+    """An operator's decision; the workflow's Update validator has the last word.
+    No `actor`: the decision is recorded as the token's (`api:<token name>`)."""
 
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={"examples": [
-            {"action": "assign", "table_ids": ["T4", "T5"], "actor": "ops-anna"},
-            {"action": "retry", "actor": "ops-anna"},
-            {"action": "reject", "actor": "ops-anna", "reason": "kitchen closed"},
+            {"action": "assign", "table_ids": ["T4", "T5"], "note": "window table"},
+            {"action": "assign", "table_ids": ["T1", "T2", "T3"], "force": True},
+            {"action": "retry"},
+            {"action": "reject", "reason": "kitchen closed"},
         ]},
     )
     action: Literal["assign", "retry", "reject"]
-    actor: str = Field(min_length=1, max_length=100, pattern=LINE)
     table_ids: list[Annotated[str, Field(min_length=1, max_length=64, pattern=CODE)]] | None = (
         Field(default=None, min_length=1, max_length=10)
+    )
+    force: bool = Field(
+        default=False,
+        description="assign only: override the overage, zone and adjacency rules (recorded "
+        "with the token's identity); never capacity, fixed tables, or a taken or inactive "
+        "table",
     )
     reason: str | None = Field(default=None, max_length=500, pattern=LINE)
     note: str | None = Field(default=None, max_length=500, pattern=LINE)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from seatflow.cli.common import print_json, refuse, usage
+from seatflow.cli.common import print_json, refuse, usage, with_stack
 
 
 def availability_command(
@@ -30,7 +30,6 @@ def availability_command(
     """Start times of the restaurant's services that have a valid table plan now,
     for one party size, on a date or in a window (same rules as the pipeline;
     nothing is written)."""
-    from seatflow.cli.bookings import with_stack
     from seatflow.config import settings
     from seatflow.domain.restaurant import InvalidBooking
     from seatflow.service.availability import check_availability

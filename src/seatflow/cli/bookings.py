@@ -2,68 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
-import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
 from seatflow.cli.common import (
     EXIT_TIMEOUT,
+    check_uuid,
     print_json,
     refuse,
-    run,
     usage,
+    with_stack,
 )
 
 app = typer.Typer(help="Create, inspect and cancel bookings.", no_args_is_help=True)
 
-T = TypeVar("T")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 BookingId = Annotated[str, typer.Argument(metavar="ID", help="The booking id (a UUID).")]
-
-
-def check_uuid(value: str) -> str:
-    import uuid
-
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        usage(f"{value!r} is not a booking id (expected a UUID)")
-
-
-def with_stack(work: Callable[[Any, Any], Awaitable[T]], *, temporal: bool = True) -> T:
-    """Run `work(engine, client)` against the configured database and Temporal."""
-    from temporalio.client import Client
-
-    from seatflow.config import settings
-    from seatflow.storage.db import make_engine
-    from seatflow.storage.embedded import resolve_database_url
-
-    cfg = settings()
-
-    async def main() -> T:
-        engine = make_engine(resolve_database_url(cfg.database_url), pool_size=2, max_overflow=2)
-        try:
-            client = None
-            if temporal:
-                try:
-                    client = await Client.connect(
-                        cfg.temporal_address, namespace=cfg.temporal_namespace
-                    )
-                except Exception as exc:  # noqa: BLE001 - reported to the person
-                    refuse(
-                        f"cannot reach Temporal at {cfg.temporal_address} ({exc}); "
-                        "is the stack up? try `seatflow dev up`"
-                    )
-            return await work(engine, client)
-        finally:
-            await engine.dispose()
-
-    return run(main())
 
 
 @app.command("create")
@@ -86,10 +43,8 @@ def create_cmd(
     """Insert a booking and start its assignment workflow; prints the booking id."""
     from seatflow.config import settings
     from seatflow.domain.guest import check_guest_email, check_guest_name
-    from seatflow.domain.intake import NewBooking
-    from seatflow.domain.restaurant import InvalidBooking, parse_start
-    from seatflow.intake.service import NotAvailable, create_booking
-    from seatflow.storage.restaurants import load_policy
+    from seatflow.domain.restaurant import InvalidBooking
+    from seatflow.service.bookings import NotAvailable, request_booking
 
     try:
         email = check_guest_email(email)
@@ -98,18 +53,10 @@ def create_cmd(
         refuse(exc.message, as_json=as_json)
 
     async def work(engine: Any, client: Any) -> Any:
-        async with engine.connect() as conn:
-            policy = await load_policy(conn, restaurant)
-        if policy is None:
-            raise InvalidBooking("unknown_restaurant", f"unknown restaurant {restaurant!r}")
-        when = parse_start(start, policy.timezone)
-        return await create_booking(
-            engine, client,
-            NewBooking(restaurant_id=restaurant, party_size=party, start=when,
-                       zone_preference=zone, guest_name=name, guest_email=email,
-                       idempotency_key=idempotency_key),
-            task_queue=settings().task_queue,
-            require_availability=require_availability,
+        return await request_booking(
+            engine, client, restaurant, party_size=party, start=start, zone_preference=zone,
+            guest_name=name, guest_email=email, idempotency_key=idempotency_key,
+            require_availability=require_availability, task_queue=settings().task_queue,
             engine_config=settings().engine_config(),
         )
 
@@ -125,7 +72,8 @@ def create_cmd(
         refuse(exc.message, as_json=as_json)
     if as_json:
         print_json({"booking_id": created.booking_id, "workflow_id": created.workflow_id,
-                    "workflow_started": created.workflow_started, "created": created.created})
+                    "workflow_started": created.workflow_started, "created": created.created,
+                    "assignment_state": created.assignment_state})
     else:
         typer.echo(created.booking_id)
         if not created.workflow_started:
@@ -186,9 +134,9 @@ def _render(view: dict[str, Any]) -> str:
 
 @app.command("show")
 def show_cmd(booking_id: BookingId, as_json: JsonFlag = False) -> None:
-    """Everything about one booking: state, tables, attempts, history, email."""
-    from seatflow.intake.service import booking_view
-    from seatflow.storage.transitions import BookingNotFound
+    """Everything about one booking: state, tables, attempts, history, email
+    (`--json`: the same JSON as the API's `GET /v1/bookings/{id}`)."""
+    from seatflow.service.bookings import BookingNotFound, booking_view
 
     booking_id = check_uuid(booking_id)
     try:
@@ -209,23 +157,14 @@ def wait_cmd(
 ) -> None:
     """Wait until the booking is confirmed, in manual review, failed or cancelled.
     Exits 0 when settled, 3 on timeout."""
-    from seatflow.domain.states import SETTLED
-    from seatflow.intake.service import booking_view
-    from seatflow.storage.transitions import BookingNotFound
+    from seatflow.service.bookings import BookingNotFound, wait_until_settled
 
     booking_id = check_uuid(booking_id)
     if not math.isfinite(timeout) or timeout < 0:
         usage(f"--timeout {timeout!r}: must be a finite number of seconds >= 0")
 
     async def work(engine: Any, _client: Any) -> tuple[bool, dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while True:
-            view = await booking_view(engine, booking_id)
-            if view["assignment_state"] in SETTLED:
-                return True, view
-            if time.monotonic() >= deadline:
-                return False, view
-            await asyncio.sleep(0.2)
+        return await wait_until_settled(engine, booking_id, timeout)
 
     try:
         settled, view = with_stack(work, temporal=False)
@@ -249,8 +188,11 @@ def cancel_cmd(
 ) -> None:
     """Cancel a booking: releases its tables and ends its workflow (in the
     database when the workflow has already closed)."""
-    from seatflow.intake.service import BookingActionRefused, cancel_booking_request
-    from seatflow.storage.transitions import BookingNotFound
+    from seatflow.service.bookings import (
+        BookingActionRefused,
+        BookingNotFound,
+        cancel_booking_request,
+    )
 
     booking_id = check_uuid(booking_id)
 
@@ -260,9 +202,7 @@ def cancel_cmd(
 
     try:
         view = with_stack(work)
-    except BookingNotFound as exc:
-        refuse(str(exc), as_json=as_json)
-    except BookingActionRefused as exc:
+    except (BookingNotFound, BookingActionRefused) as exc:
         refuse(str(exc), as_json=as_json)
     if as_json:
         print_json(view)
@@ -275,8 +215,7 @@ def resume_cmd(booking_id: BookingId, as_json: JsonFlag = False) -> None:
     """Start a new workflow run for a booking that is not settled when its
     workflow failed or was terminated (or never started)."""
     from seatflow.config import settings
-    from seatflow.intake.service import BookingActionRefused, resume_booking
-    from seatflow.storage.transitions import BookingNotFound
+    from seatflow.service.bookings import BookingActionRefused, BookingNotFound, resume_booking
 
     booking_id = check_uuid(booking_id)
 
@@ -285,9 +224,7 @@ def resume_cmd(booking_id: BookingId, as_json: JsonFlag = False) -> None:
 
     try:
         resumed = with_stack(work)
-    except BookingNotFound as exc:
-        refuse(str(exc), as_json=as_json)
-    except BookingActionRefused as exc:
+    except (BookingNotFound, BookingActionRefused) as exc:
         refuse(str(exc), as_json=as_json)
     if as_json:
         print_json({"booking_id": resumed.booking_id, "workflow_id": resumed.workflow_id,
@@ -325,30 +262,12 @@ def stuck_cmd(
     """Bookings whose workflow is still open and not settled, older than a threshold,
     from the Temporal visibility API, with the UI link of each."""
     from seatflow.config import settings
-    from seatflow.domain.workflow_ids import booking_id_of
+    from seatflow.service.bookings import stuck_bookings
 
     age = parse_age(older_than)
-    cutoff = (datetime.now(UTC) - age).strftime("%Y-%m-%dT%H:%M:%SZ")
-    query = (
-        "WorkflowType = 'BookingAssignmentWorkflow' AND ExecutionStatus = 'Running' "
-        f"AND StartTime < '{cutoff}' AND AssignmentState != 'confirmed'"
-    )
-    ns = settings().temporal_namespace
 
     async def work(_engine: Any, client: Any) -> list[dict[str, Any]]:
-        found = []
-        async for wf in client.list_workflows(query):
-            attrs = wf.search_attributes
-            found.append({
-                "workflow_id": wf.id,
-                "booking_id": booking_id_of(wf.id) or wf.id,
-                "state": (attrs.get("AssignmentState") or ["?"])[0],
-                "restaurant_id": (attrs.get("RestaurantId") or ["?"])[0],
-                "attempts": (attrs.get("AssignmentAttempts") or [0])[0],
-                "started": wf.start_time.isoformat() if wf.start_time else None,
-                "ui": f"{ui.rstrip('/')}/namespaces/{ns}/workflows/{wf.id}",
-            })
-        return found
+        return await stuck_bookings(client, age, ui=ui, namespace=settings().temporal_namespace)
 
     rows = with_stack(work)
     if as_json:

@@ -1,11 +1,12 @@
-"""Helpers shared by CLI commands: output, exit codes, async entry."""
+"""Helpers shared by CLI commands: output, exit codes, async entry, and the
+database and Temporal client a command works on."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import sys
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, NoReturn, TypeVar
 
 import typer
@@ -39,3 +40,41 @@ def usage(message: str) -> NoReturn:
 def print_json(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
+
+
+def check_uuid(value: str) -> str:
+    """A booking id as given on the command line, or a usage error."""
+    import uuid
+
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        usage(f"{value!r} is not a booking id (expected a UUID)")
+
+
+def with_stack(work: Callable[[Any, Any], Awaitable[T]], *, temporal: bool = True) -> T:
+    """Run `work(engine, client)` against the configured database and Temporal
+    (`client` is None with `temporal=False`); an unreachable Temporal is refused."""
+    from temporalio.client import Client
+
+    from seatflow.config import settings
+    from seatflow.service.database import open_database
+
+    cfg = settings()
+
+    async def main() -> T:
+        async with open_database(cfg.database_url, pool_size=2, max_overflow=2) as engine:
+            client = None
+            if temporal:
+                try:
+                    client = await Client.connect(
+                        cfg.temporal_address, namespace=cfg.temporal_namespace
+                    )
+                except Exception as exc:  # noqa: BLE001 - reported to the person
+                    refuse(
+                        f"cannot reach Temporal at {cfg.temporal_address} ({exc}); "
+                        "is the stack up? try `seatflow dev up`"
+                    )
+            return await work(engine, client)
+
+    return run(main())

@@ -1,8 +1,8 @@
 """`seatflow review`: the manual-review queue and operator decisions.
 
-Decisions go to the booking's workflow through the validated Update
-`resolve_manual_review_update`, so a bad request is refused by the validator
-(exit 1, nothing recorded) and a good one returns the result.
+Decisions go through `seatflow.service.review.resolve_manual_review`, the
+function the API calls too: the workflow's validated Update, made by
+`--actor`. A refused decision exits 1 and records nothing.
 """
 
 from __future__ import annotations
@@ -12,25 +12,13 @@ from typing import Annotated, Any
 
 import typer
 
-from seatflow.cli.bookings import check_uuid, with_stack
-from seatflow.cli.common import print_json, refuse, usage
+from seatflow.cli.common import check_uuid, print_json, refuse, usage, with_stack
 
 app = typer.Typer(help="The manual-review queue and operator decisions.", no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 BookingId = Annotated[str, typer.Argument(metavar="ID", help="The booking id (a UUID).")]
 Actor = Annotated[str, typer.Option("--actor", help="Who decides (recorded with the decision).")]
-
-
-async def review_queue(engine: Any, restaurant: str | None = None) -> list[dict[str, Any]]:
-    from seatflow.storage.review import manual_review_queue
-
-    return [
-        {"booking_id": i.booking_id, "restaurant_id": i.restaurant_id,
-         "party_size": i.party_size, "start": i.start.isoformat(), "attempts": i.attempts,
-         "last_reason": i.last_reason, "since": i.since.isoformat() if i.since else None}
-        for i in await manual_review_queue(engine, restaurant)
-    ]
 
 
 def _age(since: str | None) -> str:
@@ -50,6 +38,8 @@ def list_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Bookings waiting for an operator, oldest service first, with age and last reason."""
+    from seatflow.service.review import review_queue
+
     rows = with_stack(lambda engine, _c: review_queue(engine, restaurant), temporal=False)
     if as_json:
         print_json(rows)
@@ -65,29 +55,31 @@ def list_cmd(
         )
 
 
-def _decide(booking_id: str, payload: dict[str, Any], as_json: bool) -> None:
-    from seatflow.intake.service import BookingActionRefused, resolve_manual_review
-    from seatflow.storage.transitions import BookingNotFound
+def _decide(booking_id: str, decision: dict[str, Any], actor: str, as_json: bool) -> None:
+    from seatflow.service.bookings import BookingActionRefused, BookingNotFound
+    from seatflow.service.review import resolve_manual_review
 
     booking_id = check_uuid(booking_id)
 
     async def work(engine: Any, client: Any) -> Any:
-        return await resolve_manual_review(engine, client, booking_id, payload)
+        return await resolve_manual_review(engine, client, booking_id, decision, actor=actor)
 
     try:
         result = with_stack(work)
     except BookingActionRefused as exc:
         # Refused, or another decision (an operator, the UI, a cancel, the
         # deadline) resolved the booking first: say what happened.
+        message = str(exc)
+        refuse(message if message.startswith(f"booking {booking_id}")
+               else f"booking {booking_id}: {message}", as_json=as_json)
+    except BookingNotFound as exc:
         refuse(str(exc), as_json=as_json)
-    except BookingNotFound:
-        refuse(f"booking {booking_id} not found", as_json=as_json)
     if as_json:
         print_json(result)
         return
     tables = ", ".join(result.get("tables") or [])
     typer.echo(
-        f"booking {booking_id}: {payload['action']} accepted, now {result['state']}"
+        f"booking {booking_id}: {decision['action']} accepted, now {result['state']}"
         + (f" at {tables}" if tables and result["state"] == "confirmed" else "")
     )
 
@@ -109,18 +101,18 @@ def assign_cmd(
     table_ids = [t.strip() for t in tables.split(",")]
     if not tables.strip() or any(not t for t in table_ids):
         usage(f"--tables {tables!r}: give table ids separated by commas, e.g. T4,T5")
-    payload: dict[str, Any] = {"action": "assign", "table_ids": table_ids, "actor": actor}
+    decision: dict[str, Any] = {"action": "assign", "table_ids": table_ids}
     if note:
-        payload["note"] = note
+        decision["note"] = note
     if force:
-        payload["force"] = True
-    _decide(booking_id, payload, as_json)
+        decision["force"] = True
+    _decide(booking_id, decision, actor, as_json)
 
 
 @app.command("retry")
 def retry_cmd(booking_id: BookingId, actor: Actor, as_json: JsonFlag = False) -> None:
     """Give the booking a fresh set of automatic attempts."""
-    _decide(booking_id, {"action": "retry", "actor": actor}, as_json)
+    _decide(booking_id, {"action": "retry"}, actor, as_json)
 
 
 @app.command("reject")
@@ -133,4 +125,4 @@ def reject_cmd(
     """Fail the booking with the operator's reason."""
     if not reason.strip():
         usage("--reason must not be empty")
-    _decide(booking_id, {"action": "reject", "actor": actor, "reason": reason}, as_json)
+    _decide(booking_id, {"action": "reject", "reason": reason}, actor, as_json)

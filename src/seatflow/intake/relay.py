@@ -32,8 +32,8 @@ from temporalio.client import Client
 
 from seatflow.config import ConfigError, Settings, load_settings
 from seatflow.domain.workflow_ids import booking_workflow_id
-from seatflow.intake.service import start_booking_workflow
 from seatflow.logging import configure_logging, get_logger
+from seatflow.service.bookings import start_booking_workflow
 from seatflow.storage.intake import mark_intake_started, pending_intake
 
 BATCH_SIZE = 100  # rows per pass

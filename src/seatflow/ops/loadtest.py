@@ -216,7 +216,7 @@ async def run_loadtest(
 ) -> LoadtestResult:
     from seatflow.domain.intake import NewBooking
     from seatflow.domain.restaurant import InvalidBooking
-    from seatflow.intake.service import create_booking
+    from seatflow.service.bookings import create_booking
 
     if bookings < 1 or restaurants < 1 or concurrency < 1:
         raise LoadtestError("--bookings, --restaurants and --concurrency must be at least 1")

@@ -1,15 +1,20 @@
-"""Booking intake and read models for host applications and the CLI.
+"""Bookings: create one, show it, wait for it, cancel it, resume its workflow,
+find the stuck ones. The API and the CLI call these functions and only render
+what they return or raise.
 
 `create_booking` writes the booking and its intake row in one transaction,
 then starts the workflow. If Temporal is unreachable the booking is kept and
 the intake relay starts its workflow later.
+
+Refusals raise `BookingActionRefused` (or a subclass) with a stable `code` for
+programs and a message for people; an unknown booking raises `BookingNotFound`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,7 +22,6 @@ from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
     WorkflowHandle,
-    WorkflowUpdateFailedError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -25,18 +29,18 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from seatflow.domain import search_attributes as sa
 from seatflow.domain.intake import NewBooking
 from seatflow.domain.messages import BookingOutcome, BookingWorkflowInput
 from seatflow.domain.planning import EngineConfig
-from seatflow.domain.restaurant import InvalidBooking
+from seatflow.domain.restaurant import InvalidBooking, parse_start
 from seatflow.domain.review import InvalidDecision, parse_cancel
-from seatflow.domain.states import FINAL, AssignmentState
-from seatflow.domain.states import TERMINAL as _TERMINAL
-from seatflow.domain.workflow_ids import booking_workflow_id
+from seatflow.domain.states import FINAL, SETTLED, TERMINAL, AssignmentState
+from seatflow.domain.workflow_ids import booking_id_of, booking_workflow_id
+from seatflow.service.availability import check_start
 from seatflow.storage.booking_view import load_booking_view
 from seatflow.storage.intake import (
     find_existing_booking,
@@ -45,8 +49,19 @@ from seatflow.storage.intake import (
     mark_intake_started,
 )
 from seatflow.storage.lifecycle import cancel_booking as store_cancel_booking
+from seatflow.storage.restaurants import load_policy
+from seatflow.storage.transitions import BookingNotFound
+
+__all__ = [
+    "WORKFLOW_NAME", "AlreadyResolved", "BookingActionRefused", "BookingNotFound",
+    "CancelPending", "CreatedBooking", "NotAvailable", "ResumedBooking", "booking_view",
+    "cancel_booking_request", "create_booking", "request_booking", "resume_booking",
+    "signal_cancel", "start_booking_workflow", "stuck_bookings", "table_order",
+    "wait_until_settled",
+]
 
 WORKFLOW_NAME = "BookingAssignmentWorkflow"
+POLL_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,7 @@ class CreatedBooking:
     # False when a retry with the same idempotency key (or booking id) got the
     # booking an earlier call created: no second booking, workflow or email.
     created: bool = True
+    assignment_state: str | None = None  # read back by `request_booking`
 
 
 class NotAvailable(InvalidBooking):
@@ -66,6 +82,41 @@ class NotAvailable(InvalidBooking):
         super().__init__("not_available", message)
         self.start = start
         self.nearest = nearest
+
+
+class BookingActionRefused(Exception):
+    """The action was refused or lost a race; the message says what happened and
+    `code` names it for programs (the API's error codes)."""
+
+    def __init__(self, message: str, *, code: str = "refused") -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class AlreadyResolved(BookingActionRefused):
+    """The booking is already settled for good (or its workflow has closed)."""
+
+    def __init__(self, view: dict[str, Any]) -> None:
+        self.booking_id: str = view["booking_id"]
+        self.state: str = view["assignment_state"]
+        self.reason: str | None = view.get("last_reason")
+        why = f" ({self.reason})" if self.reason else ""
+        super().__init__(f"booking {self.booking_id} was already resolved: {self.state}{why}",
+                         code="already_resolved")
+
+
+class CancelPending(BookingActionRefused):
+    """The cancellation was sent to the running workflow but not applied in time."""
+
+    def __init__(self, view: dict[str, Any], waited: float) -> None:
+        self.view = view
+        super().__init__(
+            f"booking {view['booking_id']}: cancellation requested but not yet applied "
+            f"after {waited:g}s (state {view['assignment_state']})", code="cancel_pending")
+
+
+# ------------------------------------------------------------------ create
 
 
 def static_details(booking_id: str, restaurant_id: str, party_size: int, start: datetime) -> str:
@@ -94,7 +145,7 @@ async def start_booking_workflow(
     try:
         return await client.start_workflow(
             WORKFLOW_NAME,
-            BookingWorkflowInput(booking_id=booking_id, restaurant_id=restaurant_id),
+            BookingWorkflowInput(booking_id=booking_id),
             id=workflow_id,
             task_queue=task_queue,
             result_type=BookingOutcome,
@@ -135,8 +186,6 @@ async def create_booking(
     now = now or datetime.now(UTC)
     existing = await find_existing_booking(engine, new)
     if existing is None and require_availability:
-        from seatflow.availability import check_start
-
         slot, nearest = await check_start(
             engine, new.restaurant_id, new.party_size, new.start,
             config=engine_config or EngineConfig(), now=now,
@@ -170,6 +219,43 @@ async def create_booking(
     return CreatedBooking(booking_id, workflow_id, created=created)
 
 
+async def request_booking(
+    engine: AsyncEngine,
+    client: Client | None,
+    restaurant_id: str,
+    *,
+    party_size: int,
+    start: str,
+    zone_preference: str | None = None,
+    guest_name: str | None = None,
+    guest_email: str | None = None,
+    idempotency_key: str | None = None,
+    require_availability: bool,
+    task_queue: str,
+    engine_config: EngineConfig,
+) -> CreatedBooking:
+    """A booking as a front door receives it (`POST .../bookings`, `seatflow
+    bookings create`): `start` is ISO 8601 text, the restaurant's local time
+    when it has no offset. Creates it with `create_booking` and answers with
+    its assignment state. Raises InvalidBooking (`unknown_restaurant` first)."""
+    async with engine.connect() as conn:
+        policy = await load_policy(conn, restaurant_id)
+    if policy is None:
+        raise InvalidBooking("unknown_restaurant", f"unknown restaurant {restaurant_id!r}")
+    new = NewBooking(restaurant_id=restaurant_id, party_size=party_size,
+                     start=parse_start(start, policy.timezone), zone_preference=zone_preference,
+                     guest_name=guest_name, guest_email=guest_email,
+                     idempotency_key=idempotency_key)
+    created = await create_booking(engine, client, new, task_queue=task_queue,
+                                   require_availability=require_availability,
+                                   engine_config=engine_config)
+    view = await booking_view(engine, created.booking_id)
+    return replace(created, assignment_state=view["assignment_state"])
+
+
+# -------------------------------------------------------------------- read
+
+
 def table_order(code: str) -> tuple[str, int, str]:
     """T2 before T10: the order a floor plan reads in."""
     digits = "".join(ch for ch in code if ch.isdigit())
@@ -180,61 +266,68 @@ def table_order(code: str) -> tuple[str, int, str]:
 async def booking_view(engine: AsyncEngine, booking_id: str) -> dict[str, Any]:
     """Everything an operator needs to answer "why is booking X not confirmed?"
 
-    Fields are the contract of `bookings show --json`; tables in floor-plan order.
-    """
+    The one booking JSON: `GET /v1/bookings/{id}` and `bookings show --json`
+    answer exactly this; tables in floor-plan order. Raises BookingNotFound."""
     view = await load_booking_view(engine, booking_id)
     view["tables"] = sorted(view["tables"], key=table_order)
     return view
 
 
-# ------------------------------------------------- operator actions (CLI, host app)
+async def wait_until_settled(
+    engine: AsyncEngine, booking_id: str, timeout: float
+) -> tuple[bool, dict[str, Any]]:
+    """Poll the booking until it is settled (confirmed, manual review, failed or
+    cancelled) or `timeout` seconds have passed: (settled, the booking)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        view = await booking_view(engine, booking_id)
+        if view["assignment_state"] in SETTLED:
+            return True, view
+        if loop.time() >= deadline:
+            return False, view
+        await asyncio.sleep(0.2)
 
-TERMINAL = tuple(s.value for s in sorted(_TERMINAL))
+
+async def stuck_bookings(
+    client: Client, older_than: timedelta, *, ui: str, namespace: str,
+    now: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Bookings whose workflow is still open and not confirmed, started more
+    than `older_than` ago (Temporal visibility), each with its UI link."""
+    cutoff = ((now or datetime.now(UTC)) - older_than).strftime("%Y-%m-%dT%H:%M:%SZ")
+    query = (
+        f"WorkflowType = '{WORKFLOW_NAME}' AND ExecutionStatus = 'Running' "
+        f"AND StartTime < '{cutoff}' AND AssignmentState != 'confirmed'"
+    )
+    found = []
+    async for wf in client.list_workflows(query):
+        attrs = wf.search_attributes
+        found.append({
+            "workflow_id": wf.id,
+            "booking_id": booking_id_of(wf.id) or wf.id,
+            "state": (attrs.get("AssignmentState") or ["?"])[0],
+            "restaurant_id": (attrs.get("RestaurantId") or ["?"])[0],
+            "attempts": (attrs.get("AssignmentAttempts") or [0])[0],
+            "started": wf.start_time.isoformat() if wf.start_time else None,
+            "ui": f"{ui.rstrip('/')}/namespaces/{namespace}/workflows/{wf.id}",
+        })
+    return found
 
 
-class BookingActionRefused(Exception):
-    """The action was refused or lost a race; the message says what happened."""
+# ------------------------------------------------------------------ cancel
 
 
-def _resolved(view: dict[str, Any]) -> str:
-    reason = f" ({view['last_reason']})" if view.get("last_reason") else ""
-    return f"booking {view['booking_id']} was already resolved: {view['assignment_state']}{reason}"
-
-
-def _is_closed_workflow(exc: RPCError) -> bool:
+def is_closed_workflow(exc: RPCError) -> bool:
+    """The RPC failed because the workflow does not exist or has closed."""
     return exc.status == RPCStatusCode.NOT_FOUND or "completed" in str(exc).lower()
 
 
-async def resolve_manual_review(
-    engine: AsyncEngine, client: Client, booking_id: str, payload: dict[str, Any]
-) -> dict[str, Any]:
-    """An operator's decision, through the workflow's validated Update. Raises
-    BookingActionRefused with what happened when it is refused, when another
-    decision won the race, or when the workflow has closed."""
-    handle = client.get_workflow_handle(booking_workflow_id(booking_id))
+async def _running(handle: WorkflowHandle[Any, Any]) -> bool:
     try:
-        result: dict[str, Any] = await handle.execute_update(
-            "resolve_manual_review_update", payload)
-        return result
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        if isinstance(cause, ApplicationError):
-            message = cause.message
-            if message.startswith(f"booking {booking_id}"):
-                raise BookingActionRefused(message) from None
-            raise BookingActionRefused(f"booking {booking_id}: {message}") from None
-        failure = str(cause or exc)  # e.g. the workflow closed under the Update
-    except RPCError as exc:
-        if not _is_closed_workflow(exc):
-            raise
-        failure = str(exc)
-    view = await booking_view(engine, booking_id)
-    if view["assignment_state"] in TERMINAL:
-        raise BookingActionRefused(_resolved(view))
-    raise BookingActionRefused(
-        f"booking {booking_id} is {view['assignment_state']} but has no open workflow "
-        f"({failure}); `seatflow bookings resume {booking_id}` starts a new run"
-    )
+        return (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+    except Exception:  # noqa: BLE001 - no workflow (or Temporal down): cancel in the database
+        return False
 
 
 async def signal_cancel(handle: WorkflowHandle[Any, Any], actor: str | None,
@@ -244,7 +337,7 @@ async def signal_cancel(handle: WorkflowHandle[Any, Any], actor: str | None,
     try:
         await handle.signal("cancel_booking", {"actor": actor, "reason": reason})
     except RPCError as exc:
-        if not _is_closed_workflow(exc):
+        if not is_closed_workflow(exc):
             raise
         return False
     return True
@@ -255,38 +348,41 @@ async def cancel_booking_request(
     actor: str | None, reason: str | None, wait_seconds: float = 30.0,
 ) -> dict[str, Any]:
     """Cancel a booking: through its workflow (signal `cancel_booking`) while it
-    runs, in the database when it has closed (also when it closes before
-    applying the signal). Returns the booking view; raises
-    BookingActionRefused (already cancelled or failed, bad actor or reason)."""
+    runs, in the database when it has closed, does not answer, or closes before
+    applying the signal. Returns the cancelled booking. Raises BookingNotFound,
+    AlreadyResolved (already cancelled or failed), CancelPending (sent, not
+    applied within `wait_seconds`), BookingActionRefused `invalid_cancel`."""
     try:
         actor, reason = parse_cancel({"actor": actor, "reason": reason})
     except InvalidDecision as exc:
-        raise BookingActionRefused(str(exc)) from None
+        raise BookingActionRefused(str(exc), code="invalid_cancel") from None
     view = await booking_view(engine, booking_id)
     if view["assignment_state"] in FINAL:
-        raise BookingActionRefused(_resolved(view))
+        raise AlreadyResolved(view)
     if client is not None:
         handle = client.get_workflow_handle(booking_workflow_id(booking_id))
-        signalled = await signal_cancel(handle, actor, reason)
+        # The workflow may close between the check and the signal (right after it
+        # sends the confirmation): a signal refused for that is a database cancel.
+        signalled = await _running(handle) and await signal_cancel(handle, actor, reason)
         deadline = asyncio.get_running_loop().time() + wait_seconds
         while signalled:
             view = await booking_view(engine, booking_id)
-            if view["assignment_state"] == "cancelled":
+            if view["assignment_state"] == AssignmentState.CANCELLED:
                 return view
-            if view["assignment_state"] == "failed":
-                raise BookingActionRefused(_resolved(view))
-            status = (await handle.describe()).status
-            if status != WorkflowExecutionStatus.RUNNING:
-                break  # closed without applying it: cancel in the database
+            if view["assignment_state"] in FINAL:
+                raise AlreadyResolved(view)
+            if not await _running(handle):
+                break  # closed without applying it: nothing else will, cancel here
             if asyncio.get_running_loop().time() > deadline:
-                raise BookingActionRefused(
-                    f"booking {booking_id}: cancellation requested but not yet applied "
-                    f"after {wait_seconds:g}s (state {view['assignment_state']})")
-            await asyncio.sleep(0.2)
+                raise CancelPending(view, wait_seconds)
+            await asyncio.sleep(POLL_SECONDS)
     result = await store_cancel_booking(engine, booking_id, actor=actor, reason=reason)
     if not result.ok:
-        raise BookingActionRefused(_resolved(await booking_view(engine, booking_id)))
+        raise AlreadyResolved(await booking_view(engine, booking_id))
     return await booking_view(engine, booking_id)
+
+
+# ------------------------------------------------------------------ resume
 
 
 @dataclass(frozen=True)
@@ -307,7 +403,8 @@ async def resume_booking(
     view = await booking_view(engine, booking_id)
     state = view["assignment_state"]
     if state in TERMINAL:
-        raise BookingActionRefused(f"booking {booking_id} is already {state}; nothing to resume")
+        raise BookingActionRefused(f"booking {booking_id} is already {state}; nothing to resume",
+                                   code="already_resolved")
     workflow_id = booking_workflow_id(booking_id)
     try:
         status = (await client.get_workflow_handle(workflow_id).describe()).status
@@ -318,16 +415,17 @@ async def resume_booking(
         status, previous = None, "NONE"
     if status == WorkflowExecutionStatus.RUNNING:
         raise BookingActionRefused(
-            f"booking {booking_id} ({state}): its workflow is running; nothing to resume")
+            f"booking {booking_id} ({state}): its workflow is running; nothing to resume",
+            code="workflow_running")
     if status in (WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.CONTINUED_AS_NEW):
         raise BookingActionRefused(
             f"booking {booking_id} is {state} but its workflow completed; a completed run "
-            "is not restarted (fix the booking in the database first)")
+            "is not restarted (fix the booking in the database first)", code="workflow_completed")
     start = datetime.fromisoformat(view["start"])
     try:
         handle = await client.start_workflow(
             WORKFLOW_NAME,
-            BookingWorkflowInput(booking_id=booking_id, restaurant_id=view["restaurant_id"]),
+            BookingWorkflowInput(booking_id=booking_id),
             id=workflow_id, task_queue=task_queue, result_type=BookingOutcome,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
@@ -338,6 +436,7 @@ async def resume_booking(
         )
     except WorkflowAlreadyStartedError:
         raise BookingActionRefused(
-            f"booking {booking_id}: another run started meanwhile; nothing to resume") from None
+            f"booking {booking_id}: another run started meanwhile; nothing to resume",
+            code="workflow_running") from None
     await mark_intake_started(engine, booking_id)
     return ResumedBooking(booking_id, workflow_id, handle.result_run_id, previous)

@@ -1,0 +1,68 @@
+"""What every route depends on: the app's engine, Temporal client and
+settings (`Dep`), and the authenticated caller (`Caller`) with its role and
+restaurants checked by `require`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+
+from seatflow.api.auth import ApiToken, Role, authenticate
+from seatflow.api.errors import ApiError
+from seatflow.api.models import RESTAURANT_ID
+from seatflow.config import Settings
+from seatflow.domain.planning import EngineConfig
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    tokens: list[ApiToken]
+    engine: AsyncEngine
+    client: Client
+    config: EngineConfig
+
+
+_bearer = HTTPBearer(auto_error=False, description="a token from SEATFLOW_API_TOKENS")
+
+
+def deps(request: Request) -> Deps:
+    found: Deps = request.app.state.deps
+    return found
+
+
+def caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ApiToken:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise ApiError(401, "unauthorized", "missing bearer token (Authorization: Bearer ...)")
+    token = authenticate(deps(request).tokens, credentials.credentials)
+    if token is None:
+        raise ApiError(401, "unauthorized", "invalid token")
+    return token
+
+
+Caller = Annotated[ApiToken, Depends(caller)]
+Dep = Annotated[Deps, Depends(deps)]
+RestaurantPath = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=RESTAURANT_ID, description="restaurant id")
+]
+
+
+def require(token: ApiToken, roles: tuple[Role, ...], restaurant_id: str | None) -> None:
+    if token.role not in roles:
+        raise ApiError(403, "forbidden",
+                       f"a {token.role} token may not do this (needs {' or '.join(roles)})")
+    if restaurant_id is not None and not token.may_use(restaurant_id):
+        raise ApiError(403, "forbidden", f"this token is not for restaurant {restaurant_id}")
+
+
+def actor_of(token: ApiToken) -> str:
+    """Who the history names for what this token does: its name, never a body field."""
+    return f"api:{token.name}"

@@ -1,0 +1,53 @@
+"""`/v1/restaurants/{id}/availability`: start times with a valid table plan now."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from seatflow.api.deps import Caller, Dep, RestaurantPath, require
+from seatflow.api.errors import AUTH_ERRORS, ApiError, error_responses
+from seatflow.api.models import AvailabilityModel, Error
+from seatflow.domain.restaurant import InvalidBooking
+from seatflow.service.availability import check_availability
+
+router = APIRouter(tags=["availability"])
+
+
+@router.get(
+    "/v1/restaurants/{restaurant_id}/availability",
+    response_model=AvailabilityModel,
+    responses={404: {"model": Error}, **error_responses(*AUTH_ERRORS)},
+    summary="Start times with a valid table plan now, for one party size",
+)
+async def availability(
+    restaurant_id: RestaurantPath,
+    token: Caller,
+    d: Dep,
+    party: Annotated[int, Query(ge=1, le=1000, description="party size")],
+    day: Annotated[date | None, Query(alias="date", description="local date")] = None,
+    window_from: Annotated[datetime | None, Query(
+        alias="from", description="window start (local if no offset)")] = None,
+    window_to: Annotated[datetime | None, Query(
+        alias="to", description="window end (local if no offset)")] = None,
+) -> dict[str, Any]:
+    require(token, ("host", "operator"), restaurant_id)
+    if day is not None and (window_from is not None or window_to is not None):
+        raise ApiError(422, "bad_window", "give date, or from and to, not both")
+    if day is None and (window_from is None or window_to is None):
+        raise ApiError(422, "bad_window", "give date, or from and to")
+    if day is not None and not date(1971, 1, 1) <= day <= date(9998, 12, 31):
+        raise ApiError(422, "bad_window", f"date {day} is out of range")
+    window = None if day is not None else (window_from, window_to)
+    try:
+        found = await check_availability(
+            d.engine, restaurant_id, party, day=day, window=window,  # type: ignore[arg-type]
+            config=d.config,
+        )
+    except InvalidBooking:
+        raise  # unknown_restaurant 404, the others 422 (errors.py)
+    except (OverflowError, ValueError) as exc:
+        raise ApiError(422, "bad_window", f"window out of range: {exc}") from None
+    return found.to_dict()

@@ -1,0 +1,101 @@
+"""`/v1/restaurants/{id}/bookings` and `/v1/bookings/{id}`: create, show, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Header, Path
+from fastapi.responses import JSONResponse
+
+from seatflow.api.deps import Caller, Dep, RestaurantPath, actor_of, require
+from seatflow.api.errors import AUTH_ERRORS, error_responses
+from seatflow.api.models import BookingCreated, BookingView, CancelBody, Error, NewBookingBody
+from seatflow.logging import get_logger
+from seatflow.service.bookings import (
+    CancelPending,
+    booking_view,
+    cancel_booking_request,
+    request_booking,
+)
+
+log = get_logger("seatflow.api")
+router = APIRouter(tags=["bookings"])
+
+CANCEL_WAIT_SECONDS = 10.0
+IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,255}$"
+BookingPath = Annotated[UUID, Path(description="booking id")]
+
+
+@router.post(
+    "/v1/restaurants/{restaurant_id}/bookings",
+    status_code=201,
+    response_model=BookingCreated,
+    responses={200: {"model": BookingCreated,
+                     "description": "a retry: the booking this Idempotency-Key created"},
+               404: {"model": Error}, 409: {"model": Error}, **error_responses(*AUTH_ERRORS)},
+    summary="Create a booking (retry-safe with Idempotency-Key)",
+)
+async def create(
+    restaurant_id: RestaurantPath,
+    body: Annotated[NewBookingBody, Body()],
+    token: Caller,
+    d: Dep,
+    idempotency_key: Annotated[str | None, Header(
+        alias="Idempotency-Key", pattern=IDEMPOTENCY_KEY,
+        description="retries with the same key return the same booking")] = None,
+) -> JSONResponse:
+    require(token, ("host",), restaurant_id)
+    created = await request_booking(
+        d.engine, d.client, restaurant_id, party_size=body.party_size, start=body.start,
+        zone_preference=body.zone_preference, guest_name=body.guest_name,
+        guest_email=body.guest_email, idempotency_key=idempotency_key,
+        require_availability=body.require_availability, task_queue=d.settings.task_queue,
+        engine_config=d.config,
+    )
+    log.info("api.booking_created", booking_id=created.booking_id,
+             restaurant_id=restaurant_id, created=created.created, token=token.name)
+    result = BookingCreated(
+        booking_id=created.booking_id, workflow_id=created.workflow_id,
+        workflow_started=created.workflow_started, created=created.created,
+        assignment_state=created.assignment_state or "created",
+    )
+    return JSONResponse(result.model_dump(), status_code=201 if created.created else 200)
+
+
+@router.get(
+    "/v1/bookings/{booking_id}",
+    response_model=BookingView,
+    responses={404: {"model": Error}, **error_responses(*AUTH_ERRORS)},
+    summary="A booking: state, tables, attempts, history, email",
+)
+async def show(booking_id: BookingPath, token: Caller, d: Dep) -> dict[str, Any]:
+    require(token, ("host", "operator"), None)
+    view = await booking_view(d.engine, str(booking_id))
+    require(token, ("host", "operator"), view["restaurant_id"])
+    return view
+
+
+@router.post(
+    "/v1/bookings/{booking_id}/cancel",
+    response_model=BookingView,
+    responses={202: {"model": BookingView,
+                     "description": "cancellation requested, not applied yet"},
+               404: {"model": Error}, 409: {"model": Error}, **error_responses(*AUTH_ERRORS)},
+    summary="Cancel a booking (releases its tables)",
+)
+async def cancel(
+    booking_id: BookingPath, token: Caller, d: Dep,
+    body: Annotated[CancelBody | None, Body()] = None,
+) -> JSONResponse:
+    require(token, ("host",), None)
+    bid = str(booking_id)
+    view = await booking_view(d.engine, bid)
+    require(token, ("host",), view["restaurant_id"])
+    try:
+        view = await cancel_booking_request(
+            d.engine, d.client, bid, actor=actor_of(token),
+            reason=body.reason if body is not None else None, wait_seconds=CANCEL_WAIT_SECONDS)
+    except CancelPending as pending:
+        return JSONResponse(pending.view, status_code=202)
+    return JSONResponse(view)
