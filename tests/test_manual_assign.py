@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from seatflow.domain.assignment import ConfirmSpec
-from seatflow.domain.messages import ConfirmResult
-from seatflow.domain.planning import Plan
-from seatflow.storage.confirm import confirm_plan
+from seatflow.domain.assignment import AttemptOutcome
+from seatflow.domain.planning import BookingRequest, RestaurantSnapshot
+from seatflow.engine.validation import operator_plan_problem
+from seatflow.storage.attempts import AttemptRecord, OperatorAssignment, assign_tables
 from seatflow.storage.lifecycle import apply_transition, verify_booking
 from tests.support import booking_tables, fetch, floorplan, import_plan, new_booking, scalar
 
@@ -38,12 +38,23 @@ async def counts(engine: AsyncEngine, booking: str) -> tuple[int, int, int, int]
 
 async def assign(
     engine: AsyncEngine, booking: str, tables: tuple[str, ...], *, force: bool = False,
-) -> ConfirmResult:
+) -> AttemptRecord:
+    """What the workflow's assign_tables activity does for `seatflow review assign`
+    and the API's decision: the engine's operator check, then storage's placement."""
     version = int(await scalar(engine, "SELECT assignment_state_version FROM bookings "
                                "WHERE id = CAST(:b AS uuid)", b=booking))
-    return await confirm_plan(engine, ConfirmSpec(
-        booking_id=booking, expected_version=version, attempt_no=1, actor="maria",
-        plans=(Plan(tables=tables, score=0.0, strategy="manual"),), force=force))
+
+    def check(snapshot: RestaurantSnapshot, request: BookingRequest,
+              chosen: tuple[str, ...]) -> tuple[str | None, str | None]:
+        return operator_plan_problem(snapshot, request, chosen, force=force)
+
+    return await assign_tables(engine, OperatorAssignment(
+        booking_id=booking, expected_version=version, attempt_no=1, tables=tables,
+        actor="maria", force=force), check)
+
+
+def confirmed(result: AttemptRecord) -> bool:
+    return result.outcome == AttemptOutcome.CONFIRMED
 
 
 @pytest.fixture
@@ -55,8 +66,9 @@ async def restaurant(db_engine: AsyncEngine, unique_id: str) -> str:
 
 async def booking_of(engine: AsyncEngine, rid: str, party: int) -> str:
     booking = await new_booking(engine, rid, party)
-    ctx = await verify_booking(engine, booking, now=datetime.now(UTC))
-    await apply_transition(engine, booking, ctx.version, "assignment_in_progress")
+    verified = await verify_booking(engine, booking, now=datetime.now(UTC))
+    moved = await apply_transition(engine, booking, verified.version, "assignment_in_progress")
+    await apply_transition(engine, booking, moved.version, "manual_review")
     return booking
 
 
@@ -71,7 +83,7 @@ async def test_refused_even_with_force_and_nothing_recorded(
     before = await counts(db_engine, booking)
     for force in (False, True):
         result = await assign(db_engine, booking, tables, force=force)
-        assert not result.confirmed and why in str(result.reason)
+        assert not confirmed(result) and why in str(result.reason)
         assert "--force" not in str(result.reason)
     assert await counts(db_engine, booking) == before
 
@@ -80,17 +92,17 @@ async def test_a_taken_or_out_of_service_table_is_refused_even_with_force(
     db_engine: AsyncEngine, restaurant: str,
 ) -> None:
     holder = await booking_of(db_engine, restaurant, 4)
-    assert (await assign(db_engine, holder, ("T4",))).confirmed
+    assert confirmed(await assign(db_engine, holder, ("T4",)))
     booking = await booking_of(db_engine, restaurant, 4)
     before = await counts(db_engine, booking)
     taken = await assign(db_engine, booking, ("T4",), force=True)
-    assert not taken.confirmed and "taken" in str(taken.reason)
+    assert not confirmed(taken) and "taken" in str(taken.reason)
     async with db_engine.begin() as conn:
         from sqlalchemy import text
         await conn.execute(text("UPDATE dining_tables SET status = 'out_of_service' "
                                 "WHERE restaurant_id = :r AND code = 'T8'"), {"r": restaurant})
     closed = await assign(db_engine, booking, ("T8",), force=True)
-    assert not closed.confirmed and "out of service" in str(closed.reason)
+    assert not confirmed(closed) and "out of service" in str(closed.reason)
     assert await counts(db_engine, booking) == before
 
 
@@ -105,11 +117,11 @@ async def test_overage_zone_and_adjacency_need_force_which_is_recorded_with_the_
     booking = await booking_of(db_engine, restaurant, party)
     before = await counts(db_engine, booking)
     refused = await assign(db_engine, booking, tables)
-    assert not refused.confirmed and rule in str(refused.reason)
+    assert not confirmed(refused) and rule in str(refused.reason)
     assert "--force" in str(refused.reason)
     assert await counts(db_engine, booking) == before
     forced = await assign(db_engine, booking, tables, force=True)
-    assert forced.confirmed and forced.strategy == "manual"
+    assert confirmed(forced) and forced.strategy == "manual"
     assert await booking_tables(db_engine, booking) == sorted(tables)
     history = await fetch(db_engine, "SELECT actor, reason, metadata FROM "
                           "booking_assignment_state_history WHERE booking_id = CAST(:b AS uuid) "
@@ -124,7 +136,7 @@ async def test_a_valid_assignment_needs_no_force_and_records_none(
 ) -> None:
     booking = await booking_of(db_engine, restaurant, 4)
     result = await assign(db_engine, booking, ("T4",))
-    assert result.confirmed
+    assert confirmed(result)
     metadata = (await fetch(db_engine, "SELECT metadata FROM booking_assignment_state_history "
                             "WHERE booking_id = CAST(:b AS uuid) AND to_state = 'assigned'",
                             b=booking))[0][0]
