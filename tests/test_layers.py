@@ -4,6 +4,7 @@
   that is not in it (docs/architecture.md is the project's own).
 - SQL lives in `seatflow.storage` only: everywhere else code calls a named
   storage function. There is no allowlist.
+- The import rules between layers hold (import-linter's contracts).
 """
 
 from __future__ import annotations
@@ -98,23 +99,17 @@ def test_the_sql_pattern_finds_statements_and_ignores_lookalikes() -> None:
     assert len(SQL_IMPORT.findall(sample)) == 1
 
 
-def test_storage_takes_no_workflow_messages() -> None:
-    """Storage functions take plain arguments or domain types; the activity
-    unpacks the Temporal message (seatflow.domain.messages' requests)."""
-    importing = re.compile(r"from seatflow\.domain\.messages import (?:\(([^)]*)\)|([^\n(]*))")
-    found = {}
-    for path in sorted(STORAGE.rglob("*.py")):
-        for grouped, inline in importing.findall(path.read_text()):
-            requests = [n.strip() for n in (grouped or inline).replace("\n", ",").split(",")
-                        if n.strip().endswith("Request")]
-            if requests:
-                found[path.relative_to(SRC).as_posix()] = requests
-    assert not found, found
+def test_the_import_contracts_hold() -> None:
+    """The layer rules of docs/architecture.md, as import-linter contracts in
+    pyproject.toml (front doors -> service -> storage and engine -> domain;
+    workflows, the engine, the domain and the floor-plan format pure; storage
+    free of Temporal and its messages)."""
+    import subprocess
+    import sys
 
-
-def test_the_floor_plan_file_format_is_pure() -> None:
-    """Parsing, validating and serialising a floor plan touch no database; the
-    import and export are seatflow.storage.floorplans."""
-    source = (SRC / "seatflow" / "floorplan.py").read_text()
-    assert not re.search(r"^\s*(?:from|import) (?:sqlalchemy|seatflow\.storage)\b", source,
-                         re.MULTILINE)
+    linter = Path(sys.executable).parent / "lint-imports"
+    run = subprocess.run([str(linter), "--config", str(ROOT / "pyproject.toml")], cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(SRC)}, capture_output=True,
+                         text=True, timeout=300, check=False)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    assert "0 broken" in run.stdout
