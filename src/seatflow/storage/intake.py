@@ -23,6 +23,7 @@ from seatflow.domain.intake import (
     request_fingerprint,
 )
 from seatflow.domain.restaurant import InvalidBooking, booking_window
+from seatflow.domain.states import AssignmentState
 from seatflow.domain.workflow_ids import booking_workflow_id
 from seatflow.storage.restaurants import load_policy
 from seatflow.storage.transitions import BookingNotFound
@@ -194,9 +195,9 @@ async def insert_booking_once(
             text(
                 "INSERT INTO booking_assignment_state_history "
                 "(booking_id, from_state, to_state, version, reason) "
-                "VALUES (CAST(:id AS uuid), NULL, 'created', 0, 'booking received')"
+                "VALUES (CAST(:id AS uuid), NULL, :created, 0, 'booking received')"
             ),
-            {"id": booking_id},
+            {"id": booking_id, "created": AssignmentState.CREATED.value},
         )
         await conn.execute(
             text(
