@@ -28,7 +28,7 @@ CONFIG = load_settings().engine_config()
 
 
 def planner(snapshot: RestaurantSnapshot, request: BookingRequest) -> SearchOutcome:
-    found = search(snapshot, request, CONFIG, now=datetime.now(UTC))
+    found = search(snapshot, request, CONFIG)
     return SearchOutcome(found.plans, found.moves, found.reason)
 
 
@@ -57,8 +57,7 @@ async def test_a_confirmed_attempt_walks_every_state_in_one_transaction(
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 4}]))
     booking_id, version = await pending_booking(db_engine, rid, 3)
-    rec = await run_attempt(db_engine, spec(booking_id, rid, version), planner,
-                            now=datetime.now(UTC))
+    rec = await run_attempt(db_engine, spec(booking_id, rid, version), planner)
     assert (rec.outcome, rec.state, rec.tables) == ("confirmed", "confirmed", ("T1",))
     assert rec.version == version + 3
     history = [r[0] for r in await fetch(
@@ -89,13 +88,12 @@ async def test_a_failed_attempt_moves_to_the_state_the_workflow_chose(
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2},
                                                  {"id": "T2", "capacity": 2}]))
     booking_id, version = await pending_booking(db_engine, rid, 4)
-    first = await run_attempt(db_engine, spec(booking_id, rid, version), planner,
-                              now=datetime.now(UTC))
+    first = await run_attempt(db_engine, spec(booking_id, rid, version), planner)
     assert (first.outcome, first.state) == ("failed", "assignment_pending")
     assert first.reason
     last = await run_attempt(
         db_engine, spec(booking_id, rid, first.version, attempt_no=2,
-                        on_failure=S.MANUAL_REVIEW), planner, now=datetime.now(UTC))
+                        on_failure=S.MANUAL_REVIEW), planner)
     assert (last.outcome, last.state) == ("failed", "manual_review")
     results = [r[0] for r in await fetch(
         db_engine, "SELECT result FROM booking_assignment_attempts WHERE booking_id = "
@@ -110,10 +108,8 @@ async def test_a_retry_after_commit_reports_what_the_attempt_did(
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 4}]))
     booking_id, version = await pending_booking(db_engine, rid, 2)
-    first = await run_attempt(db_engine, spec(booking_id, rid, version), planner,
-                              now=datetime.now(UTC))
-    again = await run_attempt(db_engine, spec(booking_id, rid, version), planner,
-                              now=datetime.now(UTC))
+    first = await run_attempt(db_engine, spec(booking_id, rid, version), planner)
+    again = await run_attempt(db_engine, spec(booking_id, rid, version), planner)
     assert (again.outcome, again.state, again.version, again.tables) == (
         first.outcome, first.state, first.version, first.tables)
     assert await scalar(db_engine, "SELECT count(*) FROM booking_assignment_attempts WHERE "
@@ -126,8 +122,7 @@ async def test_a_stale_version_is_a_conflict_and_writes_nothing(
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 4}]))
     booking_id, version = await pending_booking(db_engine, rid, 2)
-    rec = await run_attempt(db_engine, spec(booking_id, rid, version - 1), planner,
-                            now=datetime.now(UTC))
+    rec = await run_attempt(db_engine, spec(booking_id, rid, version - 1), planner)
     assert rec.outcome == "conflict"
     assert (rec.state, rec.version) == ("assignment_pending", version)
     assert await booking_tables(db_engine, booking_id) == []
@@ -150,8 +145,7 @@ async def test_busy_when_other_processes_hold_every_slot_and_nothing_is_written(
             {"r": rid})).scalar())
         assert held == [1, 2]
         rec = await run_attempt(db_engine, spec(booking_id, rid, version,
-                                                slot_wait_seconds=0.2), planner,
-                                now=datetime.now(UTC))
+                                                slot_wait_seconds=0.2), planner)
         assert rec.outcome == "busy"
         assert rec.wait_ms >= 150
         await other.rollback()
@@ -160,8 +154,7 @@ async def test_busy_when_other_processes_hold_every_slot_and_nothing_is_written(
     assert await scalar(db_engine, "SELECT count(*) FROM booking_assignment_attempts WHERE "
                         "booking_id = CAST(:b AS uuid)", b=booking_id) == 0
     # Released at the other transaction's end: the next try gets a slot.
-    rec = await run_attempt(db_engine, spec(booking_id, rid, version), planner,
-                            now=datetime.now(UTC))
+    rec = await run_attempt(db_engine, spec(booking_id, rid, version), planner)
     assert rec.outcome == "confirmed"
 
 
@@ -198,8 +191,7 @@ async def test_no_slot_outlives_its_attempt_and_the_bound_holds(
     pending = [await pending_booking(db_engine, rid, 2) for _ in range(12)]
     before = await advisory_locks(db_engine)
     results = await asyncio.gather(*(
-        run_attempt(db_engine, spec(b, rid, v, slot_wait_seconds=5.0), planner,
-                    now=datetime.now(UTC)) for b, v in pending))
+        run_attempt(db_engine, spec(b, rid, v, slot_wait_seconds=5.0), planner) for b, v in pending))
     assert {r.outcome for r in results} == {"confirmed"}
     assert await advisory_locks(db_engine) == before
     ids = [b for b, _ in pending]
@@ -223,7 +215,7 @@ async def test_the_one_statement_snapshot_matches_the_six_query_one(
               {"id": "T3", "capacity": 4, "zone": "window"}],
         adjacency=[["T1", "T2"]], zones=["main", "window"]))
     seated, version = await pending_booking(db_engine, rid, 2)
-    await run_attempt(db_engine, spec(seated, rid, version), planner, now=datetime.now(UTC))
+    await run_attempt(db_engine, spec(seated, rid, version), planner)
     await new_booking(db_engine, rid, 3)  # known, not yet seated
     booking_id, _ = await pending_booking(db_engine, rid, 2)
     async with db_engine.begin() as conn:
@@ -238,26 +230,26 @@ async def test_the_one_statement_snapshot_matches_the_six_query_one(
 async def test_a_plan_partly_taken_leaves_no_partial_allocation(
     db_engine: AsyncEngine, unique_id: str,
 ) -> None:
-    from seatflow.storage.attempts import _allocate_fast
+    from seatflow.storage.placement import allocate
 
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2},
                                                  {"id": "T2", "capacity": 2}],
                                            adjacency=[["T1", "T2"]]))
     taken, version = await pending_booking(db_engine, rid, 2)
-    rec = await run_attempt(db_engine, spec(taken, rid, version), planner, now=datetime.now(UTC))
+    rec = await run_attempt(db_engine, spec(taken, rid, version), planner)
     held = rec.tables[0]
     booking_id, _ = await pending_booking(db_engine, rid, 2)
     row = (await fetch(db_engine, "SELECT start_at, occupied_until FROM bookings WHERE "
                        "id = CAST(:b AS uuid)", b=booking_id))[0]
     async with db_engine.begin() as conn:
-        why = await _allocate_fast(conn, booking_id, rid, ("T1", "T2"), row[0], row[1])
+        why = await allocate(conn, booking_id, rid, ("T1", "T2"), row[0], row[1])
         assert why is not None and "taken" in why
         left = (await conn.execute(text("SELECT count(*) FROM allocations WHERE booking_id = "
                                         "CAST(:b AS uuid)"), {"b": booking_id})).scalar()
         assert left == 0
         free = "T2" if held == "T1" else "T1"
-        assert await _allocate_fast(conn, booking_id, rid, (free,), row[0], row[1]) is None
+        assert await allocate(conn, booking_id, rid, (free,), row[0], row[1]) is None
     assert await booking_tables(db_engine, booking_id) == [free]
 
 

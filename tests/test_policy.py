@@ -4,7 +4,6 @@ manual review by update and signal, cancellation, invalid bookings, restaurant s
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any

@@ -1,4 +1,4 @@
-"""Re-packing through the workflow and the atomic confirm, on real PostgreSQL:
+"""Re-packing through the workflow and the one-transaction attempt, on real PostgreSQL:
 a party of 6 arrives when the only 6-top holds a party of 4 that a free 4-top
 could also seat; the 4 moves and the 6 is seated, in one transaction."""
 
@@ -13,23 +13,32 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.testing import WorkflowEnvironment
 
 from seatflow.config import Settings
-from seatflow.domain.assignment import ConfirmSpec
-from seatflow.domain.planning import Plan
+from seatflow.domain.planning import Move, Plan
+from seatflow.domain.states import AssignmentState
 from seatflow.service.bookings import start_booking_workflow
-from seatflow.storage.confirm import confirm_plan
-from seatflow.storage.lifecycle import apply_transition, verify_booking
+from seatflow.storage.attempts import AttemptRecord, AttemptSpec, SearchOutcome, run_attempt
+from seatflow.storage.lifecycle import verify_booking
 from tests.support import booking_tables, fetch, floorplan, import_plan, new_booking, scalar, slot
 from worker import build_worker
 
 
-async def seat_at(engine: AsyncEngine, booking_id: str, tables: tuple[str, ...]) -> None:
-    """Confirm a booking on chosen tables (as an earlier, less clever assignment did)."""
+async def place(engine: AsyncEngine, booking_id: str, plans: tuple[Plan, ...],
+                moves: tuple[Move, ...] = ()) -> AttemptRecord:
+    """The booking's next automatic attempt, with a planner that proposes
+    exactly `plans` and `moves` (what the engine would hand the database)."""
     ctx = await verify_booking(engine, booking_id, now=datetime.now(UTC))
-    moved = await apply_transition(engine, booking_id, ctx.version, "assignment_in_progress")
-    result = await confirm_plan(engine, ConfirmSpec(
-        booking_id=booking_id, expected_version=moved.version, attempt_no=1,
-        plans=(Plan(tables=tables, score=0.0, strategy="optimal_fit"),)))
-    assert result.confirmed
+    spec = AttemptSpec(booking_id=booking_id, restaurant_id=ctx.restaurant_id,
+                       expected_version=ctx.version, attempt_no=ctx.attempts_used + 1,
+                       on_failure=AssignmentState.ASSIGNMENT_PENDING, max_parallel=3,
+                       slot_wait_seconds=2.0)
+    return await run_attempt(engine, spec, lambda _snapshot, _request: SearchOutcome(plans, moves))
+
+
+async def seat_at(engine: AsyncEngine, booking_id: str, tables: tuple[str, ...],
+                  strategy: str = "optimal_fit") -> None:
+    """Confirm a booking on chosen tables (as an earlier, less clever assignment did)."""
+    result = await place(engine, booking_id, (Plan(tables=tables, score=0.0, strategy=strategy),))
+    assert result.outcome == "confirmed"
 
 
 async def test_party_of_six_repacks_a_four_off_the_only_six_top(
@@ -68,8 +77,6 @@ async def test_party_of_six_repacks_a_four_off_the_only_six_top(
 async def test_a_move_that_lost_its_race_aborts_the_whole_set(
     db_engine: AsyncEngine, unique_id: str,
 ) -> None:
-    from seatflow.domain.planning import Move
-
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [
         {"id": "SIX", "capacity": 6, "mobility": "fixed"},
@@ -81,21 +88,10 @@ async def test_a_move_that_lost_its_race_aborts_the_whole_set(
     rival = await new_booking(db_engine, rid, 4, start=start)
     await seat_at(db_engine, rival, ("FOUR",))  # took the 4-top meanwhile
     six = await new_booking(db_engine, rid, 6, start=start)
-    ctx = await verify_booking(db_engine, six, now=datetime.now(UTC))
-    moved = await apply_transition(db_engine, six, ctx.version, "assignment_in_progress")
-    result = await confirm_plan(db_engine, ConfirmSpec(
-        booking_id=six, expected_version=moved.version, attempt_no=1,
-        plans=(Plan(tables=("SIX",), score=0.0, strategy="repack"),),
-        moves=(Move(booking_id=four, from_tables=("SIX",), to_tables=("FOUR",)),)))
-    assert not result.confirmed
+    result = await place(db_engine, six, *repack(four))
+    assert result.outcome == "failed"
     assert await booking_tables(db_engine, four) == ["SIX"]  # nothing moved
     assert await booking_tables(db_engine, six) == []
-
-
-async def in_progress(engine: AsyncEngine, booking_id: str) -> int:
-    ctx = await verify_booking(engine, booking_id, now=datetime.now(UTC))
-    return (await apply_transition(engine, booking_id, ctx.version,
-                                   "assignment_in_progress")).version
 
 
 async def version_of(engine: AsyncEngine, booking_id: str) -> int:
@@ -114,23 +110,15 @@ async def six_and_four(
     ]))
     start = slot()
     four = await new_booking(engine, rid, 4, start=start)
-    ctx = await verify_booking(engine, four, now=datetime.now(UTC))
-    moved = await apply_transition(engine, four, ctx.version, "assignment_in_progress")
-    seated = await confirm_plan(engine, ConfirmSpec(
-        booking_id=four, expected_version=moved.version, attempt_no=1,
-        plans=(Plan(tables=("SIX",), score=0.0, strategy=four_strategy),)))
-    assert seated.confirmed
+    await seat_at(engine, four, ("SIX",), four_strategy)
     six = await new_booking(engine, rid, 6, start=start)
     return rid, four, six
 
 
-def repack_request(six: str, four: str, version: int) -> ConfirmSpec:
-    from seatflow.domain.planning import Move
-
-    return ConfirmSpec(
-        booking_id=six, expected_version=version, attempt_no=1,
-        plans=(Plan(tables=("SIX",), score=0.0, strategy="repack"),),
-        moves=(Move(booking_id=four, from_tables=("SIX",), to_tables=("FOUR",)),))
+def repack(four: str) -> tuple[tuple[Plan, ...], tuple[Move, ...]]:
+    """The 6 on the 6-top, the 4 moved to the 4-top."""
+    return ((Plan(tables=("SIX",), score=0.0, strategy="repack"),),
+            (Move(booking_id=four, from_tables=("SIX",), to_tables=("FOUR",)),))
 
 
 async def test_moves_roll_back_when_the_new_booking_cannot_be_allocated(
@@ -138,13 +126,13 @@ async def test_moves_roll_back_when_the_new_booking_cannot_be_allocated(
 ) -> None:
     rid, four, six = await six_and_four(db_engine, unique_id)
     before = await version_of(db_engine, four)
-    version = await in_progress(db_engine, six)
     async with db_engine.begin() as conn:  # the freed table went out of service meanwhile
         from sqlalchemy import text
         await conn.execute(text("UPDATE dining_tables SET status = 'out_of_service' "
                                 "WHERE restaurant_id = :r AND code = 'SIX'"), {"r": rid})
-    result = await confirm_plan(db_engine, repack_request(six, four, version))
-    assert not result.confirmed and result.plans_tried == (("SIX",),)
+    result = await place(db_engine, six, *repack(four))
+    assert result.outcome == "failed"
+    assert result.reason == "all 1 plans were taken at confirm time"
     assert await booking_tables(db_engine, four) == ["SIX"]  # the move was rolled back
     assert await version_of(db_engine, four) == before
     assert await scalar(db_engine, "SELECT count(*) FROM observability_events WHERE booking_id = "
@@ -157,9 +145,8 @@ async def test_a_booking_placed_by_hand_is_never_moved(
 ) -> None:
     _rid, four, six = await six_and_four(db_engine, unique_id, four_strategy="manual")
     before = await version_of(db_engine, four)
-    version = await in_progress(db_engine, six)
-    result = await confirm_plan(db_engine, repack_request(six, four, version))
-    assert not result.confirmed and "placed by hand" in str(result.reason)
+    result = await place(db_engine, six, *repack(four))
+    assert result.outcome == "failed" and "placed by hand" in str(result.reason)
     assert await booking_tables(db_engine, four) == ["SIX"]
     assert await version_of(db_engine, four) == before
 
@@ -169,9 +156,8 @@ async def test_a_move_is_a_versioned_write_and_the_pending_confirmation_names_th
 ) -> None:
     _rid, four, six = await six_and_four(db_engine, unique_id)
     before = await version_of(db_engine, four)
-    version = await in_progress(db_engine, six)
-    result = await confirm_plan(db_engine, repack_request(six, four, version))
-    assert result.confirmed and result.notify == ()
+    result = await place(db_engine, six, *repack(four))
+    assert result.outcome == "confirmed" and result.notify == ()
     assert await booking_tables(db_engine, four) == ["FOUR"]
     assert await version_of(db_engine, four) == before + 1
     history = await fetch(db_engine, "SELECT from_state, to_state, version, reason, "
@@ -197,9 +183,8 @@ async def test_a_moved_guest_already_emailed_gets_a_table_changed_email(
     mailbox = FileMailbox(tmp_path)
     sent = await send_outbox_email(db_engine, mailbox, four, "confirmation", "b@seatflow.local")
     assert sent.sent
-    version = await in_progress(db_engine, six)
-    result = await confirm_plan(db_engine, repack_request(six, four, version))
-    assert result.confirmed and result.notify == (four,)
+    result = await place(db_engine, six, *repack(four))
+    assert result.outcome == "confirmed" and result.notify == (four,)
     note = await send_outbox_email(db_engine, mailbox, four, "table_changed", "b@seatflow.local")
     assert note.sent
     assert sorted(p.name for p in tmp_path.glob("*.eml")) == sorted(
@@ -207,7 +192,7 @@ async def test_a_moved_guest_already_emailed_gets_a_table_changed_email(
     text_of = (tmp_path / f"{four}-table_changed.eml").read_text()
     assert "Table(s): FOUR" in text_of and "different table" in text_of
     # Moved again: the re-armed table_changed email is a new message, not a duplicate.
-    from seatflow.storage.confirm import _tell_moved_guest
+    from seatflow.storage.placement import _tell_moved_guest
 
     async with db_engine.begin() as conn:
         row = (await conn.execute(text(
@@ -233,12 +218,7 @@ async def test_the_snapshot_says_who_placed_a_booking_by_hand_and_re_packing_lea
     ]))
     start = slot()
     four = await new_booking(db_engine, rid, 4, start=start, zone="main")
-    ctx = await verify_booking(db_engine, four, now=datetime.now(UTC))
-    moved = await apply_transition(db_engine, four, ctx.version, "assignment_in_progress")
-    placed = await confirm_plan(db_engine, ConfirmSpec(
-        booking_id=four, expected_version=moved.version, attempt_no=1,
-        plans=(Plan(tables=("SIX",), score=0.0, strategy="manual"),)))
-    assert placed.confirmed
+    await seat_at(db_engine, four, ("SIX",), "manual")
     async with db_engine.connect() as conn:
         snapshot = await load_snapshot(conn, rid, start, start)
     [held] = snapshot.allocations
@@ -253,8 +233,6 @@ async def test_a_swap_is_applied_as_one_set(db_engine: AsyncEngine, unique_id: s
     """Two bookings trading tables: neither move can go first (each takes the
     other's table in the same window), so the set is applied as a whole. The
     re-pack is refused if one of them changed tables meanwhile, and nothing moves."""
-    from seatflow.domain.planning import Move
-
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [
         {"id": "A4", "capacity": 4, "mobility": "fixed"},
@@ -272,18 +250,13 @@ async def test_a_swap_is_applied_as_one_set(db_engine: AsyncEngine, unique_id: s
             Move(booking_id=second, from_tables=("B4",), to_tables=("A4",)))
     stale = (Move(booking_id=first, from_tables=("A4",), to_tables=("B4",)),
              Move(booking_id=second, from_tables=("C2",), to_tables=("A4",)))
-    version = await in_progress(db_engine, new)
-    refused = await confirm_plan(db_engine, ConfirmSpec(
-        booking_id=new, expected_version=version, attempt_no=1,
-        plans=(Plan(tables=("C2",), score=0.0, strategy="repack"),), moves=stale))
-    assert not refused.confirmed and "changed tables" in str(refused.reason)
+    c2 = (Plan(tables=("C2",), score=0.0, strategy="repack"),)
+    refused = await place(db_engine, new, c2, stale)
+    assert refused.outcome == "failed" and "changed tables" in str(refused.reason)
     assert await booking_tables(db_engine, first) == ["A4"]
     assert await booking_tables(db_engine, second) == ["B4"]
-    again = await apply_transition(db_engine, new, refused.version, "assignment_in_progress")
-    result = await confirm_plan(db_engine, ConfirmSpec(
-        booking_id=new, expected_version=again.version, attempt_no=2,
-        plans=(Plan(tables=("C2",), score=0.0, strategy="repack"),), moves=swap))
-    assert result.confirmed
+    result = await place(db_engine, new, c2, swap)  # attempt 2
+    assert result.outcome == "confirmed"
     assert await booking_tables(db_engine, first) == ["B4"]
     assert await booking_tables(db_engine, second) == ["A4"]
     assert await booking_tables(db_engine, new) == ["C2"]
@@ -359,3 +332,29 @@ async def test_a_retry_runs_the_deep_re_pack_and_the_swap_it_finds_is_applied(
     moved = await fetch(db_engine, "SELECT booking_id::text FROM booking_assignment_state_history "
                         "WHERE reason = :r", r=f"repacked_for:{four}")
     assert sorted(m[0] for m in moved) == sorted([seated["a"], seated["b"], seated["p"]])
+
+
+async def test_an_attempt_retried_after_its_commit_still_names_the_moved_guests(
+    db_engine: AsyncEngine, unique_id: str, tmp_path: Path,
+) -> None:
+    """The worker died after the commit and before Temporal recorded the
+    result: the retried attempt finds its own work done and reports it whole,
+    so the guest re-packing moved is still told (it was not, before v1)."""
+    from seatflow.mail import FileMailbox, send_outbox_email
+
+    _rid, four, six = await six_and_four(db_engine, unique_id)
+    sent = await send_outbox_email(db_engine, FileMailbox(tmp_path), four, "confirmation",
+                                   "b@seatflow.local")
+    assert sent.sent
+    ctx = await verify_booking(db_engine, six, now=datetime.now(UTC))
+    spec = AttemptSpec(booking_id=six, restaurant_id=ctx.restaurant_id,
+                       expected_version=ctx.version, attempt_no=1,
+                       on_failure=AssignmentState.ASSIGNMENT_PENDING, max_parallel=3,
+                       slot_wait_seconds=2.0)
+    plans, moves = repack(four)
+    first = await run_attempt(db_engine, spec, lambda _s, _r: SearchOutcome(plans, moves))
+    again = await run_attempt(db_engine, spec, lambda _s, _r: SearchOutcome(plans, moves))
+    assert (first.outcome, first.notify, first.tables) == ("confirmed", (four,), ("SIX",))
+    assert (again.outcome, again.notify, again.tables, again.version) == (
+        "confirmed", (four,), ("SIX",), first.version)
+    assert await booking_tables(db_engine, four) == ["FOUR"]  # moved once, not twice

@@ -84,9 +84,12 @@ async def test_legacy_path_seats_with_first_fit_and_records_its_events(dev_env: 
     assert await booking_tables(db_engine, booking) == ["T2"]  # ascending capacity, first fit
     events = await fetch(db_engine, "SELECT event_type FROM observability_events WHERE "
                          "booking_id = CAST(:id AS uuid) AND source = 'auto_assign'", id=booking)
-    assert sorted(e[0] for e in events) == ["auto_assign.quote", "auto_assign.summary"]
-    assert await scalar(db_engine, "SELECT pipeline FROM booking_assignment_attempts WHERE "
-                        "booking_id = CAST(:id AS uuid)", id=booking) == "legacy"
+    assert [e[0] for e in events] == ["auto_assign.summary"]
+    # The legacy try is an attempt like any other: its row names the pipeline
+    # and the plans the first fit proposed.
+    assert await fetch(db_engine, "SELECT pipeline, result, plans_tried FROM "
+                       "booking_assignment_attempts WHERE booking_id = CAST(:id AS uuid)",
+                       id=booking) == [("legacy", "confirmed", [["T2"]])]
     assert len(list(mailbox.glob("*.eml"))) == 1
 
 

@@ -24,8 +24,7 @@ from temporalio.worker import Worker
 
 from activities.shadow import ShadowActivities
 from seatflow.config import Settings
-from seatflow.domain.assignment import ConfirmSpec
-from seatflow.domain.planning import BookingRequest
+from seatflow.domain.planning import BookingRequest, RestaurantSnapshot
 from seatflow.domain.shadow import (
     COMPARISON_EVENT,
     ERROR_EVENT,
@@ -35,10 +34,11 @@ from seatflow.domain.shadow import (
     ShadowInput,
     ShadowSearch,
 )
+from seatflow.domain.states import AssignmentState
 from seatflow.domain.workflow_ids import shadow_workflow_id
 from seatflow.engine import quote_tables
-from seatflow.storage import confirm, lifecycle
-from seatflow.storage.restaurants import load_snapshot
+from seatflow.storage import lifecycle
+from seatflow.storage.attempts import AttemptSpec, SearchOutcome, run_attempt
 from seatflow.storage.shadow import read_only
 from shadow_worker import build_shadow_worker
 from tests.support import booking_tables, fetch, floorplan, import_plan, new_booking, scalar, slot
@@ -54,28 +54,22 @@ def shadow_queue() -> str:
 
 
 async def legacy_seat(engine: AsyncEngine, booking_id: str) -> tuple[tuple[str, ...], str]:
-    """The legacy path in miniature: verify, quote first fit, confirm atomically.
-    Returns the tables and the time of the quote (the shadow's as_of)."""
+    """The legacy path's attempt: verify, then one attempt whose planner is
+    the legacy first fit. Returns the tables and the time of the floor it
+    planned on (the shadow's as_of)."""
     ctx = await lifecycle.verify_booking(engine, booking_id, now=datetime.now(UTC))
-    moved = await lifecycle.apply_transition(
-        engine, booking_id, ctx.version, "assignment_in_progress", metadata={"attempt_no": 1}
-    )
-    async with engine.connect() as conn:
-        row = (await conn.execute(
-            text("SELECT party_size, start_at, occupied_until FROM bookings "
-                 "WHERE id = CAST(:id AS uuid)"), {"id": booking_id})).one()
-        snapshot = await load_snapshot(conn, ctx.restaurant_id, row.start_at,
-                                       row.occupied_until, exclude_booking=booking_id)
-    as_of = datetime.now(UTC).isoformat()
-    plans = quote_tables(snapshot, BookingRequest(booking_id, row.party_size, row.start_at,
-                                                  row.occupied_until))
-    assert plans, "the simulated legacy path expects to seat this booking"
-    result = await confirm.confirm_plan(engine, ConfirmSpec(
-        booking_id=booking_id, expected_version=moved.version, attempt_no=1,
-        plans=tuple(plans), pipeline="legacy",
-    ))
-    assert result.confirmed, result.reason
-    return result.tables, as_of
+
+    def first_fit(snapshot: RestaurantSnapshot, request: BookingRequest) -> SearchOutcome:
+        plans = tuple(quote_tables(snapshot, request))
+        assert plans, "the simulated legacy path expects to seat this booking"
+        return SearchOutcome(plans)
+
+    result = await run_attempt(engine, AttemptSpec(
+        booking_id=booking_id, restaurant_id=ctx.restaurant_id, expected_version=ctx.version,
+        attempt_no=1, on_failure=AssignmentState.ASSIGNMENT_PENDING, max_parallel=3,
+        slot_wait_seconds=2.0, pipeline="legacy"), first_fit)
+    assert result.outcome == "confirmed", result.reason
+    return result.tables, result.as_of
 
 
 async def dump_application_tables(engine: AsyncEngine) -> dict[str, list[str]]:

@@ -40,27 +40,27 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
+from seatflow.domain.assignment import Pipeline
 from seatflow.domain.messages import (
+    AssignRequest,
+    AssignResult,
     AttemptRequest,
     AttemptResult,
     BookingOutcome,
     BookingStatus,
     CancelRequest,
-    ConfirmRequest,
-    ConfirmResult,
     EmailRequest,
     EmailResult,
-    FailedAttemptRequest,
-    FindPlansRequest,
-    FindPlansResult,
     LegacySummaryRequest,
     ManualReviewResult,
     PipelineDecision,
     TransitionResult,
 )
 from seatflow.domain.planning import Plan
-from seatflow.domain.states import AssignmentState, after_failed_attempt, can_transition
-from seatflow.intake.service import start_booking_workflow
+from seatflow.domain.states import AssignmentState, can_transition
+from seatflow.domain.workflow_ids import booking_workflow_id
+from seatflow.service.bookings import start_booking_workflow
+from tests.support import save_history
 from tests.workflow_fakes import FakeBookingBase
 from workflows.booking import BookingAssignmentWorkflow
 from workflows.runner import workflow_runner
@@ -76,7 +76,7 @@ ROUND = 5
 def v3(**changes: Any) -> PipelineDecision:
     """The flags in force: the V3 pipeline with a round of five attempts and
     backoffs of 1, 2, 4, 8 s (jittered down by up to 20%)."""
-    base = PipelineDecision(pipeline="v3", max_attempts=ROUND, retry_base_seconds=1.0,
+    base = PipelineDecision(pipeline=Pipeline.V3, max_attempts=ROUND, retry_base_seconds=1.0,
                             retry_cap_seconds=30.0)
     return replace(base, **changes)
 
@@ -90,7 +90,8 @@ class FakeBooking(FakeBookingBase):
     # The flags: begin_booking answers the first, decide_pipeline the next ones
     # (the last repeats).
     decisions: list[PipelineDecision] = field(default_factory=lambda: [v3()])
-    # What each legacy_quote finds, in order (no plan when the list runs out).
+    # What each legacy attempt's first fit finds, in order (no plan when the
+    # list runs out).
     legacy_plans: list[tuple[Plan, ...]] = field(default_factory=list)
     # Tables an operator's assign finds taken.
     taken: frozenset[str] = frozenset()
@@ -130,7 +131,12 @@ class FakeBooking(FakeBookingBase):
     @activity.defn(name="run_attempt")
     async def run_attempt(self, req: AttemptRequest) -> AttemptResult:
         await self._called("run_attempt", req)
-        outcome = self.attempts.pop(0) if self.attempts else "failed"
+        plans: tuple[Plan, ...] = ()
+        if req.pipeline == Pipeline.LEGACY:
+            plans = self.legacy_plans.pop(0) if self.legacy_plans else ()
+            outcome = "confirmed" if plans else "failed"
+        else:
+            outcome = self.attempts.pop(0) if self.attempts else "failed"
         if outcome == "busy":
             return AttemptResult(outcome="busy", state=self.state, version=self.version,
                                  wait_ms=req.waited_ms + 500.0)
@@ -145,37 +151,28 @@ class FakeBooking(FakeBookingBase):
         if outcome == "confirmed":
             self._move(S.ASSIGNED.value)
             self._move(S.CONFIRMED.value)
+            tables, strategy = (plans[0].tables, plans[0].strategy) if plans else (("T1",),
+                                                                                  "single")
             return AttemptResult(outcome="confirmed", state=self.state, version=self.version,
-                                 tables=("T1",), strategy="single", wait_ms=1.0)
+                                 tables=tables, strategy=strategy, wait_ms=1.0,
+                                 as_of="2026-01-01T00:00:00+00:00")
         # A failed attempt moves where the workflow said, as storage does.
         self._move(req.on_failure)
+        reason = "no tables" if req.pipeline == Pipeline.LEGACY else (
+            f"no plan at attempt {req.attempt_no}")
         return AttemptResult(outcome="failed", state=self.state, version=self.version,
-                             reason=f"no plan at attempt {req.attempt_no}", wait_ms=1.0)
+                             reason=reason, wait_ms=1.0, as_of="2026-01-01T00:00:00+00:00")
 
-    @activity.defn(name="confirm_plan")
-    async def confirm_plan(self, req: ConfirmRequest) -> ConfirmResult:
-        await self._called("confirm_plan", req)
-        plan = req.plans[0]
-        if set(plan.tables) & self.taken:
-            return ConfirmResult(confirmed=False, state=self.state, version=self.version,
-                                 reason=f"table(s) {', '.join(plan.tables)} taken")
+    @activity.defn(name="assign_tables")
+    async def assign_tables(self, req: AssignRequest) -> AssignResult:
+        await self._called("assign_tables", req)
+        if set(req.table_ids) & self.taken:
+            return AssignResult(confirmed=False, state=self.state, version=self.version,
+                                reason=f"table(s) {', '.join(req.table_ids)} taken")
         self._move(S.ASSIGNED.value)
         self._move(S.CONFIRMED.value)
-        return ConfirmResult(confirmed=True, state=self.state, version=self.version,
-                             tables=plan.tables, strategy=plan.strategy)
-
-    @activity.defn(name="record_failed_attempt")
-    async def record_failed_attempt(self, req: FailedAttemptRequest) -> TransitionResult:
-        await self._called("record_failed_attempt", req)
-        self._move(after_failed_attempt(req.attempt_no, req.max_attempts).value)
-        return TransitionResult(ok=True, state=self.state, version=self.version)
-
-    @activity.defn(name="legacy_quote")
-    async def legacy_quote(self, req: FindPlansRequest) -> FindPlansResult:
-        await self._called("legacy_quote", req)
-        plans = self.legacy_plans.pop(0) if self.legacy_plans else ()
-        return FindPlansResult(plans=plans, reason=None if plans else "no tables",
-                               as_of="2026-01-01T00:00:00+00:00")
+        return AssignResult(confirmed=True, state=self.state, version=self.version,
+                            tables=tuple(sorted(req.table_ids)), strategy="manual")
 
     @activity.defn(name="record_legacy_summary")
     async def record_legacy_summary(self, req: LegacySummaryRequest) -> None:
@@ -193,8 +190,7 @@ class FakeBooking(FakeBookingBase):
         return TransitionResult(ok=True, state=self.state, version=self.version)
 
     def _more_activities(self) -> list[Callable[..., Any]]:
-        return [self.run_attempt, self.confirm_plan, self.record_failed_attempt,
-                self.legacy_quote, self.record_legacy_summary,
+        return [self.run_attempt, self.assign_tables, self.record_legacy_summary,
                 self.send_confirmation_email, self.cancel_booking]
 
 
@@ -336,6 +332,7 @@ async def test_failed_attempts_back_off_growing_then_the_last_of_the_round_goes_
     assert len(booking.called("decide_pipeline")) == 4
     await handle.signal(BookingAssignmentWorkflow.cancel_booking, {"actor": "test"})
     assert (await result(handle)).state == "cancelled"
+    await save_history(handle, "five_failed_attempts_to_manual_review")
 
 
 async def test_a_busy_restaurant_waits_on_a_durable_timer_and_retries_without_using_an_attempt(
@@ -355,6 +352,7 @@ async def test_a_busy_restaurant_waits_on_a_durable_timer_and_retries_without_us
     assert len(waits) == 2 and all(0.25 <= w <= 0.5 for w in waits)
     assert "decide_pipeline" not in booking.names()  # a busy try is not a new attempt
     await replays(handle)
+    await save_history(handle, "busy_restaurant_then_confirmed")
 
 
 async def test_a_version_conflict_reloads_and_retries_the_same_attempt_with_the_new_version(
@@ -363,8 +361,9 @@ async def test_a_version_conflict_reloads_and_retries_the_same_attempt_with_the_
     handle = await start(ts_client, queue, booking)
     outcome = await result(handle)
     assert (outcome.state, outcome.attempts) == ("confirmed", 1)
-    assert booking.names() == ["begin_booking", "run_attempt", "verify_booking",
-                               "decide_pipeline", "run_attempt", "send_confirmation_email"]
+    # The reload is begin_booking again (it reads the flags too).
+    assert booking.names() == ["begin_booking", "run_attempt", "begin_booking",
+                               "run_attempt", "send_confirmation_email"]
     first, second = booking.called("run_attempt")
     assert (first.attempt_no, first.expected_version) == (1, 2)
     # The reload's version (another writer moved it to 3) is the one named next.
@@ -379,7 +378,7 @@ async def test_a_conflict_whose_reload_finds_the_booking_cancelled_stops_without
     handle = await start(ts_client, queue, booking)
     outcome = await result(handle)
     assert (outcome.state, outcome.attempts) == ("cancelled", 0)
-    assert booking.names() == ["begin_booking", "run_attempt", "verify_booking"]
+    assert booking.names() == ["begin_booking", "run_attempt", "begin_booking"]
 
 
 async def test_manual_review_assign_by_update_confirms_and_a_bad_assign_is_refused_first(
@@ -396,7 +395,7 @@ async def test_manual_review_assign_by_update_confirms_and_a_bad_assign_is_refus
         await resolve(handle, {"action": "seat", "actor": "maria"})
     assert "T9" in str(unknown.value.cause)
     assert "action must be one of" in str(malformed.value.cause)
-    assert "confirm_plan" not in booking.names()
+    assert "assign_tables" not in booking.names()
     # Valid, but the table is taken: the confirm refuses, the booking stays.
     with pytest.raises(WorkflowUpdateFailedError) as taken:
         await resolve(handle, {"action": "assign", "table_ids": ["T3"], "actor": "maria"})
@@ -407,9 +406,9 @@ async def test_manual_review_assign_by_update_confirms_and_a_bad_assign_is_refus
     assert (done.state, done.tables, done.action) == ("confirmed", ("T1", "T2"), "assign")
     outcome = await result(handle)
     assert (outcome.state, outcome.strategy, outcome.attempts) == ("confirmed", "manual", 2)
-    confirm = booking.called("confirm_plan")[-1]
-    assert (confirm.actor, confirm.note, confirm.plans[0].tables) == (
-        "maria", "by the window", ("T1", "T2"))
+    confirm = booking.called("assign_tables")[-1]
+    assert (confirm.actor, confirm.note, confirm.table_ids, confirm.force) == (
+        "maria", "by the window", ("T2", "T1"), False)
     assert len(booking.called("send_confirmation_email")) == 1
     await replays(handle)
 
@@ -435,6 +434,7 @@ async def test_manual_review_retry_by_update_starts_a_new_round(
     # The new round's backoff starts from the base again (~1 s, not ~2 s).
     backoffs = [t for t in await timers(handle) if t < 3600]
     assert len(backoffs) == 2 and all(0.8 <= b <= 1.0 for b in backoffs)
+    await save_history(handle, "retries_then_review_retry_then_confirmed")
 
 
 async def test_manual_review_reject_by_update_fails_the_booking_with_the_reason(
@@ -464,7 +464,7 @@ async def test_manual_review_by_signal_ignores_bad_payloads_and_applies_a_good_o
     outcome = await result(handle)
     assert (outcome.state, outcome.tables) == ("confirmed", ("T3",))
     # The four bad signals reached no activity: one confirm, the good one.
-    assert [c.plans[0].tables for c in booking.called("confirm_plan")] == [("T3",)]
+    assert [c.table_ids for c in booking.called("assign_tables")] == [("T3",)]
     await replays(handle)
 
 
@@ -494,6 +494,7 @@ async def test_cancel_while_pending_wakes_the_backoff_and_cancels_without_anothe
     assert len(booking.called("run_attempt")) == 1
     (cancel,) = booking.called("cancel_booking")
     assert (cancel.actor, cancel.reason, cancel.expected_version) == ("guest", "plans changed", 4)
+    await save_history(handle, "cancel_during_backoff")
 
 
 async def test_cancel_in_manual_review_cancels(
@@ -538,15 +539,15 @@ async def test_the_legacy_pipeline_retries_with_its_fixed_delays_and_confirms_by
         "confirmed", "legacy", ("T2",), 2)
     assert booking.names() == [
         "begin_booking",
-        "transition_state", "legacy_quote", "record_failed_attempt",  # try 1: nothing free
+        "run_attempt",  # try 1: nothing free
         "decide_pipeline",
-        "transition_state", "legacy_quote", "confirm_plan",  # try 2: first fit
+        "run_attempt",  # try 2: first fit
         "record_legacy_summary", "send_confirmation_email",
     ]
-    (failed,) = booking.called("record_failed_attempt")
-    # Not the last try of three: the failure goes back to pending.
-    assert (failed.attempt_no, failed.max_attempts, failed.pipeline) == (1, 2, "legacy")
-    assert booking.called("confirm_plan")[0].pipeline == "legacy"
+    failed, seated = booking.called("run_attempt")
+    # Neither is the last try of three: a failure would go back to pending.
+    assert (failed.attempt_no, failed.on_failure, failed.pipeline) == (1, PENDING, "legacy")
+    assert (seated.attempt_no, seated.on_failure, seated.pipeline) == (2, PENDING, "legacy")
     (summary,) = booking.called("record_legacy_summary")
     assert (summary.outcome, summary.tries, summary.tables) == ("seated", 2, ("T2",))
     assert await timers(handle) == [5.0]  # the first fixed delay, no jitter
@@ -561,9 +562,9 @@ async def test_the_legacy_pipelines_last_try_goes_to_manual_review_and_starts_th
     handle = await start(ts_client, queue, booking)
     status = await in_manual_review(handle)
     assert (status.pipeline, status.attempts) == ("legacy", 2)
-    first, last = booking.called("record_failed_attempt")
-    assert (first.attempt_no, first.max_attempts) == (1, 2)
-    assert (last.attempt_no, last.max_attempts) == (2, 2)  # the final try: manual review
+    first, last = booking.called("run_attempt")
+    assert (first.attempt_no, first.on_failure) == (1, PENDING)
+    assert (last.attempt_no, last.on_failure) == (2, MANUAL_REVIEW)  # the final try
     (summary,) = booking.called("record_legacy_summary")
     assert (summary.outcome, summary.tries, summary.reason) == ("not_seated", 2, "no tables")
     shadow = ts_client.get_workflow_handle(f"shadow-{booking.booking_id}")
@@ -583,6 +584,8 @@ async def test_the_kill_switch_moves_a_booking_in_flight_to_the_legacy_pipeline(
     booking.legacy_plans = [(Plan(tables=("T1",), score=0.0, strategy="legacy"),)]
     outcome = await result(await start(ts_client, queue, booking))
     assert (outcome.state, outcome.pipeline, outcome.attempts) == ("confirmed", "legacy", 2)
-    assert len(booking.called("run_attempt")) == 1
-    (quote,) = booking.called("legacy_quote")
-    assert quote.attempt_no == 2  # the legacy try continues the count
+    engine_try, legacy_try = booking.called("run_attempt")
+    assert (engine_try.pipeline, legacy_try.pipeline) == ("v3", "legacy")
+    assert legacy_try.attempt_no == 2  # the legacy try continues the count
+    await save_history(ts_client.get_workflow_handle(booking_workflow_id(booking.booking_id)),
+                       "kill_switch_to_legacy")

@@ -40,15 +40,16 @@ from seatflow.domain.messages import (
     AttemptResult,
     BookingOutcome,
     BookingWorkflowInput,
+    AssignRequest,
+    AssignResult,
     CancelRequest,
-    ConfirmRequest,
-    ConfirmResult,
     EmailRequest,
     EmailResult,
     EventRequest,
     PipelineDecision,
     TransitionResult,
 )
+from seatflow.domain.assignment import Pipeline
 from seatflow.domain.review import InvalidDecision, parse_cancel
 from tests.support import save_history
 from tests.workflow_fakes import FakeBookingBase
@@ -89,7 +90,7 @@ class FakeBooking(FakeBookingBase):
         return "no valid plan"
 
     def _decision(self) -> PipelineDecision:
-        return PipelineDecision(pipeline="v3", retry_base_seconds=0.01, retry_cap_seconds=0.02,
+        return PipelineDecision(pipeline=Pipeline.V3, retry_base_seconds=0.01, retry_cap_seconds=0.02,
                                 manual_review_timeout_seconds=self.review_timeout)
 
     @activity.defn(name="run_attempt")
@@ -111,17 +112,17 @@ class FakeBooking(FakeBookingBase):
         self.state, self.version = req.on_failure, self.version + 2
         return AttemptResult("failed", self.state, self.version, reason="no valid plan")
 
-    @activity.defn(name="confirm_plan")
-    async def confirm_plan(self, req: ConfirmRequest) -> ConfirmResult:
-        await self._called("confirm_plan", req)
+    @activity.defn(name="assign_tables")
+    async def assign_tables(self, req: AssignRequest) -> AssignResult:
+        await self._called("assign_tables", req)
         if req.actor == "breaks":  # e.g. a booking row gone: a non-retryable error
             raise ApplicationError("booking vanished", type="BookingNotFound",
                                    non_retryable=True)
         if req.actor not in self.confirm_ok_for or req.expected_version != self.version:
-            return ConfirmResult(False, self.state, self.version, reason="tables taken")
+            return AssignResult(False, self.state, self.version, reason="tables taken")
         self.state, self.version = "confirmed", self.version + 2
-        return ConfirmResult(True, self.state, self.version, tables=req.plans[0].tables,
-                             strategy="manual")
+        return AssignResult(True, self.state, self.version, tables=req.table_ids,
+                            strategy="manual")
 
     @activity.defn(name="cancel_booking")
     async def cancel_booking(self, req: CancelRequest) -> TransitionResult:
@@ -140,7 +141,7 @@ class FakeBooking(FakeBookingBase):
         await self._called("record_workflow_event", req)
 
     def _more_activities(self) -> list[Callable[..., Any]]:
-        return [self.run_attempt, self.confirm_plan, self.cancel_booking,
+        return [self.run_attempt, self.assign_tables, self.cancel_booking,
                 self.send_confirmation_email, self.record_workflow_event]
 
 
@@ -214,10 +215,10 @@ async def in_manual_review(client: Client, queue: str, fake: FakeBooking,
 async def hold_a_refused_assign(handle: WorkflowHandle[Any, Any], fake: FakeBooking) -> asyncio.Event:
     """An operator's assign (refused: tables taken) whose confirm is held open:
     the workflow task stays open until the gate is set."""
-    gate = fake.held("confirm_plan")
+    gate = fake.held("assign_tables")
     await handle.signal("resolve_manual_review",
                         {"action": "assign", "table_ids": ["T3"], "actor": "ops"})
-    await asyncio.wait_for(fake.entered["confirm_plan"].wait(), 30)
+    await asyncio.wait_for(fake.entered["assign_tables"].wait(), 30)
     return gate
 
 
@@ -248,7 +249,7 @@ async def test_update_waiting_behind_a_signal_decision_is_refused_with_the_outco
     assert outcome.state == "failed"
     assert (f"booking {fake.booking_id} was already resolved: failed (rejected by ops: "
             "kitchen closed)") in str(refused.value.cause)
-    assert fake.called("confirm_plan") == []  # the assign never ran
+    assert fake.called("assign_tables") == []  # the assign never ran
     assert [t.to_state for t in fake.called("transition_state")] == ["failed"]
 
 
@@ -271,7 +272,7 @@ async def test_update_and_signal_in_one_task_apply_exactly_one_decision(running,
     # The Update queued for the lock first and confirmed; the reject that lost
     # is dropped (logged), never applied to the confirmed booking.
     assert result["state"] == "confirmed" and outcome.state == "confirmed"
-    assert [c.actor for c in fake.called("confirm_plan")] == ["ops", "maria"]
+    assert [c.actor for c in fake.called("assign_tables")] == ["ops", "maria"]
     assert fake.called("transition_state") == []
     assert len(fake.called("send_confirmation_email")) == 1
 
@@ -293,7 +294,7 @@ async def test_update_and_cancel_in_one_task_apply_only_the_cancel(running, fake
     await save_history(handle, "update_and_cancel_in_one_task")
     assert outcome.state == "cancelled"
     assert "is being cancelled" in str(refused.value.cause)
-    assert [c.actor for c in fake.called("confirm_plan")] == ["ops"]  # only the held one
+    assert [c.actor for c in fake.called("assign_tables")] == ["ops"]  # only the held one
     assert [c.actor for c in fake.called("cancel_booking")] == ["guest"]
 
 
@@ -328,7 +329,7 @@ async def test_an_activity_error_in_a_signal_decision_leaves_the_workflow_runnin
     handle = await in_manual_review(client, queue, fake)
     await handle.signal("resolve_manual_review",
                         {"action": "assign", "table_ids": ["T1"], "actor": "breaks"})
-    await until(lambda: bool(fake.called("confirm_plan")))
+    await until(lambda: bool(fake.called("assign_tables")))
     assert await state_of(handle) == "manual_review"
     result = await within(handle.execute_update(
         "resolve_manual_review_update",
@@ -336,7 +337,7 @@ async def test_an_activity_error_in_a_signal_decision_leaves_the_workflow_runnin
     assert result["state"] == "confirmed"
     outcome = await within(handle.result())
     assert outcome.state == "confirmed"
-    assert [c.actor for c in fake.called("confirm_plan")] == ["breaks", "maria"]
+    assert [c.actor for c in fake.called("assign_tables")] == ["breaks", "maria"]
 
 
 # ------------------------------------------------------ bad payloads
@@ -426,7 +427,7 @@ async def test_manual_review_deadline_is_fixed_when_the_round_begins(own_time_sk
         await env.sleep(timedelta(minutes=40))
         await handle.signal("resolve_manual_review",
                             {"action": "assign", "table_ids": ["T3"], "actor": "ops"})
-        await until(lambda: bool(fake.called("confirm_plan")))  # refused: tables taken
+        await until(lambda: bool(fake.called("assign_tables")))  # refused: tables taken
         await env.sleep(timedelta(minutes=30))
         state = await state_of(handle)
         expired = [t.reason for t in fake.called("transition_state")]
@@ -501,7 +502,7 @@ async def test_a_booking_started_late_after_its_time_goes_to_manual_review_not_f
 ) -> None:
     """Valid at intake; its workflow starts only after the start passed (the
     intake relay after an outage). Real activities and PostgreSQL."""
-    from seatflow.intake.service import start_booking_workflow
+    from seatflow.service.bookings import start_booking_workflow
     from tests.support import fetch, floorplan, import_plan, new_booking, scalar, wait_for_state
     from worker import build_worker
 
@@ -548,6 +549,6 @@ async def test_a_version_conflict_reloads_and_carries_on_without_using_an_attemp
     outcome = await asyncio.wait_for(handle.result(), 30)
     await save_history(handle, "version_conflict_reload")
     assert outcome.state == "confirmed"
-    assert len(fake.called("verify_booking")) == 1  # the reload
+    assert len(fake.called("begin_booking")) == 2  # the start, and the reload
     attempts = fake.called("run_attempt")
     assert [(a.attempt_no, a.expected_version) for a in attempts] == [(1, 2), (1, 3)]

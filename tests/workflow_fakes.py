@@ -104,11 +104,6 @@ class FakeBookingBase:
         self._begin()
         return BeginResult(context=self._context(), decision=self._decision())
 
-    @activity.defn(name="verify_booking")
-    async def verify_booking(self, req: VerifyRequest) -> BookingContext:
-        await self._called("verify_booking", req)
-        return self._context()
-
     @activity.defn(name="decide_pipeline")
     async def decide_pipeline(self, req: DecisionRequest) -> PipelineDecision:
         await self._called("decide_pipeline", req)
@@ -125,5 +120,5 @@ class FakeBookingBase:
 
     def activities(self) -> list[Callable[..., Any]]:
         """Every stand-in, for `Worker(activities=...)`."""
-        return [self.begin_booking, self.verify_booking, self.decide_pipeline,
+        return [self.begin_booking, self.decide_pipeline,
                 self.transition_state, *self._more_activities()]
