@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from seatflow.cli.common import print_json, run, usage
+from seatflow.cli.common import print_json, usage, with_stack
 
 EXIT_P1_FIRING = 4
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
@@ -59,11 +59,8 @@ def report_command(
     if end <= start:
         usage(f"--until ({end.isoformat()}) must be after --since ({start.isoformat()})")
 
-    async def work(engine: Any) -> Any:
-        return await build_report(engine, since=start, until=end, restaurant_id=restaurant,
-                                  now=now)
-
-    report = _with_database(work)
+    report = with_stack(lambda engine, _: build_report(
+        engine, since=start, until=end, restaurant_id=restaurant, now=now), temporal=False)
     if as_json:
         print_json(report.to_dict())
     else:
@@ -76,14 +73,3 @@ def report_command(
         console.print(render(report))
     if report.p1_firing:
         raise typer.Exit(EXIT_P1_FIRING)
-
-
-def _with_database(work: Any) -> Any:
-    from seatflow.config import settings
-    from seatflow.service.database import open_database
-
-    async def main() -> Any:
-        async with open_database(settings().database_url, pool_size=1, max_overflow=1) as engine:
-            return await work(engine)
-
-    return run(main())

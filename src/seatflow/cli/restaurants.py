@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from seatflow.cli.common import EXIT_REFUSED, EXIT_USAGE, print_json, refuse, run
+from seatflow.cli.common import EXIT_REFUSED, EXIT_USAGE, print_json, refuse, with_stack
 
 if TYPE_CHECKING:
     from seatflow.floorplan import FloorPlan
 
 app = typer.Typer(help="Restaurants and their floor plans.", no_args_is_help=True)
-
-T = TypeVar("T")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 RestaurantId = Annotated[
@@ -24,23 +21,13 @@ RestaurantId = Annotated[
 ]
 
 
-def _with_engine(work: Callable[[Any], Awaitable[T]]) -> T:
-    """Run `work(engine)` against DATABASE_URL (or the embedded server)."""
-    from seatflow.service.database import open_database
-
-    async def main() -> T:
-        async with open_database(pool_size=2, max_overflow=0) as engine:
-            return await work(engine)
-
-    return run(main())
-
-
 def _floorplan(restaurant_id: str, *, as_json: bool = False) -> FloorPlan:
     """The stored restaurant's floor plan; refused when there is no such restaurant."""
     from seatflow.service.restaurants import RestaurantNotFound, restaurant_floorplan
 
     try:
-        return _with_engine(lambda engine: restaurant_floorplan(engine, restaurant_id))
+        return with_stack(lambda engine, _: restaurant_floorplan(engine, restaurant_id),
+                          temporal=False)
     except RestaurantNotFound as exc:
         refuse(str(exc), as_json=as_json)
 
@@ -79,7 +66,7 @@ def import_cmd(
             typer.echo("nothing was imported", err=True)
         raise typer.Exit(code) from None
 
-    summary = _with_engine(lambda engine: import_restaurant(engine, plan))
+    summary = with_stack(lambda engine, _: import_restaurant(engine, plan), temporal=False)
     if as_json:
         print_json(summary.as_dict())
         return
@@ -100,7 +87,7 @@ def list_cmd(as_json: JsonFlag = False) -> None:
 
     from seatflow.service.restaurants import list_restaurants
 
-    restaurants = _with_engine(list_restaurants)
+    restaurants = with_stack(lambda engine, _: list_restaurants(engine), temporal=False)
     if as_json:
         print_json([asdict(r) for r in restaurants])
         return

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from seatflow.cli.common import print_json, refuse, run, usage
+from seatflow.cli.common import print_json, refuse, usage, with_stack
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -42,27 +42,20 @@ def shadow_report_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """Legacy vs V3: agreement, one-sided successes, shadow errors and the rollout gate."""
-    from seatflow.config import load_settings
     from seatflow.ops.shadow_report import load_report
-    from seatflow.service.database import open_database
 
     try:
         start = parse_since(since) if since else None
     except ValueError as exc:
         usage(str(exc))
 
-    async def main() -> dict[str, object] | str:
-        try:
-            async with open_database(load_settings().database_url, pool_size=1,
-                                     max_overflow=1) as engine:
-                report = await load_report(engine, since=start, restaurant=restaurant)
-        except OSError as exc:
-            refuse(f"cannot reach the database ({exc}); is the stack up? try `seatflow dev up`",
-                   as_json=as_json)
-        return report.to_dict() if as_json else report.render()
-
-    out = run(main())
+    try:
+        report = with_stack(lambda engine, _: load_report(engine, since=start,
+                                                          restaurant=restaurant), temporal=False)
+    except OSError as exc:
+        refuse(f"cannot reach the database ({exc}); is the stack up? try `seatflow dev up`",
+               as_json=as_json)
     if as_json:
-        print_json(out)
+        print_json(report.to_dict())
     else:
-        typer.echo(out)
+        typer.echo(report.render())
