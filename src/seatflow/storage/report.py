@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from seatflow.domain.assignment import MANUAL_STRATEGY, AttemptOutcome, Pipeline
 from seatflow.domain.figures import (
     BREAKER_CLOSED,
     BREAKER_OPENED,
@@ -26,6 +27,7 @@ from seatflow.domain.figures import (
     BreakerEvent,
     ReportCounts,
 )
+from seatflow.domain.states import AUTOMATIC_OUTCOMES, SETTLED, AssignmentState
 
 
 async def load_report_counts(
@@ -55,6 +57,18 @@ SCOPE = (
     ") "
 )
 
+# The state sets and names the figures use, bound as parameters (defined once,
+# in seatflow.domain).
+STATES: dict[str, Any] = {
+    "outcomes": [st.value for st in AUTOMATIC_OUTCOMES],
+    "settled": sorted(st.value for st in SETTLED),
+    "review": AssignmentState.MANUAL_REVIEW.value,
+    "failed": AssignmentState.FAILED.value,
+    "confirmed": AttemptOutcome.CONFIRMED.value,
+    "manual": MANUAL_STRATEGY,
+    "v3": Pipeline.V3.value,
+}
+
 
 async def _booking_figures(conn: AsyncConnection, params: dict[str, Any], out: dict[str, Any]) -> None:
     rows = (await conn.execute(
@@ -66,20 +80,20 @@ async def _booking_figures(conn: AsyncConnection, params: dict[str, Any], out: d
         flagged AS (
             SELECT s.*, EXISTS (
                 SELECT 1 FROM booking_assignment_state_history h
-                WHERE h.booking_id = s.id AND h.to_state = 'manual_review') AS reviewed
+                WHERE h.booking_id = s.id AND h.to_state = :review) AS reviewed
             FROM scope s),
         decided AS (
-            SELECT * FROM flagged WHERE assignment_state IN ('confirmed', 'manual_review', 'failed')
+            SELECT * FROM flagged WHERE assignment_state = ANY(CAST(:outcomes AS text[]))
                OR confirmed_at IS NOT NULL)
         SELECT
-            (SELECT count(*) FROM flagged WHERE assignment_state NOT IN
-                ('confirmed', 'manual_review', 'failed', 'cancelled')) AS in_flight,
+            (SELECT count(*) FROM flagged WHERE assignment_state <> ALL(
+                CAST(:settled AS text[]))) AS in_flight,
             count(*) AS decided,
             count(*) FILTER (WHERE confirmed_at IS NOT NULL) AS confirmed,
             count(*) FILTER (WHERE reviewed) AS reviewed,
-            count(*) FILTER (WHERE assignment_state = 'failed' AND NOT reviewed) AS failed
+            count(*) FILTER (WHERE assignment_state = :failed AND NOT reviewed) AS failed
         FROM decided
-        """), params)).one()
+        """), {**params, **STATES})).one()
     out.update(in_flight=int(row.in_flight), decided=int(row.decided),
                confirmed=int(row.confirmed), reviewed=int(row.reviewed), failed=int(row.failed))
 
@@ -87,14 +101,14 @@ async def _booking_figures(conn: AsyncConnection, params: dict[str, Any], out: d
         SCOPE + """,
         v3 AS (
             SELECT s.id,
-                   bool_or(a.result = 'confirmed' AND a.strategy IS DISTINCT FROM 'manual') AS ok,
-                   bool_or(s.assignment_state IN ('confirmed', 'manual_review', 'failed')
+                   bool_or(a.result = :confirmed AND a.strategy IS DISTINCT FROM :manual) AS ok,
+                   bool_or(s.assignment_state = ANY(CAST(:outcomes AS text[]))
                            OR s.confirmed_at IS NOT NULL) AS decided
             FROM scope s JOIN booking_assignment_attempts a ON a.booking_id = s.id
-            WHERE a.pipeline = 'v3' GROUP BY s.id)
+            WHERE a.pipeline = :v3 GROUP BY s.id)
         SELECT count(*) FILTER (WHERE decided) AS n, count(*) FILTER (WHERE decided AND ok) AS ok
         FROM v3
-        """), params)).one()
+        """), {**params, **STATES})).one()
     out.update(v3_decided=int(row.n), v3_confirmed=int(row.ok))
 
     row = (await conn.execute(text(
@@ -105,8 +119,8 @@ async def _booking_figures(conn: AsyncConnection, params: dict[str, Any], out: d
                max(x) AS max, count(x) AS n
         FROM (SELECT EXTRACT(EPOCH FROM confirmed_at - created_at) AS x FROM scope
               WHERE confirmed_at IS NOT NULL
-                AND assignment_strategy IS DISTINCT FROM 'manual') l
-        """), params)).one()
+                AND assignment_strategy IS DISTINCT FROM :manual) l
+        """), {**params, **STATES})).one()
     out["latency_seconds"] = {
         "p50": _round(row.p50), "p95": _round(row.p95), "p99": _round(row.p99),
         "max": _round(row.max),
