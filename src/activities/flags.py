@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from temporalio import activity
 
-from seatflow.config import Settings, load_flags, rollout_bucket
-from seatflow.domain.assignment import Pipeline
+from seatflow.config import Settings, load_flags
 from seatflow.domain.messages import DecisionRequest, PipelineDecision
+from seatflow.service.rollout import decide as rollout_decision
 
 
 class FlagActivities:
@@ -20,13 +20,15 @@ class FlagActivities:
 
 
 def decide(settings: Settings, restaurant_id: str) -> PipelineDecision:
-    """The flags and retry policy in force for a restaurant, read now."""
+    """The flags and retry policy in force for a restaurant, read now (the
+    rollout rule itself is `seatflow.service.rollout.decide`, the one
+    `seatflow flags` explains)."""
     flags = load_flags()
-    v3 = flags.v3_enabled_for(restaurant_id)
+    rollout = rollout_decision(flags, restaurant_id)
     return PipelineDecision(
-        pipeline=Pipeline.V3 if v3 else Pipeline.LEGACY,
-        shadow=flags.shadow and not v3,
-        max_parallel=flags.max_parallel,
+        pipeline=rollout.pipeline,
+        shadow=rollout.shadow,
+        max_parallel=rollout.max_parallel,
         max_attempts=settings.max_attempts,
         retry_base_seconds=settings.retry_base_seconds,
         retry_cap_seconds=settings.retry_cap_seconds,
@@ -36,7 +38,7 @@ def decide(settings: Settings, restaurant_id: str) -> PipelineDecision:
         inputs={
             "v3": flags.v3,
             "rollout_percent": flags.rollout_percent,
-            "bucket": rollout_bucket(restaurant_id),
+            "bucket": rollout.bucket,
             "allowlist": sorted(flags.restaurant_allowlist),
         },
     )

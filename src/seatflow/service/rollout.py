@@ -11,12 +11,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from seatflow.config import Flags, load_flags, rollout_bucket
+from seatflow.domain.assignment import Pipeline
 
 
 @dataclass(frozen=True)
 class RolloutDecision:
     restaurant_id: str
-    pipeline: str  # v3 | legacy
+    pipeline: Pipeline
     shadow: bool  # V3 runs beside the legacy planner, without side effects
     max_parallel: int
     bucket: int  # the restaurant's stable bucket 0..99
@@ -62,7 +63,7 @@ def decide(flags: Flags, restaurant_id: str) -> RolloutDecision:
         why = f"bucket {bucket} {'<' if v3 else '>='} rollout {flags.rollout_percent}%"
     return RolloutDecision(
         restaurant_id=restaurant_id,
-        pipeline="v3" if v3 else "legacy",
+        pipeline=Pipeline.V3 if v3 else Pipeline.LEGACY,
         shadow=flags.shadow and not v3,
         max_parallel=flags.max_parallel,
         bucket=bucket,
