@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test install bench-engine bench-pipeline bench-availability dev-up dev-down lint clean
+.PHONY: demo test test-fast install bench-engine bench-pipeline bench-availability dev-up dev-down lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/seatflow demo
+
+# The fast tier: pure tests and the workflow's branches on stand-in activities
+# (the time-skipping test server from pip); no PostgreSQL, no dev server, no
+# browser. Property tests draw a fifth of their examples here.
+test-fast: $(STAMP)
+	SEATFLOW_FAST_TESTS=1 $(BIN)/python tests/run.py tests/pure tests/workflow -q
 
 # As root (CI, a fresh machine) the Debian tools the tests drive are installed
 # first: chromium (Temporal Web UI test) and promtool (alert rules).

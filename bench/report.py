@@ -10,7 +10,7 @@ engine-summary in docs/engine.md); the rest is prose and stays as written.
 The current results are one file per bench and floor shape:
 `engine-<shape>-<N>seeds.json` (a shape in two such files is an error: delete
 the older one), `availability-latest.json` and `pipeline-latest.json`.
-tests/test_bench_readme.py runs the check.
+tests/pure/test_bench_readme.py runs the check.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 # mutable module-level state: `workflows` (the workflow classes and constants),
 # `seatflow.domain` (pure models and policies), `seatflow.metrics`, the
 # activity classes whose methods the workflows reference, and pydantic.
-# The replay tests (tests/test_replay.py) run with this same runner and guard
+# The replay tests (tests/pure/test_replay.py) run with this same runner and guard
 # determinism.
 SANDBOX_PASSTHROUGH = ("workflows", "activities", "seatflow", "pydantic", "pydantic_core",
                        "sqlalchemy", "structlog")

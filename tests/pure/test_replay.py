@@ -18,7 +18,7 @@ from temporalio.worker import Replayer
 from worker import WORKFLOWS
 from workflows.runner import workflow_runner
 
-ROOT = Path(__file__).parent / "histories"
+ROOT = Path(__file__).resolve().parents[1] / "histories"
 HISTORIES = sorted(ROOT.rglob("*.json"))
 EVERY_PATH = {
     # automatic attempts

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from itertools import combinations
 
-from engine_floors import at
+from engine_floors import at, examples
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +22,7 @@ from seatflow.domain.planning import (
 )
 from seatflow.engine import quote_tables, search, validate_plan
 
-SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite
@@ -226,7 +226,7 @@ def test_results_are_identical_across_runs_and_input_order(case: tuple, rng) -> 
     assert quote_tables(shuffled, request, config) == quote_tables(snapshot, request, config)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(evenings(crowded=True), st.one_of(st.none(), st.integers(-150, 150)))
 def test_repacking_never_overlaps_and_never_moves_a_started_booking(
     case: tuple, now_minutes: int | None

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from itertools import product
 
 import pytest
-from engine_floors import at, booking, floor, held, table
+from engine_floors import at, booking, examples, floor, held, table
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from test_engine_properties import reference_valid_plans
@@ -33,7 +33,7 @@ from seatflow.engine.floor import Floor
 from seatflow.engine.repack import movable_bookings
 from seatflow.engine.saturation import saturates
 
-SETTINGS = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(600), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FREEZE = 60
 # steps only: a busy machine must not turn an exact answer into a fallback
 # and no holding back of three-table plans (tested on its own): the brute force
@@ -516,7 +516,7 @@ def test_when_the_time_budget_runs_out_the_bounded_search_answers_and_says_so() 
     assert [(m.booking_id, m.to_tables) for m in result.moves] == [("four", ("T4",))]
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(
     st.lists(
         st.tuples(st.integers(0, 63), st.integers(0, 3)), min_size=0, max_size=6

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "bench" / "report.py"
 README = ROOT / "bench" / "README.md"
 DESIGN = ROOT / "docs" / "engine.md"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta
 
 from seatflow.domain.planning import (
@@ -14,6 +15,12 @@ from seatflow.domain.planning import (
 )
 
 EVENING = datetime(2026, 6, 12, 19, 0, tzinfo=UTC)
+
+
+def examples(full: int) -> int:
+    """How many examples a property draws: all of them in `make test`, a
+    fifth in the fast tier (`make test-fast` sets SEATFLOW_FAST_TESTS=1)."""
+    return max(20, full // 5) if os.environ.get("SEATFLOW_FAST_TESTS") == "1" else full
 
 
 def at(minutes: int) -> datetime:

@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # Not the project's files: environments, caches, build output, local state.
 SKIPPED_DIRS = {".git", ".venv", "var", "build", "dist", "node_modules", "__pycache__",
                 ".mypy_cache", ".ruff_cache", ".pytest_cache", ".hypothesis"}

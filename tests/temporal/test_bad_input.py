@@ -37,7 +37,7 @@ from seatflow.config import ConfigError, load_flags, load_settings
 from seatflow.domain.review import InvalidDecision, parse_decision
 from tests.support import fetch, import_plan
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SEATFLOW = str(Path(sys.executable).parent / "seatflow")
 REFUSED, USAGE = 1, 2
 RUN_ID = uuid.uuid4().hex[:8]

@@ -38,7 +38,7 @@ from seatflow.service.bookings import create_booking, start_booking_workflow
 from tests.support import fetch, floorplan, import_plan, scalar, slot
 from worker import build_worker
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def closed_port() -> int:

@@ -25,7 +25,7 @@ from seatflow.service.bookings import start_booking_workflow
 from tests.support import floorplan, import_plan, new_booking, slot
 from worker import build_worker
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 ALERTS_TEST = ROOT / "deploy" / "prometheus" / "alerts_test.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "seatflow.json"

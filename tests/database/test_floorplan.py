@@ -26,7 +26,7 @@ from seatflow.storage.schema import (
     Zone,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "floorplans"
 
 
