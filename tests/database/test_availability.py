@@ -48,7 +48,7 @@ from seatflow.engine.repack import movable_bookings
 from seatflow.service.availability import check_availability
 from seatflow.service.bookings import NotAvailable, create_booking
 from tests.support import fetch, floorplan, import_plan, scalar
-from tests.test_floorplan import seatflow
+from tests.database.test_floorplan import seatflow
 
 BANDS = (TurnBand(2, 90), TurnBand(4, 105), TurnBand(None, 120))
 

@@ -216,7 +216,7 @@ async def test_the_email_step_never_confirms_a_booking_that_is_no_longer_confirm
     from seatflow.mail import FileMailbox, send_outbox_email
     from seatflow.storage.lifecycle import cancel_booking
     from seatflow.storage.transitions import current_state, transition
-    from tests.test_repack import seat_at
+    from tests.temporal.test_repack import seat_at
 
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, TWO_TWO_TOPS))

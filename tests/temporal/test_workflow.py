@@ -190,7 +190,7 @@ async def test_a_booking_confirmed_before_its_workflow_ran_still_gets_its_one_em
     """A workflow task retried after its local activities committed the confirm
     (a worker overloaded or killed) finds the booking confirmed: it must still
     deliver the pending email from the outbox, once."""
-    from tests.test_repack import seat_at
+    from tests.temporal.test_repack import seat_at
 
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
