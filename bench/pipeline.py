@@ -289,10 +289,10 @@ def target(value: float | None, limit: float, unit: str) -> dict[str, Any]:
 async def main() -> dict[str, Any]:
     from temporalio.testing import WorkflowEnvironment
 
+    from seatflow.domain.search_attributes import ALL
     from seatflow.logging import configure_logging
     from seatflow.storage.db import make_engine, upgrade
     from seatflow.storage.embedded import start_embedded_postgres
-    from seatflow.domain.search_attributes import ALL
 
     configure_logging("json", level="WARNING")
     tmp = Path(tempfile.mkdtemp(prefix="seatflow-bench-"))

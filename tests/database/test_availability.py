@@ -47,8 +47,8 @@ from seatflow.engine.floor import Floor
 from seatflow.engine.repack import movable_bookings
 from seatflow.service.availability import check_availability
 from seatflow.service.bookings import NotAvailable, create_booking
-from tests.support import fetch, floorplan, import_plan, scalar
 from tests.database.test_floorplan import seatflow
+from tests.support import fetch, floorplan, import_plan, scalar
 
 BANDS = (TurnBand(2, 90), TurnBand(4, 105), TurnBand(None, 120))
 

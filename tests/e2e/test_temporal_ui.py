@@ -32,13 +32,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatflow.config import Settings
 from seatflow.domain.intake import NewBooking
+from seatflow.domain.search_attributes import ALL, ASSIGNMENT_STATE
 from seatflow.domain.workflow_ids import booking_workflow_id
 from seatflow.service.bookings import create_booking
 from tests.conftest import binary
 from tests.support import floorplan, import_plan, slot, wait_for_state
 from tests.system_tools import require_tool
 from worker import build_worker
-from seatflow.domain.search_attributes import ALL, ASSIGNMENT_STATE
 
 pytestmark = pytest.mark.e2e
 

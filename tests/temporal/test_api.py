@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from seatflow.api.auth import authenticate, parse_tokens
 from seatflow.config import ConfigError
 from tests.api_support import ApiServer, Tokens, new_tokens, temporal_address, tokens_json
-from tests.support import fetch, floorplan, import_plan, scalar, wait_for_state
 from tests.database.test_availability import hold_all_tables
+from tests.support import fetch, floorplan, import_plan, scalar, wait_for_state
 from worker import build_worker
 
 pytestmark = pytest.mark.e2e

@@ -35,13 +35,14 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from seatflow.config import Settings
+from seatflow.domain.assignment import Pipeline
 from seatflow.domain.messages import (
+    AssignRequest,
+    AssignResult,
     AttemptRequest,
     AttemptResult,
     BookingOutcome,
     BookingWorkflowInput,
-    AssignRequest,
-    AssignResult,
     CancelRequest,
     EmailRequest,
     EmailResult,
@@ -49,7 +50,6 @@ from seatflow.domain.messages import (
     PipelineDecision,
     TransitionResult,
 )
-from seatflow.domain.assignment import Pipeline
 from seatflow.domain.review import InvalidDecision, parse_cancel
 from tests.support import save_history
 from tests.workflow_fakes import FakeBookingBase
