@@ -160,6 +160,11 @@ async def test_a_move_is_a_versioned_write_and_the_pending_confirmation_names_th
     assert result.outcome == "confirmed" and result.notify == ()
     assert await booking_tables(db_engine, four) == ["FOUR"]
     assert await version_of(db_engine, four) == before + 1
+    # Counted, so the snapshot tells the engine this guest was moved already.
+    assert await scalar(db_engine, "SELECT times_moved FROM bookings WHERE id = "
+                        "CAST(:id AS uuid)", id=four) == 1
+    assert await scalar(db_engine, "SELECT times_moved FROM bookings WHERE id = "
+                        "CAST(:id AS uuid)", id=six) == 0
     history = await fetch(db_engine, "SELECT from_state, to_state, version, reason, "
                           "metadata->'to_tables' FROM booking_assignment_state_history "
                           "WHERE booking_id = CAST(:id AS uuid) AND version = :v",

@@ -65,6 +65,9 @@ class Allocation:
     # one to another zone, and keeps a booking with one in its zone (or moves
     # it into the zone it asked for).
     zone_preference: str | None = None
+    # How many times re-packing has moved the held booking already: a guest is
+    # moved at most once in an evening.
+    times_moved: int = 0
 
 
 @dataclass(frozen=True)

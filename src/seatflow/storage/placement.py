@@ -35,6 +35,8 @@ ALLOCATE = text(
     "ON CONFLICT DO NOTHING RETURNING table_id"
 )
 RELEASE = text("DELETE FROM allocations WHERE booking_id = ANY(CAST(:ids AS uuid[]))")
+COUNT_MOVE = text(
+    "UPDATE bookings SET times_moved = times_moved + 1 WHERE id = ANY(CAST(:ids AS uuid[]))")
 
 # The bookkeeping of a confirm, in one statement: confirmed_at, the attempt
 # row, the booking.confirmed event (which names the moved guests to tell, so
@@ -216,6 +218,7 @@ async def apply_moves(conn: AsyncConnection, booking_id: str, restaurant_id: str
     if not moves:
         return ()
     await conn.execute(RELEASE, {"ids": list(rows)})
+    await conn.execute(COUNT_MOVE, {"ids": list(rows)})
     notify: list[str] = []
     for move in moves:
         row = rows[move.booking_id]

@@ -122,7 +122,7 @@ async def load_snapshot(
             text(
                 "SELECT al.booking_id::text AS booking_id, t.code, lower(al.occupied) AS s, "
                 "upper(al.occupied) AS e, b.party_size, b.start_at, b.assignment_strategy, "
-                "b.zone_preference "
+                "b.zone_preference, b.times_moved "
                 "FROM allocations al JOIN dining_tables t ON t.id = al.table_id "
                 "JOIN bookings b ON b.id = al.booking_id "
                 "WHERE al.restaurant_id = :id AND al.occupied && tstzrange(:lo, :hi, '[)') "
@@ -163,12 +163,13 @@ async def load_snapshot(
 
 def allocation_from_row(r: Any) -> Allocation:
     """A row with booking_id, code, s, e, party_size, start_at (and, when
-    selected, assignment_strategy and zone_preference)."""
+    selected, assignment_strategy, zone_preference and times_moved)."""
     return Allocation(
         booking_id=r.booking_id, table_id=r.code, start=r.s, end=r.e,
         party_size=r.party_size, booking_start=r.start_at,
         assignment_strategy=getattr(r, "assignment_strategy", None),
         zone_preference=getattr(r, "zone_preference", None),
+        times_moved=getattr(r, "times_moved", 0) or 0,
     )
 
 
@@ -206,7 +207,7 @@ ATTEMPT_INPUTS = text(
     " ) AS adjacency, "
     " (SELECT coalesce(json_agg(json_build_array(al.booking_id::text, t.code, "
     "   lower(al.occupied), upper(al.occupied), ob.party_size, ob.start_at, "
-    "   ob.assignment_strategy, ob.zone_preference) "
+    "   ob.assignment_strategy, ob.zone_preference, ob.times_moved) "
     "   ORDER BY t.code, lower(al.occupied)), '[]') "
     "   FROM allocations al JOIN dining_tables t ON t.id = al.table_id "
     "   JOIN bookings ob ON ob.id = al.booking_id "
@@ -248,8 +249,8 @@ def snapshot_from_json(restaurant_id: str, row: Any) -> RestaurantSnapshot:
         allocations=tuple(
             Allocation(booking_id=bid, table_id=code, start=_ts(s), end=_ts(e),
                        party_size=p, booking_start=_ts(bs), assignment_strategy=strategy,
-                       zone_preference=zone)
-            for bid, code, s, e, p, bs, strategy, zone in _json(row.allocs)
+                       zone_preference=zone, times_moved=moved)
+            for bid, code, s, e, p, bs, strategy, zone, moved in _json(row.allocs)
         ),
         known_bookings=tuple(
             KnownBooking(booking_id=bid, party_size=p, start=_ts(s), end=_ts(e),

@@ -116,6 +116,7 @@ class Booking(Base):
     assignment_state: Mapped[str] = mapped_column(Text, default="created")
     assignment_state_version: Mapped[int] = mapped_column(Integer, default=0)
     assignment_strategy: Mapped[str | None] = mapped_column(Text, nullable=True)
+    times_moved: Mapped[int] = mapped_column(Integer, default=0)  # by re-packing
     assignment_pipeline: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
