@@ -148,3 +148,24 @@ async def test_transition_sets_only_allowlisted_columns_and_changes_nothing_othe
                                   "guest_name FROM bookings WHERE id = CAST(:b AS uuid)", b=booking)
     assert tuple(rows[0]) == ("created", 0, "pending", "Test Guest")
     assert "status" in SETTABLE_COLUMNS
+
+
+async def test_a_database_error_never_repeats_the_guest_data_it_was_given(
+    db_engine: AsyncEngine,
+) -> None:
+    """The worker logs an infrastructure error's message: it must not carry
+    the statement's parameters (a guest's address, an email body)."""
+    import uuid as uuid_module
+
+    from sqlalchemy.exc import IntegrityError
+
+    address = "ada.lovelace@example.org"
+    with pytest.raises(IntegrityError) as failed:
+        async with db_engine.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO email_outbox (booking_id, kind, recipient, subject, body) "
+                "VALUES (CAST(:b AS uuid), 'confirmation', :to, 'Your table', :body)"),
+                {"b": str(uuid_module.uuid4()), "to": address, "body": f"Dear Ada ({address})"})
+    message = str(failed.value)
+    assert "foreign key" in message  # the error itself is still explained
+    assert address not in message and "Dear Ada" not in message

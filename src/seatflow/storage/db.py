@@ -40,6 +40,9 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Asy
         # pool and the activity retry (behind the circuit breaker) runs again.
         pool_pre_ping=False,
         pool_recycle=300,
+        # A statement's parameters hold guest data (names, addresses, email
+        # bodies): never repeat them in an error message, so never in a log.
+        hide_parameters=True,
     )
 
 
