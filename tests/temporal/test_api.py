@@ -267,6 +267,15 @@ async def test_idempotent_retries_make_one_booking_one_workflow_one_email(
                                json={**body, "party_size": 3})
     assert conflict.status_code == 409 and conflict.json()["code"] == "idempotency_conflict"
 
+    # A name with a trailing space is stored trimmed: its retry is the same
+    # request (it answered 409 "use a new key" before, inviting a duplicate).
+    key3 = f"host-app-{uuid.uuid4()}"
+    body3 = {**booking_body(future(days=5, hour=18)), "guest_name": "Ada "}
+    made, again = [await http.post(path, headers={**auth(tokens.host), "Idempotency-Key": key3},
+                                   json=body3) for _ in range(2)]
+    assert (made.status_code, again.status_code) == (201, 200), again.text
+    assert again.json()["booking_id"] == made.json()["booking_id"]
+
     for k, r in ((key, first), (key2, burst[0])):
         bid = r.json()["booking_id"]
         rows = await fetch(db_engine, "SELECT id FROM bookings WHERE idempotency_key = :k", k=k)

@@ -115,8 +115,17 @@ async def find_existing_booking(engine: AsyncEngine, new: NewBooking) -> str | N
     check_keys(new)
     if new.idempotency_key is None and new.booking_id is None:
         return None
+    new = _cleaned(new)
     async with engine.connect() as conn:
         return await _existing(conn, new, request_fingerprint(new))
+
+
+def _cleaned(new: NewBooking) -> NewBooking:
+    """The request as it is stored (the guest's name and address checked and
+    trimmed): lookup and insert fingerprint the same values, so a retry that
+    differs only in whitespace finds its booking."""
+    return replace(new, guest_email=check_guest_email(new.guest_email),
+                   guest_name=check_guest_name(new.guest_name))
 
 
 async def insert_booking(engine: AsyncEngine, new: NewBooking, *, now: datetime) -> str:
@@ -143,8 +152,7 @@ async def insert_booking_once(
     for a different request raises IdempotencyConflict; nothing is written.
     """
     check_keys(new)
-    new = replace(new, guest_email=check_guest_email(new.guest_email),
-                  guest_name=check_guest_name(new.guest_name))
+    new = _cleaned(new)
     fingerprint = request_fingerprint(new)
     booking_id = new.booking_id or str(uuid.uuid4())
     async with engine.begin() as conn:
