@@ -5,7 +5,7 @@ restaurants checked by `require`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -61,6 +61,15 @@ def require(token: ApiToken, roles: tuple[Role, ...], restaurant_id: str | None)
                        f"a {token.role} token may not do this (needs {' or '.join(roles)})")
     if restaurant_id is not None and not token.may_use(restaurant_id):
         raise ApiError(403, "forbidden", f"this token is not for restaurant {restaurant_id}")
+
+
+def require_booking(token: ApiToken, roles: tuple[Role, ...], view: dict[str, Any]) -> None:
+    """A booking of a restaurant the token is not for answers exactly like a
+    booking that does not exist (404): an id never confirms that it exists,
+    nor names its restaurant, to another restaurant's client."""
+    require(token, roles, None)
+    if not token.may_use(view["restaurant_id"]):
+        raise ApiError(404, "not_found", f"no booking {view['booking_id']}")
 
 
 def actor_of(token: ApiToken) -> str:

@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Body, Header, Path
 from fastapi.responses import JSONResponse
 
-from seatflow.api.deps import Caller, Dep, RestaurantPath, actor_of, require
+from seatflow.api.deps import Caller, Dep, RestaurantPath, actor_of, require, require_booking
 from seatflow.api.errors import AUTH_ERRORS, error_responses
 from seatflow.api.models import BookingCreated, BookingView, CancelBody, Error, NewBookingBody
 from seatflow.logging import get_logger
@@ -72,7 +72,7 @@ async def create(
 async def show(booking_id: BookingPath, token: Caller, d: Dep) -> dict[str, Any]:
     require(token, ("host", "operator"), None)
     view = await booking_view(d.engine, str(booking_id))
-    require(token, ("host", "operator"), view["restaurant_id"])
+    require_booking(token, ("host", "operator"), view)
     return view
 
 
@@ -91,7 +91,7 @@ async def cancel(
     require(token, ("host",), None)
     bid = str(booking_id)
     view = await booking_view(d.engine, bid)
-    require(token, ("host",), view["restaurant_id"])
+    require_booking(token, ("host",), view)
     try:
         view = await cancel_booking_request(
             d.engine, d.client, bid, actor=actor_of(token),

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 
-from seatflow.api.deps import Caller, Dep, actor_of, require
+from seatflow.api.deps import Caller, Dep, actor_of, require, require_booking
 from seatflow.api.errors import AUTH_ERRORS, error_responses
 from seatflow.api.models import RESTAURANT_ID, DecisionBody, DecisionResult, Error, ReviewItem
 from seatflow.api.routes.bookings import BookingPath
@@ -45,7 +45,7 @@ async def review_decide(
     require(token, ("operator",), None)
     bid = str(booking_id)
     view = await booking_view(d.engine, bid)
-    require(token, ("operator",), view["restaurant_id"])
+    require_booking(token, ("operator",), view)
     decision = body.model_dump(exclude_none=True)
     if not body.force:
         del decision["force"]  # retry and reject take no force
