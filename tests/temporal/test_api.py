@@ -368,6 +368,8 @@ async def test_bad_input_gets_a_clear_json_error(
         ("GET", f"/v1/restaurants/{restaurant}/availability?party=x&date=2030-01-01", {}, None,
          422, "validation_error", "party"),
         ("GET", "/v1/nothing-here", {}, None, 404, "not_found", "Not Found"),
+        ("POST", path, {"Idempotency-Key": "x" * 300}, booking_body(future()), 422,
+         "bad_idempotency_key", "Idempotency-Key"),
     ]
     for method, url, headers, body, status, code, message in cases:
         r = await http.request(method, url, headers={**h, **headers}, json=body)

@@ -79,13 +79,20 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = []
-        for err in exc.errors()[:10]:
+        errors = exc.errors()
+        for err in errors[:10]:
             loc = [str(p) for p in err.get("loc", ()) if p != "body"]
             message = err.get("msg", "invalid")
             if err.get("type") == "extra_forbidden" and loc and loc[-1] in NOT_ACCEPTED:
                 message = NOT_ACCEPTED[loc[-1]]
             problems.append(f"{'.'.join(loc) or 'body'}: {message}")
-        return _json(422, "validation_error", "; ".join(problems) or "invalid request")
+        # A malformed Idempotency-Key has its own documented code, as the
+        # service gives it (the header's pattern refuses it before the service).
+        key_only = bool(errors) and all(
+            [str(p).lower() for p in err.get("loc", ())] == ["header", "idempotency-key"]
+            for err in errors)
+        code = "bad_idempotency_key" if key_only else "validation_error"
+        return _json(422, code, "; ".join(problems) or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
