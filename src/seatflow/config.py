@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -98,12 +98,17 @@ class Settings(BaseSettings):
     # (docs/engine.md); false for a venue where an assigned table never changes
     repack: bool = Field(default=True, alias="SEATFLOW_REPACK")
     # at most this many bookings moved (each guest gets a table-changed email)
-    # to seat one new booking; 0: as many as needed
-    repack_max_moves: int = Field(default=0, ge=0, le=10_000, alias="SEATFLOW_REPACK_MAX_MOVES")
+    # to seat one new booking: 1..10000, or "unlimited" (docs/engine.md, "Moves
+    # a guest accepts"). 0 is refused: it used to mean unlimited.
+    repack_max_moves: int | Literal["unlimited"] = Field(
+        default=2, alias="SEATFLOW_REPACK_MAX_MOVES"
+    )
     # a booking's retries (attempt 2 on) give a re-pack the exact search could
-    # not decide this many ms of CP-SAT (engine/deep.py; docs/engine.md); the
-    # first attempt, availability and the API never wait for it. 0: never
-    repack_deep_ms: float = Field(default=500.0, ge=0, le=5_000, alias="SEATFLOW_REPACK_DEEP_MS")
+    # not decide this many deterministic ms of CP-SAT (engine/deep.py, with a
+    # wall-clock safety stop at 4x; docs/engine.md); the first attempt,
+    # availability and the API never wait for it. 0: never. At most 2000, so
+    # the safety stop stays within the attempt's 10 s timeout.
+    repack_deep_ms: float = Field(default=500.0, ge=0, le=2_000, alias="SEATFLOW_REPACK_DEEP_MS")
     # without re-packing, plans of three or more tables wait until the booking
     # starts within this many minutes (docs/engine.md, "Three tables"); 525600
     # (a year) allows them at any time. With re-packing nothing waits.
@@ -125,6 +130,23 @@ class Settings(BaseSettings):
         if any(x < 0 for x in values):
             raise ValueError("delays must be >= 0")
         return v
+
+    @field_validator("repack_max_moves", mode="before")
+    @classmethod
+    def _max_moves(cls, v: object) -> int | str:
+        text = str(v).strip().lower()
+        if text == "unlimited":
+            return text
+        try:
+            moves = int(text)
+        except ValueError:
+            moves = 0
+        if not 1 <= moves <= 10_000:
+            raise ValueError(
+                "must be a number of moves from 1 to 10000, or unlimited (0 no longer "
+                "means unlimited; SEATFLOW_REPACK=false turns re-packing off)"
+            )
+        return moves
 
     @field_validator("database_url")
     @classmethod
@@ -168,7 +190,9 @@ class Settings(BaseSettings):
             adjacency_mode=AdjacencyMode(self.adjacency_mode),
             repack=self.repack,
             repack_freeze_minutes=self.repack_freeze_minutes,
-            repack_max_moves=self.repack_max_moves or None,
+            repack_max_moves=(
+                None if self.repack_max_moves == "unlimited" else self.repack_max_moves
+            ),
             wide_plan_lead_minutes=self.wide_plan_lead_minutes,
         )
 

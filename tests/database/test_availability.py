@@ -656,10 +656,12 @@ def test_availability_and_the_attempt_use_the_same_plan_rules_from_the_environme
     assert (config.repack_freeze_minutes, config.wide_plan_lead_minutes, config.max_tables) == (
         15, 525600, 2)
     assert config.repack is False and Settings(SEATFLOW_REPACK="true").engine_config().repack
-    assert Settings(SEATFLOW_REPACK_MAX_MOVES="2").engine_config().repack_max_moves == 2
-    assert Settings(SEATFLOW_REPACK_MAX_MOVES="0").engine_config().repack_max_moves is None
-    with pytest.raises(ValueError, match="SEATFLOW_REPACK_MAX_MOVES"):
-        Settings(SEATFLOW_REPACK_MAX_MOVES="-1")
+    assert Settings(SEATFLOW_REPACK_MAX_MOVES="3").engine_config().repack_max_moves == 3
+    assert Settings().engine_config().repack_max_moves == 2  # the default cap
+    assert Settings(SEATFLOW_REPACK_MAX_MOVES="unlimited").engine_config().repack_max_moves is None
+    for refused in ("0", "-1", "many"):  # 0 no longer means unlimited
+        with pytest.raises(ValueError, match="SEATFLOW_REPACK_MAX_MOVES"):
+            Settings(SEATFLOW_REPACK_MAX_MOVES=refused)
     assert BookingActivities(None, None, configured).config == config  # type: ignore[arg-type]
     assert ShadowActivities(None, configured).config == config  # type: ignore[arg-type]
     monkeypatch.setenv("SEATFLOW_WIDE_PLAN_LEAD_MINUTES", "-1")
@@ -710,4 +712,4 @@ def test_only_a_booking_retry_spends_time_on_the_deep_re_pack() -> None:
     no_repack = Settings(SEATFLOW_REPACK="false")
     assert no_repack.retry_engine_config().repack_deep_ms is None
     with pytest.raises(ValueError, match="SEATFLOW_REPACK_DEEP_MS"):
-        Settings(SEATFLOW_REPACK_DEEP_MS="10000")  # beyond the attempt's own timeout
+        Settings(SEATFLOW_REPACK_DEEP_MS="2500")  # its 4x safety stop: beyond the attempt's timeout

@@ -320,7 +320,8 @@ async def test_a_retry_runs_the_deep_re_pack_and_the_swap_it_finds_is_applied(
                              test_settings)
     assert acts.retry_config.repack_deep_ms == 500.0  # the default a retry gets
     acts.config = replace(acts.config, max_exact_steps=0, max_repack_steps=0)
-    acts.retry_config = replace(acts.config, repack_deep_ms=5_000)
+    # three bookings move: above the default cap of 2, so this venue allows 3
+    acts.retry_config = replace(acts.config, repack_deep_ms=2_000, repack_max_moves=3)
 
     def attempt(no: int, version: int) -> AttemptRequest:
         return AttemptRequest(booking_id=four, restaurant_id=rid, expected_version=version,

@@ -61,12 +61,11 @@ class Allocation:
     # How the booking got its tables (bookings.assignment_strategy); re-packing
     # never moves a booking an operator placed by hand ("manual").
     assignment_strategy: str | None = None
-    # The held booking's own zone wish: re-packing may move a booking without
-    # one to another zone, and keeps a booking with one in its zone (or moves
-    # it into the zone it asked for).
+    # The held booking's own zone wish: re-packing keeps a booking in the zone
+    # it sits in, or moves it into the zone it asked for.
     zone_preference: str | None = None
     # How many times re-packing has moved the held booking already: a guest is
-    # moved at most once in an evening.
+    # moved at most once in an evening, so re-packing never moves it again.
     times_moved: int = 0
 
 
@@ -144,27 +143,33 @@ class EngineConfig:
     max_repack_steps: int = 400
     # Re-packing never moves a booking that starts within this many minutes of `now`.
     repack_freeze_minutes: int = 60
-    # The exact re-packing search's budgets: steps (nodes, seat options and
-    # matchings; deterministic; 16,000 take 10-16 ms CPU on a 62-table floor)
-    # and wall-clock milliseconds, a backstop for an overloaded machine (None:
-    # steps only).
-    # When either runs out the bounded search decides instead and the result
-    # says so (SearchResult.repack == "bounded", truncated).
+    # The exact re-packing search's step budget (nodes, seat options and
+    # matchings; 16,000 take 10-16 ms CPU on a 62-table floor). It alone
+    # decides: the same inputs give the same answer on any machine. When it
+    # runs out the bounded search decides instead and the result says so
+    # (SearchResult.repack == "bounded", truncated).
     max_exact_steps: int = 16000
     # The share of max_exact_steps the passes over 1..3 moves may use before the
     # pass without a move limit runs (1.0: all of it, the fewest moves always
-    # first). Short re-packs can take many steps to find and long ones few, so
-    # neither may starve the other.
+    # first); only without a cap on moves (repack_max_moves None). Short
+    # re-packs can take many steps to find and long ones few, so neither may
+    # starve the other.
     repack_shallow_share: float = 0.5
     # At most this many bookings moved to seat one new booking (None: as many
-    # as needed). Every move is a table-changed email to a guest.
-    repack_max_moves: int | None = None
+    # as needed). Every move is a table-changed email to a guest; every search
+    # (exact, bounded, deep) holds to it.
+    repack_max_moves: int | None = 2
     # Plans of more than two tables (three stools for a party of 3, three
     # 4-tops for a party of 10) are offered only when the booking starts within
     # this many minutes of `now` (None: always). Such plans use up small tables
     # later small parties need; the legacy planner never makes them.
     wide_plan_lead_minutes: int | None = 120
-    repack_time_budget_ms: float | None = 20.0
+    # A wall-clock safety stop for the exact search, far above the time its
+    # step budget takes (16,000 steps: 10-16 ms of CPU on the 62-table floor,
+    # at most 65 ms of wall clock measured on a loaded 2-core machine; None:
+    # none). It decides nothing on a healthy machine; when it fires the
+    # bounded search answers and the result says so (SearchResult.safety_stop).
+    repack_safety_stop_ms: float | None = 250.0
     # With re-packing, a booking that already starts within the freeze window
     # when it is placed can never be moved again: its plan is final. For it the
     # idle_gap term (hours of unusable idle time left on its tables) weighs at
@@ -172,9 +177,12 @@ class EngineConfig:
     # takes the table it fits most snugly in time (docs/engine.md, "Final plans").
     frozen_idle_gap: float = 1.0
     # When the exact search runs out of budget and the bounded one finds
-    # nothing, CP-SAT gets this many milliseconds of wall clock to decide
-    # (engine/deep.py; None: never). Off by default: it is meant for the
-    # booking workflow's attempt, not for latency-bound callers.
+    # nothing, CP-SAT gets this much deterministic time (engine/deep.py, its
+    # `max_deterministic_time` in milliseconds: about a millisecond of one core
+    # each, but counted, so the answer does not depend on the machine) with a
+    # wall-clock safety stop at `deep.DEEP_WALL_FACTOR` times that (None: never). Off
+    # by default: it is meant for the booking workflow's retries, not for
+    # latency-bound callers.
     repack_deep_ms: float | None = None
 
     def __post_init__(self) -> None:
@@ -186,14 +194,17 @@ class EngineConfig:
             raise ValueError(
                 f"repack_freeze_minutes must be >= 0, got {self.repack_freeze_minutes}"
             )
-        if self.repack_time_budget_ms is not None and self.repack_time_budget_ms < 0:
+        if self.repack_safety_stop_ms is not None and self.repack_safety_stop_ms < 0:
             raise ValueError(
-                f"repack_time_budget_ms must be >= 0, got {self.repack_time_budget_ms}"
+                f"repack_safety_stop_ms must be >= 0 or None, got {self.repack_safety_stop_ms}"
             )
         if self.max_exact_steps < 0:
             raise ValueError(f"max_exact_steps must be >= 0, got {self.max_exact_steps}")
         if self.repack_max_moves is not None and self.repack_max_moves < 1:
-            raise ValueError(f"repack_max_moves must be >= 1, got {self.repack_max_moves}")
+            raise ValueError(
+                f"repack_max_moves must be >= 1 or None (as many as needed), "
+                f"got {self.repack_max_moves}"
+            )
         if self.repack_deep_ms is not None and self.repack_deep_ms <= 0:
             raise ValueError(f"repack_deep_ms must be > 0 or None, got {self.repack_deep_ms}")
         if self.frozen_idle_gap < 0:
@@ -233,9 +244,14 @@ class SearchResult:
     evaluated: int = 0  # candidate combinations looked at
     truncated: bool = False  # an explicit limit was hit (never silently)
     # How re-packing decided, when it ran: "exact" (the fewest moves, or proven
-    # that no re-assignment exists) or "bounded" (the exact search ran out of
-    # its budget; the bounded search answered, so a "no" is not a proof).
+    # that no re-assignment exists), "bounded" (the exact search ran out of
+    # its step budget; the bounded search answered, so a "no" is not a proof)
+    # or "deep" (CP-SAT, on a retry).
     repack: str = ""
+    # A wall-clock safety stop fired (the exact search's
+    # `repack_safety_stop_ms`, or the deep re-pack's): this one answer may
+    # differ on a less loaded machine. Never set when the step budgets decided.
+    safety_stop: bool = False
 
     @property
     def found(self) -> bool:

@@ -200,14 +200,15 @@ def _feasible(
     deadline: float | None,
 ) -> ExactOutcome | None:
     """The exact search's feasibility-only answer within the pipeline's own
-    per-search budgets and what is left of the evaluation's (None: nothing left)."""
-    budget_ms = config.repack_time_budget_ms
+    step budget, stopped by the clock when what is left of the evaluation's
+    wall-clock budget runs out first (None: nothing left)."""
+    stop_ms = config.repack_safety_stop_ms
     if deadline is not None:
         left_ms = (deadline - time_module.perf_counter()) * 1000
         if left_ms <= 0:
             return None
-        budget_ms = left_ms if budget_ms is None else min(budget_ms, left_ms)
-    bounded = replace(config, repack_time_budget_ms=budget_ms)
+        stop_ms = left_ms if stop_ms is None else min(stop_ms, left_ms)
+    bounded = replace(config, repack_safety_stop_ms=stop_ms)
     return FeasibilityRepacker(floor, request, bounded, movable).run()
 
 
@@ -242,7 +243,8 @@ def witness_problem(
     tables and every moved booking's new tables are a valid plan (the plan
     rules `validate_plan` applies) on tables no booking that stays holds in its
     window; only bookings re-packing may move for `request` move, each from
-    the tables it holds, each into a zone it may use; no two seated bookings
+    the tables it holds, each into a zone it may use (its own, or the one it
+    asked for), at most `repack_max_moves` of them; no two seated bookings
     whose windows overlap share a table (the moves apply as one set, so a
     swap is as valid as a chain)."""
     moved = {m.booking_id for m in witness.moves}
@@ -269,8 +271,7 @@ def witness_problem(
         if problem is not None:
             return problem
         zones = {floor.tables[t].zone for t in move.to_tables}
-        allowed = None if held.zone_preference is None else {held.zone, held.zone_preference}
-        if allowed is not None and not zones <= allowed:
+        if not zones <= set(held.zones):
             return f"booking {move.booking_id} may not move to zone {', '.join(sorted(zones))}"
         seated.append((move.booking_id, held.start, held.end, tuple(move.to_tables)))
     for i, (a, a_start, a_end, a_tables) in enumerate(seated):

@@ -1,21 +1,28 @@
 """Deep re-packing: CP-SAT decides what the exact search's budget left undecided.
 
-The exact search (`exact.py`) answers within milliseconds, or runs out of
+The exact search (`exact.py`) answers within its step budget, or runs out of
 steps. On a large floor at high load it runs out on many requests, and some
 of those have a re-assignment that moves several bookings, often as a swap
-(bookings trading tables), which no budget of milliseconds finds. With
+(bookings trading tables), which the step budget does not reach. With
 `EngineConfig.repack_deep_ms` set, such a request gets one more chance: the
-same problem (the same movable bookings, the same plans, the same zone rules)
-as a CP-SAT model from OR-Tools with that wall-clock budget, minimising the
+same problem (the same movable bookings, the same plans, the same zone rules,
+the same cap on moves) as a CP-SAT model from OR-Tools, minimising the
 bookings moved, then the new booking outside its preferred zone.
+
+Deterministic: one worker, a fixed seed and CP-SAT's deterministic time
+limit (`max_deterministic_time`, `repack_deep_ms` / 1000 of its seconds) decide,
+so the same evening gives the same answer on any machine. The wall clock is
+only a safety stop at DEEP_WALL_FACTOR times that budget; when it fires the
+outcome says so (`safety_stop`).
 
 Model: a boolean per (booking, plan), exactly one plan per booking (for a
 movable booking, staying on its own tables is one of them); per table and per
 instant where the set of bookings in the room grows, at most one booking holds
-the table (two windows overlap iff both contain the later start). The moves
-come back in an order that applies one at a time where one exists; a swap has
-none, and the database applies the moves as one set (`storage.confirm.
-apply_moves`), so it is as good an answer as a chain.
+the table (two windows overlap iff both contain the later start); at most
+`repack_max_moves` bookings off their own tables. The moves come back in an
+order that applies one at a time where one exists; a swap has none, and the
+database applies the moves as one set (`storage.placement`), so it is as good
+an answer as a chain.
 
 Off by default (None): it costs up to the budget on every request it runs for
 (on a busy evening a third to a half of them), so the booking workflow turns
@@ -25,7 +32,6 @@ attempt, availability or other latency-bound callers.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -33,8 +39,12 @@ from seatflow.domain.planning import BookingRequest, EngineConfig, Move
 
 from .combinations import Candidate
 from .exact import ExactRepacker, application_order
-from .exact_problem import HeldBooking
+from .exact_problem import HeldBooking, clock
 from .floor import Floor
+
+# The wall-clock safety stop, as a multiple of the deterministic budget: far
+# above the wall time the deterministic limit takes on a loaded machine.
+DEEP_WALL_FACTOR = 4.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,7 @@ class DeepOutcome:
     moves: tuple[Move, ...]  # in the order they can be applied
     status: str  # "found", "optimal" (fewest moves proven), "infeasible", "unknown"
     wall_ms: float
+    safety_stop: bool = False  # the wall-clock safety stop ended it, not the budget
 
 
 FOUND, OPTIMAL, INFEASIBLE, UNKNOWN = "found", "optimal", "infeasible", "unknown"
@@ -56,19 +67,19 @@ def deep_repack(
     budget_ms: float,
 ) -> DeepOutcome:
     """A re-assignment of `movable` that frees a plan for `request`, fewest
-    moves first, within `budget_ms` of wall clock (see the module docstring)."""
+    moves first, at most `config.repack_max_moves` of them, within `budget_ms`
+    of CP-SAT's deterministic time (see the module docstring)."""
     from ortools.sat.python import cp_model  # imported here: a second to load
 
-    began = time.perf_counter()
-    deadline = began + budget_ms / 1000
+    began = clock()
 
     def elapsed() -> float:
-        return (time.perf_counter() - began) * 1000
+        return (clock() - began) * 1000
 
     # The exact search's own view of the problem: the same windows, fixed
     # allocations, zones and plans (its step budget plays no part here).
     view = ExactRepacker(
-        floor, request, replace(config, max_exact_steps=1 << 62, repack_time_budget_ms=None),
+        floor, request, replace(config, max_exact_steps=1 << 62, repack_safety_stop_ms=None),
         movable,
     )
     n = view.n
@@ -114,19 +125,29 @@ def deep_repack(
         for (_, candidate), var in zip(choices[n], chosen[n], strict=True)
         if preferred is not None and candidate is not None and candidate.zone != preferred
     ]
+    if config.repack_max_moves is not None and n > config.repack_max_moves:
+        model.add(sum(moved) <= config.repack_max_moves)
     # fewest moves, then R in its preferred zone
     model.minimize(2 * sum(moved) + sum(elsewhere))
     for i in range(n):
         model.add_hint(chosen[i][0], True)
 
     solver = cp_model.CpSolver()
-    solver.parameters.num_workers = 1
-    solver.parameters.max_time_in_seconds = max(0.0, deadline - time.perf_counter())
+    parameters = solver.parameters
+    parameters.num_workers = 1  # one worker searches the same way every time
+    parameters.random_seed = 1
+    parameters.max_deterministic_time = budget_ms / 1000
+    wall_s = DEEP_WALL_FACTOR * budget_ms / 1000
+    parameters.max_time_in_seconds = wall_s
     status = solver.solve(model)
+    # Unproven and out of wall time: the safety stop ended it, not the budget.
+    stopped = status not in (cp_model.OPTIMAL, cp_model.INFEASIBLE) and (
+        solver.wall_time >= 0.95 * wall_s
+    )
     if status == cp_model.INFEASIBLE:
         return DeepOutcome(None, (), INFEASIBLE, elapsed())
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return DeepOutcome(None, (), UNKNOWN, elapsed())
+        return DeepOutcome(None, (), UNKNOWN, elapsed(), safety_stop=stopped)
     picks = [next(k for k, v in enumerate(chosen[i]) if solver.value(v)) for i in range(n + 1)]
     applied = [
         (view.bookings[i], _tables_of(floor, choices[i][picks[i]][0]))
@@ -139,7 +160,7 @@ def deep_repack(
     assert candidate is not None  # R has no "stay" option
     moves = tuple(Move(b.booking_id, b.tables, new) for b, new in ordered)
     found = OPTIMAL if status == cp_model.OPTIMAL else FOUND
-    return DeepOutcome(candidate, moves, found, elapsed())
+    return DeepOutcome(candidate, moves, found, elapsed(), safety_stop=stopped)
 
 
 def _tables_of(floor: Floor, mask: int) -> tuple[str, ...]:

@@ -33,8 +33,8 @@ set (`storage.confirm.apply_moves`). The moves come back in an order that
 applies one at a time where one exists (a move after the bookings whose old
 tables it takes), which keeps a re-pack's history readable.
 
-Past the step or wall-clock budget (`exact_problem`) the search stops and
-says so (`exhausted`), never silently.
+Past the step budget, or the wall-clock safety stop (`exact_problem`), the
+search stops and says so (`exhausted`, `safety_stop`), never silently.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ class ExactOutcome:
     # the moves are proven the fewest (False: a valid re-assignment was found but
     # the budget ran out while looking for one with fewer moves)
     fewest: bool = True
+    # the wall-clock safety stop ended the search, not the step budget
+    safety_stop: bool = False
 
 
 SHALLOW = 3  # move budgets tried before the pass without a move limit
@@ -105,8 +107,8 @@ class ExactRepacker(RepackProblem):
     ) -> None:
         super().__init__(floor, request, config, movable)
         # at most this many moves (None: the venue's `config.repack_max_moves`,
-        # itself None for as many as needed); the answer is then the fewest
-        # moves up to the cap, or a proof that none that few exists
+        # 2 by default, None there for as many as needed); the answer is then
+        # the fewest moves up to the cap, or a proof that none that few exists
         self.move_cap = config.repack_max_moves if move_cap is None else move_cap
         self.cut = 0  # the smallest budget a branch cut in this pass needed (0: none)
         # states (seats placed so far) that failed, with the largest budget they failed at
@@ -116,7 +118,9 @@ class ExactRepacker(RepackProblem):
         try:
             return self._run()
         except OutOfSteps:
-            return ExactOutcome(None, (), self.steps, exhausted=True)
+            return ExactOutcome(
+                None, (), self.steps, exhausted=True, safety_stop=self.safety_stopped
+            )
 
     def _run(self) -> ExactOutcome:
         n = self.n
@@ -307,7 +311,10 @@ class ExactRepacker(RepackProblem):
         # one at a time where such an order exists; a swap applies as one set
         ordered = application_order(self.floor, applied) or applied
         moves = tuple(Move(b.booking_id, b.tables, new) for b, new in ordered)
-        return ExactOutcome(candidate, moves, self.steps, exhausted=False, fewest=proven)
+        return ExactOutcome(
+            candidate, moves, self.steps, exhausted=False, fewest=proven,
+            safety_stop=self.safety_stopped,
+        )
 
 
 # --------------------------------------------------------------------------
@@ -322,14 +329,18 @@ class FeasibilityRepacker(ExactRepacker):
     finds nothing is a proof that none exists. Availability needs only this
     yes or no (the pipeline computes the fewest moves again when it books),
     and it skips the deepening over 1..SHALLOW moves and the final
-    minimisation of `ExactRepacker.run`. Same budgets (`max_exact_steps`,
-    `repack_time_budget_ms`) and the same `exhausted` when they run out."""
+    minimisation of `ExactRepacker.run`. Same budget (`max_exact_steps`, and
+    the `repack_safety_stop_ms` backstop) and the same `exhausted` when it
+    runs out."""
 
     def run(self) -> ExactOutcome:
         try:
             return self._feasible()
         except OutOfSteps:
-            return ExactOutcome(None, (), self.steps, exhausted=True, fewest=False)
+            return ExactOutcome(
+                None, (), self.steps, exhausted=True, fewest=False,
+                safety_stop=self.safety_stopped,
+            )
 
     def _feasible(self) -> ExactOutcome:
         targets: list[tuple[int, Option, list[int]]] = []

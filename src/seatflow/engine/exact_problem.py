@@ -12,18 +12,19 @@ condition that prunes a branch (`_packable`, a matching at every instant) and
 the step budget. The search over it is `exact.ExactRepacker`.
 
 Every seat option looked at, node visited and matching is a step; past
-`max_exact_steps` steps or `repack_time_budget_ms` of wall clock `_step`
-raises OutOfSteps. The wall-clock budget is the one place the answer can
-depend on the machine: with it set to None the search is deterministic.
+`max_exact_steps` steps `_step` raises OutOfSteps, so the answer never
+depends on the machine. The wall clock is read only as a safety stop
+(`repack_safety_stop_ms`, far above what the steps take): when it fires,
+`_step` raises OutOfSteps too and `safety_stopped` says so.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
+from time import perf_counter
 
 from seatflow.domain.planning import BookingRequest, EngineConfig
 
@@ -44,11 +45,23 @@ class HeldBooking:
     zone: str
     zone_preference: str | None = None
 
+    @property
+    def zones(self) -> tuple[str, ...]:
+        """The zones a move may take it to: the one it sits in, and the one it
+        asked for when it sits elsewhere (docs/engine.md, "Moves a guest
+        accepts")."""
+        if self.zone_preference is None or self.zone_preference == self.zone:
+            return (self.zone,)
+        return tuple(sorted((self.zone, self.zone_preference)))
 
+
+def clock() -> float:
+    """The engine's one wall clock, read only for safety stops (seconds)."""
+    return perf_counter()
 
 
 class OutOfSteps(Exception):
-    """The step or wall-clock budget ran out."""
+    """The step budget ran out (or the wall-clock safety stop fired)."""
 
 
 @dataclass(slots=True)
@@ -138,8 +151,9 @@ class RepackProblem:
         self.config = config
         self.steps = 0
         self.limit = config.max_exact_steps  # lowered while the shallow passes run
-        budget_ms = config.repack_time_budget_ms
-        self.deadline = None if budget_ms is None else time.perf_counter() + budget_ms / 1000
+        stop_ms = config.repack_safety_stop_ms
+        self.deadline = None if stop_ms is None else clock() + stop_ms / 1000
+        self.safety_stopped = False  # the wall-clock safety stop fired
         self._next_clock = 0
         self.ids = sorted(movable)
         self.bookings = [movable[b] for b in self.ids]
@@ -191,7 +205,8 @@ class RepackProblem:
             raise OutOfSteps
         if self.deadline is not None and self.steps >= self._next_clock:
             self._next_clock = self.steps + 32  # read the clock every 32 steps
-            if time.perf_counter() > self.deadline:
+            if clock() > self.deadline:
+                self.safety_stopped = True
                 raise OutOfSteps
 
     def options(self, i: int) -> list[Option]:
@@ -213,11 +228,7 @@ class RepackProblem:
             party, zones = self.request.party_size, tuple(self.zones)
         else:
             booking = self.bookings[i]
-            party = booking.party
-            if booking.zone_preference is None:
-                zones = tuple(self.zones)
-            else:
-                zones = tuple(sorted({booking.zone, booking.zone_preference}))
+            party, zones = booking.party, booking.zones
         key = (party, zones, busy)
         cached = self._by_key.get(key)
         if cached is None:

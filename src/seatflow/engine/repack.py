@@ -2,19 +2,22 @@
 
 When no valid plan is free, bookings that are *movable* (held, overlapping the
 new booking's window, not started and not starting within the freeze window
-by `now`, not placed by hand by an operator) may be re-seated: same window,
-same party, a valid plan of their own, in their zone (or any zone when they
-have no zone wish).
+by `now`, not placed by hand by an operator, never moved by re-packing
+before) may be re-seated: same window, same party, a valid plan of their own
+in the zone they sit in (or the zone they asked for), at most
+`repack_max_moves` of them for one new booking (docs/engine.md, "Moves a
+guest accepts").
 
 First the exact search (`exact.py`) decides: the fewest moves that free a
 plan, or a proof that there is none. When its step budget runs out, the
 bounded search of earlier versions answers instead and the result says so
 (and when it finds nothing and `repack_deep_ms` is set, CP-SAT gets that
-much wall clock on the same problem, `deep.py`, method "deep"):
-at most `max_moves` moves, each booking in its own zone, chains of displaced
+much deterministic time on the same problem, `deep.py`, method "deep"):
+at most `max_moves` moves, each booking in a zone it may use, chains of displaced
 bookings, budgets growing 1, 2, ..., max_moves, bounded by `max_repack_steps`
 (placements tried plus table combinations evaluated); hitting that bound is
-reported (`truncated`), never silent.
+reported (`truncated`), never silent. Every budget is counted in steps; a
+wall-clock safety stop that fires is reported (`safety_stop`).
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ class Repacked:
     moves: tuple[Move, ...]
     evaluated: int
     truncated: bool
-    method: str = ""  # EXACT or BOUNDED; empty when nothing could move
+    method: str = ""  # EXACT, BOUNDED or DEEP; empty when nothing could move
+    safety_stop: bool = False  # a wall-clock safety stop fired along the way
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,8 @@ def movable_bookings(
     floor: Floor, request: BookingRequest, now: datetime | None, config: EngineConfig
 ) -> dict[str, HeldBooking]:
     """Held bookings overlapping the request that may move: not started, not
-    starting within the freeze window, not placed by hand."""
+    starting within the freeze window, not placed by hand, not moved by
+    re-packing before (a guest is moved at most once in an evening)."""
     frozen_until = None if now is None else now + timedelta(minutes=config.repack_freeze_minutes)
     grouped: dict[str, list[Allocation]] = {}
     for allocation in floor.snapshot.allocations:
@@ -76,6 +81,8 @@ def movable_bookings(
         if any(not _not_started(a.booking_start, frozen_until) for a in allocations):
             continue
         if any(a.assignment_strategy == MANUAL for a in allocations):
+            continue
+        if any(a.times_moved >= 1 for a in allocations):
             continue
         party = max(a.party_size for a in allocations)
         start = min(a.start for a in allocations)
@@ -144,8 +151,9 @@ class _Reseater:
             return found
         holders = self.holders(booking.start, booking.end)
         blocked_by: dict[str, frozenset[str]] = {}
+        zones = booking.zones
         for table_id in self.floor.usable:
-            if self.floor.tables[table_id].zone != booking.zone:
+            if self.floor.tables[table_id].zone not in zones:
                 continue
             held_by = holders.get(table_id, frozenset()) - lifted
             if len(held_by) <= spare and all(other in self.movable for other in held_by):
@@ -157,7 +165,6 @@ class _Reseater:
             max_tables=self.config.max_tables,
             max_overage=self.config.max_overage,
             mode=self.config.adjacency_mode,
-            zone=booking.zone,
         )
         self.evaluated += enumeration.evaluated
         self.steps += enumeration.evaluated
@@ -229,7 +236,10 @@ def repack(
         )
         plan = _repack_plan(floor, request, config, exact.candidate, relaxed_free, len(exact.moves))
         # truncated: a valid re-assignment, but not proven to need the fewest moves
-        return Repacked(plan, exact.moves, exact.steps, truncated=not exact.fewest, method=EXACT)
+        return Repacked(
+            plan, exact.moves, exact.steps, truncated=not exact.fewest, method=EXACT,
+            safety_stop=exact.safety_stop,
+        )
     bounded = bounded_repack(floor, request, config, movable)
     if bounded.plan is None and config.repack_deep_ms is not None:
         deep = deep_repack(floor, request, config, movable, config.repack_deep_ms)
@@ -245,6 +255,7 @@ def repack(
         return Repacked(
             seated, deep.moves, exact.steps + bounded.evaluated,
             truncated=deep.status not in (OPTIMAL, INFEASIBLE), method=DEEP,
+            safety_stop=exact.safety_stop or deep.safety_stop,
         )
     return Repacked(
         bounded.plan,
@@ -252,6 +263,7 @@ def repack(
         exact.steps + bounded.evaluated,
         truncated=True,
         method=BOUNDED,
+        safety_stop=exact.safety_stop,
     )
 
 
@@ -259,7 +271,7 @@ def bounded_repack(
     floor: Floor, request: BookingRequest, config: EngineConfig, movable: dict[str, HeldBooking]
 ) -> Repacked:
     """The bounded search: at most max_moves moves (and repack_max_moves), each
-    booking in its own zone."""
+    booking in a zone it may use; counted in steps only (no clock)."""
     if config.repack_max_moves is not None and config.repack_max_moves < config.max_moves:
         config = replace(config, max_moves=config.repack_max_moves)
     if config.max_moves < 1:

@@ -31,9 +31,11 @@ def search(
     When none exists, `reason` says why for people, and (with `config.repack`)
     the result may instead carry re-packing `moves` of bookings that neither
     have started nor start within `config.repack_freeze_minutes` of `now`, nor
-    were placed by hand, plus the plan they free as `plans[0]`. With `now`
-    None no booking counts as started (and none is frozen) except those whose
-    `booking_start` is unknown.
+    were placed by hand, nor were moved before, each within its zone, at most
+    `config.repack_max_moves` of them, plus the plan they free as `plans[0]`.
+    Step budgets decide; `safety_stop` says when a wall-clock backstop did.
+    With `now` None no booking counts as started (and none is frozen) except
+    those whose `booking_start` is unknown.
     """
     if request.party_size < 1:
         return SearchResult(
@@ -58,21 +60,26 @@ def search(
                 evaluated=evaluated + repacked.evaluated,
                 truncated=repacked.truncated,
                 repack=repacked.method,
+                safety_stop=repacked.safety_stop,
             )
         if repacked.method == "bounded":  # the exact search ran out first
             reason += "; re-packing undecided within its budget"
         elif repacked.method == "deep":
             reason += (
-                f"; the deep re-pack found no re-assignment in {config.repack_deep_ms:g} ms"
+                f"; the deep re-pack found no re-assignment within {config.repack_deep_ms:g} "
+                "deterministic ms"
                 if repacked.truncated
                 else "; the deep re-pack proved that no re-assignment seats it"
             )
+        if repacked.safety_stop:
+            reason += " (a wall-clock safety stop fired)"
         return SearchResult(
             plans=(),
             reason=reason,
             evaluated=evaluated + repacked.evaluated,
             truncated=repacked.truncated,
             repack=repacked.method,
+            safety_stop=repacked.safety_stop,
         )
     return SearchResult(plans=(), reason=reason, evaluated=evaluated)
 

@@ -1,8 +1,11 @@
 """Properties of exact re-packing on small random floors, checked against a brute
 force over every re-assignment: it never double-books (applying the moves as
-one set, as the database does; a swap counts as much as a chain), never moves a booking that has started,
-starts within the freeze window or was placed by hand, respects zone wishes,
-and uses exactly the fewest moves (or finds none exactly when none exists)."""
+one set, as the database does; a swap counts as much as a chain), never moves
+a booking that has started, starts within the freeze window, was placed by
+hand or was moved before, keeps every moved booking in its zone (or moves it
+into the zone it asked for), moves at most `repack_max_moves` bookings, and
+uses exactly the fewest moves (or finds none exactly when none within the cap
+exists)."""
 
 from __future__ import annotations
 
@@ -35,10 +38,12 @@ from seatflow.engine.saturation import saturates
 
 SETTINGS = settings(max_examples=examples(600), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FREEZE = 60
-# steps only: a busy machine must not turn an exact answer into a fallback
-# and no holding back of three-table plans (tested on its own): the brute force
-# below knows the plan rules only
-EXACT = EngineConfig(repack_time_budget_ms=None, wide_plan_lead_minutes=None)
+# steps only, no wall-clock safety stop: a busy machine must not turn an exact
+# answer into a fallback; no holding back of three-table plans (tested on its
+# own): the brute force below knows the plan rules only. The default cap on
+# moves (2) holds.
+EXACT = EngineConfig(repack_safety_stop_ms=None, wide_plan_lead_minutes=None)
+UNCAPPED = replace(EXACT, repack_max_moves=None)
 
 
 @st.composite
@@ -69,8 +74,12 @@ def crowded(draw: st.DrawFn) -> tuple[RestaurantSnapshot, BookingRequest, Engine
         party = draw(st.integers(1, 4))
         strategy = draw(st.sampled_from([None, None, None, "optimal_fit", "manual"]))
         wish = draw(st.sampled_from([None, None, "main", "patio"]))
+        moved = draw(st.sampled_from([0, 0, 0, 0, 1, 2]))  # times re-packing moved it
         allocations += [
-            Allocation(f"b{j}", t, at(start), at(start + minutes), party, at(start), strategy, wish)
+            Allocation(
+                f"b{j}", t, at(start), at(start + minutes), party, at(start), strategy, wish,
+                moved,
+            )
             for t in chosen
         ]
     snapshot = RestaurantSnapshot("r", tuple(tables), tuple(edges), tuple(allocations))
@@ -85,8 +94,9 @@ def crowded(draw: st.DrawFn) -> tuple[RestaurantSnapshot, BookingRequest, Engine
     config = EngineConfig(
         max_tables=draw(st.integers(1, 3)),
         max_overage=draw(st.integers(0, 4)),
-        repack_time_budget_ms=None,
+        repack_safety_stop_ms=None,
         wide_plan_lead_minutes=None,
+        repack_max_moves=draw(st.sampled_from([None, 1, 2, 2, 3])),
     )
     now = at(draw(st.sampled_from([-600, -600, -120, -45, 0])))
     return snapshot, request, config, now
@@ -113,17 +123,23 @@ def may_move(
         first.booking_start is not None
         and first.booking_start > now + timedelta(minutes=FREEZE)
         and first.assignment_strategy != "manual"
+        and first.times_moved == 0  # a guest is moved at most once an evening
         and first.start < request.end
         and request.start < first.end
     )
 
 
 def zones_allowed(snapshot: RestaurantSnapshot, allocations: list[Allocation]) -> set[str]:
+    """The zone the booking sits in, and the zone it asked for."""
     zone_of = {t.id: t.zone for t in snapshot.tables}
     wish = allocations[0].zone_preference
-    if wish is None:
-        return set(zone_of.values())
-    return {zone_of[a.table_id] for a in allocations} | {wish}
+    return {zone_of[a.table_id] for a in allocations} | ({wish} if wish else set())
+
+
+def within_cap(fewest: int | None, config: EngineConfig) -> int | None:
+    """The fewest moves when the venue's cap allows that many, else None."""
+    cap = config.repack_max_moves
+    return fewest if fewest is None or cap is None or fewest <= cap else None
 
 
 def seat_request(booking_id: str, allocations: list[Allocation]) -> BookingRequest:
@@ -202,8 +218,8 @@ def brute_force_fewest_moves(
     snapshot: RestaurantSnapshot, request: BookingRequest, config: EngineConfig, now: datetime,
 ) -> int | None:
     """The fewest moves over every re-assignment of the movable bookings (swaps
-    included: the moves are applied as one set); None when no re-assignment
-    seats the request."""
+    included: the moves are applied as one set), whatever the cap on moves;
+    None when no re-assignment seats the request."""
     held_by = grouped(snapshot)
     movable = sorted(b for b, allocs in held_by.items() if may_move(snapshot, allocs, request, now))
     fixed = tuple(a for a in snapshot.allocations if a.booking_id not in movable)
@@ -277,9 +293,9 @@ def test_exact_repacking_is_valid_and_uses_the_fewest_moves(case: tuple) -> None
         assert result.plans == () and result.moves == () and result.repack == ""
         return
     assert result.repack == "exact", "small floors never exhaust the exact budget"
-    assert not result.truncated
-    fewest = brute_force_fewest_moves(snapshot, request, config, now)
-    event(f"fewest moves: {fewest}")
+    assert not result.truncated and not result.safety_stop
+    fewest = within_cap(brute_force_fewest_moves(snapshot, request, config, now), config)
+    event(f"fewest moves within the cap: {fewest}")
     if fewest is None:
         assert result.plans == () and result.moves == ()
         return
@@ -333,7 +349,7 @@ def test_a_booking_inside_the_freeze_window_stays_and_one_outside_moves() -> Non
     assert moved.repack == "exact"
 
 
-def test_a_booking_without_a_zone_wish_moves_to_another_zone_one_with_a_wish_does_not() -> None:
+def test_a_moved_booking_stays_in_its_zone_unless_it_asked_for_the_other_one() -> None:
     def evening(wish: str | None) -> RestaurantSnapshot:
         return floor(
             table("M6", 6, "main"),
@@ -341,10 +357,24 @@ def test_a_booking_without_a_zone_wish_moves_to_another_zone_one_with_a_wish_doe
             allocations=(Allocation("four", "M6", at(0), at(120), 4, at(0), None, wish),),
         )
 
-    anywhere = search(evening(None), booking(6), EXACT, now=at(-600))
-    assert [(m.booking_id, m.to_tables) for m in anywhere.moves] == [("four", ("P4",))]
-    wished = search(evening("main"), booking(6), EXACT, now=at(-600))
-    assert wished.plans == () and wished.repack == "exact"
+    for wish in (None, "main"):  # no wish, or seated where it wished: it stays in main
+        kept = search(evening(wish), booking(6), EXACT, now=at(-600))
+        assert kept.plans == () and kept.repack == "exact" and not kept.truncated, wish
+    wished = search(evening("patio"), booking(6), EXACT, now=at(-600))
+    assert [(m.booking_id, m.to_tables) for m in wished.moves] == [("four", ("P4",))]
+
+
+def test_a_booking_moved_once_is_never_moved_again() -> None:
+    def evening(moved: int) -> RestaurantSnapshot:
+        return floor(
+            table("T6", 6), table("T4", 4),
+            allocations=(Allocation("four", "T6", at(0), at(120), 4, at(0), times_moved=moved),),
+        )
+
+    assert search(evening(0), booking(6), EXACT, now=at(-600)).moves[0].booking_id == "four"
+    for moved in (1, 2):
+        again = search(evening(moved), booking(6), EXACT, now=at(-600))
+        assert again.plans == () and again.moves == () and again.repack == "", moved
 
 
 def four_move_chain() -> RestaurantSnapshot:
@@ -381,7 +411,8 @@ def test_a_re_pack_that_needs_a_swap_is_found_and_valid_as_one_set() -> None:
         ),
     )
     request = booking(4, start=0, minutes=60)
-    result = search(snapshot, request, EXACT, now=at(-600))
+    assert search(snapshot, request, EXACT, now=at(-600)).plans == ()  # 3 moves, cap 2
+    result = search(snapshot, request, UNCAPPED, now=at(-600))
     assert result.repack == "exact" and result.plans[0].tables == ("T4",)
     assert sorted((m.booking_id, m.to_tables) for m in result.moves) == [
         ("a", ("B",)), ("b", ("A",)), ("p", ("A",)),
@@ -395,7 +426,7 @@ def test_a_re_pack_that_needs_a_swap_is_found_and_valid_as_one_set() -> None:
 
 def test_four_moves_in_a_chain_are_found_and_ordered_so_each_applies_on_its_own() -> None:
     snapshot = four_move_chain()
-    result = search(snapshot, booking(6), replace(EXACT, max_overage=1), now=at(-600))
+    result = search(snapshot, booking(6), replace(UNCAPPED, max_overage=1), now=at(-600))
     assert result.plans[0].tables == ("S6",)
     assert [(m.booking_id, m.to_tables) for m in result.moves] == [
         ("two", ("F2",)),
@@ -406,7 +437,7 @@ def test_four_moves_in_a_chain_are_found_and_ordered_so_each_applies_on_its_own(
     assert result.repack == "exact" and not result.truncated
     apply_one_at_a_time(snapshot, result.moves)
     # capped at fewer moves than the chain needs: a proof that none is that short
-    config = replace(EXACT, max_overage=1)
+    config = replace(UNCAPPED, max_overage=1)
     chain = Floor(snapshot)
     movable = movable_bookings(chain, booking(6), at(-600), config)
     for cap in (1, 2, 3):
@@ -421,7 +452,7 @@ def test_a_long_re_pack_is_found_on_a_budget_the_short_passes_alone_would_use_up
     move limit gets the rest, so a long re-pack found cheaply is not lost to
     the search for a short one that does not exist."""
     snapshot = four_move_chain()
-    config = replace(EXACT, max_overage=1, max_exact_steps=60)
+    config = replace(UNCAPPED, max_overage=1, max_exact_steps=60)
     chain = Floor(snapshot)
     movable = movable_bookings(chain, booking(6), at(-600), config)
     shallow_first = replace(config, repack_shallow_share=1.0)
@@ -448,7 +479,9 @@ def test_a_cut_short_shallow_phase_still_ends_with_the_fewest_moves(
     snapshot, request, config, now = case
     if reference_valid_plans(snapshot, request, config):
         return
-    tiny_share = replace(config, max_exact_steps=200_000, repack_shallow_share=share)
+    tiny_share = replace(
+        config, max_exact_steps=200_000, repack_shallow_share=share, repack_max_moves=None
+    )
     result = search(snapshot, request, tiny_share, now=now)
     if not any(may_move(snapshot, allocs, request, now) for allocs in grouped(snapshot).values()):
         return
@@ -478,8 +511,9 @@ def test_fewest_moves_stay_proven_wherever_the_share_cuts_the_short_passes() -> 
             held("b3", "T3", -60, 90, party=1),
         ),
     )
-    base = EngineConfig(max_tables=1, max_overage=0, repack_time_budget_ms=None,
-                        wide_plan_lead_minutes=None, max_exact_steps=1000)
+    base = EngineConfig(max_tables=1, max_overage=0, repack_safety_stop_ms=None,
+                        wide_plan_lead_minutes=None, max_exact_steps=1000,
+                        repack_max_moves=None)
     request = booking(1, 0, 60)
     assert brute_force_fewest_moves(snapshot, request, base, at(-600)) == 2
     for share in (1.0, 0.5, *(k / 1000 for k in range(1, 40))):
@@ -492,14 +526,16 @@ def test_fewest_moves_stay_proven_wherever_the_share_cuts_the_short_passes() -> 
 
 def test_a_venue_cap_on_moves_refuses_a_re_pack_that_needs_more_and_seats_one_within_it() -> None:
     snapshot = four_move_chain()
-    for cap, seated in ((1, False), (3, False), (4, True), (None, True)):
+    assert EngineConfig().repack_max_moves == 2  # the default cap
+    for cap, seated in ((1, False), (2, False), (3, False), (4, True), (None, True)):
         config = replace(EXACT, max_overage=1, repack_max_moves=cap)
         result = search(snapshot, booking(6), config, now=at(-600))
         assert bool(result.plans) is seated, cap
         assert result.repack == "exact" and not result.truncated  # a proof, not a budget
         assert len(result.moves) == (4 if seated else 0)
-    with pytest.raises(ValueError, match="repack_max_moves"):
-        EngineConfig(repack_max_moves=0)
+    for zero_or_less in (0, -1):
+        with pytest.raises(ValueError, match="repack_max_moves"):
+            EngineConfig(repack_max_moves=zero_or_less)
 
 
 def test_when_the_exact_budget_runs_out_the_bounded_search_answers_and_says_so() -> None:
@@ -509,11 +545,13 @@ def test_when_the_exact_budget_runs_out_the_bounded_search_answers_and_says_so()
     assert [(m.booking_id, m.to_tables) for m in result.moves] == [("four", ("T4",))]
 
 
-def test_when_the_time_budget_runs_out_the_bounded_search_answers_and_says_so() -> None:
+def test_when_the_safety_stop_fires_the_bounded_search_answers_and_says_so() -> None:
     snapshot = floor(table("T6", 6), table("T4", 4), allocations=(held("four", "T6", 0, party=4),))
-    result = search(snapshot, booking(6), EngineConfig(repack_time_budget_ms=0), now=at(-600))
-    assert result.repack == "bounded" and result.truncated
+    result = search(snapshot, booking(6), EngineConfig(repack_safety_stop_ms=0), now=at(-600))
+    assert result.repack == "bounded" and result.truncated and result.safety_stop
     assert [(m.booking_id, m.to_tables) for m in result.moves] == [("four", ("T4",))]
+    steps_only = search(snapshot, booking(6), EngineConfig(), now=at(-600))
+    assert steps_only.repack == "exact" and not steps_only.safety_stop
 
 
 @settings(max_examples=examples(400), deadline=None)

@@ -15,6 +15,7 @@ from test_repack_exact import (
     grouped,
     may_move,
     repack_case,
+    within_cap,
     zones_allowed,
 )
 
@@ -51,6 +52,7 @@ def test_feasibility_finds_a_re_assignment_exactly_when_one_exists(case: tuple) 
     if asked is None:
         return
     fl, movable, fewest = asked
+    fewest = within_cap(fewest, config)  # the venue's cap holds here too
     outcome = FeasibilityRepacker(fl, request, config, movable).run()
     assert not outcome.exhausted, "small floors never exhaust the exact budget"
     event(f"re-assignment exists: {fewest is not None}")
@@ -80,13 +82,13 @@ def test_feasibility_stops_at_the_first_re_assignment_and_says_so_when_out_of_st
         allocations=(held("a", "T1", 0, party=2),),
     )
     request = booking(6, 0)
-    config = EngineConfig(max_tables=1, repack_time_budget_ms=None)
+    config = EngineConfig(max_tables=1, repack_safety_stop_ms=None)
     fl = Floor(snapshot)
     now = at(-600)
     movable = movable_bookings(fl, request, now, config)
     outcome = FeasibilityRepacker(fl, request, config, movable).run()
     assert outcome.candidate is not None and outcome.candidate.tables == ("T1",)
     assert [m.booking_id for m in outcome.moves] == ["a"] and outcome.moves[0].to_tables == ("T2",)
-    starved = EngineConfig(max_tables=1, repack_time_budget_ms=None, max_exact_steps=0)
+    starved = EngineConfig(max_tables=1, repack_safety_stop_ms=None, max_exact_steps=0)
     out = FeasibilityRepacker(fl, request, starved, movable).run()
     assert out.exhausted and out.candidate is None

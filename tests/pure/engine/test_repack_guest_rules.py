@@ -1,0 +1,112 @@
+"""Moves a guest accepts, in every re-packing path: the exact search, the
+bounded fallback (the exact search starved of steps) and the deep CP-SAT
+re-pack (both others starved). Whatever path decides, a moved booking stays
+in the zone it sits in (or moves into the zone it asked for), a booking
+re-packing moved before never moves again, and at most `repack_max_moves`
+bookings move for one new booking."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from engine_floors import at, booking, examples, floor, held, table
+from hypothesis import HealthCheck, event, given, settings
+from test_repack_exact import (
+    UNCAPPED,
+    assert_valid_re_pack,
+    crowded,
+    grouped,
+    may_move,
+    zones_allowed,
+)
+
+from seatflow.domain.planning import (
+    Allocation,
+    BookingRequest,
+    EngineConfig,
+    RestaurantSnapshot,
+    SearchResult,
+)
+from seatflow.engine import search
+
+PATHS = {
+    "exact": {},
+    "bounded": {"max_exact_steps": 0},
+    "deep": {"max_exact_steps": 0, "max_repack_steps": 0, "repack_deep_ms": 5_000},
+}
+
+
+def assert_moves_a_guest_accepts(
+    snapshot: RestaurantSnapshot, request: BookingRequest, config: EngineConfig,
+    result: SearchResult,
+) -> None:
+    held_by = grouped(snapshot)
+    zone_of = {t.id: t.zone for t in snapshot.tables}
+    cap = config.repack_max_moves
+    assert cap is None or len(result.moves) <= cap, (len(result.moves), cap)
+    for move in result.moves:
+        allocations = held_by[move.booking_id]
+        assert all(a.times_moved == 0 for a in allocations), f"{move.booking_id} moved twice"
+        assert {zone_of[t] for t in move.to_tables} <= zones_allowed(snapshot, allocations), (
+            f"{move.booking_id} left its zone"
+        )
+
+
+@settings(max_examples=examples(300), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(crowded())
+def test_every_path_moves_only_as_a_guest_accepts(case: tuple) -> None:
+    snapshot, request, config, now = case
+    for path, budgets in PATHS.items():
+        result = search(snapshot, request, replace(config, **budgets), now=now)
+        if not result.moves:
+            continue
+        event(f"{path}: {len(result.moves)} moves")
+        assert result.repack == path
+        assert_moves_a_guest_accepts(snapshot, request, config, result)
+        assert all(
+            may_move(snapshot, grouped(snapshot)[m.booking_id], request, now)
+            for m in result.moves
+        )
+        assert_valid_re_pack(snapshot, request, config, now, result)
+
+
+def two_move_chain() -> RestaurantSnapshot:
+    """A 6 needs the 6-top; its 4 fits on the 4-top, whose couple fits on the
+    free 2-top: two moves, all in one zone."""
+    return floor(
+        table("T6", 6, fixed=True), table("T4", 4, fixed=True), table("T2", 2, fixed=True),
+        allocations=(held("four", "T6", 0, party=4), held("two", "T4", 0, party=2)),
+    )
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_every_path_holds_to_the_cap_on_moves(path: str) -> None:
+    """Found by an outside harness: the deep re-pack made a 2-move re-pack with
+    the cap at 1."""
+    for cap, seated in ((1, False), (2, True), (None, True)):
+        config = replace(UNCAPPED, repack_max_moves=cap, **PATHS[path])
+        result = search(two_move_chain(), booking(6), config, now=at(-600))
+        assert bool(result.plans) is seated, (path, cap)
+        assert len(result.moves) == (2 if seated else 0), (path, cap)
+        assert result.repack == path
+
+
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_every_path_keeps_a_guest_in_their_zone_and_moves_them_once(path: str) -> None:
+    def evening(wish: str | None = None, moved: int = 0) -> RestaurantSnapshot:
+        return floor(
+            table("M6", 6, "main"), table("P4", 4, "patio"), table("M4", 4, "main"),
+            allocations=(
+                Allocation("four", "M6", at(0), at(120), 4, at(0), None, wish, moved),
+                Allocation("other", "M4", at(0), at(120), 4, at(0)),
+            ),
+        )
+
+    config = replace(UNCAPPED, **PATHS[path])
+    # main is full: without a wish for the patio the 4 stays, and so does the 6's request
+    assert search(evening(), booking(6), config, now=at(-600)).plans == ()
+    wished = search(evening("patio"), booking(6), config, now=at(-600))
+    assert [(m.booking_id, m.to_tables) for m in wished.moves] == [("four", ("P4",))], path
+    assert search(evening("patio", moved=1), booking(6), config, now=at(-600)).plans == ()
