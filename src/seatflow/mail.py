@@ -47,7 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from seatflow import metrics
 from seatflow.breaker import CircuitBreaker
 from seatflow.domain.guest import email_problem
-from seatflow.domain.mail import EMAIL_CLAIM_LEASE, Claim, NothingToSend
+from seatflow.domain.mail import EMAIL_CLAIM_LEASE, ICS_FILENAME, Claim, NothingToSend
 from seatflow.domain.messages import EmailResult
 from seatflow.redact import redact
 from seatflow.storage import outbox
@@ -147,8 +147,10 @@ async def claim_outbox_email(
 
 
 def build_message(claim: Claim, sender: str) -> EmailMessage:
-    """The message for a claim; MailError(permanent) when the stored address is
-    not exactly one address (a row written before intake checked it)."""
+    """The message for a claim, composed from its row alone: the plain text,
+    the HTML part as its alternative, and the calendar event attached
+    (text/calendar); MailError(permanent) when the stored address is not
+    exactly one address (a row written before intake checked it)."""
     recipient = claim.recipient or FALLBACK_RECIPIENT
     problem = email_problem(recipient)
     if problem is not None:
@@ -161,6 +163,11 @@ def build_message(claim: Claim, sender: str) -> EmailMessage:
         message["X-Seatflow-Booking"] = claim.booking_id
         message["Message-ID"] = f"<{claim.booking_id}-{claim.kind}@seatflow>"
         message.set_content(claim.body)
+        if claim.html is not None:
+            message.add_alternative(claim.html, subtype="html")
+        if claim.ics is not None:
+            message.add_attachment(claim.ics, subtype="calendar", filename=ICS_FILENAME,
+                                   params={"method": "PUBLISH"})
     except (ValueError, TypeError) as exc:
         raise classify(exc) from None
     return message

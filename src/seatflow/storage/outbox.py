@@ -47,7 +47,8 @@ async def claim_email(
         row = (
             await conn.execute(
                 text(
-                    "SELECT id, recipient, subject, body, status, delivery_failures, last_error, "
+                    "SELECT id, recipient, subject, body, html, ics, status, delivery_failures, "
+                    "last_error, "
                     "claimed_at > clock_timestamp() - make_interval(secs => :lease) AS fresh, "
                     "EXTRACT(EPOCH FROM claimed_at + make_interval(secs => :lease) "
                     "- clock_timestamp()) AS wait FROM email_outbox "
@@ -88,7 +89,7 @@ async def claim_email(
             {"id": row.id},
         )
         return Claim(row.id, booking_id, kind, row.recipient, row.subject, row.body,
-                     int(row.delivery_failures) + 1)
+                     int(row.delivery_failures) + 1, html=row.html, ics=row.ics)
 
 
 async def _breaker(conn: AsyncConnection, breaker: BreakerWrite | None) -> None:

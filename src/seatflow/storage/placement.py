@@ -15,7 +15,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from seatflow.domain.assignment import MANUAL_STRATEGY, AttemptOutcome
-from seatflow.domain.mail import EmailBooking, confirmation_email, table_changed_email
+from seatflow.domain.mail import (
+    EmailBooking,
+    GuestEmail,
+    confirmation_email,
+    table_changed_email,
+)
 from seatflow.domain.planning import Move, Plan
 from seatflow.domain.states import AssignmentState, IllegalTransition
 from seatflow.storage.transitions import Step, VersionConflict, change_tables, transitions
@@ -55,8 +60,8 @@ CONFIRM_BOOKKEEPING = text(
     "iv AS (INSERT INTO permit_intervals (restaurant_id, booking_id, slot, acquired_at, "
     "  released_at, wait_ms) SELECT :r, CAST(:id AS uuid), :slot, :acq, clock_timestamp(), :w "
     "  WHERE CAST(:slot AS integer) IS NOT NULL), "
-    "em AS (INSERT INTO email_outbox (booking_id, kind, recipient, subject, body) "
-    "  VALUES (CAST(:id AS uuid), 'confirmation', :to, :subject, :body) "
+    "em AS (INSERT INTO email_outbox (booking_id, kind, recipient, subject, body, html, ics) "
+    "  VALUES (CAST(:id AS uuid), 'confirmation', :to, :subject, :body, :html, :ics) "
     "  ON CONFLICT (booking_id, kind) DO NOTHING) "
     "SELECT 1"
 )
@@ -91,7 +96,8 @@ class _NothingPlaced(Exception):
 class Placed:
     """What placing came to: the plan allocated (None: none could be), the
     plans tried in order, why each was refused, and the moved bookings whose
-    guest was already emailed and now has a `table_changed` email queued."""
+    guest was promised a table, already emailed, and now has a
+    `table_changed` email queued (never, unless the restaurant promises tables)."""
 
     chosen: Plan | None
     tried: tuple[tuple[str, ...], ...] = ()
@@ -178,6 +184,8 @@ MOVED_BOOKING = text(
     "SELECT id::text AS id, restaurant_id, party_size, start_at, occupied_until, "
     "guest_name, guest_email, assignment_state, assignment_state_version, "
     "assignment_strategy, "
+    "(SELECT r.promises_tables FROM restaurants r WHERE r.id = bookings.restaurant_id) "
+    "  AS promises_tables, "
     "ARRAY(SELECT t.code FROM allocations a JOIN dining_tables t ON t.id = a.table_id "
     "  WHERE a.booking_id = bookings.id ORDER BY t.code) AS tables "
     "FROM bookings WHERE id = CAST(:id AS uuid) FOR UPDATE"
@@ -196,7 +204,8 @@ async def apply_moves(conn: AsyncConnection, booking_id: str, restaurant_id: str
     constraint still judges every new allocation, and a concurrent booking
     reaching for a released table waits for this transaction. Each move is a
     versioned `change_tables` write. Returns the moved bookings whose guest
-    was already emailed and now has a `table_changed` email queued."""
+    was promised a table, already emailed, and now has a `table_changed`
+    email queued."""
     rows: dict[str, Any] = {}
     # lock in a fixed order, so two transactions moving overlapping sets
     # cannot deadlock on each other's rows
@@ -242,12 +251,16 @@ async def apply_moves(conn: AsyncConnection, booking_id: str, restaurant_id: str
 
 async def _tell_moved_guest(conn: AsyncConnection, booking_id: str, row: Any,
                             tables: tuple[str, ...]) -> bool:
-    """A moved guest is never told the wrong tables: a confirmation still
-    pending is rewritten with the new ones; one already claimed or sent is
-    followed by a `table_changed` email. True when that email was queued. A
-    second move re-arms that email with the new tables: a new message, so its
-    send and failure counts start again (an earlier one's delivery is not a
-    duplicate of it; `seatflow report` counts duplicates from `send_attempts`)."""
+    """Re-packing is invisible to guests: the confirmation names no table, so a
+    move changes nothing a guest was told, unless the restaurant promises
+    tables (`row.promises_tables`). Then a guest whose promised tables changed
+    is never told the wrong ones: a confirmation still pending is rewritten
+    with the new ones; one already claimed or sent is followed by a
+    `table_changed` email. True when that email was queued. Re-packing moves
+    a booking at most once an evening (`bookings.times_moved`), so that is
+    at most one such message per booking."""
+    if not row.promises_tables or tuple(row.tables) == tables:
+        return False
     confirmation = (await conn.execute(
         text("SELECT id, status FROM email_outbox WHERE booking_id = CAST(:id AS uuid) "
              "AND kind = 'confirmation' FOR UPDATE"),
@@ -255,23 +268,28 @@ async def _tell_moved_guest(conn: AsyncConnection, booking_id: str, row: Any,
     )).one_or_none()
     if confirmation is None:
         return False
+    booking = await email_booking(conn, booking_id)
     if confirmation.status == "pending":
-        subject, body = confirmation_email(email_booking(booking_id, row), tables)
+        message = confirmation_email(booking)
         await conn.execute(
-            text("UPDATE email_outbox SET subject = :subject, body = :body WHERE id = :id"),
-            {"id": confirmation.id, "subject": subject, "body": body},
+            text("UPDATE email_outbox SET subject = :subject, body = :body, html = :html, "
+                 "ics = :ics WHERE id = :id"),
+            {"id": confirmation.id, **_parts(message)},
         )
         return False
-    subject, body = table_changed_email(email_booking(booking_id, row), tables)
+    # A new message, so its send and failure counts start again (an earlier
+    # one's delivery is not a duplicate of it; `seatflow report` counts
+    # duplicates from `send_attempts`).
     await conn.execute(
         text(
-            "INSERT INTO email_outbox (booking_id, kind, recipient, subject, body) "
-            "VALUES (CAST(:id AS uuid), 'table_changed', :to, :subject, :body) "
+            "INSERT INTO email_outbox (booking_id, kind, recipient, subject, body, html, ics) "
+            "VALUES (CAST(:id AS uuid), 'table_changed', :to, :subject, :body, :html, :ics) "
             "ON CONFLICT (booking_id, kind) DO UPDATE SET subject = EXCLUDED.subject, "
-            "body = EXCLUDED.body, status = 'pending', claimed_at = NULL, failed_at = NULL, "
+            "body = EXCLUDED.body, html = EXCLUDED.html, ics = EXCLUDED.ics, "
+            "status = 'pending', claimed_at = NULL, failed_at = NULL, "
             "last_error = NULL, delivery_failures = 0, send_attempts = 0"
         ),
-        {"id": booking_id, "to": row.guest_email, "subject": subject, "body": body},
+        {"id": booking_id, "to": row.guest_email, **_parts(table_changed_email(booking))},
     )
     return True
 
@@ -298,10 +316,10 @@ async def confirm_placed(conn: AsyncConnection, booking_id: str, row: Any,
         set_columns={"status": "confirmed", "assignment_strategy": chosen.strategy,
                      "assignment_pipeline": book.pipeline},
     )
-    subject, body = confirmation_email(email_booking(booking_id, row), tables)
+    message = confirmation_email(await email_booking(conn, booking_id))
     await conn.execute(CONFIRM_BOOKKEEPING, {
         **_common(booking_id, row.restaurant_id, book, placed.tried),
-        "s": chosen.strategy, "to": row.guest_email, "subject": subject, "body": body,
+        "s": chosen.strategy, "to": row.guest_email, **_parts(message),
         "ctx": json.dumps({"tables": list(tables), "strategy": chosen.strategy,
                            "pipeline": book.pipeline, "attempt_no": book.attempt_no,
                            "actor": book.actor, "notify": list(placed.notify),
@@ -349,7 +367,40 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def email_booking(booking_id: str, row: Any) -> EmailBooking:
-    """What a guest's email says about a booking, from a booking row."""
-    return EmailBooking(booking_id=booking_id, restaurant_id=row.restaurant_id,
-                        party_size=row.party_size, start=row.start_at, guest_name=row.guest_name)
+# What a guest's message says about a booking, read inside the writer's
+# transaction (so a fresh allocation's tables are seen): the restaurant's name
+# and zone, the name of the zone the guest asked for, and, only when the
+# restaurant promises tables, the tables and their zone(s).
+EMAIL_BOOKING = text(
+    "SELECT r.name AS restaurant_name, r.timezone, r.promises_tables, b.party_size, "
+    "b.start_at, b.end_at, b.guest_name, z.name AS zone, clock_timestamp() AS stamp, "
+    "ARRAY(SELECT t.code FROM allocations a JOIN dining_tables t ON t.id = a.table_id "
+    "  WHERE a.booking_id = b.id ORDER BY t.code) AS tables, "
+    "(SELECT string_agg(DISTINCT tz.name, ', ') FROM allocations a "
+    "  JOIN dining_tables t ON t.id = a.table_id JOIN zones tz "
+    "  ON tz.restaurant_id = t.restaurant_id AND tz.id = t.zone_id "
+    "  WHERE a.booking_id = b.id) AS table_zone "
+    "FROM bookings b JOIN restaurants r ON r.id = b.restaurant_id "
+    "LEFT JOIN zones z ON z.restaurant_id = b.restaurant_id AND z.id = b.zone_preference "
+    "WHERE b.id = CAST(:id AS uuid)"
+)
+
+
+async def email_booking(conn: AsyncConnection, booking_id: str) -> EmailBooking:
+    """What a guest's message says about a booking, for `confirmation_email`,
+    `table_changed_email` or `cancellation_email` (seatflow.domain.mail)."""
+    row = (await conn.execute(EMAIL_BOOKING, {"id": booking_id})).one()
+    promised = bool(row.promises_tables)
+    return EmailBooking(
+        booking_id=booking_id, restaurant_name=row.restaurant_name, timezone=row.timezone,
+        party_size=row.party_size, start=row.start_at, end=row.end_at, stamp=row.stamp,
+        guest_name=row.guest_name, zone=row.zone,
+        tables=tuple(row.tables) if promised else (),
+        table_zone=row.table_zone if promised else None,
+    )
+
+
+def _parts(message: GuestEmail) -> dict[str, str | None]:
+    """A message as the outbox's columns."""
+    return {"subject": message.subject, "body": message.text, "html": message.html,
+            "ics": message.ics}

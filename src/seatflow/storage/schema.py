@@ -39,6 +39,9 @@ class Restaurant(Base):
     buffer_minutes: Mapped[int] = mapped_column(Integer, default=5)
     total_capacity: Mapped[int] = mapped_column(Integer, default=0)
     slot_minutes: Mapped[int] = mapped_column(Integer, default=15)
+    # The floor plan's `promises_tables`: guests are told their table (and a
+    # re-pack that changes it); false, they never hear of tables.
+    promises_tables: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
@@ -194,7 +197,9 @@ class EmailOutbox(Base):
     kind: Mapped[str] = mapped_column(Text)
     recipient: Mapped[str | None] = mapped_column(Text, nullable=True)
     subject: Mapped[str] = mapped_column(Text)
-    body: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)  # the plain-text part
+    html: Mapped[str | None] = mapped_column(Text, nullable=True)  # the HTML part
+    ics: Mapped[str | None] = mapped_column(Text, nullable=True)  # text/calendar attachment
     status: Mapped[str] = mapped_column(Text, default="pending")  # pending | sending | sent | failed
     send_attempts: Mapped[int] = mapped_column(Integer, default=0)
     duplicates_suppressed: Mapped[int] = mapped_column(Integer, default=0)
