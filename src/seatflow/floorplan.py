@@ -248,6 +248,10 @@ class FloorPlan(_Strict):
     zones: Annotated[list[ZoneSpec], Field(min_length=1)]
     tables: Annotated[list[TableSpec], Field(min_length=1)]
     adjacency: list[Edge] = []
+    # Guests are told their table, and told again when re-packing changes it.
+    # False (the default): guests hear the time, the party and the zone they
+    # asked for, never a table, so re-packing is invisible to them.
+    promises_tables: bool = False
 
     @model_validator(mode="after")
     def _references(self) -> FloorPlan:

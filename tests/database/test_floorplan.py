@@ -104,6 +104,7 @@ def test_harbour_kitchen_is_a_realistic_forty_table_restaurant() -> None:
     assert plan.restaurant.id == "harbour-kitchen"
     assert plan.restaurant.timezone == "Europe/London"
     assert plan.restaurant.buffer_minutes == 5
+    assert plan.promises_tables is False
     assert len(plan.tables) == 40
     assert 140 <= plan.total_capacity <= 150
     assert {t.capacity for t in plan.tables} >= {2, 4, 6, 8}
@@ -388,6 +389,7 @@ def test_optional_fields_take_their_documented_defaults(unique_id: str) -> None:
     plan = parse_floorplan(data)
     table = plan.tables[0]
     assert plan.restaurant.buffer_minutes == 5
+    assert plan.promises_tables is False
     assert (
         table.min_party,
         table.max_party,
@@ -427,6 +429,31 @@ async def test_reimporting_the_same_file_changes_nothing(
     assert await table_ids(db_engine, rid) == before_ids
     assert await row_counts(db_engine, rid) == before_counts
     assert normalized(await export_floorplan(db_engine, rid)) == normalized(plan)
+
+
+async def test_promises_tables_is_stored_on_the_restaurant_and_exported(
+    db_engine: AsyncEngine, unique_id: str
+) -> None:
+    rid = f"promise-{unique_id}"
+    data = example("small-bistro", rid)
+
+    async def stored() -> bool:
+        async with db_engine.connect() as conn:
+            return bool((await conn.execute(
+                select(Restaurant.promises_tables).where(Restaurant.id == rid))).scalar_one())
+
+    await import_floorplan(db_engine, parse_floorplan(data))
+    assert await stored() is False
+    data["promises_tables"] = True
+    promising = parse_floorplan(data)
+    await import_floorplan(db_engine, promising)
+    assert await stored() is True
+    exported = await export_floorplan(db_engine, rid)
+    assert exported is not None and exported.promises_tables is True
+    assert normalized(exported) == normalized(promising)
+    data["promises_tables"] = "yes"
+    with pytest.raises(FloorPlanError, match="promises_tables"):
+        parse_floorplan(data)
 
 
 async def test_reimport_updates_in_place_keeps_ids_and_deactivates_missing_tables(

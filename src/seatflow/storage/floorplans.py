@@ -92,6 +92,7 @@ async def _import(session: AsyncSession, plan: FloorPlan) -> ImportSummary:
         buffer_minutes=spec.buffer_minutes,
         slot_minutes=spec.slot_minutes,
         total_capacity=plan.total_capacity,
+        promises_tables=plan.promises_tables,
     )
     upserted = upsert.on_conflict_do_update(
         index_elements=[Restaurant.id],
@@ -101,6 +102,7 @@ async def _import(session: AsyncSession, plan: FloorPlan) -> ImportSummary:
             "buffer_minutes": spec.buffer_minutes,
             "slot_minutes": spec.slot_minutes,
             "total_capacity": plan.total_capacity,
+            "promises_tables": plan.promises_tables,
             "updated_at": func.now(),
         },
     ).returning(Restaurant.created_at == Restaurant.updated_at)
@@ -343,5 +345,6 @@ async def export_floorplan(engine: AsyncEngine, restaurant_id: str) -> FloorPlan
                 for t in tables
             ],
             "adjacency": sorted(sorted([code[e.table_a], code[e.table_b]]) for e in edges),
+            "promises_tables": restaurant.promises_tables,
         }
     )
