@@ -44,6 +44,7 @@ from seatflow.engine import quote_tables, search
 from seatflow.engine.validation import operator_plan_problem
 from seatflow.logging import bind_booking, get_logger
 from seatflow.mail import (
+    MAX_SEND_ROUNDS,
     MailError,
     MailTransport,
     claim_outbox_email,
@@ -255,70 +256,85 @@ class BookingActivities:
 
     @activity.defn(name="send_confirmation_email")
     async def send_confirmation_email(self, req: EmailRequest) -> EmailResult:
-        """The outbox email (see seatflow.mail): claim and commit, deliver off the
-        event loop, mark. A transient mail error retries, behind the mail
+        """One outbox message of any kind (confirmation, table_changed,
+        cancellation; see seatflow.mail): claim and commit, deliver on the mail
+        thread pool, mark. A transient mail error retries, behind the mail
         breaker, for up to SEATFLOW_MAIL_MAX_ATTEMPTS deliveries; a permanent one
         (or the last transient one) ends the step with an `email.failed` event
-        and a result: the booking stays confirmed. No message raised here
-        carries the guest's address."""
+        and a result: the booking stays as it is. A row re-armed during the
+        send is claimed again and its newer message sent after. No message
+        raised here carries the guest's address."""
         meter = activity.metric_meter()
-        mail = self.mail_breaker
         with bind_booking(req.booking_id):
-            wait = mail.remaining()
-            if wait > 0:
-                raise ApplicationError(
-                    f"mail circuit breaker open for {wait:.1f}s more: mail server unavailable",
-                    type="MailCircuitOpen", next_retry_delay=timedelta(seconds=wait),
-                )
-            try:
-                claim = await self._guard(
-                    lambda: claim_outbox_email(self.engine, req.booking_id, req.kind))
-            except EmailInFlight as exc:
-                raise ApplicationError(
-                    str(exc), type="EmailInFlight",
-                    next_retry_delay=timedelta(seconds=exc.wait_seconds),
-                ) from None
-            if isinstance(claim, EmailResult):
-                result = claim
+            for _ in range(MAX_SEND_ROUNDS):
+                result = await self._send_once(req, meter)
+                if result is not None:
+                    break
             else:
-                sending = claim
-                before = mail.state
-                try:
-                    path = await deliver(self.transport, sending, self.settings.mail_from)
-                except MailError as failure:
-                    error = failure
-                    if not error.permanent:
-                        mail.record_failure(str(error))
-                    publish_breaker_change(mail, before)
-                    give_up = sending.attempts >= self.settings.mail_max_attempts
-                    result = await self._guard(lambda: finish_claim(
-                        self.engine, sending, error=error, give_up=give_up, breaker=mail))
-                    metrics.record_email_failure(
-                        meter, kind=req.kind,
-                        error="permanent" if error.permanent else "gave_up" if give_up
-                        else "transient")
-                    if not result.failed:
-                        log.warning("email not delivered; will retry", kind=req.kind,
-                                    attempt=sending.attempts, error=str(error))
-                        wait = mail.remaining()
-                        raise ApplicationError(
-                            str(error), type="MailTransient",
-                            next_retry_delay=timedelta(seconds=wait) if wait > 0 else None,
-                        ) from None
-                    log.warning("email failed", kind=req.kind, attempts=sending.attempts,
-                                reason=result.reason)
-                else:
-                    mail.record_success()
-                    publish_breaker_change(mail, before)
-                    result = await self._guard(lambda: finish_claim(
-                        self.engine, sending, path=path, breaker=mail))
+                raise ApplicationError(
+                    f"{req.kind} email of booking {req.booking_id} kept changing during its "
+                    "send", type="EmailInFlight")
             metrics.record_email(meter, sent=result.sent, duplicate=result.duplicate,
                                  kind=req.kind)
             if result.duplicate:
                 log.info("duplicate email suppressed", kind=req.kind)
             elif result.sent:
                 log.info("email sent", kind=req.kind, to=result.path)
+            elif result.reason and not result.failed:
+                log.info("email not sent", kind=req.kind, reason=result.reason)
         return result
+
+    async def _send_once(self, req: EmailRequest, meter: Any) -> EmailResult | None:
+        """One claim-deliver-mark round; None: superseded, claim again."""
+        mail = self.mail_breaker
+        wait = mail.remaining()
+        if wait > 0:
+            raise ApplicationError(
+                f"mail circuit breaker open for {wait:.1f}s more: mail server unavailable",
+                type="MailCircuitOpen", next_retry_delay=timedelta(seconds=wait),
+            )
+        try:
+            claim = await self._guard(
+                lambda: claim_outbox_email(self.engine, req.booking_id, req.kind))
+        except EmailInFlight as exc:
+            raise ApplicationError(
+                str(exc), type="EmailInFlight",
+                next_retry_delay=timedelta(seconds=exc.wait_seconds),
+            ) from None
+        if isinstance(claim, EmailResult):
+            return claim
+        sending = claim
+        before = mail.state
+        try:
+            path = await deliver(self.transport, sending, self.settings.mail_from)
+        except MailError as failure:
+            error = failure
+            if not error.permanent:
+                mail.record_failure(str(error))
+            publish_breaker_change(mail, before)
+            give_up = sending.attempts >= self.settings.mail_max_attempts
+            result = await self._guard(lambda: finish_claim(
+                self.engine, sending, error=error, give_up=give_up, breaker=mail))
+            metrics.record_email_failure(
+                meter, kind=req.kind,
+                error="permanent" if error.permanent else "gave_up" if give_up
+                else "transient")
+            if result is None or result.failed:
+                if result is not None:
+                    log.warning("email failed", kind=req.kind, attempts=sending.attempts,
+                                reason=result.reason)
+                return result
+            log.warning("email not delivered; will retry", kind=req.kind,
+                        attempt=sending.attempts, error=str(error))
+            wait = mail.remaining()
+            raise ApplicationError(
+                str(error), type="MailTransient",
+                next_retry_delay=timedelta(seconds=wait) if wait > 0 else None,
+            ) from None
+        mail.record_success()
+        publish_breaker_change(mail, before)
+        return await self._guard(lambda: finish_claim(
+            self.engine, sending, path=path, breaker=mail))
 
     @activity.defn(name="cancel_booking")
     async def cancel_booking(self, req: CancelRequest) -> TransitionResult:

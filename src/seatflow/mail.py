@@ -4,27 +4,34 @@ with the mail server kept outside every database transaction.
 The confirm transaction enqueues one `email_outbox` row per booking and kind
 (unique key). Sending it takes three short steps:
 
-1. claim: lock the row, skip it when already `sent` (counting a suppressed
-   duplicate) or `failed`, else mark it `sending` with `claimed_at`, and
-   COMMIT;
-2. deliver: hand the message to the transport in a worker thread (never on
-   the event loop, never inside a transaction);
-3. mark: `sent` (one more `send_attempts`); or, counting one more
-   `delivery_failures`, `failed` with a recorded `email.failed` event when
-   the address is permanently undeliverable (invalid, SMTP 5xx) or transient
-   errors outlasted `mail_max_attempts`, or back to `pending` with the
-   (redacted) error, to be retried.
+1. claim: lock the booking's rows; skip the row when already `sent`
+   (counting a suppressed duplicate), `failed`, without an address (marked
+   `no_address`) or no longer true (a confirmation or table change of a
+   cancelled booking: `withdrawn`; each kind is sent only in the state it
+   speaks of); else mark it `sending` with a fresh claim token, and COMMIT;
+2. deliver: hand the message to the transport on the mail thread pool
+   (`MAIL_THREADS`, never the event loop nor asyncio's default pool, never
+   inside a transaction);
+3. mark, only while the claim still holds the row: `sent` (one more
+   `send_attempts`); or, counting one more `delivery_failures`, `failed`
+   with a recorded `email.failed` event when the address is permanently
+   undeliverable (invalid, SMTP 5xx) or transient errors outlasted
+   `mail_max_attempts`, or back to `pending` with the (redacted) error, to
+   be retried. A row re-armed during the send (a second move rewrote it) is
+   not marked: the send claims again and delivers the newer message after.
 
-A second attempt that finds a fresh `sending` claim waits for it (retryable
-`storage.outbox.EmailInFlight`); a claim older than `EMAIL_CLAIM_LEASE` is from a dead
-attempt and is sent again, counted in `send_attempts` as a possible duplicate. The file transport names each message after its
-booking and kind and replaces atomically, so the mailbox holds exactly one
-message per row whatever crashes. SMTP cannot offer that: a crash (or a lost
-connection) after the server accepted the message and before step 3 commits
-sends it again when the claim expires. That window is at-least-once by
-nature; the outbox keeps it to one extra message per crash, and both copies
-carry the same Message-ID (`<{booking}-{kind}@seatflow>`), which receiving
-systems use to drop the duplicate.
+A second attempt that finds a fresh claim on the row, or on another message
+of the same booking, waits for it (retryable `storage.outbox.EmailInFlight`):
+a guest's messages go one at a time, in order. A claim older than
+`EMAIL_CLAIM_LEASE` is from a dead attempt and is sent again, counted in
+`send_attempts` as a possible duplicate. The file transport names each
+message after its booking and kind and replaces atomically, so the mailbox
+holds exactly one message per row whatever crashes. SMTP cannot offer that: a
+crash (or a lost connection) after the server accepted the message and before
+step 3 commits sends it again when the claim expires. That window is
+at-least-once by nature; the outbox keeps it to one extra message per crash,
+and both copies carry the same Message-ID (`<{booking}-{kind}@seatflow>`),
+which receiving systems use to drop the duplicate.
 
 Mail failures never touch the database circuit breaker; the caller gives them
 a breaker of their own. No guest address leaves this module in an error:
@@ -37,6 +44,7 @@ import asyncio
 import os
 import smtplib
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -53,6 +61,16 @@ from seatflow.redact import redact
 from seatflow.storage import outbox
 
 FALLBACK_RECIPIENT = "guest@example.invalid"  # a booking taken without an address
+
+# Deliveries run on this bounded pool of their own, never on asyncio's default
+# one: a mail server that accepts connections and never answers holds at most
+# these threads (each until the transport's timeout), while the search's
+# deep re-pack, which runs on the default pool, keeps its threads.
+MAIL_THREADS = 4
+_mail_pool = ThreadPoolExecutor(max_workers=MAIL_THREADS, thread_name_prefix="seatflow-mail")
+# Rounds of claim-deliver-mark in one send when the row keeps being re-armed
+# under it (each round sends the newer message); then the send is retried.
+MAX_SEND_ROUNDS = 3
 
 
 class MailTransport(Protocol):
@@ -177,9 +195,10 @@ async def deliver(transport: MailTransport, claim: Claim, sender: str) -> str:
     """Step 2: off the event loop, outside any transaction. Returns where the
     message went; raises MailError (redacted) when it did not."""
     message = build_message(claim, sender)
+    loop = asyncio.get_running_loop()
     try:
-        return await asyncio.to_thread(transport.deliver, f"{claim.booking_id}-{claim.kind}",
-                                       message)
+        return await loop.run_in_executor(_mail_pool, transport.deliver,
+                                          f"{claim.booking_id}-{claim.kind}", message)
     except MailError:
         raise
     except Exception as exc:  # noqa: BLE001 - every transport error is sorted, none escapes raw
@@ -205,25 +224,30 @@ async def finish_claim(
     error: MailError | None = None,
     give_up: bool = False,
     breaker: CircuitBreaker | None = None,
-) -> EmailResult:
+) -> EmailResult | None:
     """Step 3: sent (path given), failed (permanent error, or `give_up`), or back
     to pending with the error (transient). Writes the mail breaker's pending
-    events in the same transaction."""
+    events in the same transaction. None: the claim was superseded (the row
+    was re-armed with a newer message, or re-claimed after the lease) and
+    nothing was marked: claim again, to send the newer message after it."""
     written = None
     if breaker is not None and breaker.pending_events:
         written = outbox.BreakerWrite(name=breaker.name, state=breaker.state,
                                       failures=breaker.failures, events=breaker.take_events())
     if error is None:
-        await outbox.mark_email_sent(engine, claim, breaker=written)
+        if not await outbox.mark_email_sent(engine, claim, breaker=written):
+            return None
         return EmailResult(sent=True, duplicate=False, path=path)
     reason = str(error)
     if error.permanent or give_up:
         if not error.permanent:
             reason = f"gave up after {claim.attempts} attempts: {reason}"
-        await outbox.mark_email_failed(engine, claim, reason, permanent=error.permanent,
-                                       breaker=written)
+        if not await outbox.mark_email_failed(engine, claim, reason, permanent=error.permanent,
+                                              breaker=written):
+            return None
         return EmailResult(sent=False, failed=True, reason=reason)
-    await outbox.mark_email_pending(engine, claim, reason, breaker=written)
+    if not await outbox.mark_email_pending(engine, claim, reason, breaker=written):
+        return None
     return EmailResult(sent=False, reason=reason)
 
 
@@ -232,16 +256,23 @@ async def send_outbox_email(
     *, max_attempts: int = 1,
 ) -> EmailResult:
     """Claim, deliver, mark, without a breaker or Temporal: for scripts and tests.
-    A transient failure before `max_attempts` leaves the row pending and raises."""
-    claim = await claim_outbox_email(engine, booking_id, kind)
-    if isinstance(claim, EmailResult):
-        return claim
-    try:
-        path = await deliver(transport, claim, sender)
-    except MailError as error:
-        result = await finish_claim(engine, claim, error=error,
-                                    give_up=claim.attempts >= max_attempts)
-        if not result.failed:
-            raise
-        return result
-    return await finish_claim(engine, claim, path=path)
+    A transient failure before `max_attempts` leaves the row pending and raises;
+    a superseded send claims again (the newer message goes after it)."""
+    for _ in range(MAX_SEND_ROUNDS):
+        claim = await claim_outbox_email(engine, booking_id, kind)
+        if isinstance(claim, EmailResult):
+            return claim
+        try:
+            path = await deliver(transport, claim, sender)
+        except MailError as error:
+            result = await finish_claim(engine, claim, error=error,
+                                        give_up=claim.attempts >= max_attempts)
+            if result is None:
+                continue
+            if not result.failed:
+                raise
+            return result
+        result = await finish_claim(engine, claim, path=path)
+        if result is not None:
+            return result
+    raise outbox.EmailInFlight(booking_id, kind, 1.0)

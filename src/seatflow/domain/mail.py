@@ -49,6 +49,7 @@ class Claim:
     attempts: int  # delivery attempts, this one included (failed ones before it + 1)
     html: str | None = None
     ics: str | None = None
+    token: str = ""  # the claim's token: marking the row names it (storage.outbox)
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from seatflow.domain.mail import cancellation_email
 from seatflow.domain.restaurant import InvalidBooking, booking_window
 from seatflow.domain.states import AssignmentState
+from seatflow.storage.placement import email_booking
 from seatflow.storage.restaurants import load_policy
 from seatflow.storage.transitions import (
     BookingNotFound,
@@ -169,28 +171,56 @@ async def cancel_booking(
     engine: AsyncEngine, booking_id: str, *, actor: str | None, reason: str | None
 ) -> Transitioned:
     """Release allocations, set status cancelled and state cancelled, in one transaction.
-    Whatever version the booking is at: cancellation wins from any non-final state."""
+    Whatever version the booking is at: cancellation wins from any non-final state.
+
+    The guest's messages change in the same transaction: a confirmation or
+    table change not yet claimed is withdrawn (one being sent goes out, and
+    the cancellation follows it), and a guest with an address who was
+    confirmed, or had a confirmation pending, gets one cancellation message
+    queued (one row per booking and kind: exactly once, whoever cancels)."""
     async with engine.begin() as conn:
         state, version = await current_state(conn, booking_id)
         if state in (S.CANCELLED, S.FAILED):
             return Transitioned(ok=state == S.CANCELLED, state=state, version=version,
                                     reason=f"booking already {state}")
+        await _cancellation_message(conn, booking_id)
         await conn.execute(
             text("DELETE FROM allocations WHERE booking_id = CAST(:id AS uuid)"), {"id": booking_id}
         )
-        # A confirmation not yet sent is never sent now (the send checks the
-        # state); say so where operators look.
-        unsent = (await conn.execute(
-            text("SELECT 1 FROM email_outbox WHERE booking_id = CAST(:id AS uuid) "
-                 "AND kind = 'confirmation' AND status = 'pending'"),
-            {"id": booking_id},
-        )).first()
-        if unsent is not None:
-            await record_event(conn, booking_id=booking_id, source="assignment.cancel",
-                               event_type="email.withdrawn",
-                               context={"kind": "confirmation", "reason": "booking cancelled"})
         version = await transition(
             conn, booking_id, version, S.CANCELLED, reason=reason or "booking cancelled",
             actor=actor, set_columns={"status": "cancelled"},
         )
         return Transitioned(ok=True, state=S.CANCELLED.value, version=version)
+
+
+async def _cancellation_message(conn: AsyncConnection, booking_id: str) -> None:
+    """Withdraw what no longer holds, queue the cancellation (see cancel_booking)."""
+    withdrawn = (await conn.execute(
+        text("UPDATE email_outbox SET status = 'withdrawn', last_error = :why "
+             "WHERE booking_id = CAST(:id AS uuid) AND kind = ANY(:kinds) "
+             "AND status = 'pending' AND claim_token IS NULL RETURNING kind"),
+        {"id": booking_id, "kinds": ["confirmation", "table_changed"],
+         "why": "withdrawn: the booking was cancelled before it was sent"},
+    )).scalars().all()
+    for kind in sorted(withdrawn):
+        await record_event(conn, booking_id=booking_id, source="assignment.cancel",
+                           event_type="email.withdrawn",
+                           context={"kind": kind, "reason": "booking cancelled"})
+    guest = (await conn.execute(
+        text("SELECT b.guest_email FROM bookings b WHERE b.id = CAST(:id AS uuid) "
+             "AND b.guest_email IS NOT NULL AND b.guest_email <> '' AND EXISTS ("
+             "SELECT 1 FROM email_outbox o WHERE o.booking_id = b.id "
+             "AND o.kind = 'confirmation')"),
+        {"id": booking_id},
+    )).scalar()
+    if guest is None:
+        return
+    message = cancellation_email(await email_booking(conn, booking_id))
+    await conn.execute(
+        text("INSERT INTO email_outbox (booking_id, kind, recipient, subject, body, html, ics) "
+             "VALUES (CAST(:id AS uuid), 'cancellation', :to, :subject, :body, :html, :ics) "
+             "ON CONFLICT (booking_id, kind) DO NOTHING"),
+        {"id": booking_id, "to": guest, "subject": message.subject, "body": message.text,
+         "html": message.html, "ics": message.ics},
+    )

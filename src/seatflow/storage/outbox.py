@@ -1,29 +1,56 @@
-"""The email outbox's three writes (see `seatflow.mail` for the protocol):
-claim a row, then mark it sent, failed, or pending again. Each is one short
-transaction; the mail server is never called inside one."""
+"""The email outbox's writes (see `seatflow.mail` for the protocol): claim a
+row, then mark it sent, failed, or pending again; and an operator's resend.
+Each is one short transaction; the mail server is never called inside one.
+
+A row's status: `pending` (to send), `sending` (claimed), `sent`, `failed`
+(given up), `no_address` (the booking has no guest address: nothing is ever
+sent), `withdrawn` (the booking left the state the message speaks of before
+it was sent: a confirmation or table change of a cancelled booking).
+
+Every claim writes a fresh `claim_token`; a mark names it and changes the row
+only while that claim still holds it. A row re-armed during the send (a
+second move rewrote the message: status back to `pending`) or re-claimed
+after the lease is not marked by the old send, which learns it was
+superseded and claims again, so the newer message goes after it. The token
+stays on a re-armed row until its send ends, and a claim waits while any
+message of the same booking is in flight: a guest's messages go one at a
+time, in order (never a cancellation before the confirmation it cancels)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from seatflow.domain.mail import EMAIL_CLAIM_LEASE, Claim, NothingToSend
-from seatflow.storage.transitions import record_event, write_breaker_state
+from seatflow.domain.states import AssignmentState
+from seatflow.storage.transitions import BookingNotFound, record_event, write_breaker_state
 
 if TYPE_CHECKING:
     from seatflow.breaker import BreakerEvent
 
+S = AssignmentState
+
+# The booking state each kind of message speaks of: it is sent only while the
+# booking is in it. Both states a message can leave are final for it
+# (confirmed -> cancelled only; cancelled is final), so a message withdrawn for
+# a state change never becomes right again.
+KIND_STATE = {"confirmation": S.CONFIRMED.value, "table_changed": S.CONFIRMED.value,
+              "cancellation": S.CANCELLED.value}
+KINDS = tuple(KIND_STATE)
+NO_ADDRESS = "no address"
+
 
 class EmailInFlight(Exception):
-    """Another attempt claimed this email moments ago and may still be sending it."""
+    """Another attempt claimed this email (or another message to the same
+    guest) moments ago and may still be sending it."""
 
     def __init__(self, booking_id: str, kind: str, wait_seconds: float):
-        super().__init__(f"{kind} email of booking {booking_id} is being sent by another attempt")
+        super().__init__(f"{kind} email of booking {booking_id} waits for a send in flight")
         self.wait_seconds = wait_seconds
 
 
@@ -37,38 +64,32 @@ class BreakerWrite:
     events: Iterable[BreakerEvent] = field(default_factory=tuple)
 
 
+MESSAGES_OF_BOOKING = text(
+    "SELECT id, kind, recipient, subject, body, html, ics, status, delivery_failures, "
+    "last_error, "
+    # a claim made before claims had tokens holds a `sending` row by its claimed_at
+    "COALESCE(claim_token_at, CASE WHEN status = 'sending' THEN claimed_at END) "
+    "  > clock_timestamp() - make_interval(secs => :lease) AS in_flight, "
+    "EXTRACT(EPOCH FROM COALESCE(claim_token_at, claimed_at) "
+    "  + make_interval(secs => :lease) - clock_timestamp()) AS wait, "
+    "(SELECT assignment_state FROM bookings b WHERE b.id = o.booking_id) AS booking_state "
+    "FROM email_outbox o WHERE booking_id = CAST(:id AS uuid) ORDER BY id FOR UPDATE"
+)
+
+
 async def claim_email(
     engine: AsyncEngine, booking_id: str, kind: str, *, lease: timedelta = EMAIL_CLAIM_LEASE
 ) -> Claim | NothingToSend:
-    """Lock the row; a Claim to deliver (the row is now `sending`, committed),
-    or why there is nothing to send. Raises EmailInFlight when a claim younger
-    than `lease` holds it."""
+    """Lock the booking's messages; a Claim to deliver (the row is now
+    `sending` with a fresh token, committed), or why there is nothing to send.
+    Raises EmailInFlight while a claim younger than `lease` holds this row or
+    another message of the same booking."""
     async with engine.begin() as conn:
-        row = (
-            await conn.execute(
-                text(
-                    "SELECT id, recipient, subject, body, html, ics, status, delivery_failures, "
-                    "last_error, "
-                    "claimed_at > clock_timestamp() - make_interval(secs => :lease) AS fresh, "
-                    "EXTRACT(EPOCH FROM claimed_at + make_interval(secs => :lease) "
-                    "- clock_timestamp()) AS wait FROM email_outbox "
-                    "WHERE booking_id = CAST(:id AS uuid) AND kind = :kind FOR UPDATE"
-                ),
-                {"id": booking_id, "kind": kind, "lease": lease.total_seconds()},
-            )
-        ).one_or_none()
+        rows = (await conn.execute(MESSAGES_OF_BOOKING, {
+            "id": booking_id, "lease": lease.total_seconds()})).all()
+        row = next((r for r in rows if r.kind == kind), None)
         if row is None:
             return NothingToSend()
-        if row.status == "pending" and kind == "confirmation":
-            state = (await conn.execute(
-                text("SELECT assignment_state FROM bookings WHERE id = CAST(:id AS uuid)"),
-                {"id": booking_id},
-            )).scalar()
-            if state != "confirmed":
-                # Cancelled (or moved on) before the send: never confirm a
-                # booking that no longer holds its tables. The row stays
-                # pending and is never sent (cancellation is final).
-                return NothingToSend()
         if row.status == "sent":
             await conn.execute(
                 text("UPDATE email_outbox SET duplicates_suppressed = duplicates_suppressed + 1 "
@@ -78,18 +99,49 @@ async def claim_email(
             return NothingToSend(duplicate=True)
         if row.status == "failed":
             return NothingToSend(failed=True, reason=row.last_error)
-        if row.status == "sending" and row.fresh:
-            raise EmailInFlight(booking_id, kind, max(1.0, float(row.wait or 0)))
+        if row.status == "no_address":
+            return NothingToSend(reason=NO_ADDRESS)
+        if row.status == "withdrawn":
+            return NothingToSend(reason=row.last_error)
+        if not row.recipient:
+            # A booking taken without an address: no message, and it says so.
+            await _settle(conn, row.id, "no_address", None)
+            return NothingToSend(reason=NO_ADDRESS)
+        in_flight = [r for r in rows if r.in_flight]
+        if in_flight:
+            # Its own send (possibly of an older version of it), or another
+            # message to the same guest: wait, so messages go in order.
+            wait = max(float(r.wait or 0) for r in in_flight)
+            raise EmailInFlight(booking_id, kind, max(1.0, wait))
+        wanted = KIND_STATE.get(kind)
+        if wanted is not None and row.booking_state != wanted:
+            if kind == "cancellation":  # never the case: written by the cancel itself
+                return NothingToSend(reason=f"booking is {row.booking_state}")
+            reason = f"withdrawn: the booking is {row.booking_state}"
+            await _settle(conn, row.id, "withdrawn", reason)
+            await record_event(conn, booking_id=booking_id, source="mail",
+                               event_type="email.withdrawn",
+                               context={"kind": kind, "reason": reason})
+            return NothingToSend(reason=reason)
         # A stale claim's attempt may have delivered before it died: counted as
         # a possible duplicate, which `seatflow report` shows.
-        await conn.execute(
+        token = (await conn.execute(
             text("UPDATE email_outbox SET status = 'sending', claimed_at = clock_timestamp(), "
+                 "claim_token = gen_random_uuid(), claim_token_at = clock_timestamp(), "
                  "send_attempts = send_attempts + CASE WHEN status = 'sending' THEN 1 ELSE 0 END "
-                 "WHERE id = :id"),
+                 "WHERE id = :id RETURNING claim_token::text"),
             {"id": row.id},
-        )
+        )).scalar_one()
         return Claim(row.id, booking_id, kind, row.recipient, row.subject, row.body,
-                     int(row.delivery_failures) + 1, html=row.html, ics=row.ics)
+                     int(row.delivery_failures) + 1, html=row.html, ics=row.ics, token=token)
+
+
+async def _settle(conn: AsyncConnection, outbox_id: int, status: str, reason: str | None) -> None:
+    await conn.execute(
+        text("UPDATE email_outbox SET status = :s, last_error = :e, claim_token = NULL, "
+             "claim_token_at = NULL WHERE id = :id"),
+        {"id": outbox_id, "s": status, "e": reason},
+    )
 
 
 async def _breaker(conn: AsyncConnection, breaker: BreakerWrite | None) -> None:
@@ -98,45 +150,108 @@ async def _breaker(conn: AsyncConnection, breaker: BreakerWrite | None) -> None:
                                   failures=breaker.failures, events=breaker.events)
 
 
+async def _mark(conn: AsyncConnection, claim: Claim, assignments: str,
+                params: dict[str, Any]) -> bool:
+    """Apply `assignments` when the claim still holds the row; otherwise only
+    let go of the claim (a newer version of the message waits for it). False:
+    superseded."""
+    marked = (await conn.execute(
+        text(f"UPDATE email_outbox SET {assignments}, claim_token = NULL, "
+             "claim_token_at = NULL WHERE id = :id AND status = 'sending' "
+             "AND claim_token = CAST(:token AS uuid) RETURNING id"),
+        {"id": claim.outbox_id, "token": claim.token, **params},
+    )).first()
+    if marked is not None:
+        return True
+    await conn.execute(
+        text("UPDATE email_outbox SET claim_token = NULL, claim_token_at = NULL "
+             "WHERE id = :id AND claim_token = CAST(:token AS uuid)"),
+        {"id": claim.outbox_id, "token": claim.token},
+    )
+    return False
+
+
 async def mark_email_sent(
     engine: AsyncEngine, claim: Claim, *, breaker: BreakerWrite | None = None
-) -> None:
+) -> bool:
+    """Sent. False: the claim was superseded (the row was re-armed with a new
+    message, or re-claimed after the lease): claim again."""
     async with engine.begin() as conn:
         await _breaker(conn, breaker)
-        await conn.execute(
-            text("UPDATE email_outbox SET status = 'sent', sent_at = clock_timestamp(), "
-                 "send_attempts = send_attempts + 1, last_error = NULL WHERE id = :id"),
-            {"id": claim.outbox_id},
-        )
+        return await _mark(conn, claim, "status = 'sent', sent_at = clock_timestamp(), "
+                           "send_attempts = send_attempts + 1, last_error = NULL", {})
 
 
 async def mark_email_failed(
     engine: AsyncEngine, claim: Claim, reason: str, *, permanent: bool,
     breaker: BreakerWrite | None = None,
-) -> None:
-    """Given up: the row is `failed` for good, with an `email.failed` event."""
+) -> bool:
+    """Given up: the row is `failed` for good, with an `email.failed` event.
+    False: superseded, nothing recorded (the new message gets its own tries)."""
     async with engine.begin() as conn:
         await _breaker(conn, breaker)
-        await conn.execute(
-            text("UPDATE email_outbox SET status = 'failed', failed_at = clock_timestamp(), "
-                 "delivery_failures = delivery_failures + 1, last_error = :e WHERE id = :id"),
-            {"id": claim.outbox_id, "e": reason[:500]},
-        )
+        if not await _mark(conn, claim, "status = 'failed', failed_at = clock_timestamp(), "
+                           "delivery_failures = delivery_failures + 1, last_error = :e",
+                           {"e": reason[:500]}):
+            return False
         await record_event(
             conn, booking_id=claim.booking_id, source="mail", event_type="email.failed",
             context={"kind": claim.kind, "reason": reason[:500], "attempts": claim.attempts,
                      "permanent": permanent},
         )
+        return True
 
 
 async def mark_email_pending(
     engine: AsyncEngine, claim: Claim, reason: str, *, breaker: BreakerWrite | None = None
-) -> None:
-    """A transient failure: back to `pending` with the (redacted) error, to retry."""
+) -> bool:
+    """A transient failure: back to `pending` with the (redacted) error, to
+    retry. False: superseded (the row already waits with its new message)."""
     async with engine.begin() as conn:
         await _breaker(conn, breaker)
-        await conn.execute(
-            text("UPDATE email_outbox SET status = 'pending', claimed_at = NULL, last_error = :e, "
-                 "delivery_failures = delivery_failures + 1 WHERE id = :id"),
-            {"id": claim.outbox_id, "e": reason[:500]},
-        )
+        return await _mark(conn, claim, "status = 'pending', claimed_at = NULL, last_error = :e, "
+                           "delivery_failures = delivery_failures + 1", {"e": reason[:500]})
+
+
+# ------------------------------------------------------------------ resend
+
+
+@dataclass(frozen=True)
+class EmailRow:
+    """What an operator's resend needs to know about one message."""
+
+    kind: str
+    status: str
+    booking_state: str
+    last_error: str | None
+
+
+async def rearm_email(engine: AsyncEngine, booking_id: str, kind: str, *,
+                      actor: str) -> EmailRow | None:
+    """An operator's resend: a `failed` message goes back to `pending` with
+    fresh tries (an `email.resend` event names the actor and the error it had);
+    any other row is left as it is. Returns the row as it was (None: the
+    booking has no message of that kind). Raises BookingNotFound."""
+    async with engine.begin() as conn:
+        state = (await conn.execute(
+            text("SELECT assignment_state FROM bookings WHERE id = CAST(:id AS uuid)"),
+            {"id": booking_id})).scalar()
+        if state is None:
+            raise BookingNotFound(booking_id)
+        row = (await conn.execute(
+            text("SELECT id, status, last_error FROM email_outbox "
+                 "WHERE booking_id = CAST(:id AS uuid) AND kind = :kind FOR UPDATE"),
+            {"id": booking_id, "kind": kind})).one_or_none()
+        if row is None:
+            return None
+        found = EmailRow(kind, str(row.status), str(state), row.last_error)
+        if row.status == "failed" and state == KIND_STATE.get(kind):
+            await conn.execute(
+                text("UPDATE email_outbox SET status = 'pending', delivery_failures = 0, "
+                     "failed_at = NULL, last_error = NULL, claimed_at = NULL WHERE id = :id"),
+                {"id": row.id})
+            await record_event(conn, booking_id=booking_id, source="mail",
+                               event_type="email.resend",
+                               context={"kind": kind, "actor": actor,
+                                        "previous_error": row.last_error})
+        return found

@@ -200,7 +200,7 @@ class EmailOutbox(Base):
     body: Mapped[str] = mapped_column(Text)  # the plain-text part
     html: Mapped[str | None] = mapped_column(Text, nullable=True)  # the HTML part
     ics: Mapped[str | None] = mapped_column(Text, nullable=True)  # text/calendar attachment
-    status: Mapped[str] = mapped_column(Text, default="pending")  # pending | sending | sent | failed
+    status: Mapped[str] = mapped_column(Text, default="pending")  # see storage.outbox
     send_attempts: Mapped[int] = mapped_column(Integer, default=0)
     duplicates_suppressed: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
@@ -209,6 +209,9 @@ class EmailOutbox(Base):
     failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)  # redacted
     delivery_failures: Mapped[int] = mapped_column(Integer, default=0)
+    # the claim in flight (storage.outbox): a mark names it; kept while a re-armed row waits
+    claim_token: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
+    claim_token_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class PermitInterval(Base):
