@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 
 from sqlalchemy import text
@@ -101,13 +102,15 @@ async def version_of(engine: AsyncEngine, booking_id: str) -> int:
 
 async def six_and_four(
     engine: AsyncEngine, unique_id: str, *, four_strategy: str = 'optimal_fit',
+    promises_tables: bool = False,
 ) -> tuple[str, str, str]:
-    """A 4 seated on the only 6-top; a 6 that needs it; the 4-top free."""
+    """A 4 seated on the only 6-top; a 6 that needs it; the 4-top free. With
+    `promises_tables`, the restaurant tells its guests their table."""
     rid = f"r-{unique_id}"
-    await import_plan(engine, floorplan(rid, [
+    await import_plan(engine, {**floorplan(rid, [
         {"id": "SIX", "capacity": 6, "mobility": "fixed"},
         {"id": "FOUR", "capacity": 4, "mobility": "fixed"},
-    ]))
+    ]), "promises_tables": promises_tables})
     start = slot()
     four = await new_booking(engine, rid, 4, start=start)
     await seat_at(engine, four, ("SIX",), four_strategy)
@@ -151,11 +154,13 @@ async def test_a_booking_placed_by_hand_is_never_moved(
     assert await version_of(db_engine, four) == before
 
 
-async def test_a_move_is_a_versioned_write_and_the_pending_confirmation_names_the_new_table(
+async def test_a_move_is_a_versioned_write_and_the_pending_confirmation_is_left_as_written(
     db_engine: AsyncEngine, unique_id: str,
 ) -> None:
     _rid, four, six = await six_and_four(db_engine, unique_id)
     before = await version_of(db_engine, four)
+    written = await fetch(db_engine, "SELECT subject, body, html, ics FROM email_outbox WHERE "
+                          "booking_id = CAST(:id AS uuid) AND kind = 'confirmation'", id=four)
     result = await place(db_engine, six, *repack(four))
     assert result.outcome == "confirmed" and result.notify == ()
     assert await booking_tables(db_engine, four) == ["FOUR"]
@@ -174,17 +179,37 @@ async def test_a_move_is_a_versioned_write_and_the_pending_confirmation_names_th
                         "CAST(:id AS uuid) AND event_type = 'booking.tables_changed'", id=four) == 1
     assert await scalar(db_engine, "SELECT topic FROM state_event_outbox WHERE dedupe_key = :k",
                         k=f"{four}:{before + 1}") == "booking.tables_changed"
-    body = await scalar(db_engine, "SELECT body FROM email_outbox WHERE booking_id = "
-                        "CAST(:id AS uuid) AND kind = 'confirmation'", id=four)
-    assert "Table(s): FOUR" in body and "SIX" not in body
+    # The confirmation names no table, so the move changes nothing in it.
+    after = await fetch(db_engine, "SELECT subject, body, html, ics FROM email_outbox WHERE "
+                        "booking_id = CAST(:id AS uuid) AND kind = 'confirmation'", id=four)
+    assert after == written
+    assert "SIX" not in after[0].body and "FOUR" not in after[0].body
 
 
-async def test_a_moved_guest_already_emailed_gets_a_table_changed_email(
+async def test_a_restaurant_that_promises_tables_rewrites_a_pending_confirmation(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
+    _rid, four, six = await six_and_four(db_engine, unique_id, promises_tables=True)
+    assert "Table SIX" in await scalar(
+        db_engine, "SELECT body FROM email_outbox WHERE booking_id = CAST(:id AS uuid) "
+        "AND kind = 'confirmation'", id=four)
+    result = await place(db_engine, six, *repack(four))
+    assert result.outcome == "confirmed" and result.notify == ()
+    row = (await fetch(db_engine, "SELECT body, html FROM email_outbox WHERE booking_id = "
+                       "CAST(:id AS uuid) AND kind = 'confirmation'", id=four))[0]
+    assert "Table FOUR (Main)" in row.body and "SIX" not in row.body
+    assert "Table FOUR (Main)" in row.html and "SIX" not in row.html
+    assert await scalar(db_engine, "SELECT count(*) FROM email_outbox WHERE booking_id = "
+                        "CAST(:id AS uuid)", id=four) == 1
+
+
+async def test_a_moved_guest_already_emailed_gets_a_table_changed_email_when_tables_are_promised(
     db_engine: AsyncEngine, unique_id: str, tmp_path: Path,
 ) -> None:
     from seatflow.mail import FileMailbox, send_outbox_email
+    from seatflow.storage.placement import MOVED_BOOKING, _tell_moved_guest, allocate
 
-    _rid, four, six = await six_and_four(db_engine, unique_id)
+    rid, four, six = await six_and_four(db_engine, unique_id, promises_tables=True)
     mailbox = FileMailbox(tmp_path)
     sent = await send_outbox_email(db_engine, mailbox, four, "confirmation", "b@seatflow.local")
     assert sent.sent
@@ -195,20 +220,87 @@ async def test_a_moved_guest_already_emailed_gets_a_table_changed_email(
     assert sorted(p.name for p in tmp_path.glob("*.eml")) == sorted(
         [f"{four}-confirmation.eml", f"{four}-table_changed.eml"])
     text_of = (tmp_path / f"{four}-table_changed.eml").read_text()
-    assert "Table(s): FOUR" in text_of and "different table" in text_of
-    # Moved again: the re-armed table_changed email is a new message, not a duplicate.
-    from seatflow.storage.placement import _tell_moved_guest
-
+    assert "Table FOUR (Main)" in text_of and "different table" in text_of
+    # Moved again (by hand here: re-packing never moves a guest twice): the
+    # re-armed table_changed email is a new message, not a duplicate.
     async with db_engine.begin() as conn:
-        row = (await conn.execute(text(
-            "SELECT restaurant_id, party_size, start_at, guest_name, guest_email FROM bookings "
-            "WHERE id = CAST(:id AS uuid)"), {"id": four})).one()
+        row = (await conn.execute(MOVED_BOOKING, {"id": four})).one()
+        await conn.execute(text("DELETE FROM allocations WHERE booking_id = ANY("
+                                "CAST(:ids AS uuid[]))"), {"ids": [four, six]})
+        assert await allocate(conn, four, rid, ("SIX",), row.start_at,
+                              row.occupied_until) is None
         assert await _tell_moved_guest(conn, four, row, ("SIX",))
     again = await send_outbox_email(db_engine, mailbox, four, "table_changed", "b@seatflow.local")
     assert again.sent
-    assert "Table(s): SIX" in (tmp_path / f"{four}-table_changed.eml").read_text()
+    assert "Table SIX (Main)" in (tmp_path / f"{four}-table_changed.eml").read_text()
     assert await scalar(db_engine, "SELECT send_attempts FROM email_outbox WHERE booking_id = "
                         "CAST(:id AS uuid) AND kind = 'table_changed'", id=four) == 1
+
+
+async def five_moved_for_a_party_of_twenty(
+    engine: AsyncEngine, unique_id: str, tmp_path: Path, *, promises_tables: bool,
+) -> tuple[list[str], AttemptRecord]:
+    """Five 2s, each on one of the row of 4-tops A1-A5 and already emailed;
+    a 20 that needs the whole row, so a re-pack moves each 2 to a free 2-top."""
+    from seatflow.mail import FileMailbox, send_outbox_email
+
+    rid = f"r-{unique_id}"
+    row = [f"A{i}" for i in range(1, 6)]
+    await import_plan(engine, {**floorplan(
+        rid, [{"id": a, "capacity": 4} for a in row]
+        + [{"id": f"B{i}", "capacity": 2, "mobility": "fixed"} for i in range(1, 6)],
+        adjacency=[list(pair) for pair in pairwise(row)],
+    ), "promises_tables": promises_tables})
+    start = slot()
+    twos = []
+    for table in row:
+        two = await new_booking(engine, rid, 2, start=start)
+        await seat_at(engine, two, (table,))
+        sent = await send_outbox_email(engine, FileMailbox(tmp_path), two, "confirmation",
+                                       "b@seatflow.local")
+        assert sent.sent
+        twos.append(two)
+    twenty = await new_booking(engine, rid, 20, start=start)
+    moves = tuple(Move(booking_id=two, from_tables=(f"A{i}",), to_tables=(f"B{i}",))
+                  for i, two in enumerate(twos, start=1))
+    result = await place(engine, twenty, (Plan(tables=tuple(row), score=0.0,
+                                               strategy="repack"),), moves)
+    assert result.outcome == "confirmed"
+    assert [await booking_tables(engine, two) for two in twos] == [[f"B{i}"] for i in range(1, 6)]
+    return twos, result
+
+
+async def test_a_re_pack_that_moves_five_bookings_tells_their_guests_nothing_by_default(
+    db_engine: AsyncEngine, unique_id: str, tmp_path: Path,
+) -> None:
+    twos, result = await five_moved_for_a_party_of_twenty(db_engine, unique_id, tmp_path,
+                                                          promises_tables=False)
+    assert result.notify == ()
+    assert await scalar(db_engine, "SELECT count(*) FROM email_outbox WHERE booking_id = "
+                        "ANY(CAST(:ids AS uuid[])) AND kind <> 'confirmation'", ids=twos) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.eml")) == sorted(
+        f"{two}-confirmation.eml" for two in twos)
+
+
+async def test_a_re_pack_tells_each_moved_guest_once_when_the_restaurant_promises_tables(
+    db_engine: AsyncEngine, unique_id: str, tmp_path: Path,
+) -> None:
+    from seatflow.mail import FileMailbox, send_outbox_email
+
+    twos, result = await five_moved_for_a_party_of_twenty(db_engine, unique_id, tmp_path,
+                                                          promises_tables=True)
+    assert sorted(result.notify) == sorted(twos)
+    for i, two in enumerate(twos, start=1):
+        assert "Table A" in (tmp_path / f"{two}-confirmation.eml").read_text()
+        note = await send_outbox_email(db_engine, FileMailbox(tmp_path), two, "table_changed",
+                                       "b@seatflow.local")
+        assert note.sent
+        changed = (tmp_path / f"{two}-table_changed.eml").read_text()
+        assert f"Table B{i} (Main)" in changed and "different table" in changed
+    assert await scalar(db_engine, "SELECT count(*) FROM email_outbox WHERE booking_id = "
+                        "ANY(CAST(:ids AS uuid[])) AND kind = 'table_changed'", ids=twos) == 5
+
+
 async def test_the_snapshot_says_who_placed_a_booking_by_hand_and_re_packing_leaves_it(
     db_engine: AsyncEngine, unique_id: str,
 ) -> None:
@@ -345,10 +437,11 @@ async def test_an_attempt_retried_after_its_commit_still_names_the_moved_guests(
 ) -> None:
     """The worker died after the commit and before Temporal recorded the
     result: the retried attempt finds its own work done and reports it whole,
-    so the guest re-packing moved is still told (it was not, before v1)."""
+    so the guest re-packing moved (at a restaurant that promised the table)
+    is still told (it was not, before v1)."""
     from seatflow.mail import FileMailbox, send_outbox_email
 
-    _rid, four, six = await six_and_four(db_engine, unique_id)
+    _rid, four, six = await six_and_four(db_engine, unique_id, promises_tables=True)
     sent = await send_outbox_email(db_engine, FileMailbox(tmp_path), four, "confirmation",
                                    "b@seatflow.local")
     assert sent.sent
