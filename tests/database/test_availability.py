@@ -381,7 +381,7 @@ def test_evaluate_agrees_with_search_on_random_evenings() -> None:
         party = rng.choice([2, 4, 6, 8])
         # Steps bound the re-packing, not the wall clock: a busy machine must not
         # cut one search short and not the other.
-        config = EngineConfig(max_tables=rng.choice([1, 2, 3]), repack_time_budget_ms=None,
+        config = EngineConfig(max_tables=rng.choice([1, 2, 3]), repack_safety_stop_ms=None,
                               max_exact_steps=10**6)
         for s in evaluate(snap, p, party, starts, config, now=now, budget_ms=None):
             if not s.service:  # in the past: refused by the intake rules, not the search
@@ -438,7 +438,7 @@ def evenings(draw: st.DrawFn) -> tuple[RestaurantSnapshot, int, EngineConfig, da
     config = EngineConfig(max_tables=draw(st.integers(1, 3)), max_overage=draw(st.integers(0, 4)),
                           repack=draw(st.sampled_from([True, True, False])),
                           repack_max_moves=draw(st.sampled_from([None, None, 1, 2])),
-                          repack_time_budget_ms=None, max_exact_steps=EXACT_STEPS)
+                          repack_safety_stop_ms=None, max_exact_steps=EXACT_STEPS)
     now = draw(st.sampled_from([datetime(2030, 3, 4, tzinfo=UTC),
                                 datetime(2030, 3, 5, 17, 30, tzinfo=UTC)]))
     return snap, draw(st.integers(1, 6)), config, now
@@ -565,13 +565,17 @@ def test_a_re_assignment_is_checked_from_scratch_before_a_time_is_offered() -> N
     assert witness_problem(fl, req, capped, movable, good) is None
     two_moves = Witness(("T1",), (Move("b1", ("T1",), ("T2",)), Move("b2", ("T2",), ("T3",))))
     assert "at most 1" in (witness_problem(fl, req, capped, movable, two_moves) or "")
-    # a zone wish keeps the couple out of the patio; without one it may go there
-    wished = replace_allocations(snap, zone_preference="main")
-    wfl = Floor(wished)
+    # the couple stays in its zone (main); only a wish for the patio lets it go there
     to_patio = Witness(("T1",), (Move("b1", ("T1",), ("T3",)),))
-    assert witness_problem(fl, req, config, movable, to_patio) is None
+    assert "zone patio" in (witness_problem(fl, req, config, movable, to_patio) or "")
+    wished = replace_allocations(snap, zone_preference="patio")
+    wfl = Floor(wished)
     assert witness_problem(wfl, req, config, movable_bookings(wfl, req, now, config),
-                           to_patio) is not None
+                           to_patio) is None
+    # a guest re-packing moved before is never moved again
+    moved = Floor(replace_allocations(snap, times_moved=1))
+    assert "may not move" in (witness_problem(
+        moved, req, config, movable_bookings(moved, req, now, config), good) or "")
 
 
 def test_the_garbage_collector_is_paused_for_an_evaluation_and_restored() -> None:
