@@ -20,12 +20,14 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from activities.booking import BookingActivities
 from seatflow.config import Settings
 from seatflow.domain.intake import NewBooking
+from seatflow.domain.mail import confirmation_email
 from seatflow.domain.messages import EmailRequest, EmailResult
 from seatflow.domain.restaurant import InvalidBooking
 from seatflow.domain.workflow_ids import booking_workflow_id
 from seatflow.mail import SmtpTransport
 from seatflow.service.bookings import start_booking_workflow
 from seatflow.storage.intake import insert_booking
+from seatflow.storage.placement import email_booking
 from tests.smtp_server import SmtpServer
 from tests.support import fetch, floorplan, import_plan, new_booking, scalar, slot
 from worker import build_worker
@@ -46,10 +48,12 @@ async def outbox_booking(engine: AsyncEngine, unique_id: str, email: str) -> str
         await conn.execute(text(
             "UPDATE bookings SET assignment_state = 'confirmed', status = 'confirmed' "
             "WHERE id = CAST(:b AS uuid)"), {"b": booking})
+        message = confirmation_email(await email_booking(conn, booking))
         await conn.execute(text(
-            "INSERT INTO email_outbox (booking_id, kind, recipient, subject, body) VALUES "
-            "(CAST(:b AS uuid), 'confirmation', :to, 'Your table', 'Table(s): T1')"),
-            {"b": booking, "to": email})
+            "INSERT INTO email_outbox (booking_id, kind, recipient, subject, body, html, ics) "
+            "VALUES (CAST(:b AS uuid), 'confirmation', :to, :subject, :body, :html, :ics)"),
+            {"b": booking, "to": email, "subject": message.subject, "body": message.text,
+             "html": message.html, "ics": message.ics})
     return booking
 
 
