@@ -21,10 +21,10 @@ from activities.flags import FlagActivities
 from seatflow.config import ConfigError, Settings, load_flags, load_settings
 from seatflow.mail import FileMailbox, MailTransport, SmtpTransport
 from shadow_worker import build_shadow_worker
-from workflows.booking import BookingAssignmentWorkflow
+from workflows.booking import BookingAssignmentWorkflow, GuestEmailWorkflow
 from workflows.runner import workflow_runner
 
-WORKFLOWS = [BookingAssignmentWorkflow]
+WORKFLOWS = [BookingAssignmentWorkflow, GuestEmailWorkflow]
 MAX_CONCURRENT_ACTIVITIES = 100
 # Bounded on purpose: with 1000 slots a burst of 500 bookings let every
 # workflow task start at once on one saturated core, tasks outlived their

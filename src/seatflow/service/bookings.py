@@ -41,6 +41,7 @@ from seatflow.domain.review import InvalidDecision, parse_cancel
 from seatflow.domain.states import FINAL, SETTLED, TERMINAL, AssignmentState
 from seatflow.domain.workflow_ids import booking_id_of, booking_workflow_id
 from seatflow.service.availability import check_start
+from seatflow.service.mail_workflow import send_after_close
 from seatflow.storage.booking_view import load_booking_view
 from seatflow.storage.intake import (
     find_existing_booking,
@@ -346,10 +347,14 @@ async def signal_cancel(handle: WorkflowHandle[Any, Any], actor: str | None,
 async def cancel_booking_request(
     engine: AsyncEngine, client: Client | None, booking_id: str, *,
     actor: str | None, reason: str | None, wait_seconds: float = 30.0,
+    task_queue: str | None = None,
 ) -> dict[str, Any]:
     """Cancel a booking: through its workflow (signal `cancel_booking`) while it
-    runs, in the database when it has closed, does not answer, or closes before
-    applying the signal. Returns the cancelled booking. Raises BookingNotFound,
+    runs, which then sends the guest's cancellation message; in the database
+    when it has closed, does not answer, or closes before applying the signal,
+    and then the message (queued by the cancel) is sent by GuestEmailWorkflow on
+    `task_queue` (None: the booking workflow's queue). Returns the cancelled
+    booking. Raises BookingNotFound,
     AlreadyResolved (already cancelled or failed), CancelPending (sent, not
     applied within `wait_seconds`), BookingActionRefused `invalid_cancel`."""
     try:
@@ -379,6 +384,8 @@ async def cancel_booking_request(
     result = await store_cancel_booking(engine, booking_id, actor=actor, reason=reason)
     if not result.ok:
         raise AlreadyResolved(await booking_view(engine, booking_id))
+    if result.message_queued:
+        await send_after_close(client, booking_id, "cancellation", task_queue=task_queue)
     return await booking_view(engine, booking_id)
 
 

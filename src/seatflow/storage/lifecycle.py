@@ -49,6 +49,7 @@ class Transitioned:
     version: int
     conflict: bool = False
     reason: str | None = None
+    message_queued: bool = False  # a cancel queued the guest's cancellation message
 
 
 async def verify_booking(engine: AsyncEngine, booking_id: str, *, now: datetime
@@ -183,7 +184,7 @@ async def cancel_booking(
         if state in (S.CANCELLED, S.FAILED):
             return Transitioned(ok=state == S.CANCELLED, state=state, version=version,
                                     reason=f"booking already {state}")
-        await _cancellation_message(conn, booking_id)
+        queued = await _cancellation_message(conn, booking_id)
         await conn.execute(
             text("DELETE FROM allocations WHERE booking_id = CAST(:id AS uuid)"), {"id": booking_id}
         )
@@ -191,11 +192,13 @@ async def cancel_booking(
             conn, booking_id, version, S.CANCELLED, reason=reason or "booking cancelled",
             actor=actor, set_columns={"status": "cancelled"},
         )
-        return Transitioned(ok=True, state=S.CANCELLED.value, version=version)
+        return Transitioned(ok=True, state=S.CANCELLED.value, version=version,
+                            message_queued=queued)
 
 
-async def _cancellation_message(conn: AsyncConnection, booking_id: str) -> None:
-    """Withdraw what no longer holds, queue the cancellation (see cancel_booking)."""
+async def _cancellation_message(conn: AsyncConnection, booking_id: str) -> bool:
+    """Withdraw what no longer holds, queue the cancellation (see
+    cancel_booking); True when a cancellation message was queued."""
     withdrawn = (await conn.execute(
         text("UPDATE email_outbox SET status = 'withdrawn', last_error = :why "
              "WHERE booking_id = CAST(:id AS uuid) AND kind = ANY(:kinds) "
@@ -215,7 +218,7 @@ async def _cancellation_message(conn: AsyncConnection, booking_id: str) -> None:
         {"id": booking_id},
     )).scalar()
     if guest is None:
-        return
+        return False
     message = cancellation_email(await email_booking(conn, booking_id))
     await conn.execute(
         text("INSERT INTO email_outbox (booking_id, kind, recipient, subject, body, html, ics) "
@@ -224,3 +227,4 @@ async def _cancellation_message(conn: AsyncConnection, booking_id: str) -> None:
         {"id": booking_id, "to": guest, "subject": message.subject, "body": message.text,
          "html": message.html, "ics": message.ics},
     )
+    return True

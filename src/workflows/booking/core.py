@@ -29,6 +29,8 @@ with workflow.unsafe.imports_passed_through():
         BookingState,
         BookingWorkflowInput,
         DecisionRequest,
+        EmailRequest,
+        EmailResult,
         ManualReviewDecision,
         PipelineDecision,
         TransitionRequest,
@@ -43,6 +45,16 @@ INFRA_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=10),
+    non_retryable_error_types=["BookingNotFound", "IllegalTransition"],
+)
+# Guest messages retry on their own policy: 1 s doubling to 2 min, about half
+# an hour across the activity's own bound (SEATFLOW_MAIL_MAX_ATTEMPTS failed
+# deliveries, default 20, then `email.failed`); the attempts are unlimited here
+# so a database outage while recording is still retried.
+EMAIL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=2),
     non_retryable_error_types=["BookingNotFound", "IllegalTransition"],
 )
 # Short database steps run as local activities: in the worker that runs the
@@ -72,6 +84,10 @@ class WorkflowCore:
         # Serialises handlers and the main loop around state-changing steps.
         self._lock = asyncio.Lock()
         self._notify: tuple[str, ...] = ()  # moved guests to tell after a confirm
+        # patch "cancellation-message", decided once at the start of run(): a
+        # cancel sends the guest's cancellation message (and still tells the
+        # guests this booking's confirm moved)
+        self._cancellation_message = False
         self._history_limit = HISTORY_EVENTS_LIMIT
 
     # ------------------------------------------------------------ activities
@@ -83,6 +99,15 @@ class WorkflowCore:
         return await workflow.execute_local_activity_method(
             fn, arg, start_to_close_timeout=timeout, retry_policy=INFRA_RETRY,
         )
+
+    async def _send_email(self, booking_id: str, kind: str) -> EmailResult:
+        """One guest message from the outbox, as a regular activity (it talks
+        to an outside system) on the mail retry policy."""
+        result: EmailResult = await workflow.execute_activity_method(
+            BookingActivities.send_confirmation_email, EmailRequest(booking_id, kind=kind),
+            start_to_close_timeout=EMAIL_TIMEOUT, retry_policy=EMAIL_RETRY,
+        )
+        return result
 
     async def _begin(self) -> BeginResult:
         """Verify the booking (walking created -> capacity_verified ->

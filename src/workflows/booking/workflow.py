@@ -35,7 +35,6 @@ with workflow.unsafe.imports_passed_through():
         BookingState,
         BookingStatus,
         BookingWorkflowInput,
-        EmailRequest,
         LegacySummaryRequest,
     )
     from seatflow.domain.shadow import NOT_SEATED, SEATED, ShadowInput
@@ -50,7 +49,7 @@ with workflow.unsafe.imports_passed_through():
         slot_retry_seconds,
     )
     from workflows.booking.cancel import Cancellation
-    from workflows.booking.core import ACTIVITY_TIMEOUT, EMAIL_TIMEOUT, INFRA_RETRY
+    from workflows.booking.core import ACTIVITY_TIMEOUT
     from workflows.booking.review import ManualReview
 
 # How long an attempt waits for a restaurant slot inside its local activity
@@ -64,6 +63,8 @@ S = AssignmentState
 class BookingAssignmentWorkflow(ManualReview, Cancellation):
     @workflow.run
     async def run(self, inp: BookingWorkflowInput) -> BookingOutcome:
+        # Decided once, before the first command (docs/architecture.md).
+        self._cancellation_message = workflow.patched("cancellation-message")
         self.s.booking_id = inp.booking_id
         if inp.history_limit:
             self._history_limit = inp.history_limit
@@ -277,10 +278,7 @@ class BookingAssignmentWorkflow(ManualReview, Cancellation):
         transaction as the move). The outbox row makes a retry harmless."""
         for booking_id, kind in ((self.s.booking_id, "confirmation"),
                                  *((moved, "table_changed") for moved in self._notify)):
-            await workflow.execute_activity_method(
-                BookingActivities.send_confirmation_email, EmailRequest(booking_id, kind=kind),
-                start_to_close_timeout=EMAIL_TIMEOUT, retry_policy=INFRA_RETRY,
-            )
+            await self._send_email(booking_id, kind)
         self._notify = ()
 
     # ----------------------------------------------------------------- query
