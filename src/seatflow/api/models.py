@@ -85,8 +85,17 @@ class EmailStatus(BaseModel):
     sent_at: str | None
     duplicates_suppressed: int
     status: str | None = Field(description="the confirmation's outbox status (pending, sent, "
-                               "failed, ...); null when there is none")
+                               "failed, no_address, ...); null when there is none")
     error: str | None = Field(description="why the last send failed (redacted), if it did")
+
+
+class GuestMessage(BaseModel):
+    kind: str = Field(description="confirmation, table_changed or cancellation")
+    status: str = Field(description="pending, sending, sent, failed, no_address (the booking "
+                        "has no guest address: never sent) or withdrawn (the booking left the "
+                        "state it speaks of before it was sent)")
+    sent_at: str | None
+    error: str | None = Field(description="why it failed or was withdrawn (redacted)")
 
 
 class BookingView(BaseModel):
@@ -112,11 +121,27 @@ class BookingView(BaseModel):
     attempts: list[Attempt]
     history: list[HistoryEntry]
     email: EmailStatus
+    messages: list[GuestMessage] = Field(description="every guest message of the booking")
 
 
 class CancelBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str | None = Field(default=None, max_length=500, pattern=LINE)
+
+
+class ResendBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["confirmation", "table_changed", "cancellation"] = Field(
+        default="confirmation", description="which of the booking's messages to send again")
+
+
+class ResentEmail(BaseModel):
+    booking_id: str
+    kind: str
+    workflow_id: str = Field(description="the GuestEmailWorkflow sending it")
+    outcome: str = Field(description="sent, failed (with the reason), sending (still going "
+                         "after the wait: it retries by itself) or not_sent (with the reason)")
+    reason: str | None
 
 
 class SlotModel(BaseModel):

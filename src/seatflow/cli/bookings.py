@@ -1,4 +1,5 @@
-"""`seatflow bookings`: create, show, wait for, cancel and find stuck bookings."""
+"""`seatflow bookings`: create, show, wait for, cancel, resend a guest message
+and find stuck bookings."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from seatflow.cli.common import (
     usage,
     with_stack,
 )
+from seatflow.domain.localtime import local_time, zone_name
 
 app = typer.Typer(help="Create, inspect and cancel bookings.", no_args_is_help=True)
 
@@ -83,21 +85,14 @@ def create_cmd(
             )
 
 
-def _local(view: dict[str, Any], key: str) -> str:
-    """The restaurant's local time, as the floor staff read it."""
-    from zoneinfo import ZoneInfo
-
-    value = datetime.fromisoformat(view[key])
-    if view.get("timezone"):
-        value = value.astimezone(ZoneInfo(view["timezone"]))
-    return value.strftime("%Y-%m-%d %H:%M %Z")
-
-
 def _render(view: dict[str, Any]) -> str:
+    tz = view.get("timezone")
     lines = [
         f"booking     {view['booking_id']}",
         f"restaurant  {view['restaurant_id']}   party {view['party_size']}",
-        f"time        {_local(view, 'start')} -> {_local(view, 'end')[11:]}",
+        # On the restaurant's clock, as the floor staff read it, zone named.
+        f"time        {local_time(view['start'], tz, named=False)} -> "
+        f"{local_time(view['end'], tz, '%H:%M')}",
         (
             f"status      {view['status']}   state {view['assignment_state']} "
             f"(v{view['assignment_state_version']})   pipeline "
@@ -112,11 +107,19 @@ def _render(view: dict[str, Any]) -> str:
         lines.append(f"why         {view['last_reason']}")
     email = view["email"]
     unsent = "not sent" + (f" ({email['status']}: {email['error']})" if email.get("error") else "")
+    if email["status"] == "no_address":
+        unsent = "no address (nothing is sent)"
     lines.append(
-        f"email       {'sent ' + str(email['sent_at']) if email['sent'] else unsent}"
+        f"email       "
+        f"{'sent ' + local_time(email['sent_at'], tz) if email['sent'] else unsent}"
         + (f" ({email['duplicates_suppressed']} duplicate sends suppressed)"
            if email["duplicates_suppressed"] else "")
     )
+    for m in view["messages"]:
+        if m["kind"] != "confirmation":
+            said = {"sent": f"sent {m['sent_at']}", "no_address": "no address"}.get(
+                m["status"], m["status"] + (f": {m['error']}" if m["error"] else ""))
+            lines.append(f"  {m['kind']:<14} {said}")
     if view["attempts"]:
         lines.append("attempts")
         for a in view["attempts"]:
@@ -124,11 +127,12 @@ def _render(view: dict[str, Any]) -> str:
                 f"  #{a['attempt_no']} {a['pipeline']:<6} {a['result']:<16} "
                 f"{a['strategy'] or '':<14} {a['reason'] or ''}"
             )
-    lines.append("history")
+    lines.append(f"history ({zone_name(tz)})")
     for h in view["history"]:
         who = f" by {h['actor']}" if h["actor"] else ""
         why = f": {h['reason']}" if h["reason"] else ""
-        lines.append(f"  {h['at'][:19]}  v{h['version']:<3} {h['from'] or '-'} -> {h['to']}{who}{why}")
+        at = local_time(h["at"], tz, "%Y-%m-%d %H:%M:%S", named=False)
+        lines.append(f"  {at}  v{h['version']:<3} {h['from'] or '-'} -> {h['to']}{who}{why}")
     return "\n".join(lines)
 
 
@@ -187,7 +191,8 @@ def cancel_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Cancel a booking: releases its tables and ends its workflow (in the
-    database when the workflow has already closed)."""
+    database when the workflow has already closed); a guest who had been
+    confirmed gets one cancellation message."""
     from seatflow.service.bookings import (
         BookingActionRefused,
         BookingNotFound,
@@ -196,9 +201,11 @@ def cancel_cmd(
 
     booking_id = check_uuid(booking_id)
 
+    from seatflow.config import settings
+
     async def work(engine: Any, client: Any) -> dict[str, Any]:
         return await cancel_booking_request(engine, client, booking_id, actor=actor,
-                                            reason=reason)
+                                            reason=reason, task_queue=settings().task_queue)
 
     try:
         view = with_stack(work)
@@ -232,6 +239,47 @@ def resume_cmd(booking_id: BookingId, as_json: JsonFlag = False) -> None:
     else:
         typer.echo(f"booking {booking_id}: new workflow run {resumed.run_id} started "
                    f"(previous run: {resumed.previous_status.lower()})")
+
+
+@app.command("resend-email")
+def resend_email_cmd(
+    booking_id: BookingId,
+    kind: Annotated[str, typer.Option(
+        "--kind", help="confirmation, table_changed or cancellation.")] = "confirmation",
+    actor: Annotated[str, typer.Option("--actor", help="Who asks (recorded).")] = "cli",
+    wait: Annotated[float, typer.Option("--wait", help="Seconds to wait for the outcome.")] = 30.0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Send a booking's failed (or never sent) guest message again, for real:
+    re-armed in the outbox and sent by a GuestEmailWorkflow. Exits 0 when
+    sent, 1 when refused or failed again, 3 when still sending after --wait."""
+    from seatflow.config import settings
+    from seatflow.service.bookings import BookingActionRefused, BookingNotFound
+    from seatflow.service.guest_mail import resend_email
+
+    booking_id = check_uuid(booking_id)
+    if not math.isfinite(wait) or wait < 0:
+        usage(f"--wait {wait!r}: must be a finite number of seconds >= 0")
+
+    async def work(engine: Any, client: Any) -> Any:
+        return await resend_email(engine, client, booking_id, kind, actor=actor,
+                                  task_queue=settings().task_queue, wait_seconds=wait)
+
+    try:
+        done = with_stack(work)
+    except (BookingNotFound, BookingActionRefused) as exc:
+        refuse(str(exc), as_json=as_json)
+    if as_json:
+        print_json({"booking_id": done.booking_id, "kind": done.kind,
+                    "workflow_id": done.workflow_id, "outcome": done.outcome,
+                    "reason": done.reason})
+    else:
+        why = f": {done.reason}" if done.reason else ""
+        typer.echo(f"booking {booking_id}: {done.kind} message {done.outcome}{why}")
+    if done.outcome == "sending":
+        raise typer.Exit(EXIT_TIMEOUT)
+    if done.outcome != "sent":
+        raise typer.Exit(1)
 
 
 def parse_age(text: str, *, now: datetime | None = None) -> timedelta:

@@ -1,6 +1,6 @@
 """The booking read model: one booking with its tables, attempts, state
-history and confirmation email, for operators (`seatflow bookings show`, the
-HTTP API)."""
+history and guest messages (the confirmation, and every message by kind), for
+operators (`seatflow bookings show`, the HTTP API)."""
 
 from __future__ import annotations
 
@@ -62,15 +62,20 @@ async def load_booking_view(engine: AsyncEngine, booking_id: str) -> dict[str, A
                 {"id": booking_id},
             )
         ).all()
-        email = (
+        # A row without an address is never sent: it reads `no_address` even
+        # before a send marks it so.
+        messages = (
             await conn.execute(
                 text(
-                    "SELECT status, sent_at, duplicates_suppressed, last_error FROM email_outbox "
-                    "WHERE booking_id = CAST(:id AS uuid) AND kind = 'confirmation'"
+                    "SELECT kind, CASE WHEN recipient IS NULL OR recipient = '' "
+                    "THEN 'no_address' ELSE status END AS status, sent_at, "
+                    "duplicates_suppressed, last_error FROM email_outbox "
+                    "WHERE booking_id = CAST(:id AS uuid) ORDER BY id"
                 ),
                 {"id": booking_id},
             )
-        ).one_or_none()
+        ).all()
+    email = next((m for m in messages if m.kind == "confirmation"), None)
     sent = email is not None and email.status == "sent"
     return {
         "booking_id": row.id,
@@ -110,4 +115,9 @@ async def load_booking_view(engine: AsyncEngine, booking_id: str) -> dict[str, A
             "status": email.status if email is not None else None,
             "error": email.last_error if email is not None else None,  # redacted
         },
+        "messages": [
+            {"kind": m.kind, "status": m.status,
+             "sent_at": m.sent_at.isoformat() if m.sent_at else None, "error": m.last_error}
+            for m in messages
+        ],
     }

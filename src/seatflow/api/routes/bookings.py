@@ -1,4 +1,5 @@
-"""`/v1/restaurants/{id}/bookings` and `/v1/bookings/{id}`: create, show, cancel."""
+"""`/v1/restaurants/{id}/bookings` and `/v1/bookings/{id}`: create, show, cancel,
+resend a guest message."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from fastapi.responses import JSONResponse
 
 from seatflow.api.deps import Caller, Dep, RestaurantPath, actor_of, require, require_booking
 from seatflow.api.errors import AUTH_ERRORS, error_responses
-from seatflow.api.models import BookingCreated, BookingView, CancelBody, Error, NewBookingBody
+from seatflow.api.models import (
+    BookingCreated,
+    BookingView,
+    CancelBody,
+    Error,
+    NewBookingBody,
+    ResendBody,
+    ResentEmail,
+)
 from seatflow.logging import get_logger
 from seatflow.service.bookings import (
     CancelPending,
@@ -18,11 +27,13 @@ from seatflow.service.bookings import (
     cancel_booking_request,
     request_booking,
 )
+from seatflow.service.guest_mail import resend_email
 
 log = get_logger("seatflow.api")
 router = APIRouter(tags=["bookings"])
 
 CANCEL_WAIT_SECONDS = 10.0
+RESEND_WAIT_SECONDS = 10.0
 IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,255}$"
 BookingPath = Annotated[UUID, Path(description="booking id")]
 
@@ -95,7 +106,34 @@ async def cancel(
     try:
         view = await cancel_booking_request(
             d.engine, d.client, bid, actor=actor_of(token),
-            reason=body.reason if body is not None else None, wait_seconds=CANCEL_WAIT_SECONDS)
+            reason=body.reason if body is not None else None, wait_seconds=CANCEL_WAIT_SECONDS,
+            task_queue=d.settings.task_queue)
     except CancelPending as pending:
         return JSONResponse(pending.view, status_code=202)
     return JSONResponse(view)
+
+
+@router.post(
+    "/v1/bookings/{booking_id}/emails/resend",
+    response_model=ResentEmail,
+    responses={202: {"model": ResentEmail,
+                     "description": "sending: not finished after 10 s, it retries by itself"},
+               404: {"model": Error}, 409: {"model": Error}, **error_responses(*AUTH_ERRORS)},
+    summary="Send a failed guest message again (operator)",
+)
+async def resend(
+    booking_id: BookingPath, token: Caller, d: Dep,
+    body: Annotated[ResendBody | None, Body()] = None,
+) -> JSONResponse:
+    require(token, ("operator",), None)
+    bid = str(booking_id)
+    require_booking(token, ("operator",), await booking_view(d.engine, bid))
+    kind = body.kind if body is not None else "confirmation"
+    done = await resend_email(d.engine, d.client, bid, kind, actor=actor_of(token),
+                              task_queue=d.settings.task_queue,
+                              wait_seconds=RESEND_WAIT_SECONDS)
+    log.info("api.email_resend", booking_id=bid, kind=kind, outcome=done.outcome,
+             token=token.name)
+    result = ResentEmail(booking_id=done.booking_id, kind=done.kind,
+                         workflow_id=done.workflow_id, outcome=done.outcome, reason=done.reason)
+    return JSONResponse(result.model_dump(), status_code=202 if done.outcome == "sending" else 200)
