@@ -91,8 +91,8 @@ def _render(view: dict[str, Any]) -> str:
         f"booking     {view['booking_id']}",
         f"restaurant  {view['restaurant_id']}   party {view['party_size']}",
         # On the restaurant's clock, as the floor staff read it, zone named.
-        f"time        {local_time(view['start'], tz, named=False)} -> "
-        f"{local_time(view['end'], tz, '%H:%M')}",
+        (f"time        {local_time(view['start'], tz, named=False)} -> "
+         f"{local_time(view['end'], tz, '%H:%M')}"),
         (
             f"status      {view['status']}   state {view['assignment_state']} "
             f"(v{view['assignment_state_version']})   pipeline "
