@@ -18,7 +18,10 @@ def test_show_prints_local_time_the_reason_and_every_step() -> None:
         "status": "pending", "assignment_state": "manual_review", "assignment_state_version": 12,
         "assignment_pipeline": "v3", "tables": [], "assignment_strategy": None,
         "last_reason": "no table fits a party of 9",
-        "email": {"sent": False, "sent_at": None, "duplicates_suppressed": 0},
+        "email": {"sent": False, "sent_at": None, "duplicates_suppressed": 0,
+                  "status": "pending"},
+        "messages": [{"kind": "cancellation", "status": "sent", "error": None,
+                      "sent_at": "2026-11-28T22:10:00+00:00"}],
         "attempts": [{"attempt_no": 1, "pipeline": "v3", "result": "no_plan",
                       "strategy": None, "reason": "no table fits a party of 9"}],
         "history": [{"from": "assignment_in_progress", "to": "manual_review", "version": 12,
@@ -26,7 +29,11 @@ def test_show_prints_local_time_the_reason_and_every_step() -> None:
                      "at": "2026-11-28T21:55:49+00:00"}],
     }
     text = _render(view)
-    assert "2026-12-01 19:30 CET -> 21:30 CET" in text
+    # On the restaurant's clock, the zone named; never the UTC the JSON keeps.
+    assert "2026-12-01 19:30 -> 21:30 Europe/Paris" in text
+    assert "history (Europe/Paris)\n  2026-11-28 22:55:49  v12" in text
+    assert "cancellation   sent 2026-11-28 23:10 Europe/Paris" in text
+    assert "18:30" not in text and "21:55" not in text
     assert "why         no table fits a party of 9" in text
     assert "#1 v3     no_plan" in text
     assert "assignment_in_progress -> manual_review: no table fits a party of 9" in text

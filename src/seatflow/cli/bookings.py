@@ -117,7 +117,7 @@ def _render(view: dict[str, Any]) -> str:
     )
     for m in view["messages"]:
         if m["kind"] != "confirmation":
-            said = {"sent": f"sent {m['sent_at']}", "no_address": "no address"}.get(
+            said = {"sent": f"sent {local_time(m['sent_at'], tz)}", "no_address": "no address"}.get(
                 m["status"], m["status"] + (f": {m['error']}" if m["error"] else ""))
             lines.append(f"  {m['kind']:<14} {said}")
     if view["attempts"]:
