@@ -140,9 +140,12 @@ def deep_repack(
     wall_s = DEEP_WALL_FACTOR * budget_ms / 1000
     parameters.max_time_in_seconds = wall_s
     status = solver.solve(model)
-    # Unproven and out of wall time: the safety stop ended it, not the budget.
-    stopped = status not in (cp_model.OPTIMAL, cp_model.INFEASIBLE) and (
-        solver.wall_time >= 0.95 * wall_s
+    # Unproven, the deterministic budget not spent and the wall time up: the
+    # safety stop ended it, not the budget.
+    stopped = (
+        status not in (cp_model.OPTIMAL, cp_model.INFEASIBLE)
+        and solver.deterministic_time < parameters.max_deterministic_time
+        and solver.wall_time >= 0.95 * wall_s
     )
     if status == cp_model.INFEASIBLE:
         return DeepOutcome(None, (), INFEASIBLE, elapsed())

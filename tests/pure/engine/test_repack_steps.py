@@ -7,13 +7,15 @@ from __future__ import annotations
 from dataclasses import replace
 from unittest import mock
 
+import pytest
 from engine_floors import at, booking, examples
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from test_repack_exact import UNCAPPED, crowded, four_move_chain
+from test_repack_deep import STARVED, couple_on_the_six_top
+from test_repack_exact import EXACT, UNCAPPED, crowded, four_move_chain
 
 from seatflow.domain.planning import RestaurantSnapshot
-from seatflow.engine import exact_problem, search
+from seatflow.engine import deep, exact_problem, search
 
 SETTINGS = settings(
     max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -99,4 +101,21 @@ def test_the_safety_stop_fires_only_far_above_the_normal_time_and_is_reported() 
     assert stopped.reason is not None
     assert stopped.reason.endswith(
         "re-packing undecided within its budget (a wall-clock safety stop fired)"
+    )
+
+
+def test_the_deep_re_pack_is_decided_by_its_deterministic_budget_and_reports_its_safety_stop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = replace(EXACT, **STARVED, repack_deep_ms=500)
+    decided = search(couple_on_the_six_top(), booking(6), config, now=at(-600))
+    assert decided.repack == "deep" and decided.plans and not decided.safety_stop
+    assert search(couple_on_the_six_top(), booking(6), config, now=at(-600)) == decided
+    # a wall-clock safety stop that fires at once: no answer, and it says why
+    monkeypatch.setattr(deep, "DEEP_WALL_FACTOR", 1e-9)
+    stopped = search(couple_on_the_six_top(), booking(6), config, now=at(-600))
+    assert stopped.plans == () and stopped.safety_stop and stopped.truncated
+    assert (stopped.reason or "").endswith(
+        "the deep re-pack found no re-assignment within 500 deterministic ms "
+        "(a wall-clock safety stop fired)"
     )
