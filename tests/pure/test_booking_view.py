@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from seatflow.cli.bookings import _render
+from seatflow.cli.review import _line
 from seatflow.service.bookings import table_order
 
 
@@ -37,3 +38,11 @@ def test_show_prints_local_time_the_reason_and_every_step() -> None:
     assert "why         no table fits a party of 9" in text
     assert "#1 v3     no_plan" in text
     assert "assignment_in_progress -> manual_review: no table fits a party of 9" in text
+
+
+def test_the_review_list_shows_the_start_on_the_restaurant_clock() -> None:
+    line = _line({"booking_id": "b1", "restaurant_id": "harbour-kitchen",
+                  "timezone": "America/New_York", "party_size": 20,
+                  "start": "2026-12-16T00:30:00+00:00", "attempts": 5, "since": None,
+                  "last_reason": "no table fits a party of 20"})
+    assert "2026-12-15 19:30 America/New_York  attempts 5" in line

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from seatflow.cli.common import check_uuid, print_json, refuse, usage, with_stack
+from seatflow.domain.localtime import local_time
 
 app = typer.Typer(help="The manual-review queue and operator decisions.", no_args_is_help=True)
 
@@ -48,11 +49,16 @@ def list_cmd(
         typer.echo("manual-review queue is empty")
         return
     for r in rows:
-        typer.echo(
-            f"{r['booking_id']}  {r['restaurant_id']:<18} party {r['party_size']:<3} "
-            f"{r['start'][:16]}  attempts {r['attempts']}  waiting {_age(r['since'])}  "
-            f"{r['last_reason'] or ''}"
-        )
+        typer.echo(_line(r))
+
+
+def _line(r: dict[str, Any]) -> str:
+    """One waiting booking: its start on the restaurant's clock, zone named."""
+    return (
+        f"{r['booking_id']}  {r['restaurant_id']:<18} party {r['party_size']:<3} "
+        f"{local_time(r['start'], r.get('timezone'))}  attempts {r['attempts']}  "
+        f"waiting {_age(r['since'])}  {r['last_reason'] or ''}"
+    )
 
 
 def _decide(booking_id: str, decision: dict[str, Any], actor: str, as_json: bool) -> None:

@@ -26,6 +26,7 @@ from seatflow.service.bookings import (
     booking_view,
     is_closed_workflow,
 )
+from seatflow.storage.floorplans import list_restaurants
 from seatflow.storage.review import manual_review_queue
 
 UPDATE = "resolve_manual_review_update"
@@ -41,12 +42,16 @@ _REFUSALS = {
 
 async def review_queue(engine: AsyncEngine, restaurant: str | None = None) -> list[dict[str, Any]]:
     """Bookings waiting in manual review (of one restaurant, or all), earliest
-    start first, as JSON values."""
+    start first, as JSON values: instants in ISO 8601, with the restaurant's
+    time zone so a person's screen can show them on its clock."""
+    items = await manual_review_queue(engine, restaurant)
+    zones = {r.id: r.timezone for r in await list_restaurants(engine)} if items else {}
     return [
         {"booking_id": i.booking_id, "restaurant_id": i.restaurant_id,
+         "timezone": zones.get(i.restaurant_id),
          "party_size": i.party_size, "start": i.start.isoformat(), "attempts": i.attempts,
          "last_reason": i.last_reason, "since": i.since.isoformat() if i.since else None}
-        for i in await manual_review_queue(engine, restaurant)
+        for i in items
     ]
 
 
