@@ -4,7 +4,8 @@ workflows (non-determinism) fails here, in CI, before it reaches a worker.
 The histories in tests/histories/ are the v1 baseline: one per path of the
 booking workflow, recorded with `SEATFLOW_RECORD_HISTORIES=1` (see
 docs/architecture.md, "Changing the workflow safely"). A later change of the
-command sequence keeps them and adds its own, under a `workflow.patched` id.
+command sequence keeps them and adds its own, under a `workflow.patched` id
+(`cancellation-message`: the histories named below).
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ EVERY_PATH = {
     "manual_review_continued_as_new",
     # the rollout: legacy path, its shadow child, the kill switch
     "legacy_path", "legacy_with_shadow_child", "kill_switch_to_legacy",
+    # patch "cancellation-message": a cancel sends the guest's cancellation
+    # message and still tells the guests the confirm moved
+    "cancel_during_email_send_sends_cancellation",
+    "cancel_after_confirm_tells_moved_guest_and_cancels",
+    "cancel_while_pending_asks_for_cancellation", "retry_after_commit_tells_moved_guest",
 }
 
 
