@@ -35,6 +35,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatflow.domain.figures import BREAKER_OPENED, BreakerEvent
+from seatflow.domain.localtime import local_time
+from seatflow.storage.floorplans import list_restaurants
 from seatflow.storage.report import load_report_counts
 
 # The service's targets; docs/runbook.md says what to do when one is missed.
@@ -84,6 +86,7 @@ class OperationsReport:
     since: datetime
     until: datetime
     restaurant_id: str | None
+    timezone: str | None = None  # the restaurant's, for the people reading the range
     bookings: int = 0
     by_state: dict[str, int] = field(default_factory=dict)
     in_flight: int = 0
@@ -192,8 +195,12 @@ async def build_report(
     now = now or datetime.now(UTC)
     counts = await load_report_counts(engine, since=since, until=until,
                                       restaurant_id=restaurant_id)
+    timezone = None
+    if restaurant_id is not None:
+        timezone = next((r.timezone for r in await list_restaurants(engine)
+                         if r.id == restaurant_id), None)
     report = OperationsReport(
-        since=since, until=until, restaurant_id=restaurant_id,
+        since=since, until=until, restaurant_id=restaurant_id, timezone=timezone,
         bookings=sum(counts.by_state.values()), by_state=dict(counts.by_state),
         in_flight=counts.in_flight, decided=counts.decided, confirmed=counts.confirmed,
         manual_review_entered=counts.reviewed, pipeline_failed=counts.failed,
@@ -242,8 +249,9 @@ def render(report: OperationsReport) -> Any:
 
     scope = report.restaurant_id or "all restaurants"
     figures = Table(
-        title=f"seatflow report: {scope}, {report.since:%Y-%m-%d %H:%M} -> "
-              f"{report.until:%Y-%m-%d %H:%M} UTC",
+        # One restaurant's report reads on its clock; several, in UTC.
+        title=f"seatflow report: {scope}, {local_time(report.since, report.timezone, named=False)}"
+              f" -> {local_time(report.until, report.timezone)}",
         title_justify="left",
     )
     figures.add_column("figure")
