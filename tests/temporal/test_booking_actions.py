@@ -236,7 +236,8 @@ async def test_the_email_step_never_confirms_a_booking_that_is_no_longer_confirm
     assert [r.sent for r in results] == [False, False]
     assert not list((tmp_path / "mail").glob("*.eml"))
     statuses = await fetch(db_engine, "SELECT status FROM email_outbox WHERE booking_id IN "
-                           "(CAST(:a AS uuid), CAST(:b AS uuid))", a=first, b=second)
-    assert [s[0] for s in statuses] == ["pending", "pending"]  # never sent, kept as it was
+                           "(CAST(:a AS uuid), CAST(:b AS uuid)) AND kind = 'confirmation'",
+                           a=first, b=second)
+    assert [s[0] for s in statuses] == ["withdrawn", "withdrawn"]  # never sent, and says so
     assert await scalar(db_engine, "SELECT count(*) FROM observability_events WHERE booking_id = "
                         "CAST(:b AS uuid) AND event_type = 'email.withdrawn'", b=first) == 1
