@@ -88,6 +88,9 @@ class RestaurantSnapshot:
     allocations: tuple[Allocation, ...] = ()
     known_bookings: tuple[KnownBooking, ...] = ()
     zones_active: tuple[str, ...] = ()  # empty means every zone is active
+    # The restaurant's IANA time zone: the engine's reasons name clock times on
+    # it (None: UTC).
+    timezone: str | None = None
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from seatflow.domain.planning import BookingRequest, EngineConfig, Move
 from .combinations import enumerate_plans
 from .exact import ExactOutcome, FeasibilityRepacker
 from .exact_problem import HeldBooking
-from .floor import Floor, overlaps
+from .floor import Floor, overlaps, taken_reason
 from .repack import bounded_repack, movable_bookings
 from .search import no_plan_reason, plan_config
 from .validation import plan_problem
@@ -106,7 +106,7 @@ def decide_unseated(
         if movable:
             opened.append(_Open(index, request, movable))
         else:
-            decided[index] = Decision(NONE, _taken(request))
+            decided[index] = Decision(NONE, taken_reason(floor, request))
     anchors = list(available)
     found: list[tuple[datetime, Witness]] = []
 
@@ -153,7 +153,7 @@ def decide_unseated(
         if outcome.exhausted:
             continue
         if outcome.candidate is None:  # a proof: no re-assignment exists
-            decided[item.index] = Decision(NONE, _taken(item.request))
+            decided[item.index] = Decision(NONE, taken_reason(floor, item.request))
             item.done = True
             continue
         candidate = Witness(outcome.candidate.tables, outcome.moves)
@@ -163,7 +163,7 @@ def decide_unseated(
         if not item.done:
             decided[item.index] = Decision(
                 SEARCHED if item.searched else NOT_REACHED,
-                f"{_taken(item.request)}; {UNDECIDED}",
+                f"{taken_reason(floor, item.request)}; {UNDECIDED}",
             )
     return [decision for decision in decided if decision is not None]
 
@@ -210,10 +210,6 @@ def _feasible(
         stop_ms = left_ms if stop_ms is None else min(stop_ms, left_ms)
     bounded = replace(config, repack_safety_stop_ms=stop_ms)
     return FeasibilityRepacker(floor, request, bounded, movable).run()
-
-
-def _taken(request: BookingRequest) -> str:
-    return f"all fitting tables are taken {request.start:%H:%M}-{request.end:%H:%M}"
 
 
 def _reuse(

@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from datetime import datetime
 
-from seatflow.domain.planning import Allocation, EngineConfig, Mobility, RestaurantSnapshot, Table
+from seatflow.domain.localtime import local_time
+from seatflow.domain.planning import (
+    Allocation,
+    BookingRequest,
+    EngineConfig,
+    Mobility,
+    RestaurantSnapshot,
+    Table,
+)
 
 # The default configuration (frozen, so one shared instance is safe as a default).
 DEFAULT_CONFIG = EngineConfig()
@@ -91,3 +99,15 @@ class Floor:
 
     def combinable(self, table_id: str) -> bool:
         return self.tables[table_id].mobility == Mobility.MOVABLE
+
+
+def clock_span(floor: Floor, start: datetime, end: datetime) -> str:
+    """`19:00-21:05 Europe/Paris`: a window on the restaurant's clock, its zone
+    named (reasons are read by operators, in the restaurant's time)."""
+    tz = floor.snapshot.timezone
+    return f"{local_time(start, tz, '%H:%M', named=False)}-{local_time(end, tz, '%H:%M')}"
+
+
+def taken_reason(floor: Floor, request: BookingRequest) -> str:
+    """Why a party that fits the floor is refused: every fitting table is taken."""
+    return f"all fitting tables are taken {clock_span(floor, request.start, request.end)}"

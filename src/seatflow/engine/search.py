@@ -14,7 +14,7 @@ from seatflow.domain.planning import (
 )
 
 from .combinations import enumerate_plans, single_fits
-from .floor import DEFAULT_CONFIG, Floor, overlaps
+from .floor import DEFAULT_CONFIG, Floor, overlaps, taken_reason
 from .repack import repack
 from .scoring import credit_strategies, lower_bound, rank, score_candidate, window_view
 
@@ -198,4 +198,4 @@ def no_plan_reason(floor: Floor, request: BookingRequest, config: EngineConfig) 
     ever = enumerate_plans(floor, party, floor.usable, config)
     if not ever.candidates:
         return f"no table fits a party of {party}"
-    return f"all fitting tables are taken {request.start:%H:%M}-{request.end:%H:%M}"
+    return taken_reason(floor, request)

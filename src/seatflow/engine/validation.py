@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from seatflow.domain.planning import BookingRequest, EngineConfig, Mobility, RestaurantSnapshot
 
 from .combinations import is_connected, mode_accepts
-from .floor import DEFAULT_CONFIG, Floor
+from .floor import DEFAULT_CONFIG, Floor, clock_span
 
 
 def validate_plan(
@@ -104,7 +104,8 @@ def plan_problem(
             if allocation.start < request.end and request.start < allocation.end:
                 return (
                     f"booking {booking}: table {table.id} is taken "
-                    f"{allocation.start:%H:%M}-{allocation.end:%H:%M} by booking {allocation.booking_id}"
+                    f"{clock_span(floor, allocation.start, allocation.end)} by booking "
+                    f"{allocation.booking_id}"
                 )
     capacity = sum(table.capacity for table in chosen)
     if capacity < party:

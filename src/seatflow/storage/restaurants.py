@@ -151,6 +151,8 @@ async def load_snapshot(
             {"id": restaurant_id},
         )
     ).scalars().all()
+    timezone = (await conn.execute(text("SELECT timezone FROM restaurants WHERE id = :id"),
+                                   {"id": restaurant_id})).scalar()
     return RestaurantSnapshot(
         restaurant_id=restaurant_id,
         tables=tables,
@@ -158,6 +160,7 @@ async def load_snapshot(
         allocations=tuple(allocation_from_row(r) for r in allocs),
         known_bookings=tuple(known_booking_from_row(r) for r in known),
         zones_active=tuple(zones),
+        timezone=timezone,
     )
 
 
@@ -220,6 +223,7 @@ ATTEMPT_INPUTS = text(
     "   FROM bookings k WHERE k.restaurant_id = b.restaurant_id AND k.start_at >= b.start_at "
     "   AND k.start_at < b.occupied_until + make_interval(secs => :look) "
     "   AND k.assignment_state = ANY(CAST(:unseated AS text[])) AND k.id <> b.id) AS known, "
+    " (SELECT r.timezone FROM restaurants r WHERE r.id = b.restaurant_id) AS tz, "
     " (SELECT coalesce(json_agg(zz.id ORDER BY zz.id), '[]') FROM zones zz "
     "   WHERE zz.restaurant_id = b.restaurant_id AND zz.active) AS zones "
     "FROM b"
@@ -258,6 +262,7 @@ def snapshot_from_json(restaurant_id: str, row: Any) -> RestaurantSnapshot:
             for bid, p, s, e, zp in _json(row.known)
         ),
         zones_active=tuple(_json(row.zones)),
+        timezone=row.tz,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from engine_floors import at, booking, floor, held, table
 
 from seatflow.domain.planning import AdjacencyMode, EngineConfig, KnownBooking
@@ -88,7 +90,11 @@ def test_plan_taking_the_only_eight_top_a_known_party_of_eight_needs_scores_wors
 def test_taken_tables_give_a_reason_with_the_window() -> None:
     snapshot = floor(table("T4", 4), allocations=(held("other", "T4", -30),))
     result = search(snapshot, booking(4, start=0, minutes=105), EngineConfig(repack=False))
-    assert result.reason == "all fitting tables are taken 19:00-20:45"
+    assert result.reason == "all fitting tables are taken 19:00-20:45 UTC"
+    # An operator reads it on the restaurant's clock, the zone named.
+    paris = replace(snapshot, timezone="Europe/Paris")
+    result = search(paris, booking(4, start=0, minutes=105), EngineConfig(repack=False))
+    assert result.reason == "all fitting tables are taken 21:00-22:45 Europe/Paris"
 
 
 def test_party_of_six_gets_the_six_top_by_moving_a_party_of_four_to_a_free_four_top() -> None:
@@ -114,7 +120,7 @@ def test_a_booking_that_has_started_is_never_moved() -> None:
     )
     result = search(snapshot, booking(6), now=at(-5))
     assert result.plans == () and result.moves == ()
-    assert result.reason == "all fitting tables are taken 19:00-21:00"
+    assert result.reason == "all fitting tables are taken 19:00-21:00 UTC"
 
 
 def test_without_repacking_a_three_table_plan_waits_until_two_hours_before() -> None:

@@ -65,7 +65,7 @@ def test_the_deep_search_runs_only_when_asked_and_only_after_the_others_gave_up(
     first = search(snapshot, booking(6), starved, now=at(-600))
     assert first.plans == () and first.repack == "bounded"
     assert first.reason == (
-        "all fitting tables are taken 19:00-21:00; re-packing undecided within its budget")
+        "all fitting tables are taken 19:00-21:00 UTC; re-packing undecided within its budget")
     deep = search(snapshot, booking(6), replace(starved, repack_deep_ms=5_000), now=at(-600))
     assert deep.repack == "deep"
     assert [(m.booking_id, m.to_tables) for m in deep.moves] == [("a", ("T2",))]
