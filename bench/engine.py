@@ -27,13 +27,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from family import FAMILY_POLICIES, bench_family
 from policies import POLICIES, simulate
-from workload import SHAPES, evening, family_floor
+from targets import family_targets, targets
+from workload import SHAPES, evening
 from yardsticks import cached_yardstick, online_bound, optimum
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LOADS = [40, 70, 100, 130, 170]
-LATENCY_SHAPE = "bistro62"
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -81,6 +82,15 @@ def bench_shape(
                 runs[policy].append(
                     simulate(floor, requests, policy, attribute and policy == "engine_repack")
                 )
+            if seed == seeds[0]:  # the same evening again: the same answer?
+                again = simulate(floor, requests, "engine_repack")
+                first = runs["engine_repack"][-1]
+                rerun = {
+                    "seed": seed,
+                    "covers": first["covers"],
+                    "again": again["covers"],
+                    "same": again["held"] == first["held"],
+                }
             if not yardsticks_on:
                 continue
             for kind, limit, compute in (
@@ -101,6 +111,12 @@ def bench_shape(
             cell.update(_yardstick_summary(yardsticks))
         for policy in POLICIES:
             cell[policy] = _policy_summary(policy, runs[policy], yardsticks)
+        cell["rerun"] = rerun
+        # what the deep retry adds: the pipeline's path minus its first attempt alone
+        cell["deep_minus_first_covers"] = paired(
+            cell["engine_repack"]["covers_per_evening"],
+            cell["engine_repack_first"]["covers_per_evening"],
+        )
         cells[str(load)] = cell
         print(f"{name} {load}% done", file=sys.stderr)
     return {
@@ -138,7 +154,8 @@ def _yardstick_summary(yardsticks: dict[str, list[dict[str, Any]]]) -> dict[str,
                 "covers",
                 "cpsat_solves",
                 "cpsat_accepted",
-                "cpsat_unknown",
+                "undecided",
+                "undecided_covers",
                 "moves",
                 "most_moves",
                 "repacks_over_3_moves",
@@ -159,19 +176,32 @@ def _policy_summary(
         "covers_vs_optimum": _ratio(rows, yardsticks["covers"], "covers", "covers"),
         "bookings_vs_bound": _ratio(rows, yardsticks["bound"], "accepted", "bookings"),
         "covers_vs_bound": _ratio(rows, yardsticks["bound"], "covers", "covers"),
+        # as if the bound had also seated every request it left undecided (an estimate)
+        "covers_vs_bound_undecided_seated": mean([
+            r["covers"] / max(1, o["covers"] + o.get("undecided_covers", 0))
+            for r, o in zip(rows, yardsticks["bound"], strict=True)
+        ]) if yardsticks["bound"] else None,
+        "covers_per_evening": [r["covers"] for r in rows],
+        # moves as guests see them (0 without re-packing)
+        "moves": mean([r["moves"] for r in rows]),
+        "moves_per_seated": mean([r["moves_per_seated"] for r in rows]),
+        "zone_changes": mean([r["zone_changes"] for r in rows]),
+        "repeat_moves": mean([r["repeat_moves"] for r in rows]),
+        "most_moves": max(r["most_moves"] for r in rows),
+        "most_moves_of_one_booking": max(r["most_moves_of_one_booking"] for r in rows),
     }
     if policy in ("engine", "engine_repack", "engine_repack_first"):
         entry["latency_ms"] = latency([w for r in rows for w in r["wall_ms"]])
         entry["cpu_latency_ms"] = latency([c for r in rows for c in r["cpu_ms"]])
     if policy in ("engine_repack", "engine_repack_first"):
-        entry["moves"] = mean([r["moves"] for r in rows])
-        entry["most_moves"] = max(r["most_moves"] for r in rows)
         entry["repacks_over_3_moves"] = mean([r["repacks_over_3_moves"] for r in rows])
         if "refused_covers_by_cause" in rows[0]:
             causes = sorted({c for r in rows for c in r["refused_covers_by_cause"]})
             entry["refused_covers_by_cause"] = {
                 c: mean([r["refused_covers_by_cause"].get(c, 0) for r in rows]) for c in causes
             }
+        # searches a wall-clock safety stop decided (the step budgets did not)
+        entry["safety_stops"] = mean([r["safety_stops"] for r in rows])
         entry["repack_exact"] = mean([r["repack_exact"] for r in rows])
         entry["repack_bounded"] = mean([r["repack_bounded"] for r in rows])
         entry["repack_latency_ms"] = latency([w for r in rows for w in r["repack_ms"]])
@@ -180,7 +210,22 @@ def _policy_summary(
         entry["deep_retries"] = mean([r["deep_retries"] for r in rows])
         entry["deep_seated"] = mean([r["deep_seated"] for r in rows])
         entry["deep_retry_latency_ms"] = latency([w for r in rows for w in r["deep_ms"]])
+        entry["deep_undecided"] = mean([r["deep_undecided"] for r in rows])
+        entry["deep_safety_stops"] = mean([r["deep_safety_stops"] for r in rows])
+        entry["deep_retry_cpu_ms"] = latency([c for r in rows for c in r["deep_cpu_ms"]])
+        entry["deep_cpu_seconds"] = mean([sum(r["deep_cpu_ms"]) / 1000 for r in rows])
     return entry
+
+
+def paired(first: list[int], second: list[int]) -> dict[str, Any]:
+    """first - second, evening by evening: the mean and its standard error."""
+    diffs = [a - b for a, b in zip(first, second, strict=True)]
+    se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else None
+    return {
+        "mean": mean([float(d) for d in diffs]),
+        "standard_error": None if se is None else round(se, 4),
+        "per_evening": diffs,
+    }
 
 
 def _ratio(
@@ -189,95 +234,6 @@ def _ratio(
     if not ref:
         return None  # yardsticks skipped
     return mean([r[mine] / max(1, o[theirs]) for r, o in zip(rows, ref, strict=True)])
-
-
-def targets(shapes: dict[str, Any]) -> dict[str, Any]:
-    def verdict(ok: bool) -> str:
-        return "met" if ok else "not met"
-
-    out: dict[str, Any] = {}
-    repack_bound = {
-        f"{s}/{load}": cell["engine_repack"]["covers_vs_bound"]
-        for s, shape in shapes.items()
-        for load, cell in shape["loads"].items()
-        if cell["engine_repack"]["covers_vs_bound"] is not None
-    }
-    out["engine_repack_covers_ge_99pct_of_online_bound"] = {
-        "verdict": verdict(all(v >= 0.99 for v in repack_bound.values()))
-        if repack_bound
-        else "skipped",
-        "worst": min(repack_bound.items(), key=lambda kv: kv[1]) if repack_bound else None,
-    }
-    behind = [
-        f"{s}/{load}: {what} {cell['engine'][what]} < legacy {cell['legacy'][what]}"
-        for s, shape in shapes.items()
-        for load, cell in shape["loads"].items()
-        for what in ("covers", "bookings")
-        if cell["engine"][what] < cell["legacy"][what]
-    ]
-    out["engine_ge_legacy_in_covers_and_bookings"] = {
-        "verdict": verdict(not behind),
-        "behind": behind,
-    }
-    if LATENCY_SHAPE in shapes:
-        loads = shapes[LATENCY_SHAPE]["loads"]
-        top = loads[max(loads, key=int)]
-        p95 = top["engine_repack"]["latency_ms"]["p95_ms"]
-        out[f"repack_p95_under_25ms_on_{LATENCY_SHAPE}_at_top_load"] = {
-            "verdict": verdict(p95 < 25.0),
-            "p95_ms": p95,
-            "cpu_p95_ms": top["engine_repack"]["cpu_latency_ms"]["p95_ms"],
-            "load": max(loads, key=int),
-        }
-    alone = {
-        f"{s}/{load}": cell["engine"]["latency_ms"]["p95_ms"]
-        for s, shape in shapes.items()
-        for load, cell in shape["loads"].items()
-    }
-    out["search_alone_p95_under_5ms_everywhere"] = {
-        "verdict": verdict(all(v < 5.0 for v in alone.values())),
-        "worst": max(alone.items(), key=lambda kv: kv[1]) if alone else None,
-    }
-    return out
-
-
-def bench_family(count: int, loads: list[int], seed: int = 1) -> dict[str, Any]:
-    """The engine without re-packing against legacy on `count` generated floors
-    (`family_floor`), one evening per load: where the engine is behind."""
-    floors: dict[str, Any] = {}
-    behind: list[str] = []
-    total = {"bookings": 0.0, "covers": 0.0}
-    for index in range(1, count + 1):
-        floor, mix = family_floor(index)
-        cells: dict[str, Any] = {}
-        for load in loads:
-            requests = evening(floor, load, seed, mix)
-            engine = simulate(floor, requests, "engine")
-            legacy = simulate(floor, requests, "legacy")
-            cell = {
-                "requests": len(requests),
-                "engine": {"bookings": engine["accepted"], "covers": engine["covers"]},
-                "legacy": {"bookings": legacy["accepted"], "covers": legacy["covers"]},
-            }
-            for what in ("bookings", "covers"):
-                diff = cell["engine"][what] - cell["legacy"][what]
-                total[what] += diff
-                if diff < 0:
-                    behind.append(f"{floor.restaurant_id}/{load}: {what} {diff:+d}")
-            cells[str(load)] = cell
-        floors[floor.restaurant_id] = {
-            "tables": len(floor.tables),
-            "seats": sum(t.capacity for t in floor.tables),
-            "zones": sorted({t.zone for t in floor.tables}),
-            "loads": cells,
-        }
-        print(f"family {floor.restaurant_id} done", file=sys.stderr)
-    return {
-        "floors": floors,
-        "engine_minus_legacy": total,
-        "cells": count * len(loads),
-        "engine_behind_legacy": behind,
-    }
 
 
 def main() -> int:
@@ -315,7 +271,13 @@ def main() -> int:
         type=int,
         default=0,
         metavar="N",
-        help="also compare engine and legacy on N generated floors (family_floor)",
+        help="the policies on N generated floors (family.py; no yardsticks); "
+        "with --shape, those shapes too",
+    )
+    parser.add_argument(
+        "--family-policies",
+        default=",".join(FAMILY_POLICIES),
+        help="comma list of the policies run on the family (default %(default)s)",
     )
     args = parser.parse_args()
     if args.seeds < 1:
@@ -324,7 +286,7 @@ def main() -> int:
     load_average = [round(x, 2) for x in os.getloadavg()]
     seeds = [1] if args.quick else list(range(1, args.seeds + 1))
     loads = [40, 100, 170] if args.quick else LOADS
-    names = args.shape or list(SHAPES)
+    names = args.shape or ([] if args.family else list(SHAPES))
     shapes = {
         name: bench_shape(
             name, loads, seeds, args.quick, not args.no_yardsticks, args.solver_seconds,
@@ -332,7 +294,11 @@ def main() -> int:
         )
         for name in names
     }
-    family = bench_family(args.family, loads) if args.family else None
+    family = (
+        bench_family(args.family, loads, seeds, args.family_policies.split(","))
+        if args.family
+        else None
+    )
     document: dict[str, Any] = {
         "benchmark": "seatflow.engine",
         "quick": args.quick,
@@ -345,7 +311,7 @@ def main() -> int:
             "load_average_at_start": load_average,
         },
         "shapes": shapes,
-        "targets": targets(shapes),
+        "targets": {**targets(shapes), **(family_targets(family) if family else {})},
         **({"family": family} if family else {}),
         "seconds": round(time.perf_counter() - began, 1),
     }
@@ -353,7 +319,8 @@ def main() -> int:
     print(text)
     RESULTS.mkdir(exist_ok=True)
     run = "quick" if args.quick else f"{len(seeds)}seeds"
-    name = args.out or f"engine-{'-'.join(names)}-{run}.json"
+    parts = [*names, *([f"family{args.family}"] if args.family else [])]
+    name = args.out or f"engine-{'-'.join(parts)}-{run}.json"
     (RESULTS / name).write_text(text + "\n")
     print(f"written to {RESULTS / name}", file=sys.stderr)
     return 0

@@ -2,22 +2,26 @@
 requests one by one at the time they are asked; an accepted booking is
 allocated (re-packing moves applied) and never removed.
 
-- `engine_repack`: the booking pipeline's path: the first attempt's search
-  (the default configuration: re-packing with the 60-minute freeze, `now` =
-  the time the request is asked), and for a request it refuses after the exact
-  search ran out of budget, the retry's search with the deep re-pack
-  (`Settings.repack_deep_ms` of CP-SAT);
+- `engine_repack`: the booking pipeline's path with the deployed settings
+  (`Settings` defaults, no environment): the first attempt's search
+  (`Settings.engine_config`, `now` = the time the request is asked), and for a
+  request it refuses after the exact search ran out of budget, the retry's
+  search with the deep re-pack (`Settings.retry_engine_config`);
 - `engine_repack_first`: the first attempt alone (no retry);
 - `engine`: the search without re-packing, plans[0];
 - `legacy`: `quote_tables`, first quote;
 - `best_fit`: the valid plan with the fewest empty seats, then the fewest tables.
+
+Each booking carries how many times it was moved (`Allocation.times_moved`),
+as the pipeline's snapshots do; `Moves` counts the moves as guests see them:
+per seated booking, to another zone, and of a booking moved before.
 """
 
 from __future__ import annotations
 
 import gc
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -27,13 +31,18 @@ from seatflow.config import Settings
 from seatflow.domain.planning import (
     BookingRequest,
     EngineConfig,
+    Move,
     RestaurantSnapshot,
     SearchResult,
 )
 from seatflow.engine import quote_tables, search
 
 POLICIES = ["engine_repack", "engine_repack_first", "engine", "legacy", "best_fit"]
-DEEP_MS = float(Settings.model_fields["repack_deep_ms"].default)
+# The deployed defaults (no environment, no .env): what the booking pipeline runs.
+PIPELINE = Settings.model_construct()
+FIRST = replace(PIPELINE.engine_config(), max_plans=1)
+RETRY = replace(PIPELINE.retry_engine_config(), max_plans=1)
+ALONE = replace(FIRST, repack=False)
 
 
 def timed(
@@ -42,6 +51,42 @@ def timed(
     wall, cpu = time.perf_counter(), time.process_time()
     result = search(snapshot, request, config, now=now)
     return result, (time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000
+
+
+@dataclass
+class Moves:
+    """The re-packing moves of an evening, as a guest sees them."""
+
+    zones: dict[str, str]  # table -> zone
+    count: int = 0
+    widest: int = 0  # the most for one new booking
+    many: int = 0  # re-packs of more than MANY_MOVES moves
+    zone_changes: int = 0  # moves to a zone the booking was not in
+    repeat: int = 0  # moves of a booking moved before
+    of: dict[str, int] = field(default_factory=dict)  # booking -> times moved
+
+    def apply(self, held: dict[str, tuple[str, ...]], moves: tuple[Move, ...]) -> None:
+        for move in moves:
+            assert held[move.booking_id] == move.from_tables
+            held[move.booking_id] = move.to_tables
+            before = {self.zones[t] for t in move.from_tables}
+            self.zone_changes += {self.zones[t] for t in move.to_tables} != before
+            self.repeat += self.of.get(move.booking_id, 0) > 0
+            self.of[move.booking_id] = self.of.get(move.booking_id, 0) + 1
+        self.count += len(moves)
+        self.widest = max(self.widest, len(moves))
+        self.many += len(moves) > MANY_MOVES
+
+    def summary(self, seated: int) -> dict[str, Any]:
+        return {
+            "moves": self.count,
+            "moves_per_seated": round(self.count / max(1, seated), 4),
+            "most_moves": self.widest,
+            "repacks_over_3_moves": self.many,
+            "zone_changes": self.zone_changes,
+            "repeat_moves": self.repeat,
+            "most_moves_of_one_booking": max(self.of.values(), default=0),
+        }
 
 
 def simulate(
@@ -53,40 +98,42 @@ def simulate(
     gc.freeze()
     by_id = {r.booking_id: r for r in requests}
     held: dict[str, tuple[str, ...]] = {}
-    moves = exact = bounded = widest = many = retries = deep_seated = 0
+    moved = Moves({t.id: t.zone for t in floor.tables})
+    exact = bounded = retries = deep_seated = deep_undecided = stops = deep_stops = 0
     deep_wall: list[float] = []
+    deep_cpu: list[float] = []
     causes: dict[str, int] = {}  # covers refused, by what would have seated them
     wall: list[float] = []
     cpu: list[float] = []
     repack_wall: list[float] = []
     for req in requests:
-        snapshot = allocations_of(floor, held, by_id)
+        snapshot = allocations_of(floor, held, by_id, moved.of)
         request = req.booking()
         tables: tuple[str, ...] | None = None
         if policy in ("engine_repack", "engine_repack_first", "engine"):
-            config = EngineConfig(repack=policy != "engine", max_plans=1)
+            config = ALONE if policy == "engine" else FIRST
             result, w, c = timed(snapshot, request, config, req.asked_at)
             wall.append(w)
             cpu.append(c)
+            stops += result.safety_stop  # a wall-clock backstop decided, not the steps
             if result.repack:
                 repack_wall.append(w)
                 exact += result.repack == "exact"
                 bounded += result.repack == "bounded"
             if policy == "engine_repack" and not result.plans and result.repack == "bounded":
                 # the workflow's retry: the same search plus the deep re-pack
-                retry = replace(config, repack_deep_ms=DEEP_MS)
-                result, w, _ = timed(snapshot, request, retry, req.asked_at)
+                result, w, c = timed(snapshot, request, RETRY, req.asked_at)
                 retries += 1
                 deep_wall.append(w)
+                deep_cpu.append(c)
+                deep_stops += result.safety_stop
                 deep_seated += bool(result.plans) and result.repack == "deep"
+                deep_undecided += (
+                    not result.plans and result.repack == "deep" and result.truncated
+                )
             if result.plans:
                 tables = result.plans[0].tables
-                for move in result.moves:
-                    assert held[move.booking_id] == move.from_tables
-                    held[move.booking_id] = move.to_tables
-                    moves += 1
-                widest = max(widest, len(result.moves))
-                many += len(result.moves) > MANY_MOVES
+                moved.apply(held, result.moves)
         elif policy == "legacy":
             quotes = quote_tables(snapshot, request)
             tables = quotes[0].tables if quotes else None
@@ -106,14 +153,17 @@ def simulate(
         "covers": sum(by_id[b].party for b in held),
         "wall_ms": wall,
         "cpu_ms": cpu,
+        "held": held,
+        **moved.summary(len(held)),
     }
     if policy in ("engine_repack", "engine_repack_first"):
         if attribute:
             out["refused_covers_by_cause"] = causes
         out.update(
-            moves=moves, most_moves=widest, repacks_over_3_moves=many,
             repack_exact=exact, repack_bounded=bounded, repack_ms=repack_wall,
-            deep_retries=retries, deep_seated=deep_seated, deep_ms=deep_wall,
+            deep_retries=retries, deep_seated=deep_seated, deep_undecided=deep_undecided,
+            safety_stops=stops, deep_safety_stops=deep_stops,
+            deep_ms=deep_wall, deep_cpu_ms=deep_cpu,
         )
     return out
 
@@ -124,9 +174,9 @@ def refusal_cause(snapshot: RestaurantSnapshot, request: BookingRequest, now: da
     `freeze` (no freeze window), `both`, or `neither` (the bound's own rules
     refuse it too here, so what is lost is the path: earlier choices left this
     state); `neither` counts requests the 100,000 steps could not decide too."""
-    default = EngineConfig(max_plans=1)
+    default = FIRST
     steps = replace(
-        default, max_exact_steps=100_000, repack_time_budget_ms=None, repack_shallow_share=1.0
+        default, max_exact_steps=100_000, repack_safety_stop_ms=None, repack_shallow_share=1.0
     )
     if search(snapshot, request, steps, now=now).plans:
         return "steps"

@@ -31,10 +31,6 @@ POLICY_NAMES = {
     "legacy": "legacy",
     "best_fit": "best fit",
 }
-LATENCY_NOTE = (
-    "Per evening (means). Latency is wall clock per `search` call in ms; with re-packing:"
-    " the first attempts of the pipeline's path, the deep retries apart:"
-)
 
 
 def num(x: float) -> str:
@@ -79,69 +75,208 @@ def engine_section(results: Path) -> list[str]:
         raise SystemExit(f"no engine-<shape>-<N>seeds.json in {results}")
     out: list[str] = []
     for shape, name, figures, document in shapes:
-        seeds, machine = document["seeds"], document["machine"]
-        zones = ", ".join(figures["zones"])
-        run = (
-            f"`bench/results/{name}`: {len(seeds)} evenings a load (seeds {seeds[0]}-{seeds[-1]}),"
-            f" SCIP {document['solver_seconds']:g} s, {machine['cpus']} CPUs, load average"
-            f" {machine['load_average_at_start'][0]} at the start. Covers of each policy as a"
-            " share of the online bound (mean of the evenings' ratios):"
-        )
-        out += [
-            f"#### {shape}: {figures['tables']} tables, {figures['seats']} seats (zones {zones})",
-            "",
-            run,
-            "",
-        ]
-        rows = []
-        for load, cell in figures["loads"].items():
-            bound, best = cell["online_bound"], cell["optimum_covers"]
-            rows.append(
-                [f"{load}%", num(cell["requests"]), num(bound["covers"]),
-                 f"{num(best['covers'])} ({best['proven']}/{len(seeds)})"]
-                + [ratio(cell[p]["covers_vs_bound"]) for p in POLICY_NAMES]
-            )
-        out += table(
-            ["load", "requests", "online bound covers", "offline optimum covers (proven)",
-             *POLICY_NAMES.values()],
-            rows,
-        )
-        out += ["", LATENCY_NOTE, ""]
-        rows = []
-        for load, cell in figures["loads"].items():
-            repack, bound = cell["engine_repack"], cell["online_bound"]
-            first, deep = repack["latency_ms"], repack["deep_retry_latency_ms"]
-            rows.append([
-                f"{load}%",
-                ms(cell["engine"]["latency_ms"]["p95_ms"]),
-                f"{ms(first['p95_ms'])} ({ms(repack['cpu_latency_ms']['p95_ms'])})",
-                f"{num(repack['repack_exact'])} / {num(repack['repack_bounded'])}",
-                f"{num(repack['deep_retries'])} ({num(repack['deep_seated'])})",
-                ms(deep["p95_ms"]) if deep["samples"] else "-",
-                f"{num(repack['moves'])} ({repack['most_moves']})",
-                f"{num(bound['moves'])} ({num(bound['most_moves'])})",
-                f"{num(bound['cpsat_unknown'])}",
-            ])
-        out += table(
-            ["load", "search alone P95", "with re-packing P95 (CPU)",
-             "re-packs exact / bounded", "deep retries (seated by them)", "deep retry P95",
-             "moves (most for one request, any evening)",
-             "online bound's moves (most for one request, mean)",
-             "bound undecided (counted as refusals)"],
-            rows,
-        )
-        out.append("")
+        out += shape_tables(shape, name, figures, document)
+    for name, document in engine_families(results):
+        out += family_tables(name, document)
     out += ["#### Targets", ""]
     rows = []
     for shape, _, _, document in shapes:
-        for target, verdict in document["targets"].items():
-            detail = ", ".join(
-                f"{key} {value[0]}: {value[1]}" if isinstance(value, list) else f"{key} {value}"
-                for key, value in verdict.items()
-                if key != "verdict" and value not in (None, [])
-            )
-            rows.append([shape, f"`{target}`", verdict["verdict"], detail])
+        rows += target_rows(shape, document["targets"])
+    for name, document in engine_families(results):
+        rows += target_rows(
+            "family", {k: v for k, v in document["targets"].items() if k.startswith("family")}
+        )
     return out + table(["shape", "target", "verdict", "detail"], rows)
+
+
+def target_rows(shape: str, targets: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for target, verdict in targets.items():
+        if shape != "family" and target.startswith("family"):
+            continue
+        rows.append([shape, f"`{target}`", verdict["verdict"], detail(verdict)])
+    return rows
+
+
+def detail(verdict: dict[str, Any]) -> str:
+    """A target's figures in one cell: a long list is cut after three entries."""
+    parts = []
+    for key, value in verdict.items():
+        if key == "verdict" or value in (None, []):
+            continue
+        if isinstance(value, list) and len(value) == 2 and isinstance(value[1], int | float):
+            parts.append(f"{key} {value[0]}: {value[1]}")
+        elif isinstance(value, list):
+            more = f"; {len(value)} in all" if len(value) > 3 else ""
+            parts.append(f"{key}: {'; '.join(map(str, value[:3]))}{more}")
+        else:
+            parts.append(f"{key} {value}")
+    return ", ".join(parts).replace("|", "/")
+
+
+def shape_tables(
+    shape: str, name: str, figures: dict[str, Any], document: dict[str, Any]
+) -> list[str]:
+    seeds, machine = document["seeds"], document["machine"]
+    zones = ", ".join(figures["zones"])
+    loads = figures["loads"]
+    bounded = all("online_bound" in cell for cell in loads.values())
+    what = (
+        "Covers of each policy as a share of the online bound's (mean of the evenings'"
+        " ratios); the bound's covers are those of the requests it decided, and the requests"
+        " it left undecided are counted beside them:"
+        if bounded
+        else "No yardsticks in this run (`--no-yardsticks`): covers of each policy, mean"
+        " an evening:"
+    )
+    solver = f" SCIP {document['solver_seconds']:g} s," if bounded else ""
+    out = [
+        f"#### {shape}: {figures['tables']} tables, {figures['seats']} seats (zones {zones})",
+        "",
+        (f"`bench/results/{name}`: {len(seeds)} evenings a load (seeds {seeds[0]}-{seeds[-1]}),"
+        f"{solver} {machine['cpus']} CPUs, load average"
+        f" {machine['load_average_at_start'][0]} at the start. {what}"),
+        "",
+    ]
+    rows = []
+    for load, cell in loads.items():
+        row = [f"{load}%", num(cell["requests"])]
+        if bounded:
+            bound, best = cell["online_bound"], cell["optimum_covers"]
+            row += [
+                (f"{num(bound['covers'])} ({num(bound['undecided'])} /"
+                f" {num(bound['undecided_covers'])})"),
+                f"{num(best['covers'])} ({best['proven']}/{len(seeds)})",
+            ]
+            row += [ratio(cell[p]["covers_vs_bound"]) for p in POLICY_NAMES]
+        else:
+            row += [num(cell[p]["covers"]) for p in POLICY_NAMES]
+        rows.append(row)
+    head = ["load", "requests"]
+    if bounded:
+        head += ["online bound covers (undecided requests / their covers)",
+                 "offline optimum covers (proven)"]
+    out += table([*head, *POLICY_NAMES.values()], rows)
+    out += ["", MOVES_NOTE, ""]
+    rows = []
+    for load, cell in loads.items():
+        repack, first = cell["engine_repack"], cell["engine_repack_first"]
+        deep, gain = repack["deep_retry_cpu_ms"], cell["deep_minus_first_covers"]
+        rows.append([
+            f"{load}%",
+            *(f"{repack[k]:.2f} / {first[k]:.2f}" if k == "moves_per_seated"
+              else f"{num(repack[k])} / {num(first[k])}"
+              for k in ("moves_per_seated", "zone_changes", "repeat_moves")),
+            f"{repack['most_moves']} / {repack['most_moves_of_one_booking']}",
+            f"{gain['mean']:+.1f} ({standard_error(gain)})",
+            (f"{num(repack['deep_retries'])} ({num(repack['deep_seated'])} /"
+            f" {num(repack['deep_undecided'])})"),
+            f"{repack['deep_cpu_seconds']:.2f} ({ms(deep['p95_ms'])})" if deep["samples"]
+            else "-",
+            ms(cell["engine"]["latency_ms"]["p95_ms"]),
+            f"{ms(repack['cpu_latency_ms']['p95_ms'])} ({ms(repack['latency_ms']['p95_ms'])})",
+            rerun(cell.get("rerun"), repack),
+        ])
+    out += table(
+        ["load", "moves per seated booking", "zone changes", "repeat moves",
+         "most moves for one request / of one booking",
+         "deep retry's covers (standard error)", "deep retries (seated / undecided)",
+         "deep CPU s (P95 ms a retry)", "search alone P95", "first attempt CPU P95 (wall)",
+         "re-run"],
+        rows,
+    )
+    return [*out, ""]
+
+
+MOVES_NOTE = (
+    "Per evening (means). Moves, zone changes (a move to another zone) and repeat moves"
+    " (a move of a booking moved before): engine + re-packing / first attempt alone. The"
+    " deep retry's covers: engine + re-packing minus first attempt, evening by evening,"
+    " mean (standard error). Latency in ms per `search` call; the first attempt's CPU"
+    " includes re-packing, the deep retries apart. Re-run: the pipeline's path on the first"
+    " seed's evening again, the same tables? (and the searches a wall-clock safety stop"
+    " decided an evening, when any)"
+)
+
+
+def standard_error(gain: dict[str, Any]) -> str:
+    se = gain["standard_error"]
+    return "-" if se is None else f"{se:.1f}"
+
+
+def rerun(again: dict[str, Any] | None, repack: dict[str, Any]) -> str:
+    """The re-run's answer, and the searches a wall-clock safety stop decided."""
+    same = "-" if again is None else "same" if again["same"] else (
+        f"{again['covers']} then {again['again']} covers"
+    )
+    stops = repack.get("safety_stops", 0) + repack.get("deep_safety_stops", 0)
+    return f"{same} ({num(stops)} safety stops)" if stops else same
+
+
+def engine_families(results: Path) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for path in sorted(results.glob("engine-*-*seeds.json")):
+        document = json.loads(path.read_text())
+        if "family" in document:
+            found.append((path.name, document))
+    return found
+
+
+def family_tables(name: str, document: dict[str, Any]) -> list[str]:
+    family = document["family"]
+    seeds = family["seeds"]
+    floors = family["floors"]
+    tables = [f["tables"] for f in floors.values()]
+    out = [
+        f"#### Generated family: {len(floors)} floors, {min(tables)}-{max(tables)} tables",
+        "",
+        (f"`bench/results/{name}`: `workload.family_floor` 1-{len(floors)}, {len(seeds)}"
+        f" evenings a load (seeds {seeds[0]}-{seeds[-1]}), policies only (no yardsticks:"
+        f" the online bound of one 60-table evening costs minutes to hours), "
+        f"{document['machine']['cpus']} CPUs. Per cell (floor x load), the mean over the"
+        " evenings; over the cells, the mean and the worst:"),
+        "",
+    ]
+    rows = []
+    versus = family.get("engine_vs_legacy")
+    if versus:
+        rows.append([
+            "engine alone vs legacy, covers",
+            f"{versus['mean']:+.1%} ({versus['mean_at_100_170']:+.1%} at 100-170%)",
+            f"{versus['worst'][1]:+.1%} ({versus['worst'][0]})",
+        ])
+        high = sum(int(load) >= 100 for f in family["floors"].values() for load in f["loads"])
+        rows.append([
+            "cells short of legacy + 2% at 100-170% (of)",
+            f"{versus['cells_short_of_2pct_at_100_170']} ({high})", "-",
+        ])
+        rows.append([
+            "cells where the engine is behind legacy on some evening",
+            str(len(versus["behind_legacy"])), "-",
+        ])
+    for policy in ("engine_repack", "engine_repack_first"):
+        if policy in family:
+            moves = family[policy]
+            rows.append([
+                f"{POLICY_NAMES[policy]}: moves per seated booking",
+                f"{moves['moves_per_seated']['mean']:.3f}",
+                (f"{moves['moves_per_seated']['worst'][1]:.3f}"
+                f" ({moves['moves_per_seated']['worst'][0]})"),
+            ])
+            rows.append([
+                f"{POLICY_NAMES[policy]}: zone changes / repeat moves an evening",
+                f"{num(moves['zone_changes'])} / {num(moves['repeat_moves'])}", "-",
+            ])
+    if "deep_minus_first_covers" in family:
+        gain = family["deep_minus_first_covers"]
+        rows.append([
+            "deep retry's covers an evening (standard error)",
+            f"{gain['mean']:+.2f} ({standard_error(gain)})", "-",
+        ])
+        rows.append(["deep CPU s an evening", f"{family['deep_cpu_seconds_per_evening']:.2f}",
+                     "-"])
+    out += table([f"{family['cells']} cells", "mean", "worst cell"], rows)
+    return [*out, ""]
 
 
 # ---------------------------------------------------------------- availability
@@ -248,33 +383,56 @@ def pipeline_section(results: Path) -> list[str]:
 
 
 def engine_summary_section(results: Path) -> list[str]:
-    """docs/engine.md's one table: per shape, the pipeline's path and its parts."""
+    """docs/engine.md's one table: per shape (and the generated family), the
+    pipeline's path against the bound, the engine alone against legacy, moves
+    as guests see them, the deep retry's covers and the attempt's CPU."""
     rows = []
-    for shape, name, figures, _ in engine_shapes(results):
-        loads = figures["loads"]
-        top = loads[max(loads, key=int)]
-
-        def ratios(policy: str, loads: dict[str, Any] = loads) -> str:
-            return " / ".join(f"{cell[policy]['covers_vs_bound']:.3f}" for cell in loads.values())
-
-        repack = top["engine_repack"]
+    shapes = engine_shapes(results)
+    for shape, _, figures, _ in shapes:
+        cells = figures["loads"].values()
+        repack = [cell["engine_repack"] for cell in cells]
+        bounded = all("online_bound" in cell for cell in cells)
+        gains = [cell["deep_minus_first_covers"]["mean"] for cell in cells]
         rows.append([
             f"{shape} ({figures['tables']} tables)",
-            ratios("engine_repack"),
-            ratios("engine_repack_first"),
-            ratios("engine"),
-            ms(repack["latency_ms"]["p95_ms"]),
-            f"{num(repack['deep_retries'])} ({num(repack['deep_seated'])})",
-            str(max(cell["engine_repack"]["most_moves"] for cell in loads.values())),
+            " / ".join(ratio(r["covers_vs_bound"]) for r in repack) if bounded else "-",
+            " / ".join(num(c["online_bound"]["undecided"]) for c in cells) if bounded else "-",
+            " / ".join(versus_legacy(c) for c in cells),
+            f"{max(r['moves_per_seated'] for r in repack):.2f}",
+            (f"{num(max(r['zone_changes'] for r in repack))} /"
+            f" {num(max(r['repeat_moves'] for r in repack))}"),
+            f"{min(gains):+.1f} to {max(gains):+.1f}",
+            ms(max(r["cpu_latency_ms"]["p95_ms"] for r in repack)),
         ])
-    loads = "/".join(engine_shapes(results)[0][2]["loads"])
+    for _, document in engine_families(results):
+        family = document["family"]
+        versus, repack = family.get("engine_vs_legacy"), family.get("engine_repack")
+        gain = family.get("deep_minus_first_covers")
+        rows.append([
+            f"generated family ({len(family['floors'])} floors)",
+            "-",
+            "-",
+            f"mean {versus['mean']:+.1%}, worst cell {versus['worst'][1]:+.1%}" if versus
+            else "-",
+            f"{repack['moves_per_seated']['worst'][1]:.2f}" if repack else "-",
+            f"{num(repack['zone_changes'])} / {num(repack['repeat_moves'])}" if repack else "-",
+            f"{gain['mean']:+.2f} ({standard_error(gain)})" if gain else "-",
+            "-",
+        ])
+    loads = "/".join(shapes[0][2]["loads"])
     return table(
-        ["floor", f"engine + re-packing, covers vs online bound at {loads}%",
-         "first attempt alone", "engine alone (no re-packing)",
-         "with re-packing P95 ms, top load", "deep retries an evening, top load (seated)",
-         "most moves for one request"],
+        ["floor", f"engine + re-packing, covers vs decided online bound at {loads}%",
+         "bound undecided an evening", "engine alone vs legacy, covers",
+         "moves per seated booking (worst load)",
+         "zone changes / repeat moves an evening (worst load)",
+         "deep retry's covers an evening (loads' range)", "first attempt CPU P95 ms (worst)"],
         rows,
     )
+
+
+def versus_legacy(cell: dict[str, Any]) -> str:
+    legacy = cell["legacy"]["covers"]
+    return f"{cell['engine']['covers'] / legacy - 1:+.1%}" if legacy else "-"
 
 
 # ---------------------------------------------------------------- documents

@@ -122,10 +122,11 @@ def corner9() -> RestaurantSnapshot:
 
 
 def family_floor(seed: int) -> tuple[RestaurantSnapshot, dict[int, float]]:
-    """One floor of a generated family, with its party mix: 1-4 zones, each a
-    banquette of movable 2-tops, a grid of movable 4-tops, fixed booths, a bar
-    of movable stools and fixed high-tops, or a mixed row of movable 2- and
-    4-tops; 2 to about 70 tables. The mix is the default one, couple-heavy or
+    """One floor of a generated family, with its party mix: 2-4 zones, the
+    first a grid of movable 4-tops (the room large parties need), the others
+    each a chained banquette of movable 2-tops, another grid, fixed booths, a
+    bar of movable stools and fixed high-tops, or a mixed row of movable 2- and
+    4-tops; about 10 to 70 tables. The mix is the default one, couple-heavy or
     group-heavy. Not tuned for any policy: every kind of zone the bench shapes
     use, in random sizes."""
     rng = random.Random(f"family-{seed}")
@@ -133,8 +134,8 @@ def family_floor(seed: int) -> tuple[RestaurantSnapshot, dict[int, float]]:
     tables: list[Table] = []
     edges: list[tuple[str, str]] = []
     kinds = ["banquette", "grid", "booths", "bar", "mixed"]
-    for z in range(rng.randint(1, 4)):
-        kind = rng.choice(kinds)
+    for z in range(rng.randint(2, 4)):
+        kind = rng.choice(kinds) if z else "grid"
         zone = f"{kind}{z}"
         prefix = f"Z{z}"
         if kind == "banquette":
@@ -236,12 +237,20 @@ def evening(
 
 
 def allocations_of(
-    floor: RestaurantSnapshot, held: dict[str, tuple[str, ...]], by_id: dict[str, Request]
+    floor: RestaurantSnapshot,
+    held: dict[str, tuple[str, ...]],
+    by_id: dict[str, Request],
+    moved: dict[str, int] | None = None,
 ) -> RestaurantSnapshot:
+    """The floor holding `held`; `moved`: how many times re-packing moved each booking."""
+    moved = moved or {}
     return replace(
         floor,
         allocations=tuple(
-            Allocation(b, t, by_id[b].start, by_id[b].end, by_id[b].party, by_id[b].start)
+            Allocation(
+                b, t, by_id[b].start, by_id[b].end, by_id[b].party, by_id[b].start,
+                times_moved=moved.get(b, 0),
+            )
             for b, tables in held.items()
             for t in tables
         ),

@@ -1,0 +1,129 @@
+"""The engine benchmark's generated family (bench/engine.py --family N): the
+policies on N generated floors (`workload.family_floor`: movable grids, chained
+2-top banquettes, bar stools and high-tops, fixed booths, 2-4 zones, their own
+party mix), every load, several seeds. No yardsticks: the online bound of one
+60-table evening costs minutes to hours, so the family compares the policies
+with each other only.
+
+Per cell (floor x load): the mean over seeds of each policy's covers and moves,
+and the engine's covers against legacy's; the summary gives the mean and the
+worst cell, and the deep retry's covers (engine + re-packing minus first
+attempt) evening by evening.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from typing import Any
+
+from policies import simulate
+from targets import LEGACY_MARGIN
+from workload import evening, family_floor
+
+FAMILY_POLICIES = ["engine_repack", "engine_repack_first", "engine", "legacy"]
+
+
+def _mean(values: list[float]) -> float:
+    return round(statistics.mean(values), 4) if values else 0.0
+
+
+def _cell(rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    cell: dict[str, Any] = {}
+    for policy, runs in rows.items():
+        cell[policy] = {
+            "covers": _mean([r["covers"] for r in runs]),
+            "bookings": _mean([r["accepted"] for r in runs]),
+            "covers_per_evening": [r["covers"] for r in runs],
+            "moves_per_seated": _mean([r["moves_per_seated"] for r in runs]),
+            "zone_changes": _mean([r["zone_changes"] for r in runs]),
+            "repeat_moves": _mean([r["repeat_moves"] for r in runs]),
+            "most_moves": max(r["most_moves"] for r in runs),
+        }
+        if policy == "engine_repack":
+            cell[policy]["deep_retries"] = _mean([r["deep_retries"] for r in runs])
+            cell[policy]["deep_cpu_seconds"] = _mean(
+                [sum(r["deep_cpu_ms"]) / 1000 for r in runs]
+            )
+    if "engine" in rows and "legacy" in rows:
+        legacy = cell["legacy"]["covers"]
+        cell["engine_vs_legacy"] = round(cell["engine"]["covers"] / legacy - 1, 4) if legacy else 0
+    return cell
+
+
+def _spread(values: list[float]) -> dict[str, Any]:
+    se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else None
+    return {"mean": _mean(values), "standard_error": None if se is None else round(se, 4),
+            "evenings": len(values)}
+
+
+def bench_family(
+    count: int, loads: list[int], seeds: list[int], policies: list[str]
+) -> dict[str, Any]:
+    floors: dict[str, Any] = {}
+    for index in range(1, count + 1):
+        floor, mix = family_floor(index)
+        cells: dict[str, Any] = {}
+        for load in loads:
+            rows: dict[str, list[dict[str, Any]]] = {p: [] for p in policies}
+            for seed in seeds:
+                requests = evening(floor, load, seed, mix)
+                for policy in policies:
+                    rows[policy].append(simulate(floor, requests, policy))
+            cells[str(load)] = _cell(rows)
+        floors[floor.restaurant_id] = {
+            "tables": len(floor.tables),
+            "seats": sum(t.capacity for t in floor.tables),
+            "zones": sorted({t.zone for t in floor.tables}),
+            "loads": cells,
+        }
+        print(f"family {floor.restaurant_id} done", file=sys.stderr)
+    return {"policies": policies, "seeds": seeds, "floors": floors, **summary(floors, policies)}
+
+
+def summary(floors: dict[str, Any], policies: list[str]) -> dict[str, Any]:
+    cells = [
+        (f"{name}/{load}", int(load), cell)
+        for name, floor in floors.items()
+        for load, cell in floor["loads"].items()
+    ]
+    out: dict[str, Any] = {"cells": len(cells)}
+    if "engine" in policies and "legacy" in policies:
+        gains = {where: cell["engine_vs_legacy"] for where, _, cell in cells}
+        high = {where: gains[where] for where, load, _ in cells if load >= 100}
+        behind = []
+        for where, _, cell in cells:
+            pairs = zip(cell["engine"]["covers_per_evening"],
+                        cell["legacy"]["covers_per_evening"], strict=True)
+            count = sum(e < g for e, g in pairs)
+            if count:
+                behind.append(f"{where}: {count} evening(s)")
+        out["engine_vs_legacy"] = {
+            "mean": _mean(list(gains.values())),
+            "mean_at_100_170": _mean(list(high.values())),
+            "worst": min(gains.items(), key=lambda kv: kv[1]),
+            "cells_short_of_2pct_at_100_170": sum(g < LEGACY_MARGIN for g in high.values()),
+            "behind_legacy": behind,
+        }
+    for policy in ("engine_repack", "engine_repack_first"):
+        if policy not in policies:
+            continue
+        moves = {where: cell[policy]["moves_per_seated"] for where, _, cell in cells}
+        out[policy] = {
+            "moves_per_seated": {"mean": _mean(list(moves.values())),
+                                 "worst": max(moves.items(), key=lambda kv: kv[1])},
+            "zone_changes": _mean([cell[policy]["zone_changes"] for _, _, cell in cells]),
+            "repeat_moves": _mean([cell[policy]["repeat_moves"] for _, _, cell in cells]),
+        }
+    if "engine_repack" in policies and "engine_repack_first" in policies:
+        diffs = [
+            float(a - b)
+            for _, _, cell in cells
+            for a, b in zip(cell["engine_repack"]["covers_per_evening"],
+                            cell["engine_repack_first"]["covers_per_evening"], strict=True)
+        ]
+        out["deep_minus_first_covers"] = _spread(diffs)
+        out["deep_cpu_seconds_per_evening"] = _mean(
+            [cell["engine_repack"]["deep_cpu_seconds"] for _, _, cell in cells]
+        )
+    return out
