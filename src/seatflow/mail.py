@@ -30,8 +30,9 @@ holds exactly one message per row whatever crashes. SMTP cannot offer that: a
 crash (or a lost connection) after the server accepted the message and before
 step 3 commits sends it again when the claim expires. That window is
 at-least-once by nature; the outbox keeps it to one extra message per crash,
-and both copies carry the same Message-ID (`<{booking}-{kind}@seatflow>`),
-which receiving systems use to drop the duplicate.
+and both copies carry the same Message-ID (`<{booking}-{kind}-{digest}@seatflow>`,
+the digest of what the message says), which receiving systems use to drop the
+duplicate; a message re-armed with new content (a second move) gets a new one.
 
 Mail failures never touch the database circuit breaker; the caller gives them
 a breaker of their own. No guest address leaves this module in an error:
@@ -41,6 +42,7 @@ messages are redacted before they are stored, raised or logged.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import smtplib
 import socket
@@ -59,8 +61,6 @@ from seatflow.domain.mail import EMAIL_CLAIM_LEASE, ICS_FILENAME, Claim, Nothing
 from seatflow.domain.messages import EmailResult
 from seatflow.redact import redact
 from seatflow.storage import outbox
-
-FALLBACK_RECIPIENT = "guest@example.invalid"  # a booking taken without an address
 
 # Deliveries run on this bounded pool of their own, never on asyncio's default
 # one: a mail server that accepts connections and never answers holds at most
@@ -164,12 +164,21 @@ async def claim_outbox_email(
     return claim
 
 
+def message_id(claim: Claim) -> str:
+    """The same for every copy of one message (a re-send after a crash is a
+    duplicate receivers can drop), new when the row says something new."""
+    digest = hashlib.sha256(f"{claim.subject}\n{claim.body}".encode()).hexdigest()[:16]
+    return f"<{claim.booking_id}-{claim.kind}-{digest}@seatflow>"
+
+
 def build_message(claim: Claim, sender: str) -> EmailMessage:
     """The message for a claim, composed from its row alone: the plain text,
     the HTML part as its alternative, and the calendar event attached
     (text/calendar); MailError(permanent) when the stored address is not
     exactly one address (a row written before intake checked it)."""
-    recipient = claim.recipient or FALLBACK_RECIPIENT
+    recipient = claim.recipient
+    if recipient is None:  # the claim never hands one out; a guard, not a path
+        raise MailError("the booking has no guest address", permanent=True)
     problem = email_problem(recipient)
     if problem is not None:
         raise MailError(f"guest address {problem}", permanent=True)
@@ -179,7 +188,7 @@ def build_message(claim: Claim, sender: str) -> EmailMessage:
         message["To"] = recipient
         message["Subject"] = claim.subject
         message["X-Seatflow-Booking"] = claim.booking_id
-        message["Message-ID"] = f"<{claim.booking_id}-{claim.kind}@seatflow>"
+        message["Message-ID"] = message_id(claim)
         message.set_content(claim.body)
         if claim.html is not None:
             message.add_alternative(claim.html, subtype="html")

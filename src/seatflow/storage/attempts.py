@@ -82,8 +82,8 @@ class AttemptRecord:
     wait_ms: float = 0.0
     hold_ms: float = 0.0
     search_ms: float = 0.0
-    # Moved (re-packed) bookings whose guest was already emailed: a
-    # `table_changed` email is queued for each; the workflow sends it.
+    # Moved (re-packed) bookings with a `table_changed` email queued (only at
+    # a restaurant that promises tables); the workflow sends each.
     notify: tuple[str, ...] = ()
     as_of: str = ""  # database time of the floor the attempt planned on
 
