@@ -86,9 +86,10 @@ async def check_start(
     config: EngineConfig,
     now: datetime | None = None,
     limit: int = 3,
-) -> tuple[Slot, list[datetime]]:
-    """Whether `start` has a valid plan now, and (when it has not) the `limit`
-    nearest available start times of the same local day. Raises InvalidBooking
+) -> tuple[Slot, list[datetime], str]:
+    """Whether `start` has a valid plan now, (when it has not) the `limit`
+    nearest available start times of the same local day, and the restaurant's
+    time zone (to say them on its clock). Raises InvalidBooking
     (unknown restaurant, bad party, in the past, outside service) first.
 
     The asked time is checked alone first: a guest who gets it costs one
@@ -109,7 +110,7 @@ async def check_start(
     slot = alone.slot_at(start)
     assert slot is not None
     if slot.available:
-        return slot, []
+        return slot, [], policy.timezone
     found = await check_availability(
         engine, restaurant_id, party_size, day=start.astimezone(policy.tz).date(),
         config=config, now=now, also=start,
@@ -117,5 +118,5 @@ async def check_start(
     slot = found.slot_at(start)
     assert slot is not None
     if slot.available:
-        return slot, []
-    return slot, found.nearest(start, limit)
+        return slot, [], policy.timezone
+    return slot, found.nearest(start, limit), policy.timezone

@@ -34,6 +34,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from seatflow.domain import search_attributes as sa
 from seatflow.domain.intake import NewBooking
+from seatflow.domain.localtime import local_time
 from seatflow.domain.messages import BookingOutcome, BookingWorkflowInput
 from seatflow.domain.planning import EngineConfig
 from seatflow.domain.restaurant import InvalidBooking, parse_start
@@ -187,15 +188,17 @@ async def create_booking(
     now = now or datetime.now(UTC)
     existing = await find_existing_booking(engine, new)
     if existing is None and require_availability:
-        slot, nearest = await check_start(
+        slot, nearest, timezone = await check_start(
             engine, new.restaurant_id, new.party_size, new.start,
             config=engine_config or EngineConfig(), now=now,
         )
         if not slot.available:
-            offered = ", ".join(t.strftime("%H:%M") for t in nearest) or "none that day"
+            offered = ", ".join(local_time(t, timezone, "%H:%M", named=False)
+                                for t in nearest) or "none that day"
             raise NotAvailable(
-                f"no table for a party of {new.party_size} at {slot.start:%Y-%m-%d %H:%M}"
-                f" ({slot.reason}); nearest available: {offered}",
+                f"no table for a party of {new.party_size} at "
+                f"{local_time(slot.start, timezone)} ({slot.reason}); "
+                f"nearest available: {offered}",
                 start=slot.start, nearest=nearest,
             )
     booking_id, created = await insert_booking_once(engine, new, now=now)
