@@ -175,6 +175,8 @@ class ReviewItem(BaseModel):
     attempts: int
     last_reason: str | None
     since: str | None
+    timezone: str | None = Field(
+        default=None, description="the restaurant's IANA time zone, to read `start` on its clock")
 
 
 class DecisionBody(BaseModel):
