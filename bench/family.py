@@ -1,6 +1,6 @@
 """The engine benchmark's generated family (bench/engine.py --family N): the
 policies on N generated floors (`workload.family_floor`: movable grids, chained
-2-top banquettes, bar stools and high-tops, fixed booths, 2-4 zones, their own
+2-top banquettes, bar stools and high-tops, fixed booths, 2-5 zones, their own
 party mix), every load, several seeds. No yardsticks: the online bound of one
 60-table evening costs minutes to hours, so the family compares the policies
 with each other only.

@@ -122,11 +122,11 @@ def corner9() -> RestaurantSnapshot:
 
 
 def family_floor(seed: int) -> tuple[RestaurantSnapshot, dict[int, float]]:
-    """One floor of a generated family, with its party mix: 2-4 zones, the
+    """One floor of a generated family, with its party mix: 2-5 zones, the
     first a grid of movable 4-tops (the room large parties need), the others
     each a chained banquette of movable 2-tops, another grid, fixed booths, a
     bar of movable stools and fixed high-tops, or a mixed row of movable 2- and
-    4-tops; about 10 to 70 tables. The mix is the default one, couple-heavy or
+    4-tops; about 10 to 90 tables. The mix is the default one, couple-heavy or
     group-heavy. Not tuned for any policy: every kind of zone the bench shapes
     use, in random sizes."""
     rng = random.Random(f"family-{seed}")
@@ -134,16 +134,16 @@ def family_floor(seed: int) -> tuple[RestaurantSnapshot, dict[int, float]]:
     tables: list[Table] = []
     edges: list[tuple[str, str]] = []
     kinds = ["banquette", "grid", "booths", "bar", "mixed"]
-    for z in range(rng.randint(2, 4)):
+    for z in range(rng.randint(2, 5)):
         kind = rng.choice(kinds) if z else "grid"
         zone = f"{kind}{z}"
         prefix = f"Z{z}"
         if kind == "banquette":
-            r = row(f"{prefix}B", rng.randint(4, 12), 2, zone, movable)
+            r = row(f"{prefix}B", rng.randint(4, 16), 2, zone, movable)
             tables += r
             edges += chain(r)
         elif kind == "grid":
-            rows, cols = rng.randint(2, 4), rng.randint(2, 4)
+            rows, cols = rng.randint(2, 5), rng.randint(2, 5)
             cells = row(f"{prefix}G", rows * cols, 4, zone, movable)
             tables += cells
             for i in range(rows):
