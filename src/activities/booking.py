@@ -83,8 +83,6 @@ class BookingActivities:
         self.transport = transport
         self.settings = settings
         self.config = settings.engine_config()
-        # attempt 2 on: the same rules plus the deep re-pack (engine/deep.py)
-        self.retry_config = settings.retry_engine_config()
         self.breaker = breaker or CircuitBreaker(
             threshold=settings.breaker_threshold, cooldown=settings.breaker_cooldown_seconds
         )
@@ -170,18 +168,14 @@ class BookingActivities:
         now = datetime.now(UTC)
         if req.pipeline == Pipeline.LEGACY:
             planner: attempts.Planner = partial(_legacy_plan, self.config)
-            offload = False
         else:
-            config = self._config_for(req.attempt_no)
-            planner = partial(_engine_plan, config, now)
-            offload = config.repack_deep_ms is not None
+            planner = partial(_engine_plan, self.config, now)
         spec = attempts.AttemptSpec(
             booking_id=req.booking_id, restaurant_id=req.restaurant_id,
             expected_version=req.expected_version, attempt_no=req.attempt_no,
             on_failure=AssignmentState(req.on_failure), max_parallel=req.max_parallel,
             slot_wait_seconds=req.slot_wait_seconds, waited_ms=req.waited_ms,
             pipeline=req.pipeline.value, decision_inputs=req.decision_inputs,
-            offload_search=offload,
         )
         with bind_booking(req.booking_id, attempt=req.attempt_no, pipeline=req.pipeline.value):
             try:
@@ -236,12 +230,6 @@ class BookingActivities:
             raise _non_retryable(exc) from exc
         return TransitionResult(ok=done.ok, state=done.state, version=done.version,
                                 conflict=done.conflict, reason=done.reason)
-
-    def _config_for(self, attempt_no: int) -> EngineConfig:
-        """The first attempt searches within the latency budget; a retry (the
-        first one failed: no plan was found in time, or it was taken) may also
-        spend `repack_deep_ms` on a deep re-pack."""
-        return self.config if attempt_no < 2 else self.retry_config
 
     @activity.defn(name="record_legacy_summary")
     async def record_legacy_summary(self, req: LegacySummaryRequest) -> None:

@@ -7,7 +7,6 @@ stops start-up with a message naming the variable.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -61,6 +60,8 @@ def project_root() -> Path:
 
 
 class Settings(BaseSettings):
+    # extra="ignore": a variable seatflow does not read (another program's, or a
+    # removed setting such as SEATFLOW_REPACK_DEEP_MS) changes nothing
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_prefix="")
 
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
@@ -103,12 +104,6 @@ class Settings(BaseSettings):
     repack_max_moves: int | Literal["unlimited"] = Field(
         default=2, alias="SEATFLOW_REPACK_MAX_MOVES"
     )
-    # a booking's retries (attempt 2 on) give a re-pack the exact search could
-    # not decide this many deterministic ms of CP-SAT (engine/deep.py, with a
-    # wall-clock safety stop at 4x; docs/engine.md); the first attempt,
-    # availability and the API never wait for it. 0: never. At most 2000, so
-    # the safety stop stays within the attempt's 10 s timeout.
-    repack_deep_ms: float = Field(default=500.0, ge=0, le=2_000, alias="SEATFLOW_REPACK_DEEP_MS")
     # without re-packing, plans of three or more tables wait until the booking
     # starts within this many minutes (docs/engine.md, "Three tables"); 525600
     # (a year) allows them at any time. With re-packing nothing waits.
@@ -178,8 +173,6 @@ class Settings(BaseSettings):
     def mailbox_path(self) -> Path:
         return Path(self.mailbox_dir) if self.mailbox_dir else project_root() / "var" / "mailbox"
 
-
-
     def engine_config(self) -> EngineConfig:
         """The plan rules every caller of the engine uses (the attempt, the
         shadow search, availability, the API and the CLI): one place, so that
@@ -196,14 +189,6 @@ class Settings(BaseSettings):
             wide_plan_lead_minutes=self.wide_plan_lead_minutes,
         )
 
-    def retry_engine_config(self) -> EngineConfig:
-        """The same rules for a booking's retries: plus the deep re-pack when
-        `repack_deep_ms` is set (same plans, same moves allowed; more time to
-        find them)."""
-        base = self.engine_config()
-        if not base.repack or self.repack_deep_ms <= 0:
-            return base
-        return replace(base, repack_deep_ms=self.repack_deep_ms)
 
 class Flags(BaseSettings):
     """The V3 rollout flags (docs/deploy.md), read fresh on every decision."""

@@ -64,8 +64,9 @@ from seatflow.storage import outbox
 
 # Deliveries run on this bounded pool of their own, never on asyncio's default
 # one: a mail server that accepts connections and never answers holds at most
-# these threads (each until the transport's timeout), while the search's
-# deep re-pack, which runs on the default pool, keeps its threads.
+# these threads (each until the transport's timeout), while everything else in
+# the process that runs on the default pool (asyncio's own DNS look-ups among
+# them) keeps its threads.
 MAIL_THREADS = 4
 _mail_pool = ThreadPoolExecutor(max_workers=MAIL_THREADS, thread_name_prefix="seatflow-mail")
 # Rounds of claim-deliver-mark in one send when the row keeps being re-armed

@@ -306,9 +306,8 @@ async def test_a_mail_server_that_never_answers_does_not_slow_seating(
     db_engine: AsyncEngine, unique_id: str,
 ) -> None:
     """Deliveries wait on their own pool: with every mail thread stuck on a
-    server that accepts connections and never answers, an attempt whose search
-    runs in a worker thread (the deep re-pack of a retry) holds its slot no
-    longer than usual."""
+    server that accepts connections and never answers, an attempt holds its
+    slot no longer than usual."""
     async def silent(_r: asyncio.StreamReader, _w: asyncio.StreamWriter) -> None:
         await asyncio.sleep(3600)
 
@@ -329,10 +328,10 @@ async def test_a_mail_server_that_never_answers_does_not_slow_seating(
             spec = AttemptSpec(booking_id=booking, restaurant_id=rid,
                                expected_version=ctx.version, attempt_no=2,
                                on_failure=AssignmentState.ASSIGNMENT_PENDING, max_parallel=1,
-                               slot_wait_seconds=2.0, offload_search=True)
+                               slot_wait_seconds=2.0)
 
             def search(_s: Any, _r: Any) -> SearchOutcome:
-                time.sleep(0.02)  # a short deep re-pack, in a worker thread
+                time.sleep(0.02)  # a search
                 return SearchOutcome((Plan(tables=("T1",), score=0.0, strategy="repack"),))
 
             started = time.perf_counter()

@@ -372,12 +372,13 @@ async def window(engine: AsyncEngine, booking_id: str, start: datetime, minutes:
             {"s": start, "e": start + timedelta(minutes=minutes), "id": booking_id})
 
 
-async def test_a_retry_runs_the_deep_re_pack_and_the_swap_it_finds_is_applied(
+async def test_a_retry_searches_as_the_first_attempt_did_and_a_swap_found_is_applied(
     db_engine: AsyncEngine, test_settings: Settings, unique_id: str,
 ) -> None:
-    """Through the attempt activity on real PostgreSQL: attempt 1 gives up
-    (its fast searches are starved of steps here) and says re-packing is
-    undecided; attempt 2 runs the deep re-pack, which finds the only
+    """Through the attempt activity on real PostgreSQL: a retry searches with
+    the same rules and budgets as attempt 1 (no slower search of its own), so
+    with the exact search starved of steps both say re-packing is undecided and
+    move nothing; given its steps, the exact search finds the only
     re-assignment, a swap plus a move, and the database applies it as one set.
 
     The floor (all windows 120 min from T): a 4 asks for T; only T4 seats it,
@@ -410,10 +411,9 @@ async def test_a_retry_runs_the_deep_re_pack_and_the_swap_it_finds_is_applied(
 
     acts = BookingActivities(db_engine, FileMailbox(Path(test_settings.mailbox_path())),
                              test_settings)
-    assert acts.retry_config.repack_deep_ms == 500.0  # the default a retry gets
-    acts.config = replace(acts.config, max_exact_steps=0, max_repack_steps=0)
     # three bookings move: above the default cap of 2, so this venue allows 3
-    acts.retry_config = replace(acts.config, repack_deep_ms=2_000, repack_max_moves=3)
+    allowed = replace(acts.config, repack_max_moves=3)
+    acts.config = replace(allowed, max_exact_steps=0, max_repack_steps=0)
 
     def attempt(no: int, version: int) -> AttemptRequest:
         return AttemptRequest(booking_id=four, restaurant_id=rid, expected_version=version,
@@ -422,9 +422,12 @@ async def test_a_retry_runs_the_deep_re_pack_and_the_swap_it_finds_is_applied(
     first = await acts.run_attempt(attempt(1, ctx.version))
     assert first.outcome == "failed" and first.state == "assignment_pending"
     assert "re-packing undecided within its budget" in str(first.reason)
-    assert await booking_tables(db_engine, seated["a"]) == ["A"]  # nothing moved
     second = await acts.run_attempt(attempt(2, first.version))
-    assert second.outcome == "confirmed" and second.tables == ("T4",)
+    assert (second.outcome, second.reason) == ("failed", first.reason)
+    assert await booking_tables(db_engine, seated["a"]) == ["A"]  # nothing moved
+    acts.config = allowed
+    third = await acts.run_attempt(attempt(3, second.version))
+    assert third.outcome == "confirmed" and third.tables == ("T4",)
     where = {name: await booking_tables(db_engine, b) for name, b in seated.items()}
     assert where == {"a": ["B"], "b": ["A"], "p": ["A"], "c": ["B"]}
     moved = await fetch(db_engine, "SELECT booking_id::text FROM booking_assignment_state_history "

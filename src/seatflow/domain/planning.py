@@ -160,7 +160,7 @@ class EngineConfig:
     repack_shallow_share: float = 0.5
     # At most this many bookings moved to seat one new booking (None: as many
     # as needed). Every move is a table-changed email to a guest; every search
-    # (exact, bounded, deep) holds to it.
+    # (exact, bounded) holds to it.
     repack_max_moves: int | None = 2
     # Plans of more than two tables (three stools for a party of 3, three
     # 4-tops for a party of 10) are offered only when the booking starts within
@@ -179,14 +179,6 @@ class EngineConfig:
     # least this much, a tie-break below one empty seat (w_overage 10), so it
     # takes the table it fits most snugly in time (docs/engine.md, "Final plans").
     frozen_idle_gap: float = 1.0
-    # When the exact search runs out of budget and the bounded one finds
-    # nothing, CP-SAT gets this much deterministic time (engine/deep.py, its
-    # `max_deterministic_time` in milliseconds: about a millisecond of one core
-    # each, but counted, so the answer does not depend on the machine) with a
-    # wall-clock safety stop at `deep.DEEP_WALL_FACTOR` times that (None: never). Off
-    # by default: it is meant for the booking workflow's retries, not for
-    # latency-bound callers.
-    repack_deep_ms: float | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_tables <= 5:
@@ -208,8 +200,6 @@ class EngineConfig:
                 f"repack_max_moves must be >= 1 or None (as many as needed), "
                 f"got {self.repack_max_moves}"
             )
-        if self.repack_deep_ms is not None and self.repack_deep_ms <= 0:
-            raise ValueError(f"repack_deep_ms must be > 0 or None, got {self.repack_deep_ms}")
         if self.frozen_idle_gap < 0:
             raise ValueError(f"frozen_idle_gap must be >= 0, got {self.frozen_idle_gap}")
         if not 0 < self.repack_shallow_share <= 1:
@@ -247,13 +237,12 @@ class SearchResult:
     evaluated: int = 0  # candidate combinations looked at
     truncated: bool = False  # an explicit limit was hit (never silently)
     # How re-packing decided, when it ran: "exact" (the fewest moves, or proven
-    # that no re-assignment exists), "bounded" (the exact search ran out of
-    # its step budget; the bounded search answered, so a "no" is not a proof)
-    # or "deep" (CP-SAT, on a retry).
+    # that no re-assignment exists) or "bounded" (the exact search ran out of
+    # its step budget; the bounded search answered, so a "no" is not a proof).
     repack: str = ""
-    # A wall-clock safety stop fired (the exact search's
-    # `repack_safety_stop_ms`, or the deep re-pack's): this one answer may
-    # differ on a less loaded machine. Never set when the step budgets decided.
+    # A wall-clock safety stop fired (the exact search's `repack_safety_stop_ms`):
+    # this one answer may differ on a less loaded machine. Never set when the
+    # step budgets decided.
     safety_stop: bool = False
 
     @property

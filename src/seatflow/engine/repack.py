@@ -10,9 +10,7 @@ guest accepts").
 
 First the exact search (`exact.py`) decides: the fewest moves that free a
 plan, or a proof that there is none. When its step budget runs out, the
-bounded search of earlier versions answers instead and the result says so
-(and when it finds nothing and `repack_deep_ms` is set, CP-SAT gets that
-much deterministic time on the same problem, `deep.py`, method "deep"):
+bounded search of earlier versions answers instead and the result says so:
 at most `max_moves` moves, each booking in a zone it may use, chains of displaced
 bookings, budgets growing 1, 2, ..., max_moves, bounded by `max_repack_steps`
 (placements tried plus table combinations evaluated); hitting that bound is
@@ -28,7 +26,6 @@ from datetime import datetime, timedelta
 from seatflow.domain.planning import Allocation, BookingRequest, EngineConfig, Move, Plan
 
 from .combinations import Candidate, enumerate_candidates, enumerate_plans
-from .deep import INFEASIBLE, OPTIMAL, deep_repack
 from .exact import ExactRepacker, application_order
 from .exact_problem import HeldBooking
 from .floor import Floor, overlaps
@@ -36,7 +33,6 @@ from .scoring import REPACK, score_candidate, window_view
 
 EXACT = "exact"
 BOUNDED = "bounded"
-DEEP = "deep"
 MANUAL = "manual"
 
 
@@ -48,7 +44,7 @@ class Repacked:
     moves: tuple[Move, ...]
     evaluated: int
     truncated: bool
-    method: str = ""  # EXACT, BOUNDED or DEEP; empty when nothing could move
+    method: str = ""  # EXACT or BOUNDED; empty when nothing could move
     safety_stop: bool = False  # a wall-clock safety stop fired along the way
 
 
@@ -241,22 +237,6 @@ def repack(
             safety_stop=exact.safety_stop,
         )
     bounded = bounded_repack(floor, request, config, movable)
-    if bounded.plan is None and config.repack_deep_ms is not None:
-        deep = deep_repack(floor, request, config, movable, config.repack_deep_ms)
-        seated: Plan | None = None
-        if deep.candidate is not None:
-            relaxed_free = floor.free_tables(
-                request.start, request.end, ignore_bookings={request.booking_id, *movable}
-            )
-            seated = _repack_plan(
-                floor, request, config, deep.candidate, relaxed_free, len(deep.moves)
-            )
-        # not truncated: the fewest moves proven, or proof that none exists
-        return Repacked(
-            seated, deep.moves, exact.steps + bounded.evaluated,
-            truncated=deep.status not in (OPTIMAL, INFEASIBLE), method=DEEP,
-            safety_stop=exact.safety_stop or deep.safety_stop,
-        )
     return Repacked(
         bounded.plan,
         bounded.moves,

@@ -64,13 +64,6 @@ def search(
             )
         if repacked.method == "bounded":  # the exact search ran out first
             reason += "; re-packing undecided within its budget"
-        elif repacked.method == "deep":
-            reason += (
-                f"; the deep re-pack found no re-assignment within {config.repack_deep_ms:g} "
-                "deterministic ms"
-                if repacked.truncated
-                else "; the deep re-pack proved that no re-assignment seats it"
-            )
         if repacked.safety_stop:
             reason += " (a wall-clock safety stop fired)"
         return SearchResult(

@@ -18,7 +18,6 @@ stays free of the engine and of Temporal.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,10 +64,6 @@ class AttemptSpec:
     waited_ms: float = 0.0
     pipeline: str = "v3"
     decision_inputs: dict[str, Any] = field(default_factory=dict)
-    # plan in a worker thread, not on the event loop: for a search that may
-    # take hundreds of ms (the deep re-pack of a retry), which would otherwise
-    # stall every other booking this worker process is running
-    offload_search: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,10 +153,7 @@ async def _attempt_in_tx(conn: AsyncConnection, spec: AttemptSpec, plan: Planner
     request = _request(spec.booking_id, row)
     snapshot = snapshot_from_json(row.restaurant_id, row)
     t0 = time.perf_counter()
-    if spec.offload_search:
-        found = await asyncio.to_thread(plan, snapshot, request)
-    else:
-        found = plan(snapshot, request)
+    found = plan(snapshot, request)
     search_ms = (time.perf_counter() - t0) * 1000
     placed = await place(conn, spec.booking_id, row.restaurant_id, found.plans, found.moves,
                          row.start_at, row.occupied_until)

