@@ -232,7 +232,7 @@ def family_tables(name: str, document: dict[str, Any]) -> list[str]:
         "",
         (f"`bench/results/{name}`: `workload.family_floor` 1-{len(floors)}, {len(seeds)}"
         f" evenings a load (seeds {seeds[0]}-{seeds[-1]}), policies only (no yardsticks:"
-        f" the online bound of one 60-table evening costs minutes to hours), "
+        f" the online bound of one 60-table evening costs minutes), "
         f"{document['machine']['cpus']} CPUs. Per cell (floor x load), the mean over the"
         " evenings; over the cells, the mean and the worst:"),
         "",

@@ -266,8 +266,8 @@ def check_no_double_booking(
             by_table.setdefault(t, []).append(by_id[b])
     for t, bookings in by_table.items():
         ordered = sorted(bookings, key=lambda r: r.start)
-        for a, b in pairwise(ordered):
-            assert a.end <= b.start, f"{floor.restaurant_id}: {t} double-booked"
+        for earlier, later in pairwise(ordered):
+            assert earlier.end <= later.start, f"{floor.restaurant_id}: {t} double-booked"
 
 
 def seated(
