@@ -249,10 +249,13 @@ async def wait_until_settled(engine: AsyncEngine, booking_ids: list[str], timeou
         try:
             pending = await fetch(
                 engine,
-                "SELECT b.id::text, b.assignment_state FROM bookings b LEFT JOIN email_outbox e "
+                "SELECT b.id::text, b.assignment_state || COALESCE(' / email ' || e.status, '') "
+                "FROM bookings b LEFT JOIN email_outbox e "
                 "ON e.booking_id = b.id AND e.kind = 'confirmation' "
                 "WHERE b.id = ANY(CAST(:ids AS uuid[])) AND (b.assignment_state <> ALL(:settled) "
-                "OR (b.assignment_state = 'confirmed' AND e.status IS DISTINCT FROM 'sent'))",
+                # A guest without an address gets no message: `no_address` is done.
+                "OR (b.assignment_state = 'confirmed' "
+                "AND e.status IS DISTINCT FROM 'sent' AND e.status IS DISTINCT FROM 'no_address'))",
                 ids=booking_ids, settled=list(SETTLED),
             )
         except Exception:  # noqa: BLE001 - the database may be down on purpose
@@ -274,7 +277,9 @@ async def outcome(engine: AsyncEngine, restaurants: list[str], booking_ids: list
         "SELECT b.id::text AS id, b.assignment_state AS state, b.last_reason AS reason, "
         "(SELECT count(*) FROM email_outbox e WHERE e.booking_id = b.id) AS outbox_rows, "
         "(SELECT coalesce(max(e.send_attempts), 0) FROM email_outbox e "
-        " WHERE e.booking_id = b.id) AS send_attempts "
+        " WHERE e.booking_id = b.id) AS send_attempts, "
+        "EXISTS (SELECT 1 FROM email_outbox e WHERE e.booking_id = b.id "
+        " AND e.status = 'no_address') AS no_address "
         "FROM bookings b WHERE b.id = ANY(CAST(:ids AS uuid[]))",
         ids=booking_ids,
     )
@@ -303,7 +308,11 @@ async def outcome(engine: AsyncEngine, restaurants: list[str], booking_ids: list
         "double_booked_minutes": minutes,
         "duplicate_emails": duplicates,
         "resends_after_a_crash": resends,
-        "confirmed_without_email": sum(by_booking.get(r.id, 0) != 1 for r in confirmed),
+        "confirmed_without_email": sum(by_booking.get(r.id, 0) != 1 for r in confirmed
+                                       if not r.no_address),
+        # Booked without an address: told nothing, and never "sent" to nobody.
+        "emails_without_address": sum(by_booking.get(r.id, 0) for r in confirmed
+                                      if r.no_address),
         "emails_to_unconfirmed": sum(n for b, n in by_booking.items()
                                      if b not in {r.id for r in confirmed}),
     }
@@ -320,6 +329,7 @@ def assert_nothing_lost(counts: dict[str, Any], expected_bookings: int, *,
     # Only a worker that died holding a claim may leave a send to be retried.
     assert counts["resends_after_a_crash"] <= crashes
     assert counts["confirmed_without_email"] == 0
+    assert counts["emails_without_address"] == 0
     assert counts["emails_to_unconfirmed"] == 0
 
 
