@@ -112,11 +112,6 @@ def bench_shape(
         for policy in POLICIES:
             cell[policy] = _policy_summary(policy, runs[policy], yardsticks)
         cell["rerun"] = rerun
-        # what the deep retry adds: the pipeline's path minus its first attempt alone
-        cell["deep_minus_first_covers"] = paired(
-            cell["engine_repack"]["covers_per_evening"],
-            cell["engine_repack_first"]["covers_per_evening"],
-        )
         cells[str(load)] = cell
         print(f"{name} {load}% done", file=sys.stderr)
     return {
@@ -190,10 +185,10 @@ def _policy_summary(
         "most_moves": max(r["most_moves"] for r in rows),
         "most_moves_of_one_booking": max(r["most_moves_of_one_booking"] for r in rows),
     }
-    if policy in ("engine", "engine_repack", "engine_repack_first"):
+    if policy in ("engine", "engine_repack"):
         entry["latency_ms"] = latency([w for r in rows for w in r["wall_ms"]])
         entry["cpu_latency_ms"] = latency([c for r in rows for c in r["cpu_ms"]])
-    if policy in ("engine_repack", "engine_repack_first"):
+    if policy == "engine_repack":
         entry["repacks_over_3_moves"] = mean([r["repacks_over_3_moves"] for r in rows])
         if "refused_covers_by_cause" in rows[0]:
             causes = sorted({c for r in rows for c in r["refused_covers_by_cause"]})
@@ -205,27 +200,7 @@ def _policy_summary(
         entry["repack_exact"] = mean([r["repack_exact"] for r in rows])
         entry["repack_bounded"] = mean([r["repack_bounded"] for r in rows])
         entry["repack_latency_ms"] = latency([w for r in rows for w in r["repack_ms"]])
-    if policy == "engine_repack":
-        # the retry's search (not in latency_ms: that is the first attempt's)
-        entry["deep_retries"] = mean([r["deep_retries"] for r in rows])
-        entry["deep_seated"] = mean([r["deep_seated"] for r in rows])
-        entry["deep_retry_latency_ms"] = latency([w for r in rows for w in r["deep_ms"]])
-        entry["deep_undecided"] = mean([r["deep_undecided"] for r in rows])
-        entry["deep_safety_stops"] = mean([r["deep_safety_stops"] for r in rows])
-        entry["deep_retry_cpu_ms"] = latency([c for r in rows for c in r["deep_cpu_ms"]])
-        entry["deep_cpu_seconds"] = mean([sum(r["deep_cpu_ms"]) / 1000 for r in rows])
     return entry
-
-
-def paired(first: list[int], second: list[int]) -> dict[str, Any]:
-    """first - second, evening by evening: the mean and its standard error."""
-    diffs = [a - b for a, b in zip(first, second, strict=True)]
-    se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else None
-    return {
-        "mean": mean([float(d) for d in diffs]),
-        "standard_error": None if se is None else round(se, 4),
-        "per_evening": diffs,
-    }
 
 
 def _ratio(

@@ -7,8 +7,7 @@ with each other only.
 
 Per cell (floor x load): the mean over seeds of each policy's covers and moves,
 and the engine's covers against legacy's; the summary gives the mean and the
-worst cell, and the deep retry's covers (engine + re-packing minus first
-attempt) evening by evening.
+worst cell.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ from policies import simulate
 from targets import LEGACY_MARGIN
 from workload import evening, family_floor
 
-FAMILY_POLICIES = ["engine_repack", "engine_repack_first", "engine", "legacy"]
+FAMILY_POLICIES = ["engine_repack", "engine", "legacy"]
 
 
 def _mean(values: list[float]) -> float:
@@ -40,11 +39,6 @@ def _cell(rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "repeat_moves": _mean([r["repeat_moves"] for r in runs]),
             "most_moves": max(r["most_moves"] for r in runs),
         }
-        if policy == "engine_repack":
-            cell[policy]["deep_retries"] = _mean([r["deep_retries"] for r in runs])
-            cell[policy]["deep_cpu_seconds"] = _mean(
-                [sum(r["deep_cpu_ms"]) / 1000 for r in runs]
-            )
     if "engine" in rows and "legacy" in rows:
         legacy = cell["legacy"]["covers"]
         cell["engine_vs_legacy"] = round(cell["engine"]["covers"] / legacy - 1, 4) if legacy else 0
@@ -105,25 +99,12 @@ def summary(floors: dict[str, Any], policies: list[str]) -> dict[str, Any]:
             "cells_short_of_2pct_at_100_170": sum(g < LEGACY_MARGIN for g in high.values()),
             "behind_legacy": behind,
         }
-    for policy in ("engine_repack", "engine_repack_first"):
-        if policy not in policies:
-            continue
-        moves = {where: cell[policy]["moves_per_seated"] for where, _, cell in cells}
-        out[policy] = {
+    if "engine_repack" in policies:
+        moves = {where: cell["engine_repack"]["moves_per_seated"] for where, _, cell in cells}
+        out["engine_repack"] = {
             "moves_per_seated": {"mean": _mean(list(moves.values())),
                                  "worst": max(moves.items(), key=lambda kv: kv[1])},
-            "zone_changes": _mean([cell[policy]["zone_changes"] for _, _, cell in cells]),
-            "repeat_moves": _mean([cell[policy]["repeat_moves"] for _, _, cell in cells]),
+            "zone_changes": _mean([c["engine_repack"]["zone_changes"] for _, _, c in cells]),
+            "repeat_moves": _mean([c["engine_repack"]["repeat_moves"] for _, _, c in cells]),
         }
-    if "engine_repack" in policies and "engine_repack_first" in policies:
-        diffs = [
-            float(a - b)
-            for _, _, cell in cells
-            for a, b in zip(cell["engine_repack"]["covers_per_evening"],
-                            cell["engine_repack_first"]["covers_per_evening"], strict=True)
-        ]
-        out["deep_minus_first_covers"] = _spread(diffs)
-        out["deep_cpu_seconds_per_evening"] = _mean(
-            [cell["engine_repack"]["deep_cpu_seconds"] for _, _, cell in cells]
-        )
     return out

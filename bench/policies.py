@@ -2,12 +2,11 @@
 requests one by one at the time they are asked; an accepted booking is
 allocated (re-packing moves applied) and never removed.
 
-- `engine_repack`: the booking pipeline's path with the deployed settings
-  (`Settings` defaults, no environment): the first attempt's search
-  (`Settings.engine_config`, `now` = the time the request is asked), and for a
-  request it refuses after the exact search ran out of budget, the retry's
-  search with the deep re-pack (`Settings.retry_engine_config`);
-- `engine_repack_first`: the first attempt alone (no retry);
+- `engine_repack`: the booking pipeline's search with the deployed settings
+  (`Settings.engine_config` without environment: re-packing within the move
+  rules, the freeze window, the step budgets; `now` = the time the request is
+  asked; a retry searches exactly as the first attempt, so one search a
+  request);
 - `engine`: the search without re-packing, plans[0];
 - `legacy`: `quote_tables`, first quote;
 - `best_fit`: the valid plan with the fewest empty seats, then the fewest tables.
@@ -37,11 +36,10 @@ from seatflow.domain.planning import (
 )
 from seatflow.engine import quote_tables, search
 
-POLICIES = ["engine_repack", "engine_repack_first", "engine", "legacy", "best_fit"]
+POLICIES = ["engine_repack", "engine", "legacy", "best_fit"]
 # The deployed defaults (no environment, no .env): what the booking pipeline runs.
 PIPELINE = Settings.model_construct()
 FIRST = replace(PIPELINE.engine_config(), max_plans=1)
-RETRY = replace(PIPELINE.retry_engine_config(), max_plans=1)
 ALONE = replace(FIRST, repack=False)
 
 
@@ -99,9 +97,7 @@ def simulate(
     by_id = {r.booking_id: r for r in requests}
     held: dict[str, tuple[str, ...]] = {}
     moved = Moves({t.id: t.zone for t in floor.tables})
-    exact = bounded = retries = deep_seated = deep_undecided = stops = deep_stops = 0
-    deep_wall: list[float] = []
-    deep_cpu: list[float] = []
+    exact = bounded = stops = 0
     causes: dict[str, int] = {}  # covers refused, by what would have seated them
     wall: list[float] = []
     cpu: list[float] = []
@@ -110,7 +106,7 @@ def simulate(
         snapshot = allocations_of(floor, held, by_id, moved.of)
         request = req.booking()
         tables: tuple[str, ...] | None = None
-        if policy in ("engine_repack", "engine_repack_first", "engine"):
+        if policy in ("engine_repack", "engine"):
             config = ALONE if policy == "engine" else FIRST
             result, w, c = timed(snapshot, request, config, req.asked_at)
             wall.append(w)
@@ -120,17 +116,6 @@ def simulate(
                 repack_wall.append(w)
                 exact += result.repack == "exact"
                 bounded += result.repack == "bounded"
-            if policy == "engine_repack" and not result.plans and result.repack == "bounded":
-                # the workflow's retry: the same search plus the deep re-pack
-                result, w, c = timed(snapshot, request, RETRY, req.asked_at)
-                retries += 1
-                deep_wall.append(w)
-                deep_cpu.append(c)
-                deep_stops += result.safety_stop
-                deep_seated += bool(result.plans) and result.repack == "deep"
-                deep_undecided += (
-                    not result.plans and result.repack == "deep" and result.truncated
-                )
             if result.plans:
                 tables = result.plans[0].tables
                 moved.apply(held, result.moves)
@@ -156,14 +141,12 @@ def simulate(
         "held": held,
         **moved.summary(len(held)),
     }
-    if policy in ("engine_repack", "engine_repack_first"):
+    if policy == "engine_repack":
         if attribute:
             out["refused_covers_by_cause"] = causes
         out.update(
             repack_exact=exact, repack_bounded=bounded, repack_ms=repack_wall,
-            deep_retries=retries, deep_seated=deep_seated, deep_undecided=deep_undecided,
-            safety_stops=stops, deep_safety_stops=deep_stops,
-            deep_ms=deep_wall, deep_cpu_ms=deep_cpu,
+            safety_stops=stops,
         )
     return out
 

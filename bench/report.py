@@ -26,7 +26,6 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 POLICY_NAMES = {
     "engine_repack": "engine + re-packing",
-    "engine_repack_first": "first attempt",
     "engine": "engine alone",
     "legacy": "legacy",
     "best_fit": "best fit",
@@ -160,48 +159,34 @@ def shape_tables(
     out += ["", MOVES_NOTE, ""]
     rows = []
     for load, cell in loads.items():
-        repack, first = cell["engine_repack"], cell["engine_repack_first"]
-        deep, gain = repack["deep_retry_cpu_ms"], cell["deep_minus_first_covers"]
+        repack = cell["engine_repack"]
         rows.append([
             f"{load}%",
-            *(f"{repack[k]:.2f} / {first[k]:.2f}" if k == "moves_per_seated"
-              else f"{num(repack[k])} / {num(first[k])}"
-              for k in ("moves_per_seated", "zone_changes", "repeat_moves")),
+            f"{repack['moves_per_seated']:.2f}",
+            num(repack["zone_changes"]),
+            num(repack["repeat_moves"]),
             f"{repack['most_moves']} / {repack['most_moves_of_one_booking']}",
-            f"{gain['mean']:+.1f} ({standard_error(gain)})",
-            (f"{num(repack['deep_retries'])} ({num(repack['deep_seated'])} /"
-            f" {num(repack['deep_undecided'])})"),
-            f"{repack['deep_cpu_seconds']:.2f} ({ms(deep['p95_ms'])})" if deep["samples"]
-            else "-",
+            f"{num(repack['repack_exact'])} / {num(repack['repack_bounded'])}",
             ms(cell["engine"]["latency_ms"]["p95_ms"]),
             f"{ms(repack['cpu_latency_ms']['p95_ms'])} ({ms(repack['latency_ms']['p95_ms'])})",
             rerun(cell.get("rerun"), repack),
         ])
     out += table(
         ["load", "moves per seated booking", "zone changes", "repeat moves",
-         "most moves for one request / of one booking",
-         "deep retry's covers (standard error)", "deep retries (seated / undecided)",
-         "deep CPU s (P95 ms a retry)", "search alone P95", "first attempt CPU P95 (wall)",
-         "re-run"],
+         "most moves for one request / of one booking", "re-packs exact / bounded",
+         "search alone P95", "with re-packing CPU P95 (wall)", "re-run"],
         rows,
     )
     return [*out, ""]
 
 
 MOVES_NOTE = (
-    "Per evening (means). Moves, zone changes (a move to another zone) and repeat moves"
-    " (a move of a booking moved before): engine + re-packing / first attempt alone. The"
-    " deep retry's covers: engine + re-packing minus first attempt, evening by evening,"
-    " mean (standard error). Latency in ms per `search` call; the first attempt's CPU"
-    " includes re-packing, the deep retries apart. Re-run: the pipeline's path on the first"
-    " seed's evening again, the same tables? (and the searches a wall-clock safety stop"
-    " decided an evening, when any)"
+    "Engine + re-packing, per evening (means): moves, zone changes (a move to another zone)"
+    " and repeat moves (a move of a booking moved before); re-packs the exact search decided"
+    " and those its steps left to the bounded search. Latency in ms per `search` call."
+    " Re-run: the pipeline's path on the first seed's evening again, the same tables? (and"
+    " the searches a wall-clock safety stop decided an evening, when any)"
 )
-
-
-def standard_error(gain: dict[str, Any]) -> str:
-    se = gain["standard_error"]
-    return "-" if se is None else f"{se:.1f}"
 
 
 def rerun(again: dict[str, Any] | None, repack: dict[str, Any]) -> str:
@@ -209,7 +194,7 @@ def rerun(again: dict[str, Any] | None, repack: dict[str, Any]) -> str:
     same = "-" if again is None else "same" if again["same"] else (
         f"{again['covers']} then {again['again']} covers"
     )
-    stops = repack.get("safety_stops", 0) + repack.get("deep_safety_stops", 0)
+    stops = repack["safety_stops"]
     return f"{same} ({num(stops)} safety stops)" if stops else same
 
 
@@ -254,27 +239,18 @@ def family_tables(name: str, document: dict[str, Any]) -> list[str]:
             "cells where the engine is behind legacy on some evening",
             str(len(versus["behind_legacy"])), "-",
         ])
-    for policy in ("engine_repack", "engine_repack_first"):
-        if policy in family:
-            moves = family[policy]
-            rows.append([
-                f"{POLICY_NAMES[policy]}: moves per seated booking",
-                f"{moves['moves_per_seated']['mean']:.3f}",
-                (f"{moves['moves_per_seated']['worst'][1]:.3f}"
-                f" ({moves['moves_per_seated']['worst'][0]})"),
-            ])
-            rows.append([
-                f"{POLICY_NAMES[policy]}: zone changes / repeat moves an evening",
-                f"{num(moves['zone_changes'])} / {num(moves['repeat_moves'])}", "-",
-            ])
-    if "deep_minus_first_covers" in family:
-        gain = family["deep_minus_first_covers"]
+    moves = family.get("engine_repack")
+    if moves:
         rows.append([
-            "deep retry's covers an evening (standard error)",
-            f"{gain['mean']:+.2f} ({standard_error(gain)})", "-",
+            "engine + re-packing: moves per seated booking",
+            f"{moves['moves_per_seated']['mean']:.3f}",
+            (f"{moves['moves_per_seated']['worst'][1]:.3f}"
+             f" ({moves['moves_per_seated']['worst'][0]})"),
         ])
-        rows.append(["deep CPU s an evening", f"{family['deep_cpu_seconds_per_evening']:.2f}",
-                     "-"])
+        rows.append([
+            "engine + re-packing: zone changes / repeat moves an evening",
+            f"{num(moves['zone_changes'])} / {num(moves['repeat_moves'])}", "-",
+        ])
     out += table([f"{family['cells']} cells", "mean", "worst cell"], rows)
     return [*out, ""]
 
@@ -385,14 +361,13 @@ def pipeline_section(results: Path) -> list[str]:
 def engine_summary_section(results: Path) -> list[str]:
     """docs/engine.md's one table: per shape (and the generated family), the
     pipeline's path against the bound, the engine alone against legacy, moves
-    as guests see them, the deep retry's covers and the attempt's CPU."""
+    as guests see them and the attempt's CPU."""
     rows = []
     shapes = engine_shapes(results)
     for shape, _, figures, _ in shapes:
         cells = figures["loads"].values()
         repack = [cell["engine_repack"] for cell in cells]
         bounded = all("online_bound" in cell for cell in cells)
-        gains = [cell["deep_minus_first_covers"]["mean"] for cell in cells]
         rows.append([
             f"{shape} ({figures['tables']} tables)",
             " / ".join(ratio(r["covers_vs_bound"]) for r in repack) if bounded else "-",
@@ -401,13 +376,11 @@ def engine_summary_section(results: Path) -> list[str]:
             f"{max(r['moves_per_seated'] for r in repack):.2f}",
             (f"{num(max(r['zone_changes'] for r in repack))} /"
             f" {num(max(r['repeat_moves'] for r in repack))}"),
-            f"{min(gains):+.1f} to {max(gains):+.1f}",
             ms(max(r["cpu_latency_ms"]["p95_ms"] for r in repack)),
         ])
     for _, document in engine_families(results):
         family = document["family"]
         versus, repack = family.get("engine_vs_legacy"), family.get("engine_repack")
-        gain = family.get("deep_minus_first_covers")
         rows.append([
             f"generated family ({len(family['floors'])} floors)",
             "-",
@@ -416,7 +389,6 @@ def engine_summary_section(results: Path) -> list[str]:
             else "-",
             f"{repack['moves_per_seated']['worst'][1]:.2f}" if repack else "-",
             f"{num(repack['zone_changes'])} / {num(repack['repeat_moves'])}" if repack else "-",
-            f"{gain['mean']:+.2f} ({standard_error(gain)})" if gain else "-",
             "-",
         ])
     loads = "/".join(shapes[0][2]["loads"])
@@ -425,7 +397,7 @@ def engine_summary_section(results: Path) -> list[str]:
          "bound undecided an evening", "engine alone vs legacy, covers",
          "moves per seated booking (worst load)",
          "zone changes / repeat moves an evening (worst load)",
-         "deep retry's covers an evening (loads' range)", "first attempt CPU P95 ms (worst)"],
+         "with re-packing CPU P95 ms (worst load)"],
         rows,
     )
 
