@@ -242,9 +242,10 @@ async def test_required_availability_refuses_a_full_time_with_the_nearest_and_wr
         await create_booking(db_engine, None, new, task_queue="unused",
                              require_availability=True)
     nearest = [t.strftime("%H:%M") for t in refused.value.nearest]
-    # 17:00 (ends 18:50 with its buffer) and 21:00 tie at two hours; 16:45 beats 21:15.
-    assert nearest == ["16:45", "17:00", "21:00"]
-    assert "nearest available: 16:45, 17:00, 21:00" in refused.value.message
+    # Nearest first: 17:00 (ends 18:50 with its buffer) and 21:00 tie at two
+    # hours, the earlier first; then 16:45, which beats 21:15.
+    assert nearest == ["17:00", "21:00", "16:45"]
+    assert "nearest available: 17:00, 21:00, 16:45" in refused.value.message
     assert await scalar(db_engine, count, r=restaurant) == before
     # Accept-then-review stays the default: the same request is accepted without the check.
     created = await create_booking(db_engine, None, new, task_queue="unused")

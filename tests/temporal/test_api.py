@@ -320,8 +320,9 @@ async def test_a_time_without_a_plan_is_refused_with_the_nearest_times(
     assert r.status_code == 409, r.text
     body = r.json()
     assert body["code"] == "not_available" and "nearest available" in body["message"]
+    # Nearest first (17:15 is 1:45 away; 17:00 and 21:00 tie at 2:00, earlier first).
     assert [datetime.fromisoformat(t).strftime("%H:%M") for t in body["nearest"]] == [
-        "17:00", "17:15", "21:00"]
+        "17:15", "17:00", "21:00"]
     assert await scalar(db_engine, count, r=rid) == before
     # A walk-in or phone booking is still accepted without the check.
     walk_in = await http.post(path, headers=auth(tokens.host_all),
@@ -533,7 +534,7 @@ async def test_cli_create_requires_availability_and_is_idempotent(
 
     refused = await seatflow("--start", held.isoformat(), "--require-availability")
     assert refused.returncode == 1, refused.stderr
-    assert "nearest available: 17:00, 17:15, 21:00" in refused.stderr
+    assert "nearest available: 17:15, 17:00, 21:00" in refused.stderr  # nearest first
     count = "SELECT count(*) FROM bookings WHERE restaurant_id = :r"
     assert await scalar(db_engine, count, r=rid) == 2  # the two holders only
     later = (held + timedelta(hours=3)).isoformat()

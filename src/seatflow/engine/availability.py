@@ -119,8 +119,10 @@ class Availability:
 
 
 def nearest_times(times: Iterable[datetime], wanted: datetime, limit: int = 3) -> list[datetime]:
+    """The `limit` times nearest `wanted`, nearest first (earlier first on a
+    tie): a host app offers them in that order."""
     ranked = sorted(times, key=lambda t: (abs((t - wanted).total_seconds()), t))
-    return sorted(ranked[:limit])
+    return ranked[:limit]
 
 
 def day_window(policy: RestaurantPolicy, day: date) -> tuple[datetime, datetime]:
