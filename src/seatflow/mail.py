@@ -49,6 +49,7 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from email.message import EmailMessage
+from email.utils import formataddr, parseaddr
 from pathlib import Path
 from typing import Protocol
 
@@ -165,6 +166,15 @@ async def claim_outbox_email(
     return claim
 
 
+def from_line(sender: str, name: str | None) -> str:
+    """`Harbour Kitchen <bookings@...>`: the restaurant's name before the
+    configured address, unless the setting names someone already."""
+    display, address = parseaddr(sender)
+    if display or not name or not address:
+        return sender
+    return formataddr((name, address))
+
+
 def message_id(claim: Claim) -> str:
     """The same for every copy of one message (a re-send after a crash is a
     duplicate receivers can drop), new when the row says something new."""
@@ -185,7 +195,7 @@ def build_message(claim: Claim, sender: str) -> EmailMessage:
         raise MailError(f"guest address {problem}", permanent=True)
     try:
         message = EmailMessage()
-        message["From"] = sender
+        message["From"] = from_line(sender, claim.sender_name)
         message["To"] = recipient
         message["Subject"] = claim.subject
         message["X-Seatflow-Booking"] = claim.booking_id

@@ -45,7 +45,7 @@ async def confirmed_in_paris(engine: AsyncEngine, unique_id: str, tmp_path: Path
     rec = await run_attempt(engine, spec, lambda _s, _r: SearchOutcome(plans, ()))
     assert rec.outcome == "confirmed"
     sent = await send_outbox_email(engine, FileMailbox(tmp_path), booking, "confirmation",
-                                   "Chez Margot <bookings@example.com>")
+                                   "bookings@example.com")
     assert sent.sent
     raw = (tmp_path / f"{booking}-confirmation.eml").read_bytes()
     message = message_from_bytes(raw, policy=policy.default)
@@ -62,6 +62,8 @@ async def test_a_paris_booking_at_8pm_is_confirmed_at_8pm_paris_time_with_a_cale
     text = part.get_content()
     assert f"{human_date(start)} at 20:00 (Europe/Paris time)" in text
     assert "Chez Margot" in text and "Chez Margot" in str(message["Subject"])
+    # Written by the restaurant: its name before the configured address.
+    assert str(message["From"]) == "Chez Margot <bookings@example.com>"
     assert "4 people" in text and "Terrace" in text
     for internal in (booking, "T7", "19:00", "18:00", "+00:00", start.date().isoformat()):
         assert internal not in text

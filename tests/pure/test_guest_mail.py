@@ -145,3 +145,13 @@ def test_a_row_without_html_or_calendar_still_sends_its_text() -> None:
     claim = Claim(1, BOOKING_ID, "confirmation", "ada@example.com", "Subject", "Text\n", 1)
     built = build_message(claim, "b@example.com")
     assert not built.is_multipart() and built.get_content() == "Text\n"
+
+
+def test_the_from_line_names_the_restaurant_unless_the_setting_names_someone() -> None:
+    from seatflow.mail import from_line
+
+    assert from_line("bookings@example.com", "Chez Margot") == (
+        "Chez Margot <bookings@example.com>")
+    assert from_line("Reservations <r@example.com>", "Chez Margot") == (
+        "Reservations <r@example.com>")
+    assert from_line("bookings@example.com", None) == "bookings@example.com"

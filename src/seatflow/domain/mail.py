@@ -50,6 +50,9 @@ class Claim:
     html: str | None = None
     ics: str | None = None
     token: str = ""  # the claim's token: marking the row names it (storage.outbox)
+    # The restaurant's name: the From line's display name, so the guest sees
+    # who wrote to them (the address stays SEATFLOW_MAIL_FROM's).
+    sender_name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,9 @@ MESSAGES_OF_BOOKING = text(
     "  > clock_timestamp() - make_interval(secs => :lease) AS in_flight, "
     "EXTRACT(EPOCH FROM COALESCE(claim_token_at, claimed_at) "
     "  + make_interval(secs => :lease) - clock_timestamp()) AS wait, "
-    "(SELECT assignment_state FROM bookings b WHERE b.id = o.booking_id) AS booking_state "
+    "(SELECT assignment_state FROM bookings b WHERE b.id = o.booking_id) AS booking_state, "
+    "(SELECT r.name FROM bookings b JOIN restaurants r ON r.id = b.restaurant_id "
+    " WHERE b.id = o.booking_id) AS restaurant_name "
     "FROM email_outbox o WHERE booking_id = CAST(:id AS uuid) ORDER BY id FOR UPDATE"
 )
 
@@ -133,7 +135,8 @@ async def claim_email(
             {"id": row.id},
         )).scalar_one()
         return Claim(row.id, booking_id, kind, row.recipient, row.subject, row.body,
-                     int(row.delivery_failures) + 1, html=row.html, ics=row.ics, token=token)
+                     int(row.delivery_failures) + 1, html=row.html, ics=row.ics, token=token,
+                     sender_name=row.restaurant_name)
 
 
 async def _settle(conn: AsyncConnection, outbox_id: int, status: str, reason: str | None) -> None:
