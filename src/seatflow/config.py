@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     # never echoes a token in an error) and the address `seatflow api` binds.
     api_tokens: str = Field(default="", alias="SEATFLOW_API_TOKENS", repr=False)
     api_address: str = Field(default="127.0.0.1:8000", alias="SEATFLOW_API_ADDRESS")
+    # Bookings (API and CLI) start at most this many days ahead; availability
+    # reaches as far (422 / exit 2 `beyond_horizon` past it).
+    booking_horizon_days: int = Field(
+        default=365, ge=1, le=3650, alias="SEATFLOW_BOOKING_HORIZON_DAYS"
+    )
 
     @field_validator("legacy_delays_seconds")
     @classmethod

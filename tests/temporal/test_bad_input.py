@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,9 @@ RUN_ID = uuid.uuid4().hex[:8]
 RESTAURANT = f"bad-input-{RUN_ID}"
 NEW_RESTAURANT = f"bad-new-{RUN_ID}"
 UNKNOWN_BOOKING = "7b0a3c1e-4a1e-4f7e-9a51-0d7f1f6c2b11"
-FUTURE = "2031-06-03T19:00"  # a Tuesday evening, inside dinner service
+# An evening inside dinner service, well within the booking horizon (365 days).
+FUTURE_DAY = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
+FUTURE = f"{FUTURE_DAY}T19:00"
 
 COUNTED_TABLES = (
     "restaurants", "restaurant_services", "zones", "dining_tables", "table_adjacency",
@@ -199,7 +202,29 @@ CASES: list[Case] = [
     create("create_start_not_a_date", "--start", "next tuesday", expect=("ISO 8601",)),
     create("create_start_impossible_date", "--start", "2031-13-45T19:00", expect=("ISO 8601",)),
     create("create_start_in_the_past", "--start", "2020-01-07T19:00", expect=("in the past",)),
-    create("create_start_outside_service", "--start", "2031-06-03T04:00", expect=("service",)),
+    create("create_start_outside_service", "--start", f"{FUTURE_DAY}T04:00",
+           expect=("service",)),
+    # --- dates at the ends of the calendar: the booking horizon, no traceback
+    create("create_start_year_9999", "--start", "9999-12-31T19:30", code=USAGE,
+           expect=("365 days ahead",)),
+    create("create_start_year_9999_late", "--start", "9999-12-31T22:45", code=USAGE,
+           expect=("365 days ahead",)),
+    create("create_start_beyond_horizon", "--start",
+           f"{(datetime.now(UTC) + timedelta(days=400)).date()}T19:00", code=USAGE,
+           expect=("365 days ahead",)),
+    cli("create_start_year_9999_required", "bookings", "create", "--restaurant", RESTAURANT,
+        "--party", "2", "--start", "9999-12-31T19:30", "--require-availability", code=USAGE,
+        expect=("365 days ahead",)),
+    cli("availability_date_9999", "availability", "--restaurant", RESTAURANT, "--party", "2",
+        "--date", "9999-12-31", code=USAGE, expect=("365 days ahead",)),
+    cli("availability_date_year_one", "availability", "--restaurant", RESTAURANT,
+        "--party", "2", "--date", "0001-01-01", code=USAGE, expect=("in the past",)),
+    cli("availability_window_9999", "availability", "--restaurant", RESTAURANT, "--party", "2",
+        "--from", "9999-12-31T18:00", "--to", "9999-12-31T23:59", code=USAGE,
+        expect=("365 days ahead",)),
+    cli("availability_window_year_one", "availability", "--restaurant", RESTAURANT,
+        "--party", "2", "--from", "0001-01-01T00:00+05:00", "--to", "0001-01-01T12:00+05:00",
+        code=USAGE, expect=("in the past",)),
     create("create_unknown_restaurant", "--restaurant", f"nowhere-{RUN_ID}",
            expect=("unknown restaurant",)),
     create("create_party_zero", "--party", "0", expect=("at least 1",)),

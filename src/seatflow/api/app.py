@@ -17,6 +17,7 @@ from temporalio.client import Client
 from seatflow.api.auth import ApiToken
 from seatflow.api.deps import Deps
 from seatflow.api.errors import install_error_handlers
+from seatflow.api.guard import BodyGuard
 from seatflow.api.routes import availability, bookings, health, review
 from seatflow.config import Settings
 from seatflow.service.database import open_database
@@ -54,6 +55,7 @@ def create_app(
         "Every request but /healthz needs `Authorization: Bearer <token>`.",
         lifespan=lifespan,
     )
+    app.add_middleware(BodyGuard, tokens=tokens)
     install_error_handlers(app)
     for resource in (bookings, availability, review, health):
         app.include_router(resource.router)

@@ -36,16 +36,25 @@ def deps(request: Request) -> Deps:
     return found
 
 
+def token_of(tokens: list[ApiToken], authorization: str | None) -> ApiToken:
+    """The token an `Authorization` header presents, or ApiError 401. Checked
+    twice for a request with a body: by `guard.AuthFirst` before the body is
+    read, and by `caller` for the route."""
+    scheme, _, presented = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        raise ApiError(401, "unauthorized", "missing bearer token (Authorization: Bearer ...)")
+    token = authenticate(tokens, presented.strip())
+    if token is None:
+        raise ApiError(401, "unauthorized", "invalid token")
+    return token
+
+
 def caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiToken:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise ApiError(401, "unauthorized", "missing bearer token (Authorization: Bearer ...)")
-    token = authenticate(deps(request).tokens, credentials.credentials)
-    if token is None:
-        raise ApiError(401, "unauthorized", "invalid token")
-    return token
+    presented = None if credentials is None else f"{credentials.scheme} {credentials.credentials}"
+    return token_of(deps(request).tokens, presented)
 
 
 Caller = Annotated[ApiToken, Depends(caller)]

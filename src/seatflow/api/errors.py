@@ -24,6 +24,8 @@ from seatflow.service.bookings import (
 log = get_logger("seatflow.api")
 
 AUTH_ERRORS = (401, 403, 422, 503)
+# The largest request body read (api/guard.py): 413 payload_too_large past it.
+MAX_BODY_BYTES = 64 * 1024
 # A refusal's code -> its status; any other refusal is a conflict (409).
 REFUSAL_STATUS = {
     "invalid_decision": 422, "decision_refused": 422, "invalid_cancel": 422,
@@ -45,7 +47,8 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": Error} for s in statuses}
 
 
-def _json(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+def json_error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    """The one shape of every error answer (401s name the Bearer scheme)."""
     return JSONResponse({"code": code, "message": message, **extra}, status_code=status,
                         headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
 
@@ -53,28 +56,28 @@ def _json(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return _json(exc.status, exc.code, exc.message, **exc.extra)
+        return json_error(exc.status, exc.code, exc.message, **exc.extra)
 
     @app.exception_handler(BookingNotFound)
     async def not_found(_request: Request, exc: BookingNotFound) -> JSONResponse:
-        return _json(404, "not_found", f"no booking {exc.booking_id}")
+        return json_error(404, "not_found", f"no booking {exc.booking_id}")
 
     @app.exception_handler(NotAvailable)
     async def not_available(_request: Request, exc: NotAvailable) -> JSONResponse:
-        return _json(409, exc.code, exc.message, nearest=[t.isoformat() for t in exc.nearest])
+        return json_error(409, exc.code, exc.message, nearest=[t.isoformat() for t in exc.nearest])
 
     @app.exception_handler(InvalidBooking)
     async def invalid_booking(_request: Request, exc: InvalidBooking) -> JSONResponse:
-        return _json(INTAKE_STATUS.get(exc.code, 422), exc.code, exc.message)
+        return json_error(INTAKE_STATUS.get(exc.code, 422), exc.code, exc.message)
 
     @app.exception_handler(AlreadyResolved)
     async def already_resolved(_request: Request, exc: AlreadyResolved) -> JSONResponse:
-        return _json(409, exc.code, f"already resolved: {exc.state} "
+        return json_error(409, exc.code, f"already resolved: {exc.state} "
                      f"({exc.reason or 'no reason recorded'})")
 
     @app.exception_handler(BookingActionRefused)
     async def refused(_request: Request, exc: BookingActionRefused) -> JSONResponse:
-        return _json(REFUSAL_STATUS.get(exc.code, 409), exc.code, exc.message)
+        return json_error(REFUSAL_STATUS.get(exc.code, 409), exc.code, exc.message)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -92,23 +95,27 @@ def install_error_handlers(app: FastAPI) -> None:
             [str(p).lower() for p in err.get("loc", ())] == ["header", "idempotency-key"]
             for err in errors)
         code = "bad_idempotency_key" if key_only else "validation_error"
-        return _json(422, code, "; ".join(problems) or "invalid request")
+        return json_error(422, code, "; ".join(problems) or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400:  # a body that cannot be decoded: like malformed JSON
-            return _json(422, "validation_error", f"body: {exc.detail}")
+            return json_error(422, "validation_error", f"body: {exc.detail}")
+        if exc.status_code == 413:  # past MAX_BODY_BYTES while reading (api/guard.py)
+            return json_error(413, "payload_too_large",
+                              f"the request body is larger than {MAX_BODY_BYTES // 1024} KiB")
         codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized",
                  403: "forbidden"}
-        return _json(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+        code = codes.get(exc.status_code, "http_error")
+        return json_error(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
         from seatflow.breaker import is_infrastructure_error
 
         if is_infrastructure_error(exc):
-            return _json(503, "unavailable", "the database is unavailable; retry later "
+            return json_error(503, "unavailable", "the database is unavailable; retry later "
                          "(with the same Idempotency-Key)")
         log.error("api.unexpected_error", error_type=type(exc).__name__)
-        return _json(500, "internal_error", "unexpected error; nothing was changed "
+        return json_error(500, "internal_error", "unexpected error; nothing was changed "
                      "by this request unless it says otherwise")

@@ -25,9 +25,15 @@ class Error(BaseModel):
     )
 
 
+# Bodies are strict: "4" or true is not a party size, 1 is not a name, "yes" is
+# not a boolean (the OpenAPI document's types, exactly). `start` is a string
+# read by the same ISO 8601 parser as the CLI's.
+STRICT = ConfigDict(extra="forbid", strict=True)
+
+
 class NewBookingBody(BaseModel):
     model_config = ConfigDict(
-        extra="forbid",
+        **STRICT,
         json_schema_extra={"examples": [{
             "party_size": 4, "start": "2030-12-01T19:30", "guest_name": "Ada Lovelace",
             "guest_email": "ada@example.com",
@@ -125,12 +131,12 @@ class BookingView(BaseModel):
 
 
 class CancelBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     reason: str | None = Field(default=None, max_length=500, pattern=LINE)
 
 
 class ResendBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     kind: Literal["confirmation", "table_changed", "cancellation"] = Field(
         default="confirmation", description="which of the booking's messages to send again")
 
@@ -184,7 +190,7 @@ class DecisionBody(BaseModel):
     No `actor`: the decision is recorded as the token's (`api:<token name>`)."""
 
     model_config = ConfigDict(
-        extra="forbid",
+        **STRICT,
         json_schema_extra={"examples": [
             {"action": "assign", "table_ids": ["T4", "T5"], "note": "window table"},
             {"action": "assign", "table_ids": ["T1", "T2", "T3"], "force": True},

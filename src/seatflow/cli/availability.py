@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from seatflow.cli.common import print_json, refuse, usage, with_stack
+from seatflow.cli.common import OUT_OF_RANGE, print_json, refuse, usage, with_stack
 
 
 def availability_command(
@@ -55,11 +55,14 @@ def availability_command(
 
     async def work(engine: Any, _client: Any) -> Any:
         return await check_availability(engine, restaurant, party, day=when, window=window,
-                                        config=config)
+                                        config=config, horizon_days=horizon_days)
 
+    horizon_days = settings().booking_horizon_days
     try:
         found = with_stack(work, temporal=False)
     except InvalidBooking as exc:
+        if exc.code in OUT_OF_RANGE:
+            usage(exc.message)
         refuse(exc.message, as_json=as_json)
     if as_json:
         print_json(found.to_dict())

@@ -11,6 +11,7 @@ import typer
 
 from seatflow.cli.common import (
     EXIT_TIMEOUT,
+    OUT_OF_RANGE,
     check_uuid,
     print_json,
     refuse,
@@ -60,6 +61,7 @@ def create_cmd(
             guest_name=name, guest_email=email, idempotency_key=idempotency_key,
             require_availability=require_availability, task_queue=settings().task_queue,
             engine_config=settings().engine_config(),
+            horizon_days=settings().booking_horizon_days,
         )
 
     try:
@@ -71,6 +73,8 @@ def create_cmd(
             raise typer.Exit(1) from None
         refuse(exc.message)
     except InvalidBooking as exc:
+        if exc.code in OUT_OF_RANGE:
+            usage(exc.message)
         refuse(exc.message, as_json=as_json)
     if as_json:
         print_json({"booking_id": created.booking_id, "workflow_id": created.workflow_id,

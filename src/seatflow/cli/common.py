@@ -17,6 +17,9 @@ EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_TIMEOUT = 3
+# Refusals that are the command line's fault (a date past the booking horizon,
+# or before yesterday): exit 2, like any other out-of-range option.
+OUT_OF_RANGE = ("beyond_horizon", "in_the_past")
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

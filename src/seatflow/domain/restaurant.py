@@ -1,4 +1,5 @@
-"""Restaurant policy: services, turn times, buffer, and the booking window.
+"""Restaurant policy: services, turn times, buffer, the booking window, and the
+booking horizon (how far ahead, and back, a date may be asked about).
 
 Pure functions: the caller passes `now`; nothing here reads a clock.
 """
@@ -6,8 +7,15 @@ Pure functions: the caller passes `now`; nothing here reads a clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+# Bookings and availability reach at most this many days ahead (the
+# SEATFLOW_BOOKING_HORIZON_DAYS setting), and availability at most LOOKBACK
+# back: every date is refused before any arithmetic on it could leave the
+# years 1-9999.
+DEFAULT_HORIZON_DAYS = 365
+LOOKBACK = timedelta(days=2)
 
 
 class InvalidBooking(ValueError):
@@ -82,6 +90,49 @@ def parse_start(text: str, timezone: str) -> datetime:
     return value
 
 
+def check_horizon(start: datetime, now: datetime, horizon_days: int) -> None:
+    """Raise InvalidBooking `beyond_horizon` for a start more than
+    `horizon_days` after `now` (a start without an offset is read as UTC:
+    a day of slack either way does not matter at this scale)."""
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    if start - now > timedelta(days=horizon_days):  # exact for any year: no overflow
+        raise InvalidBooking(
+            "beyond_horizon",
+            f"{start.isoformat(timespec='minutes')} is more than {horizon_days} days ahead "
+            f"(bookings open {horizon_days} days in advance)",
+        )
+
+
+def check_span(lo: datetime, hi: datetime, now: datetime, horizon_days: int) -> None:
+    """An availability window (both ends aware): not ending more than a day
+    past the horizon (`beyond_horizon`), not starting more than LOOKBACK
+    before `now` (`in_the_past`)."""
+    if hi - now > timedelta(days=horizon_days + 1):
+        raise InvalidBooking(
+            "beyond_horizon",
+            f"{hi.isoformat(timespec='minutes')} is more than {horizon_days} days ahead "
+            f"(availability reaches {horizon_days} days in advance)",
+        )
+    if now - lo > LOOKBACK:
+        raise InvalidBooking(
+            "in_the_past",
+            f"{lo.isoformat(timespec='minutes')} is in the past (availability starts yesterday)",
+        )
+
+
+def check_day(day: date, now: datetime, horizon_days: int) -> None:
+    """`check_span` for a local calendar day (whatever the restaurant's zone)."""
+    if day > (now + timedelta(days=horizon_days + 1)).date():
+        raise InvalidBooking(
+            "beyond_horizon",
+            f"{day} is more than {horizon_days} days ahead "
+            f"(availability reaches {horizon_days} days in advance)",
+        )
+    if day < (now - LOOKBACK).date():
+        raise InvalidBooking("in_the_past", f"{day} is in the past (availability starts yesterday)")
+
+
 def booking_window(
     policy: RestaurantPolicy, party_size: int, start: datetime, *, now: datetime | None = None
 ) -> BookingWindow:
@@ -100,17 +151,22 @@ def booking_window(
         start = start.replace(tzinfo=policy.tz)
     if now is not None and start < now:
         raise InvalidBooking("start_in_past", f"start {start.isoformat()} is in the past")
-    local = start.astimezone(policy.tz)
-    for service in policy.services:
-        if service.contains(local.time().replace(tzinfo=None)):
-            minutes = service.turn_minutes(party_size)
-            end = start + timedelta(minutes=minutes)
-            return BookingWindow(
-                start=start,
-                end=end,
-                occupied_until=end + timedelta(minutes=policy.buffer_minutes),
-                service=service.name,
-            )
+    try:
+        local = start.astimezone(policy.tz)
+        for service in policy.services:
+            if service.contains(local.time().replace(tzinfo=None)):
+                minutes = service.turn_minutes(party_size)
+                end = start + timedelta(minutes=minutes)
+                return BookingWindow(
+                    start=start,
+                    end=end,
+                    occupied_until=end + timedelta(minutes=policy.buffer_minutes),
+                    service=service.name,
+                )
+    except OverflowError:  # a caller that skipped check_horizon: still no traceback
+        raise InvalidBooking(
+            "beyond_horizon", f"start {start.isoformat()} is beyond any booking horizon"
+        ) from None
     periods = ", ".join(f"{s.name} {s.start:%H:%M}-{s.end:%H:%M}" for s in policy.services)
     raise InvalidBooking(
         "outside_service",

@@ -14,7 +14,14 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatflow.domain.planning import EngineConfig, RestaurantSnapshot
-from seatflow.domain.restaurant import InvalidBooking, booking_window
+from seatflow.domain.restaurant import (
+    DEFAULT_HORIZON_DAYS,
+    InvalidBooking,
+    booking_window,
+    check_day,
+    check_horizon,
+    check_span,
+)
 from seatflow.engine.availability import (
     BUDGET_MS,
     Availability,
@@ -43,11 +50,13 @@ async def check_availability(
     config: EngineConfig,
     now: datetime | None = None,
     also: datetime | None = None,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
 ) -> Availability:
     """Availability for one party size over a local day or a window (one of
     them), from one read-only snapshot. `also` adds one start time off the
     slot grid (the time a guest asked for). Raises InvalidBooking for an
-    unknown restaurant, a bad party size or a bad window."""
+    unknown restaurant, a bad party size or a bad window, one past the
+    booking horizon (`beyond_horizon`) or before yesterday (`in_the_past`)."""
     began = time_module.perf_counter()
     now = now or datetime.now(UTC)
     async with consistent_read(engine) as conn:
@@ -55,7 +64,10 @@ async def check_availability(
         if policy is None:
             raise InvalidBooking("unknown_restaurant", f"unknown restaurant {restaurant_id!r}")
         validate_party(policy, party_size)
+        if day is not None:  # before the day's bounds are computed (9999-12-31 has no next day)
+            check_day(day, now, horizon_days)
         lo, hi = asked_window(policy, day, window)
+        check_span(lo, hi, now, horizon_days)
         starts = candidate_starts(policy, lo, hi)
         if also is not None and also not in starts:
             starts = sorted([*starts, also], key=lambda t: t.astimezone(UTC))
@@ -86,11 +98,13 @@ async def check_start(
     config: EngineConfig,
     now: datetime | None = None,
     limit: int = 3,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
 ) -> tuple[Slot, list[datetime], str]:
     """Whether `start` has a valid plan now, (when it has not) the `limit`
     nearest available start times of the same local day, and the restaurant's
     time zone (to say them on its clock). Raises InvalidBooking
-    (unknown restaurant, bad party, in the past, outside service) first.
+    (unknown restaurant, beyond the horizon, bad party, in the past, outside
+    service) first.
 
     The asked time is checked alone first: a guest who gets it costs one
     evaluation, not the whole day's (intake with `require_availability` calls
@@ -101,11 +115,13 @@ async def check_start(
         raise InvalidBooking("unknown_restaurant", f"unknown restaurant {restaurant_id!r}")
     if start.tzinfo is None:
         start = start.replace(tzinfo=policy.tz)
+    now = now or datetime.now(UTC)
+    check_horizon(start, now, horizon_days)
     # A booking that can never be seated as asked is invalid, not "unavailable".
-    booking_window(policy, party_size, start, now=now or datetime.now(UTC))
+    booking_window(policy, party_size, start, now=now)
     alone = await check_availability(
         engine, restaurant_id, party_size, window=(start, start + timedelta(seconds=1)),
-        config=config, now=now, also=start,
+        config=config, now=now, also=start, horizon_days=horizon_days,
     )
     slot = alone.slot_at(start)
     assert slot is not None
@@ -113,7 +129,7 @@ async def check_start(
         return slot, [], policy.timezone
     found = await check_availability(
         engine, restaurant_id, party_size, day=start.astimezone(policy.tz).date(),
-        config=config, now=now, also=start,
+        config=config, now=now, also=start, horizon_days=horizon_days,
     )
     slot = found.slot_at(start)
     assert slot is not None

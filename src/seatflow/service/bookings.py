@@ -37,7 +37,12 @@ from seatflow.domain.intake import NewBooking
 from seatflow.domain.localtime import local_time
 from seatflow.domain.messages import BookingOutcome, BookingWorkflowInput
 from seatflow.domain.planning import EngineConfig
-from seatflow.domain.restaurant import InvalidBooking, parse_start
+from seatflow.domain.restaurant import (
+    DEFAULT_HORIZON_DAYS,
+    InvalidBooking,
+    check_horizon,
+    parse_start,
+)
 from seatflow.domain.review import InvalidDecision, parse_cancel
 from seatflow.domain.states import FINAL, SETTLED, TERMINAL, AssignmentState
 from seatflow.domain.workflow_ids import booking_id_of, booking_workflow_id
@@ -174,9 +179,11 @@ async def create_booking(
     now: datetime | None = None,
     require_availability: bool = False,
     engine_config: EngineConfig | None = None,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
 ) -> CreatedBooking:
     """Insert a booking and start its workflow. Raises InvalidBooking when it
-    can never be seated as asked (nothing is written then).
+    can never be seated as asked, or starts more than `horizon_days` ahead
+    (`beyond_horizon`); nothing is written then.
 
     Idempotent on `new.idempotency_key` (or `new.booking_id`): a retry of the
     same request returns the booking the first call created (`created` False)
@@ -186,11 +193,12 @@ async def create_booking(
     and nothing is written (accept-then-review stays the default).
     """
     now = now or datetime.now(UTC)
+    check_horizon(new.start, now, horizon_days)
     existing = await find_existing_booking(engine, new)
     if existing is None and require_availability:
         slot, nearest, timezone = await check_start(
             engine, new.restaurant_id, new.party_size, new.start,
-            config=engine_config or EngineConfig(), now=now,
+            config=engine_config or EngineConfig(), now=now, horizon_days=horizon_days,
         )
         if not slot.available:
             offered = ", ".join(local_time(t, timezone, "%H:%M", named=False)
@@ -237,6 +245,7 @@ async def request_booking(
     require_availability: bool,
     task_queue: str,
     engine_config: EngineConfig,
+    horizon_days: int = DEFAULT_HORIZON_DAYS,
 ) -> CreatedBooking:
     """A booking as a front door receives it (`POST .../bookings`, `seatflow
     bookings create`): `start` is ISO 8601 text, the restaurant's local time
@@ -252,7 +261,7 @@ async def request_booking(
                      idempotency_key=idempotency_key)
     created = await create_booking(engine, client, new, task_queue=task_queue,
                                    require_availability=require_availability,
-                                   engine_config=engine_config)
+                                   engine_config=engine_config, horizon_days=horizon_days)
     view = await booking_view(engine, created.booking_id)
     return replace(created, assignment_state=view["assignment_state"])
 

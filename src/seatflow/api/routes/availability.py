@@ -10,7 +10,6 @@ from fastapi import APIRouter, Query
 from seatflow.api.deps import Caller, Dep, RestaurantPath, require
 from seatflow.api.errors import AUTH_ERRORS, ApiError, error_responses
 from seatflow.api.models import AvailabilityModel, Error
-from seatflow.domain.restaurant import InvalidBooking
 from seatflow.service.availability import check_availability
 
 router = APIRouter(tags=["availability"])
@@ -38,16 +37,11 @@ async def availability(
         raise ApiError(422, "bad_window", "give date, or from and to, not both")
     if day is None and (window_from is None or window_to is None):
         raise ApiError(422, "bad_window", "give date, or from and to")
-    if day is not None and not date(1971, 1, 1) <= day <= date(9998, 12, 31):
-        raise ApiError(422, "bad_window", f"date {day} is out of range")
     window = None if day is not None else (window_from, window_to)
-    try:
-        found = await check_availability(
-            d.engine, restaurant_id, party, day=day, window=window,  # type: ignore[arg-type]
-            config=d.config,
-        )
-    except InvalidBooking:
-        raise  # unknown_restaurant 404, the others 422 (errors.py)
-    except (OverflowError, ValueError) as exc:
-        raise ApiError(422, "bad_window", f"window out of range: {exc}") from None
+    # InvalidBooking: unknown_restaurant 404, the others (a date past the
+    # booking horizon or before yesterday included) 422 (errors.py).
+    found = await check_availability(
+        d.engine, restaurant_id, party, day=day, window=window,  # type: ignore[arg-type]
+        config=d.config, horizon_days=d.settings.booking_horizon_days,
+    )
     return found.to_dict()

@@ -62,7 +62,7 @@ async def create(
         zone_preference=body.zone_preference, guest_name=body.guest_name,
         guest_email=body.guest_email, idempotency_key=idempotency_key,
         require_availability=body.require_availability, task_queue=d.settings.task_queue,
-        engine_config=d.config,
+        engine_config=d.config, horizon_days=d.settings.booking_horizon_days,
     )
     log.info("api.booking_created", booking_id=created.booking_id,
              restaurant_id=restaurant_id, created=created.created, token=token.name)

@@ -1,0 +1,71 @@
+"""Before any route reads a request body: the caller is authenticated, and
+the body is bounded while it is read.
+
+FastAPI reads and parses a body before it resolves a route's dependencies, so
+the bearer check of `deps.caller` alone would come after any client had made
+the API read, decode and validate whatever it sent. `BodyGuard` checks the
+token of every request that may carry a body before the route is called
+(401 without reading the body), refuses a declared Content-Length over
+MAX_BODY_BYTES at once, and counts the bytes as the route reads them: 413
+`payload_too_large` at the first chunk past the limit, before any parsing."""
+
+from __future__ import annotations
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from seatflow.api.auth import ApiToken
+from seatflow.api.deps import token_of
+from seatflow.api.errors import MAX_BODY_BYTES, ApiError, json_error
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from `receive`: FastAPI lets an HTTPException met while reading
+    a body through as it is (errors.py answers it: 413 payload_too_large)."""
+
+    def __init__(self) -> None:
+        super().__init__(413, "payload too large")
+
+
+class BodyGuard:
+    """ASGI middleware: authentication before the body, and a bounded body."""
+
+    def __init__(self, app: ASGIApp, tokens: list[ApiToken], limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.tokens = tokens
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        try:
+            token_of(self.tokens, headers.get("authorization"))
+        except ApiError as refused:
+            await json_error(refused.status, refused.code, refused.message)(scope, receive, send)
+            return
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            await json_error(413, "payload_too_large", too_large(self.limit))(
+                scope, receive, send)
+            return
+        received = 0
+
+        async def bounded() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise BodyTooLarge
+            return message
+
+        await self.app(scope, bounded, send)
+
+
+def too_large(limit: int) -> str:
+    return f"the request body is larger than {limit // 1024} KiB"
