@@ -384,6 +384,78 @@ async def test_bad_input_gets_a_clear_json_error(
     assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_restaurant"
 
 
+async def test_strict_bounded_input_never_a_500(
+    http: httpx.AsyncClient, tokens: Tokens, restaurant: str, db_engine: AsyncEngine,
+) -> None:
+    """Issue 26, item 1: no coercion, a booking horizon (no date overflows),
+    a bounded body, and authentication before the body is read."""
+    path = f"/v1/restaurants/{restaurant}/bookings"
+    h = auth(tokens.host)
+    count = "SELECT count(*) FROM bookings WHERE restaurant_id = :r"
+    before = await scalar(db_engine, count, r=restaurant)
+    start = future().isoformat()
+    beyond = future(days=400, hour=19).isoformat()
+    refused: list[tuple[dict[str, Any], str, str]] = [
+        ({"party_size": "4", "start": start}, "validation_error", "party_size"),
+        ({"party_size": True, "start": start}, "validation_error", "party_size"),
+        ({"party_size": 4.0, "start": start}, "validation_error", "party_size"),
+        ({"party_size": 2, "start": start, "require_availability": "false"},
+         "validation_error", "require_availability"),
+        ({"party_size": 2, "start": start, "guest_name": 7}, "validation_error", "guest_name"),
+        ({"party_size": 2, "start": 1893456000}, "validation_error", "start"),
+        ({"party_size": 2, "start": "9999-12-31T19:30"}, "beyond_horizon", "365 days ahead"),
+        ({"party_size": 2, "start": "9999-12-31T22:45", "require_availability": False},
+         "beyond_horizon", "365 days ahead"),
+        ({"party_size": 2, "start": "9999-12-31T23:59:59.999999-12:00",
+          "require_availability": False}, "beyond_horizon", "365 days ahead"),
+        ({"party_size": 2, "start": beyond}, "beyond_horizon", "365 days ahead"),
+        ({"party_size": 2, "start": "0001-01-01T00:00+14:00", "require_availability": False},
+         "start_in_past", "in the past"),
+    ]
+    for body, code, message in refused:
+        r = await http.post(path, headers=h, json=body)
+        assert r.status_code == 422, (body, r.text)
+        assert r.json()["code"] == code and message in r.json()["message"], (body, r.text)
+    decision = await http.post(f"/v1/bookings/{uuid.uuid4()}/review",
+                               headers=auth(tokens.operator),
+                               json={"action": "assign", "table_ids": ["T1"], "force": "yes"})
+    assert decision.status_code == 422 and "force" in decision.json()["message"]
+    avail = f"/v1/restaurants/{restaurant}/availability"
+    for params, code in [
+        ({"date": "9999-12-31"}, "beyond_horizon"),
+        ({"date": "0001-01-01"}, "in_the_past"),
+        ({"date": (datetime.now(UTC) + timedelta(days=400)).date().isoformat()},
+         "beyond_horizon"),
+        ({"from": "9999-12-31T18:00", "to": "9999-12-31T23:59"}, "beyond_horizon"),
+        ({"from": "9999-12-31T23:00-12:00", "to": "9999-12-31T23:30-12:00"},
+         "beyond_horizon"),
+        ({"from": "0001-01-01T00:00+14:00", "to": "0001-01-01T12:00+14:00"}, "in_the_past"),
+    ]:
+        r = await http.get(avail, headers=h, params={"party": 2, **params})
+        assert r.status_code == 422 and r.json()["code"] == code, (params, r.text)
+    # 64 KiB at most, declared or streamed; refused before any parsing.
+    padded = {"party_size": 2, "start": start, "guest_name": "x" * (70 * 1024)}
+    big = await http.post(path, headers=h, json=padded)
+    assert big.status_code == 413 and big.json()["code"] == "payload_too_large", big.text
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield b'{"party_size": 2, "guest_name": "'
+        for _ in range(100):
+            yield b"x" * 1024
+        yield b'"}'
+
+    streamed = await http.post(path, headers={**h, "Content-Type": "application/json"},
+                               content=stream())
+    assert streamed.status_code == 413 and streamed.json()["code"] == "payload_too_large"
+    # Without a token: 401 before the body is read, whatever it is.
+    for headers, content in [({}, b"{not json"), ({}, b"x" * (1024 * 1024)),
+                             (auth("not-a-token-at-all-xxxx"), b"{not json")]:
+        r = await http.post(path, headers={**headers, "Content-Type": "application/json"},
+                            content=content)
+        assert r.status_code == 401 and r.json()["code"] == "unauthorized", r.text
+    assert await scalar(db_engine, count, r=restaurant) == before
+
+
 # ---------------------------------------------------------------- review
 
 

@@ -92,11 +92,15 @@ def parse_start(text: str, timezone: str) -> datetime:
 
 def check_horizon(start: datetime, now: datetime, horizon_days: int) -> None:
     """Raise InvalidBooking `beyond_horizon` for a start more than
-    `horizon_days` after `now` (a start without an offset is read as UTC:
-    a day of slack either way does not matter at this scale)."""
+    `horizon_days` after `now`, `start_in_past` for one more than LOOKBACK
+    before it (`booking_window` refuses any past start; this one only keeps
+    year 1 out of the arithmetic that comes before it). A start without an
+    offset is read as UTC: a day of slack does not matter at this scale."""
     if start.tzinfo is None:
         start = start.replace(tzinfo=UTC)
-    if start - now > timedelta(days=horizon_days):  # exact for any year: no overflow
+    if now - start > LOOKBACK:  # exact for any year: no overflow
+        raise InvalidBooking("start_in_past", f"start {start.isoformat()} is in the past")
+    if start - now > timedelta(days=horizon_days):
         raise InvalidBooking(
             "beyond_horizon",
             f"{start.isoformat(timespec='minutes')} is more than {horizon_days} days ahead "
