@@ -24,6 +24,7 @@ from seatflow.service.bookings import (
 log = get_logger("seatflow.api")
 
 AUTH_ERRORS = (401, 403, 422, 503)
+BODY_ERRORS = (*AUTH_ERRORS, 413)  # a route that takes a body: also too large
 # The largest request body read (api/guard.py): 413 payload_too_large past it.
 MAX_BODY_BYTES = 64 * 1024
 # A refusal's code -> its status; any other refusal is a conflict (409).

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Header, Path
 from fastapi.responses import JSONResponse
 
 from seatflow.api.deps import Caller, Dep, RestaurantPath, actor_of, require, require_booking
-from seatflow.api.errors import AUTH_ERRORS, error_responses
+from seatflow.api.errors import AUTH_ERRORS, BODY_ERRORS, error_responses
 from seatflow.api.models import (
     BookingCreated,
     BookingView,
@@ -44,7 +44,7 @@ BookingPath = Annotated[UUID, Path(description="booking id")]
     response_model=BookingCreated,
     responses={200: {"model": BookingCreated,
                      "description": "a retry: the booking this Idempotency-Key created"},
-               404: {"model": Error}, 409: {"model": Error}, **error_responses(*AUTH_ERRORS)},
+               404: {"model": Error}, 409: {"model": Error}, **error_responses(*BODY_ERRORS)},
     summary="Create a booking (retry-safe with Idempotency-Key)",
 )
 async def create(
@@ -92,7 +92,7 @@ async def show(booking_id: BookingPath, token: Caller, d: Dep) -> dict[str, Any]
     response_model=BookingView,
     responses={202: {"model": BookingView,
                      "description": "cancellation requested, not applied yet"},
-               404: {"model": Error}, 409: {"model": Error}, **error_responses(*AUTH_ERRORS)},
+               404: {"model": Error}, 409: {"model": Error}, **error_responses(*BODY_ERRORS)},
     summary="Cancel a booking (releases its tables)",
 )
 async def cancel(
@@ -118,7 +118,7 @@ async def cancel(
     response_model=ResentEmail,
     responses={202: {"model": ResentEmail,
                      "description": "sending: not finished after 10 s, it retries by itself"},
-               404: {"model": Error}, 409: {"model": Error}, **error_responses(*AUTH_ERRORS)},
+               404: {"model": Error}, 409: {"model": Error}, **error_responses(*BODY_ERRORS)},
     summary="Send a failed guest message again (operator)",
 )
 async def resend(

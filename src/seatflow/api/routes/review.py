@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query
 
 from seatflow.api.deps import Caller, Dep, actor_of, require, require_booking
-from seatflow.api.errors import AUTH_ERRORS, error_responses
+from seatflow.api.errors import AUTH_ERRORS, BODY_ERRORS, error_responses
 from seatflow.api.models import RESTAURANT_ID, DecisionBody, DecisionResult, Error, ReviewItem
 from seatflow.api.routes.bookings import BookingPath
 from seatflow.service.bookings import booking_view
@@ -36,7 +36,7 @@ async def review_list(
 @router.post(
     "/v1/bookings/{booking_id}/review",
     response_model=DecisionResult,
-    responses={404: {"model": Error}, 409: {"model": Error}, **error_responses(*AUTH_ERRORS)},
+    responses={404: {"model": Error}, 409: {"model": Error}, **error_responses(*BODY_ERRORS)},
     summary="An operator's decision on a manual-review booking (the validated Update)",
 )
 async def review_decide(
