@@ -65,17 +65,18 @@ class BreakerWrite:
 
 
 MESSAGES_OF_BOOKING = text(
-    "SELECT id, kind, recipient, subject, body, html, ics, status, delivery_failures, "
-    "last_error, "
+    "SELECT o.id, o.kind, o.recipient, o.subject, o.body, o.html, o.ics, o.status, "
+    "o.delivery_failures, o.last_error, "
     # a claim made before claims had tokens holds a `sending` row by its claimed_at
-    "COALESCE(claim_token_at, CASE WHEN status = 'sending' THEN claimed_at END) "
+    "COALESCE(o.claim_token_at, CASE WHEN o.status = 'sending' THEN o.claimed_at END) "
     "  > clock_timestamp() - make_interval(secs => :lease) AS in_flight, "
-    "EXTRACT(EPOCH FROM COALESCE(claim_token_at, claimed_at) "
+    "EXTRACT(EPOCH FROM COALESCE(o.claim_token_at, o.claimed_at) "
     "  + make_interval(secs => :lease) - clock_timestamp()) AS wait, "
-    "(SELECT assignment_state FROM bookings b WHERE b.id = o.booking_id) AS booking_state, "
-    "(SELECT r.name FROM bookings b JOIN restaurants r ON r.id = b.restaurant_id "
-    " WHERE b.id = o.booking_id) AS restaurant_name "
-    "FROM email_outbox o WHERE booking_id = CAST(:id AS uuid) ORDER BY id FOR UPDATE"
+    "b.assignment_state AS booking_state, r.name AS restaurant_name "
+    "FROM email_outbox o JOIN bookings b ON b.id = o.booking_id "
+    "JOIN restaurants r ON r.id = b.restaurant_id "
+    # only the messages are locked: the booking row belongs to the state machine
+    "WHERE o.booking_id = CAST(:id AS uuid) ORDER BY o.id FOR UPDATE OF o"
 )
 
 

@@ -145,14 +145,17 @@ async def load_snapshot(
              "exclude": exclude_booking or "00000000-0000-0000-0000-000000000000"},
         )
     ).all()
-    zones = (
+    # The active zones and the restaurant's time zone in one round trip (a
+    # restaurant without active zones still gives its time zone).
+    zone_rows = (
         await conn.execute(
-            text("SELECT id FROM zones WHERE restaurant_id = :id AND active ORDER BY id"),
+            text("SELECT z.id, r.timezone FROM restaurants r LEFT JOIN zones z "
+                 "ON z.restaurant_id = r.id AND z.active WHERE r.id = :id ORDER BY z.id"),
             {"id": restaurant_id},
         )
-    ).scalars().all()
-    timezone = (await conn.execute(text("SELECT timezone FROM restaurants WHERE id = :id"),
-                                   {"id": restaurant_id})).scalar()
+    ).all()
+    zones = [row.id for row in zone_rows if row.id is not None]
+    timezone = zone_rows[0].timezone if zone_rows else None
     return RestaurantSnapshot(
         restaurant_id=restaurant_id,
         tables=tables,
