@@ -18,7 +18,7 @@ from seatflow.api.auth import ApiToken
 from seatflow.api.deps import Deps
 from seatflow.api.errors import install_error_handlers
 from seatflow.api.guard import BodyGuard
-from seatflow.api.routes import availability, bookings, health, review
+from seatflow.api.routes import availability, bookings, health, host, review, timeline
 from seatflow.config import Settings
 from seatflow.service.database import open_database
 
@@ -57,6 +57,6 @@ def create_app(
     )
     app.add_middleware(BodyGuard, tokens=tokens)
     install_error_handlers(app)
-    for resource in (bookings, availability, review, health):
+    for resource in (bookings, availability, review, timeline, health, host):
         app.include_router(resource.router)
     return app

@@ -78,7 +78,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BookingActionRefused)
     async def refused(_request: Request, exc: BookingActionRefused) -> JSONResponse:
-        return json_error(REFUSAL_STATUS.get(exc.code, 409), exc.code, exc.message)
+        extra = {"overridable": True} if exc.overridable else {}
+        return json_error(REFUSAL_STATUS.get(exc.code, 409), exc.code, exc.message, **extra)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

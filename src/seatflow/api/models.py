@@ -23,6 +23,9 @@ class Error(BaseModel):
     nearest: list[str] | None = Field(
         default=None, description="not_available: the nearest available start times"
     )
+    overridable: bool | None = Field(
+        default=None, description="assignment_refused: true when `force` would seat this "
+        "plan (the rule it breaks is one an operator may override)")
 
 
 # Bodies are strict: "4" or true is not a party size, 1 is not a name, "yes" is
@@ -225,3 +228,88 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     database: str
     temporal: str
+
+
+class TimelineTable(BaseModel):
+    id: str
+    seats: int
+    min_party: int
+    max_party: int | None
+    active: bool = Field(description="false: a table no longer in the floor plan that a "
+                         "booking of the day still holds")
+
+
+class TimelineZone(BaseModel):
+    id: str
+    name: str
+    seats: int = Field(description="seats of its active tables")
+    tables: list[TimelineTable]
+
+
+class TimelineBooking(BaseModel):
+    """A booking seated on the timeline: a bar from `start` to `occupied_until`
+    on each of its tables. No guest name or address: `guest_initial` only."""
+
+    booking_id: str
+    short_id: str = Field(description="the booking id's first 8 characters")
+    party_size: int
+    guest_initial: str | None
+    state: str
+    start: str
+    end: str
+    occupied_until: str
+    tables: list[str]
+    moved: bool = Field(description="re-packing moved it to other tables since it was seated")
+    times_moved: int
+    by_operator: bool = Field(description="seated by an operator's decision")
+
+
+class TimelineWaiting(BaseModel):
+    """A booking of the day without tables yet: being assigned, or waiting in
+    manual review (`in_review`) with the reason."""
+
+    booking_id: str
+    short_id: str
+    party_size: int
+    guest_initial: str | None
+    state: str
+    start: str
+    end: str
+    occupied_until: str
+    in_review: bool
+    reason: str | None
+    attempts: int
+    since: str | None
+
+
+class TimelineHold(BaseModel):
+    hold_id: str
+    tables: list[str]
+    start: str
+    end: str
+    label: str | None
+
+
+class TimelineService(BaseModel):
+    name: str
+    start: str = Field(description="local HH:MM")
+    end: str = Field(description="local HH:MM")
+
+
+class Timeline(BaseModel):
+    """One local day of a restaurant: tables by zone, seated bookings, bookings
+    waiting for a table, holds; instants in ISO 8601 on the restaurant's clock."""
+
+    restaurant_id: str
+    name: str
+    timezone: str
+    date: str
+    as_of: str
+    window_start: str = Field(description="the axis: the day's services widened to its "
+                              "bookings, on whole local hours")
+    window_end: str
+    services: list[TimelineService]
+    zones: list[TimelineZone]
+    bookings: list[TimelineBooking]
+    waiting: list[TimelineWaiting]
+    holds: list[TimelineHold]

@@ -17,6 +17,9 @@ from seatflow.domain.planning import BookingRequest, EngineConfig, Mobility, Res
 from .combinations import is_connected, mode_accepts
 from .floor import DEFAULT_CONFIG, Floor, clock_span
 
+# Ends the reason of a plan that `force` would seat (the front doors offer the override).
+FORCE_HINT = "(an operator may override this with --force)"
+
 
 def validate_plan(
     snapshot: RestaurantSnapshot,
@@ -61,7 +64,7 @@ def operator_plan_problem(
     if forced is not None:
         return forced, None
     if not force:
-        return f"{strict} (an operator may override this with --force)", None
+        return f"{strict} {FORCE_HINT}", None
     return None, strict
 
 

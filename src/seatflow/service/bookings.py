@@ -95,10 +95,12 @@ class BookingActionRefused(Exception):
     """The action was refused or lost a race; the message says what happened and
     `code` names it for programs (the API's error codes)."""
 
-    def __init__(self, message: str, *, code: str = "refused") -> None:
+    def __init__(self, message: str, *, code: str = "refused", overridable: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        # An operator's plan refused by a rule `force` overrides (overage, zone, adjacency).
+        self.overridable = overridable
 
 
 class AlreadyResolved(BookingActionRefused):

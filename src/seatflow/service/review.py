@@ -20,6 +20,7 @@ from temporalio.service import RPCError
 from seatflow.domain.review import InvalidDecision, parse_decision
 from seatflow.domain.states import TERMINAL, AssignmentState
 from seatflow.domain.workflow_ids import booking_workflow_id
+from seatflow.engine.validation import FORCE_HINT
 from seatflow.service.bookings import (
     AlreadyResolved,
     BookingActionRefused,
@@ -131,4 +132,6 @@ async def _refusal(engine: AsyncEngine, booking_id: str,
         view = await booking_view(engine, booking_id)
         if view["assignment_state"] in TERMINAL:
             return AlreadyResolved(view)
-    return BookingActionRefused(cause.message, code=code)
+    return BookingActionRefused(cause.message, code=code,
+                                overridable=code == "assignment_refused"
+                                and FORCE_HINT in cause.message)
