@@ -249,6 +249,9 @@ def test_demo_books_a_well_run_evening_and_the_report_shows_the_targets_met(
     assert data["cancellation"]["booking_id"] == gone.booking_id
     assert set(data["targets"]) == {"latency_p95", "slot_wait_p95"}
     assert summary.ui_url and summary.manual_review_url
+    assert summary.host_url == (f"{devstack.status().api_url}/host/{summary.restaurant_id}"
+                                f"?date={summary.evening.isoformat()}")
+    assert data["host_url"] == summary.host_url
     assert "AssignmentState%3D%22manual_review%22" in summary.manual_review_url
     worker = devstack.status().component("worker-1")
     assert worker is not None and worker.state == "running"

@@ -173,6 +173,13 @@ def test_up_serves_the_api_with_dev_tokens_kept_out_of_records_and_logs(stack: S
                          check=True, capture_output=True, text=True, timeout=60)
     assert f"api:       {result.api_url}" in cli.stdout
     assert "tokens in var/api-tokens.json" in cli.stdout
+    # The host page: its index, and a restaurant's timeline page (a shell: no data
+    # without a token), from the packaged templates and script.
+    assert result.host_url == f"{result.api_url}/host/"
+    assert f"host:      {result.host_url}<restaurant id>" in cli.stdout
+    for path in ("", "harbour-kitchen", "static/host.js"):
+        page = httpx.get(f"{result.host_url}{path}", timeout=10)
+        assert page.status_code == 200, (path, page.text)
 
 
 def test_search_attributes_are_registered(stack: Stack) -> None:

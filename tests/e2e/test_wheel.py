@@ -111,6 +111,29 @@ def test_the_wheel_carries_every_module_and_the_migrations(installed: Path, tmp_
     )
     assert found["migrations"] == shipped
 
+    # The host page's templates, script and stylesheet are package data: the
+    # installed app serves the page and its files (no database needed for them).
+    pages = (
+        "import json\n"
+        "from fastapi.testclient import TestClient\n"
+        "from seatflow.api.app import create_app\n"
+        "from seatflow.api.routes.host import HERE\n"
+        "from seatflow.config import load_settings\n"
+        "app = TestClient(create_app(load_settings(DATABASE_URL='postgresql://x@127.0.0.1/x'), []))\n"
+        "answers = {p: app.get(p) for p in ('/host/r1', '/host/static/host.js', "
+        "'/host/static/host.css')}\n"
+        "print(json.dumps({'dir': str(HERE), 'files': sorted(str(f.relative_to(HERE)) for d in "
+        "('templates', 'static') for f in (HERE / d).iterdir()), 'answers': {p: [a.status_code, "
+        "len(a.text)] for p, a in answers.items()}}))"
+    )
+    served = json.loads(run([python, "-c", pages], cwd=tmp_path, env=clean_env()).stdout)
+    assert Path(served["dir"]).is_relative_to(installed)
+    api_dir = ROOT / "src/seatflow/api"
+    assert served["files"] == sorted(str(f.relative_to(api_dir)) for d in ("templates", "static")
+                                     for f in (api_dir / d).iterdir())
+    assert all(status == 200 and size > 500 for status, size in served["answers"].values()), \
+        served["answers"]
+
     # The image's build step runs exactly this check against the installed wheel.
     dockerfile = (ROOT / "deploy/Dockerfile").read_text()
     check = re.search(r'/opt/seatflow/bin/python -c "([^"]+)"', dockerfile)

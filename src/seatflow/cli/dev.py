@@ -119,6 +119,10 @@ def _print_status(stack: StackStatus) -> None:
     typer.echo(f"home:      {stack.home}")
     typer.echo(f"ui:        {stack.ui_url or '-'}")
     typer.echo(f"api:       {stack.api_url or '-'}")
+    if stack.host_url:  # the day's timeline for the floor staff (docs/api.md, "The host page")
+        typer.echo(f"host:      {stack.host_url}<restaurant id>  (sign in with an API token)")
+    else:
+        typer.echo("host:      -")
     typer.echo(f"temporal:  {stack.temporal_address or '-'} (namespace {stack.namespace}, "
                f"task queue {stack.task_queue})")
     typer.echo(f"database:  {mask_password(stack.database_url) or '-'}")

@@ -87,6 +87,8 @@ def run_demo(bookings: int = 120, *, floorplan: Path | None = None, seed: int | 
     summary.tolerance_minutes = tolerance_minutes
     summary.ui_url = stack.ui_url
     summary.namespace = stack.namespace
+    if stack.host_url:
+        summary.host_url = f"{stack.host_url}{summary.restaurant_id}?date={summary.evening}"
     return summary
 
 

@@ -41,6 +41,7 @@ class DemoSummary:
     seconds: float = 0.0
     ui_url: str | None = None
     namespace: str = "default"
+    host_url: str | None = None  # the evening's timeline page (the API's /host/{restaurant})
     slot_wait_p95_ms: float | None = None  # waiting for a restaurant slot (permit_intervals)
     operator: CliStep | None = None  # the party an operator seated
     cancellation: CliStep | None = None  # the guest who cancelled
@@ -84,6 +85,7 @@ class DemoSummary:
             "latency_p50_s": self.percentile(50), "latency_p95_s": self.percentile(95),
             "slot_wait_p95_ms": self.slot_wait_p95_ms,
             "seconds": round(self.seconds, 1), "ui_url": self.ui_url,
+            "host_url": self.host_url,
             "manual_review_url": self.manual_review_url,
             "targets": self.targets(),
         }
@@ -149,6 +151,10 @@ def print_summary(summary: DemoSummary, console: Console) -> None:
     for note in summary.notes:
         console.print(f"[yellow]note:[/] {note}")
     console.print()
+    if summary.host_url:
+        console.print(f"host timeline: {summary.host_url}")
+        console.print("               (sign in with the dev-operator token: seatflow dev status "
+                      "says where it is)")
     if summary.ui_url:
         console.print(f"Temporal UI:   {summary.ui_url}")
         console.print(f"manual review: filter with  {MANUAL_REVIEW_QUERY}  or open")

@@ -40,6 +40,12 @@ class StackStatus:
         return next((c for c in self.components if c.name == name), None)
 
     @property
+    def host_url(self) -> str | None:
+        """The host page's index while the API runs: `/host/<restaurant id>`
+        is a restaurant's timeline (the API's `/host/{restaurant}`)."""
+        return f"{self.api_url}/host/" if self.api_url else None
+
+    @property
     def workers(self) -> list[Component]:
         return [c for c in self.components if c.name.startswith("worker-")]
 
@@ -61,6 +67,7 @@ class StackStatus:
             "task_queue": self.task_queue,
             "ui_url": self.ui_url,
             "api_url": self.api_url,
+            "host_url": self.host_url,
             "components": [asdict(c) for c in self.components],
         }
 
