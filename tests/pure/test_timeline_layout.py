@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -98,7 +99,7 @@ def test_ticks_follow_elapsed_time_and_read_the_local_clock_on_a_dst_day() -> No
     assert labels[:3] == ["00:00", "02:00", "03:00"] and "01:00" not in labels
     assert len(ticks) == 24 and ticks[-1].offset == 100.0
     # Equal hours of elapsed time are equal widths, whatever the labels say.
-    widths = [b.offset - a.offset for a, b in zip(ticks, ticks[1:], strict=False)]
+    widths = [b.offset - a.offset for a, b in pairwise(ticks)]
     assert widths == [pytest.approx(100 / 23, abs=1e-3)] * 23
     autumn = hour_ticks(*day_bounds(date(2026, 10, 25), LONDON), LONDON)
     assert [t.label for t in autumn][:4] == ["00:00", "01:00", "01:00", "02:00"]

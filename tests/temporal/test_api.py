@@ -514,11 +514,17 @@ async def test_an_operator_seats_a_party_with_force_and_the_history_names_the_to
     bid = r.json()["booking_id"]
     assert await settle(db_engine, bid) == "manual_review"
     path = f"/v1/bookings/{bid}/review"
+    # Too few seats: nothing overrides capacity, so the answer offers no override.
+    small = await http.post(path, headers=auth(tokens.operator),
+                            json={"action": "assign", "table_ids": ["T1"]})
+    assert small.status_code == 409 and small.json()["code"] == "assignment_refused", small.text
+    assert "overridable" not in small.json()
     plan = {"action": "assign", "table_ids": ["T1", "T4"], "note": "two tables side by side"}
     unforced = await http.post(path, headers=auth(tokens.operator), json=plan)
     assert unforced.status_code == 409, unforced.text
     assert unforced.json()["code"] == "assignment_refused"
     assert "not adjacent" in unforced.json()["message"]
+    assert unforced.json()["overridable"] is True  # what the host page asks about
     forced = await http.post(path, headers=auth(tokens.operator), json={**plan, "force": True})
     assert forced.status_code == 200, forced.text
     assert forced.json()["state"] == "confirmed" and forced.json()["tables"] == ["T1", "T4"]
@@ -530,6 +536,50 @@ async def test_an_operator_seats_a_party_with_force_and_the_history_names_the_to
     rows = await fetch(db_engine, "SELECT actor, metadata FROM booking_assignment_state_history "
                        "WHERE booking_id = CAST(:b AS uuid) AND to_state = 'assigned'", b=bid)
     assert [(row.actor, row.metadata["force"]) for row in rows] == [("api:ops", True)]
+
+
+async def test_the_timeline_of_a_day_for_hosts_and_operators(
+    http: httpx.AsyncClient, tokens: Tokens, restaurant: str, db_engine: AsyncEngine,
+    worker: None,
+) -> None:
+    """`GET /v1/restaurants/{id}/timeline`: the tables by zone, a seated booking
+    on its tables with its times, no guest email or name; bad days and other
+    restaurants refused as every route refuses them."""
+    start = future(days=11, hour=19)
+    r = await http.post(f"/v1/restaurants/{restaurant}/bookings", headers=auth(tokens.host),
+                        json=booking_body(start, guest_name="Zelda Quint",
+                                          guest_email="zelda.quint@example.net"))
+    assert r.status_code == 201, r.text
+    bid = r.json()["booking_id"]
+    assert await settle(db_engine, bid) == "confirmed"
+    path = f"/v1/restaurants/{restaurant}/timeline"
+    for token in (tokens.host, tokens.operator):
+        answer = await http.get(path, params={"date": start.date().isoformat()},
+                                headers=auth(token))
+        assert answer.status_code == 200, answer.text
+        day = answer.json()
+        assert "zelda" not in answer.text.lower() and "@" not in answer.text
+        (seated,) = [b for b in day["bookings"] if b["booking_id"] == bid]
+        view = (await http.get(f"/v1/bookings/{bid}", headers=auth(token))).json()
+        assert seated["tables"] == view["tables"] and seated["guest_initial"] == "Z"
+        assert datetime.fromisoformat(seated["start"]) == datetime.fromisoformat(view["start"])
+        assert (datetime.fromisoformat(seated["occupied_until"])
+                == datetime.fromisoformat(view["occupied_until"]))
+        assert seated["state"] == "confirmed" and seated["short_id"] == bid[:8]
+        tables = [t["id"] for z in day["zones"] for t in z["tables"]]
+        assert tables == ["T1", "T2", "T3", "T4"] and day["holds"] == []
+        # The test floor serves all day: the axis is the local day.
+        assert day["window_start"].startswith(f"{start.date().isoformat()}T00:00")
+    today = await http.get(path, headers=auth(tokens.host))
+    assert today.status_code == 200 and today.json()["date"] == datetime.now(UTC).date().isoformat()
+    for bad, code in (("9999-12-31", "beyond_horizon"), ("0001-01-01", "beyond_horizon"),
+                      ("2026-02-30", "validation_error"), ("tonight", "validation_error")):
+        refused = await http.get(path, params={"date": bad}, headers=auth(tokens.host))
+        assert refused.status_code == 422 and refused.json()["code"] == code, (bad, refused.text)
+    assert (await http.get(path, headers=auth(tokens.other_host))).status_code == 403
+    assert (await http.get(path)).status_code == 401
+    unknown = await http.get("/v1/restaurants/no-such-place/timeline", headers=auth(tokens.operator))
+    assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_restaurant"
 
 
 async def test_the_api_and_the_cli_show_the_same_booking_json(
