@@ -303,3 +303,27 @@ async def test_a_host_sees_no_review_actions_and_no_guest_email(
         # The queue is there for the host to read, without actions.
         assert await page.locator(".queue-item").count() == len(
             [w for w in timeline.json()["waiting"] if w["in_review"]])
+
+        # Today (no date): the token stays in the tab across pages, and the line
+        # at the current time sits where now falls on the axis (hidden outside it).
+        await page.goto(f"{api.url}/host/{evening.restaurant}")
+        root = page.locator(".board-root")
+        await root.wait_for()
+        assert await root.get_attribute("data-date") == datetime.now(evening.tz).date().isoformat()
+        lo = datetime.fromisoformat(await root.get_attribute("data-window-start"))
+        hi = datetime.fromisoformat(await root.get_attribute("data-window-end"))
+        await page.wait_for_function("document.querySelector('#status').textContent"
+                                     ".startsWith('Updated')")
+        line = await page.evaluate("""() => {
+            const line = document.querySelector('.now-line');
+            const lane = document.querySelector('.lane').getBoundingClientRect();
+            return {hidden: line.hidden, x: line.getBoundingClientRect().left - lane.left,
+                    width: lane.width, now: Date.now()};
+        }""")
+        now = datetime.fromtimestamp(line["now"] / 1000, tz=evening.tz)
+        if lo <= now <= hi:
+            assert not line["hidden"]
+            want = (now - lo) / (hi - lo) * line["width"]
+            assert abs(line["x"] - want) <= 3, (line, want)
+        else:
+            assert line["hidden"], line
