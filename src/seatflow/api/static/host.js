@@ -93,12 +93,14 @@
     }
     const html = await response.text();
     $("login").hidden = true;
+    const first = lastHtml === null;
     if (html !== lastHtml) {
       swap(html);
       lastHtml = html;
     }
     say("Updated " + new Date().toLocaleTimeString());
     placeNow();
+    if (first) scrollToNow();
     schedule();
   }
 
@@ -139,6 +141,19 @@
     }
     line.style.setProperty("--at", ((now - lo) / (hi - lo)).toFixed(6));
     line.hidden = false;
+  }
+
+  // On first sight, the part of the day that matters: now, or the first booking.
+  function scrollToNow() {
+    const r = root();
+    const scroller = board.querySelector(".timeline-scroll");
+    if (!r || !scroller) return;
+    const line = r.querySelector(".now-line");
+    const marks = line.hidden ? Array.from(r.querySelectorAll(".bar")) : [line];
+    if (!marks.length) return;
+    const left = scroller.getBoundingClientRect().left;
+    const x = Math.min(...marks.map((m) => m.getBoundingClientRect().left - left));
+    scroller.scrollLeft = Math.max(0, scroller.scrollLeft + x - 160);
   }
 
   function signedOut(message) {
