@@ -22,6 +22,7 @@ from seatflow.config import ConfigError, Settings, load_flags, load_settings
 from seatflow.mail import FileMailbox, MailTransport, SmtpTransport
 from shadow_worker import build_shadow_worker
 from workflows.booking import BookingAssignmentWorkflow, GuestEmailWorkflow
+from workflows.converter import DATA_CONVERTER
 from workflows.runner import workflow_runner
 
 WORKFLOWS = [BookingAssignmentWorkflow, GuestEmailWorkflow]
@@ -54,8 +55,12 @@ def build_worker(
     """The production worker, also used by the tests with their own queue."""
     booking = BookingActivities(engine, transport or mail_transport(settings), settings)
     flags = FlagActivities(settings)
+    # The same connection, decoding with the worker's converter (the same JSON
+    # as the default's; type hints resolved once per message class).
+    config = client.config()
+    config["data_converter"] = DATA_CONVERTER
     return Worker(
-        client,
+        Client(**config),
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
         workflow_runner=workflow_runner(),

@@ -1,11 +1,12 @@
-"""The pipeline decision: feature flags read fresh from the environment on
-every call, so a flag change reaches bookings already in flight."""
+"""The pipeline decision: feature flags as they are now (re-read when the
+environment or .env changed), so a flag change reaches bookings already in
+flight."""
 
 from __future__ import annotations
 
 from temporalio import activity
 
-from seatflow.config import Settings, load_flags
+from seatflow.config import Settings, current_flags
 from seatflow.domain.messages import DecisionRequest, PipelineDecision
 from seatflow.service.rollout import decide as rollout_decision
 
@@ -23,7 +24,7 @@ def decide(settings: Settings, restaurant_id: str) -> PipelineDecision:
     """The flags and retry policy in force for a restaurant, read now (the
     rollout rule itself is `seatflow.service.rollout.decide`, the one
     `seatflow flags` explains)."""
-    flags = load_flags()
+    flags = current_flags()
     rollout = rollout_decision(flags, restaurant_id)
     return PipelineDecision(
         pipeline=rollout.pipeline,
