@@ -12,18 +12,21 @@ from seatflow.service.rollout import decide as rollout_decision
 
 
 class FlagActivities:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, *, email_local: bool = False):
         self.settings = settings
+        self.email_local = email_local
 
     @activity.defn(name="decide_pipeline")
     async def decide_pipeline(self, req: DecisionRequest) -> PipelineDecision:
-        return decide(self.settings, req.restaurant_id)
+        return decide(self.settings, req.restaurant_id, email_local=self.email_local)
 
 
-def decide(settings: Settings, restaurant_id: str) -> PipelineDecision:
+def decide(settings: Settings, restaurant_id: str, *, email_local: bool = False
+           ) -> PipelineDecision:
     """The flags and retry policy in force for a restaurant, read now (the
     rollout rule itself is `seatflow.service.rollout.decide`, the one
-    `seatflow flags` explains)."""
+    `seatflow flags` explains). `email_local`: the worker's mail transport is
+    local (seatflow.mail.is_local)."""
     flags = current_flags()
     rollout = rollout_decision(flags, restaurant_id)
     return PipelineDecision(
@@ -36,6 +39,7 @@ def decide(settings: Settings, restaurant_id: str) -> PipelineDecision:
         manual_review_timeout_seconds=settings.manual_review_timeout_seconds,
         legacy_delays_seconds=settings.legacy_delays,
         shadow_task_queue=settings.shadow_task_queue,
+        email_local=email_local,
         inputs={
             "v3": flags.v3,
             "rollout_percent": flags.rollout_percent,

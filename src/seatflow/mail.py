@@ -79,6 +79,12 @@ class MailTransport(Protocol):
     def deliver(self, key: str, message: EmailMessage) -> str: ...
 
 
+def is_local(transport: MailTransport) -> bool:
+    """A transport that talks to no outside system (the file mailbox): its
+    sends may run as local activities, in the worker that runs the workflow."""
+    return isinstance(transport, FileMailbox)
+
+
 class FileMailbox:
     """One `.eml` file per message under a directory (default var/mailbox/)."""
 

@@ -5,7 +5,7 @@ The histories in tests/histories/ are the v1 baseline: one per path of the
 booking workflow, recorded with `SEATFLOW_RECORD_HISTORIES=1` (see
 docs/architecture.md, "Changing the workflow safely"). A later change of the
 command sequence keeps them and adds its own, under a `workflow.patched` id
-(`cancellation-message`: the histories named below).
+(`cancellation-message`, `email-local-activity`: the histories named below).
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ EVERY_PATH = {
     "cancel_during_email_send_sends_cancellation",
     "cancel_after_confirm_tells_moved_guest_and_cancels",
     "cancel_while_pending_asks_for_cancellation", "retry_after_commit_tells_moved_guest",
+    # patch "email-local-activity": with the file mailbox the guest's messages
+    # are local activities, in the workflow task that confirmed
+    "happy_path_email_local", "cancel_during_local_email_send",
 }
 
 

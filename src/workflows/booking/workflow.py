@@ -65,6 +65,7 @@ class BookingAssignmentWorkflow(ManualReview, Cancellation):
     async def run(self, inp: BookingWorkflowInput) -> BookingOutcome:
         # Decided once, before the first command (docs/architecture.md).
         self._cancellation_message = workflow.patched("cancellation-message")
+        self._email_local = workflow.patched("email-local-activity")
         self.s.booking_id = inp.booking_id
         if inp.history_limit:
             self._history_limit = inp.history_limit
