@@ -309,8 +309,24 @@ async def run_with(procs: int, *, client: Client, address: str, engine: Any,
         "latency": c,
         "latency_beside_one_busy_process": c_busy,
         "worker_cpu_busy_over_quiet": round(busy_ms / quiet_ms, 2) if quiet_ms else None,
+        # CPU per booking over the trivial workflow's CPU per workflow, same
+        # run, same burst size: on a box shared with other work the same work
+        # costs more CPU time (caches, hyperthreads), and this ratio cancels
+        # most of that (the absolute figures moved by +-50% between runs here)
+        "cpu_vs_trivial_workflow": {
+            "worker": _ratio(c["cpu_ms_per_booking"]["worker"],
+                             a100["cpu_ms_per_workflow"]["noop_worker"]),
+            "temporal": _ratio(c["cpu_ms_per_booking"]["temporal"],
+                               a100["cpu_ms_per_workflow"]["temporal"]),
+            "total": _ratio(c["cpu_ms_per_booking"]["total"],
+                            a100["cpu_ms_per_workflow"]["total"]),
+        },
         "one_restaurant": {"max_parallel": ONE_RESTAURANT_MAX_PARALLEL, **d},
     }
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 2) if b else None
 
 
 async def steady(procs: int, *, client: Client, engine: Any, tmp: Path,

@@ -265,8 +265,7 @@ def current_flags() -> Flags:
     of the environment and the .env file on every booking (issue 27)."""
     global _flags_read
     try:
-        st = os.stat(".env")
-        dotenv: tuple[int, ...] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
+        dotenv: bytes | None = Path(".env").read_bytes()  # a small file: cheaper than a parse
     except OSError:
         dotenv = None
     key = (os.getcwd(), dotenv, tuple(os.environ.get(v) for v in _FLAG_VARIABLES))
