@@ -13,10 +13,12 @@ backends under the postmaster. The kinds:
   seatflow.service and the Temporal client, doing the API's part (the bench
   calls the service in process; there is no API process).
 
-CPU time does not depend on how busy the box is (a process waiting for a
-core spends none), so it is the figure a run on a shared machine can compare;
-the load average is recorded beside each sample so a reader can judge the
-latencies measured in the same run.
+A process waiting for a core spends no CPU time, so CPU time per booking
+depends on the box's load far less than latency does; but not at all is not
+true: on the shared 2-core box the same work cost up to 50% more CPU time in
+one run than in another (caches, hyperthreads, the GIL handed between more
+threads). bench/pipeline.py therefore also divides it by the trivial
+workflow's in the same run. The load average is recorded beside each sample.
 """
 
 from __future__ import annotations

@@ -19,9 +19,10 @@ ceiling), started 1 and N (= CPU count) at a time. For each process count:
 
 Each phase records the CPU time each kind of process spent on it (bench/cpu.py:
 worker, Temporal server, PostgreSQL with its backends, the load generator),
-per booking, beside the trivial workflow's per workflow in the same run: CPU
-time per booking does not depend on how busy the box is, latencies do (the
-load average is recorded with each phase).
+per booking, beside the trivial workflow's per workflow in the same run (and
+divided by it: `cpu_vs_trivial_workflow`, the figure to compare across runs on
+a shared box). Latencies depend on how busy the box is, CPU time much less
+(the load average is recorded with each phase).
 
 Then, with N workers, steady arrivals as in the demo (120 bookings at 8/s on
 one restaurant): quiet, and beside one busy process in its own session.
@@ -455,7 +456,9 @@ async def main() -> dict[str, Any]:
         "machine": {"cpus": cpus, "python": sys.version.split()[0],
                     "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
                     "note": "shared box: latencies depend on other work (see each "
-                            "section's load_average_1m); CPU ms per booking does not"},
+                            "section's load_average_1m); so, less, does CPU per booking "
+                            "(contention makes the same work cost more CPU time): "
+                            "compare cpu_vs_trivial_workflow across runs"},
         "quick": QUICK,
         "runs": runs,
         "steady": {"quiet": quiet, "beside_one_busy_process": loaded},
