@@ -8,20 +8,32 @@ worker` (the production worker, V3 on) and bench/noop_worker.py (the
 ceiling), started 1 and N (= CPU count) at a time. For each process count:
 
 (a) ceiling: a trivial workflow of two no-op activities, 500 at once;
-(b) throughput: 500 bookings over 25 restaurants, created at once through the
+(b) throughput: 200 bookings over 10 restaurants, created at once through the
     real intake; ratio (b)/(a) with the same number of worker processes;
 (c) latency: 100 concurrent bookings over 10 restaurants;
+(c') busy: (c) again beside one CPU-bound process started in its own
+    session (setsid: with sched_autogroup_enabled=1 it takes a core's share
+    as an equal, as another tenant of a shared host does);
 (d) one restaurant: 100 concurrent bookings of ONE restaurant with
     FEATURE_ASSIGNMENT_PIPELINE_V3_MAX_PARALLEL=3.
 
+Each phase records the CPU time each kind of process spent on it (bench/cpu.py:
+worker, Temporal server, PostgreSQL with its backends, the load generator),
+per booking, beside the trivial workflow's per workflow in the same run (and
+divided by it: `cpu_vs_trivial_workflow`, the figure to compare across runs on
+a shared box). Latencies depend on how busy the box is, CPU time much less
+(the load average is recorded with each phase).
+
 Then, with N workers, steady arrivals as in the demo (120 bookings at 8/s on
-one restaurant): quiet, and beside two CPU-bound `nice 19` processes.
+one restaurant): quiet, and beside one busy process in its own session.
 
 Latency is created -> confirmed from the database (bookings.created_at ->
 confirmed_at). Slot wait and hold come from permit_intervals, and so does
 the observed concurrency per restaurant (a sweep over the intervals).
 
-    python bench/pipeline.py [--quick]     # --quick: 1 and N processes, smaller counts
+    python bench/pipeline.py [--quick] [--procs 1,2,4] [--no-steady]
+    # --quick: a 200-workflow ceiling; --procs: the worker process counts
+    # (default 1 and N = CPU count); --no-steady: skip the steady arrivals
 """
 
 from __future__ import annotations
@@ -43,12 +55,15 @@ from zoneinfo import ZoneInfo
 
 from temporalio.client import Client
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cpu import CpuMeter, per_item
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 
 QUICK = "--quick" in sys.argv
 CEILING_WORKFLOWS = 200 if QUICK else 500
-THROUGHPUT_BOOKINGS, THROUGHPUT_RESTAURANTS = (200, 10) if QUICK else (500, 25)
+THROUGHPUT_BOOKINGS, THROUGHPUT_RESTAURANTS = 200, 10
 LATENCY_BOOKINGS, LATENCY_RESTAURANTS = 100, 10
 ONE_RESTAURANT_BOOKINGS, ONE_RESTAURANT_MAX_PARALLEL = 100, 3
 STEADY_BOOKINGS, STEADY_RATE = (60, 8.0) if QUICK else (120, 8.0)
@@ -65,14 +80,17 @@ def binary(name: str) -> str:
 class Workers:
     """N worker processes of one kind; stopped (SIGTERM, then SIGKILL) on exit."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], count: int, log: Path):
+    def __init__(self, argv: list[str], env: dict[str, str], count: int, log: Path,
+                 kind: str = "worker"):
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.kind = kind
         self.logs = [log.with_name(f"{log.name}.{k}.log") for k in range(count)]
         for path in self.logs:
             out = open(path, "ab")  # noqa: SIM115 - the child keeps it
             self.procs.append(subprocess.Popen(argv, env=env, stdout=out, stderr=out,
                                                cwd=ROOT))
         WATCHED.append(self)
+        METER.workers[kind] = [p.pid for p in self.procs]
 
     def dead(self) -> str | None:
         for p, path in zip(self.procs, self.logs, strict=True):
@@ -82,6 +100,7 @@ class Workers:
 
     def stop(self) -> None:
         WATCHED.remove(self)
+        METER.workers[self.kind] = []
         for p in self.procs:
             p.terminate()
         for p in self.procs:
@@ -93,6 +112,7 @@ class Workers:
 
 
 WATCHED: list[Workers] = []
+METER = CpuMeter(Path())  # pointed at the bench's PostgreSQL in main()
 
 
 async def watchdog() -> None:
@@ -106,10 +126,21 @@ async def watchdog() -> None:
                 raise SystemExit(f"bench: a worker process died: {why}")
 
 
-def busy_loops(count: int) -> list[subprocess.Popen[bytes]]:
-    """CPU-bound processes at the lowest priority, as on any shared host."""
-    return [subprocess.Popen(["nice", "-n", "19", sys.executable, "-c", "while True: pass"])
-            for _ in range(count)]
+@contextlib.contextmanager
+def busy(count: int) -> Any:
+    """`count` CPU-bound processes, each in its own session (setsid). This
+    kernel groups a session's processes (sched_autogroup_enabled=1), so one
+    competes with the bench's processes as an equal whatever its nice value,
+    as another tenant of a shared host does. Killed (by pid) on exit."""
+    loops = [subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                              start_new_session=True)  # setsid(2)
+             for _ in range(count)]
+    try:
+        yield
+    finally:
+        for p in loops:
+            p.kill()
+            p.wait()
 
 
 async def ceiling(client: Client, queue: str, count: int) -> dict[str, Any]:
@@ -166,11 +197,13 @@ async def book(engine: Any, client: Client, queue: str, prefix: str, bookings: i
     return list(created), ids, time.perf_counter() - started
 
 
-async def figures(engine: Any, ids: list[str], restaurants: list[str]) -> dict[str, Any]:
+async def figures(engine: Any, ids: list[str], restaurants: list[str],
+                  mailbox: Path) -> dict[str, Any]:
     from sqlalchemy import text
 
     from seatflow.ops.loadtest import (
         double_booked_table_minutes,
+        email_figures,
         latency_percentiles,
         max_concurrency_per_restaurant,
         states_of,
@@ -186,6 +219,7 @@ async def figures(engine: Any, ids: list[str], restaurants: list[str]) -> dict[s
             "FROM permit_intervals WHERE booking_id = ANY(CAST(:ids AS uuid[])) "
             "AND released_at IS NOT NULL) x"), {"ids": ids})).one()
     per_restaurant = await max_concurrency_per_restaurant(engine, ids)
+    duplicates, _, missing = await email_figures(engine, mailbox, ids)
 
     def ms(v: Any) -> float | None:
         return None if v is None else round(float(v), 1)
@@ -197,26 +231,59 @@ async def figures(engine: Any, ids: list[str], restaurants: list[str]) -> dict[s
         "slot_hold_ms": {"p50": ms(row.h50), "p95": ms(row.h95)},
         "max_concurrency": max(per_restaurant.values(), default=None),
         "double_booked_table_minutes": await double_booked_table_minutes(engine, restaurants),
+        "emails": {"duplicates": duplicates, "confirmed_without_email": missing},
     }
 
 
-async def run_with(procs: int, *, url: str, client: Client, address: str, engine: Any,
+BOOKING_KINDS = ("worker", "temporal", "postgres", "client")
+CEILING_KINDS = ("noop_worker", "temporal", "postgres", "client")
+
+
+async def measured_ceiling(client: Client, queue: str, count: int) -> dict[str, Any]:
+    before = METER.sample()
+    out = await ceiling(client, queue, count)
+    out["cpu_ms_per_workflow"] = per_item(before, METER.sample(), count, CEILING_KINDS)
+    return out
+
+
+async def burst(engine: Any, client: Client, queue: str, prefix: str, bookings: int,
+                restaurants: int, seed: int, mailbox: Path, **extra: Any) -> dict[str, Any]:
+    """One burst (or steady run): figures, invariants and CPU per booking."""
+    load_before = os.getloadavg()[0]
+    before = METER.sample()
+    ids, rids, seconds = await book(engine, client, queue, prefix, bookings, restaurants,
+                                    seed, **extra)
+    cpu = per_item(before, METER.sample(), bookings, BOOKING_KINDS)
+    load_after = os.getloadavg()[0]
+    return {"bookings": bookings, "restaurants": restaurants, "seconds": round(seconds, 3),
+            "per_second": round(bookings / seconds, 2),
+            "load_average_1m": [round(load_before, 2), round(load_after, 2)],
+            "cpu_ms_per_booking": cpu,
+            **await figures(engine, ids, rids, mailbox)}
+
+
+async def run_with(procs: int, *, client: Client, address: str, engine: Any,
                    tmp: Path, base_env: dict[str, str]) -> dict[str, Any]:
     tag = f"p{procs}-{uuid.uuid4().hex[:4]}"
     queue, noop_queue = f"bench-{tag}", f"bench-noop-{tag}"
+    mailbox = tmp / "mailbox"
     env = dict(base_env, SEATFLOW_TASK_QUEUE=queue)
     workers = Workers([sys.executable, "-m", "worker"], env, procs, tmp / f"worker-{tag}")
     noop = Workers([sys.executable, str(ROOT / "bench" / "noop_worker.py"), address, noop_queue],
-                   base_env, procs, tmp / f"noop-{tag}")
+                   base_env, procs, tmp / f"noop-{tag}", kind="noop_worker")
     try:
         await ceiling(client, noop_queue, 20)  # warm-up: connections, sticky caches
         await book(engine, client, queue, f"bw{tag}", 10, 5, seed=1)
-        a = await ceiling(client, noop_queue, CEILING_WORKFLOWS)
-        a100 = await ceiling(client, noop_queue, LATENCY_BOOKINGS)
-        ids_b, rids_b, seconds_b = await book(engine, client, queue, f"bt{tag}",
-                                              THROUGHPUT_BOOKINGS, THROUGHPUT_RESTAURANTS, seed=2)
-        ids_c, rids_c, seconds_c = await book(engine, client, queue, f"bl{tag}",
-                                              LATENCY_BOOKINGS, LATENCY_RESTAURANTS, seed=3)
+        a = await measured_ceiling(client, noop_queue, CEILING_WORKFLOWS)
+        a100 = await measured_ceiling(client, noop_queue, LATENCY_BOOKINGS)
+        b = await burst(engine, client, queue, f"bt{tag}", THROUGHPUT_BOOKINGS,
+                        THROUGHPUT_RESTAURANTS, 2, mailbox)
+        c = await burst(engine, client, queue, f"bl{tag}", LATENCY_BOOKINGS,
+                        LATENCY_RESTAURANTS, 3, mailbox)
+        with busy(1):
+            await asyncio.sleep(1.0)  # let the competitor take its share
+            c_busy = await burst(engine, client, queue, f"bb{tag}", LATENCY_BOOKINGS,
+                                 LATENCY_RESTAURANTS, 8, mailbox)
     finally:
         noop.stop()
         workers.stop()
@@ -226,13 +293,12 @@ async def run_with(procs: int, *, url: str, client: Client, address: str, engine
     workers = Workers([sys.executable, "-m", "worker"], env_one, procs, tmp / f"worker1-{tag}")
     try:
         await book(engine, client, queue, f"bw1{tag}", 5, 1, seed=4)
-        ids_d, rids_d, seconds_d = await book(engine, client, queue, f"bo{tag}",
-                                              ONE_RESTAURANT_BOOKINGS, 1, seed=5)
+        d = await burst(engine, client, queue, f"bo{tag}", ONE_RESTAURANT_BOOKINGS, 1, 5,
+                        mailbox)
     finally:
         workers.stop()
-    b = {"bookings": THROUGHPUT_BOOKINGS, "restaurants": THROUGHPUT_RESTAURANTS,
-         "seconds": round(seconds_b, 3), "per_second": round(THROUGHPUT_BOOKINGS / seconds_b, 2),
-         **await figures(engine, ids_b, rids_b)}
+    quiet_ms, busy_ms = (c["cpu_ms_per_booking"]["worker"],
+                         c_busy["cpu_ms_per_booking"]["worker"])
     return {
         "worker_processes": procs,
         "ceiling": a,
@@ -241,39 +307,44 @@ async def run_with(procs: int, *, url: str, client: Client, address: str, engine
         "ceiling_burst_100": a100,
         "throughput": b,
         "ratio": round(b["per_second"] / a["per_second"], 3),
-        "latency": {"bookings": LATENCY_BOOKINGS, "restaurants": LATENCY_RESTAURANTS,
-                    "seconds": round(seconds_c, 3), **await figures(engine, ids_c, rids_c)},
-        "one_restaurant": {"bookings": ONE_RESTAURANT_BOOKINGS,
-                           "max_parallel": ONE_RESTAURANT_MAX_PARALLEL,
-                           "seconds": round(seconds_d, 3),
-                           **await figures(engine, ids_d, rids_d)},
+        "latency": c,
+        "latency_beside_one_busy_process": c_busy,
+        "worker_cpu_busy_over_quiet": round(busy_ms / quiet_ms, 2) if quiet_ms else None,
+        # CPU per booking over the trivial workflow's CPU per workflow, same
+        # run, same burst size: on a box shared with other work the same work
+        # costs more CPU time (caches, hyperthreads), and this ratio cancels
+        # most of that (the absolute figures moved by +-50% between runs here)
+        "cpu_vs_trivial_workflow": {
+            "worker": _ratio(c["cpu_ms_per_booking"]["worker"],
+                             a100["cpu_ms_per_workflow"]["noop_worker"]),
+            "temporal": _ratio(c["cpu_ms_per_booking"]["temporal"],
+                               a100["cpu_ms_per_workflow"]["temporal"]),
+            "total": _ratio(c["cpu_ms_per_booking"]["total"],
+                            a100["cpu_ms_per_workflow"]["total"]),
+        },
+        "one_restaurant": {"max_parallel": ONE_RESTAURANT_MAX_PARALLEL, **d},
     }
 
 
+def _ratio(a: float, b: float) -> float | None:
+    return round(a / b, 2) if b else None
+
+
 async def steady(procs: int, *, client: Client, engine: Any, tmp: Path,
-                 base_env: dict[str, str], busy: int) -> dict[str, Any]:
-    tag = f"s{busy}-{uuid.uuid4().hex[:4]}"
+                 base_env: dict[str, str], competitors: int) -> dict[str, Any]:
+    tag = f"s{competitors}-{uuid.uuid4().hex[:4]}"
     queue = f"bench-{tag}"
     workers = Workers([sys.executable, "-m", "worker"], dict(base_env, SEATFLOW_TASK_QUEUE=queue),
                       procs, tmp / f"worker-{tag}")
-    loops: list[subprocess.Popen[bytes]] = []
     try:
         await book(engine, client, queue, f"sw{tag}", 5, 1, seed=6)
-        loops = busy_loops(busy)
-        load_before = os.getloadavg()[0]
-        ids, rids, seconds = await book(engine, client, queue, f"st{tag}", STEADY_BOOKINGS, 1,
-                                        seed=7, rate=STEADY_RATE)
-        load_after = os.getloadavg()[0]
+        with busy(competitors):
+            run = await burst(engine, client, queue, f"st{tag}", STEADY_BOOKINGS, 1, 7,
+                              tmp / "mailbox", rate=STEADY_RATE)
     finally:
-        for p in loops:
-            p.kill()
-            p.wait()
         workers.stop()
-    return {"bookings": STEADY_BOOKINGS, "rate_per_second": STEADY_RATE,
-            "nice19_busy_processes": busy, "worker_processes": procs,
-            "seconds": round(seconds, 3),
-            "load_average_1m": [round(load_before, 2), round(load_after, 2)],
-            **await figures(engine, ids, rids)}
+    return {"rate_per_second": STEADY_RATE, "busy_processes": competitors,
+            "worker_processes": procs, **run}
 
 
 def p95(section: dict[str, Any]) -> float | None:
@@ -281,9 +352,50 @@ def p95(section: dict[str, Any]) -> float | None:
     return None if value is None else float(value)
 
 
-def target(value: float | None, limit: float, unit: str) -> dict[str, Any]:
-    return {"value": value, "target": f"< {limit} {unit}",
-            "met": value is not None and value < limit}
+def target(value: float | None, limit: float, unit: str, *, at_most: bool = False
+           ) -> dict[str, Any]:
+    met = value is not None and (value <= limit if at_most else value < limit)
+    return {"value": value, "target": f"{'<=' if at_most else '<'} {limit} {unit}",
+            "met": met}
+
+
+def targets(runs: list[dict[str, Any]], quiet: dict[str, Any] | None) -> dict[str, Any]:
+    """Issue 27's targets, met / not met. CPU figures from the latency burst
+    (100 over 10 restaurants); per process count where the issue says so."""
+    best = runs[-1]
+    out: dict[str, Any] = {}
+    for r in runs:
+        n = r["worker_processes"]
+        cpu = r["latency"]["cpu_ms_per_booking"]
+        out[f"p{n}_worker_cpu_ms_per_booking_quiet"] = target(cpu["worker"], 12, "ms",
+                                                               at_most=True)
+        out[f"p{n}_all_processes_cpu_ms_per_booking_quiet"] = target(
+            cpu["total"], 35, "ms", at_most=True)
+        out[f"p{n}_worker_cpu_busy_over_quiet"] = target(
+            r["worker_cpu_busy_over_quiet"], 1.3, "x", at_most=True)
+        out[f"p{n}_ratio_vs_ceiling_same_processes"] = {
+            "value": r["ratio"], "target": ">= 0.7", "met": r["ratio"] >= 0.7}
+    out["p95_100_over_10_beside_one_busy_process"] = target(
+        p95(best["latency_beside_one_busy_process"]), 3.0, "s")
+    out["p95_100_over_10_restaurants"] = target(p95(best["latency"]), 1.5, "s")
+    out["p95_200_over_10_restaurants"] = target(p95(best["throughput"]), 3.0, "s")
+    out["p95_100_on_one_restaurant_max_parallel_3"] = target(
+        p95(best["one_restaurant"]), 2.0, "s")
+    if quiet:
+        out["steady_quiet_p95"] = target(p95(quiet), 0.15, "s")
+    sections = [r[k] for r in runs for k in ("throughput", "latency",
+                                             "latency_beside_one_busy_process",
+                                             "one_restaurant")]
+    observed = [x["max_concurrency"] for x in sections if x["max_concurrency"] is not None]
+    out["concurrency_within_max_parallel"] = {
+        "value": max(observed, default=None),
+        "met": bool(observed) and all(x <= 3 for x in observed)}
+    out["no_double_booking"] = {"met": all(
+        x["double_booked_table_minutes"] == 0 for x in [*sections, *([quiet] if quiet else [])])}
+    out["no_duplicate_or_missing_email"] = {"met": all(
+        x["emails"] == {"duplicates": 0, "confirmed_without_email": 0}
+        for x in [*sections, *([quiet] if quiet else [])])}
+    return out
 
 
 async def main() -> dict[str, Any]:
@@ -315,16 +427,22 @@ async def main() -> dict[str, Any]:
                     PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT / "bench")]))
     base_env.pop("FEATURE_ASSIGNMENT_PIPELINE_V3_MAX_PARALLEL", None)
     engine = make_engine(url, pool_size=20, max_overflow=20)  # the load generator's
+    METER.pg_dir = tmp / "pg"
     cpus = os.cpu_count() or 1
+    counts = sorted({1, cpus})
+    if "--procs" in sys.argv:
+        counts = [int(x) for x in sys.argv[sys.argv.index("--procs") + 1].split(",")]
     runs: list[dict[str, Any]] = []
     steady_runs: list[dict[str, Any]] = []
     try:
-        for procs in sorted({1, cpus}):
-            runs.append(await run_with(procs, url=url, client=env.client, address=address,
+        for procs in counts:
+            runs.append(await run_with(procs, client=env.client, address=address,
                                        engine=engine, tmp=tmp, base_env=base_env))
-        for busy in (0, 2):
-            steady_runs.append(await steady(cpus, client=env.client, engine=engine, tmp=tmp,
-                                            base_env=base_env, busy=busy))
+        if "--no-steady" not in sys.argv:
+            for competitors in (0, 1):
+                steady_runs.append(await steady(cpus, client=env.client, engine=engine,
+                                                tmp=tmp, base_env=base_env,
+                                                competitors=competitors))
     finally:
         await engine.dispose()
         await env.shutdown()
@@ -333,40 +451,18 @@ async def main() -> dict[str, Any]:
 
             pgserver.get_server(tmp / "pg").cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
-    best = runs[-1]
-    hold = max((r[k]["slot_hold_ms"]["p95"] or 0.0) for r in runs
-               for k in ("throughput", "latency", "one_restaurant"))
-    wait = max((r[k]["slot_wait_ms"]["p95"] or 0.0) for r in runs
-               for k in ("throughput", "latency"))
-    observed = [r[k]["max_concurrency"] for r in runs
-                for k in ("throughput", "latency", "one_restaurant")
-                if r[k]["max_concurrency"] is not None]
-    quiet, loaded = steady_runs
+    quiet, loaded = steady_runs or ({}, {})
     return {
         "machine": {"cpus": cpus, "python": sys.version.split()[0],
-                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
+                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+                    "note": "shared box: latencies depend on other work (see each "
+                            "section's load_average_1m); so, less, does CPU per booking "
+                            "(contention makes the same work cost more CPU time): "
+                            "compare cpu_vs_trivial_workflow across runs"},
         "quick": QUICK,
         "runs": runs,
-        "steady": {"quiet": quiet, "beside_two_nice19_loops": loaded},
-        "targets": {
-            "ratio_vs_ceiling_same_processes": {
-                "value": best["ratio"], "target": ">= 0.5", "met": best["ratio"] >= 0.5},
-            "p95_100_over_10_restaurants": target(p95(best["latency"]), 1.5, "s"),
-            "p95_100_on_one_restaurant_max_parallel_3": target(
-                p95(best["one_restaurant"]), 3.0, "s"),
-            "slot_hold_p95": target(hold, 50, "ms"),
-            "slot_wait_p95_10_restaurants": target(wait, 100, "ms"),
-            "concurrency_within_max_parallel": {
-                "value": max(observed, default=None), "met": bool(observed) and all(
-                    r[k]["max_concurrency"] is None or r[k]["max_concurrency"] <= (
-                        ONE_RESTAURANT_MAX_PARALLEL if k == "one_restaurant" else 3)
-                    for r in runs for k in ("throughput", "latency", "one_restaurant"))},
-            "steady_quiet_p95": target(p95(quiet), 0.5, "s"),
-            "steady_beside_nice19_p95": target(p95(loaded), 1.5, "s"),
-            "no_double_booking": {"met": all(
-                r[k]["double_booked_table_minutes"] == 0 for r in runs
-                for k in ("throughput", "latency", "one_restaurant"))},
-        },
+        "steady": {"quiet": quiet, "beside_one_busy_process": loaded},
+        "targets": targets(runs, quiet or None),
     }
 
 

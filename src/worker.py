@@ -19,9 +19,10 @@ from temporalio.worker import Worker
 from activities.booking import BookingActivities
 from activities.flags import FlagActivities
 from seatflow.config import ConfigError, Settings, load_flags, load_settings
-from seatflow.mail import FileMailbox, MailTransport, SmtpTransport
+from seatflow.mail import FileMailbox, MailTransport, SmtpTransport, is_local
 from shadow_worker import build_shadow_worker
 from workflows.booking import BookingAssignmentWorkflow, GuestEmailWorkflow
+from workflows.converter import DATA_CONVERTER
 from workflows.runner import workflow_runner
 
 WORKFLOWS = [BookingAssignmentWorkflow, GuestEmailWorkflow]
@@ -52,10 +53,15 @@ def build_worker(
     transport: MailTransport | None = None,
 ) -> Worker:
     """The production worker, also used by the tests with their own queue."""
-    booking = BookingActivities(engine, transport or mail_transport(settings), settings)
-    flags = FlagActivities(settings)
+    transport = transport or mail_transport(settings)
+    booking = BookingActivities(engine, transport, settings)
+    flags = FlagActivities(settings, email_local=is_local(transport))
+    # The same connection, decoding with the worker's converter (the same JSON
+    # as the default's; type hints resolved once per message class).
+    config = client.config()
+    config["data_converter"] = DATA_CONVERTER
     return Worker(
-        client,
+        Client(**config),
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
         workflow_runner=workflow_runner(),

@@ -50,6 +50,7 @@ from seatflow.mail import (
     claim_outbox_email,
     deliver,
     finish_claim,
+    is_local,
     publish_breaker_change,
 )
 from seatflow.storage import attempts, lifecycle
@@ -159,7 +160,8 @@ class BookingActivities:
             start=ctx.start.isoformat(), table_ids=ctx.table_ids, reason=ctx.reason,
             attempts_used=ctx.attempts_used,
         )
-        return BeginResult(context=context, decision=decide(self.settings, ctx.restaurant_id))
+        return BeginResult(context=context, decision=decide(
+            self.settings, ctx.restaurant_id, email_local=is_local(self.transport)))
 
     @activity.defn(name="run_attempt")
     async def run_attempt(self, req: AttemptRequest) -> AttemptResult:

@@ -1,29 +1,33 @@
-"""The pipeline decision: feature flags read fresh from the environment on
-every call, so a flag change reaches bookings already in flight."""
+"""The pipeline decision: feature flags as they are now (re-read when the
+environment or .env changed), so a flag change reaches bookings already in
+flight."""
 
 from __future__ import annotations
 
 from temporalio import activity
 
-from seatflow.config import Settings, load_flags
+from seatflow.config import Settings, current_flags
 from seatflow.domain.messages import DecisionRequest, PipelineDecision
 from seatflow.service.rollout import decide as rollout_decision
 
 
 class FlagActivities:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, *, email_local: bool = False):
         self.settings = settings
+        self.email_local = email_local
 
     @activity.defn(name="decide_pipeline")
     async def decide_pipeline(self, req: DecisionRequest) -> PipelineDecision:
-        return decide(self.settings, req.restaurant_id)
+        return decide(self.settings, req.restaurant_id, email_local=self.email_local)
 
 
-def decide(settings: Settings, restaurant_id: str) -> PipelineDecision:
+def decide(settings: Settings, restaurant_id: str, *, email_local: bool = False
+           ) -> PipelineDecision:
     """The flags and retry policy in force for a restaurant, read now (the
     rollout rule itself is `seatflow.service.rollout.decide`, the one
-    `seatflow flags` explains)."""
-    flags = load_flags()
+    `seatflow flags` explains). `email_local`: the worker's mail transport is
+    local (seatflow.mail.is_local)."""
+    flags = current_flags()
     rollout = rollout_decision(flags, restaurant_id)
     return PipelineDecision(
         pipeline=rollout.pipeline,
@@ -35,6 +39,7 @@ def decide(settings: Settings, restaurant_id: str) -> PipelineDecision:
         manual_review_timeout_seconds=settings.manual_review_timeout_seconds,
         legacy_delays_seconds=settings.legacy_delays,
         shadow_task_queue=settings.shadow_task_queue,
+        email_local=email_local,
         inputs={
             "v3": flags.v3,
             "rollout_percent": flags.rollout_percent,

@@ -7,6 +7,7 @@ stops start-up with a message naming the variable.
 from __future__ import annotations
 
 import hashlib
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -54,8 +55,6 @@ def check_database_url(url: str) -> str:
 
 def project_root() -> Path:
     """The directory holding var/: SEATFLOW_HOME, else the current directory."""
-    import os
-
     return Path(os.environ.get("SEATFLOW_HOME", os.getcwd())).resolve()
 
 
@@ -253,6 +252,26 @@ def load_flags(**overrides: Any) -> Flags:
         return Flags(**overrides)
     except ValidationError as exc:
         raise _friendly(exc) from None
+
+
+_FLAG_VARIABLES = tuple(str(f.alias) for f in Flags.model_fields.values())
+_flags_read: tuple[Any, Flags] | None = None
+
+
+def current_flags() -> Flags:
+    """The flags in force now, as `load_flags()` reads them, parsed again only
+    when one of their variables or the .env file changed: each decision still
+    sees a flag change at once, without paying for pydantic-settings' parse
+    of the environment and the .env file on every booking (issue 27)."""
+    global _flags_read
+    try:
+        dotenv: bytes | None = Path(".env").read_bytes()  # a small file: cheaper than a parse
+    except OSError:
+        dotenv = None
+    key = (os.getcwd(), dotenv, tuple(os.environ.get(v) for v in _FLAG_VARIABLES))
+    if _flags_read is None or _flags_read[0] != key:
+        _flags_read = (key, load_flags())
+    return _flags_read[1]
 
 
 @lru_cache(maxsize=1)

@@ -83,7 +83,10 @@ def configure_logging(fmt: str | None = None, *, level: int | str = logging.INFO
     )
     shared = _processors()
     structlog.configure(
-        processors=[*shared, structlog.processors.StackInfoRenderer(),
+        # filter_by_level first: a line below the configured level costs one
+        # level check, not the processors' work (issue 27)
+        processors=[structlog.stdlib.filter_by_level, *shared,
+                    structlog.processors.StackInfoRenderer(),
                     structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,

@@ -73,3 +73,20 @@ def test_an_invalid_flag_is_a_usage_error_naming_it() -> None:
     done = flags("--restaurant", "bistro", **{f"{V3}_MAX_PARALLEL": "0"})
     assert done.exit_code == 2
     assert f"{V3}_MAX_PARALLEL" in done.output
+
+
+def test_the_decision_sees_a_flag_change_at_once_from_the_environment_or_dotenv(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`current_flags` parses again only when a flag variable or .env changed
+    (issue 27), and then at once: a flag change reaches bookings in flight."""
+    from seatflow.config import current_flags
+
+    assert current_flags().v3 is False
+    assert current_flags() is current_flags()  # nothing changed: not parsed again
+    monkeypatch.setenv(V3, "true")
+    assert current_flags().v3 is True
+    monkeypatch.delenv(V3)
+    (tmp_path / ".env").write_text(f"{V3}=true\nFEATURE_ASSIGNMENT_PIPELINE_V3_MAX_PARALLEL=7\n")
+    assert (current_flags().v3, current_flags().max_parallel) == (True, 7)
+    (tmp_path / ".env").write_text(f"{V3}=true\nFEATURE_ASSIGNMENT_PIPELINE_V3_MAX_PARALLEL=5\n")
+    assert current_flags().max_parallel == 5  # same size, new content: seen at once

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -60,9 +61,17 @@ async def test_party_of_two_gets_a_two_top(time_skipping_env: WorkflowEnvironmen
     client = time_skipping_env.client
     async with build_worker(client, db_engine, test_settings, task_queue=queue):
         outcome = await run_booking(client, db_engine, rid, booking, queue)
-        await save_history(client.get_workflow_handle(booking_workflow_id(booking)), "happy_path")
+        handle = client.get_workflow_handle(booking_workflow_id(booking))
+        events = [e.event_type for e in (await handle.fetch_history()).events]
+        # patch "email-local-activity" (the v1 path is tests/histories/happy_path.json)
+        await save_history(handle, "happy_path_email_local")
     assert outcome.state == "confirmed"
     assert await booking_tables(db_engine, booking) == ["T1"]
+    # The file mailbox is local: verify, attempt and the confirmation email in
+    # ONE workflow task, with no activity task (issue 27).
+    assert events.count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) == 1
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in events
+    assert [p.name for p in mailbox.glob("*.eml")] == [f"{booking}-confirmation.eml"]
     history = await fetch(
         db_engine,
         "SELECT from_state, to_state, version FROM booking_assignment_state_history "

@@ -129,6 +129,38 @@ async def test_a_cancel_during_the_confirmation_send_sends_the_cancellation_afte
     await replays(handle)
 
 
+async def test_a_cancel_during_a_local_confirmation_send_sends_the_cancellation_after_it(
+        ts_client: Client, queue: str, held: HeldBooking, worker: Worker) -> None:
+    """Patch "email-local-activity": with a local mail transport the messages
+    are local activities, and no activity task is scheduled. A cancel
+    signalled while one runs is applied after it, as with the regular
+    activity. The signal lands while the task that sends is still running,
+    so the server refuses that task's completion (it would have completed the
+    workflow past an unseen signal) and the task runs again: its local
+    activities find their work done (the real send finds the outbox row sent)."""
+    held.decisions = [v3(email_local=True)]
+    held.holding("email:confirmation")
+    handle = await start(ts_client, queue, held)
+    await asyncio.wait_for(held.reached["email:confirmation"].wait(), 30)
+    await handle.signal(BookingAssignmentWorkflow.cancel_booking, {"actor": "guest"})
+    held.hold["email:confirmation"].set()
+    outcome = await result(handle)
+    assert outcome.state == "cancelled"
+    assert held.names().count("cancel_booking") == 1
+    assert held.names().count("run_attempt") == 1
+    # every message, in order of first send: the moved guest is told once, and
+    # the cancellation comes last
+    assert list(dict.fromkeys(held.emails())) == [
+        (held.booking_id, "confirmation"), (MOVED, "table_changed"),
+        (held.booking_id, "cancellation")]
+    assert held.emails().count((MOVED, "table_changed")) == 1
+    assert held.emails()[-1] == (held.booking_id, "cancellation")
+    events = [e.event_type for e in (await handle.fetch_history()).events]
+    assert EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED not in events
+    await save_history(handle, "cancel_during_local_email_send")
+    await replays(handle)
+
+
 async def test_a_cancel_before_the_emails_still_tells_the_moved_guest_and_sends_the_cancellation(
         ts_client: Client, queue: str, held: HeldBooking, worker: Worker) -> None:
     held.holding("run_attempt")

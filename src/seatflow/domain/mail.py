@@ -20,6 +20,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import icalendar
@@ -170,6 +171,16 @@ def _compose(booking: EmailBooking, subject: str, lead: str, tail: str,
     return GuestEmail(subject=subject, text=text, html=body, ics=ics)
 
 
+@lru_cache(maxsize=64)
+def _vtimezone(tzid: str, year: int) -> icalendar.Timezone:
+    """The restaurant's VTIMEZONE for the booking's year and the next: the
+    same for every booking of that year, so made once (a quarter of a
+    message's calendar; issue 27). Only ever read: `add_component` keeps a
+    reference, and serialising does not change it."""
+    return icalendar.Timezone.from_tzid(tzid, first_date=date(year, 1, 1),
+                                        last_date=date(year + 1, 12, 31))
+
+
 def _calendar(booking: EmailBooking, *, cancelled: bool) -> str:
     """The booking as one VEVENT (METHOD:PUBLISH) at the restaurant's local
     time (TZID, with its VTIMEZONE for the booking's year and the next). The UID is derived from the booking id,
@@ -192,9 +203,7 @@ def _calendar(booking: EmailBooking, *, cancelled: bool) -> str:
     event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
     event.add("sequence", 1 if cancelled else 0)
     event.add("transp", "OPAQUE")
-    year = booking.start.astimezone(tz).year
-    cal.add_component(icalendar.Timezone.from_tzid(
-        booking.timezone, first_date=date(year, 1, 1), last_date=date(year + 1, 12, 31)))
+    cal.add_component(_vtimezone(booking.timezone, booking.start.astimezone(tz).year))
     cal.add_component(event)
     ical: bytes = cal.to_ical()
     return ical.decode("utf-8")

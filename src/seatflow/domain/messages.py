@@ -94,6 +94,11 @@ class PipelineDecision:
     legacy_delays_seconds: tuple[float, ...] = (5.0, 15.0, 45.0)
     inputs: dict[str, Any] = field(default_factory=dict)
     shadow_task_queue: str = "seatflow-shadow"
+    # The worker's mail transport is local (the file mailbox): under patch
+    # "email-local-activity" the guest's messages are sent as local
+    # activities, in the workflow task that confirmed (no activity task, no
+    # second workflow task). False in histories recorded before it.
+    email_local: bool = False
 
 
 @dataclass(frozen=True)

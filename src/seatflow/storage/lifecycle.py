@@ -18,11 +18,13 @@ from seatflow.storage.placement import email_booking
 from seatflow.storage.restaurants import load_policy
 from seatflow.storage.transitions import (
     BookingNotFound,
+    Step,
     VersionConflict,
     already_applied,
     current_state,
     record_event,
     transition,
+    transitions,
 )
 
 S = AssignmentState
@@ -97,12 +99,15 @@ async def verify_booking(engine: AsyncEngine, booking_id: str, *, now: datetime
                 )
                 state = S.FAILED.value
             else:
-                version = await transition(
-                    conn, booking_id, version, S.CAPACITY_VERIFIED,
-                    reason=f"party of {row.party_size} fits {policy.id}",
-                )
-                state = S.CAPACITY_VERIFIED.value
-        if state == S.CAPACITY_VERIFIED:
+                # created -> capacity_verified -> assignment_pending in one
+                # statement (the same rows as two transitions; issue 27)
+                version = await transitions(conn, booking_id, version, S.CREATED, [
+                    Step(S.CAPACITY_VERIFIED,
+                         reason=f"party of {row.party_size} fits {policy.id}"),
+                    Step(S.ASSIGNMENT_PENDING),
+                ])
+                state = S.ASSIGNMENT_PENDING.value
+        if state == S.CAPACITY_VERIFIED:  # a run that stopped in between
             version = await transition(conn, booking_id, version, S.ASSIGNMENT_PENDING)
             state = S.ASSIGNMENT_PENDING.value
         attempts_used = int(row.attempts_used)  # verify records no attempt

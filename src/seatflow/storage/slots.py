@@ -31,8 +31,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 # How often an attempt that holds a local slot re-tries the database slots when
-# other processes hold all of them.
+# other processes hold all of them: first after DB_POLL_SECONDS, then twice as
+# long each time up to DB_POLL_MAX_SECONDS (a round trip per try, so a fixed
+# 20 ms poll cost more CPU the longer the wait; issue 27).
 DB_POLL_SECONDS = 0.02
+DB_POLL_MAX_SECONDS = 0.16
 
 TRY_SLOT = text(
     "SELECT s FROM generate_series(1, CAST(:n AS integer)) AS s "
@@ -86,11 +89,15 @@ async def local_slot(restaurant_id: str, max_parallel: int, wait_seconds: float
 async def take_db_slot(conn: AsyncConnection, restaurant_id: str, max_parallel: int,
                        deadline: float) -> int:
     """Take one of the restaurant's slots inside the caller's transaction
-    (released at its end). Polls until `deadline` (perf_counter seconds)."""
+    (released at its end). Polls, backing off, until `deadline`
+    (perf_counter seconds)."""
+    pause = DB_POLL_SECONDS
     while True:
         slot = (await conn.execute(TRY_SLOT, {"n": max_parallel, "r": restaurant_id})).scalar()
         if slot is not None:
             return int(slot)
-        if time.perf_counter() >= deadline:
+        left = deadline - time.perf_counter()
+        if left <= 0:
             raise SlotBusy(0.0)
-        await asyncio.sleep(DB_POLL_SECONDS)
+        await asyncio.sleep(min(pause, left))
+        pause = min(pause * 2, DB_POLL_MAX_SECONDS)

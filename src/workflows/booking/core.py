@@ -88,6 +88,10 @@ class WorkflowCore:
         # cancel sends the guest's cancellation message (and still tells the
         # guests this booking's confirm moved)
         self._cancellation_message = False
+        # patch "email-local-activity", decided once at the start of run():
+        # with a local mail transport (the decision says so) a guest message
+        # is a local activity, sent in the workflow task that confirmed
+        self._email_local = False
         self._history_limit = HISTORY_EVENTS_LIMIT
 
     # ------------------------------------------------------------ activities
@@ -101,8 +105,17 @@ class WorkflowCore:
         )
 
     async def _send_email(self, booking_id: str, kind: str) -> EmailResult:
-        """One guest message from the outbox, as a regular activity (it talks
-        to an outside system) on the mail retry policy."""
+        """One guest message from the outbox, on the mail retry policy: a
+        regular activity when it talks to an outside system (SMTP); a local
+        activity when the transport is the worker's file mailbox (patch
+        "email-local-activity": one workflow task and no activity task less
+        per booking, issue 27)."""
+        if self._email_local and self._decision.email_local:
+            local: EmailResult = await workflow.execute_local_activity_method(
+                BookingActivities.send_confirmation_email, EmailRequest(booking_id, kind=kind),
+                start_to_close_timeout=EMAIL_TIMEOUT, retry_policy=EMAIL_RETRY,
+            )
+            return local
         result: EmailResult = await workflow.execute_activity_method(
             BookingActivities.send_confirmation_email, EmailRequest(booking_id, kind=kind),
             start_to_close_timeout=EMAIL_TIMEOUT, retry_policy=EMAIL_RETRY,

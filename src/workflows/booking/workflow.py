@@ -53,8 +53,14 @@ with workflow.unsafe.imports_passed_through():
     from workflows.booking.review import ManualReview
 
 # How long an attempt waits for a restaurant slot inside its local activity
-# before handing the wait to a durable workflow timer.
-SLOT_WAIT_SECONDS = 0.5
+# before handing the wait to a durable workflow timer. Waiting in the
+# activity costs nothing (a place in the process's queue); each hand-over
+# costs a timer, a workflow task and another local activity. At 0.5 s a
+# burst of 100 on one restaurant handed over several times per booking, more
+# the slower the box, so the worker's CPU per booking grew with wall time
+# (issue 27). The worker heartbeats the workflow task meanwhile; a cancel
+# signalled during the wait is applied when it ends.
+SLOT_WAIT_SECONDS = 2.0
 
 S = AssignmentState
 
@@ -65,6 +71,7 @@ class BookingAssignmentWorkflow(ManualReview, Cancellation):
     async def run(self, inp: BookingWorkflowInput) -> BookingOutcome:
         # Decided once, before the first command (docs/architecture.md).
         self._cancellation_message = workflow.patched("cancellation-message")
+        self._email_local = workflow.patched("email-local-activity")
         self.s.booking_id = inp.booking_id
         if inp.history_limit:
             self._history_limit = inp.history_limit
