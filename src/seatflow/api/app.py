@@ -18,8 +18,10 @@ from seatflow.api.auth import ApiToken
 from seatflow.api.deps import Deps
 from seatflow.api.errors import install_error_handlers
 from seatflow.api.guard import BodyGuard
-from seatflow.api.routes import availability, bookings, health, review
+from seatflow.api.ratelimit import RateLimits
+from seatflow.api.routes import availability, bookings, health, holds, review
 from seatflow.config import Settings
+from seatflow.service import cpu
 from seatflow.service.database import open_database
 
 API_POOL_SIZE = 10
@@ -55,8 +57,9 @@ def create_app(
         "Every request but /healthz needs `Authorization: Bearer <token>`.",
         lifespan=lifespan,
     )
-    app.add_middleware(BodyGuard, tokens=tokens)
+    cpu.configure(settings.api_cpu_workers, settings.api_cpu_wait_ms / 1000)
+    app.add_middleware(BodyGuard, tokens=tokens, rates=RateLimits(settings.api_rate_limit))
     install_error_handlers(app)
-    for resource in (bookings, availability, review, health):
+    for resource in (bookings, holds, availability, review, health):
         app.include_router(resource.router)
     return app

@@ -61,6 +61,7 @@ async def create(
         d.engine, d.client, restaurant_id, party_size=body.party_size, start=body.start,
         zone_preference=body.zone_preference, guest_name=body.guest_name,
         guest_email=body.guest_email, idempotency_key=idempotency_key,
+        hold_id=body.hold_id, holder=token.name,
         require_availability=body.require_availability, task_queue=d.settings.task_queue,
         engine_config=d.config, horizon_days=d.settings.booking_horizon_days,
     )
