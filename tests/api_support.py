@@ -51,10 +51,10 @@ class ApiServer:
     """uvicorn serving `create_app` in a thread (its own loop, engine and client)."""
 
     def __init__(self, *, database_url: str, temporal_address: str, task_queue: str,
-                 tokens_json: str) -> None:
+                 tokens_json: str, **env: str) -> None:
         settings = load_settings(
             DATABASE_URL=database_url, TEMPORAL_ADDRESS=temporal_address,
-            SEATFLOW_TASK_QUEUE=task_queue,
+            SEATFLOW_TASK_QUEUE=task_queue, **env,
         )
         self.app = create_app(settings, parse_tokens(tokens_json))
         self.port = free_port()
