@@ -244,3 +244,59 @@ async def test_a_token_past_its_rate_limit_gets_429_and_the_others_do_not(
     assert r.status_code == 429
     r = await http.get(path, headers=auth(secrets_by_name["solo"]), params=params)
     assert r.status_code == 200
+
+
+async def test_the_cli_holds_books_on_a_hold_and_releases(
+        pg_url: str, dev_env: Any, db_engine: AsyncEngine, restaurant: str, queue: str,
+        worker: None) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, DATABASE_URL=pg_url, TEMPORAL_ADDRESS=temporal_address(dev_env),
+               SEATFLOW_TASK_QUEUE=queue)
+    exe = str(Path(sys.executable).parent / "seatflow")
+
+    async def seatflow(*args: str) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(subprocess.run, [exe, *args], check=False, env=env,
+                                       capture_output=True, text=True, timeout=120)
+
+    start = at(evening(11, days=6))
+    made = await seatflow("holds", "create", "--restaurant", restaurant, "--party", "2",
+                          "--start", start, "--holder", "desk", "--json")
+    assert made.returncode == 0, made.stderr
+    hold = json.loads(made.stdout)
+    listed = await seatflow("holds", "list", "--restaurant", restaurant, "--date",
+                            evening(11, days=6).date().isoformat(), "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert hold["hold_id"] in [h["hold_id"] for h in json.loads(listed.stdout)]
+    # another holder's hold is not this one's to book on
+    stolen = await seatflow("bookings", "create", "--restaurant", restaurant, "--party", "2",
+                            "--start", start, "--hold", hold["hold_id"])
+    assert stolen.returncode == 1 and "no hold" in stolen.stderr
+    booked = await seatflow("bookings", "create", "--restaurant", restaurant, "--party", "2",
+                            "--start", start, "--hold", hold["hold_id"], "--holder", "desk",
+                            "--require-availability", "--json")
+    assert booked.returncode == 0, booked.stderr
+    booking_id = json.loads(booked.stdout)["booking_id"]
+    assert await wait_for_state(db_engine, booking_id, {"confirmed", "manual_review"}) == (
+        "confirmed")
+    tables = await fetch(db_engine, "SELECT t.code FROM allocations a JOIN dining_tables t "
+                         "ON t.id = a.table_id WHERE a.booking_id = CAST(:b AS uuid)",
+                         b=booking_id)
+    assert [r[0] for r in tables] == hold["tables"]
+    second = await seatflow("holds", "create", "--restaurant", restaurant, "--party", "2",
+                            "--start", start, "--holder", "desk")
+    assert second.returncode == 0, second.stderr
+    hold_id = second.stdout.strip()
+    released = await seatflow("holds", "release", "--restaurant", restaurant, hold_id,
+                              "--holder", "desk")
+    assert released.returncode == 0, released.stderr
+    again = await seatflow("holds", "release", "--restaurant", restaurant, hold_id,
+                           "--holder", "desk")
+    assert again.returncode == 1 and "no hold" in again.stderr
+    late = await seatflow("holds", "create", "--restaurant", restaurant, "--party", "2",
+                          "--start", "9999-12-31T19:30")
+    assert late.returncode == 2, late.stderr  # beyond the horizon: a usage error, no traceback
+    assert "Traceback" not in late.stderr
