@@ -53,8 +53,11 @@ class ApiServer:
     def __init__(self, *, database_url: str, temporal_address: str, task_queue: str,
                  tokens_json: str, **env: str) -> None:
         # Tests make hundreds of requests a second on one token: the default
-        # rate limit is lifted here (test_holds gives a token its own limit).
-        env = {"SEATFLOW_API_RATE_LIMIT": "100000/second", **env}
+        # rate limit is lifted here (test_holds gives a token its own limit),
+        # and engine work runs inline unless a test asks for the pool of
+        # worker processes (test_holds does).
+        env = {"SEATFLOW_API_RATE_LIMIT": "100000/second", "SEATFLOW_API_CPU_WORKERS": "0",
+               **env}
         settings = load_settings(
             DATABASE_URL=database_url, TEMPORAL_ADDRESS=temporal_address,
             SEATFLOW_TASK_QUEUE=task_queue, **env,

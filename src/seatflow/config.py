@@ -128,10 +128,11 @@ class Settings(BaseSettings):
     # Fair use of the API: every token's request rate unless its entry in
     # SEATFLOW_API_TOKENS names its own `rate_limit` (the `limits` library's
     # notation, e.g. "20/second;600/minute"; 429 with Retry-After past it), and
-    # the pool CPU-bound work runs in: its workers, and how long a request may
-    # wait for one (503 busy past it).
-    api_rate_limit: str = Field(default="20/second;600/minute", alias="SEATFLOW_API_RATE_LIMIT")
-    api_cpu_workers: int = Field(default=2, ge=1, le=64, alias="SEATFLOW_API_CPU_WORKERS")
+    # the pool of processes CPU-bound work runs in (service/cpu.py): its
+    # workers (0: on the event loop), and how long a request may wait for one
+    # (503 busy past it).
+    api_rate_limit: str = Field(default="10/second;300/minute", alias="SEATFLOW_API_RATE_LIMIT")
+    api_cpu_workers: int = Field(default=1, ge=0, le=64, alias="SEATFLOW_API_CPU_WORKERS")
     api_cpu_wait_ms: float = Field(default=1000.0, gt=0, le=60000,
                                    alias="SEATFLOW_API_CPU_WAIT_MS")
 

@@ -72,7 +72,8 @@ def api(pg_url: str, dev_env: Any, queue: str, secrets_by_name: dict[str, str],
                     "restaurants": [restaurant], "rate_limit": "3/minute"})
     with ApiServer(database_url=pg_url, temporal_address=temporal_address(dev_env),
                    task_queue=queue, tokens_json=json.dumps(entries),
-                   SEATFLOW_HOLD_MAX_PER_TOKEN=str(MAX_HOLDS)) as server:
+                   SEATFLOW_HOLD_MAX_PER_TOKEN=str(MAX_HOLDS),
+                   SEATFLOW_API_CPU_WORKERS="1") as server:  # the deployed pool
         yield server
 
 
@@ -87,6 +88,13 @@ async def worker(dev_env: Any, db_engine: AsyncEngine, test_settings: Any, queue
                  ) -> AsyncIterator[None]:
     async with build_worker(dev_env.client, db_engine, test_settings, task_queue=queue):
         yield
+
+
+async def execute(engine: AsyncEngine, sql: str, **params: Any) -> None:
+    from sqlalchemy import text
+
+    async with engine.begin() as conn:
+        await conn.execute(text(sql), params)
 
 
 def auth(token: str) -> dict[str, str]:
@@ -173,23 +181,33 @@ async def test_an_expired_hold_is_offered_again(
         http: httpx.AsyncClient, secrets_by_name: dict[str, str], restaurant: str,
         db_engine: AsyncEngine) -> None:
     start = evening(15)
-    # every table held, for one second (the expiry is a parameter of the service)
-    for _ in range(TABLES):
-        await request_hold(db_engine, restaurant, "short", party_size=2, start=at(start),
-                           config=EngineConfig(), ttl_seconds=1.0, max_per_holder=TABLES)
+    # every table held: nine for an hour, then the last one for a second (the
+    # expiry is a parameter of the service)
+    held = [await request_hold(db_engine, restaurant, "short", party_size=2, start=at(start),
+                               config=EngineConfig(), ttl_seconds=1.0 if k == TABLES - 1 else 3600,
+                               max_per_holder=TABLES) for k in range(TABLES)]
     solo = auth(secrets_by_name["solo"])
     path = f"/v1/restaurants/{restaurant}/holds"
-    r = await http.post(path, headers=solo, json={"party_size": 2, "start": at(start)})
-    assert (r.status_code, r.json()["code"]) == (409, "not_available"), r.text
-    assert not await available(http, secrets_by_name["solo"], restaurant, start)
-    for _ in range(100):  # the holds expire by themselves: nothing sweeps them
-        if await available(http, secrets_by_name["solo"], restaurant, start):
+    for _ in range(300):  # the short hold expires by itself: nothing sweeps it
+        r = await http.post(path, headers=solo, json={"party_size": 2, "start": at(start)})
+        if r.status_code == 201:
             break
+        assert (r.status_code, r.json()["code"]) == (409, "not_available"), r.text
         await asyncio.sleep(0.1)
     else:
-        pytest.fail("the expired holds were never offered again")
+        pytest.fail("the expired hold's table was never offered again")
+    assert r.json()["tables"] == list(held[-1].tables)  # the expired hold's table
+    first = r.json()["hold_id"]
+    assert not await available(http, secrets_by_name["solo"], restaurant, start)
+    # the hour-long ones expire too (time moved on, as the database sees it)
+    await execute(db_engine, "UPDATE holds SET expires_at = clock_timestamp() "
+                  "- interval '1 second' WHERE restaurant_id = :r AND holder = 'short'",
+                  r=restaurant)
+    assert await available(http, secrets_by_name["solo"], restaurant, start)
+    r = await http.post(path, headers=solo, json={"party_size": 2, "start": at(start)})
     r = await http.post(path, headers=solo, json={"party_size": 2, "start": at(start)})
     assert r.status_code == 201, r.text
+    await http.delete(f"{path}/{first}", headers=solo)
     # released, its table is free again at once; released twice, it is gone
     hold_id = r.json()["hold_id"]
     assert (await http.delete(f"{path}/{hold_id}", headers=solo)).status_code == 204

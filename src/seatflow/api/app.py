@@ -7,6 +7,7 @@ every error is JSON `{"code", "message"}`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -48,6 +49,9 @@ def create_app(
                 settings.temporal_address, namespace=settings.temporal_namespace, lazy=True
             )
             app.state.deps = Deps(settings, tokens, db, temporal, settings.engine_config())
+            # availability and hold grants compute in worker processes (service/cpu.py)
+            await asyncio.to_thread(cpu.configure, settings.api_cpu_workers,
+                                    settings.api_cpu_wait_ms / 1000)
             yield
 
     app = FastAPI(
@@ -57,7 +61,6 @@ def create_app(
         "Every request but /healthz needs `Authorization: Bearer <token>`.",
         lifespan=lifespan,
     )
-    cpu.configure(settings.api_cpu_workers, settings.api_cpu_wait_ms / 1000)
     app.add_middleware(BodyGuard, tokens=tokens, rates=RateLimits(settings.api_rate_limit))
     install_error_handlers(app)
     for resource in (bookings, holds, availability, review, health):
