@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from seatflow.api.deps import Caller, Dep, RestaurantPath, require
 from seatflow.api.errors import BODY_ERRORS, error_responses
 from seatflow.api.models import Error, HoldBody, HoldModel
+from seatflow.api.routes.bookings import link
 from seatflow.service.holds import hold_dict, release_hold, request_hold
 
 router = APIRouter(tags=["holds"])
@@ -21,7 +22,14 @@ router = APIRouter(tags=["holds"])
     "/v1/restaurants/{restaurant_id}/holds",
     status_code=201,
     response_model=HoldModel,
-    responses={404: {"model": Error}, 409: {"model": Error,
+    responses={201: {"links": {
+                   "release": link("/v1/restaurants/{restaurant_id}/holds/{hold_id}", "delete",
+                                   "release the hold", hold_id="$response.body#/hold_id",
+                                   restaurant_id="$request.path.restaurant_id"),
+                   "book": link("/v1/restaurants/{restaurant_id}/bookings", "post",
+                                "book on the hold (send its hold_id, party_size and start)",
+                                restaurant_id="$request.path.restaurant_id")}},
+               404: {"model": Error}, 409: {"model": Error,
                "description": "not_available (with `nearest`) or hold_limit"},
                **error_responses(*BODY_ERRORS)},
     summary="Hold the tables of a time for a few minutes (a slot lock)",
