@@ -16,7 +16,7 @@ import json
 import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -318,3 +318,47 @@ async def test_the_cli_holds_books_on_a_hold_and_releases(
                           "--start", "9999-12-31T19:30")
     assert late.returncode == 2, late.stderr  # beyond the horizon: a usage error, no traceback
     assert "Traceback" not in late.stderr
+
+
+def test_hold_and_booking_times_at_the_extremes_and_any_text_never_5xx(
+        api: ApiServer, secrets_by_name: dict[str, str], restaurant: str) -> None:
+    """Hypothesis: a hold's (and a booking on a hold's) `start` as any date-time
+    of years 1..9999, with or without an offset, or any text; `hold_id` as any
+    text: a clear 4xx or a hold, never a 5xx."""
+    import requests
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    headers = auth(secrets_by_name["solo"])
+    zones = st.sampled_from([None, UTC, timezone(timedelta(hours=14)),
+                             timezone(timedelta(hours=-12))])
+    moments = st.builds(lambda d, z: d.replace(tzinfo=z).isoformat(),
+                        st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31,
+                                                                                    23, 59)),
+                        zones)
+    starts = st.one_of(moments, st.text(max_size=70))
+    seen: list[int] = []
+
+    @settings(max_examples=60, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(start=starts, party=st.integers(min_value=-5, max_value=2000),
+           hold_id=st.one_of(st.none(), st.text(max_size=40), st.uuids().map(str)))
+    def run(start: str, party: int, hold_id: str | None) -> None:
+        r = requests.post(f"{api.url}/v1/restaurants/{restaurant}/holds", headers=headers,
+                          json={"party_size": party, "start": start}, timeout=60)
+        seen.append(r.status_code)
+        assert r.status_code in (201, 404, 409, 422), r.text
+        assert r.json()["code" if r.status_code != 201 else "hold_id"]
+        if r.status_code == 201:
+            requests.delete(f"{api.url}/v1/restaurants/{restaurant}/holds/"
+                            f"{r.json()['hold_id']}", headers=headers, timeout=60)
+        body: dict[str, Any] = {"party_size": party, "start": start}
+        if hold_id is not None:
+            body["hold_id"] = hold_id
+        r = requests.post(f"{api.url}/v1/restaurants/{restaurant}/bookings", headers=headers,
+                          json=body, timeout=60)
+        seen.append(r.status_code)
+        assert r.status_code < 500, r.text
+
+    run()
+    assert 422 in seen and not any(s >= 500 for s in seen)
