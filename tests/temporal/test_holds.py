@@ -362,3 +362,47 @@ def test_hold_and_booking_times_at_the_extremes_and_any_text_never_5xx(
 
     run()
     assert 422 in seen and not any(s >= 500 for s in seen)
+
+
+async def test_holds_racing_bookings_never_share_a_table(
+        http: httpx.AsyncClient, secrets_by_name: dict[str, str], restaurant: str,
+        db_engine: AsyncEngine, worker: None) -> None:
+    """Ten holds and ten bookings without a hold, all at once, for the ten
+    tables of one time: no table is both held and allocated, and every
+    table is either held or seated (the holds gate orders grants and
+    placements; the allocation re-checks live holds)."""
+    start = evening(21, days=7)
+    names = [f"c{i}" for i in range(TABLES)]
+
+    async def hold(name: str) -> httpx.Response:
+        return await http.post(f"/v1/restaurants/{restaurant}/holds",
+                               headers=auth(secrets_by_name[name]),
+                               json={"party_size": 2, "start": at(start)})
+
+    async def book(name: str) -> httpx.Response:
+        return await http.post(f"/v1/restaurants/{restaurant}/bookings",
+                               headers=auth(secrets_by_name[name]),
+                               json={"party_size": 2, "start": at(start),
+                                     "require_availability": False})
+
+    answers = await asyncio.gather(*(hold(n) for n in names), *(book(n) for n in names))
+    owners = {r.json()["hold_id"]: n for n, r in zip(names, answers[:TABLES], strict=True)
+              if r.status_code == 201}
+    holds = [r.json() for r in answers[:TABLES] if r.status_code == 201]
+    bookings = [r.json()["booking_id"] for r in answers[TABLES:]]
+    assert all(r.status_code == 201 for r in answers[TABLES:])
+    assert all(r.status_code in (201, 409) for r in answers[:TABLES])
+    states = await asyncio.gather(*(wait_for_state(
+        db_engine, b, {"confirmed", "manual_review", "assignment_pending"}) for b in bookings))
+    seated = await fetch(db_engine, "SELECT t.code FROM allocations a JOIN dining_tables t "
+                         "ON t.id = a.table_id WHERE a.booking_id = ANY(CAST(:ids AS uuid[]))",
+                         ids=bookings)
+    held = [t for h in holds for t in h["tables"]]
+    seated_tables = [r[0] for r in seated]
+    assert not set(held) & set(seated_tables), (held, seated_tables)
+    assert len(held) + len(seated_tables) == TABLES  # nothing lost either
+    assert states.count("confirmed") == len(seated_tables) == TABLES - len(holds)
+    for h in holds:  # released, they leave the tables to the bookings still waiting
+        r = await http.delete(f"/v1/restaurants/{restaurant}/holds/{h['hold_id']}",
+                              headers=auth(secrets_by_name[owners[h["hold_id"]]]))
+        assert r.status_code == 204

@@ -13,7 +13,7 @@ hold never moves a booking, and re-packing never moves a hold.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -125,7 +125,7 @@ async def holds_on_day(engine: AsyncEngine, restaurant_id: str, day: date, *,
         raise InvalidBooking("unknown_restaurant", f"unknown restaurant {restaurant_id!r}")
     check_day(day, now or datetime.now(UTC), horizon_days)
     lo, hi = day_window(policy, day)
-    return await store.live_holds(engine, restaurant_id, lo, hi + timedelta(hours=6))
+    return await store.live_holds(engine, restaurant_id, lo, hi)
 
 
 def hold_dict(hold: Hold, timezone: str | None = None) -> dict[str, Any]:
