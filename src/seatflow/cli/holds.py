@@ -4,12 +4,13 @@ list a day's live holds (the same service functions as the API's
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from typing import Annotated, Any
 
 import typer
 
-from seatflow.cli.common import OUT_OF_RANGE, check_uuid, print_json, refuse, usage, with_stack
+from seatflow.cli.common import OUT_OF_RANGE, print_json, refuse, usage, with_stack
 
 app = typer.Typer(help="Holds (slot locks): a time's tables held while a guest decides.",
                   no_args_is_help=True)
@@ -75,7 +76,10 @@ def release_cmd(
     from seatflow.service.bookings import BookingActionRefused
     from seatflow.service.holds import release_hold
 
-    hold_id = check_uuid(hold_id)
+    try:
+        hold_id = str(uuid.UUID(hold_id))
+    except ValueError:
+        usage(f"{hold_id!r} is not a hold id (expected a UUID)")
 
     async def work(engine: Any, _client: Any) -> None:
         await release_hold(engine, restaurant, holder, hold_id)
