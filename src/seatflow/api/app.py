@@ -52,7 +52,10 @@ def create_app(
             # availability and hold grants compute in worker processes (service/cpu.py)
             await asyncio.to_thread(cpu.configure, settings.api_cpu_workers,
                                     settings.api_cpu_wait_ms / 1000)
-            yield
+            try:
+                yield
+            finally:
+                await asyncio.to_thread(cpu.shutdown)
 
     app = FastAPI(
         title="seatflow",

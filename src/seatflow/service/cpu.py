@@ -20,6 +20,8 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import threading
+import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -52,7 +54,7 @@ class CpuPool:
         # spawn: the API process has threads (uvicorn, database drivers)
         self._executor = ProcessPoolExecutor(
             max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_lower_priority)
+            initializer=_worker_start)
         # one gate per event loop (the tests run several loops in one process)
         self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary())
@@ -85,7 +87,7 @@ class CpuPool:
             future.result()
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._executor.shutdown(wait=True, cancel_futures=True)
 
 
 # How much lower the workers' CPU priority is than the API's (nice): on a
@@ -94,9 +96,21 @@ class CpuPool:
 WORKER_NICENESS = 10
 
 
-def _lower_priority() -> None:
+def _worker_start() -> None:
+    """In each worker process: a lower CPU priority, and an exit as soon as
+    the API process is gone (a pool worker holds its own queue's ends, so it
+    would otherwise wait for work forever after a SIGKILL of the API)."""
     with contextlib.suppress(OSError, AttributeError):
         os.nice(WORKER_NICENESS)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="seatflow-cpu-parent-watch", daemon=True).start()
 
 
 def _warm() -> None:
@@ -105,6 +119,14 @@ def _warm() -> None:
 
 
 _pool: CpuPool | None = None
+
+
+def shutdown() -> None:
+    """Stop the pool's worker processes (the API does when it stops)."""
+    global _pool
+    if _pool is not None:
+        _pool.close()
+        _pool = None
 
 
 def configure(workers: int, wait_seconds: float) -> None:
