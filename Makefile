@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test test-fast install bench-engine bench-pipeline bench-availability dev-up dev-down lint clean
+.PHONY: demo test test-fast install bench-engine bench-pipeline bench-availability bench-api dev-up dev-down lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,9 @@ bench-pipeline: $(STAMP)
 
 bench-availability: $(STAMP)
 	$(BIN)/python bench/availability.py
+
+bench-api: $(STAMP)
+	$(BIN)/python bench/api.py
 
 dev-up: $(STAMP)
 	$(BIN)/seatflow dev up

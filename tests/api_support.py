@@ -51,10 +51,16 @@ class ApiServer:
     """uvicorn serving `create_app` in a thread (its own loop, engine and client)."""
 
     def __init__(self, *, database_url: str, temporal_address: str, task_queue: str,
-                 tokens_json: str) -> None:
+                 tokens_json: str, **env: str) -> None:
+        # Tests make hundreds of requests a second on one token: the default
+        # rate limit is lifted here (test_holds gives a token its own limit),
+        # and engine work runs inline unless a test asks for the pool of
+        # worker processes (test_holds does).
+        env = {"SEATFLOW_API_RATE_LIMIT": "100000/second", "SEATFLOW_API_CPU_WORKERS": "0",
+               **env}
         settings = load_settings(
             DATABASE_URL=database_url, TEMPORAL_ADDRESS=temporal_address,
-            SEATFLOW_TASK_QUEUE=task_queue,
+            SEATFLOW_TASK_QUEUE=task_queue, **env,
         )
         self.app = create_app(settings, parse_tokens(tokens_json))
         self.port = free_port()

@@ -119,6 +119,33 @@ class Settings(BaseSettings):
         default=365, ge=1, le=3650, alias="SEATFLOW_BOOKING_HORIZON_DAYS"
     )
 
+    # Holds (slot locks, POST .../holds): how long one lasts, and how many
+    # unbooked holds one token may keep at a restaurant at once.
+    hold_minutes: float = Field(default=5.0, gt=0, le=60, alias="SEATFLOW_HOLD_MINUTES")
+    hold_max_per_token: int = Field(default=20, ge=1, le=10000,
+                                    alias="SEATFLOW_HOLD_MAX_PER_TOKEN")
+    # Fair use of the API: every token's request rate unless its entry in
+    # SEATFLOW_API_TOKENS names its own `rate_limit` (the `limits` library's
+    # notation, e.g. "20/second;600/minute"; 429 with Retry-After past it), and
+    # the pool of processes CPU-bound work runs in (service/cpu.py): its
+    # workers (0: on the event loop), and how long a request may wait for one
+    # (503 busy past it).
+    api_rate_limit: str = Field(default="10/second;300/minute", alias="SEATFLOW_API_RATE_LIMIT")
+    api_cpu_workers: int = Field(default=1, ge=0, le=64, alias="SEATFLOW_API_CPU_WORKERS")
+    api_cpu_wait_ms: float = Field(default=1000.0, gt=0, le=60000,
+                                   alias="SEATFLOW_API_CPU_WAIT_MS")
+
+    @field_validator("api_rate_limit")
+    @classmethod
+    def _rate(cls, v: str) -> str:
+        from limits import parse_many
+
+        try:
+            parse_many(v)
+        except ValueError:
+            raise ValueError("must be rate limits such as 20/second;600/minute") from None
+        return v
+
     @field_validator("legacy_delays_seconds")
     @classmethod
     def _delays(cls, v: str) -> str:

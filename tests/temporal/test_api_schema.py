@@ -96,10 +96,17 @@ def run_all(fuzz_api: ApiServer, fuzz_tokens: Tokens, fuzz_restaurant: str
     )
     assert made.status_code == 201, made.text
     real_booking = made.json()["booking_id"]
+    held = requests.post(
+        f"{fuzz_api.url}/v1/restaurants/{fuzz_restaurant}/holds",
+        headers={"Authorization": f"Bearer {fuzz_tokens.host_all}"},
+        json={"party_size": 2, "start": (start + timedelta(hours=3)).isoformat()}, timeout=30,
+    )
+    assert held.status_code == 201, held.text
+    real_hold = held.json()["hold_id"]
 
     schema = schemathesis.openapi.from_url(f"{fuzz_api.url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 9
+    assert len(operations) == 11
     statuses: Counter[int] = Counter()
     examples = 0
     for operation in operations:
@@ -107,12 +114,12 @@ def run_all(fuzz_api: ApiServer, fuzz_tokens: Tokens, fuzz_restaurant: str
         token = fuzz_tokens.operator if operator else fuzz_tokens.host_all
         for mode, count in EXAMPLES.items():
             examples += fuzz(operation, mode, count, token, fuzz_restaurant, real_booking,
-                             statuses)
+                             statuses, hold=real_hold)
     return statuses, examples
 
 
 def fuzz(operation: Any, mode: GenerationMode, count: int, token: str, restaurant: str,
-         booking: str, statuses: Counter[int]) -> int:
+         booking: str, statuses: Counter[int], *, hold: str) -> int:
     """Run `count` generated cases of one operation; returns how many ran."""
     ran = 0
 
@@ -127,6 +134,10 @@ def fuzz(operation: Any, mode: GenerationMode, count: int, token: str, restauran
                 params["restaurant_id"] = restaurant
             if "booking_id" in params:
                 params["booking_id"] = booking
+            if "hold_id" in params:
+                params["hold_id"] = hold  # a real hold: released by the first that gets it
+            if isinstance(case.body, dict) and "hold_id" in case.body:
+                case.body["hold_id"] = hold
         response = case.call_and_validate(
             headers={"Authorization": f"Bearer {token}"}, checks=CHECKS, timeout=30,
         )
@@ -138,3 +149,4 @@ def fuzz(operation: Any, mode: GenerationMode, count: int, token: str, restauran
     except Unsatisfiable:
         assert mode == GenerationMode.NEGATIVE  # e.g. /healthz: nothing to make invalid
     return ran
+

@@ -7,6 +7,7 @@ every error is JSON `{"code", "message"}`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
@@ -18,8 +19,10 @@ from seatflow.api.auth import ApiToken
 from seatflow.api.deps import Deps
 from seatflow.api.errors import install_error_handlers
 from seatflow.api.guard import BodyGuard
-from seatflow.api.routes import availability, bookings, health, host, review, timeline
+from seatflow.api.ratelimit import RateLimits
+from seatflow.api.routes import availability, bookings, health, holds, host, review, timeline
 from seatflow.config import Settings
+from seatflow.service import cpu
 from seatflow.service.database import open_database
 
 API_POOL_SIZE = 10
@@ -46,7 +49,13 @@ def create_app(
                 settings.temporal_address, namespace=settings.temporal_namespace, lazy=True
             )
             app.state.deps = Deps(settings, tokens, db, temporal, settings.engine_config())
-            yield
+            # availability and hold grants compute in worker processes (service/cpu.py)
+            await asyncio.to_thread(cpu.configure, settings.api_cpu_workers,
+                                    settings.api_cpu_wait_ms / 1000)
+            try:
+                yield
+            finally:
+                await asyncio.to_thread(cpu.shutdown)
 
     app = FastAPI(
         title="seatflow",
@@ -55,8 +64,8 @@ def create_app(
         "Every request but /healthz needs `Authorization: Bearer <token>`.",
         lifespan=lifespan,
     )
-    app.add_middleware(BodyGuard, tokens=tokens)
+    app.add_middleware(BodyGuard, tokens=tokens, rates=RateLimits(settings.api_rate_limit))
     install_error_handlers(app)
-    for resource in (bookings, availability, review, timeline, health, host):
+    for resource in (bookings, holds, availability, review, timeline, health, host):
         app.include_router(resource.router)
     return app

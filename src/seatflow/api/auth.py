@@ -2,7 +2,9 @@
 
 Tokens come from configuration, `SEATFLOW_API_TOKENS`: a JSON list of
 `{"name": ..., "token": ..., "role": "host" | "operator", "restaurants": [...]}`
-(`["*"]`, the default, means every restaurant). A `host` token creates, shows
+(`["*"]`, the default, means every restaurant) and an optional `"rate_limit"`
+(e.g. `"20/second;600/minute"`; without it, SEATFLOW_API_RATE_LIMIT applies:
+api/ratelimit.py). A `host` token creates, shows
 and cancels bookings and asks availability for its restaurants; an `operator`
 token works the manual-review queue (and may read bookings and availability).
 
@@ -19,7 +21,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from limits import parse_many
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from seatflow.config import ConfigError
 
@@ -35,6 +38,17 @@ class _TokenSpec(BaseModel):
     token: str = Field(min_length=MIN_TOKEN_LENGTH, max_length=512, repr=False)
     role: Role
     restaurants: list[str] = Field(default_factory=lambda: [ALL], min_length=1)
+    rate_limit: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                parse_many(v)
+            except ValueError:
+                raise ValueError("must be rate limits such as 20/second;600/minute") from None
+        return v
 
 
 @dataclass(frozen=True)
@@ -43,6 +57,7 @@ class ApiToken:
     role: Role
     restaurants: frozenset[str]
     digest: bytes  # sha256 of the token: what is compared, never the token itself
+    rate_limit: str | None = None  # None: the configured default (api/ratelimit.py)
 
     def __repr__(self) -> str:  # never show the digest either
         return f"ApiToken(name={self.name!r}, role={self.role!r})"
@@ -80,7 +95,7 @@ def parse_tokens(raw: str) -> list[ApiToken]:
             )
             raise ConfigError(f"{label}: {fields}") from None
         tokens.append(ApiToken(spec.name, spec.role, frozenset(spec.restaurants),
-                               _digest(spec.token)))
+                               _digest(spec.token), spec.rate_limit))
     names = [t.name for t in tokens]
     if len(set(names)) != len(names):
         raise ConfigError(f"{VARIABLE}: token names must be unique")

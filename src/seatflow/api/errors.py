@@ -20,19 +20,23 @@ from seatflow.service.bookings import (
     BookingNotFound,
     NotAvailable,
 )
+from seatflow.service.cpu import CpuBusy
 
 log = get_logger("seatflow.api")
 
-AUTH_ERRORS = (401, 403, 422, 503)
+# 429: the token's rate limit (api/ratelimit.py); 503: also no engine worker free
+AUTH_ERRORS = (401, 403, 422, 429, 503)
 BODY_ERRORS = (*AUTH_ERRORS, 413)  # a route that takes a body: also too large
 # The largest request body read (api/guard.py): 413 payload_too_large past it.
 MAX_BODY_BYTES = 64 * 1024
 # A refusal's code -> its status; any other refusal is a conflict (409).
 REFUSAL_STATUS = {
     "invalid_decision": 422, "decision_refused": 422, "invalid_cancel": 422,
-    "timeout": 503, "unavailable": 503,
+    "timeout": 503, "unavailable": 503, "hold_not_found": 404,
 }
-INTAKE_STATUS = {"idempotency_conflict": 409, "unknown_restaurant": 404}
+INTAKE_STATUS = {"idempotency_conflict": 409, "unknown_restaurant": 404,
+                 "hold_not_found": 404, "hold_expired": 409, "hold_used": 409,
+                 "hold_mismatch": 409, "hold_limit": 409}
 # A body field the API never takes, and why (the schema forbids it too).
 NOT_ACCEPTED = {"actor": "not accepted: the actor is the API token's identity (api:<token name>)"}
 
@@ -48,10 +52,13 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {s: {"model": Error} for s in statuses}
 
 
-def json_error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+def json_error(status: int, code: str, message: str, *,
+               headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     """The one shape of every error answer (401s name the Bearer scheme)."""
+    if status == 401:
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
     return JSONResponse({"code": code, "message": message, **extra}, status_code=status,
-                        headers={"WWW-Authenticate": "Bearer"} if status == 401 else None)
+                        headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -80,6 +87,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def refused(_request: Request, exc: BookingActionRefused) -> JSONResponse:
         extra = {"overridable": True} if exc.overridable else {}
         return json_error(REFUSAL_STATUS.get(exc.code, 409), exc.code, exc.message, **extra)
+
+    @app.exception_handler(CpuBusy)
+    async def busy(_request: Request, exc: CpuBusy) -> JSONResponse:
+        return json_error(503, exc.code, str(exc), headers={"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:

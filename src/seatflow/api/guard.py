@@ -1,5 +1,5 @@
-"""Before any route reads a request body: the caller is authenticated, and
-the body is bounded while it is read.
+"""Before any route reads a request body: the caller is authenticated, held
+to its rate limit, and the body is bounded while it is read.
 
 FastAPI reads and parses a body before it resolves a route's dependencies, so
 the bearer check of `deps.caller` alone would come after any client had made
@@ -7,7 +7,11 @@ the API read, decode and validate whatever it sent. `BodyGuard` checks the
 token of every request that may carry a body before the route is called
 (401 without reading the body), refuses a declared Content-Length over
 MAX_BODY_BYTES at once, and counts the bytes as the route reads them: 413
-`payload_too_large` at the first chunk past the limit, before any parsing."""
+`payload_too_large` at the first chunk past the limit, before any parsing.
+Every request with a valid token (a body or not) counts against the token's
+rate limit (api/ratelimit.py): past it, 429 `rate_limited` with Retry-After
+and nothing else is done. A request without a valid token and no body goes
+on to its route, which answers 401 (or, for /healthz, needs none)."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from seatflow.api.auth import ApiToken
 from seatflow.api.deps import token_of
 from seatflow.api.errors import MAX_BODY_BYTES, ApiError, json_error
+from seatflow.api.ratelimit import RateLimits
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -33,20 +38,34 @@ class BodyTooLarge(HTTPException):
 class BodyGuard:
     """ASGI middleware: authentication before the body, and a bounded body."""
 
-    def __init__(self, app: ASGIApp, tokens: list[ApiToken], limit: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, app: ASGIApp, tokens: list[ApiToken], limit: int = MAX_BODY_BYTES,
+                 rates: RateLimits | None = None) -> None:
         self.app = app
         self.tokens = tokens
         self.limit = limit
+        self.rates = rates
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in BODY_METHODS:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
         try:
-            token_of(self.tokens, headers.get("authorization"))
+            token = token_of(self.tokens, headers.get("authorization"))
         except ApiError as refused:
+            if scope["method"] not in BODY_METHODS:
+                await self.app(scope, receive, send)  # the route answers (401, or /healthz)
+                return
             await json_error(refused.status, refused.code, refused.message)(scope, receive, send)
+            return
+        wait = None if self.rates is None else self.rates.hit(token)
+        if wait is not None:
+            await json_error(429, "rate_limited", f"too many requests for this token; retry "
+                             f"after {wait} s", headers={"Retry-After": str(wait)})(
+                scope, receive, send)
+            return
+        if scope["method"] not in BODY_METHODS:
+            await self.app(scope, receive, send)
             return
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.limit:

@@ -13,6 +13,7 @@ CODE = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 EMAIL = r"^[^@\s,;<>()\[\]\\\"']+@[^@\s,;<>()\[\]\\\"']+\.[^@\s,;<>()\[\]\\\"']+$"
 # Printable text on one line.
 LINE = r"^[^\x00-\x1f\x7f]*$"
+UUID_TEXT = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
 class Error(BaseModel):
@@ -50,6 +51,11 @@ class NewBookingBody(BaseModel):
     zone_preference: str | None = Field(default=None, max_length=64, pattern=CODE)
     guest_name: str | None = Field(default=None, max_length=200, pattern=LINE)
     guest_email: str | None = Field(default=None, max_length=254, pattern=EMAIL)
+    hold_id: str | None = Field(
+        default=None, pattern=UUID_TEXT,
+        description="book on this hold (POST .../holds) of this token: the booking takes "
+        "the held tables in its first attempt, never manual review; party_size and start "
+        "must be the hold's")
     require_availability: bool = Field(
         default=True,
         description="refuse (409 not_available, nothing written) a time with no valid plan "
@@ -313,3 +319,26 @@ class Timeline(BaseModel):
     bookings: list[TimelineBooking]
     waiting: list[TimelineWaiting]
     holds: list[TimelineHold]
+
+
+class HoldBody(BaseModel):
+    model_config = ConfigDict(
+        **STRICT,
+        json_schema_extra={"examples": [{"party_size": 4, "start": "2030-12-01T19:30"}]},
+    )
+    party_size: int = Field(ge=1, le=1000)
+    start: str = Field(
+        min_length=1, max_length=64, pattern=LINE,
+        description="ISO 8601 date-time; without an offset it is the restaurant's local time",
+    )
+
+
+class HoldModel(BaseModel):
+    hold_id: str
+    restaurant_id: str
+    party_size: int
+    start: str
+    until: str = Field(description="end of the held interval (the turn and the buffer)")
+    tables: list[str]
+    expires_at: str = Field(description="after it the hold stops counting by itself")
+    booking_id: str | None = None

@@ -14,7 +14,7 @@ from typing import NoReturn
 import typer
 
 from seatflow.api.server import api_command
-from seatflow.cli import bookings, db, dev, restaurants, review
+from seatflow.cli import bookings, db, dev, holds, restaurants, review
 from seatflow.cli.availability import availability_command
 from seatflow.cli.flags import flags_command
 from seatflow.cli.loadtest import loadtest_command
@@ -36,6 +36,7 @@ app.add_typer(db.app, name="db")
 app.add_typer(restaurants.app, name="restaurants")
 app.add_typer(bookings.app, name="bookings")
 app.add_typer(review.app, name="review")
+app.add_typer(holds.app, name="holds")
 app.command("demo")(demo_command)
 app.command("shadow-report")(shadow_report_command)
 app.command("flags")(flags_command)

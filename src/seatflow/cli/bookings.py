@@ -41,6 +41,12 @@ def create_cmd(
     idempotency_key: Annotated[str | None, typer.Option(
         "--idempotency-key",
         help="Retry-safe: the same key returns the booking already created.")] = None,
+    hold: Annotated[str | None, typer.Option(
+        "--hold", help="Book on this hold (`seatflow holds create`): its tables, first "
+        "attempt.")] = None,
+    holder: Annotated[str, typer.Option(
+        "--holder", help="Whose hold --hold is (the API's holds are their token's name).")
+    ] = "cli",
     as_json: JsonFlag = False,
 ) -> None:
     """Insert a booking and start its assignment workflow; prints the booking id."""
@@ -59,6 +65,7 @@ def create_cmd(
         return await request_booking(
             engine, client, restaurant, party_size=party, start=start, zone_preference=zone,
             guest_name=name, guest_email=email, idempotency_key=idempotency_key,
+            hold_id=hold, holder=holder if hold is not None else None,
             require_availability=require_availability, task_queue=settings().task_queue,
             engine_config=settings().engine_config(),
             horizon_days=settings().booking_horizon_days,

@@ -25,6 +25,10 @@ class NewBooking:
     # A caller-supplied key, unique per restaurant: a retry with the same key
     # returns the booking already created instead of creating a second one.
     idempotency_key: str | None = None
+    # Book on this hold (storage.holds) of `holder` (the API token's name):
+    # the booking takes the held tables in its first attempt.
+    hold_id: str | None = None
+    holder: str | None = None
 
 
 MAX_IDEMPOTENCY_KEY = 255

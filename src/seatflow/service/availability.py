@@ -32,6 +32,7 @@ from seatflow.engine.availability import (
     snapshot_span,
     validate_party,
 )
+from seatflow.service.cpu import run_cpu
 from seatflow.storage.availability import consistent_read
 from seatflow.storage.restaurants import load_policy, load_snapshot, snapshot_time
 
@@ -81,7 +82,8 @@ async def check_availability(
     # read (a busy database or machine) leaves less, never more than BUDGET_MS.
     spent_ms = (time_module.perf_counter() - began) * 1000
     budget_ms = max(0.0, min(BUDGET_MS, CALL_BUDGET_MS - spent_ms))
-    slots = evaluate(snapshot, policy, party_size, starts, config, now=now, budget_ms=budget_ms)
+    slots = await run_cpu(evaluate, snapshot, policy, party_size, starts, config, now=now,
+                          budget_ms=budget_ms)
     return Availability(
         restaurant_id=restaurant_id, timezone=policy.timezone, party_size=party_size,
         slot_minutes=policy.slot_minutes, window_start=lo.astimezone(policy.tz),

@@ -197,7 +197,9 @@ async def create_booking(
     now = now or datetime.now(UTC)
     check_horizon(new.start, now, horizon_days)
     existing = await find_existing_booking(engine, new)
-    if existing is None and require_availability:
+    # On a hold the tables are already held for it (availability counts the
+    # hold as taken): the hold is checked when the booking is inserted.
+    if existing is None and require_availability and new.hold_id is None:
         slot, nearest, timezone = await check_start(
             engine, new.restaurant_id, new.party_size, new.start,
             config=engine_config or EngineConfig(), now=now, horizon_days=horizon_days,
@@ -244,6 +246,8 @@ async def request_booking(
     guest_name: str | None = None,
     guest_email: str | None = None,
     idempotency_key: str | None = None,
+    hold_id: str | None = None,
+    holder: str | None = None,
     require_availability: bool,
     task_queue: str,
     engine_config: EngineConfig,
@@ -252,7 +256,10 @@ async def request_booking(
     """A booking as a front door receives it (`POST .../bookings`, `seatflow
     bookings create`): `start` is ISO 8601 text, the restaurant's local time
     when it has no offset. Creates it with `create_booking` and answers with
-    its assignment state. Raises InvalidBooking (`unknown_restaurant` first)."""
+    its assignment state. Raises InvalidBooking (`unknown_restaurant` first).
+    With `hold_id`, the booking is made on that hold of `holder`
+    (`service.holds`): it confirms on the held tables in its first attempt;
+    an unknown, expired, used or different hold raises InvalidBooking."""
     async with engine.connect() as conn:
         policy = await load_policy(conn, restaurant_id)
     if policy is None:
@@ -260,7 +267,7 @@ async def request_booking(
     new = NewBooking(restaurant_id=restaurant_id, party_size=party_size,
                      start=parse_start(start, policy.timezone), zone_preference=zone_preference,
                      guest_name=guest_name, guest_email=guest_email,
-                     idempotency_key=idempotency_key)
+                     idempotency_key=idempotency_key, hold_id=hold_id, holder=holder)
     created = await create_booking(engine, client, new, task_queue=task_queue,
                                    require_availability=require_availability,
                                    engine_config=engine_config, horizon_days=horizon_days)

@@ -9,7 +9,7 @@ booking shows the initial of the guest's name and its short id.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,6 +20,7 @@ from seatflow.domain.restaurant import DEFAULT_HORIZON_DAYS, InvalidBooking
 from seatflow.domain.states import AWAITING_OPERATOR, UNSEATED
 from seatflow.domain.timeline import Hold, TimelineBooking, TimelineFloor, timeline_window
 from seatflow.service.bookings import table_order
+from seatflow.service.holds import holds_on_day
 from seatflow.storage.timeline import load_timeline_floor
 
 
@@ -45,7 +46,12 @@ async def day_timeline(
         raise InvalidBooking("unknown_restaurant", f"unknown restaurant {restaurant_id!r}")
     tz = ZoneInfo(floor.timezone)
     day = floor.day
-    holds: list[Hold] = []  # not stored yet: drawn when they are
+    # A live hold shades its tables; a hold whose booking is seated is gone
+    # (the attempt that confirms it deletes it), so nothing is drawn twice.
+    live = (await holds_on_day(engine, restaurant_id, day, now=now, horizon_days=horizon_days)
+            if day >= (now - timedelta(days=1)).date() else [])  # a past day has none live
+    holds = [Hold(h.hold_id, h.tables, h.start, h.until, f"held for a party of {h.party_size}")
+             for h in live]
     seated = [b for b in floor.bookings if b.tables]
     waiting = [b for b in floor.bookings if not b.tables and b.state in UNSEATED]
     # The axis: the day's services, widened to what starts that day.

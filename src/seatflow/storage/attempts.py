@@ -37,10 +37,12 @@ from seatflow.storage.placement import (
     place,
     record_failed,
 )
-from seatflow.storage.restaurants import load_attempt_inputs, snapshot_from_json
+from seatflow.storage.restaurants import _json, load_attempt_inputs, snapshot_from_json
 from seatflow.storage.transitions import BookingNotFound, transition
 
 S = AssignmentState
+# The strategy a booking seated on the tables of its hold records.
+HELD_STRATEGY = "held"
 
 
 @dataclass(frozen=True)
@@ -153,10 +155,17 @@ async def _attempt_in_tx(conn: AsyncConnection, spec: AttemptSpec, plan: Planner
     request = _request(spec.booking_id, row)
     snapshot = snapshot_from_json(row.restaurant_id, row)
     t0 = time.perf_counter()
-    found = plan(snapshot, request)
+    found, placed = SearchOutcome(()), Placed(None)
+    held = tuple(_json(row.held))
+    if held:  # booked on a hold (storage.holds): its tables first, without a search
+        found = SearchOutcome((Plan(tables=held, score=0.0, strategy=HELD_STRATEGY),))
+        placed = await place(conn, spec.booking_id, row.restaurant_id, found.plans, (),
+                             row.start_at, row.occupied_until)
+    if placed.chosen is None:  # no hold, or its tables went out of service: plan
+        found = plan(snapshot, request)
+        placed = await place(conn, spec.booking_id, row.restaurant_id, found.plans,
+                             found.moves, row.start_at, row.occupied_until)
     search_ms = (time.perf_counter() - t0) * 1000
-    placed = await place(conn, spec.booking_id, row.restaurant_id, found.plans, found.moves,
-                         row.start_at, row.occupied_until)
     book = Bookkeeping(attempt_no=spec.attempt_no, pipeline=spec.pipeline, wait_ms=wait_ms,
                        slot=slot, acquired_at=row.as_of,
                        context={"moves": len(found.moves) if placed.chosen else 0})

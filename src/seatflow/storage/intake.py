@@ -25,6 +25,7 @@ from seatflow.domain.intake import (
 from seatflow.domain.restaurant import InvalidBooking, booking_window
 from seatflow.domain.states import AssignmentState
 from seatflow.domain.workflow_ids import booking_workflow_id
+from seatflow.storage.holds import claim_hold
 from seatflow.storage.restaurants import load_policy
 from seatflow.storage.transitions import BookingNotFound
 
@@ -199,6 +200,10 @@ async def insert_booking_once(
                     f"booking id {booking_id} is already taken", booking_id
                 )
             return existing, False
+        if new.hold_id is not None:  # refused: the transaction rolls back, nothing written
+            await claim_hold(conn, hold_id=new.hold_id, holder=new.holder,
+                             restaurant_id=new.restaurant_id, booking_id=booking_id,
+                             party_size=new.party_size, start=window.start)
         await conn.execute(
             text(
                 "INSERT INTO booking_assignment_state_history "

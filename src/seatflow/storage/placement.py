@@ -23,6 +23,7 @@ from seatflow.domain.mail import (
 )
 from seatflow.domain.planning import Move, Plan
 from seatflow.domain.states import AssignmentState, IllegalTransition
+from seatflow.storage.restaurants import HOLDS_GATE_SHARED, LIVE_HOLD, UNSEATED_STATES
 from seatflow.storage.transitions import Step, VersionConflict, change_tables, transitions
 
 S = AssignmentState
@@ -37,6 +38,10 @@ ALLOCATE = text(
     "FROM dining_tables t JOIN zones z ON z.restaurant_id = t.restaurant_id "
     "AND z.id = t.zone_id WHERE t.restaurant_id = :r AND t.code = ANY(:codes) "
     "AND t.active AND z.active AND t.status = 'available' "
+    # a live hold of anyone else takes its tables (storage.holds)
+    "AND NOT EXISTS (SELECT 1 FROM holds h WHERE h.restaurant_id = :r "
+    "  AND t.id = ANY(h.table_ids) AND h.occupied && tstzrange(:s, :e, '[)') "
+    "  AND h.booking_id IS DISTINCT FROM CAST(:b AS uuid) AND " + LIVE_HOLD + ") "
     "ON CONFLICT DO NOTHING RETURNING table_id"
 )
 RELEASE = text("DELETE FROM allocations WHERE booking_id = ANY(CAST(:ids AS uuid[]))")
@@ -62,7 +67,8 @@ CONFIRM_BOOKKEEPING = text(
     "  WHERE CAST(:slot AS integer) IS NOT NULL), "
     "em AS (INSERT INTO email_outbox (booking_id, kind, recipient, subject, body, html, ics) "
     "  VALUES (CAST(:id AS uuid), 'confirmation', :to, :subject, :body, :html, :ics) "
-    "  ON CONFLICT (booking_id, kind) DO NOTHING) "
+    "  ON CONFLICT (booking_id, kind) DO NOTHING), "
+    "hd AS (DELETE FROM holds WHERE booking_id = CAST(:id AS uuid)) "  # seated: its hold is done
     "SELECT 1"
 )
 FAILED_BOOKKEEPING = text(
@@ -135,19 +141,23 @@ async def allocate(conn: AsyncConnection, booking_id: str, restaurant_id: str,
     nothing of the plan is left allocated). The exclusion constraint decides
     races with concurrent bookings."""
     got = (await conn.execute(ALLOCATE, {"b": booking_id, "r": restaurant_id, "s": start,
-                                         "e": until, "codes": list(tables)})).all()
+                                         "e": until, "codes": list(tables),
+                                         "unseated": UNSEATED_STATES})).all()
     if len(got) == len(tables):
         return None
     if got:
         await conn.execute(RELEASE, {"ids": [booking_id]})
-    return f"tables {','.join(tables)} taken by a concurrent booking or out of service"
+    return f"tables {','.join(tables)} taken by a concurrent booking, held or out of service"
 
 
 async def place(conn: AsyncConnection, booking_id: str, restaurant_id: str,
                 plans: tuple[Plan, ...], moves: tuple[Move, ...], start: datetime,
                 until: datetime) -> Placed:
     """Allocate the first plan still free. With re-packing moves, the moves and
-    the allocation share one savepoint: both or neither."""
+    the allocation share one savepoint: both or neither. Takes the
+    restaurant's holds gate shared first, so a hold being granted is seen
+    (`storage.holds`)."""
+    await conn.execute(HOLDS_GATE_SHARED, {"r": restaurant_id})
     tried: list[tuple[str, ...]] = []
     reasons: list[str] = []
 

@@ -22,6 +22,30 @@ from seatflow.domain.states import UNSEATED
 
 UNSEATED_STATES = sorted(UNSEATED)  # a bound parameter, never a literal list
 
+# Holds (`storage.holds`). A hold `h` is live, and its tables taken, while it
+# has not expired or while the booking that claimed it awaits its tables
+# (binds :unseated). An expired hold simply stops counting.
+LIVE_HOLD = (
+    "(h.expires_at > clock_timestamp() OR EXISTS (SELECT 1 FROM bookings hb "
+    "WHERE hb.id = h.booking_id AND hb.assignment_state = ANY(CAST(:unseated AS text[]))))"
+)
+# The restaurant's holds gate: a hold grant takes it exclusively, every
+# placement of tables shared (`placement.place`), so neither misses the other.
+HOLDS_GATE = text("SELECT pg_advisory_xact_lock(hashtext('seatflow.holds:' || :r), 0)")
+HOLDS_GATE_SHARED = text(
+    "SELECT pg_advisory_xact_lock_shared(hashtext('seatflow.holds:' || :r), 0)")
+# Live holds as allocations of a pseudo booking `hold:<id>` placed by hand (so
+# re-packing never moves one), in a snapshot's allocation columns; :exclude
+# is a booking whose own hold is not counted against it.
+HELD_ALLOCATIONS = (
+    "SELECT 'hold:' || h.id::text AS booking_id, t.code, lower(h.occupied) AS s, "
+    "upper(h.occupied) AS e, h.party_size, h.start_at, 'manual' AS assignment_strategy, "
+    "NULL::text AS zone_preference, 0 AS times_moved "
+    "FROM holds h JOIN dining_tables t ON t.id = ANY(h.table_ids) "
+    "WHERE h.restaurant_id = {r} AND h.occupied && {span} "
+    "AND h.booking_id IS DISTINCT FROM {exclude} AND " + LIVE_HOLD
+)
+
 
 async def load_policy(conn: AsyncConnection, restaurant_id: str) -> RestaurantPolicy | None:
     row = (
@@ -127,9 +151,11 @@ async def load_snapshot(
                 "JOIN bookings b ON b.id = al.booking_id "
                 "WHERE al.restaurant_id = :id AND al.occupied && tstzrange(:lo, :hi, '[)') "
                 "AND al.booking_id <> CAST(:exclude AS uuid) "
-                "ORDER BY t.code, lower(al.occupied)"
+                "UNION ALL " + HELD_ALLOCATIONS.format(
+                    r=":id", span="tstzrange(:lo, :hi, '[)')",
+                    exclude="CAST(:exclude AS uuid)") + " ORDER BY code, s"
             ),
-            {"id": restaurant_id, "lo": lo, "hi": hi,
+            {"id": restaurant_id, "lo": lo, "hi": hi, "unseated": UNSEATED_STATES,
              "exclude": exclude_booking or "00000000-0000-0000-0000-000000000000"},
         )
     ).all()
@@ -211,16 +237,25 @@ ATTEMPT_INPUTS = text(
     "   '[]') FROM table_adjacency e JOIN dining_tables ta ON ta.id = e.table_a "
     "   JOIN dining_tables tb ON tb.id = e.table_b WHERE e.restaurant_id = b.restaurant_id"
     " ) AS adjacency, "
-    " (SELECT coalesce(json_agg(json_build_array(al.booking_id::text, t.code, "
-    "   lower(al.occupied), upper(al.occupied), ob.party_size, ob.start_at, "
-    "   ob.assignment_strategy, ob.zone_preference, ob.times_moved) "
-    "   ORDER BY t.code, lower(al.occupied)), '[]') "
+    " (SELECT coalesce(json_agg(json_build_array(x.booking_id, x.code, x.s, x.e, "
+    "   x.party_size, x.start_at, x.assignment_strategy, x.zone_preference, x.times_moved) "
+    "   ORDER BY x.code, x.s), '[]') FROM ("
+    "   SELECT al.booking_id::text AS booking_id, t.code, lower(al.occupied) AS s, "
+    "   upper(al.occupied) AS e, ob.party_size, ob.start_at, ob.assignment_strategy, "
+    "   ob.zone_preference, ob.times_moved "
     "   FROM allocations al JOIN dining_tables t ON t.id = al.table_id "
     "   JOIN bookings ob ON ob.id = al.booking_id "
     "   WHERE al.restaurant_id = b.restaurant_id AND al.occupied && "
     "   tstzrange(b.start_at - make_interval(secs => :look), "
-    "   b.occupied_until + make_interval(secs => :look), '[)') AND al.booking_id <> b.id"
+    "   b.occupied_until + make_interval(secs => :look), '[)') AND al.booking_id <> b.id "
+    "   UNION ALL " + HELD_ALLOCATIONS.format(
+        r="b.restaurant_id", exclude="b.id",
+        span="tstzrange(b.start_at - make_interval(secs => :look), "
+        "b.occupied_until + make_interval(secs => :look), '[)')") + ") x"
     " ) AS allocs, "
+    # the tables of the booking's own hold: the plan its attempt tries first
+    " (SELECT coalesce(json_agg(t.code ORDER BY t.code), '[]') FROM holds h "
+    "   JOIN dining_tables t ON t.id = ANY(h.table_ids) WHERE h.booking_id = b.id) AS held, "
     " (SELECT coalesce(json_agg(json_build_array(k.id::text, k.party_size, k.start_at, "
     "   k.occupied_until, k.zone_preference) ORDER BY k.start_at, k.id), '[]') "
     "   FROM bookings k WHERE k.restaurant_id = b.restaurant_id AND k.start_at >= b.start_at "

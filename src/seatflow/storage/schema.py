@@ -23,7 +23,7 @@ from sqlalchemy import (
     Time,
     func,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TSTZRANGE, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, TSTZRANGE, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -138,6 +138,24 @@ class AllocationRow(Base):
     table_id: Mapped[int] = mapped_column(ForeignKey("dining_tables.id"))
     occupied: Mapped[Any] = mapped_column(TSTZRANGE)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class HoldRow(Base):
+    """A hold (slot lock, storage/holds.py): live until `expires_at`, or while
+    the booking that claimed it awaits its tables."""
+
+    __tablename__ = "holds"
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    restaurant_id: Mapped[str] = mapped_column(ForeignKey("restaurants.id", ondelete="CASCADE"))
+    holder: Mapped[str] = mapped_column(Text)
+    party_size: Mapped[int] = mapped_column(Integer)
+    start_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    occupied: Mapped[Any] = mapped_column(TSTZRANGE)
+    table_ids: Mapped[list[int]] = mapped_column(ARRAY(Integer))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    booking_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("bookings.id", ondelete="SET NULL"), nullable=True)
 
 
 class StateHistory(Base):

@@ -38,11 +38,30 @@ IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,255}$"
 BookingPath = Annotated[UUID, Path(description="booking id")]
 
 
+def link(path: str, method: str, description: str, **parameters: str) -> dict[str, Any]:
+    """An OpenAPI link from an answer to the operation it enables (clients,
+    and the stateful schema tests, follow them)."""
+    ref = "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+    return {"operationRef": ref, "description": description, "parameters": parameters}
+
+
+BY_ID = {"booking_id": "$response.body#/booking_id"}
+BOOKING_LINKS = {
+    "show": link("/v1/bookings/{booking_id}", "get", "the booking made", **BY_ID),
+    "cancel": link("/v1/bookings/{booking_id}/cancel", "post", "cancel it", **BY_ID),
+    "review": link("/v1/bookings/{booking_id}/review", "post", "decide on it in review",
+                   **BY_ID),
+    "resend": link("/v1/bookings/{booking_id}/emails/resend", "post", "send a message again",
+                   **BY_ID),
+}
+
+
 @router.post(
     "/v1/restaurants/{restaurant_id}/bookings",
     status_code=201,
     response_model=BookingCreated,
-    responses={200: {"model": BookingCreated,
+    responses={201: {"links": BOOKING_LINKS},
+               200: {"model": BookingCreated, "links": BOOKING_LINKS,
                      "description": "a retry: the booking this Idempotency-Key created"},
                404: {"model": Error}, 409: {"model": Error}, **error_responses(*BODY_ERRORS)},
     summary="Create a booking (retry-safe with Idempotency-Key)",
@@ -61,6 +80,7 @@ async def create(
         d.engine, d.client, restaurant_id, party_size=body.party_size, start=body.start,
         zone_preference=body.zone_preference, guest_name=body.guest_name,
         guest_email=body.guest_email, idempotency_key=idempotency_key,
+        hold_id=body.hold_id, holder=token.name,
         require_availability=body.require_availability, task_queue=d.settings.task_queue,
         engine_config=d.config, horizon_days=d.settings.booking_horizon_days,
     )

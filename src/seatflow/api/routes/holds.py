@@ -1,0 +1,60 @@
+"""`/v1/restaurants/{id}/holds`: hold an offered time's tables while the guest
+fills in the form (then `POST .../bookings` with `hold_id`), or release them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Path, Response
+from fastapi.responses import JSONResponse
+
+from seatflow.api.deps import Caller, Dep, RestaurantPath, require
+from seatflow.api.errors import BODY_ERRORS, error_responses
+from seatflow.api.models import Error, HoldBody, HoldModel
+from seatflow.api.routes.bookings import link
+from seatflow.service.holds import hold_dict, release_hold, request_hold
+
+router = APIRouter(tags=["holds"])
+
+
+@router.post(
+    "/v1/restaurants/{restaurant_id}/holds",
+    status_code=201,
+    response_model=HoldModel,
+    responses={201: {"links": {
+                   "release": link("/v1/restaurants/{restaurant_id}/holds/{hold_id}", "delete",
+                                   "release the hold", hold_id="$response.body#/hold_id",
+                                   restaurant_id="$request.path.restaurant_id"),
+                   "book": link("/v1/restaurants/{restaurant_id}/bookings", "post",
+                                "book on the hold (send its hold_id, party_size and start)",
+                                restaurant_id="$request.path.restaurant_id")}},
+               404: {"model": Error}, 409: {"model": Error,
+               "description": "not_available (with `nearest`) or hold_limit"},
+               **error_responses(*BODY_ERRORS)},
+    summary="Hold the tables of a time for a few minutes (a slot lock)",
+)
+async def create_hold(restaurant_id: RestaurantPath, body: Annotated[HoldBody, Body()],
+                      token: Caller, d: Dep) -> JSONResponse:
+    require(token, ("host",), restaurant_id)
+    hold = await request_hold(
+        d.engine, restaurant_id, token.name, party_size=body.party_size, start=body.start,
+        config=d.config, ttl_seconds=d.settings.hold_minutes * 60,
+        max_per_holder=d.settings.hold_max_per_token,
+        horizon_days=d.settings.booking_horizon_days)
+    return JSONResponse(HoldModel(**hold_dict(hold)).model_dump(), status_code=201)
+
+
+@router.delete(
+    "/v1/restaurants/{restaurant_id}/holds/{hold_id}",
+    status_code=204,
+    responses={404: {"model": Error}, 409: {"model": Error, "description": "hold_used"},
+               **error_responses(*BODY_ERRORS)},
+    summary="Release a hold now",
+)
+async def delete_hold(restaurant_id: RestaurantPath,
+                      hold_id: Annotated[UUID, Path(description="hold id")],
+                      token: Caller, d: Dep) -> Response:
+    require(token, ("host",), restaurant_id)
+    await release_hold(d.engine, restaurant_id, token.name, str(hold_id))
+    return Response(status_code=204)
