@@ -228,6 +228,16 @@ async def test_a_token_holds_at_most_its_limit_and_a_hold_must_match(
     r = await http.post(path, headers=other, json={"party_size": 2,
                                                   "start": at(evening(13, days=5))})
     assert (r.status_code, r.json()["code"]) == (409, "hold_limit"), r.text
+    # the host's timeline shades each live hold on its tables over its window
+    day = evening(9, days=5).date().isoformat()
+    r = await http.get(f"/v1/restaurants/{restaurant}/timeline", headers=other,
+                       params={"date": day})
+    assert r.status_code == 200, r.text
+    shaded = {h["hold_id"]: h for h in r.json()["holds"]}
+    for hold in holds:
+        assert shaded[hold["hold_id"]]["tables"] == hold["tables"]
+        assert (datetime.fromisoformat(shaded[hold["hold_id"]]["start"])
+                == datetime.fromisoformat(hold["start"]))
     # a booking on a hold asks the hold's party and time
     r = await http.post(f"/v1/restaurants/{restaurant}/bookings", headers=other,
                         json={"party_size": 1, "start": holds[0]["start"],
