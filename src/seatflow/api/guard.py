@@ -23,6 +23,7 @@ from seatflow.api.auth import ApiToken
 from seatflow.api.deps import token_of
 from seatflow.api.errors import MAX_BODY_BYTES, ApiError, json_error
 from seatflow.api.ratelimit import RateLimits
+from seatflow.service import cpu
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -64,6 +65,7 @@ class BodyGuard:
                              f"after {wait} s", headers={"Retry-After": str(wait)})(
                 scope, receive, send)
             return
+        cpu.client.set(token.name)  # this request's engine work takes its client's turn
         if scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return

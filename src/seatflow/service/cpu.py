@@ -10,8 +10,12 @@ at most `workers` such jobs run at once, each in a worker process (the
 engine's own step and time budgets bound each job); a request that cannot
 start its job within `wait_seconds` is refused with `CpuBusy` (the API
 answers 503 `busy` with Retry-After) instead of queueing without bound.
-Per-token rate limits (api/ratelimit.py) keep one client from filling the
-pool. Unconfigured (the CLI, one call at a time), the job runs inline.
+Per-token rate limits (api/ratelimit.py) bound how often a client may ask;
+the pool also takes turns: a client (`client`, set by the API to the
+caller's token) has at most one job waiting for or holding a worker, its
+other requests wait behind it in their own line, so another client's job
+waits for at most the jobs already running, never for one client's queue.
+Unconfigured (the CLI, one call at a time), the job runs inline.
 """
 
 from __future__ import annotations
@@ -25,11 +29,16 @@ import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 DEFAULT_WAIT_SECONDS = 1.0
+
+# Whose request this is (the API sets the token's name): jobs of one client
+# take turns among themselves before they queue for a worker.
+client: ContextVar[str | None] = ContextVar("seatflow_cpu_client", default=None)
 
 
 class CpuBusy(Exception):
@@ -58,6 +67,8 @@ class CpuPool:
         # one gate per event loop (the tests run several loops in one process)
         self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary())
+        self._turns: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
 
     def _gate(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -66,13 +77,37 @@ class CpuPool:
             gate = self._gates[loop] = asyncio.Semaphore(self.workers)
         return gate
 
+    def _turn(self, key: str) -> asyncio.Lock:
+        turns = self._turns.setdefault(asyncio.get_running_loop(), {})
+        turn = turns.get(key)
+        if turn is None:
+            turn = turns[key] = asyncio.Lock()
+        return turn
+
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`fn(*args, **kwargs)` (a module-level function, its arguments
         picklable) in a worker process; raises CpuBusy when no worker frees
-        up within the wait."""
+        up within the wait (its client's earlier jobs first, see `client`)."""
+        key = client.get()
+        if key is None:
+            return await self._run(fn, args, kwargs, self.wait_seconds)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wait_seconds
+        turn = self._turn(key)
+        try:
+            await asyncio.wait_for(turn.acquire(), timeout=self.wait_seconds)
+        except TimeoutError:
+            raise CpuBusy(self.wait_seconds) from None
+        try:
+            return await self._run(fn, args, kwargs, max(0.0, deadline - loop.time()))
+        finally:
+            turn.release()
+
+    async def _run(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any],
+                   wait: float) -> T:
         gate = self._gate()
         try:
-            await asyncio.wait_for(gate.acquire(), timeout=self.wait_seconds)
+            await asyncio.wait_for(gate.acquire(), timeout=wait)
         except TimeoutError:
             raise CpuBusy(self.wait_seconds) from None
         try:
