@@ -85,7 +85,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(BookingActionRefused)
     async def refused(_request: Request, exc: BookingActionRefused) -> JSONResponse:
-        extra = {"overridable": True} if exc.overridable else {}
+        extra: dict[str, Any] = {"overridable": True} if exc.overridable else {}
         return json_error(REFUSAL_STATUS.get(exc.code, 409), exc.code, exc.message, **extra)
 
     @app.exception_handler(CpuBusy)
