@@ -81,6 +81,23 @@ class KnownBooking:
 
 
 @dataclass(frozen=True)
+class DemandProfile:
+    """The requests a restaurant expects on an evening, by party size and time
+    of day: what lookahead placement keeps tables free for (docs/engine.md,
+    "Lookahead placement"). Storage computes it from the restaurant's own past
+    requests (`storage.demand`); without one the engine assumes
+    `default_demand`.
+    """
+
+    # (minute of the local day the meal starts, party size, expected requests
+    # an evening starting in that minute's slot)
+    rates: tuple[tuple[int, int, float], ...]
+    # (party size, minutes a table is held: meal plus buffer)
+    durations: tuple[tuple[int, int], ...]
+    slot_minutes: int = 15
+
+
+@dataclass(frozen=True)
 class RestaurantSnapshot:
     restaurant_id: str
     tables: tuple[Table, ...]
@@ -91,6 +108,8 @@ class RestaurantSnapshot:
     # The restaurant's IANA time zone: the engine's reasons name clock times on
     # it (None: UTC).
     timezone: str | None = None
+    # The demand the evening is expected to bring (None: the engine's default).
+    demand: DemandProfile | None = None
 
 
 @dataclass(frozen=True)
@@ -129,6 +148,7 @@ class ScoreWeights:
     scarcity: float = 0.0
     zone_miss: float = 1000.0
     idle_gap: float = 0.0
+    demand: float = 0.01
 
 
 @dataclass(frozen=True)
