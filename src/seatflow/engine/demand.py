@@ -68,8 +68,11 @@ class DemandView:
         request: BookingRequest,
         config: EngineConfig,
         profile: DemandProfile | None,
+        interest: int = -1,
     ) -> None:
+        """`interest`: the tables (a mask) whose cost may be asked (-1: all)."""
         self.floor = floor
+        self.interest = interest
         self.config = config
         profile = profile or default_demand(floor)
         slot = max(1, profile.slot_minutes)
@@ -125,23 +128,34 @@ class DemandView:
         return ((1 << (last - first + 1)) - 1) << first
 
     def _compute(self) -> None:
-        """Per table, the expected covers of the opportunities it serves, each
-        shared among the free plans that could serve it."""
+        """Per table of interest, the expected covers of the opportunities it
+        serves, each shared among the free plans that could serve it."""
         share: dict[str, float] = {}
         floor = self.floor
+        interest = self.interest
+        plans: dict[int, list[tuple[int, tuple[str, ...]]]] = {}
+        busy_of: dict[int, int] = {}
         for party, mask, weight in self.opportunities:
-            busy = 0
-            for table_id, slots in self.busy_in.items():
-                if slots & mask:
-                    busy |= floor.bit.get(table_id, 0)
-            free = [o for o in floor_plans(floor, party, self._zones, self.config)
-                    if not o.mask & busy]
+            if party not in plans:
+                plans[party] = [
+                    (o.mask, o.candidate.tables)
+                    for o in floor_plans(floor, party, self._zones, self.config)
+                ]
+            busy = busy_of.get(mask)
+            if busy is None:
+                busy = 0
+                for table_id, slots in self.busy_in.items():
+                    if slots & mask:
+                        busy |= floor.bit.get(table_id, 0)
+                busy_of[mask] = busy
+            free = [(m, tables) for m, tables in plans[party] if not m & busy]
             if not free:
                 continue
             each = weight / len(free)
-            for option in free:
-                for table_id in option.candidate.tables:
-                    share[table_id] = share.get(table_id, 0.0) + each
+            for m, tables in free:
+                if m & interest:
+                    for table_id in tables:
+                        share[table_id] = share.get(table_id, 0.0) + each
         self._share = share
         self._computed = True
 

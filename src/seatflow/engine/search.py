@@ -129,9 +129,10 @@ def rank_plans(
         return [], enumeration.evaluated
     limit = config.max_plans if limit is None else limit
     weights = config.weights
-    demand = (
-        DemandView(floor, request, config, floor.snapshot.demand) if weights.demand > 0 else None
-    )
+    demand = None
+    if weights.demand > 0 and len(candidates) > 1:
+        interest = floor.mask({t for c in candidates for t in c.tables})
+        demand = DemandView(floor, request, config, floor.snapshot.demand, interest)
     view = window_view(floor, free, _lookahead_plans(floor, request, config), demand)
     if limit >= len(candidates) or min(vars(weights).values()) < 0:
         scored = [score_candidate(floor, request, c, view, weights) for c in candidates]
