@@ -97,11 +97,11 @@ def bench_shape(
                 continue
             for kind, limit, compute in (
                 ("bookings", solver_seconds,
-                 lambda r=requests: optimum(floor, r, "bookings", solver_seconds)),
+                 lambda r=requests, f=floor: optimum(f, r, "bookings", solver_seconds)),
                 ("covers", solver_seconds,
-                 lambda r=requests: optimum(floor, r, "covers", solver_seconds)),
+                 lambda r=requests, f=floor: optimum(f, r, "covers", solver_seconds)),
                 ("bound", bound_seconds,
-                 lambda r=requests: online_bound(floor, r, bound_seconds)),
+                 lambda r=requests, f=floor: online_bound(f, r, bound_seconds)),
             ):
                 yardsticks[kind].append(
                     cached_yardstick(cache, kind, floor, requests, limit, compute)

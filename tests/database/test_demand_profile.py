@@ -26,7 +26,7 @@ async def test_the_profile_counts_past_requests_by_slot_and_party_per_day(
     rid = f"dp-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
     day = datetime(2031, 3, 20, tzinfo=UTC)
-    at = lambda days, h, m: day - timedelta(days=days) + timedelta(hours=h, minutes=m)  # noqa: E731
+    at = lambda days, h, m: day - timedelta(days=days) + timedelta(hours=h, minutes=m)
     for when, party in [
         (at(1, 19, 0), 2), (at(1, 19, 10), 2), (at(1, 20, 0), 6),  # yesterday
         (at(3, 19, 5), 2),  # three days ago

@@ -112,7 +112,7 @@ def test_an_exact_group_beats_a_single_with_two_empty_seats() -> None:
 def test_the_default_profile_scales_with_the_floor_and_peaks_in_the_evening() -> None:
     small = default_demand(Floor(floor(table("A", 2), table("B", 2))))
     large = default_demand(Floor(floor(*(table(f"T{i}", 4) for i in range(10)))))
-    total = lambda p: sum(rate for _, _, rate in p.rates)  # noqa: E731
+    total = lambda p: sum(rate for _, _, rate in p.rates)
     assert abs(total(large) - 10 * total(small)) < 0.01  # 40 seats against 4
     by_minute: dict[int, float] = {}
     for minute, _, rate in small.rates:
