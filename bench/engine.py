@@ -30,7 +30,7 @@ from typing import Any
 from family import FAMILY_POLICIES, bench_family
 from policies import POLICIES, simulate
 from targets import family_targets, targets
-from workload import SHAPES, evening
+from workload import SHAPES, evening, with_history
 from yardsticks import cached_yardstick, online_bound, optimum
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -73,7 +73,9 @@ def bench_shape(
         solver_seconds = 5.0 if quick else 10.0
     bound_seconds = 1.0 if quick else 2.0
     cells: dict[str, Any] = {}
+    bare = floor
     for load in loads:
+        floor = with_history(bare, load)  # the demand profile its history gives
         runs: dict[str, list[dict[str, Any]]] = {p: [] for p in POLICIES}
         yardsticks: dict[str, list[dict[str, Any]]] = {"covers": [], "bookings": [], "bound": []}
         for seed in seeds:
@@ -95,11 +97,11 @@ def bench_shape(
                 continue
             for kind, limit, compute in (
                 ("bookings", solver_seconds,
-                 lambda r=requests: optimum(floor, r, "bookings", solver_seconds)),
+                 lambda r=requests, f=floor: optimum(f, r, "bookings", solver_seconds)),
                 ("covers", solver_seconds,
-                 lambda r=requests: optimum(floor, r, "covers", solver_seconds)),
+                 lambda r=requests, f=floor: optimum(f, r, "covers", solver_seconds)),
                 ("bound", bound_seconds,
-                 lambda r=requests: online_bound(floor, r, bound_seconds)),
+                 lambda r=requests, f=floor: online_bound(f, r, bound_seconds)),
             ):
                 yardsticks[kind].append(
                     cached_yardstick(cache, kind, floor, requests, limit, compute)

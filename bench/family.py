@@ -18,7 +18,7 @@ from typing import Any
 
 from policies import simulate
 from targets import LEGACY_MARGIN
-from workload import evening, family_floor
+from workload import evening, family_floor, with_history
 
 FAMILY_POLICIES = ["engine_repack", "engine", "legacy"]
 
@@ -60,10 +60,11 @@ def bench_family(
         cells: dict[str, Any] = {}
         for load in loads:
             rows: dict[str, list[dict[str, Any]]] = {p: [] for p in policies}
+            profiled = with_history(floor, load, mix)
             for seed in seeds:
                 requests = evening(floor, load, seed, mix)
                 for policy in policies:
-                    rows[policy].append(simulate(floor, requests, policy))
+                    rows[policy].append(simulate(profiled, requests, policy))
             cells[str(load)] = _cell(rows)
         floors[floor.restaurant_id] = {
             "tables": len(floor.tables),

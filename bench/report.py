@@ -385,7 +385,10 @@ def engine_summary_section(results: Path) -> list[str]:
             f"generated family ({len(family['floors'])} floors)",
             "-",
             "-",
-            f"mean {versus['mean']:+.1%}, worst cell {versus['worst'][1]:+.1%}" if versus
+            (f"mean {versus['mean']:+.1%} ({versus['mean_at_100_170']:+.1%} at 100-170%),"
+             f" worst cell {versus['worst'][1]:+.1%};"
+             f" {versus['cells_short_of_2pct_at_100_170']} cells at 100-170% short of +2%,"
+             f" {len(versus['behind_legacy'])} with an evening behind") if versus
             else "-",
             f"{repack['moves_per_seated']['worst'][1]:.2f}" if repack else "-",
             f"{num(repack['zone_changes'])} / {num(repack['repeat_moves'])}" if repack else "-",
@@ -403,8 +406,17 @@ def engine_summary_section(results: Path) -> list[str]:
 
 
 def versus_legacy(cell: dict[str, Any]) -> str:
+    """The engine alone's covers against legacy's, and the evenings it seated
+    fewer on, when any."""
     legacy = cell["legacy"]["covers"]
-    return f"{cell['engine']['covers'] / legacy - 1:+.1%}" if legacy else "-"
+    if not legacy:
+        return "-"
+    behind = sum(
+        e < g for e, g in zip(cell["engine"]["covers_per_evening"],
+                              cell["legacy"]["covers_per_evening"], strict=True)
+    )
+    gain = f"{cell['engine']['covers'] / legacy - 1:+.1%}"
+    return f"{gain} ({behind} behind)" if behind else gain
 
 
 # ---------------------------------------------------------------- documents

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from seatflow.domain.planning import (
     Allocation,
     BookingRequest,
+    DemandProfile,
     Mobility,
     RestaurantSnapshot,
     Table,
@@ -231,6 +232,31 @@ def evening(
         requests.append(Request(f"r{len(requests):04d}", party, start, end, asked))
         total += party * turn_minutes(party) / 60
     return sorted(requests, key=lambda r: (r.asked_at, r.booking_id))
+
+
+HISTORY_SEEDS = range(1001, 1009)  # past evenings: never among the measured seeds
+
+
+def with_history(
+    floor: RestaurantSnapshot, load: int, mix: dict[int, float] | None = None
+) -> RestaurantSnapshot:
+    """The floor carrying the demand profile its own history gives, as storage
+    computes it (storage/demand.py): the requests of 8 past evenings of the
+    same restaurant (same floor, load and party mix, other seeds), per
+    15-minute slot and party, an evening; each party's table time."""
+    counts: dict[tuple[int, int], int] = {}
+    held: dict[int, int] = {}
+    for seed in HISTORY_SEEDS:
+        for r in evening(floor, load, seed, mix):
+            minute = (r.start.hour * 60 + r.start.minute) // 15 * 15
+            counts[(minute, r.party)] = counts.get((minute, r.party), 0) + 1
+            held[r.party] = int((r.end - r.start).total_seconds() // 60)
+    days = len(HISTORY_SEEDS)
+    profile = DemandProfile(
+        rates=tuple((m, p, round(n / days, 6)) for (m, p), n in sorted(counts.items())),
+        durations=tuple(sorted(held.items())),
+    )
+    return replace(floor, demand=profile)
 
 
 # ---------------------------------------------------------------- held tables

@@ -12,8 +12,10 @@ measured against:
   at most once an evening; as many bookings moved as needed), with no freeze
   window. A new booking may take any zone. Decided by a free plan, else by the engine's
   exact search with a 100,000-step budget and no freeze, else (budget run out)
-  by CP-SAT (OR-Tools) over the same bookings. A solve that hits the time
-  limit leaves its request undecided (`undecided`, `undecided_covers`): it is
+  by CP-SAT (OR-Tools) over the same bookings, on a deterministic time limit
+  (the same answer on a busy machine), once more with `ESCALATION` times the
+  limit when the first runs out. A solve that hits that limit too leaves its
+  request undecided (`undecided`, `undecided_covers`): it is
   not seated, so the bound's covers are those of the decided requests, and a
   policy's ratio to them is called met only when nothing was left undecided
   (`targets.py`). Bookings that do not overlap
@@ -38,6 +40,8 @@ from typing import Any
 from workload import MANY_MOVES, Request, allocations_of, seated
 
 from seatflow.domain.planning import BookingRequest, EngineConfig, RestaurantSnapshot
+
+ESCALATION = 5  # an undecided CP-SAT solve is tried once more with 5x its time
 from seatflow.engine import search
 from seatflow.engine.combinations import enumerate_plans
 from seatflow.engine.floor import Floor
@@ -151,6 +155,10 @@ def online_bound(
             if by_id[b].start > now and _overlap(by_id[b], req) and b not in times_moved
         )
         status, seats = cpsat_repack(floor, held, by_id, req, movable, cpsat_seconds)
+        if status == "unknown":  # once more, with ESCALATION x the time
+            status, seats = cpsat_repack(
+                floor, held, by_id, req, movable, ESCALATION * cpsat_seconds
+            )
         solves += status != "no plan"
         if seats is not None:
             flipped += 1
@@ -226,7 +234,10 @@ def cpsat_repack(
             if len(covering) > 1:
                 model.add_at_most_one(covering)
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = seconds
+    # deterministic time decides, so a busy machine leaves no more undecided;
+    # the wall clock only stops a solve far beyond it
+    solver.parameters.max_deterministic_time = seconds
+    solver.parameters.max_time_in_seconds = 20 * seconds
     solver.parameters.num_workers = 1
     status = solver.solve(model)
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):

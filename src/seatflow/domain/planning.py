@@ -81,6 +81,23 @@ class KnownBooking:
 
 
 @dataclass(frozen=True)
+class DemandProfile:
+    """The requests a restaurant expects on an evening, by party size and time
+    of day: what lookahead placement keeps tables free for (docs/engine.md,
+    "Lookahead placement"). Storage computes it from the restaurant's own past
+    requests (`storage.demand`); without one the engine assumes
+    `default_demand`.
+    """
+
+    # (minute of the local day the meal starts, party size, expected requests
+    # an evening starting in that minute's slot)
+    rates: tuple[tuple[int, int, float], ...]
+    # (party size, minutes a table is held: meal plus buffer)
+    durations: tuple[tuple[int, int], ...]
+    slot_minutes: int = 15
+
+
+@dataclass(frozen=True)
 class RestaurantSnapshot:
     restaurant_id: str
     tables: tuple[Table, ...]
@@ -91,6 +108,8 @@ class RestaurantSnapshot:
     # The restaurant's IANA time zone: the engine's reasons name clock times on
     # it (None: UTC).
     timezone: str | None = None
+    # The demand the evening is expected to bring (None: the engine's default).
+    demand: DemandProfile | None = None
 
 
 @dataclass(frozen=True)
@@ -114,10 +133,13 @@ class ScoreWeights:
     """
 
     overage: float = 10.0
-    # Above every overage (max_overage x overage): fewer tables always rank
-    # first, as the legacy planner does. Cheaper extra tables used up small
-    # tables that later small parties needed (bench/engine.py, issue 13).
-    extra_table: float = 50.0
+    # Between one and two empty seats: a single table still beats a group that
+    # fits as well, but a group that fits exactly beats a single with two or
+    # more empty seats (a 4 on two 2-tops rather than on a 6-top the 5s and 6s
+    # need). At 50 (above any overage, as the legacy planner ranks) the engine
+    # alone chose as legacy does; below one empty seat (4) a 3 took three bar
+    # stools and a 2 two 2-tops (bench/engine.py, issues 13 and 24).
+    extra_table: float = 15.0
     diameter: float = 1.0
     # Off by default: fragmentation, zone load, scarcity and idle gaps were
     # measured on three floor shapes at 70-170% load and none earned seats or
@@ -129,6 +151,11 @@ class ScoreWeights:
     scarcity: float = 0.0
     zone_miss: float = 1000.0
     idle_gap: float = 0.0
+    # Lookahead placement (engine/demand.py): expected covers of the demand
+    # still to come whose options the plan takes. A tie-break among plans that
+    # fit equally well (200 expected covers weigh one empty seat): as a term
+    # that could outweigh an empty seat it cost covers on every floor measured.
+    demand: float = 0.05
 
 
 @dataclass(frozen=True)

@@ -108,8 +108,12 @@ def floor_plans(
     window are exactly these minus those touching a busy table: enumerated once
     per floor and party, kept in a small cache across requests (a speed-up
     only: the answer and the step count never depend on it)."""
+    floor_key = getattr(floor, "_plans_key", None)
+    if floor_key is None:  # hashed once per Floor (one search)
+        floor_key = _FloorKey(floor)
+        floor._plans_key = floor_key  # type: ignore[attr-defined]
     key = (
-        _FloorKey(floor),
+        floor_key,
         party,
         zones,
         config.max_tables,

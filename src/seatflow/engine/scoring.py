@@ -29,6 +29,7 @@ from datetime import timedelta
 from seatflow.domain.planning import BookingRequest, Mobility, Plan, ScoreWeights
 
 from .combinations import Candidate, diameter
+from .demand import DemandView
 from .floor import Floor
 
 OPTIMAL_FIT = "optimal_fit"
@@ -50,9 +51,16 @@ class WindowView:
     combinable_neighbours: dict[str, frozenset[str]]
     # known bookings' plans as table bitmasks (only bookings that have a plan now)
     lookahead_plans: list[list[int]]
+    # the demand still to come that the window's plans would block (None: not weighed)
+    demand: DemandView | None = None
 
 
-def window_view(floor: Floor, free: Sequence[str], lookahead_plans: list[list[int]]) -> WindowView:
+def window_view(
+    floor: Floor,
+    free: Sequence[str],
+    lookahead_plans: list[list[int]],
+    demand: DemandView | None = None,
+) -> WindowView:
     free_set = frozenset(free)
     total: dict[str, int] = {}
     available: dict[str, int] = {}
@@ -83,7 +91,7 @@ def window_view(floor: Floor, free: Sequence[str], lookahead_plans: list[list[in
             and floor.tables[other].mobility == Mobility.MOVABLE
             and floor.tables[other].zone == table.zone
         )
-    return WindowView(free_set, zone_load, scarcity_of, combinable, lookahead_plans)
+    return WindowView(free_set, zone_load, scarcity_of, combinable, lookahead_plans, demand)
 
 
 def fragmentation(tables: Sequence[str], view: WindowView) -> int:
@@ -173,6 +181,7 @@ def score_candidate(
             request.zone_preference is not None and candidate.zone != request.zone_preference
         ),
         "idle_gap": round(idle_gap(floor, request, tables), 6),
+        "demand": view.demand.cost(tables) if view.demand is not None else 0.0,
     }
     score = (
         terms["overage"] * weights.overage
@@ -184,6 +193,7 @@ def score_candidate(
         + terms["scarcity"] * weights.scarcity
         + terms["zone_miss"] * weights.zone_miss
         + terms["idle_gap"] * weights.idle_gap
+        + terms["demand"] * weights.demand
     )
     return Plan(
         tables=tables,

@@ -14,6 +14,7 @@ from seatflow.domain.planning import (
 )
 
 from .combinations import enumerate_plans, single_fits
+from .demand import DemandView
 from .floor import DEFAULT_CONFIG, Floor, overlaps, taken_reason
 from .repack import repack
 from .scoring import credit_strategies, lower_bound, rank, score_candidate, window_view
@@ -128,7 +129,11 @@ def rank_plans(
         return [], enumeration.evaluated
     limit = config.max_plans if limit is None else limit
     weights = config.weights
-    view = window_view(floor, free, _lookahead_plans(floor, request, config))
+    demand = None
+    if weights.demand > 0 and len(candidates) > 1:
+        interest = floor.mask({t for c in candidates for t in c.tables})
+        demand = DemandView(floor, request, config, floor.snapshot.demand, interest)
+    view = window_view(floor, free, _lookahead_plans(floor, request, config), demand)
     if limit >= len(candidates) or min(vars(weights).values()) < 0:
         scored = [score_candidate(floor, request, c, view, weights) for c in candidates]
         return credit_strategies(

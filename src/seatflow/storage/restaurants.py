@@ -19,6 +19,7 @@ from seatflow.domain.planning import (
 )
 from seatflow.domain.restaurant import RestaurantPolicy, ServicePeriod, TurnBand
 from seatflow.domain.states import UNSEATED
+from seatflow.storage.demand import demand_sql, load_demand, profile_from_json
 
 UNSEATED_STATES = sorted(UNSEATED)  # a bound parameter, never a literal list
 
@@ -190,6 +191,7 @@ async def load_snapshot(
         known_bookings=tuple(known_booking_from_row(r) for r in known),
         zones_active=tuple(zones),
         timezone=timezone,
+        demand=await load_demand(conn, restaurant_id, window_start),
     )
 
 
@@ -263,8 +265,13 @@ ATTEMPT_INPUTS = text(
     "   AND k.assignment_state = ANY(CAST(:unseated AS text[])) AND k.id <> b.id) AS known, "
     " (SELECT r.timezone FROM restaurants r WHERE r.id = b.restaurant_id) AS tz, "
     " (SELECT coalesce(json_agg(zz.id ORDER BY zz.id), '[]') FROM zones zz "
-    "   WHERE zz.restaurant_id = b.restaurant_id AND zz.active) AS zones "
-    "FROM b"
+    "   WHERE zz.restaurant_id = b.restaurant_id AND zz.active) AS zones, "
+    + demand_sql(
+        "b.restaurant_id",
+        "(SELECT r.timezone FROM restaurants r WHERE r.id = b.restaurant_id)",
+        "b.start_at",
+    )
+    + " AS demand FROM b"
 )
 
 
@@ -301,6 +308,7 @@ def snapshot_from_json(restaurant_id: str, row: Any) -> RestaurantSnapshot:
         ),
         zones_active=tuple(_json(row.zones)),
         timezone=row.tz,
+        demand=profile_from_json(_json(row.demand)),
     )
 
 

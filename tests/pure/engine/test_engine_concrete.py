@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from engine_floors import at, booking, floor, held, table
 
-from seatflow.domain.planning import AdjacencyMode, EngineConfig, KnownBooking
+from seatflow.domain.planning import AdjacencyMode, EngineConfig, KnownBooking, ScoreWeights
 from seatflow.engine import search
 
 
@@ -150,8 +150,10 @@ def test_a_booking_inside_the_freeze_window_takes_the_table_it_fits_most_snugly_
     """A booking placed within `repack_freeze_minutes` of its start can never be
     re-packed, so its plan is final: among equally good tables it takes the one
     that leaves the least unusable idle time (here B4, 10 minutes before the next
-    party, against 25 on A4). Further ahead a later re-pack can still move it, and
-    the tie breaks on table ids as before; without re-packing nothing changes."""
+    party, against 25 on A4). Further ahead a later re-pack can still move it:
+    without lookahead placement the tie breaks on table ids as before; with it
+    (the default) B4 wins there too, as the table that blocks the fewest
+    requests still to come (docs/engine.md, "Lookahead placement")."""
     snapshot = floor(
         table("A4", 4),
         table("B4", 4),
@@ -161,11 +163,13 @@ def test_a_booking_inside_the_freeze_window_takes_the_table_it_fits_most_snugly_
     frozen = search(snapshot, request, now=at(-45))
     assert frozen.plans[0].tables == ("B4",)
     assert frozen.plans[0].breakdown["idle_gap"] < frozen.plans[1].breakdown["idle_gap"]
-    assert search(snapshot, request, now=at(-61)).plans[0].tables == ("A4",)
-    assert search(snapshot, request).plans[0].tables == ("A4",)  # no clock
-    alone = EngineConfig(repack=False)
+    blind = EngineConfig(weights=replace(ScoreWeights(), demand=0.0))
+    assert search(snapshot, request, blind, now=at(-61)).plans[0].tables == ("A4",)
+    assert search(snapshot, request, blind).plans[0].tables == ("A4",)  # no clock
+    assert search(snapshot, request, now=at(-61)).plans[0].tables == ("B4",)  # lookahead
+    alone = replace(blind, repack=False)
     assert search(snapshot, request, alone, now=at(-45)).plans[0].tables == ("A4",)
-    off = EngineConfig(frozen_idle_gap=0.0)
+    off = replace(blind, frozen_idle_gap=0.0)
     assert search(snapshot, request, off, now=at(-45)).plans[0].tables == ("A4",)
     longer = EngineConfig(repack_freeze_minutes=90)
     assert search(snapshot, request, longer, now=at(-61)).plans[0].tables == ("B4",)

@@ -1,0 +1,78 @@
+"""The restaurant's demand profile, from its own past requests (docs/engine.md,
+"Lookahead placement"): how many requests an evening start in each 15-minute
+slot of the local day, by party size, and how long each party size holds a
+table, over the `HISTORY_DAYS` days before the booking's local day.
+
+Every request counts, seated or not (a refused party of 8 is demand the floor
+should expect), except those cancelled before any table was tried. A restaurant
+without history gets None, and the engine assumes its default profile.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from seatflow.domain.planning import DemandProfile
+
+HISTORY_DAYS = 28
+SLOT_MINUTES = 15
+
+
+def demand_sql(restaurant: str, timezone: str, day_of: str) -> str:
+    """A scalar subquery: the profile as JSON (`{"days", "rates", "durations"}`,
+    null without history) for the restaurant `restaurant` (an SQL expression)
+    in zone `timezone`, from the `HISTORY_DAYS` local days before the local day
+    of the instant `day_of`."""
+    local_day = f"date_trunc('day', ({day_of}) AT TIME ZONE {timezone})"
+    return (
+        "(WITH past AS (SELECT h.party_size AS party, "
+        f"  CAST(h.start_at AT TIME ZONE {timezone} AS date) AS day, "
+        f"  CAST(extract(hour FROM h.start_at AT TIME ZONE {timezone}) * 60 "
+        f"   + extract(minute FROM h.start_at AT TIME ZONE {timezone}) AS integer) "
+        f"   / {SLOT_MINUTES} * {SLOT_MINUTES} AS minute, "
+        "  extract(epoch FROM h.occupied_until - h.start_at) / 60 AS held "
+        f" FROM bookings h WHERE h.restaurant_id = {restaurant} "
+        f"  AND h.start_at >= ({local_day} - make_interval(days => {HISTORY_DAYS})) "
+        f"      AT TIME ZONE {timezone} "
+        f"  AND h.start_at < {local_day} AT TIME ZONE {timezone} "
+        "  AND NOT (h.assignment_state = 'cancelled' AND h.assignment_strategy IS NULL)) "
+        "SELECT CASE WHEN count(*) = 0 THEN NULL ELSE json_build_object("
+        " 'days', (SELECT count(DISTINCT day) FROM past), "
+        " 'rates', (SELECT json_agg(json_build_array(minute, party, n) "
+        "   ORDER BY minute, party) FROM (SELECT minute, party, count(*) AS n FROM past "
+        "   GROUP BY minute, party) r), "
+        " 'durations', (SELECT json_agg(json_build_array(party, m) ORDER BY party) "
+        "   FROM (SELECT party, CAST(ceil(avg(held)) AS integer) AS m FROM past GROUP BY party) d)) END "
+        "FROM past)"
+    )
+
+
+def profile_from_json(value: Any) -> DemandProfile | None:
+    """The profile from `demand_sql`'s JSON (None without history)."""
+    if not value:
+        return None
+    days = max(1, int(value["days"]))
+    return DemandProfile(
+        rates=tuple(
+            (int(minute), int(party), round(n / days, 6)) for minute, party, n in value["rates"]
+        ),
+        durations=tuple((int(party), int(m)) for party, m in value["durations"]),
+        slot_minutes=SLOT_MINUTES,
+    )
+
+
+async def load_demand(
+    conn: AsyncConnection, restaurant_id: str, day_of: datetime
+) -> DemandProfile | None:
+    """The restaurant's profile for the local day of `day_of`."""
+    sql = demand_sql(
+        ":id", "(SELECT timezone FROM restaurants WHERE id = :id)", "CAST(:day_of AS timestamptz)"
+    )
+    value = (
+        await conn.execute(text(f"SELECT {sql}"), {"id": restaurant_id, "day_of": day_of})
+    ).scalar_one()
+    return profile_from_json(value)
