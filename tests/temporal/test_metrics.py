@@ -22,6 +22,7 @@ from seatflow import metrics
 from seatflow.config import Settings
 from seatflow.ops.telemetry import BookingStateSampler, MetricsAddressError, make_runtime
 from seatflow.service.bookings import start_booking_workflow
+from tests.smtp_server import SmtpServer
 from tests.support import floorplan, import_plan, new_booking, slot
 from worker import build_worker
 
@@ -138,7 +139,12 @@ async def test_worker_exports_every_metric_of_the_rules_and_dashboard(
     process_meter_reset: None,
 ) -> None:
     port = free_port()
-    settings = test_settings.model_copy(update={"metrics_address": f"127.0.0.1:{port}"})
+    # SMTP, as deployed: the confirmation is then an activity task (with the
+    # file mailbox it is a local activity), so the activity metrics exist too.
+    smtp = await SmtpServer().start()
+    settings = test_settings.model_copy(update={
+        "metrics_address": f"127.0.0.1:{port}", "mail_transport": "smtp",
+        "smtp_host": "127.0.0.1", "smtp_port": smtp.port})
     runtime = make_runtime(settings)
     client = await Client.connect(
         dev_env.client.service_client.config.target_host,
@@ -158,6 +164,7 @@ async def test_worker_exports_every_metric_of_the_rules_and_dashboard(
         outcome = await handle.result()
         await asyncio.sleep(0.5)  # one more sample of the state gauge
         exposition = await asyncio.to_thread(scrape, port)
+    await smtp.stop()
     assert outcome.state == "confirmed"
     exported = {m.group(1) for m in SAMPLE.finditer(exposition)}
     used = metric_names(alert_expressions()) | metric_names(dashboard_expressions())

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from seatflow.config import Settings
@@ -65,7 +67,11 @@ async def test_shutdown_lets_a_running_email_send_finish(
         await holder.close()
     await asyncio.wait_for(stopping, 30)
     await asyncio.wait_for(running, 30)
-    await handle.terminate("test over")
+    # With the file mailbox the send is a local activity in the workflow task
+    # that confirmed: that task completes the workflow once the send is done.
+    # (An activity task's result would wait for a worker: then it is ended here.)
+    with contextlib.suppress(RPCError):
+        await handle.terminate("test over")
     rows = await fetch(db_engine, "SELECT status, send_attempts FROM email_outbox WHERE "
                        "booking_id = CAST(:b AS uuid)", b=booking)
     assert [tuple(r) for r in rows] == [("sent", 1)]
