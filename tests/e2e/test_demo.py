@@ -220,10 +220,9 @@ def test_demo_books_a_well_run_evening_and_the_report_shows_the_targets_met(
     view = booking(stack, gone.booking_id)
     assert view["assignment_state"] == "cancelled" and view["tables"] == []
 
-    # Any other operator decision left nobody waiting (a guest who lost a table
-    # to another booked in the same instant).
-    assert all(s.state in ("confirmed", "failed") and (s.exit_code == 0 or s.crashed_at_exit)
-               for s in summary.operator_queue)
+    # The guests booked on holds: none lost a table to another guest booking in
+    # the same instant, so the operator had no one else to seat.
+    assert summary.operator_queue == []
     # The latency is the pipeline's: bookings an operator seated measure a
     # person and are left out; the cancelled guest had been confirmed by it.
     by_operator = 1 + sum(1 for s in summary.operator_queue if s.state == "confirmed")
@@ -238,7 +237,7 @@ def test_demo_books_a_well_run_evening_and_the_report_shows_the_targets_met(
     assert figures["in_flight"] == 0
     assert figures["confirmation_rate"] >= 0.95
     assert figures["manual_review_rate"] < 0.10
-    assert figures["manual_review_entered"] == 1 + len(summary.operator_queue)
+    assert figures["manual_review_entered"] == 1  # the party of 20 only
     assert figures["latency_seconds"]["p95"] is not None
     assert figures["permit_wait_p95_ms"] is not None
     assert figures["duplicate_emails"] == 0

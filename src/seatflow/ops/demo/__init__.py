@@ -15,9 +15,10 @@ guests book:
    (the CLI itself, printed as it runs).
 2. The evening's guests, `rate` a second: each asks availability for the
    time they want (`seatflow.service.availability.check_start`), takes it or the
-   nearest offered time within `tolerance`, or goes away; the booking itself
-   is made with `require_availability` (what the HTTP API does), so a time
-   taken meanwhile is refused and the guest is offered the nearest again.
+   nearest offered time within `tolerance`, or goes away. Like a booking
+   site, it holds the time first (`seatflow.service.holds`), then books on
+   the hold, so a time taken meanwhile is refused at the hold with the
+   nearest times, and a booking made is never refused after all.
 3. One guest cancels (`seatflow bookings cancel`, printed as it runs).
 
 The summary counts every guest (requested = booked + went away), the states

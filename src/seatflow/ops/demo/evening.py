@@ -265,14 +265,18 @@ def _closest(times: Sequence[datetime], wanted: datetime, tolerance: timedelta) 
 
 async def _guest_books(ev: Evening, b: DemoBooking, tolerance: timedelta, task_queue: str,
                        create_booking: Any) -> tuple[str, str | None]:
-    """One online guest: ask, then book the time asked or the closest time
-    shown within `tolerance`, or go away. The booking itself requires
-    availability (as the HTTP API does), so a time taken between asking and
-    booking is refused with the nearest times, and the guest takes the
+    """One online guest, as a booking site serves them: ask, then hold the
+    time asked or the closest time shown within `tolerance` (the tables are
+    the guest's while they fill in the form), then book on the hold, which
+    confirms on the held tables; or go away. A time taken between asking and
+    holding is refused with the nearest times, and the guest takes the
     closest of them within `tolerance` once more. Returns what happened
     ("at_time_asked", "offered+took_offer", "offered+went_away", "went_away")
     and the booking id."""
+    from dataclasses import replace
+
     from seatflow.service.bookings import NotAvailable
+    from seatflow.service.holds import request_hold
 
     shown = await _ask(ev, b, tolerance)
     start = _closest(shown, b.start, tolerance)
@@ -280,10 +284,15 @@ async def _guest_books(ev: Evening, b: DemoBooking, tolerance: timedelta, task_q
     for _ in range(2):
         if start is None:
             break
+        holder = f"demo-guest-{b.guest_name}-{b.start:%H%M}"
         try:
-            created = await create_booking(ev.engine, ev.client, ev.new_booking(b, start),
-                                           task_queue=task_queue, require_availability=True,
-                                           engine_config=ev.config)
+            hold = await request_hold(ev.engine, ev.restaurant_id, holder,
+                                      party_size=b.party_size, start=start.isoformat(),
+                                      config=ev.config)
+            created = await create_booking(
+                ev.engine, ev.client,
+                replace(ev.new_booking(b, start), hold_id=hold.hold_id, holder=holder),
+                task_queue=task_queue, require_availability=True, engine_config=ev.config)
         except NotAvailable as exc:  # taken meanwhile: the nearest times again
             was_offered = was_offered or bool(exc.nearest)
             start = _closest(exc.nearest, b.start, tolerance)
