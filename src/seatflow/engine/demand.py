@@ -84,13 +84,22 @@ class DemandView:
         window = self._mask(request.start, request.end)
         durations = dict(profile.durations)
         # Requests already held, by (start slot, party): what is still to come.
-        held: dict[tuple[int, int], int] = {}
-        seen: set[str] = {request.booking_id}
+        # One per booking, whatever order its allocations come in (each of a
+        # booking's tables carries its start and party: the earliest and the
+        # largest, should they ever disagree).
+        booked: dict[str, tuple[datetime, int]] = {}
         for allocation in floor.snapshot.allocations:
-            if allocation.booking_id in seen or allocation.booking_start is None:
+            if allocation.booking_id == request.booking_id or allocation.booking_start is None:
                 continue
-            seen.add(allocation.booking_id)
-            key = (self._index(allocation.booking_start), allocation.party_size)
+            known = booked.get(allocation.booking_id)
+            if known is None:
+                booked[allocation.booking_id] = (allocation.booking_start, allocation.party_size)
+            else:
+                booked[allocation.booking_id] = (min(known[0], allocation.booking_start),
+                                                 max(known[1], allocation.party_size))
+        held: dict[tuple[int, int], int] = {}
+        for booking_start, party_size in booked.values():
+            key = (self._index(booking_start), party_size)
             held[key] = held.get(key, 0) + 1
         # Busy tables by slot, ignoring the request itself.
         busy_in: dict[str, int] = {}
