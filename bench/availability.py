@@ -11,10 +11,12 @@ repeated calls, per party size (the machine is shared: CPU time is the steadier
 figure, wall clock is what a guest waits):
 
 - `engine`: `seatflow.engine.availability.evaluate_counted` on an in-memory snapshot
-  (intake rules, free-plan check, the yes/no re-packing path within its budget),
-  with how many start times were decided by a free plan, a re-assignment found
-  or re-used, a proof of none, or left undecided (searched, or not reached in
-  budget), and the offered times against the baseline's;
+  (intake rules, free-plan check, the yes/no re-packing path within its step
+  budget, `EngineConfig.availability_repack_steps`), with how many start times
+  were decided by a free plan, a re-assignment found or re-used, a proof of
+  none, or left undecided (searched, not reached within the steps, or stopped
+  by the wall-clock safety stop), the steps spent, how many runs the safety
+  stop fired in, and the offered times against the baseline's;
 - `baseline`: the previous path, measured in the same run: the pipeline's full
   `search` (fewest-moves re-packing) for every start time without a free plan;
 - `end_to_end`: `seatflow.service.availability.check_availability` against PostgreSQL
@@ -71,7 +73,6 @@ from seatflow.domain.restaurant import (
 )
 from seatflow.engine import search
 from seatflow.engine.availability import (
-    BUDGET_MS,
     PROBE_BOOKING_ID,
     candidate_starts,
     day_window,
@@ -188,12 +189,16 @@ def bench_engine(snapshot: RestaurantSnapshot, policy: RestaurantPolicy, day: da
     lo, hi = day_window(policy, day)
     starts = [s for s in candidate_starts(policy, lo, hi) if s.astimezone(policy.tz).hour >= 17]
     now = lo - timedelta(days=1)
-    out: dict[str, Any] = {"start_times": len(starts), "budget_ms": BUDGET_MS}
+    out: dict[str, Any] = {"start_times": len(starts),
+                           "repack_steps_budget": config.availability_repack_steps,
+                           "safety_stop_ms": config.repack_safety_stop_ms}
     for party in PARTIES:
         wall: list[float] = []
         cpu: list[float] = []
         offered_runs: list[int] = []
         not_reached: list[int] = []
+        steps: list[int] = []
+        stopped = 0
         counts: dict[str, int] = {}
         offered: set[datetime] = set()
         for _ in range(repeats):
@@ -205,6 +210,8 @@ def bench_engine(snapshot: RestaurantSnapshot, policy: RestaurantPolicy, day: da
             offered = {s.start for s in found.slots if s.available}
             offered_runs.append(len(offered))
             not_reached.append(found.counts["undecided_not_reached"])
+            steps.append(found.repack_steps)
+            stopped += found.safety_stop
         base_wall: list[float] = []
         base_cpu: list[float] = []
         base_offered: set[datetime] = set()
@@ -222,6 +229,8 @@ def bench_engine(snapshot: RestaurantSnapshot, policy: RestaurantPolicy, day: da
             "available_min_max_over_runs": [min(offered_runs), max(offered_runs)],
             "decided_by": counts,  # of the last run
             "runs_with_times_not_reached": sum(1 for n in not_reached if n),
+            "repack_steps_min_max": [min(steps), max(steps)],
+            "runs_safety_stopped": stopped,
             "baseline": {
                 **base, "available_start_times": len(base_offered),
                 "offered_by_baseline_not_here": sorted(
@@ -276,6 +285,7 @@ async def bench_end_to_end(plan: FloorPlan, seated: list[dict[str, Any]], day: d
             cpu: list[float] = []
             available: list[int] = []
             undecided: list[int] = []
+            stopped = 0
             for _ in range(repeats):
                 t0, c0 = time.perf_counter(), time.process_time()
                 found = await check_availability(engine, rid, party, window=dinner,
@@ -284,6 +294,7 @@ async def bench_end_to_end(plan: FloorPlan, seated: list[dict[str, Any]], day: d
                 cpu.append((time.process_time() - c0) * 1000)
                 available.append(len(found.available_starts))
                 undecided.append(sum(s.undecided for s in found.slots))
+                stopped += found.safety_stop
             # CPU: this process's (client, engine), not PostgreSQL's
             out[f"party_{party}"] = {**timed(samples, cpu),
                                      "available_start_times": available[-1],
@@ -291,6 +302,7 @@ async def bench_end_to_end(plan: FloorPlan, seated: list[dict[str, Any]], day: d
                                                                      max(available)],
                                      "undecided_min_max_over_runs": [min(undecided),
                                                                      max(undecided)],
+                                     "runs_safety_stopped": stopped,
                                      "start_times": len(found.slots)}
         return out
     finally:
@@ -320,10 +332,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--no-database", action="store_true", help="engine share only")
     parser.add_argument("--out", type=Path, help="where to write the JSON")
+    parser.add_argument("--steps", type=int,
+                        help="availability_repack_steps (default: EngineConfig's)")
     args = parser.parse_args()
     repeats = 5 if args.quick else 60
     baseline_repeats = 3 if args.quick else 20
     config = EngineConfig()
+    if args.steps is not None:
+        config = replace(config, availability_repack_steps=args.steps)
     plan = load_floorplan(FLOOR_FILE)
     policy = policy_of(plan)
     day = date(2026, 12, 1)

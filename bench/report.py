@@ -265,7 +265,9 @@ def availability_section(results: Path) -> list[str]:
         f"`bench/results/availability-latest.json`: `{floor['file']}`, {floor['tables']}"
         f" tables holding {floor['allocations']} allocations, {floor['service']},"
         f" {engine['start_times']} start times every {floor['slot_minutes']} minutes;"
-        f" re-packing budget {engine['budget_ms']:g} ms; {document['machine']['cpus']} CPUs."
+        f" re-packing budget {engine['repack_steps_budget']:,} steps"
+        f" (wall-clock safety stop {engine['safety_stop_ms'] or 'none'} ms);"
+        f" {document['machine']['cpus']} CPUs."
         " Milliseconds for the whole evening:"
     )
     out = [intro, ""]

@@ -109,6 +109,13 @@ class Settings(BaseSettings):
     wide_plan_lead_minutes: int = Field(
         default=120, ge=0, le=525600, alias="SEATFLOW_WIDE_PLAN_LEAD_MINUTES"
     )
+    # availability's re-packing stage: steps in total per evaluation (the same
+    # answer on any machine; docs/engine.md, "Availability"). More decides more
+    # start times at the edge of a full stretch, at about 8 us of CPU a step.
+    availability_repack_steps: int = Field(
+        default=EngineConfig.availability_repack_steps, ge=0, le=10_000_000,
+        alias="SEATFLOW_AVAILABILITY_REPACK_STEPS",
+    )
     # The HTTP API: bearer tokens as JSON (parsed by seatflow.api.auth, which
     # never echoes a token in an error) and the address `seatflow api` binds.
     api_tokens: str = Field(default="", alias="SEATFLOW_API_TOKENS", repr=False)
@@ -218,6 +225,7 @@ class Settings(BaseSettings):
                 None if self.repack_max_moves == "unlimited" else self.repack_max_moves
             ),
             wide_plan_lead_minutes=self.wide_plan_lead_minutes,
+            availability_repack_steps=self.availability_repack_steps,
         )
 
 

@@ -383,8 +383,8 @@ def test_evaluate_agrees_with_search_on_random_evenings() -> None:
         # Steps bound the re-packing, not the wall clock: a busy machine must not
         # cut one search short and not the other.
         config = EngineConfig(max_tables=rng.choice([1, 2, 3]), repack_safety_stop_ms=None,
-                              max_exact_steps=10**6)
-        for s in evaluate(snap, p, party, starts, config, now=now, budget_ms=None):
+                              max_exact_steps=10**6, availability_repack_steps=UNLIMITED)
+        for s in evaluate(snap, p, party, starts, config, now=now):
             if not s.service:  # in the past: refused by the intake rules, not the search
                 continue
             req = BookingRequest("probe", party, s.start, s.end + timedelta(minutes=5))
@@ -402,6 +402,7 @@ def test_evaluate_agrees_with_search_on_random_evenings() -> None:
 DAY = date(2030, 3, 5)
 # steps only, and enough of them that the search on these floors is exact (a no is a proof)
 EXACT_STEPS = 10**6
+UNLIMITED = 10**9  # availability_repack_steps that never run out on these floors
 
 
 @st.composite
@@ -457,14 +458,16 @@ def test_every_offered_time_is_seatable_by_the_search_and_without_a_budget_every
     case: tuple[RestaurantSnapshot, int, EngineConfig, datetime],
 ) -> None:
     """The fast path against the plain per-time `search` (exact on these floors):
-    with no budget it answers exactly like the search; with none at all (0 ms)
+    with no step limit it answers exactly like the search; with no steps at all
     it still offers nothing the search cannot seat, and what it cannot decide is
     marked undecided, never offered."""
     snap, party, config, now = case
     p = policy()
     starts = dinner_starts()
-    unlimited = evaluate_counted(snap, p, party, starts, config, now=now, budget_ms=None)
-    starved = evaluate_counted(snap, p, party, starts, config, now=now, budget_ms=0.0)
+    unlimited = evaluate_counted(
+        snap, p, party, starts, replace(config, availability_repack_steps=UNLIMITED), now=now)
+    starved = evaluate_counted(
+        snap, p, party, starts, replace(config, availability_repack_steps=0), now=now)
     assert unlimited.counts[NOT_REACHED] == unlimited.counts[SEARCHED] == 0
     for full, fast in zip(unlimited.slots, starved.slots, strict=True):
         if not full.service:  # refused by the intake rules (in the past)
@@ -477,7 +480,7 @@ def test_every_offered_time_is_seatable_by_the_search_and_without_a_budget_every
         assert full.repack == (found.found and bool(found.moves))
         assert not full.undecided
         event(f"seatable: {'re-packing' if full.repack else full.available}, "
-              f"0 ms: {'undecided' if fast.undecided else fast.available}")
+              f"0 steps: {'undecided' if fast.undecided else fast.available}")
         if fast.available:
             assert found.found, (fast, found)
         elif not fast.undecided:
@@ -518,8 +521,8 @@ def test_a_time_only_re_packing_can_seat_is_offered_when_decided_in_budget() -> 
 def test_a_spent_budget_is_reported_and_the_time_is_not_offered() -> None:
     p = policy()
     now = datetime(2030, 3, 4, tzinfo=UTC)
-    found = evaluate_counted(repack_floor(), p, 4, dinner_starts(), EngineConfig(), now=now,
-                             budget_ms=0.0)
+    starved = EngineConfig(availability_repack_steps=0)
+    found = evaluate_counted(repack_floor(), p, 4, dinner_starts(), starved, now=now)
     by_time = {s.start.strftime("%H:%M"): s for s in found.slots}
     late = by_time["19:00"]
     assert not late.available and late.undecided and UNDECIDED in (late.reason or "")
@@ -529,8 +532,7 @@ def test_a_spent_budget_is_reported_and_the_time_is_not_offered() -> None:
     assert by_time["22:45"].available  # free again after 21:00
     # nothing may move (the couple has started): a proof, not a budget matter
     started = replace_allocations(repack_floor(), booking_start=None)
-    proven = evaluate_counted(started, p, 4, dinner_starts(), EngineConfig(), now=now,
-                              budget_ms=0.0)
+    proven = evaluate_counted(started, p, 4, dinner_starts(), starved, now=now)
     slot = next(s for s in proven.slots if s.start.strftime("%H:%M") == "19:00")
     assert not slot.available and not slot.undecided and "taken" in (slot.reason or "")
     assert proven.counts[NOT_REACHED] == 0
@@ -603,15 +605,14 @@ def test_the_garbage_collector_is_paused_for_an_evaluation_and_restored() -> Non
     assert seen and not any(seen)
 
 
-async def test_the_call_budget_leaves_re_packing_undecided_when_spent(
-    db_engine: AsyncEngine, unique_id: str, monkeypatch: pytest.MonkeyPatch
+async def test_the_step_budget_leaves_re_packing_undecided_when_spent(
+    db_engine: AsyncEngine, unique_id: str
 ) -> None:
     """Over PostgreSQL: a couple holds the table for four at 19:00 and has not
-    started; re-seating it frees the table. With the call's budget spent by the
-    snapshot read, the time is undecided and not offered; with it, offered."""
+    started; re-seating it frees the table. Without re-packing steps the time is
+    undecided and not offered; with the default budget, offered. Neither answer
+    depends on how long the snapshot read took."""
     from sqlalchemy import text
-
-    from seatflow.service import availability
 
     rid = f"av-budget-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [
@@ -635,11 +636,12 @@ async def test_the_call_budget_leaves_re_packing_undecided_when_spent(
     found = await check_availability(db_engine, rid, 4, window=window, config=EngineConfig())
     slot = found.slot_at(held)
     assert slot is not None and slot.available and slot.repack and not slot.undecided
-    monkeypatch.setattr(availability, "CALL_BUDGET_MS", 0.0)
-    spent = await check_availability(db_engine, rid, 4, window=window, config=EngineConfig())
+    assert not found.safety_stop and found.to_dict()["safety_stop"] is False
+    spent = await check_availability(db_engine, rid, 4, window=window,
+                                     config=EngineConfig(availability_repack_steps=0))
     slot = spent.slot_at(held)
     assert slot is not None and not slot.available and slot.undecided
-    assert UNDECIDED in (slot.reason or "")
+    assert UNDECIDED in (slot.reason or "") and not spent.safety_stop
 
 
 def test_availability_and_the_attempt_use_the_same_plan_rules_from_the_environment(
@@ -663,6 +665,12 @@ def test_availability_and_the_attempt_use_the_same_plan_rules_from_the_environme
     assert config.repack is False and Settings(SEATFLOW_REPACK="true").engine_config().repack
     assert Settings(SEATFLOW_REPACK_MAX_MOVES="3").engine_config().repack_max_moves == 3
     assert Settings().engine_config().repack_max_moves == 2  # the default cap
+    assert Settings().engine_config().availability_repack_steps == (
+        EngineConfig().availability_repack_steps)
+    steps = Settings(SEATFLOW_AVAILABILITY_REPACK_STEPS="500").engine_config()
+    assert steps.availability_repack_steps == 500
+    with pytest.raises(ValueError, match="SEATFLOW_AVAILABILITY_REPACK_STEPS"):
+        Settings(SEATFLOW_AVAILABILITY_REPACK_STEPS="-1")
     assert Settings(SEATFLOW_REPACK_MAX_MOVES="unlimited").engine_config().repack_max_moves is None
     for refused in ("0", "-1", "many"):  # 0 no longer means unlimited
         with pytest.raises(ValueError, match="SEATFLOW_REPACK_MAX_MOVES"):

@@ -166,7 +166,8 @@ class SlotModel(BaseModel):
     available: bool
     reason: str | None
     repack: bool
-    # not available because re-packing was not decided within availability's budget
+    # not available because re-packing was not decided within availability's step
+    # budget (or its wall-clock safety stop, on an overloaded machine)
     undecided: bool = False
 
 
@@ -180,6 +181,10 @@ class AvailabilityModel(BaseModel):
     as_of: str
     available: list[str]
     slots: list[SlotModel]
+    safety_stop: bool = Field(
+        default=False,
+        description="the re-packing search's wall-clock safety stop fired (an overloaded "
+        "server): times it left undecided may be decided on a retry")
 
 
 class ReviewItem(BaseModel):

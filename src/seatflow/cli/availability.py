@@ -77,6 +77,9 @@ def availability_command(
         typer.echo("no service in that window")
         return
     typer.echo(f"{len(starts)} of {len(found.slots)} start times available")
+    if found.safety_stop:
+        typer.echo("the re-packing search's safety stop fired (the machine is overloaded): "
+                   "times it left undecided may be available on a retry")
     for slot in found.slots:
         if slot.available:
             note = " (by re-seating bookings that have not started)" if slot.repack else ""

@@ -206,6 +206,16 @@ class EngineConfig:
     # least this much, a tie-break below one empty seat (w_overage 10), so it
     # takes the table it fits most snugly in time (docs/engine.md, "Final plans").
     frozen_idle_gap: float = 1.0
+    # Availability's re-packing stage (engine/availability_repack.py): the
+    # steps of every bounded and exact search it runs for one evaluation, in
+    # total. Steps alone decide which start times get decided, so the same
+    # snapshot gets the same answer on any machine; the wall clock is only the
+    # stage's safety stop (`repack_safety_stop_ms` for the whole stage, reported
+    # as `safety_stop`). 2,500 steps take about what the former 20 ms wall-clock
+    # budget did (18-23 ms of CPU an evening on the sample floor,
+    # bench/availability.py); the sample floor's evenings need 17,000-62,000 to
+    # decide every start time.
+    availability_repack_steps: int = 2500
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_tables <= 5:
@@ -219,6 +229,10 @@ class EngineConfig:
         if self.repack_safety_stop_ms is not None and self.repack_safety_stop_ms < 0:
             raise ValueError(
                 f"repack_safety_stop_ms must be >= 0 or None, got {self.repack_safety_stop_ms}"
+            )
+        if self.availability_repack_steps < 0:
+            raise ValueError(
+                f"availability_repack_steps must be >= 0, got {self.availability_repack_steps}"
             )
         if self.max_exact_steps < 0:
             raise ValueError(f"max_exact_steps must be >= 0, got {self.max_exact_steps}")

@@ -7,7 +7,8 @@ buffer, not in the past) and the same plan rules and re-packing rules as the
 assignment pipeline, over one snapshot of the restaurant's tables and
 allocations. A start time is offered only when it is proven seatable: a free
 plan, or a re-assignment of bookings that have not started, checked from
-scratch; within a time budget, a time not decided is not offered and says so
+scratch; within a step budget (`EngineConfig.availability_repack_steps`, the
+same answer on any machine), a time not decided is not offered and says so
 (`evaluate_counted`; the re-packing stage is `engine.availability_repack`).
 
 Pure: tests and `bench/availability.py` call `evaluate` with a snapshot they
@@ -40,6 +41,7 @@ from .availability_repack import (
     OFFERED,
     REPACK,
     REUSED,
+    SAFETY_STOP,
     SEARCHED,
     decide_unseated,
     fits,
@@ -51,10 +53,6 @@ from .search import plan_config
 PROBE_BOOKING_ID = "availability-probe"
 MAX_WINDOW = timedelta(days=2)
 MAX_PARTY = 1000
-# The wall-clock budget of one evaluation's re-packing stage (the start times
-# without a free plan). A start time not decided when it runs out is reported
-# as not available, with UNDECIDED as its reason: never offered unproven.
-BUDGET_MS = 20.0
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,8 @@ class Slot:
     available: bool
     reason: str | None = None  # why not, for people; None when available
     repack: bool = False  # available only by moving bookings that have not started
-    # not available because the time budget ran out before this time was decided
+    # not available because the step budget (or, on an overloaded machine, the
+    # wall-clock safety stop) ran out before this time was decided
     undecided: bool = False
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,6 +91,9 @@ class Availability:
     window_end: datetime
     as_of: datetime
     slots: tuple[Slot, ...]
+    # the re-packing stage's wall-clock safety stop fired: this answer may leave
+    # undecided what a less loaded machine decides (never set when steps decided)
+    safety_stop: bool = False
 
     @property
     def available_starts(self) -> list[datetime]:
@@ -115,6 +117,7 @@ class Availability:
             "as_of": self.as_of.isoformat(),
             "available": [s.isoformat() for s in self.available_starts],
             "slots": [s.to_dict() for s in self.slots],
+            "safety_stop": self.safety_stop,
         }
 
 
@@ -212,6 +215,8 @@ def validate_party(policy: RestaurantPolicy, party_size: int) -> None:
 class Evaluation:
     slots: list[Slot]
     counts: dict[str, int]  # start times per way of deciding (FREE, REPACK, ...)
+    repack_steps: int = 0  # steps the re-packing stage spent
+    safety_stop: bool = False  # its wall-clock safety stop fired (see `Availability`)
 
 
 def evaluate(
@@ -222,13 +227,10 @@ def evaluate(
     config: EngineConfig,
     *,
     now: datetime,
-    budget_ms: float | None = BUDGET_MS,
 ) -> list[Slot]:
     """Pure: whether each start time can be seated in `snapshot`, by the intake
     rules and the pipeline's plan rules; see `evaluate_counted`."""
-    return evaluate_counted(
-        snapshot, policy, party_size, starts, config, now=now, budget_ms=budget_ms
-    ).slots
+    return evaluate_counted(snapshot, policy, party_size, starts, config, now=now).slots
 
 
 def evaluate_counted(
@@ -239,7 +241,6 @@ def evaluate_counted(
     config: EngineConfig,
     *,
     now: datetime,
-    budget_ms: float | None = BUDGET_MS,
 ) -> Evaluation:
     """Pure: whether each start time can be seated, and how that was decided.
 
@@ -263,12 +264,16 @@ def evaluate_counted(
     `witness_problem` has checked from scratch against the snapshot and the
     plan rules (tables valid and free for every seated booking, only movable
     bookings moved, the moves applied as one set). A time where nothing was
-    found, or that the budget (`budget_ms` of wall clock for step 3, None: no
-    limit) did not reach, is not offered: `undecided`, and its reason says so.
+    found, or that the step budget of step 3 (`availability_repack_steps`)
+    did not reach, is not offered: `undecided`, and its reason says so. Steps
+    alone decide: the same snapshot gets the same slots on any machine. Only
+    on an overloaded machine does the wall-clock safety stop
+    (`repack_safety_stop_ms` for all of step 3) end it early: the times it left
+    are counted as SAFETY_STOP and `safety_stop` is set.
     The cyclic garbage collector is paused meanwhile (`_collector_paused`).
     """
     with _collector_paused():
-        return _evaluate(snapshot, policy, party_size, starts, config, now, budget_ms)
+        return _evaluate(snapshot, policy, party_size, starts, config, now)
 
 
 @contextmanager
@@ -298,10 +303,11 @@ def _evaluate(
     starts: Sequence[datetime],
     config: EngineConfig,
     now: datetime,
-    budget_ms: float | None,
 ) -> Evaluation:
     floor = Floor(snapshot)
-    counts = dict.fromkeys((FREE, REPACK, REUSED, NONE, SEARCHED, NOT_REACHED, INVALID), 0)
+    counts = dict.fromkeys(
+        (FREE, REPACK, REUSED, NONE, SEARCHED, NOT_REACHED, SAFETY_STOP, INVALID), 0
+    )
     slots: list[Slot | None] = []
     pending: list[tuple[int, BookingWindow, BookingRequest]] = []
     for start in starts:
@@ -322,20 +328,21 @@ def _evaluate(
             continue
         pending.append((len(slots), window, request))
         slots.append(None)
+    steps, safety_stop = 0, False
     if pending:
         available = [slot.start for slot in slots if slot is not None and slot.available]
-        decisions = decide_unseated(
-            floor, party_size, config, now, budget_ms,
-            [request for _, _, request in pending], available,
+        unseated = decide_unseated(
+            floor, party_size, config, now, [request for _, _, request in pending], available,
         )
-        for (index, window, request), decision in zip(pending, decisions, strict=True):
+        steps, safety_stop = unseated.steps, unseated.safety_stop
+        for (index, window, request), decision in zip(pending, unseated.decisions, strict=True):
             counts[decision.how] += 1
             slots[index] = _slot(
                 policy, request.start, window, decision.how in OFFERED, decision.reason,
                 repack=decision.how in OFFERED, undecided=decision.how in NOT_DECIDED,
             )
     assert all(slot is not None for slot in slots)
-    return Evaluation([s for s in slots if s is not None], counts)
+    return Evaluation([s for s in slots if s is not None], counts, steps, safety_stop)
 
 
 def _slot(

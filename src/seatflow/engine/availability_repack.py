@@ -3,13 +3,17 @@
 `decide_unseated` decides each of them yes (a re-assignment of bookings that
 have not started, checked from scratch by `witness_problem`), no (a proof: no
 table set fits, nothing may move, or the exact search found none), or not
-within the time budget (undecided: not offered). `seatflow.engine.availability`
-runs it after the free-plan check and turns its decisions into slots.
+within the stage's step budget (undecided: not offered). The budget is
+`EngineConfig.availability_repack_steps` steps in total, so the same snapshot
+gets the same decisions on any machine; the wall clock is only a safety stop
+(`repack_safety_stop_ms` over the whole stage), and when it fires the result
+says so (`Unseated.safety_stop`, and the times it left undecided are
+SAFETY_STOP). `seatflow.engine.availability` runs it after the free-plan check
+and turns its decisions into slots.
 """
 
 from __future__ import annotations
 
-import time as time_module
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -18,7 +22,7 @@ from seatflow.domain.planning import BookingRequest, EngineConfig, Move
 
 from .combinations import enumerate_plans
 from .exact import ExactOutcome, FeasibilityRepacker
-from .exact_problem import HeldBooking
+from .exact_problem import HeldBooking, clock
 from .floor import Floor, overlaps, taken_reason
 from .repack import bounded_repack, movable_bookings
 from .search import no_plan_reason, plan_config
@@ -28,6 +32,7 @@ UNDECIDED = (
     "re-seating bookings that have not started was not decided within the availability "
     "search's budget"
 )
+STOPPED = "the availability search's wall-clock safety stop fired (the machine is overloaded)"
 # The bounded re-packing search's step limit in the first, cheap round.
 QUICK_STEPS = 100
 MAX_REUSE = 4  # neighbouring re-assignments re-checked per start time
@@ -39,9 +44,12 @@ REUSED = "reused"  # another start time's re-assignment, verified for this one
 NONE = "none"  # proven not seatable (no table fits, nothing may move, or the exact proof)
 SEARCHED = "undecided_searched"  # searched, nothing found, no proof: not offered
 NOT_REACHED = "undecided_not_reached"  # the budget ran out before any search: not offered
+# the wall-clock safety stop fired before this time was decided: not offered (the
+# step budget alone might have decided it; on a healthy machine this never happens)
+SAFETY_STOP = "undecided_safety_stop"
 INVALID = "invalid"  # the intake rules refuse the time (past, outside service)
 OFFERED = (FREE, REPACK, REUSED)
-NOT_DECIDED = (SEARCHED, NOT_REACHED)
+NOT_DECIDED = (SEARCHED, NOT_REACHED, SAFETY_STOP)
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,17 @@ class Decision:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class Unseated:
+    """`decide_unseated`'s answer: one decision per pending start time, the
+    steps the stage spent (at most `availability_repack_steps`, give or take
+    one search's last step), and whether the wall-clock safety stop fired."""
+
+    decisions: list[Decision]
+    steps: int = 0
+    safety_stop: bool = False
+
+
 def fits(floor: Floor, party: int, tables: Iterable[str], config: EngineConfig) -> bool:
     return bool(enumerate_plans(floor, party, tables, config).candidates)
 
@@ -69,27 +88,30 @@ def decide_unseated(
     party: int,
     config: EngineConfig,
     now: datetime,
-    budget_ms: float | None,
     pending: Sequence[BookingRequest],
     available: Sequence[datetime],
-) -> list[Decision]:
+) -> Unseated:
     """Steps 2 and 3 of `evaluate_counted` for the start times without a free
     plan (`pending`, the probe's request at each), one decision each, in order.
     `available` holds the start times already offered (they order the work).
 
-    The budget is spent breadth first, cheapest first, so that no start time
-    waits behind an expensive one (and those nearest an available time go
-    first in each round): a round of the bounded search with
-    QUICK_STEPS steps over every open time, a round with the configured
-    `max_repack_steps` over those it cut short, then the exact search in its
-    feasibility-only mode; before each attempt the re-assignments found so far
-    are re-checked for that time."""
-    deadline = None if budget_ms is None else time_module.perf_counter() + budget_ms / 1000
+    The step budget (`config.availability_repack_steps`) is spent breadth
+    first, cheapest first, so that no start time waits behind an expensive one
+    (and those nearest an available time go first in each round): a round of
+    the bounded search with QUICK_STEPS steps over every open time, a round
+    with the configured `max_repack_steps` over those it cut short, then the
+    exact search in its feasibility-only mode; each search gets at most the
+    steps left, and what it spent is subtracted. Before each attempt the
+    re-assignments found so far are re-checked for that time. The wall clock
+    (`repack_safety_stop_ms` for the whole stage, None: none) only stops the
+    stage on an overloaded machine, and says so."""
+    stop_ms = config.repack_safety_stop_ms
+    deadline = None if stop_ms is None else clock() + stop_ms / 1000
     if not fits(floor, party, floor.usable, config) or not config.repack:
-        return [
+        return Unseated([
             Decision(NONE, no_plan_reason(floor, request, plan_config(config, request, now)))
             for request in pending
-        ]
+        ])
     decided: list[Decision | None] = [None] * len(pending)
     # Movability does not depend on the window except by overlap: find the
     # movable bookings once for a window spanning every pending start time.
@@ -109,9 +131,7 @@ def decide_unseated(
             decided[index] = Decision(NONE, taken_reason(floor, request))
     anchors = list(available)
     found: list[tuple[datetime, Witness]] = []
-
-    def out_of_time() -> bool:
-        return deadline is not None and time_module.perf_counter() > deadline
+    budget = _Budget(config.availability_repack_steps, deadline)
 
     def seat(item: _Open, witness: Witness, how: str) -> None:
         found.append((item.request.start, witness))
@@ -123,20 +143,24 @@ def decide_unseated(
     rounds = [quick] if quick == config else [quick, config]
     for round_config in rounds:
         for item in _nearest_first(opened, anchors):
-            if item.done or not item.cut or out_of_time():
+            if item.done or not item.cut or budget.spent():
                 continue
             witness = _reuse(floor, item.request, config, item.movable, found)
             if witness is not None:
                 seat(item, witness, REUSED)
                 continue
-            repacked = bounded_repack(floor, item.request, round_config, item.movable)
+            steps = min(round_config.max_repack_steps, budget.left)
+            repacked = bounded_repack(
+                floor, item.request, replace(round_config, max_repack_steps=steps), item.movable
+            )
+            budget.pay(repacked.steps)
             item.searched, item.cut = True, repacked.truncated
             if repacked.plan is not None:
                 candidate = Witness(repacked.plan.tables, repacked.moves)
                 if witness_problem(floor, item.request, config, item.movable, candidate) is None:
                     seat(item, candidate, REPACK)
     # The exact search decides what the bounded one could not, yes or a proof of
-    # no, within what is left of the budget (and its own per-search budgets).
+    # no, within the steps left (and its own per-search budget).
     for item in _nearest_first(opened, anchors):
         if item.done:
             continue
@@ -144,11 +168,9 @@ def decide_unseated(
         if witness is not None:
             seat(item, witness, REUSED)
             continue
-        outcome = None if out_of_time() else _feasible(
-            floor, item.request, config, item.movable, deadline
-        )
-        if outcome is None:
+        if budget.spent():
             continue
+        outcome = _feasible(floor, item.request, config, item.movable, budget)
         item.searched = True
         if outcome.exhausted:
             continue
@@ -160,12 +182,44 @@ def decide_unseated(
         if witness_problem(floor, item.request, config, item.movable, candidate) is None:
             seat(item, candidate, REPACK)
     for item in opened:
-        if not item.done:
-            decided[item.index] = Decision(
-                SEARCHED if item.searched else NOT_REACHED,
-                f"{taken_reason(floor, item.request)}; {UNDECIDED}",
-            )
-    return [decision for decision in decided if decision is not None]
+        if item.done:
+            continue
+        if budget.safety_stop and budget.left > 0:  # the clock, not the steps, stopped it
+            how, why = SAFETY_STOP, STOPPED
+        else:
+            how, why = (SEARCHED if item.searched else NOT_REACHED), UNDECIDED
+        decided[item.index] = Decision(how, f"{taken_reason(floor, item.request)}; {why}")
+    return Unseated(
+        [decision for decision in decided if decision is not None],
+        steps=budget.total - budget.left, safety_stop=budget.safety_stop,
+    )
+
+
+class _Budget:
+    """The stage's steps left, and its wall-clock safety stop."""
+
+    def __init__(self, total: int, deadline: float | None) -> None:
+        self.total = total
+        self.left = total
+        self.deadline = deadline
+        self.safety_stop = False  # the wall clock stopped the stage
+
+    def pay(self, steps: int) -> None:
+        self.left = max(0, self.left - steps)
+
+    def spent(self) -> bool:
+        """No steps left, or (checked only while steps are) past the safety stop."""
+        if self.left <= 0 or self.safety_stop:
+            return True
+        if self.deadline is not None and clock() > self.deadline:
+            self.safety_stop = True
+        return self.safety_stop
+
+    def stop_ms(self) -> float | None:
+        """What is left of the safety stop, for one exact search's own stop."""
+        if self.deadline is None:
+            return None
+        return max(0.0, (self.deadline - clock()) * 1000)
 
 
 @dataclass
@@ -197,19 +251,22 @@ def _feasible(
     request: BookingRequest,
     config: EngineConfig,
     movable: dict[str, HeldBooking],
-    deadline: float | None,
-) -> ExactOutcome | None:
-    """The exact search's feasibility-only answer within the pipeline's own
-    step budget, stopped by the clock when what is left of the evaluation's
-    wall-clock budget runs out first (None: nothing left)."""
-    stop_ms = config.repack_safety_stop_ms
-    if deadline is not None:
-        left_ms = (deadline - time_module.perf_counter()) * 1000
-        if left_ms <= 0:
-            return None
-        stop_ms = left_ms if stop_ms is None else min(stop_ms, left_ms)
-    bounded = replace(config, repack_safety_stop_ms=stop_ms)
-    return FeasibilityRepacker(floor, request, bounded, movable).run()
+    budget: _Budget,
+) -> ExactOutcome:
+    """The exact search's feasibility-only answer on at most the stage's steps
+    left (and its own `max_exact_steps`), its safety stop what is left of the
+    stage's; the steps it spent are paid."""
+    stop_ms = budget.stop_ms()
+    bounded = replace(
+        config,
+        max_exact_steps=min(config.max_exact_steps, budget.left),
+        repack_safety_stop_ms=stop_ms,
+    )
+    outcome = FeasibilityRepacker(floor, request, bounded, movable).run()
+    budget.pay(outcome.steps)
+    if outcome.safety_stop:
+        budget.safety_stop = True
+    return outcome
 
 
 def _reuse(

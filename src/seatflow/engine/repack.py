@@ -46,6 +46,9 @@ class Repacked:
     truncated: bool
     method: str = ""  # EXACT or BOUNDED; empty when nothing could move
     safety_stop: bool = False  # a wall-clock safety stop fired along the way
+    # every step spent (the bounded search's placements and combinations
+    # evaluated, the exact search's steps): what a caller's budget pays
+    steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -226,7 +229,9 @@ def repack(
     exact = ExactRepacker(floor, request, config, movable).run()
     if not exact.exhausted:
         if exact.candidate is None:
-            return Repacked(None, (), exact.steps, truncated=False, method=EXACT)
+            return Repacked(
+                None, (), exact.steps, truncated=False, method=EXACT, steps=exact.steps
+            )
         relaxed_free = floor.free_tables(
             request.start, request.end, ignore_bookings={request.booking_id, *movable}
         )
@@ -234,7 +239,7 @@ def repack(
         # truncated: a valid re-assignment, but not proven to need the fewest moves
         return Repacked(
             plan, exact.moves, exact.steps, truncated=not exact.fewest, method=EXACT,
-            safety_stop=exact.safety_stop,
+            safety_stop=exact.safety_stop, steps=exact.steps,
         )
     bounded = bounded_repack(floor, request, config, movable)
     return Repacked(
@@ -244,6 +249,7 @@ def repack(
         truncated=True,
         method=BOUNDED,
         safety_stop=exact.safety_stop,
+        steps=exact.steps + bounded.steps,
     )
 
 
@@ -299,13 +305,18 @@ def bounded_repack(
                     applied = application_order(floor, pairs) or pairs
                     ordered = tuple(Move(b.booking_id, b.tables, new) for b, new in applied)
                     evaluated = reseater.evaluated + enumeration.evaluated
-                    return Repacked(plan, ordered, evaluated, truncated=False, method=BOUNDED)
+                    return Repacked(
+                        plan, ordered, evaluated, truncated=False, method=BOUNDED,
+                        steps=reseater.steps + enumeration.evaluated,
+                    )
     except _OutOfSteps:
         return Repacked(
-            None, (), reseater.evaluated + enumeration.evaluated, truncated=True, method=BOUNDED
+            None, (), reseater.evaluated + enumeration.evaluated, truncated=True, method=BOUNDED,
+            steps=reseater.steps + enumeration.evaluated,
         )
     return Repacked(
-        None, (), reseater.evaluated + enumeration.evaluated, truncated=False, method=BOUNDED
+        None, (), reseater.evaluated + enumeration.evaluated, truncated=False, method=BOUNDED,
+        steps=reseater.steps + enumeration.evaluated,
     )
 
 

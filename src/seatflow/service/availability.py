@@ -3,12 +3,15 @@
 The policy and the floor snapshot are read from PostgreSQL in one REPEATABLE
 READ, READ ONLY transaction (nothing is written), and evaluated by the engine
 with the same rules as intake and the assignment pipeline
-(`seatflow.engine.availability`).
+(`seatflow.engine.availability`): its re-packing stage is bounded by a step
+budget (`EngineConfig.availability_repack_steps`), not by this call's wall
+clock, so a slow read or a busy machine never changes the answer. When the
+stage's wall-clock safety stop fires (an overloaded machine) the result says
+so (`Availability.safety_stop`) and a warning is logged.
 """
 
 from __future__ import annotations
 
-import time as time_module
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,22 +26,20 @@ from seatflow.domain.restaurant import (
     check_span,
 )
 from seatflow.engine.availability import (
-    BUDGET_MS,
     Availability,
     Slot,
     asked_window,
     candidate_starts,
-    evaluate,
+    evaluate_counted,
     snapshot_span,
     validate_party,
 )
+from seatflow.logging import get_logger
 from seatflow.service.cpu import run_cpu
 from seatflow.storage.availability import consistent_read
 from seatflow.storage.restaurants import load_policy, load_snapshot, snapshot_time
 
-# The budget of a whole `check_availability` call (snapshot read included): the
-# re-packing stage gets what is left of it, at most BUDGET_MS.
-CALL_BUDGET_MS = 35.0
+log = get_logger("seatflow.service")
 
 
 async def check_availability(
@@ -58,7 +59,6 @@ async def check_availability(
     slot grid (the time a guest asked for). Raises InvalidBooking for an
     unknown restaurant, a bad party size or a bad window, one past the
     booking horizon (`beyond_horizon`) or before yesterday (`in_the_past`)."""
-    began = time_module.perf_counter()
     now = now or datetime.now(UTC)
     async with consistent_read(engine) as conn:
         policy = await load_policy(conn, restaurant_id)
@@ -78,16 +78,17 @@ async def check_availability(
         else:
             snapshot = RestaurantSnapshot(restaurant_id=restaurant_id, tables=(), adjacency=())
         as_of = await snapshot_time(conn)
-    # The re-packing budget is what is left of the whole call's: a slow snapshot
-    # read (a busy database or machine) leaves less, never more than BUDGET_MS.
-    spent_ms = (time_module.perf_counter() - began) * 1000
-    budget_ms = max(0.0, min(BUDGET_MS, CALL_BUDGET_MS - spent_ms))
-    slots = await run_cpu(evaluate, snapshot, policy, party_size, starts, config, now=now,
-                          budget_ms=budget_ms)
+    found = await run_cpu(evaluate_counted, snapshot, policy, party_size, starts, config,
+                          now=now)
+    if found.safety_stop:
+        log.warning("availability safety stop", restaurant_id=restaurant_id,
+                    party_size=party_size, steps=found.repack_steps,
+                    undecided=sum(s.undecided for s in found.slots))
     return Availability(
         restaurant_id=restaurant_id, timezone=policy.timezone, party_size=party_size,
         slot_minutes=policy.slot_minutes, window_start=lo.astimezone(policy.tz),
-        window_end=hi.astimezone(policy.tz), as_of=as_of, slots=tuple(slots),
+        window_end=hi.astimezone(policy.tz), as_of=as_of, slots=tuple(found.slots),
+        safety_stop=found.safety_stop,
     )
 
 
