@@ -126,6 +126,7 @@ def online_bound(
         max_exact_steps=100_000,
         repack_safety_stop_ms=None,  # steps only
         repack_max_moves=None,  # as many moves as needed
+        repack_snug=False,  # any valid re-assignment
         repack_shallow_share=1.0,  # the fewest moves first, as before
     )
     times_moved: dict[str, int] = {}

@@ -189,6 +189,13 @@ class EngineConfig:
     # as needed). Every move is a table-changed email to a guest; every search
     # (exact, bounded) holds to it.
     repack_max_moves: int | None = 2
+    # Re-packing never adds an empty seat: the plan it frees for the new
+    # booking has none, and a moved booking gets no more seats than it held
+    # (False: any valid re-assignment, as the bench's online bound counts).
+    # Moves that seat a couple on a 4-top, or push a couple onto a 4-top,
+    # spend seats the demand still to come asks for and fix the moved guests
+    # for the evening (docs/engine.md, "Re-packing never adds an empty seat").
+    repack_snug: bool = True
     # Plans of more than two tables (three stools for a party of 3, three
     # 4-tops for a party of 10) are offered only when the booking starts within
     # this many minutes of `now` (None: always). Such plans use up small tables

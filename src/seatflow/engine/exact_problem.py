@@ -172,6 +172,12 @@ class RepackProblem:
         ]
         self.current = [floor.mask(b.tables) for b in self.bookings]
         self._sizes = [len(b.tables) for b in self.bookings]
+        # the most seats booking i may be moved to (re-packing never adds an
+        # empty seat, `EngineConfig.repack_snug`; no limit without it)
+        self._seats = [
+            sum(floor.tables[t].capacity for t in b.tables) if config.repack_snug else 1 << 30
+            for b in self.bookings
+        ]
         lifted = {request.booking_id, *movable}
         self.fixed = [a for a in floor.snapshot.allocations if a.booking_id not in lifted]
         self.zones = sorted({floor.tables[t].zone for t in floor.usable})
@@ -243,9 +249,11 @@ class RepackProblem:
             self._by_key[key] = cached
         if i < self.n:
             own = self.current[i]
-            found = [o for o in cached if o.mask != own]
+            seats = self._seats[i]  # snug: no more seats than it holds
+            found = [o for o in cached if o.mask != own and o.candidate.capacity <= seats]
         else:
-            found = cached
+            seats = self.request.party_size if self.config.repack_snug else None
+            found = [o for o in cached if seats is None or o.candidate.capacity <= seats]
         self._options[i] = found
         return found
 

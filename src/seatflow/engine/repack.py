@@ -170,9 +170,12 @@ class _Reseater:
         if self.steps > self.config.max_repack_steps:
             raise _OutOfSteps
         found = []
+        seats = sum(self.floor.tables[t].capacity for t in booking.tables)
         for candidate in enumeration.candidates:
             if candidate.tables == booking.tables:
                 continue
+            if self.config.repack_snug and candidate.capacity > seats:
+                continue  # re-packing never adds an empty seat
             displaced: frozenset[str] = frozenset().union(
                 *(blocked_by[t] for t in candidate.tables)
             )
@@ -268,6 +271,8 @@ def bounded_repack(
     enumeration = enumerate_plans(floor, request.party_size, relaxed_free, config)
     targets: list[tuple[tuple[str, ...], Candidate]] = []
     for candidate in enumeration.candidates:
+        if config.repack_snug and candidate.capacity > request.party_size:
+            continue  # re-packing never adds an empty seat
         holders = sorted(
             {
                 a.booking_id

@@ -225,6 +225,11 @@ def brute_force_fewest_moves(
     fixed = tuple(a for a in snapshot.allocations if a.booking_id not in movable)
     base = RestaurantSnapshot("r", snapshot.tables, snapshot.adjacency, fixed)
     zone_of = {t.id: t.zone for t in snapshot.tables}
+    seats_of = {t.id: t.capacity for t in snapshot.tables}
+
+    def seats(plan: tuple[str, ...]) -> int:
+        return sum(seats_of[t] for t in plan)
+
     choices: list[list[tuple[str, ...]]] = []
     for b in movable:
         allocs = held_by[b]
@@ -234,9 +239,15 @@ def brute_force_fewest_moves(
             p
             for p in reference_valid_plans(base, seat_request(b, allocs), config)
             if zone_of[p[0]] in allowed and p != current
+            # re-packing never adds an empty seat (EngineConfig.repack_snug)
+            and (not config.repack_snug or seats(p) <= seats(current))
         )
         choices.append([current, *plans])
-    request_plans = sorted(reference_valid_plans(base, request, config))
+    request_plans = sorted(
+        p
+        for p in reference_valid_plans(base, request, config)
+        if not config.repack_snug or seats(p) <= request.party_size
+    )
     best: int | None = None
     for seats in product(*choices):
         moved = {
@@ -513,7 +524,8 @@ def test_fewest_moves_stay_proven_wherever_the_share_cuts_the_short_passes() -> 
     )
     base = EngineConfig(max_tables=1, max_overage=0, repack_safety_stop_ms=None,
                         wide_plan_lead_minutes=None, max_exact_steps=1000,
-                        repack_max_moves=None)
+                        repack_max_moves=None,
+                        repack_snug=False)  # b1 and b2 move to more seats here
     request = booking(1, 0, 60)
     assert brute_force_fewest_moves(snapshot, request, base, at(-600)) == 2
     for share in (1.0, 0.5, *(k / 1000 for k in range(1, 40))):
