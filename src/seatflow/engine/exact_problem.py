@@ -252,8 +252,8 @@ class RepackProblem:
             seats = self._seats[i]  # snug: no more seats than it holds
             found = [o for o in cached if o.mask != own and o.candidate.capacity <= seats]
         else:
-            seats = self.request.party_size if self.config.repack_snug else None
-            found = [o for o in cached if seats is None or o.candidate.capacity <= seats]
+            most = self.request.party_size if self.config.repack_snug else None
+            found = [o for o in cached if most is None or o.candidate.capacity <= most]
         self._options[i] = found
         return found
 
