@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from seatflow.cli.common import OUT_OF_RANGE, print_json, refuse, usage, with_stack
+from seatflow.cli.common import print_json, usage, with_stack_answering
 
 
 def availability_command(
@@ -31,7 +31,6 @@ def availability_command(
     for one party size, on a date or in a window (same rules as the pipeline;
     nothing is written)."""
     from seatflow.config import settings
-    from seatflow.domain.restaurant import InvalidBooking
     from seatflow.service.availability import check_availability
 
     if (day is None) == (window_from is None and window_to is None):
@@ -58,12 +57,7 @@ def availability_command(
                                         config=config, horizon_days=horizon_days)
 
     horizon_days = settings().booking_horizon_days
-    try:
-        found = with_stack(work, temporal=False)
-    except InvalidBooking as exc:
-        if exc.code in OUT_OF_RANGE:
-            usage(exc.message)
-        refuse(exc.message, as_json=as_json)
+    found = with_stack_answering(work, as_json=as_json, temporal=False)
     if as_json:
         print_json(found.to_dict())
         return

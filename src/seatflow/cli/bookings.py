@@ -11,12 +11,12 @@ import typer
 
 from seatflow.cli.common import (
     EXIT_TIMEOUT,
-    OUT_OF_RANGE,
     check_uuid,
     print_json,
     refuse,
     usage,
     with_stack,
+    with_stack_answering,
 )
 from seatflow.domain.localtime import local_time, zone_name
 
@@ -53,7 +53,7 @@ def create_cmd(
     from seatflow.config import settings
     from seatflow.domain.guest import check_guest_email, check_guest_name
     from seatflow.domain.restaurant import InvalidBooking
-    from seatflow.service.bookings import NotAvailable, request_booking
+    from seatflow.service.bookings import request_booking
 
     try:
         email = check_guest_email(email)
@@ -71,18 +71,7 @@ def create_cmd(
             horizon_days=settings().booking_horizon_days,
         )
 
-    try:
-        created = with_stack(work)
-    except NotAvailable as exc:
-        if as_json:
-            print_json({"error": exc.message, "code": exc.code,
-                        "nearest": [t.isoformat() for t in exc.nearest]})
-            raise typer.Exit(1) from None
-        refuse(exc.message)
-    except InvalidBooking as exc:
-        if exc.code in OUT_OF_RANGE:
-            usage(exc.message)
-        refuse(exc.message, as_json=as_json)
+    created = with_stack_answering(work, as_json=as_json)
     if as_json:
         print_json({"booking_id": created.booking_id, "workflow_id": created.workflow_id,
                     "workflow_started": created.workflow_started, "created": created.created,

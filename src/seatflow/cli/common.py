@@ -81,3 +81,26 @@ def with_stack(work: Callable[[Any, Any], Awaitable[T]], *, temporal: bool = Tru
             return await work(engine, client)
 
     return run(main())
+
+
+def with_stack_answering(work: Callable[[Any, Any], Awaitable[T]], *, as_json: bool,
+                         temporal: bool = True) -> T:
+    """`with_stack`, with the service's refusals answered the one way every
+    command answers them: NotAvailable exit 1 (with `--json`, its code and
+    the nearest times), a date out of range (OUT_OF_RANGE) exit 2, any other
+    InvalidBooking exit 1."""
+    from seatflow.domain.restaurant import InvalidBooking
+    from seatflow.service.bookings import NotAvailable
+
+    try:
+        return with_stack(work, temporal=temporal)
+    except NotAvailable as exc:
+        if as_json:
+            print_json({"error": exc.message, "code": exc.code,
+                        "nearest": [t.isoformat() for t in exc.nearest]})
+            raise typer.Exit(EXIT_REFUSED) from None
+        refuse(exc.message)
+    except InvalidBooking as exc:
+        if exc.code in OUT_OF_RANGE:
+            usage(exc.message)
+        refuse(exc.message, as_json=as_json)

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from seatflow.cli.common import OUT_OF_RANGE, print_json, refuse, usage, with_stack
+from seatflow.cli.common import print_json, refuse, usage, with_stack, with_stack_answering
 
 app = typer.Typer(help="Holds (slot locks): a time's tables held while a guest decides.",
                   no_args_is_help=True)
@@ -34,8 +34,6 @@ def create_cmd(
     """Hold the tables of a plan for the party at --start; prints the hold id
     (book on it with `seatflow bookings create --hold`)."""
     from seatflow.config import settings
-    from seatflow.domain.restaurant import InvalidBooking
-    from seatflow.service.bookings import NotAvailable
     from seatflow.service.holds import hold_dict, request_hold
 
     conf = settings()
@@ -46,18 +44,7 @@ def create_cmd(
             config=conf.engine_config(), ttl_seconds=(minutes or conf.hold_minutes) * 60,
             max_per_holder=conf.hold_max_per_token, horizon_days=conf.booking_horizon_days)
 
-    try:
-        hold = with_stack(work, temporal=False)
-    except NotAvailable as exc:
-        if as_json:
-            print_json({"error": exc.message, "code": exc.code,
-                        "nearest": [t.isoformat() for t in exc.nearest]})
-            raise typer.Exit(1) from None
-        refuse(exc.message)
-    except InvalidBooking as exc:
-        if exc.code in OUT_OF_RANGE:
-            usage(exc.message)
-        refuse(exc.message, as_json=as_json)
+    hold = with_stack_answering(work, as_json=as_json, temporal=False)
     if as_json:
         print_json(hold_dict(hold))
         return
@@ -99,7 +86,6 @@ def list_cmd(
 ) -> None:
     """The restaurant's live holds on a local date."""
     from seatflow.config import settings
-    from seatflow.domain.restaurant import InvalidBooking
     from seatflow.service.holds import hold_dict, holds_on_day
 
     try:
@@ -111,12 +97,7 @@ def list_cmd(
         return await holds_on_day(engine, restaurant, when,
                                   horizon_days=settings().booking_horizon_days)
 
-    try:
-        found = with_stack(work, temporal=False)
-    except InvalidBooking as exc:
-        if exc.code in OUT_OF_RANGE:
-            usage(exc.message)
-        refuse(exc.message, as_json=as_json)
+    found = with_stack_answering(work, as_json=as_json, temporal=False)
     if as_json:
         print_json([{**hold_dict(h), "holder": h.holder} for h in found])
         return
