@@ -10,12 +10,14 @@ limit SEATFLOW_API_RATE_LIMIT and the CPU pool). Two restaurants of the
 `booked`. Two tokens: `hammer` (host of `hammered`) and `booker` (host of
 `booked`).
 
-1. quiet: `booker` posts 100 bookings at 5/s (`POST .../bookings`), nothing
-   else runs: its POST latency (client side) and created -> confirmed
-   (bookings.created_at -> confirmed_at) are the baseline;
-2. hammered: the same, while 8 clients of `hammer` (another process, so the
-   measuring client is not slowed by them) ask availability for the filled
-   evening back to back, without pausing on a 429.
+`booker` posts 200 bookings at 5/s (`POST .../bookings`) in eight segments
+of 25, quiet and hammered in turn (ABBA: Q H H Q Q H H Q). During a hammered
+segment, 8 clients of `hammer` (another process, so the measuring client is
+not slowed by them) ask availability for the filled evening back to back,
+without pausing on a 429. Quiet segments are the baseline, measured in the
+same run and interleaved with the hammered ones, so that other work on the
+box weighs on both alike. Per condition: POST latency (client side) and
+created -> confirmed (bookings.created_at -> confirmed_at).
 
 Targets: hammered POST P95 < 150 ms; hammered created -> confirmed P95 within
 1.5x the quiet one; the hammering token gets 429s.
@@ -54,6 +56,9 @@ HAMMER_CLIENTS = 8
 # box with the API, so they run at a lower CPU priority, as a remote client's
 # CPU would not be the API's (recorded in the JSON).
 HAMMER_NICENESS = 10
+BLOCK = 10 if QUICK else 25  # bookings in one segment of one condition
+LEAD = 1.0  # s of hammering before a hammered segment's first booking
+GAP = 2.0  # s after a segment's last booking: its confirmations drain
 FILL = 34  # one evening of the hammered restaurant (loadtest's plan: all fit)
 
 
@@ -87,17 +92,18 @@ def pct(values: list[float], q: float) -> float | None:
 # -- the hammering clients (a separate process) ------------------------------
 
 
-async def hammer(url: str, token: str, restaurant: str, day: str, seconds: float,
-                 clients: int) -> dict[str, Any]:
+async def hammer(url: str, token: str, restaurant: str, day: str,
+                 windows: list[tuple[float, float]], clients: int) -> dict[str, Any]:
+    """Hammer availability inside each (start, end) window of the wall clock
+    (time.time()), idle between them."""
     import httpx
 
     statuses: Counter[int] = Counter()
     ok_ms: list[float] = []
-    stop = time.perf_counter() + seconds
     async with httpx.AsyncClient(base_url=url, timeout=30,
                                  limits=httpx.Limits(max_connections=clients)) as http:
-        async def one() -> None:
-            while time.perf_counter() < stop:
+        async def one(stop: float) -> None:
+            while time.time() < stop:
                 t0 = time.perf_counter()
                 r = await http.get(f"/v1/restaurants/{restaurant}/availability",
                                    params={"party": 4, "date": day},
@@ -106,8 +112,10 @@ async def hammer(url: str, token: str, restaurant: str, day: str, seconds: float
                 if r.status_code == 200:
                     ok_ms.append((time.perf_counter() - t0) * 1000)
 
-        await asyncio.gather(*(one() for _ in range(clients)))
-    return {"clients": clients, "seconds": seconds,
+        for begin, stop in windows:
+            await asyncio.sleep(max(0.0, begin - time.time()))
+            await asyncio.gather(*(one(stop) for _ in range(clients)))
+    return {"clients": clients, "seconds": round(sum(b - a for a, b in windows), 1),
             "statuses": {str(k): v for k, v in sorted(statuses.items())},
             "ok_latency_ms": {"p50": pct(ok_ms, 0.5), "p95": pct(ok_ms, 0.95)}}
 
@@ -181,36 +189,67 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
     return out
 
 
-async def phase(name: str, *, url: str, engine: Any, tokens: dict[str, str], planned: list[Any],
-                hammer_day: str | None, pids: dict[str, int]) -> dict[str, Any]:
-    cpu_before = cpu_seconds(pids)
-    wall = time.perf_counter()
-    proc = None
-    if hammer_day is not None:
-        seconds = len(planned) / RATE + 2
-        proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before the timing
-            ["nice", "-n", str(HAMMER_NICENESS), sys.executable, __file__, "--hammer", url, tokens["hammer"], "hammered",
-             hammer_day, str(seconds)], stdout=subprocess.PIPE, cwd=ROOT)
-        await asyncio.sleep(1.0)  # the hammering is under way before the first booking
-    load_before = os.getloadavg()[0]
-    ids, post_ms, statuses = await post_bookings(url, tokens["booker"], "booked", planned)
-    load_after = os.getloadavg()[0]
-    cpu_after = cpu_seconds(pids)
-    wall = time.perf_counter() - wall
-    hammered = None
-    if proc is not None:
-        out, _ = await asyncio.to_thread(proc.communicate)
-        hammered = json.loads(out)
-    return {"phase": name, "bookings": len(planned), "rate_per_second": RATE,
-            "post_statuses": {str(k): v for k, v in sorted(statuses.items())},
-            "post_ms": {"p50": pct(post_ms, 0.5), "p95": pct(post_ms, 0.95),
-                        "max": round(max(post_ms), 1) if post_ms else None},
-            **await confirm_figures(engine, ids),
-            "load_average_1m": [round(load_before, 2), round(load_after, 2)],
-            # share of one core each process used during the phase
-            "cpu_share": {k: round((cpu_after[k] - cpu_before.get(k, 0.0)) / wall, 3)
-                          for k in cpu_after},
-            "hammer": hammered}
+def schedule(blocks: int, per_block: int) -> list[tuple[str, float]]:
+    """The conditions of the segments and their start offsets (s): quiet and
+    hammered blocks in ABBA order (Q H H Q Q H H Q ...), so that whatever
+    else the box does drifts over both conditions alike."""
+    pattern = ["quiet", "hammered", "hammered", "quiet"]
+    span = LEAD + per_block / RATE + GAP
+    return [(pattern[i % 4], i * span) for i in range(2 * blocks)]
+
+
+async def interleaved(*, url: str, engine: Any, tokens: dict[str, str], planned: list[Any],
+                      hammer_day: str, pids: dict[str, int]) -> dict[str, Any]:
+    """Post `planned` in segments of BLOCK bookings at RATE/s, quiet and
+    hammered in turn (`schedule`); the hammering process runs only during the
+    hammered segments, from LEAD s before their first booking to just after
+    their last. Figures are pooled per condition."""
+    segments = schedule(len(planned) // (2 * BLOCK), BLOCK)
+    t0 = time.time() + 4.0  # the hammering process has started by then
+    windows = [(t0 + at, t0 + at + LEAD + BLOCK / RATE + 0.5)
+               for cond, at in segments if cond == "hammered"]
+    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before the timing
+        ["nice", "-n", str(HAMMER_NICENESS), sys.executable, __file__, "--hammer", url,
+         tokens["hammer"], "hammered", hammer_day, json.dumps(windows)],
+        stdout=subprocess.PIPE, cwd=ROOT)
+    acc: dict[str, dict[str, Any]] = {
+        c: {"ids": [], "post_ms": [], "statuses": Counter(), "cpu": Counter(), "wall": 0.0,
+            "load": []} for c in ("quiet", "hammered")}
+    for k, (cond, at) in enumerate(segments):
+        await asyncio.sleep(max(0.0, t0 + at - time.time()))
+        a = acc[cond]
+        before, wall = cpu_seconds(pids), time.perf_counter()
+        a["load"].append(round(os.getloadavg()[0], 2))
+        await asyncio.sleep(LEAD)
+        ids, post_ms, statuses = await post_bookings(
+            url, tokens["booker"], "booked", planned[k * BLOCK:(k + 1) * BLOCK])
+        await asyncio.sleep(max(0.0, t0 + at + LEAD + BLOCK / RATE + GAP - 0.2 - time.time()))
+        after = cpu_seconds(pids)
+        a["wall"] += time.perf_counter() - wall
+        a["cpu"].update({key: after[key] - before.get(key, 0.0) for key in after})
+        a["ids"] += ids
+        a["post_ms"] += post_ms
+        a["statuses"].update(statuses)
+    out, _ = await asyncio.to_thread(proc.communicate)
+    hammered = json.loads(out)
+    result = {}
+    for cond, a in acc.items():
+        result[cond] = {
+            "phase": cond, "bookings": len(a["post_ms"]), "segments": len(a["load"]),
+            "rate_per_second": RATE,
+            "post_statuses": {str(k): v for k, v in sorted(a["statuses"].items())},
+            "post_ms": {"p50": pct(a["post_ms"], 0.5), "p95": pct(a["post_ms"], 0.95),
+                        "max": round(max(a["post_ms"]), 1) if a["post_ms"] else None},
+            **await confirm_figures(engine, a["ids"]),
+            "load_average_1m": a["load"],
+            # share of one core each process used during the condition's segments
+            "cpu_share": {key: round(v / a["wall"], 3) for key, v in sorted(a["cpu"].items())},
+            "hammer": hammered if cond == "hammered" else None}
+    requests = sum(hammered["statuses"].values())
+    if requests:  # what one hammering request costs the API's own process
+        result["hammered"]["hammer"]["api_cpu_ms_per_request"] = round(
+            1000 * acc["hammered"]["cpu"]["api"] / requests, 2)
+    return result
 
 
 async def main() -> dict[str, Any]:
@@ -284,11 +323,10 @@ async def main() -> dict[str, Any]:
         warm = planned[:10]
         await confirm_figures(engine, (await post_bookings(url, tokens["booker"], "booked",
                                                            warm))[0])
-        quiet = await phase("quiet", url=url, engine=engine, tokens=tokens,
-                            planned=planned[10:10 + BOOKINGS], hammer_day=None, pids=pids)
-        hammered = await phase("hammered", url=url, engine=engine, tokens=tokens,
-                               planned=planned[10 + BOOKINGS:], hammer_day=evening.isoformat(),
-                               pids=pids)
+        phases = await interleaved(url=url, engine=engine, tokens=tokens,
+                                   planned=planned[10:10 + 2 * BOOKINGS],
+                                   hammer_day=evening.isoformat(), pids=pids)
+        quiet, hammered = phases["quiet"], phases["hammered"]
     finally:
         await engine.dispose()
         for p in procs:
@@ -330,8 +368,9 @@ async def main() -> dict[str, Any]:
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT / "src"))
     if len(sys.argv) > 1 and sys.argv[1] == "--hammer":
-        _, _, url, token, restaurant, day, seconds = sys.argv
-        print(json.dumps(asyncio.run(hammer(url, token, restaurant, day, float(seconds),
+        _, _, url, token, restaurant, day, windows = sys.argv
+        print(json.dumps(asyncio.run(hammer(url, token, restaurant, day,
+                                            [tuple(w) for w in json.loads(windows)],
                                             HAMMER_CLIENTS))))
         sys.exit(0)
     result = asyncio.run(main())

@@ -41,3 +41,22 @@ async def test_another_clients_job_runs_before_one_clients_queue(tmp_path: Path)
         pool.close()
     assert done[:2] == ["h0", "b"], done
     assert sorted(done) == ["b", "h0", "h1", "h2", "h3", "h4"]
+
+
+def scheduling_policy() -> int:
+    import os
+
+    return os.sched_getscheduler(0)
+
+
+async def test_a_job_runs_in_the_idle_scheduling_class() -> None:
+    """Engine work yields the CPU to every ordinary process (bookings,
+    Temporal, PostgreSQL): a worker preempted at once on their wake-ups."""
+    import os
+
+    pool = cpu.CpuPool(workers=1, wait_seconds=60)
+    try:
+        assert await pool.run(scheduling_policy) == os.SCHED_IDLE
+    finally:
+        pool.close()
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the API's own process is not lowered

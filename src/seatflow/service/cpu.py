@@ -125,18 +125,27 @@ class CpuPool:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
-# How much lower the workers' CPU priority is than the API's (nice): on a
-# busy host the API's own requests (bookings, reads) go first, and the
-# engine work of availability and holds takes the CPU that is left.
-WORKER_NICENESS = 10
+def lower_cpu_priority() -> None:
+    """Make this process yield the CPU to every ordinary one: the Linux idle
+    scheduling class (SCHED_IDLE), else the lowest nice. On a busy host the
+    API's own requests, the workers' bookings, Temporal and PostgreSQL go
+    first and the engine work of availability and holds takes the CPU that
+    is left. The class matters more than a nice value: a nice process that
+    holds a core delays each wake-up of an ordinary one by up to a time slice,
+    and a booking wakes a process a few dozen times on its way to confirmed;
+    an idle-class process is preempted at once."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (OSError, AttributeError):  # not Linux
+        with contextlib.suppress(OSError, AttributeError):
+            os.nice(19)
 
 
 def _worker_start() -> None:
-    """In each worker process: a lower CPU priority, and an exit as soon as
+    """In each worker process: the lowest CPU priority, and an exit as soon as
     the API process is gone (a pool worker holds its own queue's ends, so it
     would otherwise wait for work forever after a SIGKILL of the API)."""
-    with contextlib.suppress(OSError, AttributeError):
-        os.nice(WORKER_NICENESS)
+    lower_cpu_priority()
     parent = os.getppid()
 
     def watch() -> None:
