@@ -106,7 +106,7 @@ def run_all(fuzz_api: ApiServer, fuzz_tokens: Tokens, fuzz_restaurant: str
 
     schema = schemathesis.openapi.from_url(f"{fuzz_api.url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 11
+    assert len(operations) == 12
     statuses: Counter[int] = Counter()
     examples = 0
     for operation in operations:
