@@ -1,6 +1,8 @@
 """Property-based tests of the live API from its own OpenAPI document
 (schemathesis): every operation, valid and invalid inputs, a few hundred
-examples in all. No answer may be a 5xx, and every answer must conform to the
+examples in all; then schemathesis's state machine following the document's
+links (create a booking -> show, cancel, review it; hold -> release, list,
+book on it). No answer may be a 5xx, and every answer must conform to the
 document (status code, content type, body schema, headers)."""
 
 from __future__ import annotations
@@ -8,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +19,7 @@ import pytest
 import pytest_asyncio
 import requests
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -80,8 +83,8 @@ async def test_every_operation_conforms_and_never_fails_with_5xx(
     print(f"schemathesis: {examples} examples, statuses {dict(sorted(statuses.items()))}")
     assert examples >= 300
     assert not any(status >= 500 for status in statuses), statuses
-    # The run reached real work, not only validation errors.
-    assert statuses[200] + statuses[201] > 0 and statuses[422] > 0, statuses
+    # The run reached real work (bookings and holds made), not only validation errors.
+    assert statuses[200] > 0 and statuses[201] > 0 and statuses[422] > 0, statuses
 
 
 def run_all(fuzz_api: ApiServer, fuzz_tokens: Tokens, fuzz_restaurant: str
@@ -105,8 +108,9 @@ def run_all(fuzz_api: ApiServer, fuzz_tokens: Tokens, fuzz_restaurant: str
     real_hold = held.json()["hold_id"]
 
     schema = schemathesis.openapi.from_url(f"{fuzz_api.url}/openapi.json")
+    schema.hooks.register_hook_with_name(valid_often, "flatmap_body")
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 11
+    assert len(operations) == 12
     statuses: Counter[int] = Counter()
     examples = 0
     for operation in operations:
@@ -150,3 +154,144 @@ def fuzz(operation: Any, mode: GenerationMode, count: int, token: str, restauran
         assert mode == GenerationMode.NEGATIVE  # e.g. /healthz: nothing to make invalid
     return ran
 
+
+
+# --- Stateful: schemathesis follows the document's links -------------------
+#
+# create booking -> show / cancel / review / resend (its booking_id), create
+# hold -> release / list / book on it (its hold_id, party and start), and a
+# booking made on a hold -> show / cancel / review. Hypothesis drives the
+# scenarios as a state machine; every answer is checked like the stateless
+# run's.
+#
+# A state machine's choices are replayed by Hypothesis: which rules may run
+# and how many ids a step picks from depend on the answers of earlier steps
+# (a 201 puts the new id in a bundle, a 409 does not). So the same choices must
+# get the same answers, or Hypothesis stops with FlakyStrategyDefinition. A
+# shared restaurant breaks that: an Idempotency-Key generated again in a later
+# scenario finds the earlier booking (200 or 409 instead of 201), the token's
+# holds there run into its hold limit, tables fill up. So every scenario gets a
+# fresh restaurant with more free tables than a scenario has steps (nothing a
+# scenario does depends on how far the worker got), and the generated bodies
+# are valid bookings and holds often enough to create something.
+
+STEPS = 8  # per scenario
+SCENARIOS = 30
+STATEFUL_TABLES = STEPS + 2  # four-tops that never join: a party of 1-4 always fits
+
+
+@st.composite
+def bookable(draw: st.DrawFn) -> dict[str, Any]:
+    """A party and a local start inside the stateful restaurant's all-day
+    service and horizon (its timezone is UTC)."""
+    day = (datetime.now(UTC) + timedelta(days=draw(st.integers(2, 60)))).date()
+    hour, quarter = draw(st.integers(8, 21)), draw(st.integers(0, 3))
+    return {"party_size": draw(st.integers(1, 4)),
+            "start": f"{day.isoformat()}T{hour:02d}:{quarter * 15:02d}"}
+
+
+def valid_often(context: Any, body: Any) -> Any:
+    """flatmap_body hook: a booking's or a hold's generated body as it is, or
+    with a bookable party and start (without a random hold_id or zone)."""
+    operation = context.operation
+    if operation is None or operation.method.upper() != "POST" or not isinstance(body, dict) \
+            or not operation.path.endswith(("/bookings", "/holds")):
+        return st.just(body)
+    kept = {k: v for k, v in body.items() if k not in ("hold_id", "zone_preference")}
+    return st.one_of(st.just(body), bookable().map(lambda fields: {**kept, **fields}))
+
+
+@dataclass
+class Tally:
+    """What the stateful run did, so the test can tell it followed the links."""
+
+    scenarios: int = 0
+    steps: int = 0
+    statuses: Counter[int] = field(default_factory=Counter)
+    bookings: set[str] = field(default_factory=set)
+    holds: set[str] = field(default_factory=set)
+    linked: Counter[str] = field(default_factory=Counter)  # calls made with a created id
+
+
+def run_stateful(fuzz_api: ApiServer, fuzz_tokens: Tokens,
+                 new_restaurant: Callable[[], str]) -> Tally:
+    schema = schemathesis.openapi.from_url(f"{fuzz_api.url}/openapi.json")
+    # only the document's own links: inferred ones start at random ids
+    schema.config.phases.stateful.inference.algorithms = []
+    schema.hooks.register_hook_with_name(valid_often, "flatmap_body")
+    tally = Tally()
+
+    class Scenario(schema.as_state_machine()):  # type: ignore[misc]
+        def setup(self) -> None:
+            self.restaurant = new_restaurant()
+            tally.scenarios += 1
+
+        def before_call(self, case: Any) -> None:
+            if "restaurant_id" in (case.path_parameters or {}):
+                case.path_parameters["restaurant_id"] = self.restaurant
+
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            operator = "review" in case.path or "resend" in case.path
+            token = fuzz_tokens.operator if operator else fuzz_tokens.host_all
+            return {"headers": {"Authorization": f"Bearer {token}"}, "timeout": 30}
+
+        def after_call(self, response: Any, case: Any) -> None:
+            super().after_call(response, case)
+            tally.steps += 1
+            tally.statuses[response.status_code] += 1
+            label = f"{case.method.upper()} {case.path}"
+            params = case.path_parameters or {}
+            if params.get("booking_id") in tally.bookings:
+                tally.linked[label] += 1
+            if params.get("hold_id") in tally.holds:
+                tally.linked[label] += 1
+            if isinstance(case.body, dict) and case.body.get("hold_id") in tally.holds:
+                tally.linked[f"{label} on a hold"] += 1
+            if response.status_code in (200, 201) and case.method.upper() == "POST":
+                made = response.json()
+                if case.path.endswith("/bookings"):
+                    tally.bookings.add(made["booking_id"])
+                elif case.path.endswith("/holds"):
+                    tally.holds.add(made["hold_id"])
+
+        def validate_response(self, response: Any, case: Any,
+                              additional_checks: Any = None, **kwargs: Any) -> None:
+            case.validate_response(response, checks=CHECKS, transport_kwargs=kwargs or None,
+                                   recorder=self.recorder)
+
+    Scenario.run(settings=settings(
+        max_examples=SCENARIOS, stateful_step_count=STEPS, deadline=None, database=None,
+        derandomize=True, phases=[Phase.generate], suppress_health_check=list(HealthCheck)))
+    return tally
+
+
+async def test_stateful_links_create_show_cancel_review_never_5xx(
+    fuzz_api: ApiServer, fuzz_tokens: Tokens, fuzz_queue: str, dev_env: Any,
+    db_engine: AsyncEngine, test_settings: Any,
+) -> None:
+    loop = asyncio.get_running_loop()
+
+    async def make() -> str:
+        rid = f"flow-{uuid.uuid4().hex[:8]}"
+        await import_plan(db_engine, floorplan(rid, [
+            {"id": f"T{i}", "capacity": 4} for i in range(1, STATEFUL_TABLES + 1)]))
+        return rid
+
+    def new_restaurant() -> str:
+        return asyncio.run_coroutine_threadsafe(make(), loop).result(timeout=60)
+
+    async with build_worker(dev_env.client, db_engine, test_settings, task_queue=fuzz_queue):
+        tally = await asyncio.to_thread(run_stateful, fuzz_api, fuzz_tokens, new_restaurant)
+    print(f"schemathesis stateful: {tally.scenarios} scenarios, {tally.steps} steps, "
+          f"statuses {dict(sorted(tally.statuses.items()))}, "
+          f"{len(tally.bookings)} bookings and {len(tally.holds)} holds created, "
+          f"calls on them {dict(sorted(tally.linked.items()))}")
+    assert not any(status >= 500 for status in tally.statuses), tally.statuses
+    assert tally.scenarios >= SCENARIOS // 2 and tally.bookings and tally.holds
+    # the links were followed: created ids reached show, cancel, review and
+    # release, and a hold was booked on
+    for operation in ("GET /v1/bookings/{booking_id}", "POST /v1/bookings/{booking_id}/cancel",
+                      "POST /v1/bookings/{booking_id}/review",
+                      "DELETE /v1/restaurants/{restaurant_id}/holds/{hold_id}",
+                      "POST /v1/restaurants/{restaurant_id}/bookings on a hold"):
+        assert tally.linked[operation] > 0, (operation, tally.linked)

@@ -238,6 +238,19 @@ async def test_a_token_holds_at_most_its_limit_and_a_hold_must_match(
         assert shaded[hold["hold_id"]]["tables"] == hold["tables"]
         assert (datetime.fromisoformat(shaded[hold["hold_id"]]["start"])
                 == datetime.fromisoformat(hold["start"]))
+    # the token lists its own live holds (by start), never another token's
+    r = await http.get(path, headers=other, params={"date": day})
+    assert r.status_code == 200, r.text
+    assert [h["hold_id"] for h in r.json()] == [h["hold_id"] for h in holds]
+    assert r.json() == (await http.get(path, headers=other)).json()
+    solo = await http.get(path, headers=auth(secrets_by_name["solo"]), params={"date": day})
+    assert solo.status_code == 200 and not {h["hold_id"] for h in solo.json()} & {
+        h["hold_id"] for h in holds}
+    r = await http.get(path, headers=other, params={"date": "9999-12-31"})
+    assert (r.status_code, r.json()["code"]) == (422, "beyond_horizon"), r.text
+    r = await http.get("/v1/restaurants/no-such-place/holds",
+                       headers=auth(secrets_by_name["other"]))
+    assert r.status_code in (403, 404), r.text
     # a booking on a hold asks the hold's party and time
     r = await http.post(f"/v1/restaurants/{restaurant}/bookings", headers=other,
                         json={"party_size": 1, "start": holds[0]["start"],
@@ -250,6 +263,7 @@ async def test_a_token_holds_at_most_its_limit_and_a_hold_must_match(
     for hold in holds:  # released, the token may hold again
         r = await http.delete(f"{path}/{hold['hold_id']}", headers=other)
         assert r.status_code == 204
+    assert (await http.get(path, headers=other, params={"date": day})).json() == []
     r = await http.post(path, headers=other, json={"party_size": 2,
                                                   "start": at(evening(13, days=5))})
     assert r.status_code == 201, r.text
@@ -299,6 +313,9 @@ async def test_the_cli_holds_books_on_a_hold_and_releases(
                             evening(11, days=6).date().isoformat(), "--json")
     assert listed.returncode == 0, listed.stderr
     assert hold["hold_id"] in [h["hold_id"] for h in json.loads(listed.stdout)]
+    others = await seatflow("holds", "list", "--restaurant", restaurant, "--holder", "nobody",
+                            "--json")
+    assert others.returncode == 0 and json.loads(others.stdout) == [], others.stderr
     # another holder's hold is not this one's to book on
     stolen = await seatflow("bookings", "create", "--restaurant", restaurant, "--party", "2",
                             "--start", start, "--hold", hold["hold_id"])

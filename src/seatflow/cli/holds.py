@@ -81,21 +81,26 @@ def release_cmd(
 @app.command("list")
 def list_cmd(
     restaurant: Restaurant,
-    day: Annotated[str, typer.Option("--date", help="Local date, e.g. 2026-12-01.")],
+    day: Annotated[str | None, typer.Option(
+        "--date", help="Only those on this local date, e.g. 2026-12-01.")] = None,
+    holder: Annotated[str | None, typer.Option(
+        "--holder", help="Only this holder's (the API lists its token's own).")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """The restaurant's live holds on a local date."""
+    """The restaurant's live holds (the API's `GET .../holds`)."""
     from seatflow.config import settings
-    from seatflow.service.holds import hold_dict, holds_on_day
+    from seatflow.service.holds import hold_dict, list_holds
 
-    try:
-        when = date.fromisoformat(day.strip())
-    except ValueError:
-        usage(f"--date {day!r} is not a date (e.g. 2026-12-01)")
+    when: date | None = None
+    if day is not None:
+        try:
+            when = date.fromisoformat(day.strip())
+        except ValueError:
+            usage(f"--date {day!r} is not a date (e.g. 2026-12-01)")
 
     async def work(engine: Any, _client: Any) -> Any:
-        return await holds_on_day(engine, restaurant, when,
-                                  horizon_days=settings().booking_horizon_days)
+        return await list_holds(engine, restaurant, day=when, holder=holder,
+                                horizon_days=settings().booking_horizon_days)
 
     found = with_stack_answering(work, as_json=as_json, temporal=False)
     if as_json:

@@ -64,17 +64,6 @@ class TimelineBooking:
 
 
 @dataclass(frozen=True)
-class Hold:
-    """Tables held over a window without a booking (shaded on the timeline)."""
-
-    hold_id: str
-    tables: tuple[str, ...]
-    start: datetime
-    end: datetime
-    label: str | None = None
-
-
-@dataclass(frozen=True)
 class TimelineFloor:
     """What storage reads for one local day: the floor and its bookings."""
 

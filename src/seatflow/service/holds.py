@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from seatflow.domain.holds import Hold
 from seatflow.domain.localtime import local_time
 from seatflow.domain.planning import BookingRequest, EngineConfig, Plan, RestaurantSnapshot
 from seatflow.domain.restaurant import (
@@ -36,11 +37,11 @@ from seatflow.service.bookings import BookingActionRefused, NotAvailable
 from seatflow.service.cpu import run_cpu
 from seatflow.storage import holds as store
 from seatflow.storage.availability import consistent_read
-from seatflow.storage.holds import Hold, HoldLimit
+from seatflow.storage.holds import HoldLimit
 from seatflow.storage.restaurants import load_policy
 
 __all__ = ["DEFAULT_MAX_PER_HOLDER", "DEFAULT_TTL_SECONDS", "Hold", "HoldLimit",
-           "HoldNotFound", "hold_dict", "holds_on_day", "release_hold", "request_hold"]
+           "HoldNotFound", "hold_dict", "list_holds", "release_hold", "request_hold"]
 
 DEFAULT_TTL_SECONDS = 300.0
 DEFAULT_MAX_PER_HOLDER = 20
@@ -113,19 +114,22 @@ async def release_hold(engine: AsyncEngine, restaurant_id: str, holder: str,
                                    code="hold_used")
 
 
-async def holds_on_day(engine: AsyncEngine, restaurant_id: str, day: date, *,
-                       now: datetime | None = None,
-                       horizon_days: int = DEFAULT_HORIZON_DAYS) -> list[Hold]:
-    """The restaurant's live holds meeting its local `day` (a host timeline
-    shades their tables). Raises InvalidBooking for an unknown restaurant or
-    a day outside the horizon."""
+async def list_holds(engine: AsyncEngine, restaurant_id: str, *, day: date | None = None,
+                     holder: str | None = None, now: datetime | None = None,
+                     horizon_days: int = DEFAULT_HORIZON_DAYS) -> list[Hold]:
+    """The restaurant's live holds, by start: those meeting its local `day`
+    (every one without), of `holder` only when given (the API lists the
+    token's own; the CLI and the host's timeline every holder's). Raises
+    InvalidBooking for an unknown restaurant or a day outside the horizon."""
     async with consistent_read(engine) as conn:
         policy = await load_policy(conn, restaurant_id)
     if policy is None:
         raise InvalidBooking("unknown_restaurant", f"unknown restaurant {restaurant_id!r}")
+    if day is None:
+        return await store.live_holds(engine, restaurant_id, holder=holder)
     check_day(day, now or datetime.now(UTC), horizon_days)
     lo, hi = day_window(policy, day)
-    return await store.live_holds(engine, restaurant_id, lo, hi)
+    return await store.live_holds(engine, restaurant_id, lo=lo, hi=hi, holder=holder)
 
 
 def hold_dict(hold: Hold, timezone: str | None = None) -> dict[str, Any]:

@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from seatflow.domain.assignment import MANUAL_STRATEGY
 from seatflow.domain.restaurant import DEFAULT_HORIZON_DAYS, InvalidBooking
 from seatflow.domain.states import AWAITING_OPERATOR, UNSEATED
-from seatflow.domain.timeline import Hold, TimelineBooking, TimelineFloor, timeline_window
+from seatflow.domain.timeline import TimelineBooking, TimelineFloor, timeline_window
 from seatflow.service.bookings import table_order
-from seatflow.service.holds import holds_on_day
+from seatflow.service.holds import list_holds
 from seatflow.storage.timeline import load_timeline_floor
 
 
@@ -48,16 +48,14 @@ async def day_timeline(
     day = floor.day
     # A live hold shades its tables; a hold whose booking is seated is gone
     # (the attempt that confirms it deletes it), so nothing is drawn twice.
-    live = (await holds_on_day(engine, restaurant_id, day, now=now, horizon_days=horizon_days)
-            if day >= (now - timedelta(days=1)).date() else [])  # a past day has none live
-    holds = [Hold(h.hold_id, h.tables, h.start, h.until, f"held for a party of {h.party_size}")
-             for h in live]
+    holds = (await list_holds(engine, restaurant_id, day=day, now=now, horizon_days=horizon_days)
+             if day >= (now - timedelta(days=1)).date() else [])  # a past day has none live
     seated = [b for b in floor.bookings if b.tables]
     waiting = [b for b in floor.bookings if not b.tables and b.state in UNSEATED]
     # The axis: the day's services, widened to what starts that day.
     spans = [(b.start, b.occupied_until) for b in floor.bookings
              if b.start.astimezone(tz).date() == day]
-    spans += [(h.start, h.end) for h in holds]
+    spans += [(h.start, h.until) for h in holds]
     lo, hi = timeline_window(day, tz, floor.services, spans)
     return {
         "restaurant_id": restaurant_id,
@@ -74,7 +72,7 @@ async def day_timeline(
         "waiting": [_waiting(b, tz) for b in waiting],
         "holds": [{"hold_id": h.hold_id, "tables": sorted(h.tables, key=table_order),
                    "start": h.start.astimezone(tz).isoformat(),
-                   "end": h.end.astimezone(tz).isoformat(), "label": h.label}
+                   "end": h.until.astimezone(tz).isoformat(), "label": h.label}
                   for h in holds],
     }
 

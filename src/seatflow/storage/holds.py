@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from seatflow.domain.holds import Hold
 from seatflow.domain.planning import BookingRequest, Plan, RestaurantSnapshot
 from seatflow.domain.restaurant import InvalidBooking
 from seatflow.storage.restaurants import HOLDS_GATE, LIVE_HOLD, UNSEATED_STATES, load_snapshot
@@ -68,7 +68,9 @@ LIVE_HOLDS = text(
     "h.expires_at, h.booking_id::text AS booking_id, "
     "ARRAY(SELECT t.code FROM dining_tables t WHERE t.id = ANY(h.table_ids) ORDER BY t.code) "
     "  AS tables "
-    "FROM holds h WHERE h.restaurant_id = :r AND h.occupied && tstzrange(:lo, :hi, '[)') "
+    "FROM holds h WHERE h.restaurant_id = :r "
+    "AND h.occupied && tstzrange(CAST(:lo AS timestamptz), CAST(:hi AS timestamptz), '[)') "
+    "AND (CAST(:holder AS text) IS NULL OR h.holder = CAST(:holder AS text)) "
     f"AND {LIVE_HOLD} ORDER BY h.start_at, h.id"
 )
 
@@ -81,19 +83,6 @@ class HoldLimit(InvalidBooking):
                          "this restaurant (the most it may hold at once); book on one or "
                          "release one first")
         self.limit = limit
-
-
-@dataclass(frozen=True)
-class Hold:
-    hold_id: str
-    restaurant_id: str
-    holder: str
-    party_size: int
-    start: datetime
-    until: datetime  # end of the occupied interval (the turn plus the buffer)
-    tables: tuple[str, ...]
-    expires_at: datetime
-    booking_id: str | None = None
 
 
 async def grant_hold(engine: AsyncEngine, restaurant_id: str, holder: str, party_size: int,
@@ -167,12 +156,13 @@ async def claim_hold(conn: AsyncConnection, *, hold_id: str, holder: str | None,
         {"b": booking_id, "id": hold_id})
 
 
-async def live_holds(engine: AsyncEngine, restaurant_id: str, lo: datetime,
-                     hi: datetime) -> list[Hold]:
-    """The restaurant's live holds whose occupied interval meets [lo, hi)
-    (a host's timeline shades them), by start."""
+async def live_holds(engine: AsyncEngine, restaurant_id: str, *, lo: datetime | None = None,
+                     hi: datetime | None = None, holder: str | None = None) -> list[Hold]:
+    """The restaurant's live holds (of `holder` only, when given) whose
+    occupied interval meets [lo, hi) (unbounded where None), by start."""
     async with engine.connect() as conn:
         rows = (await conn.execute(LIVE_HOLDS, {"r": restaurant_id, "lo": lo, "hi": hi,
+                                                "holder": holder,
                                                 "unseated": UNSEATED_STATES})).all()
     return [Hold(r.id, restaurant_id, r.holder, r.party_size, r.start_at, r.until,
                  tuple(r.tables), r.expires_at, r.booking_id) for r in rows]

@@ -38,21 +38,27 @@ IDEMPOTENCY_KEY = r"^[\x21-\x7e]{1,255}$"
 BookingPath = Annotated[UUID, Path(description="booking id")]
 
 
-def link(path: str, method: str, description: str, **parameters: str) -> dict[str, Any]:
+def link(path: str, method: str, description: str, *,
+         request_body: dict[str, Any] | None = None, **parameters: str) -> dict[str, Any]:
     """An OpenAPI link from an answer to the operation it enables (clients,
-    and the stateful schema tests, follow them)."""
+    and the stateful schema tests, follow them): path parameters, and body
+    fields, taken from the answer or its request by runtime expressions."""
     ref = "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
-    return {"operationRef": ref, "description": description, "parameters": parameters}
+    found: dict[str, Any] = {"operationRef": ref, "description": description,
+                             "parameters": parameters}
+    if request_body is not None:
+        found["requestBody"] = request_body
+    return found
 
 
-BY_ID = {"booking_id": "$response.body#/booking_id"}
+MADE = "$response.body#/booking_id"  # the booking the answer names
 BOOKING_LINKS = {
-    "show": link("/v1/bookings/{booking_id}", "get", "the booking made", **BY_ID),
-    "cancel": link("/v1/bookings/{booking_id}/cancel", "post", "cancel it", **BY_ID),
+    "show": link("/v1/bookings/{booking_id}", "get", "the booking made", booking_id=MADE),
+    "cancel": link("/v1/bookings/{booking_id}/cancel", "post", "cancel it", booking_id=MADE),
     "review": link("/v1/bookings/{booking_id}/review", "post", "decide on it in review",
-                   **BY_ID),
+                   booking_id=MADE),
     "resend": link("/v1/bookings/{booking_id}/emails/resend", "post", "send a message again",
-                   **BY_ID),
+                   booking_id=MADE),
 }
 
 
