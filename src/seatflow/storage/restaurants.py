@@ -19,7 +19,7 @@ from seatflow.domain.planning import (
 )
 from seatflow.domain.restaurant import RestaurantPolicy, ServicePeriod, TurnBand
 from seatflow.domain.states import UNSEATED
-from seatflow.storage.demand import demand_sql, load_demand, profile_from_json
+from seatflow.storage.demand import demand_sql, profile_from_json
 
 UNSEATED_STATES = sorted(UNSEATED)  # a bound parameter, never a literal list
 
@@ -120,6 +120,57 @@ async def load_tables(conn: AsyncConnection, restaurant_id: str) -> tuple[Table,
     )
 
 
+def snapshot_columns(r: str, lo: str, hi: str, start: str, exclude: str) -> str:
+    """The floor snapshot as JSON columns of one SELECT: `tables`,
+    `adjacency`, `allocs` (allocations and live holds over [lo, hi)), `known`
+    (unseated bookings starting in [start, hi)), `tz`, `zones` and `demand`.
+    Each argument is an SQL expression: the restaurant id, the bounds, and a
+    booking id (uuid) left out of both lists. Read by `snapshot_from_json`;
+    every snapshot the engine sees (an attempt's, availability's, a hold's,
+    the shadow search's) is this one statement. Binds :unseated."""
+    span = f"tstzrange({lo}, {hi}, '[)')"
+    tz = f"(SELECT r.timezone FROM restaurants r WHERE r.id = {r})"
+    return (
+        " (SELECT coalesce(json_agg(json_build_array(t.code, t.capacity, t.zone_id, t.min_party, "
+        "   t.max_party, t.mobility, t.category, t.active AND z.active, t.status) ORDER BY t.code), "
+        "   '[]') FROM dining_tables t JOIN zones z ON z.restaurant_id = t.restaurant_id "
+        f"   AND z.id = t.zone_id WHERE t.restaurant_id = {r}) AS tables, "
+        " (SELECT coalesce(json_agg(json_build_array(ta.code, tb.code) ORDER BY ta.code, tb.code), "
+        "   '[]') FROM table_adjacency e JOIN dining_tables ta ON ta.id = e.table_a "
+        f"   JOIN dining_tables tb ON tb.id = e.table_b WHERE e.restaurant_id = {r}"
+        " ) AS adjacency, "
+        " (SELECT coalesce(json_agg(json_build_array(x.booking_id, x.code, x.s, x.e, "
+        "   x.party_size, x.start_at, x.assignment_strategy, x.zone_preference, x.times_moved) "
+        "   ORDER BY x.code, x.s), '[]') FROM ("
+        "   SELECT al.booking_id::text AS booking_id, t.code, lower(al.occupied) AS s, "
+        "   upper(al.occupied) AS e, ob.party_size, ob.start_at, ob.assignment_strategy, "
+        "   ob.zone_preference, ob.times_moved "
+        "   FROM allocations al JOIN dining_tables t ON t.id = al.table_id "
+        "   JOIN bookings ob ON ob.id = al.booking_id "
+        f"   WHERE al.restaurant_id = {r} AND al.occupied && {span} "
+        f"   AND al.booking_id <> {exclude} "
+        "   UNION ALL " + HELD_ALLOCATIONS.format(r=r, exclude=exclude, span=span) + ") x"
+        " ) AS allocs, "
+        " (SELECT coalesce(json_agg(json_build_array(k.id::text, k.party_size, k.start_at, "
+        "   k.occupied_until, k.zone_preference) ORDER BY k.start_at, k.id), '[]') "
+        f"   FROM bookings k WHERE k.restaurant_id = {r} AND k.start_at >= {start} "
+        f"   AND k.start_at < {hi} "
+        f"   AND k.assignment_state = ANY(CAST(:unseated AS text[])) AND k.id <> {exclude}"
+        " ) AS known, "
+        f" {tz} AS tz, "
+        " (SELECT coalesce(json_agg(zz.id ORDER BY zz.id), '[]') FROM zones zz "
+        f"   WHERE zz.restaurant_id = {r} AND zz.active) AS zones, "
+        + demand_sql(r, tz, start) + " AS demand"
+    )
+
+
+NO_BOOKING = "00000000-0000-0000-0000-000000000000"
+SNAPSHOT = text(
+    "SELECT " + snapshot_columns(":id", "CAST(:lo AS timestamptz)", "CAST(:hi AS timestamptz)",
+                                 "CAST(:s AS timestamptz)", "CAST(:exclude AS uuid)")
+)
+
+
 async def load_snapshot(
     conn: AsyncConnection,
     restaurant_id: str,
@@ -129,70 +180,17 @@ async def load_snapshot(
     exclude_booking: str | None = None,
     lookahead: timedelta = timedelta(hours=3),
 ) -> RestaurantSnapshot:
-    """Tables, adjacency, and allocations and unseated bookings near a window."""
-    tables = await load_tables(conn, restaurant_id)
-    edges = (
+    """Tables, adjacency, and allocations and unseated bookings near a window,
+    in one round trip (`snapshot_columns`)."""
+    row = (
         await conn.execute(
-            text(
-                "SELECT a.code, b.code FROM table_adjacency e "
-                "JOIN dining_tables a ON a.id = e.table_a JOIN dining_tables b ON b.id = e.table_b "
-                "WHERE e.restaurant_id = :id ORDER BY a.code, b.code"
-            ),
-            {"id": restaurant_id},
+            SNAPSHOT,
+            {"id": restaurant_id, "lo": window_start - lookahead,
+             "hi": window_end + lookahead, "s": window_start, "unseated": UNSEATED_STATES,
+             "exclude": exclude_booking or NO_BOOKING},
         )
-    ).all()
-    lo, hi = window_start - lookahead, window_end + lookahead
-    allocs = (
-        await conn.execute(
-            text(
-                "SELECT al.booking_id::text AS booking_id, t.code, lower(al.occupied) AS s, "
-                "upper(al.occupied) AS e, b.party_size, b.start_at, b.assignment_strategy, "
-                "b.zone_preference, b.times_moved "
-                "FROM allocations al JOIN dining_tables t ON t.id = al.table_id "
-                "JOIN bookings b ON b.id = al.booking_id "
-                "WHERE al.restaurant_id = :id AND al.occupied && tstzrange(:lo, :hi, '[)') "
-                "AND al.booking_id <> CAST(:exclude AS uuid) "
-                "UNION ALL " + HELD_ALLOCATIONS.format(
-                    r=":id", span="tstzrange(:lo, :hi, '[)')",
-                    exclude="CAST(:exclude AS uuid)") + " ORDER BY code, s"
-            ),
-            {"id": restaurant_id, "lo": lo, "hi": hi, "unseated": UNSEATED_STATES,
-             "exclude": exclude_booking or "00000000-0000-0000-0000-000000000000"},
-        )
-    ).all()
-    known = (
-        await conn.execute(
-            text(
-                "SELECT id::text AS id, party_size, start_at, occupied_until, zone_preference "
-                "FROM bookings WHERE restaurant_id = :id AND start_at >= :s AND start_at < :hi "
-                "AND assignment_state = ANY(CAST(:unseated AS text[])) "
-                "AND id <> CAST(:exclude AS uuid) ORDER BY start_at, id"
-            ),
-            {"id": restaurant_id, "s": window_start, "hi": hi, "unseated": UNSEATED_STATES,
-             "exclude": exclude_booking or "00000000-0000-0000-0000-000000000000"},
-        )
-    ).all()
-    # The active zones and the restaurant's time zone in one round trip (a
-    # restaurant without active zones still gives its time zone).
-    zone_rows = (
-        await conn.execute(
-            text("SELECT z.id, r.timezone FROM restaurants r LEFT JOIN zones z "
-                 "ON z.restaurant_id = r.id AND z.active WHERE r.id = :id ORDER BY z.id"),
-            {"id": restaurant_id},
-        )
-    ).all()
-    zones = [row.id for row in zone_rows if row.id is not None]
-    timezone = zone_rows[0].timezone if zone_rows else None
-    return RestaurantSnapshot(
-        restaurant_id=restaurant_id,
-        tables=tables,
-        adjacency=tuple((a, b) for a, b in edges),
-        allocations=tuple(allocation_from_row(r) for r in allocs),
-        known_bookings=tuple(known_booking_from_row(r) for r in known),
-        zones_active=tuple(zones),
-        timezone=timezone,
-        demand=await load_demand(conn, restaurant_id, window_start),
-    )
+    ).one()
+    return snapshot_from_json(restaurant_id, row)
 
 
 def allocation_from_row(r: Any) -> Allocation:
@@ -231,47 +229,12 @@ ATTEMPT_INPUTS = text(
     " (SELECT s FROM generate_series(1, CAST(:n AS integer)) AS s WHERE "
     "   pg_try_advisory_xact_lock(hashtext('seatflow.slot:' || b.restaurant_id), s) LIMIT 1"
     " ) AS slot, "
-    " (SELECT coalesce(json_agg(json_build_array(t.code, t.capacity, t.zone_id, t.min_party, "
-    "   t.max_party, t.mobility, t.category, t.active AND z.active, t.status) ORDER BY t.code), "
-    "   '[]') FROM dining_tables t JOIN zones z ON z.restaurant_id = t.restaurant_id "
-    "   AND z.id = t.zone_id WHERE t.restaurant_id = b.restaurant_id) AS tables, "
-    " (SELECT coalesce(json_agg(json_build_array(ta.code, tb.code) ORDER BY ta.code, tb.code), "
-    "   '[]') FROM table_adjacency e JOIN dining_tables ta ON ta.id = e.table_a "
-    "   JOIN dining_tables tb ON tb.id = e.table_b WHERE e.restaurant_id = b.restaurant_id"
-    " ) AS adjacency, "
-    " (SELECT coalesce(json_agg(json_build_array(x.booking_id, x.code, x.s, x.e, "
-    "   x.party_size, x.start_at, x.assignment_strategy, x.zone_preference, x.times_moved) "
-    "   ORDER BY x.code, x.s), '[]') FROM ("
-    "   SELECT al.booking_id::text AS booking_id, t.code, lower(al.occupied) AS s, "
-    "   upper(al.occupied) AS e, ob.party_size, ob.start_at, ob.assignment_strategy, "
-    "   ob.zone_preference, ob.times_moved "
-    "   FROM allocations al JOIN dining_tables t ON t.id = al.table_id "
-    "   JOIN bookings ob ON ob.id = al.booking_id "
-    "   WHERE al.restaurant_id = b.restaurant_id AND al.occupied && "
-    "   tstzrange(b.start_at - make_interval(secs => :look), "
-    "   b.occupied_until + make_interval(secs => :look), '[)') AND al.booking_id <> b.id "
-    "   UNION ALL " + HELD_ALLOCATIONS.format(
-        r="b.restaurant_id", exclude="b.id",
-        span="tstzrange(b.start_at - make_interval(secs => :look), "
-        "b.occupied_until + make_interval(secs => :look), '[)')") + ") x"
-    " ) AS allocs, "
     # the tables of the booking's own hold: the plan its attempt tries first
     " (SELECT coalesce(json_agg(t.code ORDER BY t.code), '[]') FROM holds h "
     "   JOIN dining_tables t ON t.id = ANY(h.table_ids) WHERE h.booking_id = b.id) AS held, "
-    " (SELECT coalesce(json_agg(json_build_array(k.id::text, k.party_size, k.start_at, "
-    "   k.occupied_until, k.zone_preference) ORDER BY k.start_at, k.id), '[]') "
-    "   FROM bookings k WHERE k.restaurant_id = b.restaurant_id AND k.start_at >= b.start_at "
-    "   AND k.start_at < b.occupied_until + make_interval(secs => :look) "
-    "   AND k.assignment_state = ANY(CAST(:unseated AS text[])) AND k.id <> b.id) AS known, "
-    " (SELECT r.timezone FROM restaurants r WHERE r.id = b.restaurant_id) AS tz, "
-    " (SELECT coalesce(json_agg(zz.id ORDER BY zz.id), '[]') FROM zones zz "
-    "   WHERE zz.restaurant_id = b.restaurant_id AND zz.active) AS zones, "
-    + demand_sql(
-        "b.restaurant_id",
-        "(SELECT r.timezone FROM restaurants r WHERE r.id = b.restaurant_id)",
-        "b.start_at",
-    )
-    + " AS demand FROM b"
+    + snapshot_columns("b.restaurant_id", "b.start_at - make_interval(secs => :look)",
+                       "b.occupied_until + make_interval(secs => :look)", "b.start_at", "b.id")
+    + " FROM b"
 )
 
 
@@ -284,8 +247,7 @@ def _json(value: Any) -> Any:
 
 
 def snapshot_from_json(restaurant_id: str, row: Any) -> RestaurantSnapshot:
-    """The snapshot from ATTEMPT_INPUTS' JSON columns (same content and order
-    as `load_snapshot` reads with six queries)."""
+    """The snapshot from the JSON columns of `snapshot_columns`."""
     return RestaurantSnapshot(
         restaurant_id=restaurant_id,
         tables=tuple(
