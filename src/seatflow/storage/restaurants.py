@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -48,36 +48,29 @@ HELD_ALLOCATIONS = (
 )
 
 
+POLICY = text(
+    "SELECT r.id, r.name, r.timezone, r.buffer_minutes, r.total_capacity, r.slot_minutes, "
+    " (SELECT coalesce(json_agg(json_build_array(s.id, s.name, s.start_time, s.end_time, "
+    "   t.max_party, t.minutes) ORDER BY s.start_time, s.id, t.max_party NULLS LAST), '[]') "
+    "  FROM restaurant_services s LEFT JOIN service_turn_times t ON t.service_id = s.id "
+    "  WHERE s.restaurant_id = r.id) AS services "
+    "FROM restaurants r WHERE r.id = :id"
+)
+
+
 async def load_policy(conn: AsyncConnection, restaurant_id: str) -> RestaurantPolicy | None:
-    row = (
-        await conn.execute(
-            text(
-                "SELECT id, name, timezone, buffer_minutes, total_capacity, slot_minutes "
-                "FROM restaurants WHERE id = :id"
-            ),
-            {"id": restaurant_id},
-        )
-    ).one_or_none()
+    """The restaurant's policy (services, turn times), in one round trip."""
+    row = (await conn.execute(POLICY, {"id": restaurant_id})).one_or_none()
     if row is None:
         return None
-    services = (
-        await conn.execute(
-            text(
-                "SELECT s.id, s.name, s.start_time, s.end_time, t.max_party, t.minutes "
-                "FROM restaurant_services s LEFT JOIN service_turn_times t ON t.service_id = s.id "
-                "WHERE s.restaurant_id = :id "
-                "ORDER BY s.start_time, s.id, t.max_party NULLS LAST"
-            ),
-            {"id": restaurant_id},
-        )
-    ).all()
-    by_service: dict[int, tuple[str, object, object, list[TurnBand]]] = {}
-    for sid, name, start, end, max_party, minutes in services:
+    by_service: dict[int, tuple[str, str, str, list[TurnBand]]] = {}
+    for sid, name, start, end, max_party, minutes in _json(row.services):
         entry = by_service.setdefault(sid, (name, start, end, []))
         if minutes is not None:
             entry[3].append(TurnBand(max_party=max_party, minutes=minutes))
     periods = tuple(
-        ServicePeriod(name=name, start=start, end=end, turn_times=tuple(bands))  # type: ignore[arg-type]
+        ServicePeriod(name=name, start=time.fromisoformat(start), end=time.fromisoformat(end),
+                      turn_times=tuple(bands))
         for name, start, end, bands in by_service.values()
     )
     return RestaurantPolicy(
