@@ -277,7 +277,21 @@ async def test_a_token_past_its_rate_limit_gets_429_and_the_others_do_not(
     codes = [(await http.get(path, headers=limited, params=params)).status_code
              for _ in range(3)]
     assert codes == [200, 200, 200]
-    r = await http.get(path, headers=limited, params=params)
+    # the 429 is answered after a pause; another token is served meanwhile
+    answered: list[str] = []
+
+    async def get(name: str, url: str, headers: dict[str, str]) -> httpx.Response:
+        r = await http.get(url, headers=headers, params=params)
+        answered.append(name)
+        return r
+
+    clock = asyncio.get_running_loop().time
+    started = clock()
+    r, other = await asyncio.gather(
+        get("limited", path, limited),
+        get("solo", f"/v1/restaurants/{restaurant}/holds", auth(secrets_by_name["solo"])))
+    assert clock() - started >= 0.9
+    assert answered == ["solo", "limited"] and other.status_code == 200
     assert r.status_code == 429
     assert r.json()["code"] == "rate_limited" and r.json()["message"]
     assert 1 <= int(r.headers["Retry-After"]) <= 60

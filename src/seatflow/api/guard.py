@@ -10,10 +10,19 @@ MAX_BODY_BYTES at once, and counts the bytes as the route reads them: 413
 `payload_too_large` at the first chunk past the limit, before any parsing.
 Every request with a valid token (a body or not) counts against the token's
 rate limit (api/ratelimit.py): past it, 429 `rate_limited` with Retry-After
-and nothing else is done. A request without a valid token and no body goes
-on to its route, which answers 401 (or, for /healthz, needs none)."""
+and nothing else is done. The 429 is answered after a pause (`PACE_SECONDS`,
+at most the Retry-After): a client that waits as it is told loses nothing,
+and one that ignores it and asks again at once can no longer make the API
+answer refusals as fast as it can send them, each one a turn of the event
+loop that every other client's request waits behind (`bench/api.py`). At most
+`PACED_PER_TOKEN` answers of one token wait at once; beyond, they are given
+at once. A request without a valid token and no body goes on to its route,
+which answers 401 (or, for /healthz, needs none)."""
 
 from __future__ import annotations
+
+import asyncio
+from collections import Counter
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -26,6 +35,8 @@ from seatflow.api.ratelimit import RateLimits
 from seatflow.service import cpu
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+PACE_SECONDS = 1.0
+PACED_PER_TOKEN = 64
 
 
 class BodyTooLarge(HTTPException):
@@ -45,6 +56,7 @@ class BodyGuard:
         self.tokens = tokens
         self.limit = limit
         self.rates = rates
+        self.paced: Counter[str] = Counter()  # 429s waiting to be answered, by token
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -61,6 +73,7 @@ class BodyGuard:
             return
         wait = None if self.rates is None else self.rates.hit(token)
         if wait is not None:
+            await self.pace(token.name, wait)
             await json_error(429, "rate_limited", f"too many requests for this token; retry "
                              f"after {wait} s", headers={"Retry-After": str(wait)})(
                 scope, receive, send)
@@ -86,6 +99,16 @@ class BodyGuard:
             return message
 
         await self.app(scope, bounded, send)
+
+
+    async def pace(self, token: str, wait: int) -> None:
+        if self.paced[token] >= PACED_PER_TOKEN:
+            return
+        self.paced[token] += 1
+        try:
+            await asyncio.sleep(min(PACE_SECONDS, wait))
+        finally:
+            self.paced[token] -= 1
 
 
 def too_large(limit: int) -> str:
