@@ -5,11 +5,11 @@ generated from the result files in bench/results/.
     python bench/report.py --check    # exit 1 when a document does not match the results
 
 Each generated part sits between `<!-- report:NAME:start -->` and
-`<!-- report:NAME:end -->` (NAME: engine, availability, pipeline in the README;
+`<!-- report:NAME:end -->` (NAME: engine, availability, pipeline, api in the README;
 engine-summary in docs/engine.md); the rest is prose and stays as written.
 The current results are one file per bench and floor shape:
 `engine-<shape>-<N>seeds.json` (a shape in two such files is an error: delete
-the older one), `availability-latest.json` and `pipeline-latest.json`.
+the older one), `availability-latest.json`, `pipeline-latest.json` and `api-latest.json`.
 tests/pure/test_bench_readme.py runs the check.
 """
 
@@ -297,6 +297,38 @@ def availability_section(results: Path) -> list[str]:
     return out + table(["target", "wanted", "measured", "verdict"], rows)
 
 
+# ---------------------------------------------------------------- api
+
+
+def api_section(results: Path) -> list[str]:
+    document = json.loads((results / "api-latest.json").read_text())
+    phases = {phase["phase"]: phase for phase in document["phases"]}
+    hammer = phases["hammered"]["hammer"]
+    loads = [x for phase in phases.values() for x in phase["load_average_1m"]]
+    out = [
+        f"`bench/results/api-latest.json`: {document['machine']['cpus']} CPUs, load average"
+        f" {min(loads):g}-{max(loads):g} during the run; the hammering token's"
+        f" {sum(hammer['statuses'].values()):,} requests: "
+        + ", ".join(f"{n:,} x {code}" for code, n in hammer["statuses"].items())
+        + f" ({hammer.get('api_cpu_ms_per_request', '-')} ms of the API process's CPU each).",
+        "",
+    ]
+    rows = [
+        [name, str(phase["bookings"]), f"{ms(phase['post_ms']['p50'])} / "
+         f"{ms(phase['post_ms']['p95'])}",
+         f"{ms(phase['created_to_confirmed_ms']['p50'])} / "
+         f"{ms(phase['created_to_confirmed_ms']['p95'])}",
+         ", ".join(f"{k} {v:g}" for k, v in phase["cpu_share"].items() if v)]
+        for name, phase in phases.items()
+    ]
+    out += table(["segments", "bookings", "POST P50 / P95", "created -> confirmed P50 / P95",
+                  "share of a core"], rows)
+    out += [""]
+    rows = [[f"`{name}`", str(t["target"]), str(t["value"]), "met" if t["met"] else "NOT met"]
+            for name, t in document["targets"].items()]
+    return out + table(["target", "wanted", "measured", "verdict"], rows)
+
+
 # ---------------------------------------------------------------- pipeline
 
 
@@ -428,6 +460,7 @@ README_SECTIONS: dict[str, Section] = {
     "engine": engine_section,
     "availability": availability_section,
     "pipeline": pipeline_section,
+    "api": api_section,
 }
 DESIGN_SECTIONS: dict[str, Section] = {"engine-summary": engine_summary_section}
 
