@@ -24,10 +24,8 @@ docs/devstack.md is the user-facing description.
 
 from __future__ import annotations
 
-from seatflow.ops.devstack.model import Component, DevStackError, StackStatus, mask_password
+from seatflow.ops.devstack.model import DevStackError, StackStatus, mask_password
 from seatflow.ops.devstack.stack import down, restart_workers, status, up
 
-__all__ = [
-    "Component", "DevStackError", "StackStatus", "down", "mask_password", "restart_workers",
-    "status", "up",
-]
+__all__ = ["DevStackError", "StackStatus", "down", "mask_password", "restart_workers", "status",
+           "up"]
