@@ -13,7 +13,7 @@ from seatflow.domain import states as domain_states
 from seatflow.domain.intake import NewBooking
 from seatflow.floorplan import parse_floorplan
 from seatflow.storage.floorplans import import_floorplan
-from seatflow.storage.intake import insert_booking
+from seatflow.storage.intake import insert_booking_once
 
 TURN_TIMES = [
     {"max_party": 2, "minutes": 90},
@@ -52,6 +52,13 @@ async def import_plan(engine: AsyncEngine, data: dict[str, Any]) -> None:
 def slot(days: int = 2, hour: int = 19, minute: int = 0) -> datetime:
     base = datetime.now(UTC).replace(hour=hour, minute=minute, second=0, microsecond=0)
     return base + timedelta(days=days)
+
+
+async def insert_booking(engine: AsyncEngine, new: NewBooking, *, now: datetime) -> str:
+    """The booking's id, inserted with its intake row as the service does
+    (`insert_booking_once`), without starting its workflow."""
+    booking_id, _created = await insert_booking_once(engine, new, now=now)
+    return booking_id
 
 
 async def new_booking(

@@ -55,6 +55,31 @@ def test_the_architecture_document_covers_what_a_newcomer_needs() -> None:
     assert "docs/architecture.md" in readme
 
 
+def test_the_module_map_names_every_module_and_package() -> None:
+    """A newcomer finds where a change goes from "Where each kind of code lives":
+    every package and module under src/ is named there (the migrations' own
+    files aside), so a module added without a line in the map fails here."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    section = text.split("## Where each kind of code lives", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", section))
+    unnamed = []
+    for path in sorted((ROOT / "src").rglob("*")):
+        relative = path.relative_to(ROOT / "src")
+        if any(p.endswith(".egg-info") or p in ("__pycache__", "migrations", "templates",
+                                                "static") for p in relative.parts[:-1]):
+            continue
+        if path.is_dir() and path.name not in ("__pycache__",) and not path.name.endswith(
+                ".egg-info"):
+            name = path.name
+        elif path.suffix == ".py" and path.stem != "__init__":
+            name = path.stem
+        else:
+            continue
+        if name not in named:
+            unnamed.append(str(relative))
+    assert not unnamed, "name these in docs/architecture.md's module map: " + ", ".join(unnamed)
+
+
 SRC = ROOT / "src"
 STORAGE = SRC / "seatflow" / "storage"
 # A call of sqlalchemy's text() or select(), or an import of a statement builder.

@@ -26,10 +26,9 @@ from seatflow.domain.restaurant import InvalidBooking
 from seatflow.domain.workflow_ids import booking_workflow_id
 from seatflow.mail import SmtpTransport
 from seatflow.service.bookings import start_booking_workflow
-from seatflow.storage.intake import insert_booking
 from seatflow.storage.placement import email_booking
 from tests.smtp_server import SmtpServer
-from tests.support import fetch, floorplan, import_plan, new_booking, scalar, slot
+from tests.support import fetch, floorplan, import_plan, insert_booking, new_booking, scalar, slot
 from worker import build_worker
 
 

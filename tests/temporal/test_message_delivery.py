@@ -30,6 +30,7 @@ from seatflow.domain.mail import Claim
 from seatflow.domain.messages import EmailRequest, EmailResult
 from seatflow.domain.planning import Plan
 from seatflow.domain.states import AssignmentState
+from seatflow.domain.workflow_ids import email_workflow_id
 from seatflow.mail import MAIL_THREADS, FileMailbox, SmtpTransport, deliver
 from seatflow.service.bookings import (
     AlreadyResolved,
@@ -37,7 +38,6 @@ from seatflow.service.bookings import (
     cancel_booking_request,
     start_booking_workflow,
 )
-from seatflow.service.mail_workflow import email_workflow_id
 from seatflow.storage.attempts import AttemptSpec, SearchOutcome, run_attempt
 from seatflow.storage.lifecycle import cancel_booking, verify_booking
 from seatflow.storage.outbox import EmailInFlight, claim_email, mark_email_sent

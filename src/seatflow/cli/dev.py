@@ -119,7 +119,7 @@ def _print_status(stack: StackStatus) -> None:
     typer.echo(f"home:      {stack.home}")
     typer.echo(f"ui:        {stack.ui_url or '-'}")
     typer.echo(f"api:       {stack.api_url or '-'}")
-    if stack.host_url:  # the day's timeline for the floor staff (docs/api.md, "The host page")
+    if stack.host_url:  # the day's timeline for the floor staff (docs/host.md)
         typer.echo(f"host:      {stack.host_url}<restaurant id>  (sign in with an API token)")
     else:
         typer.echo("host:      -")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 BOOKING_PREFIX = "booking-assignment-"
 SHADOW_PREFIX = "shadow-"
+GUEST_EMAIL_PREFIX = "guest-email-"
 
 
 def booking_workflow_id(booking_id: str) -> str:
@@ -18,6 +19,12 @@ def booking_workflow_id(booking_id: str) -> str:
 def shadow_workflow_id(booking_id: str) -> str:
     """The id of the booking's ShadowAssignmentWorkflow (a child of the booking's)."""
     return f"{SHADOW_PREFIX}{booking_id}"
+
+
+def email_workflow_id(booking_id: str, kind: str) -> str:
+    """The id of the GuestEmailWorkflow that sends the booking's `kind` message
+    after its booking workflow closed (a second start joins the first)."""
+    return f"{GUEST_EMAIL_PREFIX}{booking_id}-{kind}"
 
 
 def booking_id_of(workflow_id: str) -> str | None:

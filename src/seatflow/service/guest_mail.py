@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
+from seatflow.domain.workflow_ids import email_workflow_id
 from seatflow.service.bookings import BookingActionRefused
-from seatflow.service.mail_workflow import email_workflow_id, start_guest_email
+from seatflow.service.mail_workflow import start_guest_email
 from seatflow.storage.outbox import KIND_STATE, KINDS, rearm_email
 
 __all__ = ["ResentEmail", "resend_email"]

@@ -21,17 +21,13 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
 
 from seatflow.domain.messages import EmailRequest, EmailResult
-from seatflow.domain.workflow_ids import booking_workflow_id
+from seatflow.domain.workflow_ids import booking_workflow_id, email_workflow_id
 from seatflow.logging import get_logger
 
-__all__ = ["EMAIL_WORKFLOW", "email_workflow_id", "send_after_close", "start_guest_email"]
+__all__ = ["EMAIL_WORKFLOW", "send_after_close", "start_guest_email"]
 
 EMAIL_WORKFLOW = "GuestEmailWorkflow"
 log = get_logger("seatflow.service")
-
-
-def email_workflow_id(booking_id: str, kind: str) -> str:
-    return f"guest-email-{booking_id}-{kind}"
 
 
 async def start_guest_email(client: Client, booking_id: str, kind: str, *,

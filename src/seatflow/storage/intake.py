@@ -129,24 +129,16 @@ def _cleaned(new: NewBooking) -> NewBooking:
                    guest_name=check_guest_name(new.guest_name))
 
 
-async def insert_booking(engine: AsyncEngine, new: NewBooking, *, now: datetime) -> str:
-    """Validate against the restaurant and insert the booking plus its intake row.
+async def insert_booking_once(
+    engine: AsyncEngine, new: NewBooking, *, now: datetime
+) -> tuple[str, bool]:
+    """Validate against the restaurant and insert the booking plus its intake
+    row; the booking id, and whether this call created it (False: a retry got
+    the booking an earlier call with the same key, or booking id, made).
 
     Raises InvalidBooking (nothing written) when the booking can never be
     seated as asked: unknown restaurant, bad party, past, outside service, or
     a guest email that is not exactly one address (or a bad name).
-    With an idempotency key (or a booking id) already used for the same
-    request, returns that booking instead (see `insert_booking_once`).
-    """
-    booking_id, _created = await insert_booking_once(engine, new, now=now)
-    return booking_id
-
-
-async def insert_booking_once(
-    engine: AsyncEngine, new: NewBooking, *, now: datetime
-) -> tuple[str, bool]:
-    """`insert_booking` that also says whether this call created the booking
-    (False: a retry got the booking an earlier call with the same key made).
 
     Concurrent retries are safe: the unique (restaurant, key) constraint lets
     one insert win; the others wait for it and return its booking. A key used

@@ -24,18 +24,8 @@ docs/devstack.md is the user-facing description.
 
 from __future__ import annotations
 
-from seatflow.ops.devstack.api import API, API_MODULE, API_PORT_OFFSET
-from seatflow.ops.devstack.model import Component, DevStackError, StackStatus, mask_password
-from seatflow.ops.devstack.plan import DEFAULT_TEMPORAL_PORT, LOOPBACK_HOSTS
-from seatflow.ops.devstack.records import STOP_TIMEOUT_SECONDS, Paths
-from seatflow.ops.devstack.relay import INTAKE_RELAY, INTAKE_RELAY_MODULE
+from seatflow.ops.devstack.model import DevStackError, StackStatus, mask_password
 from seatflow.ops.devstack.stack import down, restart_workers, status, up
-from seatflow.ops.devstack.temporal import SQLITE_PRAGMAS
-from seatflow.ops.devstack.workers import WORKER_MODULE, default_workers
 
-__all__ = [
-    "API", "API_MODULE", "API_PORT_OFFSET", "DEFAULT_TEMPORAL_PORT", "INTAKE_RELAY",
-    "INTAKE_RELAY_MODULE", "LOOPBACK_HOSTS", "SQLITE_PRAGMAS", "STOP_TIMEOUT_SECONDS",
-    "WORKER_MODULE", "Component", "DevStackError", "Paths", "StackStatus", "default_workers",
-    "down", "mask_password", "restart_workers", "status", "up",
-]
+__all__ = ["DevStackError", "StackStatus", "down", "mask_password", "restart_workers", "status",
+           "up"]

@@ -22,7 +22,6 @@ class Plan:
 
     settings: Settings
     external_db: str | None
-    temporal_host: str
     temporal_port: int
     ui_port: int
     external_temporal: bool
@@ -48,9 +47,8 @@ def make_plan(paths: Paths, temporal_port: int | None, ui_port: int | None) -> P
         port = int(port_text) if address_set and not external and port_text.isdigit() \
             else DEFAULT_TEMPORAL_PORT
     ui = ui_port or env_int("SEATFLOW_DEV_UI_PORT") or port + 1000
-    return Plan(settings=settings, external_db=settings.database_url,
-                temporal_host=host or "localhost", temporal_port=port, ui_port=ui,
-                external_temporal=external)
+    return Plan(settings=settings, external_db=settings.database_url, temporal_port=port,
+                ui_port=ui, external_temporal=external)
 
 
 def env_int(name: str) -> int | None:

@@ -1,9 +1,8 @@
-"""The intake relay (`python -m seatflow.intake.relay`): started by `up` when
-its module exists, reported by `status`."""
+"""The intake relay (`python -m seatflow.intake.relay`): started by `up`,
+reported by `status`."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Mapping
 
@@ -21,9 +20,7 @@ INTAKE_RELAY = "intake-relay"
 
 
 def up_intake_relay(paths: Paths, env: Mapping[str, str], overrides: Mapping[str, str]) -> None:
-    """Hook for the intake relay (another issue): started only once its module exists."""
-    if importlib.util.find_spec(INTAKE_RELAY_MODULE) is None:
-        return
+    """Start the intake relay unless its recorded process still runs."""
     if live_process(read_json(paths.record(INTAKE_RELAY))) is not None:
         return
     spawn(INTAKE_RELAY, [sys.executable, "-m", INTAKE_RELAY_MODULE], paths,
