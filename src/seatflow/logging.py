@@ -26,7 +26,6 @@ from seatflow.domain.workflow_ids import booking_id_of, booking_workflow_id
 
 FORMATS = ("json", "console")
 
-_configured: str | None = None
 
 
 def _lift_temporal_context(
@@ -70,7 +69,6 @@ def configure_logging(fmt: str | None = None, *, level: int | str = logging.INFO
     `fmt` defaults to `SEATFLOW_LOG_FORMAT` (json). Unknown formats fall back
     to json so a typo never silences the logs.
     """
-    global _configured
     if fmt is None:
         from seatflow.config import settings
 
@@ -119,11 +117,6 @@ def configure_logging(fmt: str | None = None, *, level: int | str = logging.INFO
         activity.logger.activity_info_on_extra = True
     except ImportError:  # pragma: no cover - temporalio is a dependency
         pass
-    _configured = fmt
-
-
-def configured_format() -> str | None:
-    return _configured
 
 
 def get_logger(name: str = "seatflow") -> Any:
@@ -165,4 +158,4 @@ def _current_workflow_id() -> str | None:
         return None
 
 
-__all__ = ["bind_booking", "configure_logging", "configured_format", "get_logger"]
+__all__ = ["bind_booking", "configure_logging", "get_logger"]

@@ -3,7 +3,6 @@ and the operator's choice of tables."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import random
@@ -177,7 +176,6 @@ def booking(stack: devstack.StackStatus, booking_id: str) -> dict[str, Any]:
     return view
 
 
-@pytest.mark.skipif(importlib.util.find_spec("worker") is None, reason="worker not built yet")
 def test_demo_books_a_well_run_evening_and_the_report_shows_the_targets_met(
     demo_home: Path,
 ) -> None:
