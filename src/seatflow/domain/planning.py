@@ -110,6 +110,16 @@ class RestaurantSnapshot:
     timezone: str | None = None
     # The demand the evening is expected to bring (None: the engine's default).
     demand: DemandProfile | None = None
+    # Zones the floor plan declares equivalent (`equivalent_zones`): re-packing
+    # may move a guest between the zones of one group as if they were one zone.
+    zone_groups: tuple[tuple[str, ...], ...] = ()
+
+    def same_zone(self, zone: str) -> tuple[str, ...]:
+        """`zone` and the zones declared equivalent to it, sorted."""
+        for group in self.zone_groups:
+            if zone in group:
+                return tuple(sorted(set(group) | {zone}))
+        return (zone,)
 
 
 @dataclass(frozen=True)

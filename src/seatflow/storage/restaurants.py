@@ -172,17 +172,18 @@ async def load_snapshot(
              "exclude": exclude_booking or "00000000-0000-0000-0000-000000000000"},
         )
     ).all()
-    # The active zones and the restaurant's time zone in one round trip (a
-    # restaurant without active zones still gives its time zone).
+    # The active zones, the restaurant's time zone and its equivalent zones in
+    # one round trip (a restaurant without active zones still gives the rest).
     zone_rows = (
         await conn.execute(
-            text("SELECT z.id, r.timezone FROM restaurants r LEFT JOIN zones z "
+            text("SELECT z.id, r.timezone, r.zone_groups FROM restaurants r LEFT JOIN zones z "
                  "ON z.restaurant_id = r.id AND z.active WHERE r.id = :id ORDER BY z.id"),
             {"id": restaurant_id},
         )
     ).all()
     zones = [row.id for row in zone_rows if row.id is not None]
     timezone = zone_rows[0].timezone if zone_rows else None
+    groups = zone_groups_from_json(zone_rows[0].zone_groups if zone_rows else None)
     return RestaurantSnapshot(
         restaurant_id=restaurant_id,
         tables=tables,
@@ -192,7 +193,14 @@ async def load_snapshot(
         zones_active=tuple(zones),
         timezone=timezone,
         demand=await load_demand(conn, restaurant_id, window_start),
+        zone_groups=groups,
     )
+
+
+def zone_groups_from_json(value: Any) -> tuple[tuple[str, ...], ...]:
+    """`restaurants.zone_groups` (a JSON list of lists of zone ids) as the
+    snapshot's `zone_groups`."""
+    return tuple(tuple(group) for group in (_json(value) or ()))
 
 
 def allocation_from_row(r: Any) -> Allocation:
@@ -264,6 +272,7 @@ ATTEMPT_INPUTS = text(
     "   AND k.start_at < b.occupied_until + make_interval(secs => :look) "
     "   AND k.assignment_state = ANY(CAST(:unseated AS text[])) AND k.id <> b.id) AS known, "
     " (SELECT r.timezone FROM restaurants r WHERE r.id = b.restaurant_id) AS tz, "
+    " (SELECT r.zone_groups FROM restaurants r WHERE r.id = b.restaurant_id) AS zone_groups, "
     " (SELECT coalesce(json_agg(zz.id ORDER BY zz.id), '[]') FROM zones zz "
     "   WHERE zz.restaurant_id = b.restaurant_id AND zz.active) AS zones, "
     + demand_sql(
@@ -309,6 +318,7 @@ def snapshot_from_json(restaurant_id: str, row: Any) -> RestaurantSnapshot:
         zones_active=tuple(_json(row.zones)),
         timezone=row.tz,
         demand=profile_from_json(_json(row.demand)),
+        zone_groups=zone_groups_from_json(row.zone_groups),
     )
 
 

@@ -53,7 +53,7 @@ def crowded(draw: st.DrawFn) -> tuple[RestaurantSnapshot, BookingRequest, Engine
         Table(
             f"T{i}",
             draw(st.integers(1, 6)),
-            draw(st.sampled_from(["main", "main", "patio"])),
+            draw(st.sampled_from(["main", "main", "patio", "bar"])),
             mobility=draw(st.sampled_from([Mobility.MOVABLE, Mobility.MOVABLE, Mobility.FIXED])),
         )
         for i in range(n)
@@ -82,7 +82,11 @@ def crowded(draw: st.DrawFn) -> tuple[RestaurantSnapshot, BookingRequest, Engine
             )
             for t in chosen
         ]
-    snapshot = RestaurantSnapshot("r", tuple(tables), tuple(edges), tuple(allocations))
+    # zones the floor plan declares equivalent: one zone to a moved guest
+    groups = draw(st.sampled_from([(), (), (("main", "patio"),), (("bar", "patio"),)]))
+    snapshot = RestaurantSnapshot(
+        "r", tuple(tables), tuple(edges), tuple(allocations), zone_groups=groups
+    )
     start = draw(st.sampled_from([0, 15, 30]))
     request = BookingRequest(
         "new",
@@ -130,10 +134,15 @@ def may_move(
 
 
 def zones_allowed(snapshot: RestaurantSnapshot, allocations: list[Allocation]) -> set[str]:
-    """The zone the booking sits in, and the zone it asked for."""
+    """The zone the booking sits in, and the zone it asked for, each with the
+    zones the floor plan declares equivalent to it."""
     zone_of = {t.id: t.zone for t in snapshot.tables}
     wish = allocations[0].zone_preference
-    return {zone_of[a.table_id] for a in allocations} | ({wish} if wish else set())
+    own = {zone_of[a.table_id] for a in allocations} | ({wish} if wish else set())
+    for group in snapshot.zone_groups:
+        if own & set(group):
+            own |= set(group)
+    return own
 
 
 def within_cap(fewest: int | None, config: EngineConfig) -> int | None:

@@ -116,6 +116,51 @@ def test_every_path_keeps_a_guest_in_their_zone_and_moves_them_once(path: str) -
     assert search(evening("patio", moved=1), booking(6), config, now=at(-600)).plans == ()
 
 
+@pytest.mark.parametrize("path", sorted(PATHS))
+def test_every_path_treats_zones_declared_equivalent_as_one(path: str) -> None:
+    """The floor plan's `equivalent_zones` (RestaurantSnapshot.zone_groups):
+    a booking in main may be moved to the window when the two are one group,
+    never to a zone outside its group; a wish for a zone allows its group."""
+
+    def evening(
+        groups: tuple[tuple[str, ...], ...], wish: str | None = None, window_taken: bool = False
+    ) -> RestaurantSnapshot:
+        # only M6 seats the new 6; the four on it may move to a free 4-top
+        taken = (Allocation("seated", "W4", at(0), at(120), 4, at(-30)),) if window_taken else ()
+        return replace(
+            floor(
+                table("M6", 6, "main"), table("M4", 4, "main"), table("W4", 4, "window"),
+                table("P4", 4, "patio"),
+                allocations=(
+                    Allocation("four", "M6", at(0), at(120), 4, at(0), None, wish),
+                    Allocation("other", "M4", at(0), at(120), 4, at(0)),
+                    *taken,
+                ),
+            ),
+            zone_groups=groups,
+        )
+
+    config = replace(UNCAPPED, **PATHS[path])
+    now = at(-600)
+
+    def moves(snapshot: RestaurantSnapshot) -> list[tuple[str, tuple[str, ...]]] | None:
+        result = search(snapshot, booking(6), config, now=now)
+        return [(m.booking_id, m.to_tables) for m in result.moves] if result.plans else None
+
+    # each zone alone: the four may not leave main, so the 6 is refused
+    assert moves(evening(())) is None
+    # main and window one group: the four moves to the window's 4-top
+    assert moves(evening((("main", "window"),))) == [("four", ("W4",))], path
+    # a group without main (patio and window): still refused
+    assert moves(evening((("patio", "window"),))) is None
+    # it asked for the window, which is one with the patio; the window is
+    # taken by a guest at table, so the patio is the one seat left
+    assert moves(evening((("patio", "window"),), "window", window_taken=True)) == [
+        ("four", ("P4",))
+    ], path
+    assert moves(evening((), "window", window_taken=True)) is None
+
+
 def _couple_freed_a_four_top() -> RestaurantSnapshot:
     """A couple asks for 19:30-20:30. The 2-top is held until 20:00 by a couple
     placed by hand, the 4-top from 20:00 by a couple "w". The one re-assignment:
