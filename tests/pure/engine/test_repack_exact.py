@@ -35,6 +35,7 @@ from seatflow.engine.exact_problem import HeldBooking
 from seatflow.engine.floor import Floor
 from seatflow.engine.repack import movable_bookings
 from seatflow.engine.saturation import saturates
+from seatflow.engine.search import plan_config
 
 SETTINGS = settings(max_examples=examples(600), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FREEZE = 60
@@ -145,6 +146,15 @@ def zones_allowed(snapshot: RestaurantSnapshot, allocations: list[Allocation]) -
     return own
 
 
+def snug_applies(config: EngineConfig, request: BookingRequest, now: datetime | None) -> bool:
+    """Re-packing may add no empty seat: `repack_snug`, unless the booking
+    starts within `repack_snug_lead_minutes` of `now`."""
+    lead = config.repack_snug_lead_minutes
+    if not config.repack_snug or now is None or lead is None:
+        return config.repack_snug
+    return request.start - now > timedelta(minutes=lead)
+
+
 def within_cap(fewest: int | None, config: EngineConfig) -> int | None:
     """The fewest moves when the venue's cap allows that many, else None."""
     cap = config.repack_max_moves
@@ -235,6 +245,7 @@ def brute_force_fewest_moves(
     base = RestaurantSnapshot("r", snapshot.tables, snapshot.adjacency, fixed)
     zone_of = {t.id: t.zone for t in snapshot.tables}
     seats_of = {t.id: t.capacity for t in snapshot.tables}
+    snug = snug_applies(config, request, now)
 
     def seats(plan: tuple[str, ...]) -> int:
         return sum(seats_of[t] for t in plan)
@@ -249,13 +260,13 @@ def brute_force_fewest_moves(
             for p in reference_valid_plans(base, seat_request(b, allocs), config)
             if zone_of[p[0]] in allowed and p != current
             # re-packing never adds an empty seat (EngineConfig.repack_snug)
-            and (not config.repack_snug or seats(p) <= seats(current))
+            and (not snug or seats(p) <= seats(current))
         )
         choices.append([current, *plans])
     request_plans = sorted(
         p
         for p in reference_valid_plans(base, request, config)
-        if not config.repack_snug or seats(p) <= request.party_size
+        if not snug or seats(p) <= request.party_size
     )
     best: int | None = None
     for seats in product(*choices):
@@ -329,7 +340,8 @@ def test_exact_repacking_is_valid_and_uses_the_fewest_moves(case: tuple) -> None
 def test_exact_repacking_capped_at_k_moves_finds_the_fewest_iff_k_suffice(case: tuple) -> None:
     """`move_cap` (the benchmark's bound with at most k moves a request): a plan
     exactly when some re-assignment of at most k moves exists, with the fewest."""
-    _, request, config, _ = case
+    _, request, config, now = case
+    config = plan_config(config, request, now)  # the rules at `now`, as search applies them
     asked = repack_case(case)
     if asked is None:
         return
