@@ -114,6 +114,7 @@ def snapshot_of(plan: FloorPlan) -> RestaurantSnapshot:
     return RestaurantSnapshot(
         plan.restaurant.id, tables, tuple((a, b) for a, b in plan.edges),
         zones_active=tuple(z.id for z in plan.zones if z.active),
+        zone_groups=tuple(tuple(group) for group in plan.zone_groups),
     )
 
 

@@ -55,13 +55,20 @@ def timed(
 class Moves:
     """The re-packing moves of an evening, as a guest sees them."""
 
-    zones: dict[str, str]  # table -> zone
+    zones: dict[str, str]  # table -> its zone (the first of those declared equivalent)
     count: int = 0
     widest: int = 0  # the most for one new booking
     many: int = 0  # re-packs of more than MANY_MOVES moves
     zone_changes: int = 0  # moves to a zone the booking was not in
     repeat: int = 0  # moves of a booking moved before
     of: dict[str, int] = field(default_factory=dict)  # booking -> times moved
+
+    @classmethod
+    def on(cls, floor: RestaurantSnapshot) -> Moves:
+        """An evening's moves on `floor`: zones it declares equivalent
+        (`zone_groups`) are one zone to a guest, so a move between them is
+        no zone change, as re-packing's zone rule has it."""
+        return cls({t.id: floor.same_zone(t.zone)[0] for t in floor.tables})
 
     def apply(self, held: dict[str, tuple[str, ...]], moves: tuple[Move, ...]) -> None:
         for move in moves:
@@ -96,7 +103,7 @@ def simulate(
     gc.freeze()
     by_id = {r.booking_id: r for r in requests}
     held: dict[str, tuple[str, ...]] = {}
-    moved = Moves({t.id: t.zone for t in floor.tables})
+    moved = Moves.on(floor)
     exact = bounded = stops = 0
     causes: dict[str, int] = {}  # covers refused, by what would have seated them
     wall: list[float] = []

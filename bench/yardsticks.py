@@ -212,7 +212,8 @@ def cpsat_repack(
     model = cp_model.CpModel()
     variables: dict[str, list[tuple[Any, tuple[str, ...]]]] = {}
     holds: dict[str, list[tuple[Request, Any]]] = {}
-    zone = {t.id: t.zone for t in floor.tables}
+    # zones the floor declares equivalent are one zone (RestaurantSnapshot.zone_groups)
+    zone = {t.id: floor.same_zone(t.zone)[0] for t in floor.tables}
     for b in [*movable, req.booking_id]:
         plans = all_plans(base, by_id[b].booking())
         if b in held:  # re-packing keeps a booking in its zone

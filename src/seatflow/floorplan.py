@@ -66,7 +66,7 @@ class FloorPlanTooLarge(FloorPlanError):
 # low enough that a file cannot exhaust memory, the recursion limit or time.
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 16
-MAX_LIST_ITEMS = {"tables": 2000, "zones": 200, "adjacency": 20000,
+MAX_LIST_ITEMS = {"tables": 2000, "zones": 200, "adjacency": 20000, "equivalent_zones": 200,
                   "restaurant.services": 24, "turn_times": 24}
 MAX_ANY_LIST = 20000
 
@@ -248,6 +248,9 @@ class FloorPlan(_Strict):
     zones: Annotated[list[ZoneSpec], Field(min_length=1)]
     tables: Annotated[list[TableSpec], Field(min_length=1)]
     adjacency: list[Edge] = []
+    # Groups of zones a guest sees as one (a room and its alcove): re-packing
+    # may move a booking between the zones of one group (docs/floorplan.md).
+    equivalent_zones: list[Annotated[list[Code], Field(min_length=2)]] = []
     # Guests are told their table, and told again when re-packing changes it.
     # False (the default): guests hear the time, the party and the zone they
     # asked for, never a table, so re-packing is invisible to them.
@@ -265,6 +268,12 @@ class FloorPlan(_Strict):
         """Adjacency as sorted, distinct undirected pairs (duplicates in either
         orientation collapse into one edge)."""
         return sorted({(min(a, b), max(a, b)) for a, b in self.adjacency})
+
+    @property
+    def zone_groups(self) -> list[list[str]]:
+        """`equivalent_zones` as stored: each group's distinct ids sorted, the
+        groups sorted."""
+        return sorted(sorted(set(group)) for group in self.equivalent_zones)
 
     @property
     def total_capacity(self) -> int:
@@ -308,6 +317,25 @@ def _cross_references(data: Any) -> list[tuple[str, str]]:
                 found.append((f"adjacency[{i}][{j}]", f"unknown table {code!r}"))
         if isinstance(edge[0], str) and edge[0] == edge[1]:
             found.append((f"adjacency[{i}]", f"table {edge[0]!r} cannot be adjacent to itself"))
+    grouped: dict[str, int] = {}
+    for i, group in enumerate(items("equivalent_zones")):
+        if not isinstance(group, list):
+            continue
+        for j, code in enumerate(group):
+            if not isinstance(code, str):
+                continue
+            if code not in zone_ids:
+                found.append((f"equivalent_zones[{i}][{j}]", f"unknown zone {code!r}"))
+            elif code in grouped:
+                where = grouped[code]
+                found.append((
+                    f"equivalent_zones[{i}][{j}]",
+                    f"zone {code!r} is already in this group" if where == i else
+                    f"zone {code!r} is already in equivalent_zones[{where}] "
+                    "(a zone belongs to one group: merge the two)",
+                ))
+            else:
+                grouped[code] = i
     return found
 
 

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatflow.floorplan import FloorPlan, FloorPlanError, load_floorplan, parse_floorplan
 from seatflow.storage.floorplans import export_floorplan, import_floorplan, list_restaurants
+from seatflow.storage.restaurants import load_attempt_inputs, load_snapshot, snapshot_from_json
 from seatflow.storage.schema import (
     DiningTable,
     Restaurant,
@@ -25,6 +27,7 @@ from seatflow.storage.schema import (
     TurnTime,
     Zone,
 )
+from tests.support import insert_raw_booking
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "floorplans"
@@ -92,6 +95,7 @@ def normalized(plan: FloorPlan | None) -> FloorPlan | None:
         update={
             "zones": sorted(plan.zones, key=lambda zone: zone.id),
             "adjacency": [list(edge) for edge in plan.edges],
+            "equivalent_zones": plan.zone_groups,
         }
     )
 
@@ -453,6 +457,44 @@ async def test_promises_tables_is_stored_on_the_restaurant_and_exported(
     assert normalized(exported) == normalized(promising)
     data["promises_tables"] = "yes"
     with pytest.raises(FloorPlanError, match="promises_tables"):
+        parse_floorplan(data)
+
+
+async def test_equivalent_zones_are_stored_exported_and_reach_every_snapshot(
+    db_engine: AsyncEngine, unique_id: str
+) -> None:
+    """The plan's `equivalent_zones` is kept on the restaurant, exported as
+    imported, replaced by a re-import, and carried by both snapshot reads
+    (`load_snapshot`, the attempt's one-statement read) as `zone_groups`."""
+    rid = f"equiv-{unique_id}"
+    data = example("harbour-kitchen", rid)
+    data["equivalent_zones"] = [["window", "main"]]
+    plan = parse_floorplan(data)
+    await import_floorplan(db_engine, plan)
+    exported = await export_floorplan(db_engine, rid)
+    assert exported is not None and exported.equivalent_zones == [["main", "window"]]
+    assert normalized(exported) == normalized(plan)
+    start = datetime(2031, 3, 20, 19, tzinfo=UTC)
+    booking = await insert_raw_booking(
+        db_engine, restaurant_id=rid, party_size=2, start=start,
+        end=start + timedelta(minutes=90), occupied_until=start + timedelta(minutes=95),
+    )
+
+    async def snapshots() -> list[tuple[tuple[str, ...], ...]]:
+        async with db_engine.connect() as conn:
+            loaded = await load_snapshot(conn, rid, start, start + timedelta(hours=2))
+            row = await load_attempt_inputs(conn, booking, max_parallel=4)
+        return [loaded.zone_groups, snapshot_from_json(rid, row).zone_groups]
+
+    assert await snapshots() == [(("main", "window"),)] * 2
+    data["equivalent_zones"] = [["terrace", "bar"], ["private", "window", "main"]]
+    await import_floorplan(db_engine, parse_floorplan(data))
+    assert await snapshots() == [(("bar", "terrace"), ("main", "private", "window"))] * 2
+    del data["equivalent_zones"]
+    await import_floorplan(db_engine, parse_floorplan(data))
+    assert await snapshots() == [()] * 2
+    data["equivalent_zones"] = [["main", "cellar"]]
+    with pytest.raises(FloorPlanError, match=r"equivalent_zones\[0\]\[1\]: unknown zone 'cellar'"):
         parse_floorplan(data)
 
 

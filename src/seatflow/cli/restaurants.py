@@ -133,6 +133,8 @@ def show_cmd(
     typer.echo("\nzones")
     for z in plan.zones:
         typer.echo(f"  {z.id:<10} {z.name}" + ("" if z.active else "  (inactive)"))
+    for group in plan.zone_groups:
+        typer.echo(f"  equivalent (re-packing): {' = '.join(group)}")
     typer.echo("\ntables")
     typer.echo(
         "\n".join(

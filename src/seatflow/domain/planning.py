@@ -110,6 +110,16 @@ class RestaurantSnapshot:
     timezone: str | None = None
     # The demand the evening is expected to bring (None: the engine's default).
     demand: DemandProfile | None = None
+    # Zones the floor plan declares equivalent (`equivalent_zones`): re-packing
+    # may move a guest between the zones of one group as if they were one zone.
+    zone_groups: tuple[tuple[str, ...], ...] = ()
+
+    def same_zone(self, zone: str) -> tuple[str, ...]:
+        """`zone` and the zones declared equivalent to it, sorted."""
+        for group in self.zone_groups:
+            if zone in group:
+                return tuple(sorted(set(group) | {zone}))
+        return (zone,)
 
 
 @dataclass(frozen=True)
@@ -196,6 +206,11 @@ class EngineConfig:
     # spend seats the demand still to come asks for and fix the moved guests
     # for the evening (docs/engine.md, "Re-packing never adds an empty seat").
     repack_snug: bool = True
+    # ... except for a booking that starts within this many minutes of `now`
+    # (None: for none): few requests for its window are still to come, so the
+    # seats a re-pack leaves empty are seldom wanted, and the re-pack seats a
+    # party now (docs/engine.md, "Re-packing never adds an empty seat").
+    repack_snug_lead_minutes: int | None = 240
     # Plans of more than two tables (three stools for a party of 3, three
     # 4-tops for a party of 10) are offered only when the booking starts within
     # this many minutes of `now` (None: always). Such plans use up small tables
@@ -232,6 +247,11 @@ class EngineConfig:
         if self.repack_freeze_minutes < 0:
             raise ValueError(
                 f"repack_freeze_minutes must be >= 0, got {self.repack_freeze_minutes}"
+            )
+        if self.repack_snug_lead_minutes is not None and self.repack_snug_lead_minutes < 0:
+            raise ValueError(
+                "repack_snug_lead_minutes must be >= 0 or None, "
+                f"got {self.repack_snug_lead_minutes}"
             )
         if self.repack_safety_stop_ms is not None and self.repack_safety_stop_ms < 0:
             raise ValueError(

@@ -126,7 +126,8 @@ def decide_unseated(
             if overlaps(held.start, held.end, request.start, request.end)
         }
         if movable:
-            opened.append(_Open(index, request, movable))
+            # the re-packing rules for this start time (`repack_snug` by its lead)
+            opened.append(_Open(index, request, movable, plan_config(config, request, now)))
         else:
             decided[index] = Decision(NONE, taken_reason(floor, request))
     anchors = list(available)
@@ -145,32 +146,33 @@ def decide_unseated(
         for item in _nearest_first(opened, anchors):
             if item.done or not item.cut or budget.spent():
                 continue
-            witness = _reuse(floor, item.request, config, item.movable, found)
+            witness = _reuse(floor, item.request, item.rules, item.movable, found)
             if witness is not None:
                 seat(item, witness, REUSED)
                 continue
             steps = min(round_config.max_repack_steps, budget.left)
-            repacked = bounded_repack(
-                floor, item.request, replace(round_config, max_repack_steps=steps), item.movable
+            rules = replace(
+                round_config, max_repack_steps=steps, repack_snug=item.rules.repack_snug
             )
+            repacked = bounded_repack(floor, item.request, rules, item.movable)
             budget.pay(repacked.steps)
             item.searched, item.cut = True, repacked.truncated
             if repacked.plan is not None:
                 candidate = Witness(repacked.plan.tables, repacked.moves)
-                if witness_problem(floor, item.request, config, item.movable, candidate) is None:
+                if witness_problem(floor, item.request, item.rules, item.movable, candidate) is None:
                     seat(item, candidate, REPACK)
     # The exact search decides what the bounded one could not, yes or a proof of
     # no, within the steps left (and its own per-search budget).
     for item in _nearest_first(opened, anchors):
         if item.done:
             continue
-        witness = _reuse(floor, item.request, config, item.movable, found)
+        witness = _reuse(floor, item.request, item.rules, item.movable, found)
         if witness is not None:
             seat(item, witness, REUSED)
             continue
         if budget.spent():
             continue
-        outcome = _feasible(floor, item.request, config, item.movable, budget)
+        outcome = _feasible(floor, item.request, item.rules, item.movable, budget)
         item.searched = True
         if outcome.exhausted:
             continue
@@ -179,7 +181,7 @@ def decide_unseated(
             item.done = True
             continue
         candidate = Witness(outcome.candidate.tables, outcome.moves)
-        if witness_problem(floor, item.request, config, item.movable, candidate) is None:
+        if witness_problem(floor, item.request, item.rules, item.movable, candidate) is None:
             seat(item, candidate, REPACK)
     for item in opened:
         if item.done:
@@ -229,6 +231,7 @@ class _Open:
     index: int
     request: BookingRequest
     movable: dict[str, HeldBooking]
+    rules: EngineConfig  # the config's plan rules for this start time (plan_config)
     done: bool = False
     searched: bool = False  # a re-packing search ran for it
     cut: bool = True  # the last bounded search stopped at its step limit (or none ran)
@@ -297,15 +300,24 @@ def witness_problem(
     rules `validate_plan` applies) on tables no booking that stays holds in its
     window; only bookings re-packing may move for `request` move, each from
     the tables it holds, each into a zone it may use (its own, or the one it
-    asked for), at most `repack_max_moves` of them; no two seated bookings
-    whose windows overlap share a table (the moves apply as one set, so a
-    swap is as valid as a chain)."""
+    asked for), at most `repack_max_moves` of them, none given an empty seat
+    under `repack_snug` (the request's plan no more seats than its party, a
+    moved booking no more than it holds); no two seated bookings whose windows
+    overlap share a table (the moves apply as one set, so a swap is as valid
+    as a chain)."""
     moved = {m.booking_id for m in witness.moves}
     if len(moved) != len(witness.moves):
         return "a booking is moved twice"
     cap = config.repack_max_moves
     if cap is not None and len(moved) > cap:
         return f"{len(moved)} bookings moved, at most {cap} allowed"
+    snug = config.repack_snug and bool(witness.moves)
+
+    def seats(tables: Sequence[str]) -> int:
+        return sum(floor.tables[t].capacity for t in tables if t in floor.tables)
+
+    if snug and seats(witness.tables) > request.party_size:
+        return f"{', '.join(witness.tables)} leaves seats empty (re-packing adds none)"
     seated: list[tuple[str, datetime, datetime, tuple[str, ...]]] = []
     problem = plan_problem(floor, request, witness.tables, config, ignore_bookings=tuple(moved))
     if problem is not None:
@@ -323,6 +335,8 @@ def witness_problem(
         )
         if problem is not None:
             return problem
+        if snug and seats(move.to_tables) > seats(held.tables):
+            return f"booking {move.booking_id} would get more seats than it holds"
         zones = {floor.tables[t].zone for t in move.to_tables}
         if not zones <= set(held.zones):
             return f"booking {move.booking_id} may not move to zone {', '.join(sorted(zones))}"

@@ -44,15 +44,19 @@ class HeldBooking:
     tables: tuple[str, ...]
     zone: str
     zone_preference: str | None = None
+    # The zones the floor plan declares equivalent to `zone` or to
+    # `zone_preference` (`RestaurantSnapshot.zone_groups`): the same zone to a guest.
+    equivalent: tuple[str, ...] = ()
 
     @property
     def zones(self) -> tuple[str, ...]:
         """The zones a move may take it to: the one it sits in, and the one it
-        asked for when it sits elsewhere (docs/engine.md, "Moves a guest
-        accepts")."""
-        if self.zone_preference is None or self.zone_preference == self.zone:
-            return (self.zone,)
-        return tuple(sorted((self.zone, self.zone_preference)))
+        asked for when it sits elsewhere, each with the zones declared
+        equivalent to it (docs/engine.md, "Moves a guest accepts")."""
+        allowed = {self.zone, *self.equivalent}
+        if self.zone_preference is not None:
+            allowed.add(self.zone_preference)
+        return tuple(sorted(allowed))
 
 
 def clock() -> float:

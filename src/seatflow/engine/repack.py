@@ -4,7 +4,8 @@ When no valid plan is free, bookings that are *movable* (held, overlapping the
 new booking's window, not started and not starting within the freeze window
 by `now`, not placed by hand by an operator, never moved by re-packing
 before) may be re-seated: same window, same party, a valid plan of their own
-in the zone they sit in (or the zone they asked for), at most
+in the zone they sit in (or the zone they asked for; zones the floor plan
+declares equivalent count as one), at most
 `repack_max_moves` of them for one new booking (docs/engine.md, "Moves a
 guest accepts").
 
@@ -95,8 +96,12 @@ def movable_bookings(
         if len(zones) != 1:
             continue
         preference = next((a.zone_preference for a in allocations if a.zone_preference), None)
+        zone = zones.pop()
+        snapshot = floor.snapshot
+        equivalent = snapshot.same_zone(zone) + (snapshot.same_zone(preference) if preference else ())
         movable[booking_id] = HeldBooking(
-            booking_id, party, start, end, tables, zones.pop(), preference
+            booking_id, party, start, end, tables, zone, preference,
+            tuple(sorted(set(equivalent) - {zone})),
         )
     return movable
 

@@ -87,13 +87,22 @@ def plan_config(
     than `wide_plan_lead_minutes` ahead (a plan made then is final, and three
     tables use up small ones that later small parties need). With re-packing a
     later request can move such a booking, so nothing is held back
-    (docs/engine.md, "Three tables"); but a booking that starts within the
+    (docs/engine.md, "Three tables"); re-packing may leave seats empty for a
+    booking that starts within `repack_snug_lead_minutes` (docs/engine.md,
+    "Re-packing never adds an empty seat"); and a booking that starts within the
     freeze window is final from the start, so idle time weighs at least
     `frozen_idle_gap` in its score (docs/engine.md, "Final plans")."""
     if now is None:
         return config
     ahead = request.start - now
     if config.repack:
+        snug_lead = config.repack_snug_lead_minutes
+        if (
+            config.repack_snug
+            and snug_lead is not None
+            and ahead <= timedelta(minutes=snug_lead)
+        ):
+            config = replace(config, repack_snug=False)
         weights = config.weights
         if (
             ahead <= timedelta(minutes=config.repack_freeze_minutes)

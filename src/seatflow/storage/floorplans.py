@@ -93,6 +93,7 @@ async def _import(session: AsyncSession, plan: FloorPlan) -> ImportSummary:
         slot_minutes=spec.slot_minutes,
         total_capacity=plan.total_capacity,
         promises_tables=plan.promises_tables,
+        zone_groups=plan.zone_groups,
     )
     upserted = upsert.on_conflict_do_update(
         index_elements=[Restaurant.id],
@@ -103,6 +104,7 @@ async def _import(session: AsyncSession, plan: FloorPlan) -> ImportSummary:
             "slot_minutes": spec.slot_minutes,
             "total_capacity": plan.total_capacity,
             "promises_tables": plan.promises_tables,
+            "zone_groups": plan.zone_groups,
             "updated_at": func.now(),
         },
     ).returning(Restaurant.created_at == Restaurant.updated_at)
@@ -346,5 +348,6 @@ async def export_floorplan(engine: AsyncEngine, restaurant_id: str) -> FloorPlan
             ],
             "adjacency": sorted(sorted([code[e.table_a], code[e.table_b]]) for e in edges),
             "promises_tables": restaurant.promises_tables,
+            "equivalent_zones": restaurant.zone_groups,
         }
     )

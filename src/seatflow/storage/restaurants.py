@@ -116,7 +116,8 @@ async def load_tables(conn: AsyncConnection, restaurant_id: str) -> tuple[Table,
 def snapshot_columns(r: str, lo: str, hi: str, start: str, exclude: str) -> str:
     """The floor snapshot as JSON columns of one SELECT: `tables`,
     `adjacency`, `allocs` (allocations and live holds over [lo, hi)), `known`
-    (unseated bookings starting in [start, hi)), `tz`, `zones` and `demand`.
+    (unseated bookings starting in [start, hi)), `tz`, `zones`, `zone_groups`
+    and `demand`.
     Each argument is an SQL expression: the restaurant id, the bounds, and a
     booking id (uuid) left out of both lists. Read by `snapshot_from_json`;
     every snapshot the engine sees (an attempt's, availability's, a hold's,
@@ -151,6 +152,7 @@ def snapshot_columns(r: str, lo: str, hi: str, start: str, exclude: str) -> str:
         f"   AND k.assignment_state = ANY(CAST(:unseated AS text[])) AND k.id <> {exclude}"
         " ) AS known, "
         f" {tz} AS tz, "
+        f" (SELECT r.zone_groups FROM restaurants r WHERE r.id = {r}) AS zone_groups, "
         " (SELECT coalesce(json_agg(zz.id ORDER BY zz.id), '[]') FROM zones zz "
         f"   WHERE zz.restaurant_id = {r} AND zz.active) AS zones, "
         + demand_sql(r, tz, start) + " AS demand"
@@ -264,6 +266,7 @@ def snapshot_from_json(restaurant_id: str, row: Any) -> RestaurantSnapshot:
         zones_active=tuple(_json(row.zones)),
         timezone=row.tz,
         demand=profile_from_json(_json(row.demand)),
+        zone_groups=tuple(tuple(group) for group in (_json(row.zone_groups) or ())),
     )
 
 

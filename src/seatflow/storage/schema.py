@@ -40,6 +40,9 @@ class Restaurant(Base):
     # The floor plan's `promises_tables`: guests are told their table (and a
     # re-pack that changes it); false, they never hear of tables.
     promises_tables: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The floor plan's `equivalent_zones`: groups of zone ids re-packing treats
+    # as one zone.
+    zone_groups: Mapped[list[Any]] = mapped_column(JSONB, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

@@ -35,6 +35,7 @@ from seatflow.engine.exact_problem import HeldBooking
 from seatflow.engine.floor import Floor
 from seatflow.engine.repack import movable_bookings
 from seatflow.engine.saturation import saturates
+from seatflow.engine.search import plan_config
 
 SETTINGS = settings(max_examples=examples(600), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FREEZE = 60
@@ -53,7 +54,7 @@ def crowded(draw: st.DrawFn) -> tuple[RestaurantSnapshot, BookingRequest, Engine
         Table(
             f"T{i}",
             draw(st.integers(1, 6)),
-            draw(st.sampled_from(["main", "main", "patio"])),
+            draw(st.sampled_from(["main", "main", "patio", "bar"])),
             mobility=draw(st.sampled_from([Mobility.MOVABLE, Mobility.MOVABLE, Mobility.FIXED])),
         )
         for i in range(n)
@@ -82,7 +83,11 @@ def crowded(draw: st.DrawFn) -> tuple[RestaurantSnapshot, BookingRequest, Engine
             )
             for t in chosen
         ]
-    snapshot = RestaurantSnapshot("r", tuple(tables), tuple(edges), tuple(allocations))
+    # zones the floor plan declares equivalent: one zone to a moved guest
+    groups = draw(st.sampled_from([(), (), (("main", "patio"),), (("bar", "patio"),)]))
+    snapshot = RestaurantSnapshot(
+        "r", tuple(tables), tuple(edges), tuple(allocations), zone_groups=groups
+    )
     start = draw(st.sampled_from([0, 15, 30]))
     request = BookingRequest(
         "new",
@@ -130,10 +135,24 @@ def may_move(
 
 
 def zones_allowed(snapshot: RestaurantSnapshot, allocations: list[Allocation]) -> set[str]:
-    """The zone the booking sits in, and the zone it asked for."""
+    """The zone the booking sits in, and the zone it asked for, each with the
+    zones the floor plan declares equivalent to it."""
     zone_of = {t.id: t.zone for t in snapshot.tables}
     wish = allocations[0].zone_preference
-    return {zone_of[a.table_id] for a in allocations} | ({wish} if wish else set())
+    own = {zone_of[a.table_id] for a in allocations} | ({wish} if wish else set())
+    for group in snapshot.zone_groups:
+        if own & set(group):
+            own |= set(group)
+    return own
+
+
+def snug_applies(config: EngineConfig, request: BookingRequest, now: datetime | None) -> bool:
+    """Re-packing may add no empty seat: `repack_snug`, unless the booking
+    starts within `repack_snug_lead_minutes` of `now`."""
+    lead = config.repack_snug_lead_minutes
+    if not config.repack_snug or now is None or lead is None:
+        return config.repack_snug
+    return request.start - now > timedelta(minutes=lead)
 
 
 def within_cap(fewest: int | None, config: EngineConfig) -> int | None:
@@ -226,6 +245,7 @@ def brute_force_fewest_moves(
     base = RestaurantSnapshot("r", snapshot.tables, snapshot.adjacency, fixed)
     zone_of = {t.id: t.zone for t in snapshot.tables}
     seats_of = {t.id: t.capacity for t in snapshot.tables}
+    snug = snug_applies(config, request, now)
 
     def seats(plan: tuple[str, ...]) -> int:
         return sum(seats_of[t] for t in plan)
@@ -240,13 +260,13 @@ def brute_force_fewest_moves(
             for p in reference_valid_plans(base, seat_request(b, allocs), config)
             if zone_of[p[0]] in allowed and p != current
             # re-packing never adds an empty seat (EngineConfig.repack_snug)
-            and (not config.repack_snug or seats(p) <= seats(current))
+            and (not snug or seats(p) <= seats(current))
         )
         choices.append([current, *plans])
     request_plans = sorted(
         p
         for p in reference_valid_plans(base, request, config)
-        if not config.repack_snug or seats(p) <= request.party_size
+        if not snug or seats(p) <= request.party_size
     )
     best: int | None = None
     for seats in product(*choices):
@@ -320,7 +340,8 @@ def test_exact_repacking_is_valid_and_uses_the_fewest_moves(case: tuple) -> None
 def test_exact_repacking_capped_at_k_moves_finds_the_fewest_iff_k_suffice(case: tuple) -> None:
     """`move_cap` (the benchmark's bound with at most k moves a request): a plan
     exactly when some re-assignment of at most k moves exists, with the fewest."""
-    _, request, config, _ = case
+    _, request, config, now = case
+    config = plan_config(config, request, now)  # the rules at `now`, as search applies them
     asked = repack_case(case)
     if asked is None:
         return

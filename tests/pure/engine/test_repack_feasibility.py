@@ -23,6 +23,7 @@ from seatflow.domain.planning import EngineConfig, RestaurantSnapshot
 from seatflow.engine.exact import ExactRepacker, FeasibilityRepacker
 from seatflow.engine.floor import Floor
 from seatflow.engine.repack import movable_bookings
+from seatflow.engine.search import plan_config
 
 
 @SETTINGS
@@ -32,7 +33,8 @@ def test_feasibility_under_a_move_cap_finds_one_exactly_when_that_few_moves_suff
 ) -> None:
     """Availability under SEATFLOW_REPACK_MAX_MOVES: a time is seatable only
     with a re-assignment of at most that many moves, as the pipeline books."""
-    _, request, config, _ = case
+    _, request, config, now = case
+    config = plan_config(config, request, now)  # the rules at `now`, as search applies them
     asked = repack_case(case)
     if asked is None:
         return
@@ -48,6 +50,7 @@ def test_feasibility_under_a_move_cap_finds_one_exactly_when_that_few_moves_suff
 @given(crowded())
 def test_feasibility_finds_a_re_assignment_exactly_when_one_exists(case: tuple) -> None:
     snapshot, request, config, now = case
+    config = plan_config(config, request, now)  # the rules at `now`, as search applies them
     asked = repack_case(case)
     if asked is None:
         return
