@@ -314,10 +314,10 @@ def api_section(results: Path) -> list[str]:
         "",
     ]
     rows = [
-        [name, str(phase["bookings"]), f"{ms(phase['post_ms']['p50'])} / "
-         f"{ms(phase['post_ms']['p95'])}",
-         f"{ms(phase['created_to_confirmed_ms']['p50'])} / "
-         f"{ms(phase['created_to_confirmed_ms']['p95'])}",
+        [name, str(phase["bookings"]),
+         f"{ms(phase['post_ms']['p50'])} / {ms(phase['post_ms']['p95'])}",
+         (f"{ms(phase['created_to_confirmed_ms']['p50'])} / "
+          f"{ms(phase['created_to_confirmed_ms']['p95'])}"),
          ", ".join(f"{k} {v:g}" for k, v in phase["cpu_share"].items() if v)]
         for name, phase in phases.items()
     ]
