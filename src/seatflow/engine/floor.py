@@ -56,7 +56,6 @@ class Floor:
             if self.tables[table_id].in_service
             and (not active_zones or self.tables[table_id].zone in active_zones)
         )
-        self.usable_set = frozenset(self.usable)
         by_table: dict[str, list[Allocation]] = {}
         for allocation in snapshot.allocations:
             by_table.setdefault(allocation.table_id, []).append(allocation)
