@@ -3,9 +3,11 @@ assignment of chosen tables.
 
 The automatic attempt:
 
-    take a slot -> assignment_in_progress -> read the floor -> plan ->
-      confirmed (allocations, assigned, confirmed, attempt row, event, email outbox)
-      or the failed attempt (the state the workflow chose, attempt row)
+    take a slot -> read the floor -> plan ->
+      confirmed (allocations; assignment_in_progress, assigned, confirmed in one
+        statement; attempt row, event, email outbox)
+      or the failed attempt (assignment_in_progress and the state the workflow
+        chose in one statement; attempt row)
     -> commit, which releases the slot.
 
 An attempt that dies half way leaves nothing behind, and the restaurant slot
