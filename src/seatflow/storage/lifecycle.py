@@ -15,7 +15,7 @@ from seatflow.domain.mail import cancellation_email
 from seatflow.domain.restaurant import InvalidBooking, booking_window
 from seatflow.domain.states import AssignmentState
 from seatflow.storage.placement import email_booking
-from seatflow.storage.restaurants import POLICY_COLUMNS, policy_from_row
+from seatflow.storage.restaurants import load_policy
 from seatflow.storage.transitions import (
     BookingNotFound,
     Step,
@@ -69,11 +69,8 @@ async def verify_booking(engine: AsyncEngine, booking_id: str, *, now: datetime
                     "ARRAY(SELECT t.code FROM dining_tables t WHERE t.restaurant_id = "
                     "b.restaurant_id ORDER BY t.code) AS table_ids, "
                     "(SELECT count(*) FROM booking_assignment_attempts a WHERE a.booking_id = "
-                    "b.id AND a.result <> 'confirmed') AS attempts_used, "
-                    # and the restaurant's policy, which `created` is verified against
-                    f"{POLICY_COLUMNS} "
-                    "FROM bookings b LEFT JOIN restaurants r ON r.id = b.restaurant_id "
-                    "WHERE b.id = CAST(:id AS uuid) FOR UPDATE OF b"
+                    "b.id AND a.result <> 'confirmed') AS attempts_used "
+                    "FROM bookings b WHERE b.id = CAST(:id AS uuid) FOR UPDATE OF b"
                 ),
                 {"id": booking_id},
             )
@@ -83,7 +80,7 @@ async def verify_booking(engine: AsyncEngine, booking_id: str, *, now: datetime
         state, version = str(row.assignment_state), int(row.assignment_state_version)
         reason = row.last_reason
         if state == S.CREATED:
-            policy = policy_from_row(row)
+            policy = await load_policy(conn, row.restaurant_id)
             try:
                 if policy is None:
                     raise InvalidBooking(

@@ -48,29 +48,29 @@ HELD_ALLOCATIONS = (
 )
 
 
-# A restaurant `r`'s policy columns, services with their turn-time bands
-# included (one round trip; issue 27): `policy_from_row` reads them.
-POLICY_COLUMNS = (
-    "r.id AS policy_id, r.name AS policy_name, r.timezone AS policy_timezone, "
-    "r.buffer_minutes, r.total_capacity, r.slot_minutes, "
-    "ARRAY(SELECT ROW(s.id, s.name, s.start_time, s.end_time, t.max_party, t.minutes) "
-    "  FROM restaurant_services s LEFT JOIN service_turn_times t ON t.service_id = s.id "
-    "  WHERE s.restaurant_id = r.id "
-    "  ORDER BY s.start_time, s.id, t.max_party NULLS LAST) AS services"
-)
-POLICY = text(f"SELECT {POLICY_COLUMNS} FROM restaurants r WHERE r.id = :id")
-
-
 async def load_policy(conn: AsyncConnection, restaurant_id: str) -> RestaurantPolicy | None:
-    return policy_from_row((await conn.execute(POLICY, {"id": restaurant_id})).one_or_none())
-
-
-def policy_from_row(row: Any) -> RestaurantPolicy | None:
-    """The policy from a row with POLICY_COLUMNS (None: no such restaurant,
-    the columns of an outer join are null)."""
-    if row is None or row.policy_id is None:
+    row = (
+        await conn.execute(
+            text(
+                "SELECT id, name, timezone, buffer_minutes, total_capacity, slot_minutes "
+                "FROM restaurants WHERE id = :id"
+            ),
+            {"id": restaurant_id},
+        )
+    ).one_or_none()
+    if row is None:
         return None
-    services = row.services
+    services = (
+        await conn.execute(
+            text(
+                "SELECT s.id, s.name, s.start_time, s.end_time, t.max_party, t.minutes "
+                "FROM restaurant_services s LEFT JOIN service_turn_times t ON t.service_id = s.id "
+                "WHERE s.restaurant_id = :id "
+                "ORDER BY s.start_time, s.id, t.max_party NULLS LAST"
+            ),
+            {"id": restaurant_id},
+        )
+    ).all()
     by_service: dict[int, tuple[str, object, object, list[TurnBand]]] = {}
     for sid, name, start, end, max_party, minutes in services:
         entry = by_service.setdefault(sid, (name, start, end, []))
@@ -81,9 +81,9 @@ def policy_from_row(row: Any) -> RestaurantPolicy | None:
         for name, start, end, bands in by_service.values()
     )
     return RestaurantPolicy(
-        id=row.policy_id,
-        name=row.policy_name,
-        timezone=row.policy_timezone,
+        id=row.id,
+        name=row.name,
+        timezone=row.timezone,
         buffer_minutes=row.buffer_minutes,
         total_capacity=row.total_capacity,
         services=periods,
