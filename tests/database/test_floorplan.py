@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatflow.floorplan import FloorPlan, FloorPlanError, load_floorplan, parse_floorplan
 from seatflow.storage.floorplans import export_floorplan, import_floorplan, list_restaurants
-from seatflow.storage.restaurants import load_policy
 from seatflow.storage.schema import (
     DiningTable,
     Restaurant,
@@ -192,6 +191,8 @@ async def test_the_policy_reads_back_every_service_and_turn_band(
     """load_policy reads services and their bands in one statement (issue 27):
     the same services, in start order, each band in order, the open-ended
     (null) band last; an unknown restaurant has none."""
+    from seatflow.storage.restaurants import load_policy
+
     rid = f"harbour-kitchen-{unique_id}"
     plan = parse_floorplan(example("harbour-kitchen", rid))
     await import_floorplan(db_engine, plan)
