@@ -1,6 +1,6 @@
 """The ceiling's worker (bench/pipeline.py): a trivial workflow of two no-op
 activities, served by a separate process with the production worker's
-settings (the same slot counts and the same sandbox runner).
+settings (the same slot counts and the same workflow runner).
 
     python bench/noop_worker.py TEMPORAL_ADDRESS TASK_QUEUE
 """
@@ -32,14 +32,12 @@ class NoopWorkflow:
 async def serve(address: str, queue: str) -> None:
     from temporalio.client import Client
     from temporalio.worker import Worker
-    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
     import worker as production
-    from workflows.runner import SANDBOX_PASSTHROUGH
+    from workflows.runner import workflow_runner
 
     client = await Client.connect(address)
-    runner = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default
-                                     .with_passthrough_modules(*SANDBOX_PASSTHROUGH, __name__))
+    runner = workflow_runner()  # the production worker's (no sandbox)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -43,10 +43,8 @@ import contextlib
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -57,8 +55,8 @@ from temporalio.client import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cpu import CpuMeter, per_item
+from stack import ROOT, embedded_stack
 
-ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 
 QUICK = "--quick" in sys.argv
@@ -67,14 +65,6 @@ THROUGHPUT_BOOKINGS, THROUGHPUT_RESTAURANTS = 200, 10
 LATENCY_BOOKINGS, LATENCY_RESTAURANTS = 100, 10
 ONE_RESTAURANT_BOOKINGS, ONE_RESTAURANT_MAX_PARALLEL = 100, 3
 STEADY_BOOKINGS, STEADY_RATE = (60, 8.0) if QUICK else (120, 8.0)
-
-
-def binary(name: str) -> str:
-    path = Path(sys.executable).parent / name
-    found = str(path) if path.exists() else shutil.which(name)
-    if not found:
-        raise SystemExit(f"{name} not found next to {sys.executable}; run `make install`")
-    return found
 
 
 class Workers:
@@ -399,58 +389,32 @@ def targets(runs: list[dict[str, Any]], quiet: dict[str, Any] | None) -> dict[st
 
 
 async def main() -> dict[str, Any]:
-    from temporalio.testing import WorkflowEnvironment
-
-    from seatflow.domain.search_attributes import ALL
     from seatflow.logging import configure_logging
-    from seatflow.storage.db import make_engine, upgrade
-    from seatflow.storage.embedded import start_embedded_postgres
+    from seatflow.storage.db import make_engine
 
     configure_logging("json", level="WARNING")
-    tmp = Path(tempfile.mkdtemp(prefix="seatflow-bench-"))
-    url = start_embedded_postgres(tmp / "pg", persistent=False)
-    upgrade(url)
-    saved_stdout = os.dup(1)
-    os.dup2(2, 1)  # the dev server's banner goes to stderr: stdout is the JSON
-    try:
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=binary("temporal"), search_attributes=list(ALL),
-            dev_server_log_level="error", ui=False)
-    finally:
-        os.dup2(saved_stdout, 1)
-        os.close(saved_stdout)
-    address = env.client.service_client.config.target_host
-    base_env = dict(os.environ, DATABASE_URL=url, TEMPORAL_ADDRESS=address,
-                    SEATFLOW_METRICS_ADDRESS="off", SEATFLOW_LOG_FORMAT="json",
-                    SEATFLOW_MAILBOX_DIR=str(tmp / "mailbox"),
-                    FEATURE_ASSIGNMENT_PIPELINE_V3="true",
-                    PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT / "bench")]))
-    base_env.pop("FEATURE_ASSIGNMENT_PIPELINE_V3_MAX_PARALLEL", None)
-    engine = make_engine(url, pool_size=20, max_overflow=20)  # the load generator's
-    METER.pg_dir = tmp / "pg"
     cpus = os.cpu_count() or 1
     counts = sorted({1, cpus})
     if "--procs" in sys.argv:
         counts = [int(x) for x in sys.argv[sys.argv.index("--procs") + 1].split(",")]
     runs: list[dict[str, Any]] = []
     steady_runs: list[dict[str, Any]] = []
-    try:
-        for procs in counts:
-            runs.append(await run_with(procs, client=env.client, address=address,
-                                       engine=engine, tmp=tmp, base_env=base_env))
-        if "--no-steady" not in sys.argv:
-            for competitors in (0, 1):
-                steady_runs.append(await steady(cpus, client=env.client, engine=engine,
-                                                tmp=tmp, base_env=base_env,
-                                                competitors=competitors))
-    finally:
-        await engine.dispose()
-        await env.shutdown()
-        with contextlib.suppress(Exception):
-            import pgserver
-
-            pgserver.get_server(tmp / "pg").cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
+    async with embedded_stack() as stack:
+        base_env = stack.process_env()
+        # the load generator's engine
+        engine = make_engine(stack.database_url, pool_size=20, max_overflow=20)
+        METER.pg_dir = stack.pg_dir
+        try:
+            for procs in counts:
+                runs.append(await run_with(procs, client=stack.client, address=stack.address,
+                                           engine=engine, tmp=stack.tmp, base_env=base_env))
+            if "--no-steady" not in sys.argv:
+                for competitors in (0, 1):
+                    steady_runs.append(await steady(cpus, client=stack.client, engine=engine,
+                                                    tmp=stack.tmp, base_env=base_env,
+                                                    competitors=competitors))
+        finally:
+            await engine.dispose()
     quiet, loaded = steady_runs or ({}, {})
     return {
         "machine": {"cpus": cpus, "python": sys.version.split()[0],

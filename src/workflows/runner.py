@@ -1,24 +1,48 @@
-"""The workflow runner every worker (and the replay tests) uses."""
+"""The workflow runner every worker (and the replay tests) uses, and the
+sandbox that checks the workflow code in CI.
+
+The workers run workflows without temporalio's sandbox (issue 27,
+docs/performance.md "The workflow runner"). The sandbox builds a fresh module
+environment for every workflow run and proxies what the code touches; with
+one workflow task per booking that cost a quarter of the worker's CPU per
+booking, measured (a booking's history replays in ~7 ms of CPU without it,
+~11 ms with it, on this box). What it guards is kept, in CI:
+
+- determinism: every recorded history (tests/histories, one per path of the
+  workflow) replays with `workflow_runner()`, the worker's own runner
+  (tests/pure/test_replay.py), so a change of the command sequence fails
+  there before it reaches a worker;
+- forbidden calls (clock, random, I/O, threads) and module state: the same
+  histories replay again inside the sandbox, `sandbox_check_runner()`, whose
+  restrictions raise on such a call on any recorded path.
+
+The workflow code keeps no mutable module-level state (its state is the
+workflow instance's), and takes time, randomness and waits from
+`temporalio.workflow` only.
+"""
 
 from __future__ import annotations
 
+from temporalio.worker import UnsandboxedWorkflowRunner, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-# Modules the workflow sandbox takes from the worker instead of re-importing
-# them for every workflow run. The sandbox still checks every call the
-# workflow makes (no clock, no I/O, no threads); what it no longer does is
-# re-execute these modules per run, which cost more CPU than the workflow
-# logic itself (see docs/performance.md). They qualify because they keep no
-# mutable module-level state: `workflows` (the workflow classes and constants),
-# `seatflow.domain` (pure models and policies), `seatflow.metrics`, the
-# activity classes whose methods the workflows reference, and pydantic.
-# The replay tests (tests/pure/test_replay.py) run with this same runner and guard
-# determinism.
-SANDBOX_PASSTHROUGH = ("workflows", "activities", "seatflow", "pydantic", "pydantic_core",
-                       "sqlalchemy", "structlog")
+# Modules the checking sandbox takes from the worker instead of importing
+# them afresh inside: they keep no mutable module-level state and are not
+# workflow code (`seatflow.domain`'s pure models and policies,
+# `seatflow.metrics`, the activity classes whose methods the workflows
+# reference, pydantic). NOT `workflows`: a module passed through keeps its
+# real `datetime`, `random`, ..., so the sandbox would check nothing in it.
+SANDBOX_PASSTHROUGH = ("activities", "seatflow", "pydantic", "pydantic_core", "sqlalchemy",
+                       "structlog")
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
-    return SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*SANDBOX_PASSTHROUGH)
-    )
+def workflow_runner() -> WorkflowRunner:
+    """The runner of every worker process (and of the replay and workflow tests)."""
+    return UnsandboxedWorkflowRunner()
+
+
+def sandbox_check_runner(*passthrough: str) -> SandboxedWorkflowRunner:
+    """The sandbox, for CI: replaying a history in it fails on a call the
+    workflow code must not make. `passthrough`: more modules to take as they are."""
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default
+                                   .with_passthrough_modules(*SANDBOX_PASSTHROUGH, *passthrough))

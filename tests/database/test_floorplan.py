@@ -190,6 +190,29 @@ async def test_shipped_example_imports(db_engine: AsyncEngine, unique_id: str, n
     assert rid in {r.id for r in await list_restaurants(db_engine)}
 
 
+async def test_the_policy_reads_back_every_service_and_turn_band(
+        db_engine: AsyncEngine, unique_id: str) -> None:
+    """load_policy reads services and their bands in one statement (issue 27):
+    the same services, in start order, each band in order, the open-ended
+    (null) band last; an unknown restaurant has none."""
+    from seatflow.storage.restaurants import load_policy
+
+    rid = f"harbour-kitchen-{unique_id}"
+    plan = parse_floorplan(example("harbour-kitchen", rid))
+    await import_floorplan(db_engine, plan)
+    async with db_engine.connect() as conn:
+        policy = await load_policy(conn, rid)
+        missing = await load_policy(conn, f"nowhere-{unique_id}")
+    assert missing is None
+    assert policy is not None and policy.id == rid and policy.name == plan.restaurant.name
+    wanted = sorted(plan.restaurant.services, key=lambda s: s.start)
+    assert [(s.name, s.start, s.end) for s in policy.services] == [
+        (s.name, s.start, s.end) for s in wanted]
+    assert [[(b.max_party, b.minutes) for b in s.turn_times] for s in policy.services] == [
+        [(b.max_party, b.minutes) for b in s.turn_times] for s in wanted]
+    assert any(b.max_party is None for s in policy.services for b in s.turn_times)
+
+
 # ------------------------------------------------------------ bad files
 
 

@@ -6,6 +6,12 @@ booking workflow, recorded with `SEATFLOW_RECORD_HISTORIES=1` (see
 docs/architecture.md, "Changing the workflow safely"). A later change of the
 command sequence keeps them and adds its own, under a `workflow.patched` id
 (`cancellation-message`, `email-local-activity`: the histories named below).
+
+Each history replays twice: with the worker's runner (`workflow_runner()`,
+no sandbox: what runs in production) for determinism, and inside temporalio's
+sandbox (`sandbox_check_runner()`), which fails on a call workflow code must
+not make (clock, random, I/O) on any recorded path: the workers run without
+the sandbox for its CPU cost (docs/performance.md), so CI keeps its check.
 """
 
 from __future__ import annotations
@@ -17,8 +23,11 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from worker import WORKFLOWS
+from workflows.booking import BookingAssignmentWorkflow
 from workflows.converter import DATA_CONVERTER
-from workflows.runner import workflow_runner
+from workflows.runner import sandbox_check_runner, workflow_runner
+
+from .forbidden_workflow import ReadsTheWallClock
 
 ROOT = Path(__file__).resolve().parents[1] / "histories"
 HISTORIES = sorted(ROOT.rglob("*.json"))
@@ -64,3 +73,24 @@ async def test_history_replays_deterministically(path: Path) -> None:
     # The worker's data converter: the histories' payloads decode as they do there.
     await Replayer(workflows=WORKFLOWS, workflow_runner=workflow_runner(),
                    data_converter=DATA_CONVERTER).replay_workflow(history)
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[_name(p) for p in HISTORIES])
+async def test_history_replays_inside_the_sandbox(path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    await Replayer(workflows=WORKFLOWS, workflow_runner=sandbox_check_runner(),
+                   data_converter=DATA_CONVERTER).replay_workflow(history)
+
+
+async def test_the_sandbox_check_catches_a_forbidden_call() -> None:
+    path = ROOT / "happy_path_email_local.json"
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    workflows = [ReadsTheWallClock, *(w for w in WORKFLOWS if w is not BookingAssignmentWorkflow)]
+    # the worker's runner replays it (the history has no trace of the call) ...
+    await Replayer(workflows=workflows, workflow_runner=workflow_runner(),
+                   data_converter=DATA_CONVERTER).replay_workflow(history)
+    # ... the sandbox refuses it
+    result = await Replayer(workflows=workflows, workflow_runner=sandbox_check_runner(),
+                            data_converter=DATA_CONVERTER).replay_workflow(
+        history, raise_on_replay_failure=False)
+    assert "Cannot access datetime.datetime.now" in str(result.replay_failure)

@@ -3,9 +3,11 @@ assignment of chosen tables.
 
 The automatic attempt:
 
-    take a slot -> assignment_in_progress -> read the floor -> plan ->
-      confirmed (allocations, assigned, confirmed, attempt row, event, email outbox)
-      or the failed attempt (the state the workflow chose, attempt row)
+    take a slot -> read the floor -> plan ->
+      confirmed (allocations; assignment_in_progress, assigned, confirmed in one
+        statement; attempt row, event, email outbox)
+      or the failed attempt (assignment_in_progress and the state the workflow
+        chose in one statement; attempt row)
     -> commit, which releases the slot.
 
 An attempt that dies half way leaves nothing behind, and the restaurant slot
@@ -38,7 +40,7 @@ from seatflow.storage.placement import (
     record_failed,
 )
 from seatflow.storage.restaurants import _json, load_attempt_inputs, snapshot_from_json
-from seatflow.storage.transitions import BookingNotFound, transition
+from seatflow.storage.transitions import BookingNotFound, Step, transitions
 
 S = AssignmentState
 # The strategy a booking seated on the tables of its hold records.
@@ -143,12 +145,14 @@ async def _attempt_in_tx(conn: AsyncConnection, spec: AttemptSpec, plan: Planner
         return await _already_done_or_conflict(conn, spec.booking_id, spec.pipeline,
                                                spec.attempt_no, state, version,
                                                spec.expected_version)
+    # pending -> assignment_in_progress is written with the attempt's outcome,
+    # in the same statement (one round trip less; the transaction makes it
+    # visible at the same moment as before: its commit).
+    lead: tuple[Step, ...] = ()
     if state == S.ASSIGNMENT_PENDING:
-        version = await transition(
-            conn, spec.booking_id, version, S.ASSIGNMENT_IN_PROGRESS,
-            metadata={"attempt_no": spec.attempt_no, "pipeline": spec.pipeline,
-                      "decision": spec.decision_inputs, "permit_wait_ms": round(wait_ms, 3)},
-        )
+        lead = (Step(S.ASSIGNMENT_IN_PROGRESS, metadata={
+            "attempt_no": spec.attempt_no, "pipeline": spec.pipeline,
+            "decision": spec.decision_inputs, "permit_wait_ms": round(wait_ms, 3)}),)
     elif state != S.ASSIGNMENT_IN_PROGRESS:
         return AttemptRecord(AttemptOutcome.CONFLICT, state, version,
                              reason=f"booking is {state}, not awaiting assignment")
@@ -173,17 +177,16 @@ async def _attempt_in_tx(conn: AsyncConnection, spec: AttemptSpec, plan: Planner
               "as_of": row.as_of.isoformat()}
     if placed.chosen is None:
         reason = failure_reason(placed, found.reason)
-        version = await transition(
-            conn, spec.booking_id, version, spec.on_failure, reason=reason,
-            metadata={"attempt_no": spec.attempt_no, "pipeline": spec.pipeline},
-        )
+        version = await transitions(conn, spec.booking_id, version, S(state), [
+            *lead, Step(spec.on_failure, reason=reason,
+                        metadata={"attempt_no": spec.attempt_no, "pipeline": spec.pipeline})])
         await record_failed(conn, spec.booking_id, row.restaurant_id, placed, book, reason)
         return AttemptRecord(AttemptOutcome.FAILED, spec.on_failure.value, version,
                              reason=reason, **timing,
                              hold_ms=round((time.perf_counter() - held_from) * 1000, 3))
     tables, version = await confirm_placed(
-        conn, spec.booking_id, row, S.ASSIGNMENT_IN_PROGRESS, version, placed, book,
-        reason=f"plan {','.join(sorted(placed.chosen.tables))}", metadata={})
+        conn, spec.booking_id, row, S(state), version, placed, book,
+        reason=f"plan {','.join(sorted(placed.chosen.tables))}", metadata={}, lead=lead)
     return AttemptRecord(AttemptOutcome.CONFIRMED, S.CONFIRMED.value, version, tables=tables,
                          strategy=placed.chosen.strategy, notify=placed.notify, **timing,
                          hold_ms=round((time.perf_counter() - held_from) * 1000, 3))

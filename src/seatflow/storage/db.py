@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -44,6 +47,14 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> Asy
         # bodies): never repeat them in an error message, so never in a log.
         hide_parameters=True,
     )
+
+
+@contextlib.asynccontextmanager
+async def autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection whose every statement commits on its own: no BEGIN and
+    COMMIT round trips around a write that is one statement (issue 27)."""
+    async with engine.connect() as conn:
+        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 async def ping(engine: AsyncEngine) -> None:

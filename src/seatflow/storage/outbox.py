@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from seatflow.domain.mail import EMAIL_CLAIM_LEASE, Claim, NothingToSend
 from seatflow.domain.states import AssignmentState
+from seatflow.storage.db import autocommit
 from seatflow.storage.transitions import BookingNotFound, record_event, write_breaker_state
 
 if TYPE_CHECKING:
@@ -179,8 +180,10 @@ async def mark_email_sent(
     engine: AsyncEngine, claim: Claim, *, breaker: BreakerWrite | None = None
 ) -> bool:
     """Sent. False: the claim was superseded (the row was re-armed with a new
-    message, or re-claimed after the lease): claim again."""
-    async with engine.begin() as conn:
+    message, or re-claimed after the lease): claim again. Without breaker
+    events to write it is one statement, so it runs without BEGIN / COMMIT
+    (`_mark`'s fallback is a statement on its own either way)."""
+    async with engine.begin() if breaker is not None else autocommit(engine) as conn:
         await _breaker(conn, breaker)
         return await _mark(conn, claim, "status = 'sent', sent_at = clock_timestamp(), "
                            "send_attempts = send_attempts + 1, last_error = NULL", {})

@@ -307,16 +307,19 @@ async def _tell_moved_guest(conn: AsyncConnection, booking_id: str, row: Any,
 async def confirm_placed(conn: AsyncConnection, booking_id: str, row: Any,
                          current: AssignmentState, version: int, placed: Placed,
                          book: Bookkeeping, *, reason: str,
-                         metadata: dict[str, Any]) -> tuple[tuple[str, ...], int]:
-    """The booking on its placed plan: assigned then confirmed (two versioned
-    transitions in one statement), then the bookkeeping in one statement.
-    `row` is the locked booking row (restaurant, start, guest), `current` and
-    `version` its state now. Returns the tables and the new version."""
+                         metadata: dict[str, Any], lead: tuple[Step, ...] = ()
+                         ) -> tuple[tuple[str, ...], int]:
+    """The booking on its placed plan: `lead` (an attempt's
+    assignment_in_progress), assigned then confirmed (versioned transitions in
+    one statement), then the bookkeeping in one statement. `row` is the
+    locked booking row (restaurant, start, guest), `current` and `version`
+    its state now. Returns the tables and the new version."""
     assert placed.chosen is not None
     chosen = placed.chosen
     tables = tuple(sorted(chosen.tables))
     version = await transitions(
         conn, booking_id, version, current, [
+            *lead,
             Step(S.ASSIGNED, reason=reason, actor=book.actor,
                  metadata={"tables": list(tables), "strategy": chosen.strategy,
                            "score": chosen.score, "attempt_no": book.attempt_no,
