@@ -10,8 +10,8 @@ limit SEATFLOW_API_RATE_LIMIT and the CPU pool). Two restaurants of the
 `booked`. Two tokens: `hammer` (host of `hammered`) and `booker` (host of
 `booked`).
 
-`booker` posts 200 bookings at 5/s (`POST .../bookings`) in eight segments
-of 25, quiet and hammered in turn (ABBA: Q H H Q Q H H Q). During a hammered
+`booker` posts 400 bookings at 5/s (`POST .../bookings`) in sixteen segments
+of 25, quiet and hammered in turn (ABBA: Q H H Q Q H H Q ...). During a hammered
 segment, 8 clients of `hammer` (another process, so the measuring client is
 not slowed by them) ask availability for the filled evening back to back,
 without pausing on a 429. Quiet segments are the baseline, measured in the
@@ -33,23 +33,22 @@ import os
 import platform
 import random
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-ROOT = Path(__file__).resolve().parent.parent
+from stack import ROOT, embedded_stack
+
 RESULTS = ROOT / "bench" / "results"
 FLOOR = ROOT / "examples" / "floorplans" / "harbour-kitchen.json"
 
 QUICK = "--quick" in sys.argv
-BOOKINGS = 40 if QUICK else 100
+BOOKINGS = 40 if QUICK else 200  # per condition: a P95 of 200 moves less between runs
 RATE = 5.0
 HAMMER_CLIENTS = 8
 # The hammering clients would run on their own machines; here they share the
@@ -60,14 +59,6 @@ BLOCK = 10 if QUICK else 25  # bookings in one segment of one condition
 LEAD = 1.0  # s of hammering before a hammered segment's first booking
 GAP = 2.0  # s after a segment's last booking: its confirmations drain
 FILL = 34  # one evening of the hammered restaurant (loadtest's plan: all fit)
-
-
-def binary(name: str) -> str:
-    path = Path(sys.executable).parent / name
-    found = str(path) if path.exists() else shutil.which(name)
-    if not found:
-        raise SystemExit(f"{name} not found next to {sys.executable}; run `make install`")
-    return found
 
 
 def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -254,90 +245,70 @@ async def interleaved(*, url: str, engine: Any, tokens: dict[str, str], planned:
 
 async def main() -> dict[str, Any]:
     import httpx
-    from temporalio.testing import WorkflowEnvironment
 
     from seatflow.config import Settings
-    from seatflow.domain.search_attributes import ALL
     from seatflow.logging import configure_logging
     from seatflow.ops.loadtest import ensure_restaurants, first_free_evening, plan_bookings
-    from seatflow.storage.db import make_engine, upgrade
-    from seatflow.storage.embedded import start_embedded_postgres
+    from seatflow.storage.db import make_engine
 
     configure_logging("json", level="WARNING")
-    tmp = Path(tempfile.mkdtemp(prefix="seatflow-bench-api-"))
-    url_db = start_embedded_postgres(tmp / "pg", persistent=False)
-    upgrade(url_db)
-    saved_stdout = os.dup(1)
-    os.dup2(2, 1)  # the dev server's banner goes to stderr: stdout is the JSON
-    try:
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=binary("temporal"), search_attributes=list(ALL),
-            dev_server_log_level="error", ui=False)
-    finally:
-        os.dup2(saved_stdout, 1)
-        os.close(saved_stdout)
-    address = env.client.service_client.config.target_host
     tokens = {name: secrets.token_urlsafe(24) for name in ("hammer", "booker")}
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    base_env = dict(
-        os.environ, DATABASE_URL=url_db, TEMPORAL_ADDRESS=address, SEATFLOW_TASK_QUEUE="bench-api",
-        SEATFLOW_METRICS_ADDRESS="off", SEATFLOW_LOG_FORMAT="json",
-        SEATFLOW_MAILBOX_DIR=str(tmp / "mailbox"), FEATURE_ASSIGNMENT_PIPELINE_V3="true",
-        SEATFLOW_API_ADDRESS=f"127.0.0.1:{port}",
-        SEATFLOW_API_TOKENS=json.dumps([
-            {"name": "hammer", "token": tokens["hammer"], "role": "host",
-             "restaurants": ["hammered"]},
-            {"name": "booker", "token": tokens["booker"], "role": "host",
-             "restaurants": ["booked"]}]),
-        PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT / "bench")]))
-    for key in ("SEATFLOW_API_RATE_LIMIT", "SEATFLOW_API_CPU_WORKERS",
-                "SEATFLOW_API_CPU_WAIT_MS"):
-        base_env.pop(key, None)  # the deployed defaults
-    procs = [start(["-m", "worker"], base_env, tmp / "worker.log"),
-             start(["-m", "seatflow.api.server"], base_env, tmp / "api.log")]
-    pids = {"worker": procs[0].pid, "api": procs[1].pid,
-            "postgres": int((tmp / "pg" / "postmaster.pid").read_text().split()[0])}
-    engine = make_engine(url_db, pool_size=5, max_overflow=5)
-    try:
-        _, tz_name = await ensure_restaurants(engine, ["hammered", "booked"], FLOOR)
-        tz = ZoneInfo(tz_name)
-        async with httpx.AsyncClient(base_url=url, timeout=5) as http:
-            for _ in range(300):
+    async with embedded_stack("seatflow-bench-api-") as stack:
+        base_env = stack.process_env(
+            SEATFLOW_TASK_QUEUE="bench-api", SEATFLOW_API_ADDRESS=f"127.0.0.1:{port}",
+            SEATFLOW_API_TOKENS=json.dumps([
+                {"name": "hammer", "token": tokens["hammer"], "role": "host",
+                 "restaurants": ["hammered"]},
+                {"name": "booker", "token": tokens["booker"], "role": "host",
+                 "restaurants": ["booked"]}]))
+        for key in ("SEATFLOW_API_RATE_LIMIT", "SEATFLOW_API_CPU_WORKERS",
+                    "SEATFLOW_API_CPU_WAIT_MS"):
+            base_env.pop(key, None)  # the deployed defaults
+        procs = [start(["-m", "worker"], base_env, stack.tmp / "worker.log"),
+                 start(["-m", "seatflow.api.server"], base_env, stack.tmp / "api.log")]
+        pids = {"worker": procs[0].pid, "api": procs[1].pid,
+                "postgres": int((stack.pg_dir / "postmaster.pid").read_text().split()[0])}
+        engine = make_engine(stack.database_url, pool_size=5, max_overflow=5)
+        try:
+            _, tz_name = await ensure_restaurants(engine, ["hammered", "booked"], FLOOR)
+            tz = ZoneInfo(tz_name)
+            async with httpx.AsyncClient(base_url=url, timeout=5) as http:
+                for _ in range(300):
+                    try:
+                        if (await http.get("/healthz")).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    await asyncio.sleep(0.1)
+                else:
+                    raise SystemExit("the API did not start: "
+                                     f"{(stack.tmp / 'api.log').read_text()}")
+            # the hammered evening, filled through the real pipeline (as host apps do)
+            evening = await first_free_evening(engine, ["hammered"], tz)
+            fill = plan_bookings(FILL, ["hammered"], evening, tz, random.Random(1))
+            fill_ids, _, _ = await post_bookings(url, tokens["hammer"], "hammered", fill)
+            await confirm_figures(engine, fill_ids)
+            planned = plan_bookings(2 * BOOKINGS + 10, ["booked"],
+                                    await first_free_evening(engine, ["booked"], tz), tz,
+                                    random.Random(2))
+            warm = planned[:10]
+            await confirm_figures(engine, (await post_bookings(url, tokens["booker"], "booked",
+                                                               warm))[0])
+            phases = await interleaved(url=url, engine=engine, tokens=tokens,
+                                       planned=planned[10:10 + 2 * BOOKINGS],
+                                       hammer_day=evening.isoformat(), pids=pids)
+            quiet, hammered = phases["quiet"], phases["hammered"]
+        finally:
+            await engine.dispose()
+            for p in procs:
+                p.terminate()
+            for p in procs:
                 try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise SystemExit(f"the API did not start: {(tmp / 'api.log').read_text()}")
-        # the hammered evening, filled through the real pipeline (as host apps do)
-        evening = await first_free_evening(engine, ["hammered"], tz)
-        fill = plan_bookings(FILL, ["hammered"], evening, tz, random.Random(1))
-        fill_ids, _, _ = await post_bookings(url, tokens["hammer"], "hammered", fill)
-        await confirm_figures(engine, fill_ids)
-        planned = plan_bookings(2 * BOOKINGS + 10, ["booked"],
-                                await first_free_evening(engine, ["booked"], tz), tz,
-                                random.Random(2))
-        warm = planned[:10]
-        await confirm_figures(engine, (await post_bookings(url, tokens["booker"], "booked",
-                                                           warm))[0])
-        phases = await interleaved(url=url, engine=engine, tokens=tokens,
-                                   planned=planned[10:10 + 2 * BOOKINGS],
-                                   hammer_day=evening.isoformat(), pids=pids)
-        quiet, hammered = phases["quiet"], phases["hammered"]
-    finally:
-        await engine.dispose()
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        await env.shutdown()
-        shutil.rmtree(tmp, ignore_errors=True)
+                    p.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
     post95 = hammered["post_ms"]["p95"]
     q95 = quiet["created_to_confirmed_ms"]["p95"]
     h95 = hammered["created_to_confirmed_ms"]["p95"]
