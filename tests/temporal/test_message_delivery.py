@@ -184,6 +184,31 @@ async def test_a_cancellation_waits_for_the_confirmation_in_flight_and_goes_afte
     assert await messages(db_engine, booking) == {"confirmation": "sent", "cancellation": "sent"}
 
 
+async def test_claims_racing_for_one_message_give_exactly_one_claim(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
+    # The one-statement claim (outbox.CLAIM_AT_ONCE) locks the booking's
+    # messages like the transaction did: of claims at once, one wins and the
+    # others see it in flight; its token is the row's.
+    booking, _rid = await confirmed_booking(db_engine, unique_id)
+    results = await asyncio.gather(
+        *(claim_email(db_engine, booking, "confirmation") for _ in range(6)),
+        return_exceptions=True)
+    claims = [r for r in results if isinstance(r, Claim)]
+    assert len(claims) == 1, results
+    assert all(isinstance(r, EmailInFlight) for r in results if r is not claims[0]), results
+    async with db_engine.connect() as conn:
+        row = (await conn.execute(text(
+            "SELECT status, claim_token::text AS token, send_attempts FROM email_outbox "
+            "WHERE booking_id = CAST(:id AS uuid) AND kind = 'confirmation'"),
+            {"id": booking})).one()
+    assert (row.status, row.token, row.send_attempts) == ("sending", claims[0].token, 0)
+    assert await mark_email_sent(db_engine, claims[0])
+    # sent: a further claim is a suppressed duplicate (the transaction's path)
+    again = await claim_email(db_engine, booking, "confirmation")
+    assert not isinstance(again, Claim) and again.duplicate
+
+
 # ------------------------------------------------------- a move during a send
 
 

@@ -81,13 +81,47 @@ MESSAGES_OF_BOOKING = text(
 )
 
 
+# The common claim in ONE statement, without BEGIN / COMMIT (issue 27): lock
+# the booking's messages, and claim the row of :kind only when `claim_email`'s
+# checks would let it through (pending or sending, an address, nothing of the
+# booking in flight, the booking in the state the message speaks of). No row
+# back: `claim_email` runs the full transaction, which says why.
+CLAIM_AT_ONCE = text(
+    "WITH mine AS (SELECT o.id, o.kind, o.status, o.recipient, "
+    "  COALESCE(o.claim_token_at, CASE WHEN o.status = 'sending' THEN o.claimed_at END) "
+    "   > clock_timestamp() - make_interval(secs => :lease) AS in_flight "
+    "  FROM email_outbox o WHERE o.booking_id = CAST(:id AS uuid) ORDER BY o.id FOR UPDATE), "
+    "claimed AS (UPDATE email_outbox o SET status = 'sending', claimed_at = clock_timestamp(), "
+    "  claim_token = gen_random_uuid(), claim_token_at = clock_timestamp(), "
+    "  send_attempts = o.send_attempts + CASE WHEN o.status = 'sending' THEN 1 ELSE 0 END "
+    "  FROM mine m WHERE o.id = m.id AND m.kind = :kind "
+    "  AND m.status IN ('pending', 'sending') AND coalesce(m.recipient, '') <> '' "
+    "  AND NOT EXISTS (SELECT 1 FROM mine x WHERE x.in_flight) "
+    "  AND (CAST(:wanted AS text) IS NULL OR (SELECT b.assignment_state FROM bookings b "
+    "       WHERE b.id = o.booking_id) = CAST(:wanted AS text)) "
+    "  RETURNING o.id, o.booking_id, o.recipient, o.subject, o.body, o.html, o.ics, "
+    "  o.delivery_failures, o.claim_token::text AS token) "
+    "SELECT c.*, r.name AS restaurant_name FROM claimed c "
+    "JOIN bookings b ON b.id = c.booking_id JOIN restaurants r ON r.id = b.restaurant_id"
+)
+
+
 async def claim_email(
     engine: AsyncEngine, booking_id: str, kind: str, *, lease: timedelta = EMAIL_CLAIM_LEASE
 ) -> Claim | NothingToSend:
     """Lock the booking's messages; a Claim to deliver (the row is now
     `sending` with a fresh token, committed), or why there is nothing to send.
     Raises EmailInFlight while a claim younger than `lease` holds this row or
-    another message of the same booking."""
+    another message of the same booking. The usual case is one statement
+    (`CLAIM_AT_ONCE`); any other goes through the transaction below."""
+    async with autocommit(engine) as conn:
+        row = (await conn.execute(CLAIM_AT_ONCE, {
+            "id": booking_id, "kind": kind, "lease": lease.total_seconds(),
+            "wanted": KIND_STATE.get(kind)})).first()
+    if row is not None:
+        return Claim(row.id, booking_id, kind, row.recipient, row.subject, row.body,
+                     int(row.delivery_failures) + 1, html=row.html, ics=row.ics,
+                     token=row.token, sender_name=row.restaurant_name)
     async with engine.begin() as conn:
         rows = (await conn.execute(MESSAGES_OF_BOOKING, {
             "id": booking_id, "lease": lease.total_seconds()})).all()
