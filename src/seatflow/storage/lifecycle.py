@@ -15,7 +15,7 @@ from seatflow.domain.mail import cancellation_email
 from seatflow.domain.restaurant import InvalidBooking, booking_window
 from seatflow.domain.states import AssignmentState
 from seatflow.storage.placement import email_booking
-from seatflow.storage.restaurants import load_policy
+from seatflow.storage.restaurants import policy_from_json, policy_sql
 from seatflow.storage.transitions import (
     BookingNotFound,
     Step,
@@ -69,7 +69,8 @@ async def verify_booking(engine: AsyncEngine, booking_id: str, *, now: datetime
                     "ARRAY(SELECT t.code FROM dining_tables t WHERE t.restaurant_id = "
                     "b.restaurant_id ORDER BY t.code) AS table_ids, "
                     "(SELECT count(*) FROM booking_assignment_attempts a WHERE a.booking_id = "
-                    "b.id AND a.result <> 'confirmed') AS attempts_used "
+                    "b.id AND a.result <> 'confirmed') AS attempts_used, "
+                    + policy_sql("b.restaurant_id") + " AS policy "
                     "FROM bookings b WHERE b.id = CAST(:id AS uuid) FOR UPDATE OF b"
                 ),
                 {"id": booking_id},
@@ -80,7 +81,7 @@ async def verify_booking(engine: AsyncEngine, booking_id: str, *, now: datetime
         state, version = str(row.assignment_state), int(row.assignment_state_version)
         reason = row.last_reason
         if state == S.CREATED:
-            policy = await load_policy(conn, row.restaurant_id)
+            policy = policy_from_json(row.policy)
             try:
                 if policy is None:
                     raise InvalidBooking(

@@ -48,40 +48,53 @@ HELD_ALLOCATIONS = (
 )
 
 
-POLICY = text(
-    "SELECT r.id, r.name, r.timezone, r.buffer_minutes, r.total_capacity, r.slot_minutes, "
-    " (SELECT coalesce(json_agg(json_build_array(s.id, s.name, s.start_time, s.end_time, "
-    "   t.max_party, t.minutes) ORDER BY s.start_time, s.id, t.max_party NULLS LAST), '[]') "
-    "  FROM restaurant_services s LEFT JOIN service_turn_times t ON t.service_id = s.id "
-    "  WHERE s.restaurant_id = r.id) AS services "
-    "FROM restaurants r WHERE r.id = :id"
-)
+def policy_sql(r: str) -> str:
+    """A scalar subquery: the policy of restaurant `r` (an SQL expression) as
+    one JSON array (null for an unknown restaurant), read by
+    `policy_from_json`; verify reads it with the booking (one round trip)."""
+    return (
+        "(SELECT json_build_array(r.id, r.name, r.timezone, r.buffer_minutes, "
+        " r.total_capacity, r.slot_minutes, "
+        " (SELECT coalesce(json_agg(json_build_array(s.id, s.name, s.start_time, s.end_time, "
+        "   t.max_party, t.minutes) ORDER BY s.start_time, s.id, t.max_party NULLS LAST), '[]') "
+        "  FROM restaurant_services s LEFT JOIN service_turn_times t ON t.service_id = s.id "
+        f"  WHERE s.restaurant_id = r.id)) FROM restaurants r WHERE r.id = {r})"
+    )
+
+
+POLICY = text("SELECT " + policy_sql(":id") + " AS policy")
+
+
+def policy_from_json(value: Any) -> RestaurantPolicy | None:
+    """The policy from `policy_sql`'s JSON."""
+    value = _json(value)
+    if value is None:
+        return None
+    rid, name, timezone, buffer_minutes, total_capacity, slot_minutes, services = value
+    by_service: dict[int, tuple[str, str, str, list[TurnBand]]] = {}
+    for sid, sname, start, end, max_party, minutes in services:
+        entry = by_service.setdefault(sid, (sname, start, end, []))
+        if minutes is not None:
+            entry[3].append(TurnBand(max_party=max_party, minutes=minutes))
+    periods = tuple(
+        ServicePeriod(name=sname, start=time.fromisoformat(start), end=time.fromisoformat(end),
+                      turn_times=tuple(bands))
+        for sname, start, end, bands in by_service.values()
+    )
+    return RestaurantPolicy(
+        id=rid,
+        name=name,
+        timezone=timezone,
+        buffer_minutes=buffer_minutes,
+        total_capacity=total_capacity,
+        services=periods,
+        slot_minutes=slot_minutes,
+    )
 
 
 async def load_policy(conn: AsyncConnection, restaurant_id: str) -> RestaurantPolicy | None:
     """The restaurant's policy (services, turn times), in one round trip."""
-    row = (await conn.execute(POLICY, {"id": restaurant_id})).one_or_none()
-    if row is None:
-        return None
-    by_service: dict[int, tuple[str, str, str, list[TurnBand]]] = {}
-    for sid, name, start, end, max_party, minutes in _json(row.services):
-        entry = by_service.setdefault(sid, (name, start, end, []))
-        if minutes is not None:
-            entry[3].append(TurnBand(max_party=max_party, minutes=minutes))
-    periods = tuple(
-        ServicePeriod(name=name, start=time.fromisoformat(start), end=time.fromisoformat(end),
-                      turn_times=tuple(bands))
-        for name, start, end, bands in by_service.values()
-    )
-    return RestaurantPolicy(
-        id=row.id,
-        name=row.name,
-        timezone=row.timezone,
-        buffer_minutes=row.buffer_minutes,
-        total_capacity=row.total_capacity,
-        services=periods,
-        slot_minutes=row.slot_minutes,
-    )
+    return policy_from_json((await conn.execute(POLICY, {"id": restaurant_id})).scalar_one())
 
 
 async def load_tables(conn: AsyncConnection, restaurant_id: str) -> tuple[Table, ...]:
