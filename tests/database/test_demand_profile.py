@@ -4,10 +4,15 @@ keeps tables free for."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from seatflow.storage import demand
 from seatflow.storage.demand import load_demand
 from seatflow.storage.restaurants import load_attempt_inputs, load_snapshot, snapshot_from_json
 from tests.support import floorplan, import_plan, insert_raw_booking
@@ -61,3 +66,33 @@ async def test_a_restaurant_without_history_has_no_profile(
         assert await load_demand(conn, rid, day) is None
         row = await load_attempt_inputs(conn, booking, max_parallel=4)
     assert snapshot_from_json(rid, row).demand is None
+
+
+async def test_a_process_computes_a_restaurant_days_profile_once_until_it_goes_stale(
+    db_engine: AsyncEngine, unique_id: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # PostgreSQL skips the 28-day subquery for the (restaurant, local day)
+    # profiles the process holds (storage.demand.ProfileCache): a past day
+    # changed since shows only once the entry is stale; another day is its own.
+    rid = f"dp-cache-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
+    day = datetime(2031, 3, 20, tzinfo=UTC)
+    await _booking(db_engine, rid, 2, day - timedelta(days=1) + timedelta(hours=19))
+    at = day + timedelta(hours=19)
+    window = (at, at + timedelta(hours=2))
+
+    async def read(when: datetime = at) -> Any:
+        async with db_engine.connect() as conn:
+            return (await load_snapshot(conn, rid, when, when + timedelta(hours=2))).demand
+
+    first = await read()
+    assert first is not None and first.rates == ((19 * 60, 2, 1.0),)
+    await _booking(db_engine, rid, 6, day - timedelta(days=2) + timedelta(hours=20))
+    assert await read() == first  # held: not computed again
+    assert demand.CACHE.profile(f"{rid} 2031-03-20", demand.CACHED) == first
+    other_day = await read(window[0] + timedelta(days=1))  # its own key, computed
+    assert other_day is not None and len(other_day.rates) == 2
+    later = time.monotonic() + demand.CACHE_SECONDS + 1
+    monkeypatch.setattr(demand, "time", SimpleNamespace(monotonic=lambda: later))
+    fresh = await read()  # stale: computed again, with the new past booking
+    assert fresh is not None and fresh.rates == ((19 * 60, 2, 0.5), (20 * 60, 6, 0.5))

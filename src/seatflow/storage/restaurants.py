@@ -19,7 +19,7 @@ from seatflow.domain.planning import (
 )
 from seatflow.domain.restaurant import RestaurantPolicy, ServicePeriod, TurnBand
 from seatflow.domain.states import UNSEATED
-from seatflow.storage.demand import demand_sql, profile_from_json
+from seatflow.storage.demand import CACHE, cached_demand_sql, key_sql
 
 UNSEATED_STATES = sorted(UNSEATED)  # a bound parameter, never a literal list
 
@@ -130,7 +130,8 @@ def snapshot_columns(r: str, lo: str, hi: str, start: str, exclude: str) -> str:
     """The floor snapshot as JSON columns of one SELECT: `tables`,
     `adjacency`, `allocs` (allocations and live holds over [lo, hi)), `known`
     (unseated bookings starting in [start, hi)), `tz`, `zones`, `zone_groups`
-    and `demand`.
+    and `demand` (with `demand_key`; binds :demand_known, see
+    `storage.demand.ProfileCache`).
     Each argument is an SQL expression: the restaurant id, the bounds, and a
     booking id (uuid) left out of both lists. Read by `snapshot_from_json`;
     every snapshot the engine sees (an attempt's, availability's, a hold's,
@@ -168,7 +169,8 @@ def snapshot_columns(r: str, lo: str, hi: str, start: str, exclude: str) -> str:
         f" (SELECT r.zone_groups FROM restaurants r WHERE r.id = {r}) AS zone_groups, "
         " (SELECT coalesce(json_agg(zz.id ORDER BY zz.id), '[]') FROM zones zz "
         f"   WHERE zz.restaurant_id = {r} AND zz.active) AS zones, "
-        + demand_sql(r, tz, start) + " AS demand"
+        + cached_demand_sql(r, tz, start) + " AS demand, "
+        + key_sql(r, tz, start) + " AS demand_key"
     )
 
 
@@ -195,7 +197,7 @@ async def load_snapshot(
             SNAPSHOT,
             {"id": restaurant_id, "lo": window_start - lookahead,
              "hi": window_end + lookahead, "s": window_start, "unseated": UNSEATED_STATES,
-             "exclude": exclude_booking or NO_BOOKING},
+             "exclude": exclude_booking or NO_BOOKING, "demand_known": CACHE.known()},
         )
     ).one()
     return snapshot_from_json(restaurant_id, row)
@@ -278,7 +280,7 @@ def snapshot_from_json(restaurant_id: str, row: Any) -> RestaurantSnapshot:
         ),
         zones_active=tuple(_json(row.zones)),
         timezone=row.tz,
-        demand=profile_from_json(_json(row.demand)),
+        demand=CACHE.profile(row.demand_key, row.demand),
         zone_groups=tuple(tuple(group) for group in (_json(row.zone_groups) or ())),
     )
 
@@ -295,7 +297,7 @@ async def load_attempt_inputs(
         await conn.execute(
             ATTEMPT_INPUTS,
             {"id": booking_id, "n": max_parallel, "look": lookahead.total_seconds(),
-             "unseated": UNSEATED_STATES},
+             "unseated": UNSEATED_STATES, "demand_known": CACHE.known()},
         )
     ).one_or_none()
 async def snapshot_time(conn: AsyncConnection) -> datetime:
