@@ -227,6 +227,30 @@ async def test_the_one_statement_snapshot_matches_the_six_query_one(
     assert one.allocations and one.known_bookings and one.adjacency
 
 
+async def test_the_attempt_read_takes_the_holds_gate_shared_with_its_slot_only(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
+    # With a slot, the read holds the restaurant's holds gate shared for the
+    # transaction (a hold grant, exclusive, waits for it) and `place` takes it
+    # no more; without a slot (another process's poll) it takes none.
+    from seatflow.storage.restaurants import holds_gate_taken, load_attempt_inputs
+
+    rid = f"r-{unique_id}"
+    await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
+    booking_id, _ = await pending_booking(db_engine, rid, 2)
+    gate = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock' "
+            "AND pid = pg_backend_pid() AND classid = CAST(hashtext('seatflow.holds:' || :r) "
+            "AS oid) AND objid = 0")
+    for slots, held in ((3, 1), (0, 0)):
+        async with db_engine.begin() as conn:
+            row = await load_attempt_inputs(conn, booking_id, slots)
+            assert (row.slot is not None, row.gated, holds_gate_taken(conn)) == (
+                bool(held), bool(held), bool(held))
+            assert (await conn.execute(text(gate), {"r": rid})).scalar() == held
+        async with db_engine.begin() as conn:  # the next transaction takes its own
+            assert not holds_gate_taken(conn)
+
+
 async def test_a_plan_partly_taken_leaves_no_partial_allocation(
     db_engine: AsyncEngine, unique_id: str,
 ) -> None:

@@ -23,7 +23,7 @@ from seatflow.domain.mail import (
 )
 from seatflow.domain.planning import Move, Plan
 from seatflow.domain.states import AssignmentState, IllegalTransition
-from seatflow.storage.restaurants import HOLDS_GATE_SHARED, LIVE_HOLD, UNSEATED_STATES
+from seatflow.storage.restaurants import LIVE_HOLD, UNSEATED_STATES, take_holds_gate_shared
 from seatflow.storage.transitions import Step, VersionConflict, change_tables, transitions
 
 S = AssignmentState
@@ -155,9 +155,9 @@ async def place(conn: AsyncConnection, booking_id: str, restaurant_id: str,
                 until: datetime) -> Placed:
     """Allocate the first plan still free. With re-packing moves, the moves and
     the allocation share one savepoint: both or neither. Takes the
-    restaurant's holds gate shared first, so a hold being granted is seen
-    (`storage.holds`)."""
-    await conn.execute(HOLDS_GATE_SHARED, {"r": restaurant_id})
+    restaurant's holds gate shared first (unless the attempt's read took it),
+    so a hold being granted is seen (`storage.holds`)."""
+    await take_holds_gate_shared(conn, restaurant_id)
     tried: list[tuple[str, ...]] = []
     reasons: list[str] = []
 
