@@ -241,9 +241,9 @@ async def test_the_attempt_read_takes_the_holds_gate_shared_with_its_slot_only(
     gate = ("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock' "
             "AND pid = pg_backend_pid() AND classid = CAST(hashtext('seatflow.holds:' || :r) "
             "AS oid) AND objid = 0")
-    for slots, held in ((3, 1), (0, 0)):
+    for n_slots, held in ((3, 1), (0, 0)):
         async with db_engine.begin() as conn:
-            row = await load_attempt_inputs(conn, booking_id, slots)
+            row = await load_attempt_inputs(conn, booking_id, n_slots)
             assert (row.slot is not None, row.gated, holds_gate_taken(conn)) == (
                 bool(held), bool(held), bool(held))
             assert (await conn.execute(text(gate), {"r": rid})).scalar() == held
