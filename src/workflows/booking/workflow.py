@@ -48,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         backoff_seconds,
         slot_retry_seconds,
     )
+    from seatflow.domain.workflow_ids import shadow_workflow_id
     from workflows.booking.cancel import Cancellation
     from workflows.booking.core import ACTIVITY_TIMEOUT
     from workflows.booking.review import ManualReview
@@ -269,7 +270,7 @@ class BookingAssignmentWorkflow(ManualReview, Cancellation):
                             legacy_outcome=SEATED if seated else NOT_SEATED,
                             legacy_tables=s.tables,
                             legacy_reason=None if seated else s.last_reason, as_of=as_of),
-                id=f"shadow-{s.booking_id}",
+                id=shadow_workflow_id(s.booking_id),
                 task_queue=self._decision.shadow_task_queue,
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 execution_timeout=timedelta(minutes=10),
