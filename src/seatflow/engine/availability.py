@@ -20,7 +20,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -272,8 +272,21 @@ def evaluate_counted(
     are counted as SAFETY_STOP and `safety_stop` is set.
     The cyclic garbage collector is paused meanwhile (`_collector_paused`).
     """
+    # The search compares every start time and window with the snapshot's
+    # allocations: on one tzinfo, datetimes compare by their fields; across two
+    # (local start times, allocations read from PostgreSQL in UTC) every
+    # comparison asks both for their UTC offset, a quarter of the evaluation's
+    # CPU. So the evaluation runs on the allocations' clock, and each slot is
+    # given back on the clock of the start time it was asked for.
+    clock = snapshot.allocations[0].start.tzinfo if snapshot.allocations else None
+    asked = {start.astimezone(clock): start for start in starts} if clock else {}
     with _collector_paused():
-        return _evaluate(snapshot, policy, party_size, starts, config, now)
+        found = _evaluate(snapshot, policy, party_size, list(asked) or starts, config, now)
+    if not asked:
+        return found
+    return replace(found, slots=[
+        replace(slot, start=asked[slot.start], end=slot.end.astimezone(asked[slot.start].tzinfo))
+        for slot in found.slots])
 
 
 @contextmanager

@@ -164,3 +164,31 @@ def test_a_tiny_step_budget_not_the_clock_leaves_times_undecided(slow_clock: Non
     enough = evening(replace(STEPS_ONLY, availability_repack_steps=10**9))
     assert enough.counts[SEARCHED] == enough.counts[NOT_REACHED] == 0
     assert sum(s.available for s in enough.slots) > sum(s.available for s in none.slots)
+
+
+def test_start_times_on_another_clock_than_the_floor_get_the_same_slots_on_their_own() -> None:
+    """Allocations come from PostgreSQL in UTC, start times in the restaurant's
+    zone: the evaluation runs on one clock (a quarter of its CPU went on
+    comparing across two) and gives each slot back on the clock it was asked
+    on, with the same answers."""
+    from zoneinfo import ZoneInfo
+
+    local = ZoneInfo("America/New_York")
+    policy = replace(POLICY, timezone="America/New_York")
+    lo, hi = day_window(policy, DAY)
+    starts = candidate_starts(policy, lo, hi)
+    assert all(s.tzinfo is local for s in starts)
+    floor = full_evening()
+    shifted = replace(floor, allocations=tuple(
+        replace(a, start=a.start + timedelta(hours=5), end=a.end + timedelta(hours=5),
+                booking_start=a.booking_start + timedelta(hours=5))
+        for a in floor.allocations))  # the same evening, five hours later in UTC
+    on_local = replace(shifted, allocations=tuple(
+        replace(a, start=a.start.astimezone(local), end=a.end.astimezone(local),
+                booking_start=a.booking_start.astimezone(local)) for a in shifted.allocations))
+    in_utc = evaluate_counted(shifted, policy, 4, starts, STEPS_ONLY, now=NOW)
+    in_local = evaluate_counted(on_local, policy, 4, starts, STEPS_ONLY, now=NOW)
+    assert in_utc == in_local
+    assert [s.start for s in in_utc.slots] == starts
+    assert all(s.start.tzinfo is local and s.end.tzinfo is local for s in in_utc.slots)
+    assert any(s.available for s in in_utc.slots) and any(not s.available for s in in_utc.slots)
