@@ -44,6 +44,7 @@ def search(
         )
     if request.end <= request.start:
         return SearchResult(plans=(), reason="the booking's window ends before it starts")
+    request = on_floor_clock(snapshot, request)
     floor = Floor(snapshot)
     free = floor.free_tables(request.start, request.end, ignore_bookings=(request.booking_id,))
     config = plan_config(config, request, now)
@@ -206,3 +207,15 @@ def no_plan_reason(floor: Floor, request: BookingRequest, config: EngineConfig) 
     if not ever.candidates:
         return f"no table fits a party of {party}"
     return taken_reason(floor, request)
+
+
+def on_floor_clock(snapshot: RestaurantSnapshot, request: BookingRequest) -> BookingRequest:
+    """`request` on the tzinfo of the snapshot's allocations. Datetimes on one
+    tzinfo compare by their fields; across two (a hold asked on the
+    restaurant's clock, allocations read from PostgreSQL in UTC) every
+    comparison asks both for their UTC offset. The same instants either way."""
+    clock = snapshot.allocations[0].start.tzinfo if snapshot.allocations else None
+    if clock is None or request.start.tzinfo is clock:
+        return request
+    return replace(request, start=request.start.astimezone(clock),
+                   end=request.end.astimezone(clock))
