@@ -12,10 +12,22 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from seatflow.domain.planning import DemandProfile
 from seatflow.storage import demand
-from seatflow.storage.demand import load_demand
 from seatflow.storage.restaurants import load_attempt_inputs, load_snapshot, snapshot_from_json
 from tests.support import floorplan, import_plan, insert_raw_booking
+
+
+async def load_demand(conn: Any, restaurant_id: str, day_of: datetime) -> DemandProfile | None:
+    """The profile computed by `demand_sql` alone, past any cache: the
+    reference every snapshot read must carry."""
+    from sqlalchemy import text
+
+    sql = demand.demand_sql(
+        ":id", "(SELECT timezone FROM restaurants WHERE id = :id)", "CAST(:day_of AS timestamptz)")
+    value = (await conn.execute(text(f"SELECT {sql}"),
+                                {"id": restaurant_id, "day_of": day_of})).scalar_one()
+    return demand.profile_from_json(value)
 
 
 async def _booking(engine: AsyncEngine, rid: str, party: int, start: datetime) -> str:

@@ -46,7 +46,7 @@ from .availability_repack import (
     decide_unseated,
     fits,
 )
-from .floor import Floor
+from .floor import Floor, floor_clock
 from .search import plan_config
 
 # The id the engine sees for the booking being asked about (it holds nothing).
@@ -278,7 +278,7 @@ def evaluate_counted(
     # comparison asks both for their UTC offset, a quarter of the evaluation's
     # CPU. So the evaluation runs on the allocations' clock, and each slot is
     # given back on the clock of the start time it was asked for.
-    clock = snapshot.allocations[0].start.tzinfo if snapshot.allocations else None
+    clock = floor_clock(snapshot)
     asked = {start.astimezone(clock): start for start in starts} if clock else {}
     with _collector_paused():
         found = _evaluate(snapshot, policy, party_size, list(asked) or starts, config, now)

@@ -9,7 +9,7 @@ depends on set or dict iteration order of the caller's inputs.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from seatflow.domain.localtime import local_time
 from seatflow.domain.planning import (
@@ -23,6 +23,14 @@ from seatflow.domain.planning import (
 
 # The default configuration (frozen, so one shared instance is safe as a default).
 DEFAULT_CONFIG = EngineConfig()
+
+
+def floor_clock(snapshot: RestaurantSnapshot) -> tzinfo | None:
+    """The tzinfo of the snapshot's allocations (UTC when read from
+    PostgreSQL), None without any. Datetimes on one tzinfo compare by their
+    fields; across two, every comparison asks both for their UTC offset, so
+    the searches bring what they are asked onto this clock first."""
+    return snapshot.allocations[0].start.tzinfo if snapshot.allocations else None
 
 
 def overlaps(a_start: datetime, a_end: datetime, b_start: datetime, b_end: datetime) -> bool:

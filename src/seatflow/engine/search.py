@@ -15,7 +15,7 @@ from seatflow.domain.planning import (
 
 from .combinations import enumerate_plans, single_fits
 from .demand import DemandView
-from .floor import DEFAULT_CONFIG, Floor, overlaps, taken_reason
+from .floor import DEFAULT_CONFIG, Floor, floor_clock, overlaps, taken_reason
 from .repack import repack
 from .scoring import credit_strategies, lower_bound, rank, score_candidate, window_view
 
@@ -214,7 +214,7 @@ def on_floor_clock(snapshot: RestaurantSnapshot, request: BookingRequest) -> Boo
     tzinfo compare by their fields; across two (a hold asked on the
     restaurant's clock, allocations read from PostgreSQL in UTC) every
     comparison asks both for their UTC offset. The same instants either way."""
-    clock = snapshot.allocations[0].start.tzinfo if snapshot.allocations else None
+    clock = floor_clock(snapshot)
     if clock is None or request.start.tzinfo is clock:
         return request
     return replace(request, start=request.start.astimezone(clock),

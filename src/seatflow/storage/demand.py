@@ -20,11 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime
 from typing import Any
-
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from seatflow.domain.planning import DemandProfile
 
@@ -125,16 +121,3 @@ def profile_from_json(value: Any) -> DemandProfile | None:
         durations=tuple((int(party), int(m)) for party, m in value["durations"]),
         slot_minutes=SLOT_MINUTES,
     )
-
-
-async def load_demand(
-    conn: AsyncConnection, restaurant_id: str, day_of: datetime
-) -> DemandProfile | None:
-    """The restaurant's profile for the local day of `day_of`."""
-    sql = demand_sql(
-        ":id", "(SELECT timezone FROM restaurants WHERE id = :id)", "CAST(:day_of AS timestamptz)"
-    )
-    value = (
-        await conn.execute(text(f"SELECT {sql}"), {"id": restaurant_id, "day_of": day_of})
-    ).scalar_one()
-    return profile_from_json(value)
