@@ -113,8 +113,29 @@ class ShadowComparison:
     def agree(self) -> bool:
         return self.agree_outcome and self.agree_tables
 
+    @classmethod
+    def from_context(cls, booking_id: str, restaurant_id: str | None,
+                     context: dict[str, Any]) -> ShadowComparison:
+        """A comparison read back from its event's context (`context()`'s inverse;
+        the shadow report reads it)."""
+        legacy, v3 = context.get("legacy") or {}, context.get("v3") or {}
+        return cls(
+            booking_id=booking_id,
+            restaurant_id=restaurant_id or "",
+            legacy_outcome=str(legacy.get("outcome")),
+            legacy_tables=tuple(legacy.get("tables") or ()),
+            v3_outcome=str(v3.get("outcome")),
+            v3_tables=tuple(v3.get("tables") or ()),
+            v3_strategy=v3.get("strategy"),
+            agree_outcome=bool(context.get("agree_outcome")),
+            agree_tables=bool(context.get("agree_tables")),
+            why=context.get("why"),
+            as_of=str(context.get("as_of") or ""),
+        )
+
     def context(self) -> dict[str, Any]:
-        """The `assignment.shadow.comparison` event's context (the report reads it)."""
+        """The `assignment.shadow.comparison` event's context (the report reads
+        it back with `from_context`)."""
         return {
             "legacy": {"outcome": self.legacy_outcome, "tables": list(self.legacy_tables)},
             "v3": {"outcome": self.v3_outcome, "tables": list(self.v3_tables),

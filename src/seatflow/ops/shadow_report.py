@@ -16,53 +16,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from seatflow.domain.shadow import COMPARISON_EVENT, ERROR_EVENT, SEATED
+from seatflow.domain.shadow import COMPARISON_EVENT, ERROR_EVENT, SEATED, ShadowComparison
 from seatflow.storage.shadow import load_events
 
 GATE_MAX_GAP_POINTS = 5.0
 GATE_MAX_ERRORS = 0
 EXAMPLES = 5
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """One booking's comparison, as read back from its event."""
-
-    booking_id: str
-    restaurant_id: str | None
-    legacy_outcome: str
-    legacy_tables: tuple[str, ...]
-    v3_outcome: str
-    v3_tables: tuple[str, ...]
-    v3_strategy: str | None
-    agree_outcome: bool
-    agree_tables: bool
-    why: str | None
-    at: datetime | None = None
-
-    @property
-    def agree(self) -> bool:
-        return self.agree_outcome and self.agree_tables
-
-    @classmethod
-    def from_event(
-        cls, booking_id: str, restaurant_id: str | None, context: dict[str, Any],
-        at: datetime | None = None,
-    ) -> Comparison:
-        legacy, v3 = context.get("legacy") or {}, context.get("v3") or {}
-        return cls(
-            booking_id=booking_id,
-            restaurant_id=restaurant_id,
-            legacy_outcome=str(legacy.get("outcome")),
-            legacy_tables=tuple(legacy.get("tables") or ()),
-            v3_outcome=str(v3.get("outcome")),
-            v3_tables=tuple(v3.get("tables") or ()),
-            v3_strategy=v3.get("strategy"),
-            agree_outcome=bool(context.get("agree_outcome")),
-            agree_tables=bool(context.get("agree_tables")),
-            why=context.get("why"),
-            at=at,
-        )
 
 
 @dataclass(frozen=True)
@@ -76,7 +35,7 @@ class ErrorEvent:
 
 @dataclass(frozen=True)
 class ShadowReport:
-    comparisons: tuple[Comparison, ...]
+    comparisons: tuple[ShadowComparison, ...]
     errors: tuple[ErrorEvent, ...] = ()
     duplicate_comparisons: int = 0  # comparison events beyond one per booking (should be 0)
     since: datetime | None = None
@@ -99,22 +58,22 @@ class ShadowReport:
         return sum(1 for c in self.comparisons if c.v3_outcome == SEATED)
 
     @property
-    def both_seated(self) -> list[Comparison]:
+    def both_seated(self) -> list[ShadowComparison]:
         return [c for c in self.comparisons
                 if c.legacy_outcome == SEATED and c.v3_outcome == SEATED]
 
     @property
-    def v3_only(self) -> list[Comparison]:
+    def v3_only(self) -> list[ShadowComparison]:
         return [c for c in self.comparisons
                 if c.v3_outcome == SEATED and c.legacy_outcome != SEATED]
 
     @property
-    def legacy_only(self) -> list[Comparison]:
+    def legacy_only(self) -> list[ShadowComparison]:
         return [c for c in self.comparisons
                 if c.legacy_outcome == SEATED and c.v3_outcome != SEATED]
 
     @property
-    def table_mismatches(self) -> list[Comparison]:
+    def table_mismatches(self) -> list[ShadowComparison]:
         return [c for c in self.both_seated if not c.agree_tables]
 
     @property
@@ -265,7 +224,7 @@ async def load_report(
     rows = await load_events(engine, COMPARISON_EVENT, since=since, restaurant=restaurant)
     error_rows = await load_events(engine, ERROR_EVENT, since=since, restaurant=restaurant)
     seen: set[str] = set()
-    comparisons: list[Comparison] = []
+    comparisons: list[ShadowComparison] = []
     duplicates = 0
     for r in rows:  # newest first: a booking's latest comparison counts
         booking_id = r.booking_id or str(r.context.get("booking_id"))
@@ -273,7 +232,7 @@ async def load_report(
             duplicates += 1
             continue
         seen.add(booking_id)
-        comparisons.append(Comparison.from_event(booking_id, r.restaurant_id, r.context, r.at))
+        comparisons.append(ShadowComparison.from_context(booking_id, r.restaurant_id, r.context))
     errors: list[ErrorEvent] = []
     for r in error_rows:
         errors.append(ErrorEvent(
@@ -304,11 +263,11 @@ def _points(gap: float | None) -> str:
     return "n/a" if gap is None else f"{gap:+.1f} points"
 
 
-def _examples(items: list[Comparison]) -> dict[str, Any]:
+def _examples(items: list[ShadowComparison]) -> dict[str, Any]:
     return {
         "count": len(items),
         "examples": [
-            {"booking_id": c.booking_id, "restaurant_id": c.restaurant_id,
+            {"booking_id": c.booking_id, "restaurant_id": c.restaurant_id or None,
              "legacy_tables": list(c.legacy_tables), "v3_tables": list(c.v3_tables),
              "v3_strategy": c.v3_strategy, "why": c.why}
             for c in items[:EXAMPLES]
