@@ -189,36 +189,24 @@ async def book(engine: Any, client: Client, queue: str, prefix: str, bookings: i
 
 async def figures(engine: Any, ids: list[str], restaurants: list[str],
                   mailbox: Path) -> dict[str, Any]:
-    from sqlalchemy import text
-
     from seatflow.ops.loadtest import (
         double_booked_table_minutes,
         email_figures,
         latency_percentiles,
         max_concurrency_per_restaurant,
+        slot_figures,
         states_of,
     )
 
-    async with engine.connect() as conn:
-        row = (await conn.execute(text(
-            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY wait_ms) AS w50, "
-            "percentile_cont(0.95) WITHIN GROUP (ORDER BY wait_ms) AS w95, "
-            "percentile_cont(0.5) WITHIN GROUP (ORDER BY h) AS h50, "
-            "percentile_cont(0.95) WITHIN GROUP (ORDER BY h) AS h95 FROM ("
-            "SELECT wait_ms, EXTRACT(EPOCH FROM released_at - acquired_at) * 1000 AS h "
-            "FROM permit_intervals WHERE booking_id = ANY(CAST(:ids AS uuid[])) "
-            "AND released_at IS NOT NULL) x"), {"ids": ids})).one()
+    slots = await slot_figures(engine, ids)
     per_restaurant = await max_concurrency_per_restaurant(engine, ids)
     duplicates, _, missing = await email_figures(engine, mailbox, ids)
-
-    def ms(v: Any) -> float | None:
-        return None if v is None else round(float(v), 1)
 
     return {
         "outcomes": dict(await states_of(engine, ids)),
         "latency_seconds": await latency_percentiles(engine, ids),
-        "slot_wait_ms": {"p50": ms(row.w50), "p95": ms(row.w95)},
-        "slot_hold_ms": {"p50": ms(row.h50), "p95": ms(row.h95)},
+        "slot_wait_ms": slots["wait_ms"],
+        "slot_hold_ms": slots["hold_ms"],
         "max_concurrency": max(per_restaurant.values(), default=None),
         "double_booked_table_minutes": await double_booked_table_minutes(engine, restaurants),
         "emails": {"duplicates": duplicates, "confirmed_without_email": missing},

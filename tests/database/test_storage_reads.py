@@ -4,8 +4,10 @@ real PostgreSQL."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatflow.domain.states import SETTLED
@@ -71,6 +73,33 @@ async def test_measurements_count_states_and_find_no_double_booking(
     assert figures.confirmed_ids == frozenset() and figures.extra_sends == 0
     counts = await stats.count_in_states(db_engine, ["capacity_verified"])
     assert counts["capacity_verified"] >= 1
+
+
+async def test_slot_figures_give_the_wait_for_a_slot_and_how_long_it_was_held(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
+    rid = f"slots-{unique_id}"
+    base = slot(days=2)
+    ids = [str(uuid.uuid4()) for _ in range(5)]
+    async with db_engine.begin() as conn:
+        for n, booking_id in enumerate(ids):  # waits 0..40 ms, held 10..50 ms
+            acquired = base + timedelta(seconds=n)
+            await conn.execute(text(
+                "INSERT INTO permit_intervals (restaurant_id, booking_id, slot, acquired_at, "
+                "released_at, wait_ms) VALUES (:r, CAST(:b AS uuid), 0, :a, :rel, :w)"),
+                {"r": rid, "b": booking_id, "a": acquired,
+                 "rel": acquired + timedelta(milliseconds=10 * (n + 1)), "w": 10.0 * n})
+        # still held: counted in the wait, not in the hold
+        held = str(uuid.uuid4())
+        await conn.execute(text(
+            "INSERT INTO permit_intervals (restaurant_id, booking_id, slot, acquired_at, wait_ms) "
+            "VALUES (:r, CAST(:b AS uuid), 1, :a, 1000)"), {"r": rid, "b": held, "a": base})
+
+    figures = await stats.slot_figures(db_engine, ids)
+    assert figures == {"wait_ms": {"p50": 20.0, "p95": 38.0},
+                       "hold_ms": {"p50": 30.0, "p95": 48.0}}
+    assert (await stats.slot_figures(db_engine, [*ids, held]))["hold_ms"]["p95"] == 48.0
+    assert (await stats.slot_figures(db_engine, []))["wait_ms"] == {"p50": None, "p95": None}
 
 
 async def test_the_intake_backlog_lists_bookings_whose_workflow_never_started(

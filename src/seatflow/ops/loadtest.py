@@ -42,8 +42,8 @@ from seatflow.storage.stats import (
     latest_booking_start,
     max_concurrency_per_restaurant,
     pending_emails,
-    permit_wait_p95_ms,
     settled_throughput,
+    slot_figures,
     states_of,
 )
 
@@ -274,7 +274,7 @@ async def run_loadtest(
     result.unsettled = result.created - sum(states[s] for s in SETTLED)
     result.throughput_per_second = await settled_throughput(engine, created)
     result.latency_seconds = await latency_percentiles(engine, created)
-    result.permit_wait_p95_ms = await permit_wait_p95_ms(engine, created)
+    result.permit_wait_p95_ms = (await slot_figures(engine, created))["wait_ms"]["p95"]
     result.max_concurrency_per_restaurant = await max_concurrency_per_restaurant(engine, created)
     result.max_concurrency = max(result.max_concurrency_per_restaurant.values(), default=None)
     result.double_booked_table_minutes = await double_booked_table_minutes(engine, ids)
@@ -366,5 +366,5 @@ def render(result: LoadtestResult) -> Any:
 
 __all__ = ["LoadtestError", "LoadtestResult", "PlannedBooking", "double_booked_table_minutes",
            "email_figures", "ensure_restaurants", "first_free_evening", "latency_percentiles",
-           "max_concurrency_per_restaurant", "permit_wait_p95_ms", "plan_bookings", "render",
-           "run_loadtest", "settled_throughput", "states_of"]
+           "max_concurrency_per_restaurant", "plan_bookings", "render",
+           "run_loadtest", "settled_throughput", "slot_figures", "states_of"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -43,12 +44,24 @@ async def confirm_latencies(engine: AsyncEngine, ids: list[str]) -> list[float]:
     return [float(x) for x in rows]
 
 
-async def permit_wait_p95_ms(engine: AsyncEngine, ids: list[str]) -> float | None:
+async def slot_figures(engine: AsyncEngine, ids: list[str]) -> dict[str, dict[str, float | None]]:
+    """The restaurant slots these bookings took: how long each waited for one
+    and how long it held it (from acquire to release), P50 and P95 in ms."""
     async with engine.connect() as conn:
-        value = (await conn.execute(text(
-            "SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY wait_ms) FROM permit_intervals "
-            "WHERE booking_id = ANY(CAST(:ids AS uuid[]))"), {"ids": ids})).scalar()
-    return None if value is None else round(float(value), 3)
+        row = (await conn.execute(text(
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY wait_ms) AS w50, "
+            "percentile_cont(0.95) WITHIN GROUP (ORDER BY wait_ms) AS w95, "
+            "percentile_cont(0.5) WITHIN GROUP (ORDER BY h) AS h50, "
+            "percentile_cont(0.95) WITHIN GROUP (ORDER BY h) AS h95 FROM ("
+            "SELECT wait_ms, EXTRACT(EPOCH FROM released_at - acquired_at) * 1000 AS h "
+            "FROM permit_intervals WHERE booking_id = ANY(CAST(:ids AS uuid[]))) x"),
+            {"ids": ids})).one()
+
+    def ms(v: Any) -> float | None:
+        return None if v is None else round(float(v), 3)
+
+    return {"wait_ms": {"p50": ms(row.w50), "p95": ms(row.w95)},
+            "hold_ms": {"p50": ms(row.h50), "p95": ms(row.h95)}}
 
 
 async def max_concurrency_per_restaurant(engine: AsyncEngine, ids: list[str]) -> dict[str, int]:

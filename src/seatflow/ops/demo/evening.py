@@ -328,9 +328,9 @@ async def _measure(engine: AsyncEngine, summary: DemoSummary, ids: list[str], *,
                    pipeline_ids: list[str]) -> None:
     """Final states of every booking; latency of those the pipeline seated
     (an operator's assignment measures a person, not the pipeline)."""
-    from seatflow.ops.loadtest import permit_wait_p95_ms, states_of
-    from seatflow.storage.stats import confirm_latencies
+    from seatflow.ops.loadtest import states_of
+    from seatflow.storage.stats import confirm_latencies, slot_figures
 
     summary.states = await states_of(engine, ids)
     summary.latencies = await confirm_latencies(engine, pipeline_ids)
-    summary.slot_wait_p95_ms = await permit_wait_p95_ms(engine, ids)
+    summary.slot_wait_p95_ms = (await slot_figures(engine, ids))["wait_ms"]["p95"]
