@@ -37,6 +37,7 @@ def _cell(rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "moves_per_seated": _mean([r["moves_per_seated"] for r in runs]),
             "zone_changes": _mean([r["zone_changes"] for r in runs]),
             "repeat_moves": _mean([r["repeat_moves"] for r in runs]),
+            "moves_within_zone_group": _mean([r["moves_within_zone_group"] for r in runs]),
             "most_moves": max(r["most_moves"] for r in runs),
         }
     if "engine" in rows and "legacy" in rows:
@@ -70,6 +71,7 @@ def bench_family(
             "tables": len(floor.tables),
             "seats": sum(t.capacity for t in floor.tables),
             "zones": sorted({t.zone for t in floor.tables}),
+            "equivalent_zones": [list(group) for group in floor.zone_groups],
             "loads": cells,
         }
         print(f"family {floor.restaurant_id} done", file=sys.stderr)
@@ -108,4 +110,17 @@ def summary(floors: dict[str, Any], policies: list[str]) -> dict[str, Any]:
             "zone_changes": _mean([c["engine_repack"]["zone_changes"] for _, _, c in cells]),
             "repeat_moves": _mean([c["engine_repack"]["repeat_moves"] for _, _, c in cells]),
         }
+        # the floors declaring zones equivalent: moves between the zones of a
+        # group (no zone change to a guest), an evening, per cell of those floors
+        grouped = {
+            f"{name}/{load}": cell["engine_repack"]["moves_within_zone_group"]
+            for name, floor in floors.items() if floor.get("equivalent_zones")
+            for load, cell in floor["loads"].items()
+        }
+        if grouped:
+            out["engine_repack"]["moves_within_zone_group"] = {
+                "floors": sum(bool(f.get("equivalent_zones")) for f in floors.values()),
+                "mean": _mean(list(grouped.values())),
+                "worst": max(grouped.items(), key=lambda kv: kv[1]),
+            }
     return out

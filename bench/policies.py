@@ -13,7 +13,9 @@ allocated (re-packing moves applied) and never removed.
 
 Each booking carries how many times it was moved (`Allocation.times_moved`),
 as the pipeline's snapshots do; `Moves` counts the moves as guests see them:
-per seated booking, to another zone, and of a booking moved before.
+per seated booking, to another zone, and of a booking moved before; a move
+between zones declared equivalent is no zone change, counted apart
+(`moves_within_zone_group`).
 """
 
 from __future__ import annotations
@@ -56,11 +58,13 @@ class Moves:
     """The re-packing moves of an evening, as a guest sees them."""
 
     zones: dict[str, str]  # table -> its zone (the first of those declared equivalent)
+    own: dict[str, str] = field(default_factory=dict)  # table -> its own zone
     count: int = 0
     widest: int = 0  # the most for one new booking
     many: int = 0  # re-packs of more than MANY_MOVES moves
     zone_changes: int = 0  # moves to a zone the booking was not in
     repeat: int = 0  # moves of a booking moved before
+    within_group: int = 0  # moves to another zone of the group declared equivalent
     of: dict[str, int] = field(default_factory=dict)  # booking -> times moved
 
     @classmethod
@@ -68,14 +72,19 @@ class Moves:
         """An evening's moves on `floor`: zones it declares equivalent
         (`zone_groups`) are one zone to a guest, so a move between them is
         no zone change, as re-packing's zone rule has it."""
-        return cls({t.id: floor.same_zone(t.zone)[0] for t in floor.tables})
+        return cls({t.id: floor.same_zone(t.zone)[0] for t in floor.tables},
+                   {t.id: t.zone for t in floor.tables})
 
     def apply(self, held: dict[str, tuple[str, ...]], moves: tuple[Move, ...]) -> None:
         for move in moves:
             assert held[move.booking_id] == move.from_tables
             held[move.booking_id] = move.to_tables
             before = {self.zones[t] for t in move.from_tables}
-            self.zone_changes += {self.zones[t] for t in move.to_tables} != before
+            changed = {self.zones[t] for t in move.to_tables} != before
+            self.zone_changes += changed
+            self.within_group += not changed and (
+                {self.own[t] for t in move.to_tables} != {self.own[t] for t in move.from_tables}
+            )
             self.repeat += self.of.get(move.booking_id, 0) > 0
             self.of[move.booking_id] = self.of.get(move.booking_id, 0) + 1
         self.count += len(moves)
@@ -90,6 +99,7 @@ class Moves:
             "repacks_over_3_moves": self.many,
             "zone_changes": self.zone_changes,
             "repeat_moves": self.repeat,
+            "moves_within_zone_group": self.within_group,
             "most_moves_of_one_booking": max(self.of.values(), default=0),
         }
 

@@ -251,6 +251,13 @@ def family_tables(name: str, document: dict[str, Any]) -> list[str]:
             "engine + re-packing: zone changes / repeat moves an evening",
             f"{num(moves['zone_changes'])} / {num(moves['repeat_moves'])}", "-",
         ])
+        grouped = moves.get("moves_within_zone_group")
+        if grouped:
+            rows.append([
+                (f"engine + re-packing: moves between zones declared equivalent an evening"
+                 f" ({grouped['floors']} floors declare a group; their cells)"),
+                f"{grouped['mean']:.2f}", f"{num(grouped['worst'][1])} ({grouped['worst'][0]})",
+            ])
     out += table([f"{family['cells']} cells", "mean", "worst cell"], rows)
     return [*out, ""]
 

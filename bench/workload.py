@@ -129,15 +129,21 @@ def family_floor(seed: int) -> tuple[RestaurantSnapshot, dict[int, float]]:
     bar of movable stools and fixed high-tops, or a mixed row of movable 2- and
     4-tops; about 10 to 90 tables. The mix is the default one, couple-heavy or
     group-heavy. Not tuned for any policy: every kind of zone the bench shapes
-    use, in random sizes."""
+    use, in random sizes. Every fourth floor declares its main room (zone 0)
+    and the next dining zone (a grid, banquette or mixed row; not a bar or
+    booths) equivalent (`equivalent_zones`), as a room and its alcove are to a
+    guest: re-packing may move a booking between the two (chosen without the
+    floor's random draws, so no floor's tables change)."""
     rng = random.Random(f"family-{seed}")
     movable, fixed = Mobility.MOVABLE, Mobility.FIXED
     tables: list[Table] = []
     edges: list[tuple[str, str]] = []
     kinds = ["banquette", "grid", "booths", "bar", "mixed"]
+    zones: list[str] = []
     for z in range(rng.randint(2, 5)):
         kind = rng.choice(kinds) if z else "grid"
         zone = f"{kind}{z}"
+        zones.append(zone)
         prefix = f"Z{z}"
         if kind == "banquette":
             r = row(f"{prefix}B", rng.randint(4, 16), 2, zone, movable)
@@ -176,7 +182,11 @@ def family_floor(seed: int) -> tuple[RestaurantSnapshot, dict[int, float]]:
     elif flavour == "groups":
         for party in range(5, 13):
             mix[party] *= 3
-    floor = RestaurantSnapshot(f"family{seed}-{flavour}", tuple(tables), tuple(edges))
+    dining = [z for z in zones[1:] if z.startswith(("grid", "banquette", "mixed"))]
+    groups = (tuple(sorted((zones[0], dining[0]))),) if seed % 4 == 0 and dining else ()
+    floor = RestaurantSnapshot(
+        f"family{seed}-{flavour}", tuple(tables), tuple(edges), zone_groups=groups
+    )
     return floor, mix
 
 

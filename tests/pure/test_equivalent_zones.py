@@ -97,6 +97,31 @@ def test_the_bench_counts_a_move_within_a_group_as_no_zone_change() -> None:
     moves = Moves.on(snapshot)
     held = {"a": ("M1",), "b": ("W1",)}
     moves.apply(held, (Move("a", ("M1",), ("W1",)),))
-    assert moves.zone_changes == 0
+    assert (moves.zone_changes, moves.within_group) == (0, 1)
     moves.apply(held, (Move("b", ("W1",), ("P1",)),))
-    assert moves.zone_changes == 1
+    assert (moves.zone_changes, moves.within_group) == (1, 1)
+    assert moves.summary(2)["moves_within_zone_group"] == 1
+
+
+def test_the_bench_family_declares_a_dining_room_group_on_every_fourth_floor() -> None:
+    """`workload.family_floor`: floors 4, 8, ... group their main room with the
+    next dining zone, so the family's re-packs move guests within a group; the
+    other floors declare none, and the groups take nothing from the floors'
+    random draws (the same tables as without them)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from workload import family_floor
+    finally:
+        sys.path.remove(str(BENCH))
+    for seed in range(1, 21):
+        floor, _mix = family_floor(seed)
+        zones = {t.zone for t in floor.tables}
+        if seed % 4:
+            assert floor.zone_groups == ()
+            continue
+        assert len(floor.zone_groups) == 1, floor.restaurant_id
+        (group,) = floor.zone_groups
+        assert group == tuple(sorted(group)) and set(group) <= zones
+        assert "grid0" in group
+        assert not any(z.startswith(("bar", "booths")) for z in group)
+    assert len(family_floor(4)[0].tables) == 26  # as before the groups
