@@ -82,17 +82,22 @@ MAX_SEND_ROUNDS = 3
 
 
 class _FoldedOnce(BaseHeader):
-    """A header that keeps its folded text per policy: folding is pure (the
-    parse tree and the policy alone), and a header shared by many messages
-    (`_HeaderClasses`) is then folded once, not once per message."""
+    """A header that keeps its folded text per policy settings: folding is
+    pure (the parse tree and the policy alone), and a header shared by many
+    messages (`_HeaderClasses`) is then folded once, not once per message.
+    Keyed by the settings, not the policy object: the generator clones the
+    policy for every part it writes."""
 
     def fold(self, *, policy: Policy) -> str:
-        folded: dict[Policy, str] | None = self.__dict__.get("_folded")
+        folded: dict[tuple[object, ...], str] | None = self.__dict__.get("_folded")
         if folded is None:
             folded = self.__dict__["_folded"] = {}
-        text = folded.get(policy)
+        settings = (type(policy), *sorted(policy.__dict__.items()))
+        text = folded.get(settings)
         if text is None:
-            text = folded[policy] = super().fold(policy=policy)
+            if len(folded) >= 4:  # a bound: our messages use one setting
+                folded.clear()
+            text = folded[settings] = super().fold(policy=policy)
         return text
 
 

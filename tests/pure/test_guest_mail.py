@@ -225,6 +225,9 @@ def test_the_message_bytes_are_the_stock_email_package_bytes(monkeypatch: Any) -
                 random.seed(7)
                 stock = bytes(build_message(claim, "bookings@example.com"))
             assert ours == stock
+    # The shared headers keep one fold per policy setting, not one per message.
+    shared = mail.MESSAGE_POLICY.header_factory._shared  # type: ignore[attr-defined]
+    assert shared and all(len(h.__dict__.get("_folded", {})) <= 2 for h in shared.values())
 
 
 def test_a_boundary_found_in_the_text_is_made_again_as_the_stdlib_does() -> None:
