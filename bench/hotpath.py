@@ -61,8 +61,9 @@ def _profile(work: Any) -> str:
 
 
 def mail_bench(messages: int, profile: bool) -> dict[str, Any]:
+    from seatflow import mail
     from seatflow.domain.mail import Claim, EmailBooking, confirmation_email
-    from seatflow.mail import FileMailbox, build_message, message_bytes
+    from seatflow.mail import FileMailbox, build_message
 
     start = datetime(2026, 12, 16, 19, 0, tzinfo=UTC)
     bookings = [
@@ -120,7 +121,7 @@ def mail_bench(messages: int, profile: bool) -> dict[str, Any]:
                 for b, e in zip(bookings, emails, strict=True)]
             t0 = time.process_time()
             for message in built:
-                message_bytes(message)
+                mail.message_bytes(message)
             spent_bytes.append((time.process_time() - t0) * 1000 / messages)
         out["of_deliver_bytes_ms"] = round(statistics.median(spent_bytes), 4)
         last = Path(directory) / f"{bookings[-1].booking_id}-confirmation.eml"
