@@ -101,18 +101,18 @@ class _FoldedOnce(BaseHeader):
         return text
 
 
-# The MIME headers every message repeats with the same value (the parts'
-# types, encodings and the attachment's disposition): parsed once and shared.
-# Never a header that names the guest or the booking.
+# The headers every message repeats with the same value (the parts' types
+# and encodings, the attachment's disposition; From, one per restaurant):
+# parsed once and shared. Never a header that names the guest or the booking.
 _SHARED_HEADERS = frozenset({"content-type", "content-transfer-encoding", "mime-version",
-                             "content-disposition"})
-_SHARED_KEPT = 64
+                             "content-disposition", "from"})
+_SHARED_KEPT = 512  # a bound: a few per restaurant
 
 
 class _HeaderClasses(HeaderRegistry):
     """The stdlib's header registry, making each header's class once: the
     stock one builds a new class with `type()` for every header set, about a
-    third of composing a message (issue 27); and parsing each of the MIME
+    third of composing a message (issue 27); and parsing each of the
     headers in `_SHARED_HEADERS` once per value (a multipart's boundary is
     new in every message: never kept). Header objects are immutable strings
     with their parse, so the classes, the headers and the message's bytes
@@ -137,7 +137,7 @@ class _HeaderClasses(HeaderRegistry):
         key = (name, value)
         shared = self._shared.get(key)
         if shared is None:
-            if len(self._shared) >= _SHARED_KEPT:  # a bound, never reached by our messages
+            if len(self._shared) >= _SHARED_KEPT:
                 self._shared.clear()
             shared = self._shared[key] = self[name](name, value)
         return shared
