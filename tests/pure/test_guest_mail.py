@@ -18,6 +18,7 @@ from seatflow.domain.mail import (
     Claim,
     EmailBooking,
     GuestEmail,
+    _details,  # the reference calendar's text
     cancellation_email,
     confirmation_email,
     table_changed_email,
@@ -155,3 +156,93 @@ def test_the_from_line_names_the_restaurant_unless_the_setting_names_someone() -
     assert from_line("Reservations <r@example.com>", "Chez Margot") == (
         "Reservations <r@example.com>")
     assert from_line("bookings@example.com", None) == "bookings@example.com"
+
+
+# -- the cheaper composition (issue 27) writes the very bytes the stdlib would
+
+
+def _whole_calendar(booking: EmailBooking, *, cancelled: bool) -> str:
+    """The calendar as icalendar writes it in one piece (the reference)."""
+    tz = ZoneInfo(booking.timezone)
+    cal = icalendar.Calendar()
+    cal.add("prodid", "-//seatflow//booking//EN")
+    cal.add("version", "2.0")
+    cal.add("method", "PUBLISH")
+    event = icalendar.Event()
+    event.add("uid", f"{booking.booking_id}@seatflow")
+    event.add("dtstamp", booking.stamp)
+    event.add("dtstart", booking.start.astimezone(tz))
+    event.add("dtend", booking.end.astimezone(tz))
+    event.add("summary", f"{booking.restaurant_name}, table for {booking.party_size}")
+    event.add("location", booking.restaurant_name)
+    event.add("description", "\n".join(f"{label}: {value}"
+                                       for label, value in _details(booking)))
+    event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+    event.add("sequence", 1 if cancelled else 0)
+    event.add("transp", "OPAQUE")
+    year = booking.start.astimezone(tz).year
+    cal.add_component(icalendar.Timezone.from_tzid(
+        booking.timezone, first_date=date(year, 1, 1), last_date=date(year + 1, 12, 31)))
+    cal.add_component(event)
+    ical: bytes = cal.to_ical()
+    return ical.decode("utf-8")
+
+
+SHAPES_OF_BOOKINGS = [
+    paris(),
+    paris(restaurant_name="Café Économe, \"le vrai\"; depuis 1920", guest_name="José Ñúñez"),
+    paris(timezone="America/New_York", zone=None, party_size=1),
+    paris(timezone="Australia/Lord_Howe", tables=("T1", "T2"), table_zone="Bar",
+          start=datetime(2027, 4, 4, 1, 30, tzinfo=UTC), end=datetime(2027, 4, 4, 3, tzinfo=UTC)),
+    paris(restaurant_name="A" * 120, guest_name=None),
+]
+
+
+def test_the_calendar_is_the_one_icalendar_writes_whole() -> None:
+    for booking in SHAPES_OF_BOOKINGS:
+        assert confirmation_email(booking).ics == _whole_calendar(booking, cancelled=False)
+        assert cancellation_email(booking).ics == _whole_calendar(booking, cancelled=True)
+
+
+def test_the_message_bytes_are_the_stock_email_package_bytes(monkeypatch: Any) -> None:
+    """Shared MIME headers, folds kept and the boundary check: byte for byte
+    what `email.policy.default` and `bytes(message)` write (the same random
+    boundaries drawn)."""
+    import random
+
+    from seatflow import mail
+
+    for booking in SHAPES_OF_BOOKINGS:
+        for make in (confirmation_email, table_changed_email, cancellation_email):
+            message = make(booking)
+            claim = Claim(1, booking.booking_id, "confirmation", "ada@example.com",
+                          message.subject, message.text, 1, html=message.html,
+                          ics=message.ics, sender_name=booking.restaurant_name)
+            random.seed(7)
+            ours = mail.message_bytes(build_message(claim, "bookings@example.com"))
+            with monkeypatch.context() as patched:
+                patched.setattr(mail, "MESSAGE_POLICY", policy.default)
+                random.seed(7)
+                stock = bytes(build_message(claim, "bookings@example.com"))
+            assert ours == stock
+    # The shared headers keep one fold per policy setting, not one per message.
+    shared = mail.MESSAGE_POLICY.header_factory._shared  # type: ignore[attr-defined]
+    assert shared and all(len(h.__dict__.get("_folded", {})) <= 2 for h in shared.values())
+
+
+def test_a_boundary_found_in_the_text_is_made_again_as_the_stdlib_does() -> None:
+    import random
+    from email.generator import BytesGenerator
+
+    from seatflow.mail import _Generator
+
+    random.seed(3)
+    drawn = BytesGenerator._make_boundary()  # type: ignore[attr-defined]
+    for text in (f"x\n--{drawn}\ny".encode(), f"--{drawn}--\n--{drawn}.0\n".encode(),
+                 f"inline --{drawn} only".encode(), b"nothing"):
+        random.seed(3)
+        stock = BytesGenerator._make_boundary(text)  # type: ignore[attr-defined]
+        random.seed(3)
+        assert _Generator._make_boundary(text) == stock
+    random.seed(3)
+    assert _Generator._make_boundary(f"--{drawn}--\n--{drawn}.0\n".encode()) == f"{drawn}.1"

@@ -22,11 +22,12 @@ counted on a slot grid, from the snapshot alone: pure and deterministic.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from seatflow.domain.planning import BookingRequest, DemandProfile, EngineConfig
 
-from .exact_problem import floor_plans
+from .exact_problem import Option, floor_plans
 from .floor import Floor
 
 # Without a profile: the party mix of a typical evening (shares of requests,
@@ -41,7 +42,13 @@ DEFAULT_TURNS = 2.0
 
 def default_demand(floor: Floor) -> DemandProfile:
     """A profile for a restaurant without history (see DEFAULT_MIX)."""
-    seats = sum(floor.tables[t].capacity for t in floor.usable)
+    return _default_for(sum(floor.tables[t].capacity for t in floor.usable))
+
+
+@lru_cache(maxsize=64)
+def _default_for(seats: int) -> DemandProfile:
+    """The default profile of a floor of `seats` seats: it depends on nothing
+    else, so it is made once per size, not for every search (issue 27)."""
     mean_party = sum(p * share for p, share in DEFAULT_MIX.items())
     requests = DEFAULT_TURNS * seats / mean_party
     slots = [17 * 60 + 15 * i for i in range(19)]  # 17:00-21:30
@@ -58,9 +65,53 @@ def default_demand(floor: Floor) -> DemandProfile:
     return DemandProfile(rates=rates, durations=durations)
 
 
+# Per profile (by identity: storage keeps a restaurant's profile object for
+# minutes, the default one is kept per size above), its opportunities as slot
+# masks: (party, first slot, mask, rate), in the profile's order.
+_OPENINGS: dict[int, tuple[DemandProfile, list[tuple[int, int, int, float]]]] = {}
+# Per list of a party's plans (`floor_plans` keeps one list per floor and
+# party): how many, and per table the plans that use it, as a bitset over the
+# list (bit i: plans[i]).
+_USERS: dict[int, tuple[list[Option], int, dict[str, int]]] = {}
+_KEPT = 256
+
+
+def _openings(profile: DemandProfile) -> list[tuple[int, int, int, float]]:
+    kept = _OPENINGS.get(id(profile))
+    if kept is not None and kept[0] is profile:
+        return kept[1]
+    slot = max(1, profile.slot_minutes)
+    durations = dict(profile.durations)
+    found = []
+    for minute, party, rate in profile.rates:
+        if party < 1 or rate <= 0 or party not in durations:
+            continue
+        first = minute // slot
+        count = -(-durations[party] // slot)
+        found.append((party, first, ((1 << count) - 1) << first, rate))
+    if len(_OPENINGS) >= _KEPT:
+        _OPENINGS.clear()
+    _OPENINGS[id(profile)] = (profile, found)
+    return found
+
+
+def _users(plans: list[Option]) -> tuple[int, dict[str, int]]:
+    kept = _USERS.get(id(plans))
+    if kept is not None and kept[0] is plans:
+        return kept[1], kept[2]
+    users: dict[str, int] = {}
+    for i, option in enumerate(plans):
+        for table_id in option.candidate.tables:
+            users[table_id] = users.get(table_id, 0) | 1 << i
+    if len(_USERS) >= _KEPT:
+        _USERS.clear()
+    _USERS[id(plans)] = (plans, len(plans), users)
+    return len(plans), users
+
+
 class DemandView:
     """The opportunities of one request's window and their free plans, computed
-    lazily and once per search."""
+    lazily and once per search; a table's share only when it is asked."""
 
     def __init__(
         self,
@@ -82,7 +133,6 @@ class DemandView:
         self.origin = midnight.astimezone(UTC)
         self.slot = timedelta(minutes=slot)
         window = self._mask(request.start, request.end)
-        durations = dict(profile.durations)
         # Requests already held, by (start slot, party): what is still to come.
         # One per booking, whatever order its allocations come in (each of a
         # booking's tables carries its start and party: the earliest and the
@@ -111,19 +161,15 @@ class DemandView:
             )
         self.busy_in = busy_in
         self.opportunities: list[tuple[int, int, float]] = []  # (party, slot mask, weight)
-        for minute, party, rate in profile.rates:
-            if party < 1 or rate <= 0 or party not in durations:
-                continue
-            first = minute // slot
-            count = -(-durations[party] // slot)
-            mask = ((1 << count) - 1) << first
+        for party, first, mask, rate in _openings(profile):
             if not mask & window:
                 continue
             remaining = rate - held.get((first, party), 0)
             if remaining > 0:
                 self.opportunities.append((party, mask, remaining * party))
         self._zones = tuple(sorted({floor.tables[t].zone for t in floor.usable}))
-        self._share: dict[str, float] = {}
+        self._served: list[tuple[float, int, dict[str, int]]] = []
+        self._share: dict[str, float] = {}  # the tables asked so far
         self._computed = False
 
     def _index(self, moment: datetime) -> int:
@@ -137,39 +183,75 @@ class DemandView:
         return ((1 << (last - first + 1)) - 1) << first
 
     def _compute(self) -> None:
-        """Per table of interest, the expected covers of the opportunities it
-        serves, each shared among the free plans that could serve it."""
-        share: dict[str, float] = {}
+        """Per opportunity that some free plan serves, the share of its weight
+        each of those plans gets and which they are (a bitset over the
+        party's plans), counted once per party and set of busy tables."""
         floor = self.floor
-        interest = self.interest
-        plans: dict[int, list[tuple[int, tuple[str, ...]]]] = {}
-        busy_of: dict[int, int] = {}
+        busy_in = [(slots, t, floor.bit.get(t, 0)) for t, slots in self.busy_in.items()]
+        parties: dict[int, tuple[int, dict[str, int]]] = {}
+        busy_of: dict[int, tuple[int, list[str]]] = {}
+        free_of: dict[tuple[int, int], tuple[int, int]] = {}
+        served: list[tuple[float, int, dict[str, int]]] = []
         for party, mask, weight in self.opportunities:
-            if party not in plans:
-                plans[party] = [
-                    (o.mask, o.candidate.tables)
-                    for o in floor_plans(floor, party, self._zones, self.config)
-                ]
-            busy = busy_of.get(mask)
-            if busy is None:
-                busy = 0
-                for table_id, slots in self.busy_in.items():
-                    if slots & mask:
-                        busy |= floor.bit.get(table_id, 0)
-                busy_of[mask] = busy
-            free = [(m, tables) for m, tables in plans[party] if not m & busy]
-            if not free:
-                continue
-            each = weight / len(free)
-            for m, tables in free:
-                if m & interest:
-                    for table_id in tables:
-                        share[table_id] = share.get(table_id, 0.0) + each
-        self._share = share
+            busy_at = busy_of.get(mask)
+            if busy_at is None:
+                busy, ids = 0, []
+                for slots, table_id, bit in busy_in:
+                    if slots & mask and bit:
+                        busy |= bit
+                        ids.append(table_id)
+                busy_at = busy_of[mask] = (busy, ids)
+            busy, ids = busy_at
+            of_party = parties.get(party)
+            if of_party is None:
+                of_party = parties[party] = _users(
+                    floor_plans(floor, party, self._zones, self.config))
+            total, users = of_party
+            found = free_of.get((party, busy))
+            if found is None:
+                blocked = 0
+                for table_id in ids:
+                    blocked |= users.get(table_id, 0)
+                free = ((1 << total) - 1) & ~blocked
+                found = free_of[(party, busy)] = (free, free.bit_count())
+            free, count = found
+            if count:
+                served.append((weight / count, free, users))
+        self._served = served
         self._computed = True
+
+    def _share_of(self, table_id: str) -> float:
+        """The expected covers of the opportunities `table_id` serves: each
+        free plan of an opportunity that touches the tables of interest gives
+        each of its tables an equal share of the opportunity's weight, added
+        plan by plan in the order of the opportunities (the same sum, float
+        for float, as before issue 27 made it lazy: only the tables asked
+        are summed, and a table in k free plans gets its share added k
+        times)."""
+        value = self._share.get(table_id)
+        if value is not None:
+            return value
+        value = 0.0
+        inside = self.floor.bit.get(table_id, 0) & self.interest
+        for each, free, users in self._served:
+            plans = users.get(table_id, 0) & free
+            if plans and not inside:  # only the plans that touch the tables of interest
+                plans &= self._touching(users)
+            for _ in range(plans.bit_count()):
+                value += each
+        self._share[table_id] = value
+        return value
+
+    def _touching(self, users: dict[str, int]) -> int:
+        """The plans (of `users`' party) that use a table of interest."""
+        touching = 0
+        for table_id, plans in users.items():
+            if self.floor.bit.get(table_id, 0) & self.interest:
+                touching |= plans
+        return touching
 
     def cost(self, tables: tuple[str, ...]) -> float:
         """Expected covers of the demand still to come whose options `tables` take."""
         if not self._computed:
             self._compute()
-        return round(sum(self._share.get(t, 0.0) for t in tables), 6)
+        return round(sum(self._share_of(t) for t in tables), 6)

@@ -4,9 +4,10 @@ still to come; and a group that fits exactly over a single with empty seats."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 
-from engine_floors import at, booking, floor, table
+from engine_floors import at, booking, floor, held, table
 
 from seatflow.domain.planning import (
     Allocation,
@@ -16,7 +17,8 @@ from seatflow.domain.planning import (
     ScoreWeights,
 )
 from seatflow.engine import quote_tables, search
-from seatflow.engine.demand import default_demand
+from seatflow.engine.demand import DemandView, default_demand
+from seatflow.engine.exact_problem import floor_plans
 from seatflow.engine.floor import Floor
 
 BLIND = EngineConfig(weights=replace(ScoreWeights(), demand=0.0))  # lookahead disabled
@@ -119,3 +121,54 @@ def test_the_default_profile_scales_with_the_floor_and_peaks_in_the_evening() ->
         by_minute[minute] = by_minute.get(minute, 0.0) + rate
     assert max(by_minute, key=lambda m: by_minute[m]) // 60 == 19
     assert dict(small.durations)[2] < dict(small.durations)[8]
+
+
+def reference_share(view: DemandView, table_id: str) -> float:
+    """A table's share as the lookahead first summed it: opportunity by
+    opportunity, each free plan touching the tables of interest adding its
+    part to each of its tables."""
+    share: dict[str, float] = {}
+    for party, mask, weight in view.opportunities:
+        busy = 0
+        for busy_id, slots in view.busy_in.items():
+            if slots & mask:
+                busy |= view.floor.bit.get(busy_id, 0)
+        free = [o for o in floor_plans(view.floor, party, view._zones, view.config)
+                if not o.mask & busy]
+        if not free:
+            continue
+        each = weight / len(free)
+        for option in free:
+            if option.mask & view.interest:
+                for t in option.candidate.tables:
+                    share[t] = share.get(t, 0.0) + each
+    return share.get(table_id, 0.0)
+
+
+def test_the_demand_view_sums_what_summing_plan_by_plan_gives_to_the_last_bit() -> None:
+    """The view counts free plans as bitsets and sums a table's shares only
+    when asked (issue 27): on random evenings every table's cost is the very
+    float the plan-by-plan sum gives, inside the tables of interest or not."""
+    tables = (*(table(f"R{i}", 2) for i in range(6)), table("F1", 4), table("F2", 4),
+              table("G", 6, fixed=True), table("T1", 2, zone="terrace"),
+              table("T2", 2, zone="terrace"))
+    edges = (*((f"R{i}", f"R{i + 1}") for i in range(5)), ("F1", "F2"), ("T1", "T2"))
+    demand = DemandProfile(
+        rates=tuple((19 * 60 + 15 * s, p, round(0.3 + 0.17 * ((s * 7 + p) % 5), 6))
+                    for s in range(-4, 8) for p in (1, 2, 3, 4, 6, 8)),
+        durations=((1, 90), (2, 105), (3, 120), (4, 120), (6, 135), (8, 150)))
+    ids = [t.id for t in tables]
+    for seed in range(30):
+        rng = random.Random(seed)
+        allocations = tuple(
+            held(f"b{i}", rng.choice(ids), rng.randrange(-120, 180, 15), rng.choice((90, 120)),
+                 party=rng.choice((1, 2, 3, 4, 6)))
+            for i in range(rng.randrange(0, 9)))
+        snapshot = replace(floor(*tables, edges=edges, allocations=allocations), demand=demand)
+        f = Floor(snapshot)
+        request = booking(rng.choice((2, 3, 4)), start=rng.randrange(-60, 120, 15))
+        interest = rng.choice((-1, f.mask(rng.sample(ids, 4))))
+        view = DemandView(f, request, EngineConfig(), demand, interest)
+        for table_id in rng.sample(ids, len(ids)):
+            assert view.cost((table_id,)) == round(reference_share(view, table_id), 6)
+            assert view._share_of(table_id) == reference_share(view, table_id)
