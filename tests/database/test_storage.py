@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatflow.domain.states import IllegalTransition
-from seatflow.storage.db import downgrade, make_engine, upgrade
+from seatflow.storage.db import connection, downgrade, make_engine, statement, upgrade
 from seatflow.storage.transitions import VersionConflict, transition
 from tests.support import fetch, floorplan, import_plan, new_booking, scalar, slot
 
@@ -107,17 +107,17 @@ async def test_a_transition_naming_a_stale_version_fails_and_changes_nothing(
                          "WHERE booking_id = CAST(:id AS uuid)", id=booking),
         )
 
-    async with db_engine.begin() as conn:
+    async with connection(db_engine) as conn:
         assert await transition(conn, booking, 0, "capacity_verified") == 1
     before = await snapshot()
     with pytest.raises(VersionConflict, match="expected 0, found 1"):
-        async with db_engine.begin() as conn:
+        async with connection(db_engine) as conn:
             await transition(conn, booking, 0, "assignment_pending", reason="stale")
     with pytest.raises(IllegalTransition, match="capacity_verified to confirmed"):
-        async with db_engine.begin() as conn:
+        async with connection(db_engine) as conn:
             await transition(conn, booking, 1, "confirmed")
     assert await snapshot() == before
-    async with db_engine.begin() as conn:
+    async with connection(db_engine) as conn:
         assert await transition(conn, booking, 1, "assignment_pending") == 2
     outbox = await fetch(db_engine, "SELECT topic, dedupe_key FROM state_event_outbox WHERE "
                          "booking_id = CAST(:id AS uuid) ORDER BY id", id=booking)
@@ -141,7 +141,7 @@ async def test_transition_sets_only_allowlisted_columns_and_changes_nothing_othe
     booking = await new_booking(db_engine, rid, 2)
     for columns in ({"guest_email": "x@example.com"},
                     {"status = 'cancelled', guest_name": "x"}):
-        async with db_engine.begin() as conn:
+        async with connection(db_engine) as conn:
             with pytest.raises(ValueError, match="cannot set column"):
                 await transition(conn, booking, 0, "capacity_verified", set_columns=columns)
     rows = await fetch(db_engine, "SELECT assignment_state, assignment_state_version, status, "
@@ -168,4 +168,16 @@ async def test_a_database_error_never_repeats_the_guest_data_it_was_given(
                 {"b": str(uuid_module.uuid4()), "to": address, "body": f"Dear Ada ({address})"})
     message = str(failed.value)
     assert "foreign key" in message  # the error itself is still explained
+    assert address not in message and "Dear Ada" not in message
+    # The same on the driver connection the hot path uses (storage.db.connection).
+    from asyncpg.exceptions import ForeignKeyViolationError
+
+    with pytest.raises(ForeignKeyViolationError) as raw_failed:
+        async with connection(db_engine) as raw:
+            await statement(
+                "INSERT INTO email_outbox (booking_id, kind, recipient, subject, body) "
+                "VALUES (CAST(:b AS uuid), 'confirmation', :to, 'Your table', :body)",
+            ).run(raw, b=str(uuid_module.uuid4()), to=address, body=f"Dear Ada ({address})")
+    message = str(raw_failed.value)
+    assert "foreign key" in message
     assert address not in message and "Dear Ada" not in message
