@@ -181,3 +181,28 @@ async def test_a_database_error_never_repeats_the_guest_data_it_was_given(
     message = str(raw_failed.value)
     assert "foreign key" in message
     assert address not in message and "Dear Ada" not in message
+
+
+async def test_a_driver_connection_that_died_is_never_handed_out_again(pg_url: str) -> None:
+    """The hot path runs on the pool's asyncpg connection (storage.db.connection):
+    when its server process dies, the pool drops it, and the next caller gets
+    a live one (a pool of one: without that, the next caller got the dead one)."""
+    from asyncpg.exceptions import AdminShutdownError, InterfaceError
+
+    engine = make_engine(pg_url, pool_size=1, max_overflow=0)
+    pid_of = statement("SELECT pg_backend_pid()")
+    try:
+        async with connection(engine) as raw:
+            dead = await pid_of.value(raw)
+        killer = make_engine(pg_url, pool_size=1, max_overflow=0)
+        async with killer.connect() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": dead})
+        await killer.dispose()
+        with pytest.raises((AdminShutdownError, InterfaceError)):
+            async with connection(engine, transaction=False) as raw:
+                await pid_of.value(raw)
+        for transaction in (False, True):
+            async with connection(engine, transaction=transaction) as raw:
+                assert await pid_of.value(raw) != dead
+    finally:
+        await engine.dispose()
