@@ -7,12 +7,15 @@ database round trips per booking (socket writes of the event loop's
 transports: the file mailbox writes no socket, and nothing else talks).
 
     .venv/bin/python bench/hotpath.py [--bookings 200] [--repeat 5] [--warmup 40]
+                                      [--storage-only]
 
 Each repetition books `--bookings` new bookings, one after the other, over
 10 copies of the sample floor plan (a new evening each time); the first
 `--warmup` bookings (not counted) fill the pool's connections' statement
-caches. The figure includes PostgreSQL's wait on nothing: the server runs in
-other processes, its CPU is not this process's.
+caches. PostgreSQL runs in other processes: its CPU is not in the figure.
+`--storage-only` runs the same storage calls with the legacy first-fit
+planner instead of the engine's search and without composing or writing the
+message (claim, then mark sent): the database path alone.
 """
 
 from __future__ import annotations
@@ -74,6 +77,39 @@ async def _book(acts: Any, env: Any, booking_id: str, restaurant_id: str,
     return str(result.outcome)
 
 
+async def _storage_only(acts: Any, booking_id: str, restaurant_id: str,
+                        spent: dict[str, float]) -> str:
+    """The same storage calls without the engine's search (the legacy
+    first-fit planner) and without composing and writing the message: what
+    the database path costs alone."""
+    from datetime import UTC, datetime
+    from functools import partial
+
+    from activities.booking import _legacy_plan
+    from seatflow.domain.states import AssignmentState
+    from seatflow.mail import claim_outbox_email, finish_claim
+    from seatflow.storage import attempts, lifecycle
+
+    t0 = time.process_time()
+    ctx = await lifecycle.verify_booking(acts.engine, booking_id, now=datetime.now(UTC))
+    t1 = time.process_time()
+    rec = await attempts.run_attempt(acts.engine, attempts.AttemptSpec(
+        booking_id=booking_id, restaurant_id=restaurant_id, expected_version=ctx.version,
+        attempt_no=1, on_failure=AssignmentState.ASSIGNMENT_PENDING, max_parallel=3,
+        slot_wait_seconds=0.5), partial(_legacy_plan, acts.config))
+    t2 = time.process_time()
+    if rec.outcome == "confirmed":
+        claim = await claim_outbox_email(acts.engine, booking_id, "confirmation")
+        assert not hasattr(claim, "sent"), claim
+        done = await finish_claim(acts.engine, claim, path="not delivered")  # type: ignore[arg-type]
+        assert done is not None and done.sent, done
+    t3 = time.process_time()
+    spent["begin"] += t1 - t0
+    spent["attempt"] += t2 - t1
+    spent["email"] += t3 - t2
+    return str(rec.outcome)
+
+
 async def _create(engine: Any, ids: list[str], count: int, seed: int) -> list[tuple[str, str]]:
     from datetime import UTC, datetime
 
@@ -126,7 +162,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             outcomes: dict[str, int] = {}
             writes, cpu, wall = WRITES, time.process_time(), time.perf_counter()
             for booking_id, restaurant_id in made:
-                outcome = await _book(acts, env, booking_id, restaurant_id, spent)
+                if args.storage_only:
+                    outcome = await _storage_only(acts, booking_id, restaurant_id, spent)
+                else:
+                    outcome = await _book(acts, env, booking_id, restaurant_id, spent)
                 outcomes[outcome] = outcomes.get(outcome, 0) + 1
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
             if rep == 0:
@@ -147,6 +186,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     cpu_runs = [r["cpu_ms_per_booking"] for r in runs]
     return {
         "bench": "hotpath",
+        "storage_only": args.storage_only,
         "bookings_per_run": args.bookings,
         "runs": runs,
         "cpu_ms_per_booking": {
@@ -166,6 +206,8 @@ def main() -> None:
     parser.add_argument("--bookings", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=40)
+    parser.add_argument("--storage-only", action="store_true",
+                        help="the storage calls alone: no search (first fit), no message")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args)), indent=2))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 from datetime import timedelta
@@ -197,6 +198,13 @@ async def test_a_driver_connection_that_died_is_never_handed_out_again(pg_url: s
         killer = make_engine(pg_url, pool_size=1, max_overflow=0)
         async with killer.connect() as conn:
             await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": dead})
+            for _ in range(100):  # gone, not only signalled
+                await conn.rollback()
+                if not (await conn.execute(text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE pid = :p"),
+                        {"p": dead})).scalar():
+                    break
+                await asyncio.sleep(0.05)
         await killer.dispose()
         with pytest.raises((AdminShutdownError, InterfaceError)):
             async with connection(engine, transaction=False) as raw:

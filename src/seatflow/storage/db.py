@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import greenlet_spawn
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -123,27 +124,44 @@ async def driver(conn: AsyncConnection) -> Driver:
     return raw
 
 
+def _connection_lost(exc: BaseException) -> bool:
+    """An error after which the driver connection cannot be trusted: the
+    server ended the session (SQLSTATE 08..., 57P...), the socket failed,
+    or the statement was abandoned half way (cancelled, timed out)."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate.startswith(("08", "57P"))
+    return isinstance(exc, (OSError, asyncio.CancelledError, TimeoutError)) or (
+        type(exc).__module__.startswith("asyncpg") and "InterfaceError" in {
+            c.__name__ for c in type(exc).__mro__})
+
+
 @contextlib.asynccontextmanager
 async def connection(engine: AsyncEngine, *, transaction: bool = True
                      ) -> AsyncIterator[Driver]:
     """A connection of `engine`'s pool as its asyncpg connection (`Driver`).
     With `transaction`: one transaction, committed at the end, rolled back
     on an error. Without: every statement commits on its own (no BEGIN and
-    COMMIT round trips around a write that is one statement). A connection
-    an error left closed or inside a transaction is invalidated, never
-    pooled again."""
-    async with engine.connect() as conn:
-        raw = await driver(conn)
-        try:
-            if transaction:
-                async with raw.transaction():
-                    yield raw
-            else:
+    COMMIT round trips around a write that is one statement). Taken from the
+    pool and given back without an `AsyncConnection` around it (0.04 ms of
+    CPU against 0.13 ms; issue 27). A connection an error left closed or
+    inside a transaction is invalidated, never pooled again."""
+    pooled = await engine.raw_connection()
+    raw: Driver = pooled.driver_connection  # type: ignore[assignment]
+    try:
+        if transaction:
+            async with raw.transaction():
                 yield raw
-        except BaseException:
-            if raw.is_closed() or raw.is_in_transaction():
-                await conn.invalidate()
-            raise
+        else:
+            yield raw
+    except BaseException as exc:
+        if raw.is_closed() or raw.is_in_transaction() or _connection_lost(exc):
+            # closing the driver connection awaits: finish it even if cancelled
+            await asyncio.shield(greenlet_spawn(pooled.invalidate))
+        raise
+    finally:
+        # back to the pool (its reset-on-return has no transaction to roll back)
+        await greenlet_spawn(pooled.close)
 
 
 async def ping(engine: AsyncEngine) -> None:
