@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -84,6 +84,7 @@ class Statement:
 
     sql: str
     names: tuple[str, ...]
+    source: str = field(default="", repr=False, compare=False)  # as written
 
     def args(self, params: Mapping[str, Any]) -> list[Any]:
         return [params[name] for name in self.names]
@@ -113,7 +114,7 @@ def statement(sql: str) -> Statement:
             names.append(name)
         return f"${names.index(name) + 1}"
 
-    return Statement(_NAMED.sub(number, sql), tuple(names))
+    return Statement(_NAMED.sub(number, sql), tuple(names), sql)
 
 
 async def driver(conn: AsyncConnection) -> Driver:
