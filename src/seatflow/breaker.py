@@ -37,13 +37,18 @@ def is_infrastructure_error(exc: BaseException) -> bool:
     if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout, ConnectionError,
                         socket.gaierror, asyncio.TimeoutError, TimeoutError, OSError)):
         return True
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    # The SQLAlchemy error's driver error, or asyncpg's own (the hot path runs
+    # on the driver connection, storage.db.connection).
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
         # 08: connection exceptions, 57P: operator intervention (shutdown),
         # 53: insufficient resources, 40P01 deadlock, 40001 serialization failure.
         return sqlstate.startswith(("08", "57P", "53")) or sqlstate in ("40P01", "40001")
+    if isinstance(exc, DBAPIError):
+        return False
     name = type(exc).__name__
     return name in ("ConnectionDoesNotExistError", "CannotConnectNowError",
                     "ConnectionFailureError", "InterfaceError")

@@ -19,6 +19,7 @@ from seatflow.domain.states import AssignmentState
 from seatflow.engine import search
 from seatflow.storage import slots
 from seatflow.storage.attempts import AttemptSpec, SearchOutcome, run_attempt
+from seatflow.storage.db import connection, driver, statement
 from seatflow.storage.lifecycle import verify_booking
 from seatflow.storage.restaurants import load_snapshot
 from tests.support import booking_tables, fetch, floorplan, import_plan, new_booking, scalar
@@ -138,7 +139,7 @@ async def test_busy_when_other_processes_hold_every_slot_and_nothing_is_written(
     # semaphore) holds both slots of the restaurant inside its transaction.
     async with db_engine.connect() as other:
         await other.begin()
-        held = [(await other.execute(slots.TRY_SLOT, {"n": 1, "r": rid})).scalar()]
+        held = [await slots.TRY_SLOT.value(await driver(other), n=1, r=rid)]
         held.append((await other.execute(text(
             "SELECT s FROM generate_series(2, 2) s WHERE "
             "pg_try_advisory_xact_lock(hashtext('seatflow.slot:' || CAST(:r AS text)), s)"),
@@ -164,15 +165,15 @@ async def test_a_dead_connection_releases_its_slot_at_once(
     rid = f"r-{unique_id}"
     async with db_engine.connect() as holder:
         await holder.begin()
-        assert (await holder.execute(slots.TRY_SLOT, {"n": 1, "r": rid})).scalar() == 1
+        assert await slots.TRY_SLOT.value(await driver(holder), n=1, r=rid) == 1
         pid = (await holder.execute(text("SELECT pg_backend_pid()"))).scalar()
         async with db_engine.connect() as other:
-            assert (await other.execute(slots.TRY_SLOT, {"n": 1, "r": rid})).scalar() is None
+            assert await slots.TRY_SLOT.value(await driver(other), n=1, r=rid) is None
             # The worker holding it dies (its connection is gone): no lease to wait out.
             await other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
             for _ in range(50):
                 await other.rollback()
-                got = (await other.execute(slots.TRY_SLOT, {"n": 1, "r": rid})).scalar()
+                got = await slots.TRY_SLOT.value(await driver(other), n=1, r=rid)
                 if got == 1:
                     break
                 await asyncio.sleep(0.05)
@@ -218,10 +219,11 @@ async def test_the_one_statement_snapshot_matches_the_six_query_one(
     await run_attempt(db_engine, spec(seated, rid, version), planner)
     await new_booking(db_engine, rid, 3)  # known, not yet seated
     booking_id, _ = await pending_booking(db_engine, rid, 2)
-    async with db_engine.begin() as conn:
-        row = await load_attempt_inputs(conn, booking_id, 3)
+    async with connection(db_engine) as raw:
+        row = await load_attempt_inputs(raw, booking_id, 3)
         one = snapshot_from_json(rid, row)
-        six = await load_snapshot(conn, rid, row.start_at, row.occupied_until,
+    async with db_engine.begin() as conn:
+        six = await load_snapshot(conn, rid, row["start_at"], row["occupied_until"],
                                   exclude_booking=booking_id)
     assert one == six
     assert one.allocations and one.known_bookings and one.adjacency
@@ -233,7 +235,7 @@ async def test_the_attempt_read_takes_the_holds_gate_shared_with_its_slot_only(
     # With a slot, the read holds the restaurant's holds gate shared for the
     # transaction (a hold grant, exclusive, waits for it) and `place` takes it
     # no more; without a slot (another process's poll) it takes none.
-    from seatflow.storage.restaurants import holds_gate_taken, load_attempt_inputs
+    from seatflow.storage.restaurants import load_attempt_inputs
 
     rid = f"r-{unique_id}"
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 2}]))
@@ -242,13 +244,12 @@ async def test_the_attempt_read_takes_the_holds_gate_shared_with_its_slot_only(
             "AND pid = pg_backend_pid() AND classid = CAST(hashtext('seatflow.holds:' || :r) "
             "AS oid) AND objid = 0")
     for n_slots, held in ((3, 1), (0, 0)):
-        async with db_engine.begin() as conn:
+        async with connection(db_engine) as conn:
             row = await load_attempt_inputs(conn, booking_id, n_slots)
-            assert (row.slot is not None, row.gated, holds_gate_taken(conn)) == (
-                bool(held), bool(held), bool(held))
-            assert (await conn.execute(text(gate), {"r": rid})).scalar() == held
-        async with db_engine.begin() as conn:  # the next transaction takes its own
-            assert not holds_gate_taken(conn)
+            assert (row["slot"] is not None, row["gated"]) == (bool(held), bool(held))
+            assert await statement(gate).value(conn, r=rid) == held
+        async with connection(db_engine) as conn:  # released with its transaction
+            assert await statement(gate).value(conn, r=rid) == 0
 
 
 async def test_a_plan_partly_taken_leaves_no_partial_allocation(
@@ -266,11 +267,11 @@ async def test_a_plan_partly_taken_leaves_no_partial_allocation(
     booking_id, _ = await pending_booking(db_engine, rid, 2)
     row = (await fetch(db_engine, "SELECT start_at, occupied_until FROM bookings WHERE "
                        "id = CAST(:b AS uuid)", b=booking_id))[0]
-    async with db_engine.begin() as conn:
+    async with connection(db_engine) as conn:
         why = await allocate(conn, booking_id, rid, ("T1", "T2"), row[0], row[1])
         assert why is not None and "taken" in why
-        left = (await conn.execute(text("SELECT count(*) FROM allocations WHERE booking_id = "
-                                        "CAST(:b AS uuid)"), {"b": booking_id})).scalar()
+        left = await statement("SELECT count(*) FROM allocations WHERE booking_id = "
+                               "CAST(:b AS uuid)").value(conn, b=booking_id)
         assert left == 0
         free = "T2" if held == "T1" else "T1"
         assert await allocate(conn, booking_id, rid, (free,), row[0], row[1]) is None
@@ -290,7 +291,7 @@ async def test_a_chain_of_transitions_writes_what_one_by_one_transitions_write(
     written: dict[str, dict[str, Any]] = {}
     for how in ("one by one", "chain"):
         booking_id, version = await pending_booking(db_engine, rid, 2)
-        async with db_engine.begin() as conn:
+        async with connection(db_engine) as conn:
             version = await transition(conn, booking_id, version, S.ASSIGNMENT_IN_PROGRESS)
             if how == "one by one":
                 version = await transition(conn, booking_id, version, S.ASSIGNED,
@@ -336,7 +337,7 @@ async def test_a_chain_refuses_an_illegal_step_and_writes_nothing(
     await import_plan(db_engine, floorplan(rid, [{"id": "T1", "capacity": 4}]))
     booking_id, version = await pending_booking(db_engine, rid, 2)
     with pytest.raises(IllegalTransition):
-        async with db_engine.begin() as conn:
+        async with connection(db_engine) as conn:
             await transitions(conn, booking_id, version, S.ASSIGNMENT_PENDING,
                               [Step(S.ASSIGNED), Step(S.CONFIRMED)])
     assert await scalar(db_engine, "SELECT assignment_state_version FROM bookings WHERE "

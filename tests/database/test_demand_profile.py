@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatflow.domain.planning import DemandProfile
 from seatflow.storage import demand
+from seatflow.storage.db import driver
 from seatflow.storage.restaurants import load_attempt_inputs, load_snapshot, snapshot_from_json
 from tests.support import floorplan, import_plan, insert_raw_booking
 
@@ -56,7 +57,7 @@ async def test_the_profile_counts_past_requests_by_slot_and_party_per_day(
         profile = await load_demand(conn, rid, day + timedelta(hours=19))
         snapshot = await load_snapshot(
             conn, rid, day + timedelta(hours=19), day + timedelta(hours=21))
-        row = await load_attempt_inputs(conn, today, max_parallel=4)
+        row = await load_attempt_inputs(await driver(conn), today, max_parallel=4)
     assert profile is not None
     # two days with requests: 3 parties of 2 in the 19:00 slot, one 6 at 20:00
     assert profile.rates == ((19 * 60, 2, 1.5), (20 * 60, 6, 0.5))
@@ -76,7 +77,7 @@ async def test_a_restaurant_without_history_has_no_profile(
     booking = await _booking(db_engine, rid, 2, day)
     async with db_engine.connect() as conn:
         assert await load_demand(conn, rid, day) is None
-        row = await load_attempt_inputs(conn, booking, max_parallel=4)
+        row = await load_attempt_inputs(await driver(conn), booking, max_parallel=4)
     assert snapshot_from_json(rid, row).demand is None
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatflow.floorplan import FloorPlan, FloorPlanError, load_floorplan, parse_floorplan
+from seatflow.storage.db import driver
 from seatflow.storage.floorplans import export_floorplan, import_floorplan, list_restaurants
 from seatflow.storage.restaurants import load_attempt_inputs, load_snapshot, snapshot_from_json
 from seatflow.storage.schema import (
@@ -508,7 +509,7 @@ async def test_equivalent_zones_are_stored_exported_and_reach_every_snapshot(
     async def snapshots() -> list[tuple[tuple[str, ...], ...]]:
         async with db_engine.connect() as conn:
             loaded = await load_snapshot(conn, rid, start, start + timedelta(hours=2))
-            row = await load_attempt_inputs(conn, booking, max_parallel=4)
+            row = await load_attempt_inputs(await driver(conn), booking, max_parallel=4)
         return [loaded.zone_groups, snapshot_from_json(rid, row).zone_groups]
 
     assert await snapshots() == [(("main", "window"),)] * 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 from datetime import timedelta
@@ -13,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatflow.domain.states import IllegalTransition
-from seatflow.storage.db import downgrade, make_engine, upgrade
+from seatflow.storage.db import connection, downgrade, make_engine, statement, upgrade
 from seatflow.storage.transitions import VersionConflict, transition
 from tests.support import fetch, floorplan, import_plan, new_booking, scalar, slot
 
@@ -107,17 +108,17 @@ async def test_a_transition_naming_a_stale_version_fails_and_changes_nothing(
                          "WHERE booking_id = CAST(:id AS uuid)", id=booking),
         )
 
-    async with db_engine.begin() as conn:
+    async with connection(db_engine) as conn:
         assert await transition(conn, booking, 0, "capacity_verified") == 1
     before = await snapshot()
     with pytest.raises(VersionConflict, match="expected 0, found 1"):
-        async with db_engine.begin() as conn:
+        async with connection(db_engine) as conn:
             await transition(conn, booking, 0, "assignment_pending", reason="stale")
     with pytest.raises(IllegalTransition, match="capacity_verified to confirmed"):
-        async with db_engine.begin() as conn:
+        async with connection(db_engine) as conn:
             await transition(conn, booking, 1, "confirmed")
     assert await snapshot() == before
-    async with db_engine.begin() as conn:
+    async with connection(db_engine) as conn:
         assert await transition(conn, booking, 1, "assignment_pending") == 2
     outbox = await fetch(db_engine, "SELECT topic, dedupe_key FROM state_event_outbox WHERE "
                          "booking_id = CAST(:id AS uuid) ORDER BY id", id=booking)
@@ -141,7 +142,7 @@ async def test_transition_sets_only_allowlisted_columns_and_changes_nothing_othe
     booking = await new_booking(db_engine, rid, 2)
     for columns in ({"guest_email": "x@example.com"},
                     {"status = 'cancelled', guest_name": "x"}):
-        async with db_engine.begin() as conn:
+        async with connection(db_engine) as conn:
             with pytest.raises(ValueError, match="cannot set column"):
                 await transition(conn, booking, 0, "capacity_verified", set_columns=columns)
     rows = await fetch(db_engine, "SELECT assignment_state, assignment_state_version, status, "
@@ -169,3 +170,47 @@ async def test_a_database_error_never_repeats_the_guest_data_it_was_given(
     message = str(failed.value)
     assert "foreign key" in message  # the error itself is still explained
     assert address not in message and "Dear Ada" not in message
+    # The same on the driver connection the hot path uses (storage.db.connection).
+    from asyncpg.exceptions import ForeignKeyViolationError
+
+    with pytest.raises(ForeignKeyViolationError) as raw_failed:
+        async with connection(db_engine) as raw:
+            await statement(
+                "INSERT INTO email_outbox (booking_id, kind, recipient, subject, body) "
+                "VALUES (CAST(:b AS uuid), 'confirmation', :to, 'Your table', :body)",
+            ).run(raw, b=str(uuid_module.uuid4()), to=address, body=f"Dear Ada ({address})")
+    message = str(raw_failed.value)
+    assert "foreign key" in message
+    assert address not in message and "Dear Ada" not in message
+
+
+async def test_a_driver_connection_that_died_is_never_handed_out_again(pg_url: str) -> None:
+    """The hot path runs on the pool's asyncpg connection (storage.db.connection):
+    when its server process dies, the pool drops it, and the next caller gets
+    a live one (a pool of one: without that, the next caller got the dead one)."""
+    from asyncpg.exceptions import AdminShutdownError, InterfaceError
+
+    engine = make_engine(pg_url, pool_size=1, max_overflow=0)
+    pid_of = statement("SELECT pg_backend_pid()")
+    try:
+        async with connection(engine) as raw:
+            dead = await pid_of.value(raw)
+        killer = make_engine(pg_url, pool_size=1, max_overflow=0)
+        async with killer.connect() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": dead})
+            for _ in range(100):  # gone, not only signalled
+                await conn.rollback()
+                if not (await conn.execute(text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE pid = :p"),
+                        {"p": dead})).scalar():
+                    break
+                await asyncio.sleep(0.05)
+        await killer.dispose()
+        with pytest.raises((AdminShutdownError, InterfaceError)):
+            async with connection(engine, transaction=False) as raw:
+                await pid_of.value(raw)
+        for transaction in (False, True):
+            async with connection(engine, transaction=transaction) as raw:
+                assert await pid_of.value(raw) != dead
+    finally:
+        await engine.dispose()

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatflow.domain.states import SETTLED
 from seatflow.storage import stats
+from seatflow.storage.db import connection
 from seatflow.storage.intake import pending_intake
 from seatflow.storage.review import manual_review_queue
 from seatflow.storage.transitions import transition
@@ -32,7 +33,7 @@ async def test_the_review_queue_lists_manual_review_bookings_of_one_restaurant(
     waiting = await new_booking(db_engine, rid, 2)  # not in review: left out
     elsewhere = await new_booking(db_engine, other, 2)
     for booking in (late, early, elsewhere):
-        async with db_engine.begin() as conn:
+        async with connection(db_engine) as conn:
             for version, state in enumerate(PATH_TO_REVIEW):
                 await transition(conn, booking, version, state, reason="no plan")
 
@@ -54,7 +55,7 @@ async def test_measurements_count_states_and_find_no_double_booking(
     start = slot(days=5)
     a = await new_booking(db_engine, rid, 2, start=start)
     b = await new_booking(db_engine, rid, 2, start=start + timedelta(days=1))
-    async with db_engine.begin() as conn:
+    async with connection(db_engine) as conn:
         await transition(conn, a, 0, "capacity_verified")
 
     states = await stats.states_of(db_engine, [a, b])

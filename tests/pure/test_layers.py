@@ -82,10 +82,13 @@ def test_the_module_map_names_every_module_and_package() -> None:
 
 SRC = ROOT / "src"
 STORAGE = SRC / "seatflow" / "storage"
-# A call of sqlalchemy's text() or select(), or an import of a statement builder.
+# A call of sqlalchemy's text() or select(), or an import of a statement
+# builder (SQLAlchemy's, or storage's own for the driver connection:
+# `storage.db.statement`, `connection`, `driver`).
 SQL_CALL = re.compile(r"(?<![\w.])(?:sqlalchemy\.)?(?:text|select)\(")
 SQL_IMPORT = re.compile(
-    r"^\s*from sqlalchemy(?:\.[\w.]+)? import [^\n]*\b(?:text|select|insert|update|delete)\b",
+    r"^\s*from (?:sqlalchemy(?:\.[\w.]+)? import [^\n]*\b(?:text|select|insert|update|delete)"
+    r"|seatflow\.storage\.db import [^\n]*\b(?:statement|Statement|connection|driver))\b",
     re.MULTILINE,
 )
 
@@ -114,6 +117,8 @@ def test_sql_is_issued_by_seatflow_storage_only() -> None:
 def test_the_sql_pattern_finds_statements_and_ignores_lookalikes() -> None:
     sample = (
         "from sqlalchemy import text\n"
+        "from seatflow.storage.db import statement\n"
+        "from seatflow.storage.db import make_engine\n"
         "rows = await conn.execute(text('SELECT 1'))\n"
         "q = select(Table)\n"
         "body = path.read_text()\n"
@@ -121,7 +126,7 @@ def test_the_sql_pattern_finds_statements_and_ignores_lookalikes() -> None:
     )
     calls = [m.group(0) for m in SQL_CALL.finditer(sample)]
     assert calls == ["text(", "select("]
-    assert len(SQL_IMPORT.findall(sample)) == 1
+    assert len(SQL_IMPORT.findall(sample)) == 2
 
 
 def test_the_import_contracts_hold() -> None:

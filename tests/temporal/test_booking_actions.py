@@ -214,6 +214,7 @@ async def test_the_email_step_never_confirms_a_booking_that_is_no_longer_confirm
     db_engine: AsyncEngine, unique_id: str, tmp_path: Path,
 ) -> None:
     from seatflow.mail import FileMailbox, send_outbox_email
+    from seatflow.storage.db import connection
     from seatflow.storage.lifecycle import cancel_booking
     from seatflow.storage.transitions import current_state, transition
     from tests.temporal.test_repack import seat_at
@@ -228,7 +229,7 @@ async def test_the_email_step_never_confirms_a_booking_that_is_no_longer_confirm
     # Cancelled by any other path between the confirm and the send.
     second = await new_booking(db_engine, rid, 2)
     await seat_at(db_engine, second, ("T2",))
-    async with db_engine.begin() as conn:
+    async with connection(db_engine) as conn:
         _state, version = await current_state(conn, second)
         await transition(conn, second, version, "cancelled", reason="test")
     results = [await send_outbox_email(db_engine, mailbox, b, "confirmation", "s@example.com")

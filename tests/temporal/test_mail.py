@@ -26,6 +26,7 @@ from seatflow.domain.restaurant import InvalidBooking
 from seatflow.domain.workflow_ids import booking_workflow_id
 from seatflow.mail import SmtpTransport
 from seatflow.service.bookings import start_booking_workflow
+from seatflow.storage.db import driver
 from seatflow.storage.placement import email_booking
 from tests.smtp_server import SmtpServer
 from tests.support import fetch, floorplan, import_plan, insert_booking, new_booking, scalar, slot
@@ -47,7 +48,7 @@ async def outbox_booking(engine: AsyncEngine, unique_id: str, email: str) -> str
         await conn.execute(text(
             "UPDATE bookings SET assignment_state = 'confirmed', status = 'confirmed' "
             "WHERE id = CAST(:b AS uuid)"), {"b": booking})
-        message = confirmation_email(await email_booking(conn, booking))
+        message = confirmation_email(await email_booking(await driver(conn), booking))
         await conn.execute(text(
             "INSERT INTO email_outbox (booking_id, kind, recipient, subject, body, html, ics) "
             "VALUES (CAST(:b AS uuid), 'confirmation', :to, :subject, :body, :html, :ics)"),

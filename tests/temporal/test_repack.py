@@ -207,7 +207,8 @@ async def test_a_moved_guest_already_emailed_gets_a_table_changed_email_when_tab
     db_engine: AsyncEngine, unique_id: str, tmp_path: Path,
 ) -> None:
     from seatflow.mail import FileMailbox, send_outbox_email
-    from seatflow.storage.placement import MOVED_BOOKING, _tell_moved_guest, allocate
+    from seatflow.storage.db import connection
+    from seatflow.storage.placement import MOVED_BOOKING, RELEASE, _tell_moved_guest, allocate
 
     rid, four, six = await six_and_four(db_engine, unique_id, promises_tables=True)
     mailbox = FileMailbox(tmp_path)
@@ -223,12 +224,11 @@ async def test_a_moved_guest_already_emailed_gets_a_table_changed_email_when_tab
     assert "Table FOUR (Main)" in text_of and "different table" in text_of
     # Moved again (by hand here: re-packing never moves a guest twice): the
     # re-armed table_changed email is a new message, not a duplicate.
-    async with db_engine.begin() as conn:
-        row = (await conn.execute(MOVED_BOOKING, {"id": four})).one()
-        await conn.execute(text("DELETE FROM allocations WHERE booking_id = ANY("
-                                "CAST(:ids AS uuid[]))"), {"ids": [four, six]})
-        assert await allocate(conn, four, rid, ("SIX",), row.start_at,
-                              row.occupied_until) is None
+    async with connection(db_engine) as conn:
+        row = await MOVED_BOOKING.row(conn, id=four)
+        await RELEASE.run(conn, ids=[four, six])
+        assert await allocate(conn, four, rid, ("SIX",), row["start_at"],
+                              row["occupied_until"]) is None
         assert await _tell_moved_guest(conn, four, row, ("SIX",))
     again = await send_outbox_email(db_engine, mailbox, four, "table_changed", "b@seatflow.local")
     assert again.sent

@@ -25,12 +25,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatflow.domain.assignment import MANUAL_STRATEGY, AttemptOutcome
 from seatflow.domain.planning import BookingRequest, Move, Plan, RestaurantSnapshot
 from seatflow.domain.states import AssignmentState
 from seatflow.storage import slots
+from seatflow.storage.db import Driver, connection
 from seatflow.storage.placement import (
     Bookkeeping,
     Placed,
@@ -115,7 +116,7 @@ async def run_attempt(engine: AsyncEngine, spec: AttemptSpec, plan: Planner) -> 
     try:
         async with (
             slots.local_slot(spec.restaurant_id, spec.max_parallel, spec.slot_wait_seconds),
-            engine.begin() as conn,
+            connection(engine) as conn,
         ):
             return await _attempt_in_tx(conn, spec, plan, deadline, started)
     except slots.SlotBusy:
@@ -126,21 +127,21 @@ async def run_attempt(engine: AsyncEngine, spec: AttemptSpec, plan: Planner) -> 
                              wait_ms=round(waited, 3))
 
 
-async def _attempt_in_tx(conn: AsyncConnection, spec: AttemptSpec, plan: Planner,
+async def _attempt_in_tx(conn: Driver, spec: AttemptSpec, plan: Planner,
                          deadline: float, started: float) -> AttemptRecord:
     row = await load_attempt_inputs(conn, spec.booking_id, spec.max_parallel)
     if row is None:
         raise BookingNotFound(spec.booking_id)
-    slot = row.slot
+    slot, gated = row["slot"], bool(row["gated"])
     if slot is None:  # other worker processes hold every slot: poll briefly
-        slot = await slots.take_db_slot(conn, row.restaurant_id, spec.max_parallel, deadline)
+        slot = await slots.take_db_slot(conn, row["restaurant_id"], spec.max_parallel, deadline)
         # The floor may have changed while we waited: read it again, taking no
         # further slot (0 slots to try), so the attempt holds exactly one.
         row = await load_attempt_inputs(conn, spec.booking_id, 0)
     # Waited: earlier busy tries, this process's queue, other processes' slots.
     wait_ms = spec.waited_ms + (time.perf_counter() - started) * 1000
     held_from = time.perf_counter()
-    state, version = str(row.assignment_state), int(row.assignment_state_version)
+    state, version = str(row["assignment_state"]), int(row["assignment_state_version"])
     if version != spec.expected_version:
         return await _already_done_or_conflict(conn, spec.booking_id, spec.pipeline,
                                                spec.attempt_no, state, version,
@@ -156,31 +157,33 @@ async def _attempt_in_tx(conn: AsyncConnection, spec: AttemptSpec, plan: Planner
     elif state != S.ASSIGNMENT_IN_PROGRESS:
         return AttemptRecord(AttemptOutcome.CONFLICT, state, version,
                              reason=f"booking is {state}, not awaiting assignment")
+    restaurant_id = row["restaurant_id"]
     request = _request(spec.booking_id, row)
-    snapshot = snapshot_from_json(row.restaurant_id, row)
+    snapshot = snapshot_from_json(restaurant_id, row)
     t0 = time.perf_counter()
     found, placed = SearchOutcome(()), Placed(None)
-    held = tuple(_json(row.held))
+    held = tuple(_json(row["held"]))
     if held:  # booked on a hold (storage.holds): its tables first, without a search
         found = SearchOutcome((Plan(tables=held, score=0.0, strategy=HELD_STRATEGY),))
-        placed = await place(conn, spec.booking_id, row.restaurant_id, found.plans, (),
-                             row.start_at, row.occupied_until)
+        placed = await place(conn, spec.booking_id, restaurant_id, found.plans, (),
+                             row["start_at"], row["occupied_until"], gated=gated)
+        gated = True  # taken now, for the rest of the transaction
     if placed.chosen is None:  # no hold, or its tables went out of service: plan
         found = plan(snapshot, request)
-        placed = await place(conn, spec.booking_id, row.restaurant_id, found.plans,
-                             found.moves, row.start_at, row.occupied_until)
+        placed = await place(conn, spec.booking_id, restaurant_id, found.plans,
+                             found.moves, row["start_at"], row["occupied_until"], gated=gated)
     search_ms = (time.perf_counter() - t0) * 1000
     book = Bookkeeping(attempt_no=spec.attempt_no, pipeline=spec.pipeline, wait_ms=wait_ms,
-                       slot=slot, acquired_at=row.as_of,
+                       slot=slot, acquired_at=row["as_of"],
                        context={"moves": len(found.moves) if placed.chosen else 0})
     timing = {"wait_ms": round(wait_ms, 3), "search_ms": round(search_ms, 3),
-              "as_of": row.as_of.isoformat()}
+              "as_of": row["as_of"].isoformat()}
     if placed.chosen is None:
         reason = failure_reason(placed, found.reason)
         version = await transitions(conn, spec.booking_id, version, S(state), [
             *lead, Step(spec.on_failure, reason=reason,
                         metadata={"attempt_no": spec.attempt_no, "pipeline": spec.pipeline})])
-        await record_failed(conn, spec.booking_id, row.restaurant_id, placed, book, reason)
+        await record_failed(conn, spec.booking_id, restaurant_id, placed, book, reason)
         return AttemptRecord(AttemptOutcome.FAILED, spec.on_failure.value, version,
                              reason=reason, **timing,
                              hold_ms=round((time.perf_counter() - held_from) * 1000, 3))
@@ -206,23 +209,23 @@ async def assign_tables(engine: AsyncEngine, spec: OperatorAssignment,
     `spec.force` overriding what an operator may override, recorded with the
     actor); refused, nothing changes and the record says why. Otherwise the
     booking is placed and confirmed exactly like an automatic attempt."""
-    async with engine.begin() as conn:
+    async with connection(engine) as conn:
         row = await load_attempt_inputs(conn, spec.booking_id, 0)
         if row is None:
             raise BookingNotFound(spec.booking_id)
-        state, version = str(row.assignment_state), int(row.assignment_state_version)
+        state, version = str(row["assignment_state"]), int(row["assignment_state_version"])
         if version != spec.expected_version:
             return await _already_done_or_conflict(conn, spec.booking_id, spec.pipeline,
                                                    spec.attempt_no, state, version,
                                                    spec.expected_version)
         tables = tuple(sorted(spec.tables))
-        snapshot = snapshot_from_json(row.restaurant_id, row)
+        snapshot = snapshot_from_json(row["restaurant_id"], row)
         problem, overridden = check(snapshot, _request(spec.booking_id, row), tables)
         if problem is not None:
             return AttemptRecord(AttemptOutcome.FAILED, state, version, reason=problem)
         chosen = Plan(tables=tables, score=0.0, strategy=MANUAL_STRATEGY)
-        placed = await place(conn, spec.booking_id, row.restaurant_id, (chosen,), (),
-                             row.start_at, row.occupied_until)
+        placed = await place(conn, spec.booking_id, row["restaurant_id"], (chosen,), (),
+                             row["start_at"], row["occupied_until"])
         if placed.chosen is None:
             return AttemptRecord(AttemptOutcome.FAILED, state, version,
                                  reason="; ".join(placed.reasons))
@@ -240,11 +243,12 @@ async def assign_tables(engine: AsyncEngine, spec: OperatorAssignment,
 
 
 def _request(booking_id: str, row: Any) -> BookingRequest:
-    return BookingRequest(booking_id=booking_id, party_size=row.party_size, start=row.start_at,
-                          end=row.occupied_until, zone_preference=row.zone_preference)
+    return BookingRequest(booking_id=booking_id, party_size=row["party_size"],
+                          start=row["start_at"], end=row["occupied_until"],
+                          zone_preference=row["zone_preference"])
 
 
-async def _already_done_or_conflict(conn: AsyncConnection, booking_id: str, pipeline: str,
+async def _already_done_or_conflict(conn: Driver, booking_id: str, pipeline: str,
                                     attempt_no: int, state: str, version: int,
                                     expected: int) -> AttemptRecord:
     """The version moved. If it was this very attempt (a retry after its

@@ -23,12 +23,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatflow.domain.mail import EMAIL_CLAIM_LEASE, Claim, NothingToSend
 from seatflow.domain.states import AssignmentState
-from seatflow.storage.db import autocommit
+from seatflow.storage.db import Driver, Statement, connection, statement
 from seatflow.storage.transitions import BookingNotFound, record_event, write_breaker_state
 
 if TYPE_CHECKING:
@@ -65,7 +64,7 @@ class BreakerWrite:
     events: Iterable[BreakerEvent] = field(default_factory=tuple)
 
 
-MESSAGES_OF_BOOKING = text(
+MESSAGES_OF_BOOKING = statement(
     "SELECT o.id, o.kind, o.recipient, o.subject, o.body, o.html, o.ics, o.status, "
     "o.delivery_failures, o.last_error, "
     # a claim made before claims had tokens holds a `sending` row by its claimed_at
@@ -86,7 +85,7 @@ MESSAGES_OF_BOOKING = text(
 # checks would let it through (pending or sending, an address, nothing of the
 # booking in flight, the booking in the state the message speaks of). No row
 # back: `claim_email` runs the full transaction, which says why.
-CLAIM_AT_ONCE = text(
+CLAIM_AT_ONCE = statement(
     "WITH mine AS (SELECT o.id, o.kind, o.status, o.recipient, "
     "  COALESCE(o.claim_token_at, CASE WHEN o.status = 'sending' THEN o.claimed_at END) "
     "   > clock_timestamp() - make_interval(secs => :lease) AS in_flight "
@@ -106,6 +105,18 @@ CLAIM_AT_ONCE = text(
 )
 
 
+COUNT_DUPLICATE = statement(
+    "UPDATE email_outbox SET duplicates_suppressed = duplicates_suppressed + 1 WHERE id = :id")
+CLAIM_ROW = statement(
+    "UPDATE email_outbox SET status = 'sending', claimed_at = clock_timestamp(), "
+    "claim_token = gen_random_uuid(), claim_token_at = clock_timestamp(), "
+    "send_attempts = send_attempts + CASE WHEN status = 'sending' THEN 1 ELSE 0 END "
+    "WHERE id = :id RETURNING claim_token::text")
+SETTLE = statement(
+    "UPDATE email_outbox SET status = :s, last_error = :e, claim_token = NULL, "
+    "claim_token_at = NULL WHERE id = :id")
+
+
 async def claim_email(
     engine: AsyncEngine, booking_id: str, kind: str, *, lease: timedelta = EMAIL_CLAIM_LEASE
 ) -> Claim | NothingToSend:
@@ -114,99 +125,91 @@ async def claim_email(
     Raises EmailInFlight while a claim younger than `lease` holds this row or
     another message of the same booking. The usual case is one statement
     (`CLAIM_AT_ONCE`); any other goes through the transaction below."""
-    async with autocommit(engine) as conn:
-        row = (await conn.execute(CLAIM_AT_ONCE, {
-            "id": booking_id, "kind": kind, "lease": lease.total_seconds(),
-            "wanted": KIND_STATE.get(kind)})).first()
+    async with connection(engine, transaction=False) as conn:
+        row = await CLAIM_AT_ONCE.row(conn, id=booking_id, kind=kind,
+                                      lease=lease.total_seconds(), wanted=KIND_STATE.get(kind))
     if row is not None:
-        return Claim(row.id, booking_id, kind, row.recipient, row.subject, row.body,
-                     int(row.delivery_failures) + 1, html=row.html, ics=row.ics,
-                     token=row.token, sender_name=row.restaurant_name)
-    async with engine.begin() as conn:
-        rows = (await conn.execute(MESSAGES_OF_BOOKING, {
-            "id": booking_id, "lease": lease.total_seconds()})).all()
-        row = next((r for r in rows if r.kind == kind), None)
+        return Claim(row["id"], booking_id, kind, row["recipient"], row["subject"], row["body"],
+                     int(row["delivery_failures"]) + 1, html=row["html"], ics=row["ics"],
+                     token=row["token"], sender_name=row["restaurant_name"])
+    async with connection(engine) as conn:
+        rows = await MESSAGES_OF_BOOKING.rows(conn, id=booking_id, lease=lease.total_seconds())
+        row = next((r for r in rows if r["kind"] == kind), None)
         if row is None:
             return NothingToSend()
-        if row.status == "sent":
-            await conn.execute(
-                text("UPDATE email_outbox SET duplicates_suppressed = duplicates_suppressed + 1 "
-                     "WHERE id = :id"),
-                {"id": row.id},
-            )
+        if row["status"] == "sent":
+            await COUNT_DUPLICATE.run(conn, id=row["id"])
             return NothingToSend(duplicate=True)
-        if row.status == "failed":
-            return NothingToSend(failed=True, reason=row.last_error)
-        if row.status == "no_address":
+        if row["status"] == "failed":
+            return NothingToSend(failed=True, reason=row["last_error"])
+        if row["status"] == "no_address":
             return NothingToSend(reason=NO_ADDRESS)
-        if row.status == "withdrawn":
-            return NothingToSend(reason=row.last_error)
-        if not row.recipient:
+        if row["status"] == "withdrawn":
+            return NothingToSend(reason=row["last_error"])
+        if not row["recipient"]:
             # A booking taken without an address: no message, and it says so.
-            await _settle(conn, row.id, "no_address", None)
+            await _settle(conn, row["id"], "no_address", None)
             return NothingToSend(reason=NO_ADDRESS)
-        in_flight = [r for r in rows if r.in_flight]
+        in_flight = [r for r in rows if r["in_flight"]]
         if in_flight:
             # Its own send (possibly of an older version of it), or another
             # message to the same guest: wait, so messages go in order.
-            wait = max(float(r.wait or 0) for r in in_flight)
+            wait = max(float(r["wait"] or 0) for r in in_flight)
             raise EmailInFlight(booking_id, kind, max(1.0, wait))
         wanted = KIND_STATE.get(kind)
-        if wanted is not None and row.booking_state != wanted:
+        if wanted is not None and row["booking_state"] != wanted:
             if kind == "cancellation":  # never the case: written by the cancel itself
-                return NothingToSend(reason=f"booking is {row.booking_state}")
-            reason = f"withdrawn: the booking is {row.booking_state}"
-            await _settle(conn, row.id, "withdrawn", reason)
+                return NothingToSend(reason=f"booking is {row['booking_state']}")
+            reason = f"withdrawn: the booking is {row['booking_state']}"
+            await _settle(conn, row["id"], "withdrawn", reason)
             await record_event(conn, booking_id=booking_id, source="mail",
                                event_type="email.withdrawn",
                                context={"kind": kind, "reason": reason})
             return NothingToSend(reason=reason)
         # A stale claim's attempt may have delivered before it died: counted as
         # a possible duplicate, which `seatflow report` shows.
-        token = (await conn.execute(
-            text("UPDATE email_outbox SET status = 'sending', claimed_at = clock_timestamp(), "
-                 "claim_token = gen_random_uuid(), claim_token_at = clock_timestamp(), "
-                 "send_attempts = send_attempts + CASE WHEN status = 'sending' THEN 1 ELSE 0 END "
-                 "WHERE id = :id RETURNING claim_token::text"),
-            {"id": row.id},
-        )).scalar_one()
-        return Claim(row.id, booking_id, kind, row.recipient, row.subject, row.body,
-                     int(row.delivery_failures) + 1, html=row.html, ics=row.ics, token=token,
-                     sender_name=row.restaurant_name)
+        token = await CLAIM_ROW.value(conn, id=row["id"])
+        return Claim(row["id"], booking_id, kind, row["recipient"], row["subject"], row["body"],
+                     int(row["delivery_failures"]) + 1, html=row["html"], ics=row["ics"],
+                     token=token, sender_name=row["restaurant_name"])
 
 
-async def _settle(conn: AsyncConnection, outbox_id: int, status: str, reason: str | None) -> None:
-    await conn.execute(
-        text("UPDATE email_outbox SET status = :s, last_error = :e, claim_token = NULL, "
-             "claim_token_at = NULL WHERE id = :id"),
-        {"id": outbox_id, "s": status, "e": reason},
-    )
+async def _settle(conn: Driver, outbox_id: int, status: str, reason: str | None) -> None:
+    await SETTLE.run(conn, id=outbox_id, s=status, e=reason)
 
 
-async def _breaker(conn: AsyncConnection, breaker: BreakerWrite | None) -> None:
+async def _breaker(conn: Driver, breaker: BreakerWrite | None) -> None:
     if breaker is not None:
         await write_breaker_state(conn, source="mail", name=breaker.name, state=breaker.state,
                                   failures=breaker.failures, events=breaker.events)
 
 
-async def _mark(conn: AsyncConnection, claim: Claim, assignments: str,
-                params: dict[str, Any]) -> bool:
-    """Apply `assignments` when the claim still holds the row; otherwise only
-    let go of the claim (a newer version of the message waits for it). False:
+def _marked(assignments: str) -> Statement:
+    """`assignments` when the claim (:id, :token) still holds the row."""
+    return statement(
+        f"UPDATE email_outbox SET {assignments}, claim_token = NULL, claim_token_at = NULL "
+        "WHERE id = :id AND status = 'sending' AND claim_token = CAST(:token AS uuid) "
+        "RETURNING id")
+
+
+MARK_SENT = _marked("status = 'sent', sent_at = clock_timestamp(), "
+                    "send_attempts = send_attempts + 1, last_error = NULL")
+MARK_FAILED = _marked("status = 'failed', failed_at = clock_timestamp(), "
+                      "delivery_failures = delivery_failures + 1, last_error = :e")
+MARK_PENDING = _marked("status = 'pending', claimed_at = NULL, last_error = :e, "
+                       "delivery_failures = delivery_failures + 1")
+LET_GO = statement(
+    "UPDATE email_outbox SET claim_token = NULL, claim_token_at = NULL "
+    "WHERE id = :id AND claim_token = CAST(:token AS uuid)")
+
+
+async def _mark(conn: Driver, claim: Claim, mark: Statement, **params: Any) -> bool:
+    """`mark` when the claim still holds the row; otherwise only let go of
+    the claim (a newer version of the message waits for it). False:
     superseded."""
-    marked = (await conn.execute(
-        text(f"UPDATE email_outbox SET {assignments}, claim_token = NULL, "
-             "claim_token_at = NULL WHERE id = :id AND status = 'sending' "
-             "AND claim_token = CAST(:token AS uuid) RETURNING id"),
-        {"id": claim.outbox_id, "token": claim.token, **params},
-    )).first()
-    if marked is not None:
+    if await mark.row(conn, id=claim.outbox_id, token=claim.token, **params) is not None:
         return True
-    await conn.execute(
-        text("UPDATE email_outbox SET claim_token = NULL, claim_token_at = NULL "
-             "WHERE id = :id AND claim_token = CAST(:token AS uuid)"),
-        {"id": claim.outbox_id, "token": claim.token},
-    )
+    await LET_GO.run(conn, id=claim.outbox_id, token=claim.token)
     return False
 
 
@@ -217,10 +220,9 @@ async def mark_email_sent(
     message, or re-claimed after the lease): claim again. Without breaker
     events to write it is one statement, so it runs without BEGIN / COMMIT
     (`_mark`'s fallback is a statement on its own either way)."""
-    async with engine.begin() if breaker is not None else autocommit(engine) as conn:
+    async with connection(engine, transaction=breaker is not None) as conn:
         await _breaker(conn, breaker)
-        return await _mark(conn, claim, "status = 'sent', sent_at = clock_timestamp(), "
-                           "send_attempts = send_attempts + 1, last_error = NULL", {})
+        return await _mark(conn, claim, MARK_SENT)
 
 
 async def mark_email_failed(
@@ -229,11 +231,9 @@ async def mark_email_failed(
 ) -> bool:
     """Given up: the row is `failed` for good, with an `email.failed` event.
     False: superseded, nothing recorded (the new message gets its own tries)."""
-    async with engine.begin() as conn:
+    async with connection(engine) as conn:
         await _breaker(conn, breaker)
-        if not await _mark(conn, claim, "status = 'failed', failed_at = clock_timestamp(), "
-                           "delivery_failures = delivery_failures + 1, last_error = :e",
-                           {"e": reason[:500]}):
+        if not await _mark(conn, claim, MARK_FAILED, e=reason[:500]):
             return False
         await record_event(
             conn, booking_id=claim.booking_id, source="mail", event_type="email.failed",
@@ -248,10 +248,9 @@ async def mark_email_pending(
 ) -> bool:
     """A transient failure: back to `pending` with the (redacted) error, to
     retry. False: superseded (the row already waits with its new message)."""
-    async with engine.begin() as conn:
+    async with connection(engine) as conn:
         await _breaker(conn, breaker)
-        return await _mark(conn, claim, "status = 'pending', claimed_at = NULL, last_error = :e, "
-                           "delivery_failures = delivery_failures + 1", {"e": reason[:500]})
+        return await _mark(conn, claim, MARK_PENDING, e=reason[:500])
 
 
 # ------------------------------------------------------------------ resend
@@ -267,32 +266,33 @@ class EmailRow:
     last_error: str | None
 
 
+BOOKING_STATE = statement("SELECT assignment_state FROM bookings WHERE id = CAST(:id AS uuid)")
+MESSAGE_OF_KIND = statement(
+    "SELECT id, status, last_error FROM email_outbox "
+    "WHERE booking_id = CAST(:id AS uuid) AND kind = :kind FOR UPDATE")
+REARM = statement(
+    "UPDATE email_outbox SET status = 'pending', delivery_failures = 0, "
+    "failed_at = NULL, last_error = NULL, claimed_at = NULL WHERE id = :id")
+
+
 async def rearm_email(engine: AsyncEngine, booking_id: str, kind: str, *,
                       actor: str) -> EmailRow | None:
     """An operator's resend: a `failed` message goes back to `pending` with
     fresh tries (an `email.resend` event names the actor and the error it had);
     any other row is left as it is. Returns the row as it was (None: the
     booking has no message of that kind). Raises BookingNotFound."""
-    async with engine.begin() as conn:
-        state = (await conn.execute(
-            text("SELECT assignment_state FROM bookings WHERE id = CAST(:id AS uuid)"),
-            {"id": booking_id})).scalar()
+    async with connection(engine) as conn:
+        state = await BOOKING_STATE.value(conn, id=booking_id)
         if state is None:
             raise BookingNotFound(booking_id)
-        row = (await conn.execute(
-            text("SELECT id, status, last_error FROM email_outbox "
-                 "WHERE booking_id = CAST(:id AS uuid) AND kind = :kind FOR UPDATE"),
-            {"id": booking_id, "kind": kind})).one_or_none()
+        row = await MESSAGE_OF_KIND.row(conn, id=booking_id, kind=kind)
         if row is None:
             return None
-        found = EmailRow(kind, str(row.status), str(state), row.last_error)
-        if row.status == "failed" and state == KIND_STATE.get(kind):
-            await conn.execute(
-                text("UPDATE email_outbox SET status = 'pending', delivery_failures = 0, "
-                     "failed_at = NULL, last_error = NULL, claimed_at = NULL WHERE id = :id"),
-                {"id": row.id})
+        found = EmailRow(kind, str(row["status"]), str(state), row["last_error"])
+        if row["status"] == "failed" and state == KIND_STATE.get(kind):
+            await REARM.run(conn, id=row["id"])
             await record_event(conn, booking_id=booking_id, source="mail",
                                event_type="email.resend",
                                context={"kind": kind, "actor": actor,
-                                        "previous_error": row.last_error})
+                                        "previous_error": row["last_error"]})
         return found

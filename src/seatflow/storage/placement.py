@@ -11,9 +11,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from seatflow.domain.assignment import MANUAL_STRATEGY, AttemptOutcome
 from seatflow.domain.mail import (
     EmailBooking,
@@ -23,8 +20,15 @@ from seatflow.domain.mail import (
 )
 from seatflow.domain.planning import Move, Plan
 from seatflow.domain.states import AssignmentState, IllegalTransition
+from seatflow.storage.db import Driver, statement
 from seatflow.storage.restaurants import LIVE_HOLD, UNSEATED_STATES, take_holds_gate_shared
-from seatflow.storage.transitions import Step, VersionConflict, change_tables, transitions
+from seatflow.storage.transitions import (
+    BookingNotFound,
+    Step,
+    VersionConflict,
+    change_tables,
+    transitions,
+)
 
 S = AssignmentState
 
@@ -32,7 +36,7 @@ S = AssignmentState
 # constraint's conflicts are skipped (ON CONFLICT DO NOTHING applies to
 # exclusion constraints too), and a plan that got fewer rows than tables is
 # removed again before the next plan is tried.
-ALLOCATE = text(
+ALLOCATE = statement(
     "INSERT INTO allocations (booking_id, restaurant_id, table_id, occupied) "
     "SELECT CAST(:b AS uuid), :r, t.id, tstzrange(:s, :e, '[)') "
     "FROM dining_tables t JOIN zones z ON z.restaurant_id = t.restaurant_id "
@@ -44,15 +48,15 @@ ALLOCATE = text(
     "  AND h.booking_id IS DISTINCT FROM CAST(:b AS uuid) AND " + LIVE_HOLD + ") "
     "ON CONFLICT DO NOTHING RETURNING table_id"
 )
-RELEASE = text("DELETE FROM allocations WHERE booking_id = ANY(CAST(:ids AS uuid[]))")
-COUNT_MOVE = text(
+RELEASE = statement("DELETE FROM allocations WHERE booking_id = ANY(CAST(:ids AS uuid[]))")
+COUNT_MOVE = statement(
     "UPDATE bookings SET times_moved = times_moved + 1 WHERE id = ANY(CAST(:ids AS uuid[]))")
 
 # The bookkeeping of a confirm, in one statement: confirmed_at, the attempt
 # row, the booking.confirmed event (which names the moved guests to tell, so
 # a retry after the commit can report them), the slot's interval when a slot
 # was held, and the confirmation email in the outbox.
-CONFIRM_BOOKKEEPING = text(
+CONFIRM_BOOKKEEPING = statement(
     "WITH ts AS (UPDATE bookings SET confirmed_at = clock_timestamp() "
     "  WHERE id = CAST(:id AS uuid) RETURNING id), "
     "att AS (INSERT INTO booking_assignment_attempts (booking_id, attempt_no, pipeline, "
@@ -71,7 +75,7 @@ CONFIRM_BOOKKEEPING = text(
     "hd AS (DELETE FROM holds WHERE booking_id = CAST(:id AS uuid)) "  # seated: its hold is done
     "SELECT 1"
 )
-FAILED_BOOKKEEPING = text(
+FAILED_BOOKKEEPING = statement(
     "WITH att AS (INSERT INTO booking_assignment_attempts (booking_id, attempt_no, pipeline, "
     "  strategy, result, reason, plans_tried, permit_wait_ms) VALUES (CAST(:id AS uuid), :n, "
     "  :p, NULL, :res, :reason, CAST(:plans AS jsonb), :w) "
@@ -81,7 +85,7 @@ FAILED_BOOKKEEPING = text(
     "  WHERE CAST(:slot AS integer) IS NOT NULL) "
     "SELECT 1"
 )
-COMMITTED_ATTEMPT = text(
+COMMITTED_ATTEMPT = statement(
     "SELECT a.result, a.reason, a.strategy, "
     " (SELECT e.context FROM observability_events e WHERE e.booking_id = a.booking_id "
     "  AND e.event_type = 'booking.confirmed' ORDER BY e.id DESC LIMIT 1) AS confirmed "
@@ -135,29 +139,29 @@ class Bookkeeping:
     context: dict[str, Any] = field(default_factory=dict)  # extra event context
 
 
-async def allocate(conn: AsyncConnection, booking_id: str, restaurant_id: str,
+async def allocate(conn: Driver, booking_id: str, restaurant_id: str,
                    tables: tuple[str, ...], start: datetime, until: datetime) -> str | None:
     """Allocate `tables` to the booking; None on success, else why not (and
     nothing of the plan is left allocated). The exclusion constraint decides
     races with concurrent bookings."""
-    got = (await conn.execute(ALLOCATE, {"b": booking_id, "r": restaurant_id, "s": start,
-                                         "e": until, "codes": list(tables),
-                                         "unseated": UNSEATED_STATES})).all()
+    got = await ALLOCATE.rows(conn, b=booking_id, r=restaurant_id, s=start, e=until,
+                              codes=list(tables), unseated=UNSEATED_STATES)
     if len(got) == len(tables):
         return None
     if got:
-        await conn.execute(RELEASE, {"ids": [booking_id]})
+        await RELEASE.run(conn, ids=[booking_id])
     return f"tables {','.join(tables)} taken by a concurrent booking, held or out of service"
 
 
-async def place(conn: AsyncConnection, booking_id: str, restaurant_id: str,
+async def place(conn: Driver, booking_id: str, restaurant_id: str,
                 plans: tuple[Plan, ...], moves: tuple[Move, ...], start: datetime,
-                until: datetime) -> Placed:
+                until: datetime, *, gated: bool = False) -> Placed:
     """Allocate the first plan still free. With re-packing moves, the moves and
     the allocation share one savepoint: both or neither. Takes the
-    restaurant's holds gate shared first (unless the attempt's read took it),
-    so a hold being granted is seen (`storage.holds`)."""
-    await take_holds_gate_shared(conn, restaurant_id)
+    restaurant's holds gate shared first (unless `gated`: the attempt's read
+    took it), so a hold being granted is seen (`storage.holds`)."""
+    if not gated:
+        await take_holds_gate_shared(conn, restaurant_id)
     tried: list[tuple[str, ...]] = []
     reasons: list[str] = []
 
@@ -175,7 +179,7 @@ async def place(conn: AsyncConnection, booking_id: str, restaurant_id: str,
         chosen = await first_free()
         return Placed(chosen, tuple(tried), tuple(reasons))
     try:
-        async with conn.begin_nested():
+        async with conn.transaction():  # inside the attempt's: a savepoint
             try:
                 notify = await apply_moves(conn, booking_id, restaurant_id, moves)
             except PlanUnavailable as exc:
@@ -190,7 +194,7 @@ async def place(conn: AsyncConnection, booking_id: str, restaurant_id: str,
     return Placed(chosen, tuple(tried), tuple(reasons), notify)
 
 
-MOVED_BOOKING = text(
+MOVED_BOOKING = statement(
     "SELECT id::text AS id, restaurant_id, party_size, start_at, occupied_until, "
     "guest_name, guest_email, assignment_state, assignment_state_version, "
     "assignment_strategy, "
@@ -202,7 +206,7 @@ MOVED_BOOKING = text(
 )
 
 
-async def apply_moves(conn: AsyncConnection, booking_id: str, restaurant_id: str,
+async def apply_moves(conn: Driver, booking_id: str, restaurant_id: str,
                       moves: tuple[Move, ...]) -> tuple[str, ...]:
     """Re-packing: move other confirmed bookings, inside the caller's savepoint
     (raises PlanUnavailable, and the caller rolls back every move and the new
@@ -222,34 +226,34 @@ async def apply_moves(conn: AsyncConnection, booking_id: str, restaurant_id: str
     for move in sorted(moves, key=lambda m: m.booking_id):
         if move.booking_id in rows:
             raise PlanUnavailable(f"booking {move.booking_id} is moved twice in one re-pack")
-        row = (await conn.execute(MOVED_BOOKING, {"id": move.booking_id})).one_or_none()
-        if row is None or row.assignment_state != S.CONFIRMED:
+        row = await MOVED_BOOKING.row(conn, id=move.booking_id)
+        if row is None or row["assignment_state"] != S.CONFIRMED:
             raise PlanUnavailable(f"booking {move.booking_id} is no longer confirmed")
-        if row.restaurant_id != restaurant_id:
+        if row["restaurant_id"] != restaurant_id:
             raise PlanUnavailable(f"booking {move.booking_id} is at another restaurant")
-        if row.assignment_strategy == MANUAL_STRATEGY:
+        if row["assignment_strategy"] == MANUAL_STRATEGY:
             raise PlanUnavailable(
                 f"booking {move.booking_id} was placed by hand by an operator and is never moved"
             )
-        if tuple(row.tables) != tuple(sorted(move.from_tables)):
+        if tuple(row["tables"]) != tuple(sorted(move.from_tables)):
             raise PlanUnavailable(f"booking {move.booking_id} changed tables")
         rows[move.booking_id] = row
     if not moves:
         return ()
-    await conn.execute(RELEASE, {"ids": list(rows)})
-    await conn.execute(COUNT_MOVE, {"ids": list(rows)})
+    await RELEASE.run(conn, ids=list(rows))
+    await COUNT_MOVE.run(conn, ids=list(rows))
     notify: list[str] = []
     for move in moves:
         row = rows[move.booking_id]
         to_tables = tuple(sorted(move.to_tables))
-        why = await allocate(conn, move.booking_id, restaurant_id, to_tables, row.start_at,
-                             row.occupied_until)
+        why = await allocate(conn, move.booking_id, restaurant_id, to_tables, row["start_at"],
+                             row["occupied_until"])
         if why:
             raise PlanUnavailable(why)
         try:
             await change_tables(
-                conn, move.booking_id, int(row.assignment_state_version),
-                from_tables=tuple(row.tables), to_tables=to_tables,
+                conn, move.booking_id, int(row["assignment_state_version"]),
+                from_tables=tuple(row["tables"]), to_tables=to_tables,
                 reason=f"repacked_for:{booking_id}", metadata={"repacked_for": booking_id},
             )
         except (VersionConflict, IllegalTransition) as exc:
@@ -259,52 +263,50 @@ async def apply_moves(conn: AsyncConnection, booking_id: str, restaurant_id: str
     return tuple(notify)
 
 
-async def _tell_moved_guest(conn: AsyncConnection, booking_id: str, row: Any,
+CONFIRMATION_OF = statement(
+    "SELECT id, status FROM email_outbox WHERE booking_id = CAST(:id AS uuid) "
+    "AND kind = 'confirmation' FOR UPDATE")
+REWRITE_CONFIRMATION = statement(
+    "UPDATE email_outbox SET subject = :subject, body = :body, html = :html, ics = :ics "
+    "WHERE id = :id")
+# A new message, so its send and failure counts start again (an earlier
+# one's delivery is not a duplicate of it; `seatflow report` counts
+# duplicates from `send_attempts`).
+QUEUE_TABLE_CHANGED = statement(
+    "INSERT INTO email_outbox (booking_id, kind, recipient, subject, body, html, ics) "
+    "VALUES (CAST(:id AS uuid), 'table_changed', :to, :subject, :body, :html, :ics) "
+    "ON CONFLICT (booking_id, kind) DO UPDATE SET subject = EXCLUDED.subject, "
+    "body = EXCLUDED.body, html = EXCLUDED.html, ics = EXCLUDED.ics, "
+    "status = 'pending', claimed_at = NULL, failed_at = NULL, "
+    "last_error = NULL, delivery_failures = 0, send_attempts = 0")
+
+
+async def _tell_moved_guest(conn: Driver, booking_id: str, row: Any,
                             tables: tuple[str, ...]) -> bool:
     """Re-packing is invisible to guests: the confirmation names no table, so a
     move changes nothing a guest was told, unless the restaurant promises
-    tables (`row.promises_tables`). Then a guest whose promised tables changed
+    tables (`row["promises_tables"]`). Then a guest whose promised tables changed
     is never told the wrong ones: a confirmation still pending is rewritten
     with the new ones; one already claimed or sent is followed by a
     `table_changed` email. True when that email was queued. Re-packing moves
     a booking at most once an evening (`bookings.times_moved`), so that is
     at most one such message per booking."""
-    if not row.promises_tables or tuple(row.tables) == tables:
+    if not row["promises_tables"] or tuple(row["tables"]) == tables:
         return False
-    confirmation = (await conn.execute(
-        text("SELECT id, status FROM email_outbox WHERE booking_id = CAST(:id AS uuid) "
-             "AND kind = 'confirmation' FOR UPDATE"),
-        {"id": booking_id},
-    )).one_or_none()
+    confirmation = await CONFIRMATION_OF.row(conn, id=booking_id)
     if confirmation is None:
         return False
     booking = await email_booking(conn, booking_id)
-    if confirmation.status == "pending":
-        message = confirmation_email(booking)
-        await conn.execute(
-            text("UPDATE email_outbox SET subject = :subject, body = :body, html = :html, "
-                 "ics = :ics WHERE id = :id"),
-            {"id": confirmation.id, **_parts(message)},
-        )
+    if confirmation["status"] == "pending":
+        await REWRITE_CONFIRMATION.run(conn, id=confirmation["id"],
+                                       **_parts(confirmation_email(booking)))
         return False
-    # A new message, so its send and failure counts start again (an earlier
-    # one's delivery is not a duplicate of it; `seatflow report` counts
-    # duplicates from `send_attempts`).
-    await conn.execute(
-        text(
-            "INSERT INTO email_outbox (booking_id, kind, recipient, subject, body, html, ics) "
-            "VALUES (CAST(:id AS uuid), 'table_changed', :to, :subject, :body, :html, :ics) "
-            "ON CONFLICT (booking_id, kind) DO UPDATE SET subject = EXCLUDED.subject, "
-            "body = EXCLUDED.body, html = EXCLUDED.html, ics = EXCLUDED.ics, "
-            "status = 'pending', claimed_at = NULL, failed_at = NULL, "
-            "last_error = NULL, delivery_failures = 0, send_attempts = 0"
-        ),
-        {"id": booking_id, "to": row.guest_email, **_parts(table_changed_email(booking))},
-    )
+    await QUEUE_TABLE_CHANGED.run(conn, id=booking_id, to=row["guest_email"],
+                                  **_parts(table_changed_email(booking)))
     return True
 
 
-async def confirm_placed(conn: AsyncConnection, booking_id: str, row: Any,
+async def confirm_placed(conn: Driver, booking_id: str, row: Any,
                          current: AssignmentState, version: int, placed: Placed,
                          book: Bookkeeping, *, reason: str,
                          metadata: dict[str, Any], lead: tuple[Step, ...] = ()
@@ -330,24 +332,22 @@ async def confirm_placed(conn: AsyncConnection, booking_id: str, row: Any,
                      "assignment_pipeline": book.pipeline},
     )
     message = confirmation_email(await email_booking(conn, booking_id))
-    await conn.execute(CONFIRM_BOOKKEEPING, {
-        **_common(booking_id, row.restaurant_id, book, placed.tried),
-        "s": chosen.strategy, "to": row.guest_email, **_parts(message),
-        "ctx": json.dumps({"tables": list(tables), "strategy": chosen.strategy,
-                           "pipeline": book.pipeline, "attempt_no": book.attempt_no,
-                           "actor": book.actor, "notify": list(placed.notify),
-                           **book.context}),
-    })
+    await CONFIRM_BOOKKEEPING.run(
+        conn, **_common(booking_id, row["restaurant_id"], book, placed.tried),
+        s=chosen.strategy, to=row["guest_email"], **_parts(message),
+        ctx=json.dumps({"tables": list(tables), "strategy": chosen.strategy,
+                        "pipeline": book.pipeline, "attempt_no": book.attempt_no,
+                        "actor": book.actor, "notify": list(placed.notify),
+                        **book.context}))
     return tables, version
 
 
-async def record_failed(conn: AsyncConnection, booking_id: str, restaurant_id: str,
+async def record_failed(conn: Driver, booking_id: str, restaurant_id: str,
                         placed: Placed, book: Bookkeeping, reason: str) -> None:
     """The failed attempt's row and slot interval (its transition is the caller's)."""
-    await conn.execute(FAILED_BOOKKEEPING, {
-        **_common(booking_id, restaurant_id, book, placed.tried),
-        "res": "all_plans_taken" if placed.tried else "no_plan", "reason": reason,
-    })
+    await FAILED_BOOKKEEPING.run(
+        conn, **_common(booking_id, restaurant_id, book, placed.tried),
+        res="all_plans_taken" if placed.tried else "no_plan", reason=reason)
 
 
 def _common(booking_id: str, restaurant_id: str, book: Bookkeeping,
@@ -358,22 +358,21 @@ def _common(booking_id: str, restaurant_id: str, book: Bookkeeping,
             "r": restaurant_id, "slot": book.slot, "acq": book.acquired_at}
 
 
-async def committed_attempt(conn: AsyncConnection, booking_id: str, pipeline: str,
+async def committed_attempt(conn: Driver, booking_id: str, pipeline: str,
                             attempt_no: int, state: str) -> Committed | None:
     """The attempt, when it already committed (the worker died, or the call
     timed out, after its commit): what it did, moved guests included. None
     when it did not run."""
-    done = (await conn.execute(COMMITTED_ATTEMPT,
-                               {"id": booking_id, "p": pipeline, "n": attempt_no})).one_or_none()
+    done = await COMMITTED_ATTEMPT.row(conn, id=booking_id, p=pipeline, n=attempt_no)
     if done is None:
         return None
-    if done.result != "confirmed":
-        return Committed(AttemptOutcome.FAILED, reason=done.reason)
+    if done["result"] != "confirmed":
+        return Committed(AttemptOutcome.FAILED, reason=done["reason"])
     if state != S.CONFIRMED:
         return None  # confirmed once, changed since (cancelled): not this attempt's answer
-    context = _json(done.confirmed) or {}
+    context = _json(done["confirmed"]) or {}
     return Committed(AttemptOutcome.CONFIRMED, tables=tuple(context.get("tables") or ()),
-                     strategy=done.strategy, notify=tuple(context.get("notify") or ()))
+                     strategy=done["strategy"], notify=tuple(context.get("notify") or ()))
 
 
 def _json(value: Any) -> Any:
@@ -384,7 +383,7 @@ def _json(value: Any) -> Any:
 # transaction (so a fresh allocation's tables are seen): the restaurant's name
 # and zone, the name of the zone the guest asked for, and, only when the
 # restaurant promises tables, the tables and their zone(s).
-EMAIL_BOOKING = text(
+EMAIL_BOOKING = statement(
     "SELECT r.name AS restaurant_name, r.timezone, r.promises_tables, b.party_size, "
     "b.start_at, b.end_at, b.guest_name, z.name AS zone, clock_timestamp() AS stamp, "
     "ARRAY(SELECT t.code FROM allocations a JOIN dining_tables t ON t.id = a.table_id "
@@ -399,17 +398,19 @@ EMAIL_BOOKING = text(
 )
 
 
-async def email_booking(conn: AsyncConnection, booking_id: str) -> EmailBooking:
+async def email_booking(conn: Driver, booking_id: str) -> EmailBooking:
     """What a guest's message says about a booking, for `confirmation_email`,
     `table_changed_email` or `cancellation_email` (seatflow.domain.mail)."""
-    row = (await conn.execute(EMAIL_BOOKING, {"id": booking_id})).one()
-    promised = bool(row.promises_tables)
+    row = await EMAIL_BOOKING.row(conn, id=booking_id)
+    if row is None:
+        raise BookingNotFound(booking_id)
+    promised = bool(row["promises_tables"])
     return EmailBooking(
-        booking_id=booking_id, restaurant_name=row.restaurant_name, timezone=row.timezone,
-        party_size=row.party_size, start=row.start_at, end=row.end_at, stamp=row.stamp,
-        guest_name=row.guest_name, zone=row.zone,
-        tables=tuple(row.tables) if promised else (),
-        table_zone=row.table_zone if promised else None,
+        booking_id=booking_id, restaurant_name=row["restaurant_name"],
+        timezone=row["timezone"], party_size=row["party_size"], start=row["start_at"],
+        end=row["end_at"], stamp=row["stamp"], guest_name=row["guest_name"], zone=row["zone"],
+        tables=tuple(row["tables"]) if promised else (),
+        table_zone=row["table_zone"] if promised else None,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from seatflow.domain.planning import (
 )
 from seatflow.domain.restaurant import RestaurantPolicy, ServicePeriod, TurnBand
 from seatflow.domain.states import UNSEATED
+from seatflow.storage.db import Driver, statement
 from seatflow.storage.demand import CACHE, cached_demand_sql, key_sql
 
 UNSEATED_STATES = sorted(UNSEATED)  # a bound parameter, never a literal list
@@ -33,7 +35,7 @@ LIVE_HOLD = (
 # The restaurant's holds gate: a hold grant takes it exclusively, every
 # placement of tables shared (`placement.place`), so neither misses the other.
 HOLDS_GATE = text("SELECT pg_advisory_xact_lock(hashtext('seatflow.holds:' || :r), 0)")
-HOLDS_GATE_SHARED = text(
+HOLDS_GATE_SHARED = statement(
     "SELECT pg_advisory_xact_lock_shared(hashtext('seatflow.holds:' || :r), 0)")
 # Live holds as allocations of a pseudo booking `hold:<id>` placed by hand (so
 # re-packing never moves one), in a snapshot's allocation columns; :exclude
@@ -200,7 +202,7 @@ async def load_snapshot(
              "exclude": exclude_booking or NO_BOOKING, "demand_known": CACHE.known()},
         )
     ).one()
-    return snapshot_from_json(restaurant_id, row)
+    return snapshot_from_json(restaurant_id, row._mapping)
 
 
 def allocation_from_row(r: Any) -> Allocation:
@@ -229,7 +231,7 @@ def known_booking_from_row(r: Any) -> KnownBooking:
 # asyncpg's json codec -> Python's json module), so a busy worker pays one
 # network wait per attempt instead of six.
 
-ATTEMPT_INPUTS = text(
+ATTEMPT_INPUTS = statement(
     "WITH b AS (SELECT id, restaurant_id, party_size, start_at, occupied_until, "
     "  zone_preference, assignment_state, assignment_state_version, guest_name, guest_email "
     "  FROM bookings WHERE id = CAST(:id AS uuid) FOR UPDATE), "
@@ -260,67 +262,56 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def snapshot_from_json(restaurant_id: str, row: Any) -> RestaurantSnapshot:
-    """The snapshot from the JSON columns of `snapshot_columns`."""
+def snapshot_from_json(restaurant_id: str, row: Mapping[Any, Any]) -> RestaurantSnapshot:
+    """The snapshot from the JSON columns of `snapshot_columns` (`row`: an
+    asyncpg Record, or a SQLAlchemy row's `_mapping`)."""
     return RestaurantSnapshot(
         restaurant_id=restaurant_id,
         tables=tuple(
             Table(id=c, capacity=cap, zone=z, min_party=lo, max_party=hi,
                   mobility=Mobility(mob), category=cat, active=bool(act),
                   status=TableStatus(st))
-            for c, cap, z, lo, hi, mob, cat, act, st in _json(row.tables)
+            for c, cap, z, lo, hi, mob, cat, act, st in _json(row["tables"])
         ),
-        adjacency=tuple((a, b) for a, b in _json(row.adjacency)),
+        adjacency=tuple((a, b) for a, b in _json(row["adjacency"])),
         allocations=tuple(
             Allocation(booking_id=bid, table_id=code, start=_ts(s), end=_ts(e),
                        party_size=p, booking_start=_ts(bs), assignment_strategy=strategy,
                        zone_preference=zone, times_moved=moved)
-            for bid, code, s, e, p, bs, strategy, zone, moved in _json(row.allocs)
+            for bid, code, s, e, p, bs, strategy, zone, moved in _json(row["allocs"])
         ),
         known_bookings=tuple(
             KnownBooking(booking_id=bid, party_size=p, start=_ts(s), end=_ts(e),
                          zone_preference=zp)
-            for bid, p, s, e, zp in _json(row.known)
+            for bid, p, s, e, zp in _json(row["known"])
         ),
-        zones_active=tuple(_json(row.zones)),
-        timezone=row.tz,
-        demand=CACHE.profile(row.demand_key, row.demand),
-        zone_groups=tuple(tuple(group) for group in (_json(row.zone_groups) or ())),
+        zones_active=tuple(_json(row["zones"])),
+        timezone=row["tz"],
+        demand=CACHE.profile(row["demand_key"], row["demand"]),
+        zone_groups=tuple(tuple(group) for group in (_json(row["zone_groups"]) or ())),
     )
 
 
-def holds_gate_taken(conn: AsyncConnection) -> bool:
-    """Whether this transaction took the holds gate shared in its attempt read."""
-    return bool(conn.info.get("holds_gate") is conn.sync_connection.get_transaction()
-                if conn.sync_connection is not None else False)
-
-
-async def take_holds_gate_shared(conn: AsyncConnection, restaurant_id: str) -> None:
-    """The holds gate shared, unless the attempt's read took it already."""
-    if not holds_gate_taken(conn):
-        await conn.execute(HOLDS_GATE_SHARED, {"r": restaurant_id})
+async def take_holds_gate_shared(conn: Driver, restaurant_id: str) -> None:
+    """The restaurant's holds gate, shared, for the rest of the transaction."""
+    await HOLDS_GATE_SHARED.run(conn, r=restaurant_id)
 
 
 async def load_attempt_inputs(
-    conn: AsyncConnection, booking_id: str, max_parallel: int,
+    conn: Driver, booking_id: str, max_parallel: int,
     lookahead: timedelta = timedelta(hours=3),
 ) -> Any:
     """Lock the booking row, try to take a restaurant slot (see
     `storage.slots`) and read the floor snapshot, in one statement. Returns
-    the row (None when the booking does not exist); `row.slot` is None when
-    every slot is taken. With a slot it takes the restaurant's holds gate
-    shared as well (one round trip less in `placement.place`)."""
-    row = (
-        await conn.execute(
-            ATTEMPT_INPUTS,
-            {"id": booking_id, "n": max_parallel, "look": lookahead.total_seconds(),
-             "unseated": UNSEATED_STATES, "demand_known": CACHE.known()},
-        )
-    ).one_or_none()
-    if row is not None and row.gated and conn.sync_connection is not None:
-        # the gate is the transaction's: `take_holds_gate_shared` skips it
-        conn.info["holds_gate"] = conn.sync_connection.get_transaction()
-    return row
+    the row (an asyncpg Record; None when the booking does not exist);
+    `row["slot"]` is None when every slot is taken. With a slot it takes the
+    restaurant's holds gate shared as well (`row["gated"]`: one round trip
+    less in `placement.place`)."""
+    return await ATTEMPT_INPUTS.row(
+        conn, id=booking_id, n=max_parallel, look=lookahead.total_seconds(),
+        unseated=UNSEATED_STATES, demand_known=CACHE.known())
+
+
 async def snapshot_time(conn: AsyncConnection) -> datetime:
     """The database clock: when a snapshot read on `conn` was taken."""
     value: datetime = (await conn.execute(text("SELECT clock_timestamp()"))).scalar_one()

@@ -23,6 +23,7 @@ from seatflow.domain.shadow import (
     ShadowFloor,
 )
 from seatflow.domain.states import UNSEATED, AssignmentState
+from seatflow.storage.db import connection, driver
 from seatflow.storage.restaurants import (
     allocation_from_row,
     known_booking_from_row,
@@ -149,7 +150,7 @@ async def record_comparison_once(engine: AsyncEngine, comparison: ShadowComparis
         if exists is not None:
             return False
         await record_event(
-            conn,
+            await driver(conn),
             source=EVENT_SOURCE,
             event_type=COMPARISON_EVENT,
             context=comparison.context(),
@@ -162,7 +163,7 @@ async def record_comparison_once(engine: AsyncEngine, comparison: ShadowComparis
 async def record_error(engine: AsyncEngine, error: ShadowError) -> None:
     """One error event; a booking id that is not a UUID is kept in the context only."""
     booking_id = error.booking_id if _is_uuid(error.booking_id) else None
-    async with engine.begin() as conn:
+    async with connection(engine) as conn:
         await record_event(
             conn,
             source=EVENT_SOURCE,

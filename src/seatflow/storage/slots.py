@@ -27,8 +27,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from seatflow.storage.db import Driver, statement
 
 # How often an attempt that holds a local slot re-tries the database slots when
 # other processes hold all of them: first after DB_POLL_SECONDS, then twice as
@@ -37,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 DB_POLL_SECONDS = 0.02
 DB_POLL_MAX_SECONDS = 0.16
 
-TRY_SLOT = text(
+TRY_SLOT = statement(
     "SELECT s FROM generate_series(1, CAST(:n AS integer)) AS s "
     "WHERE pg_try_advisory_xact_lock(hashtext('seatflow.slot:' || CAST(:r AS text)), s) "
     "LIMIT 1"
@@ -86,14 +85,14 @@ async def local_slot(restaurant_id: str, max_parallel: int, wait_seconds: float
         sem.release()
 
 
-async def take_db_slot(conn: AsyncConnection, restaurant_id: str, max_parallel: int,
+async def take_db_slot(conn: Driver, restaurant_id: str, max_parallel: int,
                        deadline: float) -> int:
     """Take one of the restaurant's slots inside the caller's transaction
     (released at its end). Polls, backing off, until `deadline`
     (perf_counter seconds)."""
     pause = DB_POLL_SECONDS
     while True:
-        slot = (await conn.execute(TRY_SLOT, {"n": max_parallel, "r": restaurant_id})).scalar()
+        slot = await TRY_SLOT.value(conn, n=max_parallel, r=restaurant_id)
         if slot is not None:
             return int(slot)
         left = deadline - time.perf_counter()

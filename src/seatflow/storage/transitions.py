@@ -9,13 +9,13 @@ booking that moves tables and keeps its state.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 if TYPE_CHECKING:
     from seatflow.breaker import BreakerEvent
@@ -28,6 +28,7 @@ from seatflow.domain.states import (
     IllegalTransition,
     check_transition,
 )
+from seatflow.storage.db import Driver, Statement, connection, statement
 
 # The only booking columns a transition may set beside the state: their names
 # are written into the SQL text, so they come from this list, never a caller.
@@ -52,23 +53,26 @@ class BookingNotFound(LookupError):
         self.booking_id = booking_id
 
 
-async def current_state(conn: AsyncConnection, booking_id: str) -> tuple[str, int]:
-    row = (
-        await conn.execute(
-            text(
-                "SELECT assignment_state, assignment_state_version FROM bookings "
-                "WHERE id = CAST(:id AS uuid)"
-            ),
-            {"id": booking_id},
-        )
-    ).one_or_none()
+CURRENT_STATE = statement(
+    "SELECT assignment_state, assignment_state_version FROM bookings WHERE id = CAST(:id AS uuid)")
+
+
+async def current_state(conn: Driver, booking_id: str) -> tuple[str, int]:
+    row = await CURRENT_STATE.row(conn, id=booking_id)
     if row is None:
         raise BookingNotFound(booking_id)
     return str(row[0]), int(row[1])
 
 
+RECORD_EVENT = statement(
+    "INSERT INTO observability_events (booking_id, restaurant_id, source, event_type, context) "
+    "VALUES (CAST(:b AS uuid), COALESCE(:r, (SELECT restaurant_id FROM bookings "
+    "WHERE id = CAST(:b AS uuid))), :s, :t, CAST(:c AS jsonb))"
+)
+
+
 async def record_event(
-    conn: AsyncConnection,
+    conn: Driver,
     *,
     source: str,
     event_type: str,
@@ -76,19 +80,12 @@ async def record_event(
     booking_id: str | None = None,
     restaurant_id: str | None = None,
 ) -> None:
-    await conn.execute(
-        text(
-            "INSERT INTO observability_events (booking_id, restaurant_id, source, event_type, context) "
-            "VALUES (CAST(:b AS uuid), COALESCE(:r, (SELECT restaurant_id FROM bookings "
-            "WHERE id = CAST(:b AS uuid))), :s, :t, CAST(:c AS jsonb))"
-        ),
-        {"b": booking_id, "r": restaurant_id, "s": source, "t": event_type,
-         "c": json.dumps(context, default=str)},
-    )
+    await RECORD_EVENT.run(conn, b=booking_id, r=restaurant_id, s=source, t=event_type,
+                           c=json.dumps(context, default=str))
 
 
 async def transition(
-    conn: AsyncConnection,
+    conn: Driver,
     booking_id: str,
     expected_version: int,
     to_state: AssignmentState | str,
@@ -116,7 +113,7 @@ async def transition(
 
 
 async def change_tables(
-    conn: AsyncConnection,
+    conn: Driver,
     booking_id: str,
     expected_version: int,
     *,
@@ -145,8 +142,47 @@ async def change_tables(
     )
 
 
+def _assignments(settles: bool, columns: tuple[str, ...]) -> str:
+    """The SET list's tail: settled_at, and the SETTABLE_COLUMNS set beside the state."""
+    settled = ", settled_at = clock_timestamp()" if settles else ""
+    return settled + "".join(f", {col} = :c_{col}" for col in columns)
+
+
+@functools.cache
+def _write_sql(settles: bool, columns: tuple[str, ...]) -> Statement:
+    """One transition in one statement: the optimistic check, the legality
+    check, the update, and the history, event and outbox rows. Nothing is
+    written unless all apply. One per (settles, columns): made once."""
+    return statement(
+        "WITH prev AS (SELECT assignment_state AS s, restaurant_id AS r FROM bookings "
+        "  WHERE id = CAST(:id AS uuid) AND assignment_state_version = :v "
+        "  AND assignment_state = ANY(CAST(:allowed AS text[])) FOR UPDATE), "
+        "upd AS (UPDATE bookings b SET assignment_state = :to, "
+        "  assignment_state_version = :nv, last_reason = COALESCE(:reason, last_reason), "
+        f"  updated_at = clock_timestamp(){_assignments(settles, columns)} FROM prev "
+        "  WHERE b.id = CAST(:id AS uuid) AND b.assignment_state_version = :v "
+        "  RETURNING b.id), "
+        "hist AS (INSERT INTO booking_assignment_state_history "
+        "  (booking_id, from_state, to_state, version, reason, actor, metadata) "
+        "  SELECT CAST(:id AS uuid), prev.s, :to, :nv, :reason, :actor, "
+        "  CAST(:meta AS jsonb) FROM prev, upd), "
+        "ev AS (INSERT INTO observability_events (booking_id, restaurant_id, source, "
+        "  event_type, context) SELECT CAST(:id AS uuid), prev.r, "
+        "  'assignment.state_machine', CAST(:evtype AS text), "
+        "  jsonb_build_object('from', prev.s, 'to', CAST(:to AS text), "
+        "  'version', CAST(:nv AS integer), 'metadata', CAST(:evmeta AS jsonb)) "
+        "  FROM prev, upd), "
+        "ob AS (INSERT INTO state_event_outbox (booking_id, topic, dedupe_key, payload) "
+        "  SELECT CAST(:id AS uuid), :topic, :key, jsonb_build_object("
+        "  'booking_id', CAST(:id AS text), 'from', prev.s, 'to', CAST(:to AS text), "
+        "  'version', CAST(:nv AS integer), 'reason', CAST(:reason AS text)) "
+        "  FROM prev, upd ON CONFLICT (dedupe_key) DO NOTHING) "
+        "SELECT prev.s FROM prev, upd"
+    )
+
+
 async def _versioned_write(
-    conn: AsyncConnection,
+    conn: Driver,
     booking_id: str,
     expected_version: int,
     target: AssignmentState,
@@ -168,48 +204,13 @@ async def _versioned_write(
         )
     new_version = expected_version + 1
     extra = dict(set_columns or {})
-    assignments = "".join(f", {col} = :c_{col}" for col in extra)
     params: dict[str, Any] = {f"c_{col}": val for col, val in extra.items()}
-    settled = ", settled_at = clock_timestamp()" if settles else ""
     meta = dict(metadata or {})
-    # One statement: the optimistic check, the legality check, the update, and
-    # the history, event and outbox rows. Nothing is written unless all apply.
-    row = (
-        await conn.execute(
-            text(
-                "WITH prev AS (SELECT assignment_state AS s, restaurant_id AS r FROM bookings "
-                "  WHERE id = CAST(:id AS uuid) AND assignment_state_version = :v "
-                "  AND assignment_state = ANY(CAST(:allowed AS text[])) FOR UPDATE), "
-                "upd AS (UPDATE bookings b SET assignment_state = :to, "
-                "  assignment_state_version = :nv, last_reason = COALESCE(:reason, last_reason), "
-                f"  updated_at = clock_timestamp(){settled}{assignments} FROM prev "
-                "  WHERE b.id = CAST(:id AS uuid) AND b.assignment_state_version = :v "
-                "  RETURNING b.id), "
-                "hist AS (INSERT INTO booking_assignment_state_history "
-                "  (booking_id, from_state, to_state, version, reason, actor, metadata) "
-                "  SELECT CAST(:id AS uuid), prev.s, :to, :nv, :reason, :actor, "
-                "  CAST(:meta AS jsonb) FROM prev, upd), "
-                "ev AS (INSERT INTO observability_events (booking_id, restaurant_id, source, "
-                "  event_type, context) SELECT CAST(:id AS uuid), prev.r, "
-                "  'assignment.state_machine', CAST(:evtype AS text), "
-                "  jsonb_build_object('from', prev.s, 'to', CAST(:to AS text), "
-                "  'version', CAST(:nv AS integer), 'metadata', CAST(:evmeta AS jsonb)) "
-                "  FROM prev, upd), "
-                "ob AS (INSERT INTO state_event_outbox (booking_id, topic, dedupe_key, payload) "
-                "  SELECT CAST(:id AS uuid), :topic, :key, jsonb_build_object("
-                "  'booking_id', CAST(:id AS text), 'from', prev.s, 'to', CAST(:to AS text), "
-                "  'version', CAST(:nv AS integer), 'reason', CAST(:reason AS text)) "
-                "  FROM prev, upd ON CONFLICT (dedupe_key) DO NOTHING) "
-                "SELECT prev.s FROM prev, upd"
-            ),
-            {"id": booking_id, "v": expected_version, "allowed": allowed_from,
-             "to": target.value, "nv": new_version, "reason": reason, "actor": actor,
-             "meta": json.dumps(meta, default=str),
-             "evmeta": json.dumps({**meta, "reason": reason, "actor": actor}, default=str),
-             "topic": topic, "evtype": event_type,
-             "key": f"{booking_id}:{new_version}", **params},
-        )
-    ).one_or_none()
+    row = await _write_sql(settles, tuple(extra)).row(
+        conn, id=booking_id, v=expected_version, allowed=allowed_from, to=target.value,
+        nv=new_version, reason=reason, actor=actor, meta=json.dumps(meta, default=str),
+        evmeta=json.dumps({**meta, "reason": reason, "actor": actor}, default=str),
+        topic=topic, evtype=event_type, key=f"{booking_id}:{new_version}", **params)
     if row is None:
         state, version = await current_state(conn, booking_id)
         if version != expected_version:
@@ -231,8 +232,42 @@ class Step:
     metadata: dict[str, Any] | None = None
 
 
+@functools.cache
+def _chain_sql(settles: bool, columns: tuple[str, ...]) -> Statement:
+    """`transitions` in one statement: the steps are a JSON array (:steps)."""
+    return statement(
+        "WITH prev AS (SELECT assignment_state AS s, restaurant_id AS r FROM bookings "
+        "  WHERE id = CAST(:id AS uuid) AND assignment_state_version = :v "
+        "  AND assignment_state = ANY(CAST(:allowed AS text[])) FOR UPDATE), "
+        "st AS (SELECT (x->>'n')::int AS n, x->>'from' AS f, x->>'to' AS t, "
+        "  x->>'reason' AS reason, x->>'actor' AS actor, x->'meta' AS meta, "
+        "  x->'evmeta' AS evmeta, x->>'topic' AS topic, x->>'key' AS key "
+        "  FROM jsonb_array_elements(CAST(:steps AS jsonb)) AS x), "
+        "upd AS (UPDATE bookings b SET assignment_state = :to, "
+        "  assignment_state_version = :nv, last_reason = COALESCE(:reason, last_reason), "
+        f"  updated_at = clock_timestamp(){_assignments(settles, columns)} FROM prev "
+        "  WHERE b.id = CAST(:id AS uuid) AND b.assignment_state_version = :v "
+        "  RETURNING b.id), "
+        "hist AS (INSERT INTO booking_assignment_state_history "
+        "  (booking_id, from_state, to_state, version, reason, actor, metadata) "
+        "  SELECT CAST(:id AS uuid), COALESCE(st.f, prev.s), st.t, :v + st.n, st.reason, "
+        "  st.actor, st.meta FROM prev, upd, st ORDER BY st.n), "
+        "ev AS (INSERT INTO observability_events (booking_id, restaurant_id, source, "
+        "  event_type, context) SELECT CAST(:id AS uuid), prev.r, "
+        "  'assignment.state_machine', 'booking.assignment_state_transition', "
+        "  jsonb_build_object('from', COALESCE(st.f, prev.s), 'to', st.t, "
+        "  'version', :v + st.n, 'metadata', st.evmeta) FROM prev, upd, st ORDER BY st.n), "
+        "ob AS (INSERT INTO state_event_outbox (booking_id, topic, dedupe_key, payload) "
+        "  SELECT CAST(:id AS uuid), st.topic, st.key, jsonb_build_object("
+        "  'booking_id', CAST(:id AS text), 'from', COALESCE(st.f, prev.s), 'to', st.t, "
+        "  'version', :v + st.n, 'reason', st.reason) FROM prev, upd, st ORDER BY st.n "
+        "  ON CONFLICT (dedupe_key) DO NOTHING) "
+        "SELECT prev.s FROM prev, upd"
+    )
+
+
 async def transitions(
-    conn: AsyncConnection,
+    conn: Driver,
     booking_id: str,
     expected_version: int,
     current: AssignmentState,
@@ -260,10 +295,7 @@ async def transitions(
     final = steps[-1].to_state
     new_version = expected_version + len(steps)
     extra = dict(set_columns or {})
-    assignments = "".join(f", {col} = :c_{col}" for col in extra)
     params: dict[str, Any] = {f"c_{col}": val for col, val in extra.items()}
-    settled = ", settled_at = clock_timestamp()" if any(
-        st.to_state in SETTLED for st in steps) else ""
     last_reason = next((st.reason for st in reversed(steps) if st.reason), None)
     rows = []
     for n, st in enumerate(steps, start=1):
@@ -277,66 +309,35 @@ async def transitions(
         })
     allowed_from = sorted(s.value for s, targets in ALLOWED_TRANSITIONS.items()
                           if steps[0].to_state in targets)
-    row = (
-        await conn.execute(
-            text(
-                "WITH prev AS (SELECT assignment_state AS s, restaurant_id AS r FROM bookings "
-                "  WHERE id = CAST(:id AS uuid) AND assignment_state_version = :v "
-                "  AND assignment_state = ANY(CAST(:allowed AS text[])) FOR UPDATE), "
-                "st AS (SELECT (x->>'n')::int AS n, x->>'from' AS f, x->>'to' AS t, "
-                "  x->>'reason' AS reason, x->>'actor' AS actor, x->'meta' AS meta, "
-                "  x->'evmeta' AS evmeta, x->>'topic' AS topic, x->>'key' AS key "
-                "  FROM jsonb_array_elements(CAST(:steps AS jsonb)) AS x), "
-                "upd AS (UPDATE bookings b SET assignment_state = :to, "
-                "  assignment_state_version = :nv, last_reason = COALESCE(:reason, last_reason), "
-                f"  updated_at = clock_timestamp(){settled}{assignments} FROM prev "
-                "  WHERE b.id = CAST(:id AS uuid) AND b.assignment_state_version = :v "
-                "  RETURNING b.id), "
-                "hist AS (INSERT INTO booking_assignment_state_history "
-                "  (booking_id, from_state, to_state, version, reason, actor, metadata) "
-                "  SELECT CAST(:id AS uuid), COALESCE(st.f, prev.s), st.t, :v + st.n, st.reason, "
-                "  st.actor, st.meta FROM prev, upd, st ORDER BY st.n), "
-                "ev AS (INSERT INTO observability_events (booking_id, restaurant_id, source, "
-                "  event_type, context) SELECT CAST(:id AS uuid), prev.r, "
-                "  'assignment.state_machine', 'booking.assignment_state_transition', "
-                "  jsonb_build_object('from', COALESCE(st.f, prev.s), 'to', st.t, "
-                "  'version', :v + st.n, 'metadata', st.evmeta) FROM prev, upd, st ORDER BY st.n), "
-                "ob AS (INSERT INTO state_event_outbox (booking_id, topic, dedupe_key, payload) "
-                "  SELECT CAST(:id AS uuid), st.topic, st.key, jsonb_build_object("
-                "  'booking_id', CAST(:id AS text), 'from', COALESCE(st.f, prev.s), 'to', st.t, "
-                "  'version', :v + st.n, 'reason', st.reason) FROM prev, upd, st ORDER BY st.n "
-                "  ON CONFLICT (dedupe_key) DO NOTHING) "
-                "SELECT prev.s FROM prev, upd"
-            ),
-            {"id": booking_id, "v": expected_version, "allowed": allowed_from,
-             "to": final.value, "nv": new_version, "reason": last_reason,
-             "steps": json.dumps(rows, default=str), **params},
-        )
-    ).one_or_none()
+    row = await _chain_sql(any(st.to_state in SETTLED for st in steps), tuple(extra)).row(
+        conn, id=booking_id, v=expected_version, allowed=allowed_from, to=final.value,
+        nv=new_version, reason=last_reason, steps=json.dumps(rows, default=str), **params)
     if row is None:
         state_now, version = await current_state(conn, booking_id)
         raise VersionConflict(booking_id, expected_version, version, state_now)
     return new_version
 
 
+ALREADY_APPLIED = statement(
+    "SELECT 1 FROM booking_assignment_state_history WHERE booking_id = CAST(:id AS uuid) "
+    "AND version = :v AND to_state = :t")
+
+
 async def already_applied(
-    conn: AsyncConnection, booking_id: str, expected_version: int, to_state: str
+    conn: Driver, booking_id: str, expected_version: int, to_state: str
 ) -> bool:
     """True when a retried step finds its own transition already committed."""
-    row = (
-        await conn.execute(
-            text(
-                "SELECT 1 FROM booking_assignment_state_history WHERE booking_id = CAST(:id AS uuid) "
-                "AND version = :v AND to_state = :t"
-            ),
-            {"id": booking_id, "v": expected_version + 1, "t": to_state},
-        )
-    ).first()
+    row = await ALREADY_APPLIED.row(conn, id=booking_id, v=expected_version + 1, t=to_state)
     return row is not None
 
 
+BREAKER_STATE = statement(
+    "INSERT INTO circuit_breakers (name, state, consecutive_failures) "
+    "VALUES (:n, :s, :f) ON CONFLICT (name) DO UPDATE SET state = :s, consecutive_failures = :f")
+
+
 async def write_breaker_state(
-    conn: AsyncConnection, *, source: str, name: str, state: str, failures: int,
+    conn: Driver, *, source: str, name: str, state: str, failures: int,
     events: Iterable[BreakerEvent],
 ) -> None:
     """A circuit breaker's pending events and its current state (the database
@@ -346,14 +347,7 @@ async def write_breaker_state(
             conn, source=source, event_type=event.event_type,
             context={**event.context, "at": event.at.isoformat()},
         )
-    await conn.execute(
-        text(
-            "INSERT INTO circuit_breakers (name, state, consecutive_failures) "
-            "VALUES (:n, :s, :f) ON CONFLICT (name) DO UPDATE SET state = :s, "
-            "consecutive_failures = :f"
-        ),
-        {"n": name, "s": state, "f": failures},
-    )
+    await BREAKER_STATE.run(conn, n=name, s=state, f=failures)
 
 
 async def save_breaker_state(
@@ -361,9 +355,13 @@ async def save_breaker_state(
     events: Iterable[BreakerEvent],
 ) -> None:
     """`write_breaker_state` in a transaction of its own."""
-    async with engine.begin() as conn:
+    async with connection(engine) as conn:
         await write_breaker_state(conn, source=source, name=name, state=state,
                                   failures=failures, events=events)
+
+
+EVENT_EXISTS = statement(
+    "SELECT 1 FROM observability_events WHERE booking_id = CAST(:b AS uuid) AND event_type = :t")
 
 
 async def record_booking_event(
@@ -373,14 +371,9 @@ async def record_booking_event(
     """One observability event about a booking, in a transaction of its own.
     With `once`, nothing is written when the booking already has an event of
     that type (a retried activity records it once). True when written."""
-    async with engine.begin() as conn:
-        if once:
-            exists = (await conn.execute(
-                text("SELECT 1 FROM observability_events WHERE booking_id = CAST(:b AS uuid) "
-                     "AND event_type = :t"), {"b": booking_id, "t": event_type},
-            )).first()
-            if exists is not None:
-                return False
+    async with connection(engine) as conn:
+        if once and await EVENT_EXISTS.row(conn, b=booking_id, t=event_type) is not None:
+            return False
         await record_event(conn, booking_id=booking_id, restaurant_id=restaurant_id,
                            source=source, event_type=event_type, context=context)
         return True
