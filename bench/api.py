@@ -27,6 +27,7 @@ Targets: hammered POST P95 < 150 ms; hammered created -> confirmed P95 within
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -47,7 +48,22 @@ from stack import ROOT, embedded_stack
 RESULTS = ROOT / "bench" / "results"
 FLOOR = ROOT / "examples" / "floorplans" / "harbour-kitchen.json"
 
-QUICK = "--quick" in sys.argv
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="40 bookings per condition; writes results/api-quick.json")
+    parser.add_argument("--hammer", metavar="JSON", type=json.loads,
+                        help="internal: one hammering process, its url, token, "
+                             "restaurant, day and windows (the bench starts it)")
+    return parser.parse_args(argv)
+
+
+ARGS = parse_args(sys.argv[1:])  # before any work: -h or a wrong flag runs nothing
+QUICK = ARGS.quick
 BOOKINGS = 40 if QUICK else 200  # per condition: a P95 of 200 moves less between runs
 RATE = 5.0
 HAMMER_CLIENTS = 8
@@ -200,8 +216,9 @@ async def interleaved(*, url: str, engine: Any, tokens: dict[str, str], planned:
     windows = [(t0 + at, t0 + at + LEAD + BLOCK / RATE + 0.5)
                for cond, at in segments if cond == "hammered"]
     proc = subprocess.Popen(  # noqa: ASYNC220 - started once, before the timing
-        ["nice", "-n", str(HAMMER_NICENESS), sys.executable, __file__, "--hammer", url,
-         tokens["hammer"], "hammered", hammer_day, json.dumps(windows)],
+        ["nice", "-n", str(HAMMER_NICENESS), sys.executable, __file__, "--hammer",
+         json.dumps({"url": url, "token": tokens["hammer"], "restaurant": "hammered",
+                     "day": hammer_day, "windows": windows})],
         stdout=subprocess.PIPE, cwd=ROOT)
     acc: dict[str, dict[str, Any]] = {
         c: {"ids": [], "post_ms": [], "statuses": Counter(), "cpu": Counter(), "wall": 0.0,
@@ -338,10 +355,10 @@ async def main() -> dict[str, Any]:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT / "src"))
-    if len(sys.argv) > 1 and sys.argv[1] == "--hammer":
-        _, _, url, token, restaurant, day, windows = sys.argv
-        print(json.dumps(asyncio.run(hammer(url, token, restaurant, day,
-                                            [tuple(w) for w in json.loads(windows)],
+    if ARGS.hammer:
+        job = ARGS.hammer
+        print(json.dumps(asyncio.run(hammer(job["url"], job["token"], job["restaurant"],
+                                            job["day"], [tuple(w) for w in job["windows"]],
                                             HAMMER_CLIENTS))))
         sys.exit(0)
     result = asyncio.run(main())

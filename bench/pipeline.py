@@ -38,6 +38,7 @@ the observed concurrency per restaurant (a sweep over the intervals).
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -59,7 +60,24 @@ from stack import ROOT, embedded_stack
 
 RESULTS = ROOT / "bench" / "results"
 
-QUICK = "--quick" in sys.argv
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="a 200-workflow ceiling and 60 steady bookings; "
+                             "writes results/pipeline-quick.json")
+    parser.add_argument("--procs", type=lambda text: [int(x) for x in text.split(",")],
+                        help="worker process counts, comma-separated (default: 1 and "
+                             "the CPU count)")
+    parser.add_argument("--no-steady", action="store_true", help="skip the steady arrivals")
+    return parser.parse_args(argv)
+
+
+ARGS = parse_args(sys.argv[1:])  # before any work: -h or a wrong flag runs nothing
+QUICK = ARGS.quick
 CEILING_WORKFLOWS = 200 if QUICK else 500
 THROUGHPUT_BOOKINGS, THROUGHPUT_RESTAURANTS = 200, 10
 LATENCY_BOOKINGS, LATENCY_RESTAURANTS = 100, 10
@@ -382,9 +400,7 @@ async def main() -> dict[str, Any]:
 
     configure_logging("json", level="WARNING")
     cpus = os.cpu_count() or 1
-    counts = sorted({1, cpus})
-    if "--procs" in sys.argv:
-        counts = [int(x) for x in sys.argv[sys.argv.index("--procs") + 1].split(",")]
+    counts = ARGS.procs or sorted({1, cpus})
     runs: list[dict[str, Any]] = []
     steady_runs: list[dict[str, Any]] = []
     async with embedded_stack() as stack:
@@ -396,7 +412,7 @@ async def main() -> dict[str, Any]:
             for procs in counts:
                 runs.append(await run_with(procs, client=stack.client, address=stack.address,
                                            engine=engine, tmp=stack.tmp, base_env=base_env))
-            if "--no-steady" not in sys.argv:
+            if not ARGS.no_steady:
                 for competitors in (0, 1):
                     steady_runs.append(await steady(cpus, client=stack.client, engine=engine,
                                                     tmp=stack.tmp, base_env=base_env,
