@@ -58,7 +58,7 @@ from seatflow.storage.outbox import EmailInFlight
 from seatflow.storage.transitions import (
     BookingNotFound,
     record_booking_event,
-    save_breaker_state,
+    save_breaker_events,
 )
 
 T = TypeVar("T")
@@ -137,10 +137,8 @@ class BookingActivities:
     async def _flush_breaker_events(self) -> None:
         events = self.breaker.take_events()
         try:
-            await save_breaker_state(
-                self.engine, source="assignment.coordinator", name=self.breaker.name,
-                state=self.breaker.state, failures=self.breaker.failures, events=events,
-            )
+            await save_breaker_events(self.engine, source="assignment.coordinator",
+                                      events=events)
         except Exception:  # noqa: BLE001 - best effort; keep them for the next success
             self.breaker.pending_events[:0] = events
 

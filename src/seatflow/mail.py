@@ -357,12 +357,9 @@ async def finish_claim(
     events in the same transaction. None: the claim was superseded (the row
     was re-armed with a newer message, or re-claimed after the lease) and
     nothing was marked: claim again, to send the newer message after it."""
-    written = None
-    if breaker is not None and breaker.pending_events:
-        written = outbox.BreakerWrite(name=breaker.name, state=breaker.state,
-                                      failures=breaker.failures, events=breaker.take_events())
+    written = breaker.take_events() if breaker is not None else []
     if error is None:
-        if not await outbox.mark_email_sent(engine, claim, breaker=written):
+        if not await outbox.mark_email_sent(engine, claim, breaker_events=written):
             return None
         return EmailResult(sent=True, duplicate=False, path=path)
     reason = str(error)
@@ -370,10 +367,10 @@ async def finish_claim(
         if not error.permanent:
             reason = f"gave up after {claim.attempts} attempts: {reason}"
         if not await outbox.mark_email_failed(engine, claim, reason, permanent=error.permanent,
-                                              breaker=written):
+                                              breaker_events=written):
             return None
         return EmailResult(sent=False, failed=True, reason=reason)
-    if not await outbox.mark_email_pending(engine, claim, reason, breaker=written):
+    if not await outbox.mark_email_pending(engine, claim, reason, breaker_events=written):
         return None
     return EmailResult(sent=False, reason=reason)
 

@@ -18,8 +18,8 @@ time, in order (never a cancellation before the confirmation it cancels)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from seatflow.domain.mail import EMAIL_CLAIM_LEASE, Claim, NothingToSend
 from seatflow.domain.states import AssignmentState
 from seatflow.storage.db import Driver, Statement, connection, statement
-from seatflow.storage.transitions import BookingNotFound, record_event, write_breaker_state
+from seatflow.storage.transitions import BookingNotFound, record_event, write_breaker_events
 
 if TYPE_CHECKING:
     from seatflow.breaker import BreakerEvent
@@ -52,16 +52,6 @@ class EmailInFlight(Exception):
     def __init__(self, booking_id: str, kind: str, wait_seconds: float):
         super().__init__(f"{kind} email of booking {booking_id} waits for a send in flight")
         self.wait_seconds = wait_seconds
-
-
-@dataclass(frozen=True)
-class BreakerWrite:
-    """A circuit breaker's state and pending events, written with the mark."""
-
-    name: str
-    state: str
-    failures: int
-    events: Iterable[BreakerEvent] = field(default_factory=tuple)
 
 
 MESSAGES_OF_BOOKING = statement(
@@ -178,12 +168,6 @@ async def _settle(conn: Driver, outbox_id: int, status: str, reason: str | None)
     await SETTLE.run(conn, id=outbox_id, s=status, e=reason)
 
 
-async def _breaker(conn: Driver, breaker: BreakerWrite | None) -> None:
-    if breaker is not None:
-        await write_breaker_state(conn, source="mail", name=breaker.name, state=breaker.state,
-                                  failures=breaker.failures, events=breaker.events)
-
-
 def _marked(assignments: str) -> Statement:
     """`assignments` when the claim (:id, :token) still holds the row."""
     return statement(
@@ -214,25 +198,25 @@ async def _mark(conn: Driver, claim: Claim, mark: Statement, **params: Any) -> b
 
 
 async def mark_email_sent(
-    engine: AsyncEngine, claim: Claim, *, breaker: BreakerWrite | None = None
+    engine: AsyncEngine, claim: Claim, *, breaker_events: Sequence[BreakerEvent] = ()
 ) -> bool:
     """Sent. False: the claim was superseded (the row was re-armed with a new
     message, or re-claimed after the lease): claim again. Without breaker
     events to write it is one statement, so it runs without BEGIN / COMMIT
     (`_mark`'s fallback is a statement on its own either way)."""
-    async with connection(engine, transaction=breaker is not None) as conn:
-        await _breaker(conn, breaker)
+    async with connection(engine, transaction=bool(breaker_events)) as conn:
+        await write_breaker_events(conn, source="mail", events=breaker_events)
         return await _mark(conn, claim, MARK_SENT)
 
 
 async def mark_email_failed(
     engine: AsyncEngine, claim: Claim, reason: str, *, permanent: bool,
-    breaker: BreakerWrite | None = None,
+    breaker_events: Sequence[BreakerEvent] = (),
 ) -> bool:
     """Given up: the row is `failed` for good, with an `email.failed` event.
     False: superseded, nothing recorded (the new message gets its own tries)."""
     async with connection(engine) as conn:
-        await _breaker(conn, breaker)
+        await write_breaker_events(conn, source="mail", events=breaker_events)
         if not await _mark(conn, claim, MARK_FAILED, e=reason[:500]):
             return False
         await record_event(
@@ -244,12 +228,12 @@ async def mark_email_failed(
 
 
 async def mark_email_pending(
-    engine: AsyncEngine, claim: Claim, reason: str, *, breaker: BreakerWrite | None = None
+    engine: AsyncEngine, claim: Claim, reason: str, *, breaker_events: Sequence[BreakerEvent] = ()
 ) -> bool:
     """A transient failure: back to `pending` with the (redacted) error, to
     retry. False: superseded (the row already waits with its new message)."""
     async with connection(engine) as conn:
-        await _breaker(conn, breaker)
+        await write_breaker_events(conn, source="mail", events=breaker_events)
         return await _mark(conn, claim, MARK_PENDING, e=reason[:500])
 
 

@@ -331,33 +331,25 @@ async def already_applied(
     return row is not None
 
 
-BREAKER_STATE = statement(
-    "INSERT INTO circuit_breakers (name, state, consecutive_failures) "
-    "VALUES (:n, :s, :f) ON CONFLICT (name) DO UPDATE SET state = :s, consecutive_failures = :f")
-
-
-async def write_breaker_state(
-    conn: Driver, *, source: str, name: str, state: str, failures: int,
-    events: Iterable[BreakerEvent],
+async def write_breaker_events(
+    conn: Driver, *, source: str, events: Iterable[BreakerEvent],
 ) -> None:
-    """A circuit breaker's pending events and its current state (the database
-    breaker's and the mail breaker's alike), in the caller's transaction."""
+    """A circuit breaker's pending events (opened, closed: the database
+    breaker's and the mail breaker's alike), in the caller's transaction.
+    They are the breaker's record: `seatflow report` reads them back."""
     for event in events:
         await record_event(
             conn, source=source, event_type=event.event_type,
             context={**event.context, "at": event.at.isoformat()},
         )
-    await BREAKER_STATE.run(conn, n=name, s=state, f=failures)
 
 
-async def save_breaker_state(
-    engine: AsyncEngine, *, source: str, name: str, state: str, failures: int,
-    events: Iterable[BreakerEvent],
+async def save_breaker_events(
+    engine: AsyncEngine, *, source: str, events: Iterable[BreakerEvent],
 ) -> None:
-    """`write_breaker_state` in a transaction of its own."""
+    """`write_breaker_events` in a transaction of its own."""
     async with connection(engine) as conn:
-        await write_breaker_state(conn, source=source, name=name, state=state,
-                                  failures=failures, events=events)
+        await write_breaker_events(conn, source=source, events=events)
 
 
 EVENT_EXISTS = statement(
