@@ -148,21 +148,35 @@ def _assignments(settles: bool, columns: tuple[str, ...]) -> str:
     return settled + "".join(f", {col} = :c_{col}" for col in columns)
 
 
+# The booking row, locked, when it is at the expected version and in a state
+# the transition may leave: what both one-statement writes start from.
+_PREV = (
+    "WITH prev AS (SELECT assignment_state AS s, restaurant_id AS r FROM bookings "
+    "  WHERE id = CAST(:id AS uuid) AND assignment_state_version = :v "
+    "  AND assignment_state = ANY(CAST(:allowed AS text[])) FOR UPDATE), "
+)
+
+
+def _update(settles: bool, columns: tuple[str, ...]) -> str:
+    """The booking's new state and version (and the columns set beside it)."""
+    return (
+        "upd AS (UPDATE bookings b SET assignment_state = :to, "
+        "  assignment_state_version = :nv, last_reason = COALESCE(:reason, last_reason), "
+        f"  updated_at = clock_timestamp(){_assignments(settles, columns)} FROM prev "
+        "  WHERE b.id = CAST(:id AS uuid) AND b.assignment_state_version = :v "
+        "  RETURNING b.id), "
+    )
+
+
 @functools.cache
 def _write_sql(settles: bool, columns: tuple[str, ...]) -> Statement:
     """One transition in one statement: the optimistic check, the legality
     check, the update, and the history, event and outbox rows. Nothing is
     written unless all apply. One per (settles, columns): made once."""
     return statement(
-        "WITH prev AS (SELECT assignment_state AS s, restaurant_id AS r FROM bookings "
-        "  WHERE id = CAST(:id AS uuid) AND assignment_state_version = :v "
-        "  AND assignment_state = ANY(CAST(:allowed AS text[])) FOR UPDATE), "
-        "upd AS (UPDATE bookings b SET assignment_state = :to, "
-        "  assignment_state_version = :nv, last_reason = COALESCE(:reason, last_reason), "
-        f"  updated_at = clock_timestamp(){_assignments(settles, columns)} FROM prev "
-        "  WHERE b.id = CAST(:id AS uuid) AND b.assignment_state_version = :v "
-        "  RETURNING b.id), "
-        "hist AS (INSERT INTO booking_assignment_state_history "
+        _PREV
+        + _update(settles, columns)
+        + "hist AS (INSERT INTO booking_assignment_state_history "
         "  (booking_id, from_state, to_state, version, reason, actor, metadata) "
         "  SELECT CAST(:id AS uuid), prev.s, :to, :nv, :reason, :actor, "
         "  CAST(:meta AS jsonb) FROM prev, upd), "
@@ -236,19 +250,13 @@ class Step:
 def _chain_sql(settles: bool, columns: tuple[str, ...]) -> Statement:
     """`transitions` in one statement: the steps are a JSON array (:steps)."""
     return statement(
-        "WITH prev AS (SELECT assignment_state AS s, restaurant_id AS r FROM bookings "
-        "  WHERE id = CAST(:id AS uuid) AND assignment_state_version = :v "
-        "  AND assignment_state = ANY(CAST(:allowed AS text[])) FOR UPDATE), "
-        "st AS (SELECT (x->>'n')::int AS n, x->>'from' AS f, x->>'to' AS t, "
+        _PREV
+        + "st AS (SELECT (x->>'n')::int AS n, x->>'from' AS f, x->>'to' AS t, "
         "  x->>'reason' AS reason, x->>'actor' AS actor, x->'meta' AS meta, "
         "  x->'evmeta' AS evmeta, x->>'topic' AS topic, x->>'key' AS key "
         "  FROM jsonb_array_elements(CAST(:steps AS jsonb)) AS x), "
-        "upd AS (UPDATE bookings b SET assignment_state = :to, "
-        "  assignment_state_version = :nv, last_reason = COALESCE(:reason, last_reason), "
-        f"  updated_at = clock_timestamp(){_assignments(settles, columns)} FROM prev "
-        "  WHERE b.id = CAST(:id AS uuid) AND b.assignment_state_version = :v "
-        "  RETURNING b.id), "
-        "hist AS (INSERT INTO booking_assignment_state_history "
+        + _update(settles, columns)
+        + "hist AS (INSERT INTO booking_assignment_state_history "
         "  (booking_id, from_state, to_state, version, reason, actor, metadata) "
         "  SELECT CAST(:id AS uuid), COALESCE(st.f, prev.s), st.t, :v + st.n, st.reason, "
         "  st.actor, st.meta FROM prev, upd, st ORDER BY st.n), "
