@@ -1,6 +1,8 @@
 """The ceiling's worker (bench/pipeline.py): a trivial workflow of two no-op
-activities, served by a separate process with the production worker's
-settings (the same slot counts and the same workflow runner).
+activities, and one of N no-op local activities in its one workflow task (a
+booking's shape: one task, three local activities, with no work in them),
+served by a separate process with the production worker's settings (the
+same slot counts and the same workflow runner).
 
     python bench/noop_worker.py TEMPORAL_ADDRESS TASK_QUEUE
 """
@@ -29,6 +31,15 @@ class NoopWorkflow:
             await workflow.execute_activity(noop, start_to_close_timeout=timedelta(seconds=30))
 
 
+@workflow.defn(name="BenchLocalWorkflow")
+class LocalWorkflow:
+    @workflow.run
+    async def run(self, local_activities: int) -> None:
+        for _ in range(local_activities):
+            await workflow.execute_local_activity(
+                noop, start_to_close_timeout=timedelta(seconds=30))
+
+
 async def serve(address: str, queue: str) -> None:
     from temporalio.client import Client
     from temporalio.worker import Worker
@@ -42,7 +53,8 @@ async def serve(address: str, queue: str) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with Worker(client, task_queue=queue, workflows=[NoopWorkflow], activities=[noop],
+    async with Worker(client, task_queue=queue, workflows=[NoopWorkflow, LocalWorkflow],
+                      activities=[noop],
                       workflow_runner=runner,
                       max_concurrent_activities=production.MAX_CONCURRENT_ACTIVITIES,
                       max_concurrent_workflow_tasks=production.MAX_CONCURRENT_WORKFLOW_TASKS):

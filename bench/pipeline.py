@@ -151,15 +151,20 @@ def busy(count: int) -> Any:
             p.wait()
 
 
-async def ceiling(client: Client, queue: str, count: int) -> dict[str, Any]:
+async def ceiling(client: Client, queue: str, count: int,
+                  local_activities: int | None = None) -> dict[str, Any]:
     """`count` trivial workflows started at once: throughput, and each one's
-    start -> result latency (the floor under any booking's latency)."""
+    start -> result latency (the floor under any booking's latency). With
+    `local_activities`, the one-task workflow of that many no-op local
+    activities instead of the two-activity one."""
     started = time.perf_counter()
     latencies: list[float] = []
+    args = ("BenchNoopWorkflow",) if local_activities is None else (
+        "BenchLocalWorkflow", local_activities)
 
     async def one() -> None:
         t0 = time.perf_counter()
-        handle = await client.start_workflow("BenchNoopWorkflow", id=f"bench-noop-{uuid.uuid4()}",
+        handle = await client.start_workflow(*args, id=f"bench-noop-{uuid.uuid4()}",
                                              task_queue=queue)
         await handle.result()
         latencies.append(time.perf_counter() - t0)
@@ -235,9 +240,10 @@ BOOKING_KINDS = ("worker", "temporal", "postgres", "client")
 CEILING_KINDS = ("noop_worker", "temporal", "postgres", "client")
 
 
-async def measured_ceiling(client: Client, queue: str, count: int) -> dict[str, Any]:
+async def measured_ceiling(client: Client, queue: str, count: int,
+                           local_activities: int | None = None) -> dict[str, Any]:
     before = METER.sample()
-    out = await ceiling(client, queue, count)
+    out = await ceiling(client, queue, count, local_activities)
     out["cpu_ms_per_workflow"] = per_item(before, METER.sample(), count, CEILING_KINDS)
     return out
 
@@ -272,6 +278,11 @@ async def run_with(procs: int, *, client: Client, address: str, engine: Any,
         await book(engine, client, queue, f"bw{tag}", 10, 5, seed=1)
         a = await measured_ceiling(client, noop_queue, CEILING_WORKFLOWS)
         a100 = await measured_ceiling(client, noop_queue, LATENCY_BOOKINGS)
+        # The SDK's own cost of a booking's shape (one workflow task, three
+        # local activities: begin, attempt, email), with nothing in them, and
+        # of the task alone: the floor under the worker's CPU per booking.
+        floor = {n: await measured_ceiling(client, noop_queue, LATENCY_BOOKINGS, n)
+                 for n in (0, 3)}
         b = await burst(engine, client, queue, f"bt{tag}", THROUGHPUT_BOOKINGS,
                         THROUGHPUT_RESTAURANTS, 2, mailbox)
         c = await burst(engine, client, queue, f"bl{tag}", LATENCY_BOOKINGS,
@@ -319,6 +330,23 @@ async def run_with(procs: int, *, client: Client, address: str, engine: Any,
                             a100["cpu_ms_per_workflow"]["total"]),
         },
         "one_restaurant": {"max_parallel": ONE_RESTAURANT_MAX_PARALLEL, **d},
+        "sdk_floor": sdk_floor(floor, c),
+    }
+
+
+def sdk_floor(floor: dict[int, dict[str, Any]], booked: dict[str, Any]) -> dict[str, Any]:
+    """What the worker spends on a workflow of a booking's shape with no work
+    in it (CPU ms per workflow, 100 at once), per local activity, and what is
+    left of a booking's worker CPU for seatflow's own work."""
+    task = floor[0]["cpu_ms_per_workflow"]["noop_worker"]
+    shape = floor[3]["cpu_ms_per_workflow"]["noop_worker"]
+    return {
+        "worker_ms_one_task": task,
+        "worker_ms_one_task_three_local_activities": shape,
+        "worker_ms_per_local_activity": round((shape - task) / 3, 2),
+        "temporal_ms_one_task_three_local_activities": floor[3]["cpu_ms_per_workflow"]["temporal"],
+        "booking_worker_ms_above_the_floor": round(
+            booked["cpu_ms_per_booking"]["worker"] - shape, 2),
     }
 
 

@@ -131,6 +131,11 @@ def pipeline_section(results: Path) -> list[str]:
         (f"{one['bookings']} at once on one restaurant, max parallel {one['max_parallel']}, P95 s",
          p95("one_restaurant")),
         ("slot wait / hold P95 (throughput run), ms", slots),
+        ("worker CPU per booking (100 over 10), ms",
+         lambda run: num(run["latency"]["cpu_ms_per_booking"]["worker"])),
+        ("worker CPU per workflow of a booking's shape with no work in it, ms",
+         lambda run: (num(run["sdk_floor"]["worker_ms_one_task_three_local_activities"])
+                      if "sdk_floor" in run else "-")),
     ]
     head = [
         "scenario",
