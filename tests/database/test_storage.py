@@ -214,3 +214,39 @@ async def test_a_driver_connection_that_died_is_never_handed_out_again(pg_url: s
                 assert await pid_of.value(raw) != dead
     finally:
         await engine.dispose()
+
+
+async def test_a_driver_connection_left_in_a_transaction_is_never_pooled(pg_url: str) -> None:
+    """A caller that begins a transaction on the driver connection and leaves
+    it open must not hand it to the next caller with its locks (the pool's
+    reset only rolls back SQLAlchemy's own transactions): it is dropped."""
+    engine = make_engine(pg_url, pool_size=1, max_overflow=0)
+    pid_of = statement("SELECT pg_backend_pid()")
+    try:
+        async with connection(engine, transaction=False) as raw:
+            leaked = await pid_of.value(raw)
+            await raw.execute("BEGIN")
+            await raw.execute("SELECT pg_advisory_xact_lock(424242)")
+        async with connection(engine) as raw:
+            assert await pid_of.value(raw) != leaked
+            assert await statement("SELECT pg_try_advisory_xact_lock(424242)").value(raw)
+    finally:
+        await engine.dispose()
+
+
+async def test_driver_statements_are_inside_the_connections_transaction(
+    db_engine: AsyncEngine, unique_id: str,
+) -> None:
+    """`driver(conn)` on a connection whose transaction SQLAlchemy has not begun
+    yet: its statements still belong to that transaction (a rollback undoes
+    them), never committed on their own."""
+    from seatflow.storage.db import driver
+
+    rid = f"drv-{unique_id}"
+    async with db_engine.connect() as conn:
+        raw = await driver(conn)
+        await raw.execute("INSERT INTO restaurants (id, name, timezone) VALUES ($1, 'x', 'UTC')",
+                          rid)
+        await conn.rollback()
+    assert await scalar(db_engine, "SELECT count(*) FROM restaurants WHERE id = :r",
+                        r=rid) == 0

@@ -45,3 +45,16 @@ def test_casts_string_literals_and_repeated_names() -> None:
                       "to_json('cached'::text), make_interval(secs => $3)")
     assert st.names == ("id", "r", "lease")
     assert st.args({"lease": 5, "id": "b", "r": "x"}) == ["b", "x", 5]
+
+
+def test_no_statement_has_a_parameter_name_inside_a_string_literal() -> None:
+    """`statement` (like SQLAlchemy's `text`) would number `:word` inside
+    quotes too ('19:30' stays, 'a:b' would become 'a$1'): no storage statement
+    may have one, so the numbering never rewrites a literal."""
+    import re
+
+    literal = re.compile(r"'(?:[^']|'')*'")
+    inside = re.compile(r"(?<![:\w]):[A-Za-z_]")
+    for name, st in every_statement().items():
+        for found in literal.findall(st.source):
+            assert not inside.search(found), (name, found)

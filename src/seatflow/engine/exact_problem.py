@@ -92,10 +92,13 @@ class _FloorKey:
         return self.digest
 
     def __eq__(self, other: object) -> bool:
-        """Equal floors share the stored key's parts from then on: a snapshot
-        read from PostgreSQL brings new (equal) tables for every search, and the
-        cache's ~40 lookups a search would each walk them field by field
-        (0.8 of a 3.7 ms search; issue 27). The parts are immutable tuples."""
+        """Two equal keys share one set of parts from then on (in a dict
+        lookup the stored key takes the search's): a snapshot read from
+        PostgreSQL brings new (equal) tables for every search, and the cache's
+        ~40 lookups a search would each walk them field by field (0.8 of a
+        3.7 ms search; issue 27); after the first, they compare by identity.
+        Parts are swapped only when equal, and the cache is used under its
+        lock. The parts are immutable tuples."""
         if not isinstance(other, _FloorKey):
             return False
         if self.parts is other.parts:

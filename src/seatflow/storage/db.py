@@ -118,12 +118,15 @@ def statement(sql: str) -> Statement:
 
 
 async def driver(conn: AsyncConnection) -> Driver:
-    """The asyncpg connection under `conn`. Inside `conn`'s transaction its
-    statements are part of it (SQLAlchemy begins lazily, so a statement
-    begins it here first when none ran yet; off the hot path only)."""
+    """The asyncpg connection under `conn`, its statements always inside
+    `conn`'s transaction: SQLAlchemy begins one lazily, at its first
+    statement, so when the driver connection has none yet a statement
+    begins it here (off the hot path only). Without that, on a connection
+    from `engine.connect()` they would commit on their own, outside the
+    transaction SQLAlchemy starts next."""
     fairy = await conn.get_raw_connection()
     raw: Driver = fairy.driver_connection  # type: ignore[assignment]
-    if conn.in_transaction() and not raw.is_in_transaction():
+    if not raw.is_in_transaction():
         await conn.exec_driver_sql("SELECT 1")
     return raw
 
@@ -164,6 +167,12 @@ async def connection(engine: AsyncEngine, *, transaction: bool = True
             # closing the driver connection awaits: finish it even if cancelled
             await asyncio.shield(greenlet_spawn(pooled.invalidate))
         raise
+    else:
+        # A transaction the caller began on the driver connection and left
+        # open: the pool's reset-on-return only rolls back SQLAlchemy's own,
+        # so the next caller would inherit it and its locks. Never pooled.
+        if not raw.is_closed() and raw.is_in_transaction():
+            await asyncio.shield(greenlet_spawn(pooled.invalidate))
     finally:
         # back to the pool (its reset-on-return has no transaction to roll back)
         await greenlet_spawn(pooled.close)
