@@ -61,6 +61,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from stack import ROOT, embedded_postgres
 
 
 def _profile(work: Any) -> str:
@@ -231,7 +232,6 @@ def search_bench(shapes: list[str], loads: list[int], seeds: list[int],
 
 # ------------------------------------------------------------------ booking
 
-ROOT = Path(__file__).resolve().parent.parent
 WRITES = 0
 
 
@@ -327,8 +327,6 @@ async def _create(engine: Any, ids: list[str], count: int, seed: int) -> list[tu
 
 
 async def booking_bench(args: argparse.Namespace) -> dict[str, Any]:
-    import shutil
-
     from temporalio.testing import ActivityEnvironment
 
     from activities.booking import BookingActivities
@@ -336,14 +334,10 @@ async def booking_bench(args: argparse.Namespace) -> dict[str, Any]:
     from seatflow.logging import configure_logging
     from seatflow.mail import FileMailbox
     from seatflow.ops.loadtest import ensure_restaurants
-    from seatflow.storage.db import make_engine, upgrade
-    from seatflow.storage.embedded import start_embedded_postgres
+    from seatflow.storage.db import make_engine
 
     configure_logging("json")  # as the worker logs (to stderr)
-    tmp = Path(tempfile.mkdtemp(prefix="seatflow-hotpath-"))
-    try:
-        url = start_embedded_postgres(tmp / "pg", persistent=False)
-        upgrade(url)
+    with embedded_postgres("seatflow-hotpath-") as (tmp, url):
         engine = make_engine(url)
         settings = load_settings(DATABASE_URL=url, SEATFLOW_MAILBOX_DIR=str(tmp / "mailbox"))
         acts = BookingActivities(engine, FileMailbox(tmp / "mailbox"), settings)
@@ -376,11 +370,6 @@ async def booking_bench(args: argparse.Namespace) -> dict[str, Any]:
                 "outcomes": outcomes,
             })
         await engine.dispose()
-    finally:
-        import pgserver
-
-        pgserver.get_server(tmp / "pg").cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
     cpu_runs = [r["cpu_ms_per_booking"] for r in runs]
     return {
         "storage_only": args.storage_only,

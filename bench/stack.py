@@ -19,7 +19,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,13 +66,10 @@ class Stack:
         return env
 
 
-@contextlib.asynccontextmanager
-async def embedded_stack(prefix: str = "seatflow-bench-") -> AsyncIterator[Stack]:
-    """Start PostgreSQL and the Temporal dev server; stop both on exit. The
-    dev server's banner goes to stderr (a bench's stdout is its JSON)."""
-    from temporalio.testing import WorkflowEnvironment
-
-    from seatflow.domain.search_attributes import ALL
+@contextlib.contextmanager
+def embedded_postgres(prefix: str) -> Iterator[tuple[Path, str]]:
+    """A migrated PostgreSQL in a new temporary directory: (the directory,
+    its URL). On exit the database stops and the directory goes."""
     from seatflow.storage.db import upgrade
     from seatflow.storage.embedded import start_embedded_postgres
 
@@ -80,6 +77,24 @@ async def embedded_stack(prefix: str = "seatflow-bench-") -> AsyncIterator[Stack
     try:
         url = start_embedded_postgres(tmp / "pg", persistent=False)
         upgrade(url)
+        yield tmp, url
+    finally:
+        with contextlib.suppress(Exception):
+            import pgserver
+
+            pgserver.get_server(tmp / "pg").cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def embedded_stack(prefix: str = "seatflow-bench-") -> AsyncIterator[Stack]:
+    """Start PostgreSQL and the Temporal dev server; stop both on exit. The
+    dev server's banner goes to stderr (a bench's stdout is its JSON)."""
+    from temporalio.testing import WorkflowEnvironment
+
+    from seatflow.domain.search_attributes import ALL
+
+    with embedded_postgres(prefix) as (tmp, url):
         saved_stdout = os.dup(1)
         os.dup2(2, 1)
         try:
@@ -94,9 +109,3 @@ async def embedded_stack(prefix: str = "seatflow-bench-") -> AsyncIterator[Stack
                         address=env.client.service_client.config.target_host)
         finally:
             await env.shutdown()
-    finally:
-        with contextlib.suppress(Exception):
-            import pgserver
-
-            pgserver.get_server(tmp / "pg").cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
