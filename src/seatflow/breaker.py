@@ -45,8 +45,10 @@ def is_infrastructure_error(exc: BaseException) -> bool:
     sqlstate = getattr(orig, "sqlstate", None)
     if isinstance(sqlstate, str):
         # 08: connection exceptions, 57P: operator intervention (shutdown),
-        # 53: insufficient resources, 40P01 deadlock, 40001 serialization failure.
-        return sqlstate.startswith(("08", "57P", "53")) or sqlstate in ("40P01", "40001")
+        # 53: insufficient resources, 40P01 deadlock, 40001 serialization failure,
+        # 25P03: the server ended a session left idle in a transaction.
+        return sqlstate.startswith(("08", "57P", "53")) or sqlstate in (
+            "40P01", "40001", "25P03")
     if isinstance(exc, DBAPIError):
         return False
     name = type(exc).__name__

@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from seatflow.breaker import is_infrastructure_error
 from seatflow.domain.states import IllegalTransition
 from seatflow.storage.db import connection, downgrade, make_engine, statement, upgrade
 from seatflow.storage.transitions import VersionConflict, transition
@@ -250,3 +251,55 @@ async def test_driver_statements_are_inside_the_connections_transaction(
         await conn.rollback()
     assert await scalar(db_engine, "SELECT count(*) FROM restaurants WHERE id = :r",
                         r=rid) == 0
+
+
+async def test_a_transaction_left_idle_is_ended_by_the_server_and_its_locks_freed(
+    pg_url: str,
+) -> None:
+    """A process that stops inside a transaction (frozen, cut off) without
+    closing its socket must not keep its locks: PostgreSQL ends the session
+    after `idle_in_transaction_seconds` (storage.db.make_engine), the next
+    statement fails as a lost connection, the pool drops it, and another
+    session takes the lock at once."""
+    from asyncpg.exceptions import InterfaceError, PostgresError
+
+    engine = make_engine(pg_url, pool_size=1, max_overflow=0, idle_in_transaction_seconds=0.3)
+    other = make_engine(pg_url, pool_size=1, max_overflow=0)
+    pid_of = statement("SELECT pg_backend_pid()")
+    take = statement("SELECT pg_try_advisory_xact_lock(:k)")
+    try:
+        with pytest.raises((InterfaceError, PostgresError)) as ended:
+            async with connection(engine) as raw:
+                frozen = await pid_of.value(raw)
+                assert await take.value(raw, k=515151)
+                async with connection(other) as free:  # held while the session lives
+                    assert not await take.value(free, k=515151)
+                for _ in range(100):  # until the server has ended the session
+                    await asyncio.sleep(0.1)
+                    async with connection(other) as free:
+                        if not await statement(
+                                "SELECT count(*) FROM pg_stat_activity WHERE pid = :p"
+                        ).value(free, p=frozen):
+                            break
+                await pid_of.value(raw)
+        assert is_infrastructure_error(ended.value)  # retried, and counted by the breaker
+        async with connection(other) as free:
+            assert await take.value(free, k=515151)
+        async with connection(engine) as raw:
+            assert await pid_of.value(raw) != frozen
+    finally:
+        await engine.dispose()
+        await other.dispose()
+
+
+async def test_every_session_of_the_engine_bounds_an_idle_transaction(
+    db_engine: AsyncEngine,
+) -> None:
+    from seatflow.storage.db import IDLE_IN_TRANSACTION_SECONDS
+
+    ms = "SELECT setting FROM pg_settings WHERE name = 'idle_in_transaction_session_timeout'"
+    async with connection(db_engine) as raw:
+        assert await statement(ms).value(raw) == str(round(IDLE_IN_TRANSACTION_SECONDS * 1000))
+    async with db_engine.connect() as conn:  # SQLAlchemy's own connections too
+        assert (await conn.execute(text(ms))).scalar() == str(
+            round(IDLE_IN_TRANSACTION_SECONDS * 1000))

@@ -16,6 +16,7 @@ from seatflow.breaker import is_infrastructure_error
     (asyncpg.exceptions.SerializationError("could not serialize"), True),
     (asyncpg.exceptions.AdminShutdownError("terminating connection"), True),
     (asyncpg.exceptions.TooManyConnectionsError("too many clients"), True),
+    (asyncpg.exceptions.IdleInTransactionSessionTimeoutError("idle-in-transaction"), True),
     (asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"), True),
     (asyncpg.exceptions.InterfaceError("connection is closed"), True),
     (ConnectionResetError(), True),

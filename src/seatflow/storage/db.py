@@ -39,11 +39,28 @@ def libpq_url(url: str) -> str:
     return "postgresql://" + async_url(url)[len("postgresql+asyncpg://"):]
 
 
-def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
+# A session that sits inside a transaction this long without sending a
+# statement is ended by PostgreSQL, releasing its row and advisory locks. Every
+# transaction here is short (an attempt's search runs inside one: milliseconds,
+# at most a few seconds on a starved box), so this only ever ends the session
+# of a process that stopped mid-transaction without closing its socket (frozen,
+# paused, cut off by the network). Without it, its locks, a restaurant's slot
+# or holds gate among them, stay taken until TCP notices, which can take hours.
+IDLE_IN_TRANSACTION_SECONDS = 60.0
+
+
+def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10,
+                idle_in_transaction_seconds: float = IDLE_IN_TRANSACTION_SECONDS,
+                ) -> AsyncEngine:
+    """The async engine every process uses: its pool's sessions end a
+    transaction left idle for `idle_in_transaction_seconds`."""
+    idle_ms = max(1, round(idle_in_transaction_seconds * 1000))
     return create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
+        connect_args={"server_settings": {
+            "idle_in_transaction_session_timeout": str(idle_ms)}},
         # No pre-ping: it costs a round trip per transaction. A connection that
         # died with the server fails its statement; SQLAlchemy invalidates the
         # pool and the activity retry (behind the circuit breaker) runs again.
@@ -133,11 +150,12 @@ async def driver(conn: AsyncConnection) -> Driver:
 
 def _connection_lost(exc: BaseException) -> bool:
     """An error after which the driver connection cannot be trusted: the
-    server ended the session (SQLSTATE 08..., 57P...), the socket failed,
+    server ended the session (SQLSTATE 08..., 57P..., 25P03 after an idle
+    transaction), the socket failed,
     or the statement was abandoned half way (cancelled, timed out)."""
     sqlstate = getattr(exc, "sqlstate", None)
     if isinstance(sqlstate, str):
-        return sqlstate.startswith(("08", "57P"))
+        return sqlstate.startswith(("08", "57P")) or sqlstate == "25P03"
     return isinstance(exc, (OSError, asyncio.CancelledError, TimeoutError)) or (
         type(exc).__module__.startswith("asyncpg") and "InterfaceError" in {
             c.__name__ for c in type(exc).__mro__})
