@@ -62,7 +62,7 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatflow import metrics
-from seatflow.breaker import CircuitBreaker
+from seatflow.breaker import BreakerEvent, CircuitBreaker
 from seatflow.domain.guest import email_problem
 from seatflow.domain.mail import EMAIL_CLAIM_LEASE, ICS_FILENAME, Claim, NothingToSend
 from seatflow.domain.messages import EmailResult
@@ -362,6 +362,16 @@ async def finish_claim(
     was re-armed with a newer message, or re-claimed after the lease) and
     nothing was marked: claim again, to send the newer message after it."""
     written = breaker.take_events() if breaker is not None else []
+    try:
+        return await _mark(engine, claim, path, error, give_up, written)
+    except BaseException:
+        if breaker is not None:  # not written: kept for the breaker's next mark
+            breaker.pending_events[:0] = written
+        raise
+
+
+async def _mark(engine: AsyncEngine, claim: Claim, path: str | None, error: MailError | None,
+                give_up: bool, written: list[BreakerEvent]) -> EmailResult | None:
     if error is None:
         if not await outbox.mark_email_sent(engine, claim, breaker_events=written):
             return None

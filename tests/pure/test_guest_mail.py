@@ -246,3 +246,29 @@ def test_a_boundary_found_in_the_text_is_made_again_as_the_stdlib_does() -> None
         assert _Generator._make_boundary(text) == stock
     random.seed(3)
     assert _Generator._make_boundary(f"--{drawn}--\n--{drawn}.0\n".encode()) == f"{drawn}.1"
+
+
+async def test_breaker_events_a_failed_mark_could_not_write_are_kept_for_the_next() -> None:
+    """The mail breaker's opened/closed events go out in the transaction that
+    marks the message; when that mark fails (the database is down), they
+    stay with the breaker for its next mark instead of being lost."""
+    import pytest
+
+    from seatflow.breaker import CircuitBreaker
+    from seatflow.domain.mail import Claim
+    from seatflow.mail import finish_claim
+    from seatflow.storage.db import make_engine
+
+    breaker = CircuitBreaker(name="mail", threshold=1, cooldown=60)
+    breaker.record_failure("smtp down")
+    opened = list(breaker.pending_events)
+    assert opened
+    unreachable = make_engine("postgresql://seatflow@127.0.0.1:9/none")  # nothing listens
+    claim = Claim(outbox_id=1, booking_id="b", kind="confirmation", recipient="a@example.com",
+                  subject="s", body="b", attempts=1)
+    try:
+        with pytest.raises(OSError):
+            await finish_claim(unreachable, claim, path="/tmp/x.eml", breaker=breaker)
+    finally:
+        await unreachable.dispose()
+    assert breaker.pending_events == opened
