@@ -241,11 +241,11 @@ def cpsat_repack(
     solver.parameters.max_time_in_seconds = 20 * seconds
     solver.parameters.num_workers = 1
     # the model is all Booleans: at the default level CP-SAT reasons on it as
-    # clauses only, and a refusal that is a count (more bookings holding a
+    # clauses only, and a refusal by counting (e.g. more bookings holding a
     # zone at one booking start than it has free tables then) is a pigeonhole
-    # proof, exponential in clauses; with the at-most-ones in its LP it is one
-    # LP solve (sample40 100% seed 3: 5 requests that 50 deterministic seconds
-    # left undecided, each proven in under 0.7 s of CPU)
+    # proof, exponential in clauses; with the at-most-ones in its LP the LP
+    # finds it (sample40 100% seed 3: 5 requests that 50 deterministic
+    # seconds left undecided, each proven in under 0.7 s of CPU)
     solver.parameters.linearization_level = 2
     status = solver.solve(model)
     spent = solver.deterministic_time
