@@ -20,9 +20,8 @@ measured against:
   is called met only when nothing was left undecided (`targets.py`); the
   longest solve of an evening is reported (`cpsat_most_seconds`, deterministic
   seconds) to show how far below the limit it stayed. Bookings that do not
-  overlap the request stay put (measured when CP-SAT ran without the LP: with
-  every not-started booking of the evening in the model, it proved nothing
-  within 1 s in 93 of 96 solves on the 40-table floor).
+  overlap the request stay put (bench/README.md: what the wider bound costs
+  and seats).
 
 Both take minutes on the larger floors, so `cached_yardstick` keeps them in a
 directory (`--yardstick-cache`).
