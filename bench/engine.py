@@ -110,7 +110,7 @@ def bench_shape(
             "requests": mean([len(evening(floor, load, s)) for s in seeds]),
         }
         if yardsticks_on:
-            cell.update(_yardstick_summary(yardsticks))
+            cell.update(_yardstick_summary(yardsticks, bound_seconds))
         for policy in POLICIES:
             cell[policy] = _policy_summary(policy, runs[policy], yardsticks)
         cell["rerun"] = rerun
@@ -124,7 +124,9 @@ def bench_shape(
     }
 
 
-def _yardstick_summary(yardsticks: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+def _yardstick_summary(
+    yardsticks: dict[str, list[dict[str, Any]]], bound_limit: float
+) -> dict[str, Any]:
     return {
         # solved in an earlier run with --yardstick-cache (cpu_seconds are of that
         # run), and of those, solved by other code than this run's (yardstick_code)
@@ -158,6 +160,13 @@ def _yardstick_summary(yardsticks: dict[str, list[dict[str, Any]]]) -> dict[str,
                 "repacks_over_3_moves",
                 "cpu_seconds",
             )
+        } | {
+            # the longest CP-SAT solve of the cell's evenings, deterministic
+            # seconds: how far below its limit (bound_seconds) the bound decided
+            "cpsat_most_seconds": max(
+                (b.get("cpsat_most_seconds", 0.0) for b in yardsticks["bound"]), default=0.0
+            ),
+            "cpsat_seconds_limit": bound_limit,
         },
     }
 
