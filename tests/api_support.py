@@ -3,18 +3,23 @@ thread and event loop, against the session's PostgreSQL and a Temporal server.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import socket
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Self
 
+import httpx
 import uvicorn
 
 from seatflow.api import create_app, parse_tokens
 from seatflow.config import load_settings
+
+START_SECONDS = 120  # an API server start, at most
 
 
 def free_port() -> int:
@@ -72,10 +77,14 @@ class ApiServer:
 
     def __enter__(self) -> Self:
         self.thread.start()
-        deadline = time.monotonic() + 30
+        # generous: on a busy 2-core box the start (its CPU worker process
+        # importing the engine among it) took over 30 s once
+        deadline = time.monotonic() + START_SECONDS
         while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the API server did not start")
+            if not self.thread.is_alive():
+                raise RuntimeError("the API server's thread ended during start-up")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the API server did not start within {START_SECONDS} s")
             time.sleep(0.05)
         return self
 
@@ -90,3 +99,17 @@ def temporal_address(env: Any) -> str:
 
 def tokens_json(tokens: Tokens, restaurant: str) -> str:
     return json.dumps(tokens.entries(restaurant))
+
+
+async def as_told(send: Callable[[], Awaitable[httpx.Response]], *,
+                  tries: int = 60) -> httpx.Response:
+    """`send()` as a well-behaved host application sends it: a 503 `busy`
+    (no engine worker free within the API's bounded wait, the shedding a busy
+    machine is meant to see) is sent again after its Retry-After. Any other
+    answer is returned; so is the last `busy` after `tries`."""
+    for _ in range(tries - 1):
+        r = await send()
+        if r.status_code != 503 or r.json().get("code") != "busy":
+            return r
+        await asyncio.sleep(min(float(r.headers.get("Retry-After", "1")), 2.0))
+    return await send()
