@@ -58,6 +58,11 @@ def mean(values: list[float]) -> float:
     return round(statistics.mean(values), 4) if values else 0.0
 
 
+def bound_limit(quick: bool) -> float:
+    """The online bound's CP-SAT limit a solve, deterministic seconds."""
+    return 1.0 if quick else 2.0
+
+
 def bench_shape(
     name: str,
     loads: list[int],
@@ -71,7 +76,7 @@ def bench_shape(
     floor = SHAPES[name]()
     if solver_seconds is None:
         solver_seconds = 5.0 if quick else 10.0
-    bound_seconds = 1.0 if quick else 2.0
+    bound_seconds = bound_limit(quick)
     cells: dict[str, Any] = {}
     bare = floor
     for load in loads:
@@ -257,8 +262,8 @@ def main() -> int:
         type=int,
         default=0,
         metavar="N",
-        help="the policies on N generated floors (family.py; no yardsticks); "
-        "with --shape, those shapes too",
+        help="the policies on N generated floors (family.py; of the yardsticks the "
+        "online bound only); with --shape, those shapes too",
     )
     parser.add_argument(
         "--family-policies",
@@ -281,7 +286,9 @@ def main() -> int:
         for name in names
     }
     family = (
-        bench_family(args.family, loads, seeds, args.family_policies.split(","))
+        bench_family(args.family, loads, seeds, args.family_policies.split(","),
+                     None if args.no_yardsticks else bound_limit(args.quick),
+                     args.yardstick_cache)
         if args.family
         else None
     )

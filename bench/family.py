@@ -1,24 +1,27 @@
 """The engine benchmark's generated family (bench/engine.py --family N): the
 policies on N generated floors (`workload.family_floor`: movable grids, chained
 2-top banquettes, bar stools and high-tops, fixed booths, 2-5 zones, their own
-party mix), every load, several seeds. No yardsticks: the online bound of one
-60-table evening costs minutes to hours, so the family compares the policies
-with each other only.
+party mix), every load, several seeds, and the online re-packing bound of
+each evening (`yardsticks.online_bound`; not the offline optima, whose SCIP
+solves are what is slow on the big floors), unless yardsticks are off.
 
 Per cell (floor x load): the mean over seeds of each policy's covers and moves,
-and the engine's covers against legacy's; the summary gives the mean and the
-worst cell.
+the engine's covers against legacy's, and with the bound each policy's covers
+against it; the summary gives the mean and the worst cell, and `targets.py`
+checks the shapes' bound target on the family's cells.
 """
 
 from __future__ import annotations
 
 import statistics
 import sys
+from pathlib import Path
 from typing import Any
 
 from policies import simulate
-from targets import LEGACY_MARGIN
+from targets import LEGACY_MARGIN, RATIO
 from workload import evening, family_floor, with_history
+from yardsticks import cached_yardstick, online_bound
 
 FAMILY_POLICIES = ["engine_repack", "engine", "legacy"]
 
@@ -27,8 +30,18 @@ def _mean(values: list[float]) -> float:
     return round(statistics.mean(values), 4) if values else 0.0
 
 
-def _cell(rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+def _cell(rows: dict[str, list[dict[str, Any]]], bounds: list[dict[str, Any]]) -> dict[str, Any]:
     cell: dict[str, Any] = {}
+    if bounds:
+        cell["online_bound"] = {
+            "covers": _mean([b["covers"] for b in bounds]),
+            "undecided": _mean([b["undecided"] for b in bounds]),
+            "undecided_covers": _mean([b["undecided_covers"] for b in bounds]),
+            "cpsat_most_seconds": max(b.get("cpsat_most_seconds", 0.0) for b in bounds),
+            "cpu_seconds": _mean([b["cpu_seconds"] for b in bounds]),
+            "cached": sum(bool(b.get("cached")) for b in bounds),
+            "cached_other_code": sum(bool(b.get("other_code")) for b in bounds),
+        }
     for policy, runs in rows.items():
         cell[policy] = {
             "covers": _mean([r["covers"] for r in runs]),
@@ -40,6 +53,9 @@ def _cell(rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
             "moves_within_zone_group": _mean([r["moves_within_zone_group"] for r in runs]),
             "most_moves": max(r["most_moves"] for r in runs),
         }
+        if bounds:  # mean over seeds of the evening's ratio, as for the shapes
+            cell[policy]["covers_vs_bound"] = _mean([
+                r["covers"] / max(1, b["covers"]) for r, b in zip(runs, bounds, strict=True)])
     if "engine" in rows and "legacy" in rows:
         legacy = cell["legacy"]["covers"]
         cell["engine_vs_legacy"] = round(cell["engine"]["covers"] / legacy - 1, 4) if legacy else 0
@@ -53,20 +69,28 @@ def _spread(values: list[float]) -> dict[str, Any]:
 
 
 def bench_family(
-    count: int, loads: list[int], seeds: list[int], policies: list[str]
+    count: int, loads: list[int], seeds: list[int], policies: list[str],
+    bound_seconds: float | None = None, cache: Path | None = None,
 ) -> dict[str, Any]:
+    """The policies on floors 1-`count`, and with `bound_seconds` the online
+    bound of each evening (kept in `cache`, `yardsticks.cached_yardstick`)."""
     floors: dict[str, Any] = {}
     for index in range(1, count + 1):
         floor, mix = family_floor(index)
         cells: dict[str, Any] = {}
         for load in loads:
             rows: dict[str, list[dict[str, Any]]] = {p: [] for p in policies}
+            bounds: list[dict[str, Any]] = []
             profiled = with_history(floor, load, mix)
             for seed in seeds:
                 requests = evening(floor, load, seed, mix)
                 for policy in policies:
                     rows[policy].append(simulate(profiled, requests, policy))
-            cells[str(load)] = _cell(rows)
+                if bound_seconds is not None:
+                    bounds.append(cached_yardstick(
+                        cache, "bound", profiled, requests, bound_seconds,
+                        lambda r=requests, f=profiled: online_bound(f, r, bound_seconds)))
+            cells[str(load)] = _cell(rows, bounds)
         floors[floor.restaurant_id] = {
             "tables": len(floor.tables),
             "seats": sum(t.capacity for t in floor.tables),
@@ -102,6 +126,13 @@ def summary(floors: dict[str, Any], policies: list[str]) -> dict[str, Any]:
             "cells_short_of_2pct_at_100_170": sum(g < LEGACY_MARGIN for g in high.values()),
             "behind_legacy": behind,
         }
+    bounded = [(where, cell) for where, _, cell in cells if "online_bound" in cell]
+    if bounded:
+        out["online_bound"] = {
+            "undecided": sum(cell["online_bound"]["undecided"] for _, cell in bounded),
+            "cpsat_most_seconds": max(c["online_bound"]["cpsat_most_seconds"] for _, c in bounded),
+            "cpu_seconds": _mean([cell["online_bound"]["cpu_seconds"] for _, cell in bounded]),
+        }
     if "engine_repack" in policies:
         moves = {where: cell["engine_repack"]["moves_per_seated"] for where, _, cell in cells}
         out["engine_repack"] = {
@@ -110,6 +141,13 @@ def summary(floors: dict[str, Any], policies: list[str]) -> dict[str, Any]:
             "zone_changes": _mean([c["engine_repack"]["zone_changes"] for _, _, c in cells]),
             "repeat_moves": _mean([c["engine_repack"]["repeat_moves"] for _, _, c in cells]),
         }
+        if bounded:
+            versus = {where: cell["engine_repack"]["covers_vs_bound"] for where, cell in bounded}
+            out["engine_repack"]["covers_vs_bound"] = {
+                "mean": _mean(list(versus.values())),
+                "worst": min(versus.items(), key=lambda kv: kv[1]),
+                "cells_under_99pct": sum(v < RATIO for v in versus.values()),
+            }
         # the floors declaring zones equivalent: moves between the zones of a
         # group (no zone change to a guest), an evening, per cell of those floors
         grouped = {
