@@ -18,7 +18,7 @@ from seatflow.domain.mail import (
     Claim,
     EmailBooking,
     GuestEmail,
-    _details,  # the reference calendar's text
+    _event,  # the reference calendar's event
     cancellation_email,
     confirmation_email,
     table_changed_email,
@@ -162,28 +162,16 @@ def test_the_from_line_names_the_restaurant_unless_the_setting_names_someone() -
 
 
 def _whole_calendar(booking: EmailBooking, *, cancelled: bool) -> str:
-    """The calendar as icalendar writes it in one piece (the reference)."""
-    tz = ZoneInfo(booking.timezone)
+    """The same event in a calendar icalendar writes in one piece, its own
+    VTIMEZONE included (the reference for the cached head and zone)."""
     cal = icalendar.Calendar()
     cal.add("prodid", "-//seatflow//booking//EN")
     cal.add("version", "2.0")
     cal.add("method", "PUBLISH")
-    event = icalendar.Event()
-    event.add("uid", f"{booking.booking_id}@seatflow")
-    event.add("dtstamp", booking.stamp)
-    event.add("dtstart", booking.start.astimezone(tz))
-    event.add("dtend", booking.end.astimezone(tz))
-    event.add("summary", f"{booking.restaurant_name}, table for {booking.party_size}")
-    event.add("location", booking.restaurant_name)
-    event.add("description", "\n".join(f"{label}: {value}"
-                                       for label, value in _details(booking)))
-    event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
-    event.add("sequence", 1 if cancelled else 0)
-    event.add("transp", "OPAQUE")
-    year = booking.start.astimezone(tz).year
+    year = booking.start.astimezone(ZoneInfo(booking.timezone)).year
     cal.add_component(icalendar.Timezone.from_tzid(
         booking.timezone, first_date=date(year, 1, 1), last_date=date(year + 1, 12, 31)))
-    cal.add_component(event)
+    cal.add_component(_event(booking, cancelled=cancelled))
     ical: bytes = cal.to_ical()
     return ical.decode("utf-8")
 

@@ -206,6 +206,14 @@ def _calendar(booking: EmailBooking, *, cancelled: bool) -> str:
     another, a component's lines the same wherever it sits: the calendar is
     its cached head, the cached VTIMEZONE, this event, and its end."""
     tz = ZoneInfo(booking.timezone)
+    ical: bytes = _event(booking, cancelled=cancelled).to_ical()
+    return (_calendar_head() + _vtimezone(booking.timezone, booking.start.astimezone(tz).year)
+            + ical.decode("utf-8") + _CALENDAR_END)
+
+
+def _event(booking: EmailBooking, *, cancelled: bool) -> icalendar.Event:
+    """The booking's VEVENT, at the restaurant's local time."""
+    tz = ZoneInfo(booking.timezone)
     event = icalendar.Event()
     event.add("uid", f"{booking.booking_id}@seatflow")
     event.add("dtstamp", booking.stamp)
@@ -218,9 +226,7 @@ def _calendar(booking: EmailBooking, *, cancelled: bool) -> str:
     event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
     event.add("sequence", 1 if cancelled else 0)
     event.add("transp", "OPAQUE")
-    ical: bytes = event.to_ical()
-    return (_calendar_head() + _vtimezone(booking.timezone, booking.start.astimezone(tz).year)
-            + ical.decode("utf-8") + _CALENDAR_END)
+    return event
 
 
 # ------------------------------------------------------------- the messages
