@@ -16,7 +16,8 @@ from typing import Any, Self
 import httpx
 import uvicorn
 
-from seatflow.api import create_app, parse_tokens
+from seatflow.api.app import create_app
+from seatflow.api.auth import parse_tokens
 from seatflow.config import load_settings
 
 START_SECONDS = 120  # an API server start, at most

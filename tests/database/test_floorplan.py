@@ -6,8 +6,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from seatflow.storage.schema import (
     TurnTime,
     Zone,
 )
+from tests.cli_support import Done, seatflow_cli
 from tests.support import insert_raw_booking
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -623,17 +622,8 @@ async def test_plan_round_trips_through_the_model(unique_id: str) -> None:
 # ------------------------------------------------------------ the command line
 
 
-def seatflow(pg_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, DATABASE_URL=pg_url)
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "seatflow"), *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-    )
+def seatflow(pg_url: str, *args: str) -> Done:
+    return seatflow_cli().run(args, dict(os.environ, DATABASE_URL=pg_url), cwd=ROOT)
 
 
 async def test_cli_import_list_show(

@@ -6,11 +6,9 @@ tests sharing the database (which write at now()) never leak into it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import random
-import sys
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatflow.ops.report import build_report
+from tests.cli_support import seatflow_cli
 from tests.support import floorplan, import_plan
 
 
@@ -194,15 +193,8 @@ async def test_report_of_a_quiet_range_has_no_data_and_fires_nothing(db_engine: 
 
 async def test_report_command_prints_json_and_exits_4_when_p1_fires(pg_url: str, crafted: Crafted) -> None:
     async def cli(*args: str) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c",
-            "import typer; from seatflow.cli.report import report_command; "
-            "typer.run(report_command)", *args,
-            env={**os.environ, "DATABASE_URL": pg_url},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await proc.communicate()
-        return proc.returncode or 0, out.decode(), err.decode()
+        done = await seatflow_cli().arun(["report", *args], {**os.environ, "DATABASE_URL": pg_url})
+        return done.returncode, done.stdout, done.stderr
 
     window = ["--since", crafted.since.isoformat(), "--until", crafted.until.isoformat()]
     code, out, err = await cli(*window, "--restaurant", crafted.restaurant_id, "--json")

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -16,17 +14,16 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from seatflow.domain.workflow_ids import booking_workflow_id
+from tests.cli_support import Done, seatflow_cli
 from tests.e2e.test_devstack import Stack, isolated_env, stack  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
-SEATFLOW = str(Path(sys.executable).parent / "seatflow")
 
 
-def cli(stack: Stack, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:  # noqa: F811
+def cli(stack: Stack, *args: str, timeout: float = 60) -> Done:  # noqa: F811
     env = dict(os.environ, SEATFLOW_HOME=str(stack.home), TEMPORAL_ADDRESS=stack.address)
-    return subprocess.run([SEATFLOW, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return seatflow_cli().run(args, env, cwd=ROOT, timeout=timeout)
 
 
 async def visible(address: str, query: str, expected: str, timeout: float = 20) -> list[str]:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from seatflow.api.auth import authenticate, parse_tokens
 from seatflow.config import ConfigError
 from tests.api_support import ApiServer, Tokens, new_tokens, temporal_address, tokens_json
+from tests.cli_support import Done, seatflow_cli
 from tests.database.test_availability import hold_all_tables
 from tests.support import fetch, floorplan, import_plan, scalar, wait_for_state
 from worker import build_worker
@@ -174,16 +175,12 @@ def test_token_configuration_is_validated_without_echoing_a_token() -> None:
 
 def test_seatflow_api_refuses_to_start_without_tokens(tmp_path: Path) -> None:
     import os
-    import subprocess
-    import sys
 
     env = {k: v for k, v in os.environ.items() if k != "SEATFLOW_API_TOKENS"}
-    result = subprocess.run([str(Path(sys.executable).parent / "seatflow"), "api"], check=False, env=env,
-                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    result = seatflow_cli().run(["api"], env, cwd=tmp_path)
     assert result.returncode == 2 and "SEATFLOW_API_TOKENS is empty" in result.stderr
     env["SEATFLOW_API_TOKENS"] = json.dumps([{"name": "x", "token": "tiny-secret", "role": "host"}])
-    result = subprocess.run([str(Path(sys.executable).parent / "seatflow"), "api"], check=False, env=env,
-                            cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    result = seatflow_cli().run(["api"], env, cwd=tmp_path)
     assert result.returncode == 2 and "SEATFLOW_API_TOKENS[0] (x)" in result.stderr
     assert "tiny-secret" not in result.stderr + result.stdout
 
@@ -587,8 +584,6 @@ async def test_the_api_and_the_cli_show_the_same_booking_json(
     worker: None, mailbox: Path, pg_url: str, dev_env: Any,
 ) -> None:
     import os
-    import subprocess
-    import sys
 
     r = await http.post(f"/v1/restaurants/{restaurant}/bookings", headers=auth(tokens.host),
                         json=booking_body(future(days=10, hour=13)))
@@ -598,10 +593,7 @@ async def test_the_api_and_the_cli_show_the_same_booking_json(
     await wait_for_email(db_engine, bid)  # nothing changes the booking after its email
     api_view = await http.get(f"/v1/bookings/{bid}", headers=auth(tokens.host))
     env = dict(os.environ, DATABASE_URL=pg_url, TEMPORAL_ADDRESS=temporal_address(dev_env))
-    cli = await asyncio.to_thread(
-        subprocess.run, [str(Path(sys.executable).parent / "seatflow"), "bookings", "show", bid,
-                         "--json"], check=False, env=env, capture_output=True, text=True,
-        timeout=120)
+    cli = await seatflow_cli().arun(["bookings", "show", bid, "--json"], env)
     assert cli.returncode == 0, cli.stderr
     assert api_view.status_code == 200
     assert api_view.json() == json.loads(cli.stdout)
@@ -635,8 +627,6 @@ async def test_cli_create_requires_availability_and_is_idempotent(
     pg_url: str, dev_env: Any, db_engine: AsyncEngine, unique_id: str, queue: str,
 ) -> None:
     import os
-    import subprocess
-    import sys
 
     rid = f"api-cli-{unique_id}"
     held = future(days=8, hour=19)
@@ -645,14 +635,10 @@ async def test_cli_create_requires_availability_and_is_idempotent(
     await hold_all_tables(db_engine, rid, held)
     env = dict(os.environ, DATABASE_URL=pg_url, TEMPORAL_ADDRESS=temporal_address(dev_env),
                SEATFLOW_TASK_QUEUE=queue)
-    cli = [str(Path(sys.executable).parent / "seatflow"), "bookings", "create",
-           "--restaurant", rid, "--party", "2"]
+    cli = ["bookings", "create", "--restaurant", rid, "--party", "2"]
 
-    async def seatflow(*args: str) -> subprocess.CompletedProcess[str]:
-        return await asyncio.to_thread(
-            subprocess.run, [*cli, *args], check=False, env=env, capture_output=True,
-            text=True, timeout=120,
-        )
+    async def seatflow(*args: str) -> Done:
+        return await seatflow_cli().arun([*cli, *args], env)
 
     refused = await seatflow("--start", held.isoformat(), "--require-availability")
     assert refused.returncode == 1, refused.stderr

@@ -6,9 +6,10 @@ processes). Each case must be refused with a clear message and the right exit
 code (1 refused, 2 usage), with no traceback, and must change nothing in the
 database.
 
-CLI and process cases run as real subprocesses against the session's
-PostgreSQL and Temporal dev server. They are slow to start (about 1.5 s each),
-so they all run at once before the table is checked; the database is counted
+CLI and process cases run as real processes against the session's PostgreSQL
+and Temporal dev server: each CLI case a process forked from one that imported
+the CLI (tests/cli_support.py), each `python -m` case an interpreter of its own.
+They all run at once before the table is checked; the database is counted
 before and after that batch, and again around every in-process case.
 """
 
@@ -23,7 +24,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,10 +37,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from seatflow.config import ConfigError, load_flags, load_settings
 from seatflow.domain.review import InvalidDecision, parse_decision
+from tests.cli_support import Done, seatflow_cli
 from tests.support import fetch, import_plan
 
 ROOT = Path(__file__).resolve().parents[2]
-SEATFLOW = str(Path(sys.executable).parent / "seatflow")
 REFUSED, USAGE = 1, 2
 RUN_ID = uuid.uuid4().hex[:8]
 RESTAURANT = f"bad-input-{RUN_ID}"
@@ -415,7 +416,9 @@ def clean_env(pg_url: str, temporal_address: str, namespace: str) -> dict[str, s
 async def subprocess_outcomes(
     dev_env: WorkflowEnvironment, db_engine: AsyncEngine, pg_url: str, plans_dir: Path,
 ) -> Outcomes:
-    """Run every CLI and process case at once; the database is counted around the batch."""
+    """Run every CLI and process case at once (the CLI's forked from `seatflow_cli`,
+    the `python -m` ones as processes of their own); the database is counted around
+    the batch."""
     import asyncio
 
     await import_plan(db_engine, base_plan())
@@ -423,21 +426,28 @@ async def subprocess_outcomes(
                     dev_env.client.namespace)
 
     def run(case: Case) -> Outcome:
-        if case.kind == "cli":
-            argv = [SEATFLOW, *(a.replace("{plans}", str(plans_dir)) for a in case.args)]
-        else:
-            argv = list(case.args)
         # An empty working directory: no .env file from the checkout leaks in.
-        done = subprocess.run(argv, env={**env, **case.env}, cwd=plans_dir, capture_output=True,
-                              text=True, timeout=120, check=False)
+        done = subprocess.run(case.args, env={**env, **case.env}, cwd=plans_dir,
+                              capture_output=True, text=True, timeout=120, check=False)
+        return Outcome(done.returncode, done.stdout + done.stderr)
+
+    def outcome(future: Future[Done]) -> Outcome:
+        done = future.result(timeout=120)
         return Outcome(done.returncode, done.stdout + done.stderr)
 
     before = await db_counts(db_engine)
     batch = [c for c in CASES if c.kind in ("cli", "process")]
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        results = await asyncio.gather(
-            *(asyncio.wrap_future(pool.submit(run, case)) for case in batch)
-        )
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [
+            seatflow_cli().submit([a.replace("{plans}", str(plans_dir)) for a in case.args],
+                                {**env, **case.env}, cwd=plans_dir)
+            if case.kind == "cli" else pool.submit(run, case)
+            for case in batch
+        ]
+        results = await asyncio.gather(*(
+            asyncio.to_thread(outcome, f) if case.kind == "cli" else asyncio.wrap_future(f)
+            for case, f in zip(batch, futures, strict=True)
+        ))
     after = await db_counts(db_engine)
     return {case.id: outcome for case, outcome in zip(batch, results, strict=True)}, before, after
 

@@ -1,14 +1,11 @@
 """Operator actions against real PostgreSQL, a real Temporal dev server and the
 real worker: a decision that lost the race, a cancel after the workflow
 closed, and resuming a booking whose workflow failed or was terminated.
-The CLI runs as a real subprocess (`seatflow ...`)."""
+The CLI runs as a real process (`seatflow ...`, forked by tests/cli_support.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -28,6 +25,7 @@ from seatflow.service.bookings import (
     start_booking_workflow,
 )
 from seatflow.service.review import resolve_manual_review
+from tests.cli_support import seatflow_cli
 from tests.support import (
     booking_tables,
     fetch,
@@ -40,7 +38,6 @@ from tests.support import (
 )
 from worker import build_worker
 
-SEATFLOW = str(Path(sys.executable).parent / "seatflow")
 TWO_TWO_TOPS = [{"id": "T1", "capacity": 2}, {"id": "T2", "capacity": 2}]
 
 
@@ -53,9 +50,7 @@ async def cli(dev_env: Any, pg_url: str, queue: str, *args: str, tmp: Path) -> t
     env = {k: v for k, v in os.environ.items() if not k.startswith("FEATURE_")}
     env.update(DATABASE_URL=pg_url, TEMPORAL_ADDRESS=dev_env.client.service_client.config.target_host,
                TEMPORAL_NAMESPACE=dev_env.client.namespace, SEATFLOW_TASK_QUEUE=queue)
-    done = await asyncio.to_thread(
-        subprocess.run, [SEATFLOW, *args], env=env, cwd=tmp, capture_output=True, text=True,
-        timeout=120, check=False)
+    done = await seatflow_cli().arun(args, env, cwd=tmp)
     return done.returncode, done.stdout + done.stderr
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from seatflow.domain.planning import EngineConfig
 from seatflow.service.holds import request_hold
 from tests.api_support import ApiServer, as_told, temporal_address
+from tests.cli_support import Done, seatflow_cli
 from tests.support import fetch, floorplan, import_plan, scalar, wait_for_state
 from worker import build_worker
 
@@ -308,17 +309,12 @@ async def test_the_cli_holds_books_on_a_hold_and_releases(
         pg_url: str, dev_env: Any, db_engine: AsyncEngine, restaurant: str, queue: str,
         worker: None) -> None:
     import os
-    import subprocess
-    import sys
-    from pathlib import Path
 
     env = dict(os.environ, DATABASE_URL=pg_url, TEMPORAL_ADDRESS=temporal_address(dev_env),
                SEATFLOW_TASK_QUEUE=queue)
-    exe = str(Path(sys.executable).parent / "seatflow")
 
-    async def seatflow(*args: str) -> subprocess.CompletedProcess[str]:
-        return await asyncio.to_thread(subprocess.run, [exe, *args], check=False, env=env,
-                                       capture_output=True, text=True, timeout=120)
+    async def seatflow(*args: str) -> Done:
+        return await seatflow_cli().arun(args, env)
 
     start = at(evening(11, days=6))
     made = await seatflow("holds", "create", "--restaurant", restaurant, "--party", "2",

@@ -35,6 +35,7 @@ from seatflow.intake.relay import (
     run_relay,
 )
 from seatflow.service.bookings import create_booking, start_booking_workflow
+from tests.cli_support import seatflow_cli
 from tests.support import fetch, floorplan, import_plan, scalar, slot
 from worker import build_worker
 
@@ -207,13 +208,6 @@ def test_backoff_doubles_from_one_second_up_to_the_cap() -> None:
     assert BACKOFF_CAP_SECONDS == 30.0
 
 
-def run_intake_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    # Through the CLI's entry point, as `seatflow intake ...` runs it.
-    code = "from seatflow.cli import main; main()"
-    return subprocess.run([sys.executable, "-c", code, "intake", *args], env=env, cwd=ROOT,
-                          capture_output=True, text=True, timeout=60, check=False)
-
-
 async def test_intake_command_once_starts_pending_workflows_and_reports_json(
     dev_env: WorkflowEnvironment, db_engine: AsyncEngine, pg_url: str, restaurant: str, queue: str,
 ) -> None:
@@ -223,8 +217,8 @@ async def test_intake_command_once_starts_pending_workflows_and_reports_json(
     env = {**os.environ, "DATABASE_URL": pg_url, "SEATFLOW_TASK_QUEUE": queue,
            "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
            "TEMPORAL_NAMESPACE": dev_env.client.namespace}
-    done = await asyncio.to_thread(run_intake_cli, "--once", "--restaurant", restaurant,
-                                   "--json", env=env)
+    done = await seatflow_cli().arun(["intake", "--once", "--restaurant", restaurant, "--json"],
+                                     env, cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1])["started"] == 1
     assert (await intake_row(db_engine, booking_id)).started_at is not None
@@ -232,7 +226,8 @@ async def test_intake_command_once_starts_pending_workflows_and_reports_json(
 
     down = {**env, "TEMPORAL_ADDRESS": f"127.0.0.1:{closed_port()}"}
     await book_while_temporal_is_down(db_engine, restaurant)
-    done = await asyncio.to_thread(run_intake_cli, "--once", "--restaurant", restaurant, env=down)
+    done = await seatflow_cli().arun(["intake", "--once", "--restaurant", restaurant], down,
+                                     cwd=ROOT)
     assert done.returncode == 1
     assert "error:" in done.stderr
 

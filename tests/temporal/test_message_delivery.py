@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -41,11 +39,11 @@ from seatflow.service.bookings import (
 from seatflow.storage.attempts import AttemptSpec, SearchOutcome, run_attempt
 from seatflow.storage.lifecycle import cancel_booking, verify_booking
 from seatflow.storage.outbox import EmailInFlight, claim_email, mark_email_sent
+from tests.cli_support import seatflow_cli
 from tests.smtp_server import SmtpServer
 from tests.support import fetch, floorplan, import_plan, new_booking, scalar, slot
 from worker import build_worker
 
-SEATFLOW = str(Path(sys.executable).parent / "seatflow")
 SENDER = "bookings@seatflow.local"
 
 
@@ -305,9 +303,7 @@ async def test_resend_email_sends_a_failed_confirmation_for_real(
                SEATFLOW_TASK_QUEUE=queue)
 
     async def cli(*args: str) -> tuple[int, str]:
-        done = await asyncio.to_thread(
-            subprocess.run, [SEATFLOW, "bookings", *args], env=env, cwd=tmp_path,
-            capture_output=True, text=True, timeout=120, check=False)
+        done = await seatflow_cli().arun(["bookings", *args], env, cwd=tmp_path)
         return done.returncode, done.stdout + done.stderr
 
     async with build_worker(dev_env.client, db_engine, test_settings, task_queue=queue):

@@ -1,8 +1,7 @@
-"""The HTTP API for host applications (`seatflow api`): see docs/api.md."""
+"""The HTTP API for host applications (`seatflow api`): see docs/api.md.
 
-from __future__ import annotations
-
-from seatflow.api.app import create_app
-from seatflow.api.auth import ApiToken, authenticate, parse_tokens
-
-__all__ = ["ApiToken", "authenticate", "create_app", "parse_tokens"]
+The package itself imports nothing: every CLI command imports
+`seatflow.api.server` to register `seatflow api`, and would otherwise load
+FastAPI and every route before parsing its arguments. Import the app from
+`seatflow.api.app` and the tokens from `seatflow.api.auth`.
+"""
