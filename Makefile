@@ -23,7 +23,7 @@ demo: $(STAMP)
 
 # The fast tier: pure tests and the workflow's branches on stand-in activities
 # (the time-skipping test server from pip); no PostgreSQL, no dev server, no
-# browser. Property tests draw a fifth of their examples here.
+# browser. Property tests draw a twentieth of their examples here (at least 10).
 test-fast: $(STAMP)
 	SEATFLOW_FAST_TESTS=1 $(BIN)/python tests/run.py tests/pure tests/workflow -q
 
