@@ -23,7 +23,7 @@ APP_TABLES = {
     "restaurants", "restaurant_services", "service_turn_times", "zones", "dining_tables",
     "table_adjacency", "bookings", "allocations", "booking_assignment_state_history",
     "booking_assignment_attempts", "observability_events", "state_event_outbox", "email_outbox",
-    "permit_intervals", "intake_outbox", "circuit_breakers", "holds",
+    "permit_intervals", "intake_outbox", "holds",
 }
 
 
