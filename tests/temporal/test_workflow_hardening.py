@@ -484,8 +484,8 @@ async def test_a_long_manual_review_continues_as_new_and_keeps_its_deadline(runn
 async def test_waiting_for_a_busy_restaurant_continues_as_new_without_using_an_attempt(running, fake: FakeBooking) -> None:
     client, queue = running
     fake.state, fake.version, fake.attempts_used = "assignment_pending", 2, 0
-    fake.attempt_outcomes = ["busy"] * 30 + ["confirmed"]
-    handle = await start(client, queue, fake, history_limit=60)
+    fake.attempt_outcomes = ["busy"] * 12 + ["confirmed"]
+    handle = await start(client, queue, fake, history_limit=40)
     outcome = await asyncio.wait_for(
         client.get_workflow_handle(handle.id, result_type=BookingOutcome).result(), 60)
     assert outcome.state == "confirmed"
