@@ -108,6 +108,17 @@ async def booking_in_manual_review(env: Any, db_engine: Any, queue: str,
             break
         await asyncio.sleep(0.1)
     assert published == "manual_review", f"Temporal shows AssignmentState={published!r}"
+    # The UI's list asks the visibility store, which indexes the change a
+    # moment later (longer on a busy box): wait until the page's own query
+    # finds the workflow.
+    listed: list[str] = []
+    for _ in range(300):
+        listed = [w.id async for w in env.client.list_workflows(
+            f'AssignmentState="manual_review" AND RestaurantId="{rid}"')]
+        if second.workflow_id in listed:
+            break
+        await asyncio.sleep(0.1)
+    assert second.workflow_id in listed, f"visibility lists {listed}"
     return second.booking_id, second.workflow_id
 
 
@@ -159,7 +170,7 @@ async def test_operator_finds_a_manual_review_booking_in_the_temporal_ui(
             page.set_default_timeout(PAGE_TIMEOUT_MS)
             await page.goto(list_url)
             row_link = page.get_by_role("link", name=workflow_id)
-            await expect(row_link).to_be_visible()
+            await expect(row_link).to_be_visible(timeout=PAGE_TIMEOUT_MS)
             list_text = await page_text(page)
             await page.screenshot(path=str(SCREENSHOTS / "manual-review-list.png"))
 
