@@ -24,7 +24,8 @@ measured against:
   and seats).
 
 Both take minutes on the larger floors, so `cached_yardstick` keeps them in a
-directory (`--yardstick-cache`).
+directory (`--yardstick-cache`). `bound_summary` is a cell's bound as the
+shapes (bench/engine.py) and the family (bench/family.py) report it.
 """
 
 from __future__ import annotations
