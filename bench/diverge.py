@@ -18,6 +18,19 @@ other refuses, with why the engine refused: `three tables held back` (beyond
 first fit refuses it on the engine's floor too: earlier choices). `--revert`
 replays the engine with legacy's pick forced at one divergent request at a time.
 
+`--bound`: the pipeline (`policies.py`: `engine_repack`) against the online
+re-packing bound (`yardsticks.online_bound`) on the given shape and load, for
+each seed: every request the bound seats and the pipeline refuses, with what
+would have seated it on the pipeline's own floor then
+(`policies.refusal_cause`: one of the pipeline's rules lifted alone (the step
+budget, the freeze window, the move cap, the empty-seat rule), the bound's
+rules together, the repeat-move or zone rule lifted as well, or none: earlier
+choices), and every request the pipeline seats and the bound refuses; counts
+and covers per cause over the seeds.
+
+    python bench/diverge.py --bound corner9 130        # seeds 1-5
+    python bench/diverge.py --bound family16 40 -v     # -v: every such request
+
 `--mirror`: legacy with the opposite table order among its equal first quotes
 (the same size and tables) against legacy, every shape (and family floor), load
 and seed: how many evenings a policy that differs from legacy only in its ties
@@ -27,12 +40,16 @@ seats fewer covers than legacy, beside the engine's count.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
-from policies import ALONE
+from engine import bound_limit
+from policies import ALONE, simulate
 from workload import SHAPES, Request, allocations_of, evening, family_floor, with_history
+from yardsticks import online_bound
 
 from seatflow.domain.planning import BookingRequest, Plan, RestaurantSnapshot
 from seatflow.engine import quote_tables, search
@@ -174,6 +191,52 @@ def trace(shape: str, load: int, seed: int, verbose: bool, revert: bool) -> None
               f"deltas {sorted(deltas)}")
 
 
+def against_bound(shape: str, load: int, seeds: list[int], verbose: bool) -> dict[str, Any]:
+    """The pipeline against the online bound on `shape` at `load`, per seed and
+    in all: covers, and the requests one seats and the other refuses, the
+    pipeline's refusals by cause (`policies.refusal_cause`)."""
+    lost: dict[str, list[int]] = {}  # cause -> [requests, covers]
+    gained = [0, 0]
+    evenings = []
+    for seed in seeds:
+        floor, requests = setup(shape, load, seed)
+        ours = simulate(floor, requests, "engine_repack", attribute=True)
+        theirs: dict[str, tuple[str, ...]] = {}
+        bound = online_bound(floor, requests, bound_limit(False), keep=theirs)
+        line = {"seed": seed, "pipeline": ours["covers"], "bound": bound["covers"],
+                "lost": 0, "gained": 0}
+        for r in requests:
+            if r.booking_id in theirs and r.booking_id not in ours["held"]:
+                why = ours["refusal_causes"][r.booking_id]
+                counts = lost.setdefault(why, [0, 0])
+                counts[0] += 1
+                counts[1] += r.party
+                line["lost"] += r.party
+                if verbose:
+                    ahead = (r.start - r.asked_at).total_seconds() / 3600
+                    print(f"  seed {seed} {r.booking_id} party {r.party} "
+                          f"{r.start:%H:%M}-{r.end:%H:%M}, {ahead:.1f} h ahead: "
+                          f"bound seats it, the pipeline refuses ({why})")
+            elif r.booking_id in ours["held"] and r.booking_id not in theirs:
+                gained[0] += 1
+                gained[1] += r.party
+                line["gained"] += r.party
+        evenings.append(line)
+        print(line, flush=True)
+    total = {
+        "cell": f"{shape}/{load}",
+        "seeds": seeds,
+        "pipeline_covers": sum(e["pipeline"] for e in evenings),
+        "bound_covers": sum(e["bound"] for e in evenings),
+        "bound_seats_pipeline_refuses": {
+            why: {"requests": n, "covers": c} for why, (n, c) in sorted(lost.items())
+        },
+        "pipeline_seats_bound_refuses": {"requests": gained[0], "covers": gained[1]},
+    }
+    print(json.dumps(total), flush=True)
+    return total
+
+
 def mirrored(family: int, seeds: list[int]) -> None:
     names = [*SHAPES] + [f"family{i}" for i in range(1, family + 1)]
     for name in names:
@@ -200,11 +263,18 @@ def main() -> None:
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument("--revert", action="store_true")
     parser.add_argument("--mirror", action="store_true")
+    parser.add_argument("--bound", action="store_true", help="shape load: pipeline vs bound")
     parser.add_argument("--family", type=int, default=0)
     parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args()
     if args.mirror:
         mirrored(args.family, list(range(1, args.seeds + 1)))
+        return
+    if args.bound:
+        if len(args.evening) != 2:
+            parser.error("--bound takes a shape and a load")
+        against_bound(args.evening[0], int(args.evening[1]),
+                      list(range(1, args.seeds + 1)), args.verbose)
         return
     if len(args.evening) != 3:
         parser.error("give a shape, a load and a seed (or --mirror)")

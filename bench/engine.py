@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from family import FAMILY_POLICIES, bench_family
 from policies import POLICIES, simulate
 from targets import family_targets, targets
 from workload import SHAPES, evening, with_history
-from yardsticks import cached_yardstick, online_bound, optimum
+from yardsticks import bound_summary, cached_counts, cached_yardstick, mean, online_bound, optimum
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LOADS = [40, 70, 100, 130, 170]
@@ -52,10 +51,6 @@ def latency(samples: list[float]) -> dict[str, float | int]:
         "p99_ms": percentile(samples, 99),
         "samples": len(samples),
     }
-
-
-def mean(values: list[float]) -> float:
-    return round(statistics.mean(values), 4) if values else 0.0
 
 
 def bound_limit(quick: bool) -> float:
@@ -133,12 +128,7 @@ def _yardstick_summary(
     yardsticks: dict[str, list[dict[str, Any]]], bound_limit: float
 ) -> dict[str, Any]:
     return {
-        # solved in an earlier run with --yardstick-cache (cpu_seconds are of that
-        # run), and of those, solved by other code than this run's (yardstick_code)
-        "cached": sum(bool(o.get("cached")) for rows in yardsticks.values() for o in rows),
-        "cached_other_code": sum(
-            bool(o.get("other_code")) for rows in yardsticks.values() for o in rows
-        ),
+        **cached_counts([o for rows in yardsticks.values() for o in rows]),
         "optimum_bookings": {
             "bookings": mean([o["bookings"] for o in yardsticks["bookings"]]),
             "upper_bound": mean([o["upper_bound"] for o in yardsticks["bookings"]]),
@@ -151,28 +141,7 @@ def _yardstick_summary(
             "proven": sum(o["proven"] for o in yardsticks["covers"]),
             "cpu_seconds": mean([o["cpu_seconds"] for o in yardsticks["covers"]]),
         },
-        "online_bound": {
-            key: mean([b[key] for b in yardsticks["bound"]])
-            for key in (
-                "bookings",
-                "covers",
-                "cpsat_solves",
-                "cpsat_accepted",
-                "undecided",
-                "undecided_covers",
-                "moves",
-                "most_moves",
-                "repacks_over_3_moves",
-                "cpu_seconds",
-            )
-        } | {
-            # the longest CP-SAT solve of the cell's evenings, deterministic
-            # seconds: how far below its limit (bound_seconds) the bound decided
-            "cpsat_most_seconds": max(
-                (b.get("cpsat_most_seconds", 0.0) for b in yardsticks["bound"]), default=0.0
-            ),
-            "cpsat_seconds_limit": bound_limit,
-        },
+        "online_bound": bound_summary(yardsticks["bound"]) | {"cpsat_seconds_limit": bound_limit},
     }
 
 

@@ -13,7 +13,6 @@ checks the shapes' bound target on the family's cells.
 
 from __future__ import annotations
 
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,51 +20,38 @@ from typing import Any
 from policies import simulate
 from targets import LEGACY_MARGIN, RATIO
 from workload import evening, family_floor, with_history
-from yardsticks import cached_yardstick, online_bound
+from yardsticks import bound_summary, cached_yardstick, mean, online_bound
 
 FAMILY_POLICIES = ["engine_repack", "engine", "legacy"]
-
-
-def _mean(values: list[float]) -> float:
-    return round(statistics.mean(values), 4) if values else 0.0
+# the online bound of each family cell (yardsticks.bound_summary)
+FAMILY_BOUND_FIELDS = (
+    "covers", "undecided", "undecided_covers", "cpsat_most_seconds", "cpu_seconds",
+    "cached", "cached_other_code",
+)
 
 
 def _cell(rows: dict[str, list[dict[str, Any]]], bounds: list[dict[str, Any]]) -> dict[str, Any]:
     cell: dict[str, Any] = {}
     if bounds:
-        cell["online_bound"] = {
-            "covers": _mean([b["covers"] for b in bounds]),
-            "undecided": _mean([b["undecided"] for b in bounds]),
-            "undecided_covers": _mean([b["undecided_covers"] for b in bounds]),
-            "cpsat_most_seconds": max(b.get("cpsat_most_seconds", 0.0) for b in bounds),
-            "cpu_seconds": _mean([b["cpu_seconds"] for b in bounds]),
-            "cached": sum(bool(b.get("cached")) for b in bounds),
-            "cached_other_code": sum(bool(b.get("other_code")) for b in bounds),
-        }
+        cell["online_bound"] = bound_summary(bounds, FAMILY_BOUND_FIELDS)
     for policy, runs in rows.items():
         cell[policy] = {
-            "covers": _mean([r["covers"] for r in runs]),
-            "bookings": _mean([r["accepted"] for r in runs]),
+            "covers": mean([r["covers"] for r in runs]),
+            "bookings": mean([r["accepted"] for r in runs]),
             "covers_per_evening": [r["covers"] for r in runs],
-            "moves_per_seated": _mean([r["moves_per_seated"] for r in runs]),
-            "zone_changes": _mean([r["zone_changes"] for r in runs]),
-            "repeat_moves": _mean([r["repeat_moves"] for r in runs]),
-            "moves_within_zone_group": _mean([r["moves_within_zone_group"] for r in runs]),
+            "moves_per_seated": mean([r["moves_per_seated"] for r in runs]),
+            "zone_changes": mean([r["zone_changes"] for r in runs]),
+            "repeat_moves": mean([r["repeat_moves"] for r in runs]),
+            "moves_within_zone_group": mean([r["moves_within_zone_group"] for r in runs]),
             "most_moves": max(r["most_moves"] for r in runs),
         }
         if bounds:  # mean over seeds of the evening's ratio, as for the shapes
-            cell[policy]["covers_vs_bound"] = _mean([
+            cell[policy]["covers_vs_bound"] = mean([
                 r["covers"] / max(1, b["covers"]) for r, b in zip(runs, bounds, strict=True)])
     if "engine" in rows and "legacy" in rows:
         legacy = cell["legacy"]["covers"]
         cell["engine_vs_legacy"] = round(cell["engine"]["covers"] / legacy - 1, 4) if legacy else 0
     return cell
-
-
-def _spread(values: list[float]) -> dict[str, Any]:
-    se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else None
-    return {"mean": _mean(values), "standard_error": None if se is None else round(se, 4),
-            "evenings": len(values)}
 
 
 def bench_family(
@@ -120,8 +106,8 @@ def summary(floors: dict[str, Any], policies: list[str]) -> dict[str, Any]:
             if count:
                 behind.append(f"{where}: {count} evening(s)")
         out["engine_vs_legacy"] = {
-            "mean": _mean(list(gains.values())),
-            "mean_at_100_170": _mean(list(high.values())),
+            "mean": mean(list(gains.values())),
+            "mean_at_100_170": mean(list(high.values())),
             "worst": min(gains.items(), key=lambda kv: kv[1]),
             "cells_short_of_2pct_at_100_170": sum(g < LEGACY_MARGIN for g in high.values()),
             "behind_legacy": behind,
@@ -131,20 +117,20 @@ def summary(floors: dict[str, Any], policies: list[str]) -> dict[str, Any]:
         out["online_bound"] = {
             "undecided": sum(cell["online_bound"]["undecided"] for _, cell in bounded),
             "cpsat_most_seconds": max(c["online_bound"]["cpsat_most_seconds"] for _, c in bounded),
-            "cpu_seconds": _mean([cell["online_bound"]["cpu_seconds"] for _, cell in bounded]),
+            "cpu_seconds": mean([cell["online_bound"]["cpu_seconds"] for _, cell in bounded]),
         }
     if "engine_repack" in policies:
         moves = {where: cell["engine_repack"]["moves_per_seated"] for where, _, cell in cells}
         out["engine_repack"] = {
-            "moves_per_seated": {"mean": _mean(list(moves.values())),
+            "moves_per_seated": {"mean": mean(list(moves.values())),
                                  "worst": max(moves.items(), key=lambda kv: kv[1])},
-            "zone_changes": _mean([c["engine_repack"]["zone_changes"] for _, _, c in cells]),
-            "repeat_moves": _mean([c["engine_repack"]["repeat_moves"] for _, _, c in cells]),
+            "zone_changes": mean([c["engine_repack"]["zone_changes"] for _, _, c in cells]),
+            "repeat_moves": mean([c["engine_repack"]["repeat_moves"] for _, _, c in cells]),
         }
         if bounded:
             versus = {where: cell["engine_repack"]["covers_vs_bound"] for where, cell in bounded}
             out["engine_repack"]["covers_vs_bound"] = {
-                "mean": _mean(list(versus.values())),
+                "mean": mean(list(versus.values())),
                 "worst": min(versus.items(), key=lambda kv: kv[1]),
                 "cells_under_99pct": sum(v < RATIO for v in versus.values()),
             }
@@ -158,7 +144,7 @@ def summary(floors: dict[str, Any], policies: list[str]) -> dict[str, Any]:
         if grouped:
             out["engine_repack"]["moves_within_zone_group"] = {
                 "floors": sum(bool(f.get("equivalent_zones")) for f in floors.values()),
-                "mean": _mean(list(grouped.values())),
+                "mean": mean(list(grouped.values())),
                 "worst": max(grouped.items(), key=lambda kv: kv[1]),
             }
     return out

@@ -24,6 +24,7 @@ import gc
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from itertools import combinations
 from typing import Any
 
 from workload import MANY_MOVES, Request, allocations_of, check_no_double_booking
@@ -116,6 +117,7 @@ def simulate(
     moved = Moves.on(floor)
     exact = bounded = stops = 0
     causes: dict[str, int] = {}  # covers refused, by what would have seated them
+    refused: dict[str, str] = {}  # booking -> what would have seated it
     wall: list[float] = []
     cpu: list[float] = []
     repack_wall: list[float] = []
@@ -147,8 +149,9 @@ def simulate(
         if tables is not None:
             held[req.booking_id] = tables
         elif attribute:
-            why = refusal_cause(snapshot, request, req.asked_at)
+            why = refusal_cause(floor, held, by_id, moved.of, req)
             causes[why] = causes.get(why, 0) + req.party
+            refused[req.booking_id] = why
     check_no_double_booking(floor, held, by_id)
     out: dict[str, Any] = {
         "accepted": len(held),
@@ -161,6 +164,7 @@ def simulate(
     if policy == "engine_repack":
         if attribute:
             out["refused_covers_by_cause"] = causes
+            out["refusal_causes"] = refused
         out.update(
             repack_exact=exact, repack_bounded=bounded, repack_ms=repack_wall,
             safety_stops=stops,
@@ -168,20 +172,51 @@ def simulate(
     return out
 
 
-def refusal_cause(snapshot: RestaurantSnapshot, request: BookingRequest, now: datetime) -> str:
-    """What would have seated a request the default configuration refused, on
-    the very same floor state: `steps` (the bound's 100,000 exact steps),
-    `freeze` (no freeze window), `both`, or `neither` (the bound's own rules
-    refuse it too here, so what is lost is the path: earlier choices left this
-    state); `neither` counts requests the 100,000 steps could not decide too."""
-    default = FIRST
-    steps = replace(
-        default, max_exact_steps=100_000, repack_safety_stop_ms=None, repack_shallow_share=1.0
-    )
-    if search(snapshot, request, steps, now=now).plans:
-        return "steps"
-    if search(snapshot, request, replace(default, repack_freeze_minutes=0), now=now).plans:
-        return "freeze"
-    if search(snapshot, request, replace(steps, repack_freeze_minutes=0), now=now).plans:
-        return "both"
-    return "neither"
+def refusal_cause(
+    floor: RestaurantSnapshot,
+    held: dict[str, tuple[str, ...]],
+    by_id: dict[str, Request],
+    moved: dict[str, int],
+    req: Request,
+) -> str:
+    """What would have seated a request the deployed configuration refused, on
+    the very same floor (`held`, each booking moved `moved` times), the first
+    that does of: one of its rules lifted alone, `steps` (the bound's 100,000
+    exact steps, no safety stop), `freeze` (no freeze window), `move cap` (as
+    many moves as needed; saying whether a cap of 3 seats it), `empty-seat rule` (any re-assignment, `repack_snug`
+    off); two of them lifted (`a + b`); `rules together` (the online bound's
+    own search and rules,
+    `yardsticks.bound_decides`); then beyond the bound's rules too: `repeat-move
+    rule` (bookings moved before may move again), `zone rule` (and to any
+    zone). `earlier choices`: none of these seats it on this floor, so what is
+    lost is the path that led here; `undecided`: CP-SAT ran out of time."""
+    from yardsticks import bound_decides
+
+    snapshot = allocations_of(floor, held, by_id, moved)
+    request, now = req.booking(), req.asked_at
+    lifted = {
+        "steps": {"max_exact_steps": 100_000, "repack_safety_stop_ms": None,
+                  "repack_shallow_share": 1.0},
+        "freeze": {"repack_freeze_minutes": 0},
+        "move cap": {"repack_max_moves": None},
+        "empty-seat rule": {"repack_snug": False},
+    }
+    for names in (*([n] for n in lifted), *combinations(lifted, 2)):
+        config = replace(FIRST, **{k: v for n in names for k, v in lifted[n].items()})
+        if search(snapshot, request, config, now=now).plans:
+            if names == ["move cap"]:  # would a cap of 3 do?
+                three = replace(FIRST, repack_max_moves=3)
+                return "move cap (3 seat it)" if search(snapshot, request, three, now=now).plans \
+                    else "move cap (3 do not)"
+            return " + ".join(names)
+    undecided = False
+    for cause, times_moved, any_zone in (
+        ("rules together", {b: n for b, n in moved.items() if n}, False),
+        ("repeat-move rule", {}, False),
+        ("zone rule", {}, True),
+    ):
+        status, seats, _ = bound_decides(floor, held, by_id, times_moved, req, 2.0, any_zone)
+        if seats is not None:
+            return cause
+        undecided |= status == "unknown"
+    return "undecided" if undecided else "earlier choices"

@@ -24,7 +24,8 @@ measured against:
   and seats).
 
 Both take minutes on the larger floors, so `cached_yardstick` keeps them in a
-directory (`--yardstick-cache`).
+directory (`--yardstick-cache`). `bound_summary` is a cell's bound as the
+shapes (bench/engine.py) and the family (bench/family.py) report it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -106,59 +108,82 @@ def optimum(
     }
 
 
+# any valid plan at any time: no holding back of three-table plans
+BOUND_FREE = EngineConfig(repack=False, max_plans=1, wide_plan_lead_minutes=None)
+BOUND_EXACT = EngineConfig(
+    repack=True,
+    max_plans=1,
+    wide_plan_lead_minutes=None,
+    repack_freeze_minutes=0,
+    max_exact_steps=100_000,
+    repack_safety_stop_ms=None,  # steps only
+    repack_max_moves=None,  # as many moves as needed
+    repack_snug=False,  # any valid re-assignment
+    repack_shallow_share=1.0,  # the fewest moves first, as before
+)
+
+
+def bound_decides(
+    floor: RestaurantSnapshot,
+    held: dict[str, tuple[str, ...]],
+    by_id: dict[str, Request],
+    times_moved: dict[str, int],
+    req: Request,
+    cpsat_seconds: float,
+    any_zone: bool = False,
+) -> tuple[str, dict[str, tuple[str, ...]] | None, float]:
+    """How the online bound decides `req` on the floor holding `held` (each
+    booking moved `times_moved` times): ("free" / "exact" / "found" (by CP-SAT), the new
+    plans of the moved bookings and of `req`), or ("refused" / "no plan" /
+    "infeasible" / "unknown", None); and CP-SAT's deterministic seconds.
+    `any_zone`: CP-SAT straight away, a moved booking in any zone (a diagnosis
+    of the zone rule, bench/diverge.py --bound; not the bound's rules)."""
+    now = req.asked_at
+    request = req.booking()
+    if not any_zone:
+        snapshot = allocations_of(floor, held, by_id, times_moved)
+        result = search(snapshot, request, BOUND_FREE, now=now)
+        if result.plans:
+            return "free", {req.booking_id: result.plans[0].tables}, 0.0
+        result = search(snapshot, request, BOUND_EXACT, now=now)
+        if result.plans:
+            seats = {move.booking_id: move.to_tables for move in result.moves}
+            return "exact", {**seats, req.booking_id: result.plans[0].tables}, 0.0
+        if result.repack == "exact":
+            return "refused", None, 0.0  # proven: no re-assignment seats it
+    # the exact search ran out of steps: CP-SAT decides, over the same bookings
+    movable = sorted(
+        b for b in held
+        if by_id[b].start > now and _overlap(by_id[b], req) and b not in times_moved
+    )
+    return cpsat_repack(floor, held, by_id, req, movable, cpsat_seconds, any_zone)
+
+
 def online_bound(
-    floor: RestaurantSnapshot, requests: list[Request], cpsat_seconds: float
+    floor: RestaurantSnapshot,
+    requests: list[Request],
+    cpsat_seconds: float,
+    keep: dict[str, tuple[str, ...]] | None = None,
 ) -> dict[str, Any]:
-    """The online re-packing bound (see the module docstring)."""
+    """The online re-packing bound (see the module docstring); `keep`, when
+    given, receives the evening's plans (booking -> tables)."""
     began = time.process_time()
     by_id = {r.booking_id: r for r in requests}
-    held: dict[str, tuple[str, ...]] = {}
+    held: dict[str, tuple[str, ...]] = {} if keep is None else keep
     solves = unknown = unknown_covers = flipped = moves = widest = many = 0
     longest = 0.0
-    # any valid plan at any time: no holding back of three-table plans
-    free_only = EngineConfig(repack=False, max_plans=1, wide_plan_lead_minutes=None)
-    exact = EngineConfig(
-        repack=True,
-        max_plans=1,
-        wide_plan_lead_minutes=None,
-        repack_freeze_minutes=0,
-        max_exact_steps=100_000,
-        repack_safety_stop_ms=None,  # steps only
-        repack_max_moves=None,  # as many moves as needed
-        repack_snug=False,  # any valid re-assignment
-        repack_shallow_share=1.0,  # the fewest moves first, as before
-    )
     times_moved: dict[str, int] = {}
     for req in requests:
-        now = req.asked_at
-        snapshot = allocations_of(floor, held, by_id, times_moved)
-        request = req.booking()
-        result = search(snapshot, request, free_only, now=now)
-        if result.plans:
-            held[req.booking_id] = result.plans[0].tables
+        status, seats, spent = bound_decides(floor, held, by_id, times_moved, req, cpsat_seconds)
+        if status in ("free", "refused"):
+            if seats is not None:
+                held.update(seats)
             continue
-        result = search(snapshot, request, exact, now=now)
-        if result.plans:
-            for move in result.moves:
-                held[move.booking_id] = move.to_tables
-                times_moved[move.booking_id] = 1
-            held[req.booking_id] = result.plans[0].tables
-            moves += len(result.moves)
-            widest = max(widest, len(result.moves))
-            many += len(result.moves) > MANY_MOVES
-            continue
-        if result.repack == "exact":
-            continue  # proven: no re-assignment seats it
-        # the exact search ran out of steps: CP-SAT decides, over the same bookings
-        movable = sorted(
-            b for b in held
-            if by_id[b].start > now and _overlap(by_id[b], req) and b not in times_moved
-        )
-        status, seats, spent = cpsat_repack(floor, held, by_id, req, movable, cpsat_seconds)
-        solves += status != "no plan"
-        longest = max(longest, spent)
+        if status != "exact":
+            solves += status != "no plan"
+            longest = max(longest, spent)
         if seats is not None:
-            flipped += 1
+            flipped += status == "found"
             changed = [b for b, tables in seats.items() if b in held and held[b] != tables]
             moved = len(changed)
             times_moved.update(dict.fromkeys(changed, 1))
@@ -195,6 +220,7 @@ def cpsat_repack(
     req: Request,
     movable: list[str],
     seconds: float,
+    any_zone: bool = False,
 ) -> tuple[str, dict[str, tuple[str, ...]] | None, float]:
     """CP-SAT over `movable` and `req` (every other held booking stays): one
     valid plan each (a moved booking within the zone it sits in, the new one in
@@ -214,7 +240,7 @@ def cpsat_repack(
     zone = {t.id: floor.same_zone(t.zone)[0] for t in floor.tables}
     for b in [*movable, req.booking_id]:
         plans = all_plans(base, by_id[b].booking())
-        if b in held:  # re-packing keeps a booking in its zone
+        if b in held and not any_zone:  # re-packing keeps a booking in its zone
             own = {zone[t] for t in held[b]}
             plans = [p for p in plans if {zone[t] for t in p} <= own]
         if not plans:
@@ -253,6 +279,49 @@ def cpsat_repack(
             b: next(t for v, t in options if solver.value(v)) for b, options in variables.items()
         }, spent
     return ("infeasible" if status == cp_model.INFEASIBLE else "unknown"), None, spent
+
+
+def mean(values: list[float]) -> float:
+    """The mean, rounded as the bench's results are (0.0 for none)."""
+    return round(statistics.mean(values), 4) if values else 0.0
+
+
+# the online bound of a cell as bench/engine.py reports it for a shape (and
+# adds its CP-SAT limit); bench/family.py reports fewer for each family cell
+BOUND_FIELDS = (
+    "bookings", "covers", "cpsat_solves", "cpsat_accepted", "undecided", "undecided_covers",
+    "moves", "most_moves", "repacks_over_3_moves", "cpu_seconds", "cpsat_most_seconds",
+)
+
+
+def bound_summary(
+    bounds: list[dict[str, Any]], fields: tuple[str, ...] = BOUND_FIELDS
+) -> dict[str, Any]:
+    """`fields` of the online bound over a cell's evenings (`online_bound`
+    results), in that order: the mean over evenings, except
+    `cpsat_most_seconds`, the longest CP-SAT solve of any evening
+    (deterministic seconds: how far below its limit the bound decided), and
+    `cached` / `cached_other_code` (`cached_counts`)."""
+    counts = cached_counts(bounds)
+    out: dict[str, Any] = {}
+    for field in fields:
+        if field == "cpsat_most_seconds":
+            out[field] = max((b.get(field, 0.0) for b in bounds), default=0.0)
+        elif field in counts:
+            out[field] = counts[field]
+        else:
+            out[field] = mean([b[field] for b in bounds])
+    return out
+
+
+def cached_counts(results: list[dict[str, Any]]) -> dict[str, int]:
+    """Of yardstick results, those solved in an earlier run (`cached_yardstick`;
+    their cpu_seconds are of that run), and of those, those solved by other
+    code than this run's (`yardstick_code`)."""
+    return {
+        "cached": sum(bool(r.get("cached")) for r in results),
+        "cached_other_code": sum(bool(r.get("other_code")) for r in results),
+    }
 
 
 def _overlap(a: Request, b: Request) -> bool:
