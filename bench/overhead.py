@@ -198,6 +198,25 @@ async def serve(address: str, queue: str, flags: set[str]) -> None:
 
 # ------------------------------------------------------------------ driver
 
+# `real+mail-pool`: seatflow.mail.deliver hands the file mailbox's write to
+# the mail pool, as it did before it wrote on the loop (set before the
+# activities import it).
+MAIL_POOL = """
+import asyncio
+import seatflow.mail as m
+async def _deliver(transport, claim, sender):
+    message = m.build_message(claim, sender)
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.run_in_executor(m._mail_pool, transport.deliver,
+                                          f"{claim.booking_id}-{claim.kind}", message)
+    except m.MailError:
+        raise
+    except Exception as exc:
+        raise m.classify(exc) from None
+m.deliver = _deliver
+"""
+
 
 def cpu_seconds(pid: int) -> float:
     t = psutil.Process(pid).cpu_times()
@@ -267,9 +286,12 @@ async def drive_on(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
             queue = f"ovh-{name}-{uuid.uuid4().hex[:6]}"
             log = logdir / f"worker-{name}.log"
             # `real+threads`: the production worker with activations on the
-            # SDK's thread pool (workflows/runner.py INLINE_ACTIVATIONS)
+            # SDK's thread pool (workflows/runner.py INLINE_ACTIVATIONS);
+            # `real+mail-pool`: the file mailbox written on the mail pool
             code = ("import workflows.runner as r; r.INLINE_ACTIVATIONS = "
-                    f"{'threads' not in name}; import worker; worker.main()")
+                    f"{'threads' not in name}; "
+                    f"{MAIL_POOL if 'mail-pool' in name else ''}"
+                    "import worker; worker.main()")
             proc = start([sys.executable, "-c", code],
                          stack.process_env(SEATFLOW_TASK_QUEUE=queue), log)
             procs[name] = (proc, queue)
@@ -340,7 +362,8 @@ def main() -> None:
                              "worker with PostgreSQL)")
     parser.add_argument("--real", default="real,real+threads",
                         help="the production workers of kind `real`: real (as it is), "
-                             "real+threads (activations on the SDK's thread pool)")
+                             "real+threads (activations on the SDK's thread pool), "
+                             "real+mail-pool (the file mailbox written on the mail pool)")
     parser.add_argument("--logdir", default=f"/tmp/seatflow-overhead-{os.getpid()}")
     args = parser.parse_args()
     started = time.time()
