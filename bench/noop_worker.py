@@ -45,17 +45,16 @@ async def serve(address: str, queue: str) -> None:
     from temporalio.worker import Worker
 
     import worker as production
-    from workflows.runner import workflow_runner
+    from workflows.runner import worker_options
 
     client = await Client.connect(address)
-    runner = workflow_runner()  # the production worker's (no sandbox)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with Worker(client, task_queue=queue, workflows=[NoopWorkflow, LocalWorkflow],
                       activities=[noop],
-                      workflow_runner=runner,
+                      **worker_options(),  # the production worker's (no sandbox, inline)
                       max_concurrent_activities=production.MAX_CONCURRENT_ACTIVITIES,
                       max_concurrent_workflow_tasks=production.MAX_CONCURRENT_WORKFLOW_TASKS):
         print("noop worker ready", flush=True)

@@ -43,20 +43,18 @@ import asyncio
 import contextlib
 import json
 import os
-import random
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from temporalio.client import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cpu import CpuMeter, per_item
-from stack import ROOT, embedded_stack
+from stack import ROOT, book, embedded_stack
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -176,38 +174,6 @@ async def ceiling(client: Client, queue: str, count: int,
             "per_second": round(count / seconds, 2),
             "latency_seconds": {"p50": round(ordered[len(ordered) // 2], 3),
                                 "p95": round(ordered[int(len(ordered) * 0.95) - 1], 3)}}
-
-
-async def book(engine: Any, client: Client, queue: str, prefix: str, bookings: int,
-               restaurants: int, seed: int, rate: float | None = None
-               ) -> tuple[list[str], list[str], float]:
-    """Create `bookings` over fresh restaurants (at once, or at `rate` per
-    second); wait for every workflow result. Returns (booking ids,
-    restaurant ids, seconds from the first create to the last result)."""
-    from seatflow.domain.intake import NewBooking
-    from seatflow.domain.workflow_ids import booking_workflow_id
-    from seatflow.ops.loadtest import ensure_restaurants, first_free_evening, plan_bookings
-    from seatflow.service.bookings import create_booking
-
-    ids = [f"{prefix}-{i}" for i in range(1, restaurants + 1)]
-    _, tz_name = await ensure_restaurants(
-        engine, ids, ROOT / "examples" / "floorplans" / "harbour-kitchen.json")
-    tz = ZoneInfo(tz_name)
-    planned = plan_bookings(bookings, ids, await first_free_evening(engine, ids, tz), tz,
-                            random.Random(seed))
-    started = time.perf_counter()
-
-    async def one(k: int, b: Any) -> str:
-        if rate:
-            await asyncio.sleep(max(0.0, started + k / rate - time.perf_counter()))
-        made = await create_booking(engine, client, NewBooking(
-            restaurant_id=b.restaurant_id, party_size=b.party_size, start=b.start,
-            guest_name=f"Bench {k}", guest_email=f"bench-{k}@example.com"), task_queue=queue)
-        await client.get_workflow_handle(booking_workflow_id(made.booking_id)).result()
-        return made.booking_id
-
-    created = await asyncio.gather(*(one(k, b) for k, b in enumerate(planned)))
-    return list(created), ids, time.perf_counter() - started
 
 
 async def figures(engine: Any, ids: list[str], restaurants: list[str],

@@ -1,8 +1,9 @@
 """The benches' embedded stack: PostgreSQL (pgserver in a temporary
 directory, migrated), the Temporal dev server (the `temporal` binary next to
 the interpreter), and the environment a `python -m worker` (or API) process
-needs to join them. One place for what bench/pipeline.py and bench/api.py
-both start:
+needs to join them, and a burst of bookings through the real intake
+(`book`). One place for what bench/pipeline.py, bench/api.py and
+bench/overhead.py start:
 
     async with embedded_stack("seatflow-bench-") as stack:
         env = stack.process_env(SEATFLOW_TASK_QUEUE="q")
@@ -14,15 +15,19 @@ On exit the dev server stops, the database stops and the directory goes.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import random
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -109,3 +114,35 @@ async def embedded_stack(prefix: str = "seatflow-bench-") -> AsyncIterator[Stack
                         address=env.client.service_client.config.target_host)
         finally:
             await env.shutdown()
+
+
+async def book(engine: Any, client: Any, queue: str, prefix: str, bookings: int,
+               restaurants: int, seed: int, rate: float | None = None
+               ) -> tuple[list[str], list[str], float]:
+    """Create `bookings` over fresh restaurants (at once, or at `rate` per
+    second); wait for every workflow result. Returns (booking ids,
+    restaurant ids, seconds from the first create to the last result)."""
+    from seatflow.domain.intake import NewBooking
+    from seatflow.domain.workflow_ids import booking_workflow_id
+    from seatflow.ops.loadtest import ensure_restaurants, first_free_evening, plan_bookings
+    from seatflow.service.bookings import create_booking
+
+    ids = [f"{prefix}-{i}" for i in range(1, restaurants + 1)]
+    _, tz_name = await ensure_restaurants(
+        engine, ids, ROOT / "examples" / "floorplans" / "harbour-kitchen.json")
+    tz = ZoneInfo(tz_name)
+    planned = plan_bookings(bookings, ids, await first_free_evening(engine, ids, tz), tz,
+                            random.Random(seed))
+    started = time.perf_counter()
+
+    async def one(k: int, b: Any) -> str:
+        if rate:
+            await asyncio.sleep(max(0.0, started + k / rate - time.perf_counter()))
+        made = await create_booking(engine, client, NewBooking(
+            restaurant_id=b.restaurant_id, party_size=b.party_size, start=b.start,
+            guest_name=f"Bench {k}", guest_email=f"bench-{k}@example.com"), task_queue=queue)
+        await client.get_workflow_handle(booking_workflow_id(made.booking_id)).result()
+        return made.booking_id
+
+    created = await asyncio.gather(*(one(k, b) for k, b in enumerate(planned)))
+    return list(created), ids, time.perf_counter() - started

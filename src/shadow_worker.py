@@ -14,7 +14,7 @@ from temporalio.worker import Worker
 
 from activities.shadow import ShadowActivities
 from seatflow.config import Settings
-from workflows.runner import workflow_runner
+from workflows.runner import worker_options
 from workflows.shadow import ShadowAssignmentWorkflow
 
 
@@ -31,7 +31,7 @@ def build_shadow_worker(
         client,
         task_queue=task_queue or settings.shadow_task_queue,
         workflows=[ShadowAssignmentWorkflow],
-        workflow_runner=workflow_runner(),
+        **worker_options(),
         activities=activities.all(),
         # Shadows are best effort: keep them from crowding the database.
         max_concurrent_activities=20,

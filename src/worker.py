@@ -23,7 +23,7 @@ from seatflow.mail import FileMailbox, MailTransport, SmtpTransport, is_local
 from shadow_worker import build_shadow_worker
 from workflows.booking import BookingAssignmentWorkflow, GuestEmailWorkflow
 from workflows.converter import DATA_CONVERTER
-from workflows.runner import workflow_runner
+from workflows.runner import worker_options
 
 WORKFLOWS = [BookingAssignmentWorkflow, GuestEmailWorkflow]
 MAX_CONCURRENT_ACTIVITIES = 100
@@ -64,7 +64,7 @@ def build_worker(
         Client(**config),
         task_queue=task_queue or settings.task_queue,
         workflows=WORKFLOWS,
-        workflow_runner=workflow_runner(),
+        **worker_options(),
         activities=[*booking.all(), flags.decide_pipeline],
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,
         max_concurrent_workflow_tasks=MAX_CONCURRENT_WORKFLOW_TASKS,

@@ -23,6 +23,8 @@ workflow instance's), and takes time, randomness and waits from
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.worker import UnsandboxedWorkflowRunner, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -39,6 +41,26 @@ SANDBOX_PASSTHROUGH = ("activities", "seatflow", "pydantic", "pydantic_core", "s
 def workflow_runner() -> WorkflowRunner:
     """The runner of every worker process (and of the replay and workflow tests)."""
     return UnsandboxedWorkflowRunner()
+
+
+# Workflow activations run on the worker's event loop thread, not handed to a
+# thread pool (issue 27, docs/performance.md "Activations on the event loop").
+# The SDK's default hands every activation to one of
+# max_concurrent_workflow_tasks (100) threads and back, so under a burst the
+# loop (which runs the activities) and up to 100 activation threads contend
+# for the GIL. `debug_mode` is the SDK's switch for running them inline; what
+# it also turns off is the 2 s deadlock detector (a workflow task that blocks
+# its thread fails instead of stalling the worker). The code it guarded
+# against (blocking calls, I/O, sleeps in workflow code) fails the sandbox
+# replay in CI (tests/pure/test_replay.py) before it reaches a worker; the
+# only other thing debug mode installs is a `breakpoint()` hook.
+INLINE_ACTIVATIONS = True
+
+
+def worker_options() -> dict[str, Any]:
+    """How every worker process (booking, shadow, the bench's floor) runs its
+    workflows: no sandbox, activations inline (INLINE_ACTIVATIONS)."""
+    return {"workflow_runner": workflow_runner(), "debug_mode": INLINE_ACTIVATIONS}
 
 
 def sandbox_check_runner(*passthrough: str) -> SandboxedWorkflowRunner:
