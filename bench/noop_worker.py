@@ -54,7 +54,7 @@ async def serve(address: str, queue: str) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with Worker(client, task_queue=queue, workflows=[NoopWorkflow, LocalWorkflow],
                       activities=[noop],
-                      **worker_options(),  # the production worker's (no sandbox, inline)
+                      **worker_options(),  # the production worker's (no sandbox, one activation thread)
                       max_concurrent_activities=production.MAX_CONCURRENT_ACTIVITIES,
                       max_concurrent_workflow_tasks=production.MAX_CONCURRENT_WORKFLOW_TASKS):
         print("noop worker ready", flush=True)

@@ -29,10 +29,11 @@ shadow worker beside it):
 - `no-log`: logging configured at WARNING;
 - `no-shadow`: without the shadow worker;
 - `default-converter`: Temporal's default data converter;
-- `wft-N`: workflow activations on a pool of N threads (the SDK's default:
-  max_concurrent_workflow_tasks threads);
-- `threads`: activations on the SDK's default pool (not inline, as the
-  workers run them: workflows/runner.py INLINE_ACTIVATIONS).
+- `wft-N`: workflow activations on a pool of N threads (the workers use 1:
+  workflows/runner.py ACTIVATION_THREADS);
+- `threads`: activations on the SDK's default pool (max_concurrent_workflow_tasks
+  threads);
+- `inline`: activations on the event loop's thread (the SDK's debug_mode).
 
 Prints one JSON document: per variant and kind, the worker's CPU ms per
 workflow of each round, mean and standard deviation.
@@ -69,7 +70,7 @@ from stack import ROOT, book, embedded_stack
 
 HISTORY = ROOT / "tests" / "histories" / "happy_path_email_local.json"
 FLAGS = ("bare", "no-upsert", "no-log", "no-shadow", "default-converter", "wft-1", "wft-2",
-         "wft-4", "threads")
+         "wft-4", "threads", "inline")
 
 
 # ------------------------------------------------------------------ worker
@@ -162,13 +163,14 @@ async def serve(address: str, queue: str, flags: set[str]) -> None:
         config["data_converter"] = DATA_CONVERTER
         client = Client(**config)
     del DataConverter
-    extra: dict[str, Any] = {}
-    for n in (1, 2, 4):
-        if f"wft-{n}" in flags:
-            from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor
 
-            extra["workflow_task_executor"] = ThreadPoolExecutor(n)
-    extra["debug_mode"] = "threads" not in flags and not extra
+    extra: dict[str, Any] = {}
+    if "inline" in flags:
+        extra["debug_mode"] = True
+    elif "threads" not in flags:  # the workers' pool unless wft-N says otherwise
+        threads = next((n for n in (1, 2, 4) if f"wft-{n}" in flags), 1)
+        extra["workflow_task_executor"] = ThreadPoolExecutor(threads)
     workers = [Worker(
         client, task_queue=queue, **extra,
         workflows=[BookingAssignmentWorkflow, noop_worker.LocalWorkflow],
@@ -286,10 +288,10 @@ async def drive_on(stack: Any, args: argparse.Namespace) -> dict[str, Any]:
             queue = f"ovh-{name}-{uuid.uuid4().hex[:6]}"
             log = logdir / f"worker-{name}.log"
             # `real+threads`: the production worker with activations on the
-            # SDK's thread pool (workflows/runner.py INLINE_ACTIVATIONS);
+            # SDK's thread pool (workflows/runner.py ACTIVATION_THREADS);
             # `real+mail-pool`: the file mailbox written on the mail pool
-            code = ("import workflows.runner as r; r.INLINE_ACTIVATIONS = "
-                    f"{'threads' not in name}; "
+            code = ("import workflows.runner as r; r.ACTIVATION_THREADS = "
+                    f"{None if 'threads' in name else 1}; "
                     f"{MAIL_POOL if 'mail-pool' in name else ''}"
                     "import worker; worker.main()")
             proc = start([sys.executable, "-c", code],

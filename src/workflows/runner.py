@@ -23,6 +23,7 @@ workflow instance's), and takes time, randomness and waits from
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from temporalio.worker import UnsandboxedWorkflowRunner, WorkflowRunner
@@ -43,24 +44,31 @@ def workflow_runner() -> WorkflowRunner:
     return UnsandboxedWorkflowRunner()
 
 
-# Workflow activations run on the worker's event loop thread, not handed to a
-# thread pool (issue 27, docs/performance.md "Activations on the event loop").
-# The SDK's default hands every activation to one of
-# max_concurrent_workflow_tasks (100) threads and back, so under a burst the
-# loop (which runs the activities) and up to 100 activation threads contend
-# for the GIL. `debug_mode` is the SDK's switch for running them inline; what
-# it also turns off is the 2 s deadlock detector (a workflow task that blocks
-# its thread fails instead of stalling the worker). The code it guarded
-# against (blocking calls, I/O, sleeps in workflow code) fails the sandbox
-# replay in CI (tests/pure/test_replay.py) before it reaches a worker; the
-# only other thing debug mode installs is a `breakpoint()` hook.
-INLINE_ACTIVATIONS = True
+# Workflow activations run on one thread of their own, shared by the
+# process's workers, not on the SDK's default pool of
+# max_concurrent_workflow_tasks (100) threads (issue 27, docs/performance.md
+# "Where activations run"): under a burst the event loop (which runs the
+# activities) and up to 100 activation threads contended for the GIL, for
+# work the GIL serialises anyway. The SDK's 2 s deadlock detector still
+# watches every activation: a workflow task that blocks fails and says where.
+# (Running them on the loop itself, the SDK's `debug_mode`, measured lower
+# still but turns the detector off and installs a debugger hook: a debugging
+# switch, not a production one.) None: the SDK's own pool.
+ACTIVATION_THREADS: int | None = 1
+_activations: ThreadPoolExecutor | None = None
 
 
 def worker_options() -> dict[str, Any]:
     """How every worker process (booking, shadow, the bench's floor) runs its
-    workflows: no sandbox, activations inline (INLINE_ACTIVATIONS)."""
-    return {"workflow_runner": workflow_runner(), "debug_mode": INLINE_ACTIVATIONS}
+    workflows: no sandbox, activations on ACTIVATION_THREADS threads."""
+    global _activations
+    options: dict[str, Any] = {"workflow_runner": workflow_runner()}
+    if ACTIVATION_THREADS is not None:
+        if _activations is None:
+            _activations = ThreadPoolExecutor(ACTIVATION_THREADS,
+                                              thread_name_prefix="workflow-activation")
+        options["workflow_task_executor"] = _activations
+    return options
 
 
 def sandbox_check_runner(*passthrough: str) -> SandboxedWorkflowRunner:
