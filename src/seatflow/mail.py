@@ -332,8 +332,10 @@ async def deliver(transport: MailTransport, claim: Claim, sender: str) -> str:
     and renamed in a local directory, no fsync, where the hand-off to a pool
     thread and back cost more than the write. Under a burst of 100 bookings
     the pool's threads, serialising messages, contended for the GIL with the
-    loop: the worker's CPU per booking was 3.81 ms lower (sd 1.86, 8 of 8
-    rounds) with the write on the loop (issue 27, docs/performance.md)."""
+    loop: the worker's CPU per booking was 2.3 ms lower over 16 rounds with
+    the write on the loop (3.81 in one run of 8, 0.77 in the next; issue 27,
+    docs/performance.md). A slow disk under the mailbox stalls the loop for
+    as long as a write takes."""
     message = build_message(claim, sender)
     key = f"{claim.booking_id}-{claim.kind}"
     try:
