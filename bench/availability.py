@@ -80,7 +80,8 @@ from seatflow.engine.availability import (
 )
 from seatflow.engine.combinations import enumerate_plans
 from seatflow.engine.floor import Floor
-from seatflow.floorplan import FloorPlan, load_floorplan
+from seatflow.floorplan import FloorPlan
+from seatflow.floorplan_file import load_floorplan
 from seatflow.service.availability import check_availability
 
 FLOOR_FILE = ROOT / "examples" / "floorplans" / "harbour-kitchen.json"

@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from seatflow.floorplan import FloorPlan, FloorPlanError, load_floorplan, parse_floorplan
+from seatflow.floorplan import FloorPlan, FloorPlanError, parse_floorplan
+from seatflow.floorplan_file import load_floorplan
 from seatflow.storage.db import driver
 from seatflow.storage.floorplans import export_floorplan, import_floorplan, list_restaurants
 from seatflow.storage.restaurants import load_attempt_inputs, load_snapshot, snapshot_from_json

@@ -46,7 +46,8 @@ def import_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Validate a floor plan and create or update its restaurant (all or nothing)."""
-    from seatflow.floorplan import FloorPlanError, FloorPlanTooLarge, load_floorplan
+    from seatflow.floorplan import FloorPlanError
+    from seatflow.floorplan_file import FloorPlanTooLarge, load_floorplan
     from seatflow.service.restaurants import import_restaurant
 
     try:

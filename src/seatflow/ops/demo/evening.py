@@ -76,7 +76,7 @@ async def open_evening(stack: devstack.StackStatus, path: Path, seed: int | None
     from temporalio.client import Client
 
     from seatflow.config import settings
-    from seatflow.floorplan import load_floorplan
+    from seatflow.floorplan_file import load_floorplan
     from seatflow.service.restaurants import import_restaurant
     from seatflow.storage.db import make_engine
 
