@@ -24,6 +24,7 @@ import atexit
 import json
 import os
 import select
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -115,6 +116,7 @@ class CliServer:
             self._proc.stdin.close()
             self._proc.wait(timeout=60)
             self._proc = None
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 _shared: CliServer | None = None

@@ -170,3 +170,17 @@ async def save_history(handle: Any, name: str) -> None:
     history = await handle.fetch_history()
     HISTORIES.mkdir(exist_ok=True)
     (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+
+async def listed(client: Any, query: str, expected: str, timeout: float = 20) -> list[str]:
+    """The workflow ids Temporal's visibility store lists for `query`, once
+    they include `expected` (visibility indexes a change a moment after the
+    workflow makes it, longer on a busy box), or when `timeout` runs out."""
+    import asyncio
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        ids = [wf.id async for wf in client.list_workflows(query)]
+        if expected in ids or asyncio.get_running_loop().time() >= deadline:
+            return ids
+        await asyncio.sleep(0.2)

@@ -16,6 +16,7 @@ import pytest
 from seatflow.domain.workflow_ids import booking_workflow_id
 from tests.cli_support import Done, seatflow_cli
 from tests.e2e.test_devstack import Stack, isolated_env, stack  # noqa: F401 - fixtures
+from tests.support import listed
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,18 +27,10 @@ def cli(stack: Stack, *args: str, timeout: float = 60) -> Done:  # noqa: F811
     return seatflow_cli().run(args, env, cwd=ROOT, timeout=timeout)
 
 
-async def visible(address: str, query: str, expected: str, timeout: float = 20) -> list[str]:
+async def visible(address: str, query: str, expected: str) -> list[str]:
     from temporalio.client import Client
 
-    client = await Client.connect(address)
-    deadline = asyncio.get_running_loop().time() + timeout
-    ids: list[str] = []
-    while asyncio.get_running_loop().time() < deadline:
-        ids = [wf.id async for wf in client.list_workflows(query)]
-        if expected in ids:
-            return ids
-        await asyncio.sleep(0.5)
-    return ids
+    return await listed(await Client.connect(address), query, expected)
 
 
 def test_cli_books_a_table_and_the_ui_filter_finds_it(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811

@@ -36,7 +36,7 @@ from seatflow.domain.search_attributes import ALL, ASSIGNMENT_STATE
 from seatflow.domain.workflow_ids import booking_workflow_id
 from seatflow.service.bookings import create_booking
 from tests.conftest import binary
-from tests.support import floorplan, import_plan, slot, wait_for_state
+from tests.support import floorplan, import_plan, listed, slot, wait_for_state
 from tests.system_tools import require_tool
 from worker import build_worker
 
@@ -111,14 +111,9 @@ async def booking_in_manual_review(env: Any, db_engine: Any, queue: str,
     # The UI's list asks the visibility store, which indexes the change a
     # moment later (longer on a busy box): wait until the page's own query
     # finds the workflow.
-    listed: list[str] = []
-    for _ in range(300):
-        listed = [w.id async for w in env.client.list_workflows(
-            f'AssignmentState="manual_review" AND RestaurantId="{rid}"')]
-        if second.workflow_id in listed:
-            break
-        await asyncio.sleep(0.1)
-    assert second.workflow_id in listed, f"visibility lists {listed}"
+    ids = await listed(env.client, f'AssignmentState="manual_review" AND RestaurantId="{rid}"',
+                       second.workflow_id, timeout=30)
+    assert second.workflow_id in ids, f"visibility lists {ids}"
     return second.booking_id, second.workflow_id
 
 

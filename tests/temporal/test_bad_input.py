@@ -425,29 +425,24 @@ async def subprocess_outcomes(
     env = clean_env(pg_url, dev_env.client.service_client.config.target_host,
                     dev_env.client.namespace)
 
-    def run(case: Case) -> Outcome:
+    def run(case: Case) -> Done:
         # An empty working directory: no .env file from the checkout leaks in.
         done = subprocess.run(case.args, env={**env, **case.env}, cwd=plans_dir,
                               capture_output=True, text=True, timeout=120, check=False)
-        return Outcome(done.returncode, done.stdout + done.stderr)
-
-    def outcome(future: Future[Done]) -> Outcome:
-        done = future.result(timeout=120)
-        return Outcome(done.returncode, done.stdout + done.stderr)
+        return Done(done.returncode, done.stdout, done.stderr)
 
     before = await db_counts(db_engine)
     batch = [c for c in CASES if c.kind in ("cli", "process")]
     with ThreadPoolExecutor(max_workers=4) as pool:
-        futures = [
+        futures: list[Future[Done]] = [
             seatflow_cli().submit([a.replace("{plans}", str(plans_dir)) for a in case.args],
-                                {**env, **case.env}, cwd=plans_dir)
+                                  {**env, **case.env}, cwd=plans_dir)
             if case.kind == "cli" else pool.submit(run, case)
             for case in batch
         ]
-        results = await asyncio.gather(*(
-            asyncio.to_thread(outcome, f) if case.kind == "cli" else asyncio.wrap_future(f)
-            for case, f in zip(batch, futures, strict=True)
-        ))
+        done = await asyncio.wait_for(
+            asyncio.gather(*(asyncio.wrap_future(f) for f in futures)), 300)
+    results = [Outcome(d.returncode, d.stdout + d.stderr) for d in done]
     after = await db_counts(db_engine)
     return {case.id: outcome for case, outcome in zip(batch, results, strict=True)}, before, after
 

@@ -54,7 +54,7 @@ from seatflow.domain.review import InvalidDecision, parse_cancel
 from tests.support import save_history
 from tests.workflow_fakes import FakeBookingBase
 from worker import WORKFLOWS
-from workflows.runner import workflow_runner
+from workflows.runner import worker_options
 
 
 @dataclass(kw_only=True)
@@ -156,7 +156,7 @@ async def running(
 ) -> AsyncIterator[tuple[Client, str]]:
     queue = f"hard-{uuid.uuid4().hex[:8]}"
     async with Worker(dev_env.client, task_queue=queue, workflows=WORKFLOWS,
-                      workflow_runner=workflow_runner(), activities=fake.activities()):
+                      **worker_options(), activities=fake.activities()):
         try:
             yield dev_env.client, queue
         finally:  # a failed test must not leave an activity held (shutdown waits)
@@ -421,7 +421,7 @@ async def test_manual_review_deadline_is_fixed_when_the_round_begins(own_time_sk
     env = own_time_skipping_env
     queue = f"hard-{uuid.uuid4().hex[:8]}"
     async with Worker(env.client, task_queue=queue, workflows=WORKFLOWS,
-                      workflow_runner=workflow_runner(), activities=fake.activities()):
+                      **worker_options(), activities=fake.activities()):
         handle = await start(env.client, queue, fake)
         await until(lambda: bool(fake.called("begin_booking")))
         await env.sleep(timedelta(minutes=40))

@@ -40,7 +40,7 @@ from tests.workflow.test_workflow_branches import (
     v3,
 )
 from workflows.booking import BookingAssignmentWorkflow, GuestEmailWorkflow
-from workflows.runner import workflow_runner
+from workflows.runner import worker_options
 
 __all__ = ["booking", "time_skipping_env"]  # fixtures shared with test_workflow_branches
 
@@ -106,7 +106,7 @@ async def held(booking: FakeBooking) -> HeldBooking:
 async def worker(ts_client: Client, queue: str, held: HeldBooking) -> AsyncIterator[Worker]:
     async with Worker(ts_client, task_queue=queue,
                       workflows=[BookingAssignmentWorkflow, GuestEmailWorkflow],
-                      activities=held.activities(), workflow_runner=workflow_runner()) as running:
+                      activities=held.activities(), **worker_options()) as running:
         yield running
 
 

@@ -63,7 +63,7 @@ from seatflow.service.bookings import start_booking_workflow
 from tests.support import save_history
 from tests.workflow_fakes import FakeBookingBase
 from workflows.booking import BookingAssignmentWorkflow
-from workflows.runner import workflow_runner
+from workflows.runner import worker_options, workflow_runner
 
 S = AssignmentState
 PENDING = S.ASSIGNMENT_PENDING.value
@@ -228,7 +228,7 @@ async def worker(ts_client: Client, queue: str, booking: FakeBooking) -> AsyncIt
     """The real workflow, the stand-in activities, one queue of this test's own."""
     async with Worker(ts_client, task_queue=queue, workflows=[BookingAssignmentWorkflow],
                       activities=booking.activities(),
-                      workflow_runner=workflow_runner()) as running:
+                      **worker_options()) as running:
         yield running
 
 
