@@ -56,6 +56,7 @@ from email.headerregistry import BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import Policy
 from email.utils import formataddr, parseaddr
+from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
 from typing import Protocol
@@ -278,6 +279,7 @@ async def claim_outbox_email(
     return claim
 
 
+@lru_cache(maxsize=256)  # one per restaurant: parsing it was a fifth of composing a message
 def from_line(sender: str, name: str | None) -> str:
     """`Harbour Kitchen <bookings@...>`: the restaurant's name before the
     configured address, unless the setting names someone already."""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -262,18 +262,44 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+# The floor's parts as the last snapshots read them, per value: a floor
+# changes rarely, and every attempt at a restaurant read the same tables and
+# adjacency into new objects (about half of decoding a snapshot; issue 27).
+# The same value gives the same (immutable) objects, which the engine's plan
+# cache then compares by identity (`engine.exact_problem._FloorKey`).
+_FLOOR_PARTS: dict[tuple[Any, ...], Any] = {}
+_FLOOR_PARTS_KEPT = 256  # a bound: a few per restaurant
+T = TypeVar("T")
+
+
+def _floor_part(kind: str, raw: list[list[Any]], make: Callable[[list[list[Any]]], T]) -> T:
+    key = (kind, *map(tuple, raw))
+    part: T | None = _FLOOR_PARTS.get(key)
+    if part is None:
+        if len(_FLOOR_PARTS) >= _FLOOR_PARTS_KEPT:
+            _FLOOR_PARTS.clear()
+        part = _FLOOR_PARTS[key] = make(raw)
+    return part
+
+
+def _tables(raw: Any) -> tuple[Table, ...]:
+    return tuple(
+        Table(id=c, capacity=cap, zone=z, min_party=lo, max_party=hi,
+              mobility=Mobility(mob), category=cat, active=bool(act), status=TableStatus(st))
+        for c, cap, z, lo, hi, mob, cat, act, st in raw)
+
+
+def _adjacency(raw: Any) -> tuple[tuple[str, str], ...]:
+    return tuple((a, b) for a, b in raw)
+
+
 def snapshot_from_json(restaurant_id: str, row: Mapping[Any, Any]) -> RestaurantSnapshot:
     """The snapshot from the JSON columns of `snapshot_columns` (`row`: an
     asyncpg Record, or a SQLAlchemy row's `_mapping`)."""
     return RestaurantSnapshot(
         restaurant_id=restaurant_id,
-        tables=tuple(
-            Table(id=c, capacity=cap, zone=z, min_party=lo, max_party=hi,
-                  mobility=Mobility(mob), category=cat, active=bool(act),
-                  status=TableStatus(st))
-            for c, cap, z, lo, hi, mob, cat, act, st in _json(row["tables"])
-        ),
-        adjacency=tuple((a, b) for a, b in _json(row["adjacency"])),
+        tables=_floor_part("tables", _json(row["tables"]), _tables),
+        adjacency=_floor_part("adjacency", _json(row["adjacency"]), _adjacency),
         allocations=tuple(
             Allocation(booking_id=bid, table_id=code, start=_ts(s), end=_ts(e),
                        party_size=p, booking_start=_ts(bs), assignment_strategy=strategy,
