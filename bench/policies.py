@@ -190,19 +190,18 @@ def refusal_cause(
     rule` (bookings moved before may move again), `zone rule` (and to any
     zone). `earlier choices`: none of these seats it on this floor, so what is
     lost is the path that led here; `undecided`: CP-SAT ran out of time."""
-    from yardsticks import bound_decides
+    from yardsticks import BOUND_EXACT, bound_decides
 
     snapshot = allocations_of(floor, held, by_id, moved)
     request, now = req.booking(), req.asked_at
-    lifted = {
-        "steps": {"max_exact_steps": 100_000, "repack_safety_stop_ms": None,
-                  "repack_shallow_share": 1.0},
-        "freeze": {"repack_freeze_minutes": 0},
-        "move cap": {"repack_max_moves": None},
-        "empty-seat rule": {"repack_snug": False},
+    lifted = {  # each rule's settings, lifted as the bound sets them
+        "steps": ("max_exact_steps", "repack_safety_stop_ms", "repack_shallow_share"),
+        "freeze": ("repack_freeze_minutes",),
+        "move cap": ("repack_max_moves",),
+        "empty-seat rule": ("repack_snug",),
     }
     for names in (*([n] for n in lifted), *combinations(lifted, 2)):
-        config = replace(FIRST, **{k: v for n in names for k, v in lifted[n].items()})
+        config = replace(FIRST, **{k: getattr(BOUND_EXACT, k) for n in names for k in lifted[n]})
         if search(snapshot, request, config, now=now).plans:
             if names == ["move cap"]:  # would a cap of 3 do?
                 three = replace(FIRST, repack_max_moves=3)
